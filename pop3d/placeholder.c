@@ -1,0 +1,2 @@
+/* placeholder: replaced by session.c */
+typedef int pop3d_placeholder_t;

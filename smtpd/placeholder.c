@@ -1,0 +1,2 @@
+/* placeholder: replaced by session.c */
+typedef int smtpd_placeholder_t;

@@ -1,0 +1,102 @@
+/*
+ * The database schema as forward migrations. Migration N (1-based) takes the
+ * schema from version N-1 to N; store_migrate() applies the missing ones in
+ * one transaction each and records the version in PRAGMA user_version.
+ * Never edit a released migration: append a new one.
+ */
+#include "store/schema.h"
+
+#include <stddef.h>
+
+static const char *const schema_migrations[] = {
+	/* 1: domains, users, aliases, single-instance bodies, mailboxes,
+	 *    outbound queue, send accounting. */
+	"CREATE TABLE domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE"	/* A-label, lower case */
+	");"
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  address TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  hash TEXT NOT NULL,"			/* argon2id crypto_pwhash_str */
+	"  quota INTEGER NOT NULL DEFAULT 0,"		/* bytes, 0 = unlimited */
+	"  used INTEGER NOT NULL DEFAULT 0,"		/* bytes in the mailbox */
+	"  enabled INTEGER NOT NULL DEFAULT 1,"
+	"  next_uid INTEGER NOT NULL DEFAULT 1,"	/* never decreases */
+	"  uid_epoch INTEGER NOT NULL DEFAULT 0"	/* creation time: UIDL prefix */
+	");"
+	"CREATE TABLE aliases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  source TEXT NOT NULL COLLATE NOCASE,"	/* addr or @domain catch-all */
+	"  dest TEXT NOT NULL COLLATE NOCASE,"
+	"  UNIQUE (source, dest)"
+	");"
+	"CREATE TABLE bodies ("
+	"  id INTEGER PRIMARY KEY,"
+	"  size INTEGER NOT NULL,"			/* bytes, CRLF line ends */
+	"  refs INTEGER NOT NULL,"			/* mailbox rows + queue rows */
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE TABLE body_chunks ("
+	"  body_id INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL,"			/* 0, 1, ... */
+	"  data BLOB NOT NULL,"				/* <= STORE_CHUNK_SIZE bytes */
+	"  PRIMARY KEY (body_id, seq)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE mailbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  uidl TEXT NOT NULL,"			/* unique per user, never reused */
+	"  body_id INTEGER NOT NULL REFERENCES bodies(id),"
+	"  size INTEGER NOT NULL,"
+	"  arrived INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (user_id, uidl)"
+	");"
+	"CREATE INDEX mailbox_user ON mailbox(user_id, id);"
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY,"
+	"  mail_from TEXT NOT NULL,"			/* '' = null sender <> */
+	"  body_id INTEGER NOT NULL REFERENCES bodies(id),"
+	"  auth_user TEXT,"				/* submitter, NULL for bounces */
+	"  created INTEGER NOT NULL,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  warned INTEGER NOT NULL DEFAULT 0,"		/* delay notice sent */
+	"  smtputf8 INTEGER NOT NULL DEFAULT 0,"	/* message needs SMTPUTF8 */
+	"  is_bounce INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX queue_next ON queue(next_attempt);"
+	"CREATE TABLE queue_rcpt ("
+	"  id INTEGER PRIMARY KEY,"
+	"  queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  status INTEGER NOT NULL DEFAULT 0,"		/* enum store_rcpt_status */
+	"  last_error TEXT,"
+	"  updated INTEGER"
+	");"
+	"CREATE INDEX queue_rcpt_queue ON queue_rcpt(queue_id);"
+	"CREATE TABLE send_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user TEXT NOT NULL COLLATE NOCASE,"
+	"  at INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL"			/* remote recipients */
+	");"
+	"CREATE INDEX send_log_user ON send_log(user, at);",
+};
+
+size_t
+schema_migration_count(void)
+{
+	return sizeof(schema_migrations) / sizeof(schema_migrations[0]);
+}
+
+const char *
+schema_migration(size_t version)
+{
+	if (version < 1 || version > schema_migration_count())
+		return NULL;
+	return schema_migrations[version - 1];
+}

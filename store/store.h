@@ -1,0 +1,183 @@
+/*
+ * The store: every SQL statement of carteiro lives under store/; nothing
+ * outside includes <sqlite3.h>. One struct store is one SQLite connection
+ * (WAL, synchronous=FULL, busy timeout, cached prepared statements); use one
+ * per thread. Returns follow STYLE.md: 0 ok, -1 error (*error_r or
+ * store_error()), 1 "not found"/"already exists" where documented.
+ * Addresses and domains are compared case-insensitively; callers pass
+ * domains as A-labels (IDN conversion happens before the store).
+ */
+#ifndef CARTEIRO_STORE_H
+#define CARTEIRO_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define STORE_CHUNK_SIZE (64 * 1024)
+
+struct store;
+
+/* Open (creating the file if needed). Does not migrate. NULL and *error_r
+ * (static string) on failure. */
+struct store *store_open(const char *path, const char **error_r);
+void store_close(struct store *st);
+/* Last error text of this connection (borrowed). */
+const char *store_error(struct store *st);
+/* 1 if the last failure was SQLITE_BUSY/LOCKED (temporary). */
+bool store_error_is_busy(struct store *st);
+
+/* Bring the schema to the newest version (idempotent). */
+int store_migrate(struct store *st);
+/* Current schema version (PRAGMA user_version), -1 on error. */
+int store_schema_version(struct store *st);
+/* 0 when the schema is current, -1 otherwise (daemons refuse to start). */
+int store_check_schema(struct store *st);
+
+/* Explicit transactions, for group commit: BEGIN IMMEDIATE ... COMMIT. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* ---- domains ---- */
+int store_domain_add(struct store *st, const char *domain);	/* 1: exists */
+int store_domain_del(struct store *st, const char *domain);	/* 1: missing; -1 if users remain (error says so) */
+/* 1 local, 0 not local, -1 error. */
+int store_domain_is_local(struct store *st, const char *domain);
+typedef void store_str_cb(const char *s, void *arg);
+int store_domain_list(struct store *st, store_str_cb *cb, void *arg);
+
+/* ---- users ---- */
+struct store_user {
+	int64_t id;
+	char *address;
+	char *hash;
+	uint64_t quota;		/* bytes, 0 = unlimited */
+	uint64_t used;		/* bytes currently in the mailbox */
+	bool enabled;
+};
+void store_user_clear(struct store_user *u);
+
+/* 1: exists; -1 with error "domain not local" if the domain isn't ours. */
+int store_user_add(struct store *st, const char *address, const char *hash);
+int store_user_set_hash(struct store *st, const char *address, const char *hash);	/* 1: missing */
+int store_user_set_quota(struct store *st, const char *address, uint64_t quota);	/* 1: missing */
+/* Deletes the user's mailbox too (bodies' refs dropped). 1: missing. */
+int store_user_del(struct store *st, const char *address);
+/* 1: missing. Fills *u (store_user_clear frees). */
+int store_user_get(struct store *st, const char *address, struct store_user *u);
+int store_user_list(struct store *st, store_str_cb *cb, void *arg);
+
+/* ---- aliases ---- */
+/* source "user@dom" or "@dom" (catch-all); dest a full address. 1: exists. */
+int store_alias_add(struct store *st, const char *source, const char *dest);
+/* dest NULL: every dest of source. 1: missing. */
+int store_alias_del(struct store *st, const char *source, const char *dest);
+typedef void store_alias_cb(const char *source, const char *dest, void *arg);
+/* source NULL: all aliases. */
+int store_alias_list(struct store *st, const char *source, store_alias_cb *cb,
+    void *arg);
+
+/*
+ * Resolve a recipient address for delivery: an explicit user or alias beats
+ * the catch-all; aliases expand recursively (depth limit 8, loops cut);
+ * "postmaster@<local domain>" and bare "postmaster" go to postmaster (the
+ * [server] postmaster address, may be NULL) unless an alias says otherwise.
+ * Results:
+ *   STORE_RCPT_LOCAL   *local_r has >= 1 local user addresses (deduplicated),
+ *                      *remote_r has remote addresses an alias points at
+ *   STORE_RCPT_NOUSER  domain is local but nobody has that address
+ *   STORE_RCPT_REMOTE  the domain is not local
+ * Caller frees with store_rcpt_free_list. -1 on error.
+ */
+enum store_rcpt_kind {
+	STORE_RCPT_LOCAL,
+	STORE_RCPT_NOUSER,
+	STORE_RCPT_REMOTE,
+};
+int store_resolve(struct store *st, const char *address, const char *postmaster,
+    enum store_rcpt_kind *kind_r, char ***local_r, size_t *nlocal_r,
+    char ***remote_r, size_t *nremote_r);
+void store_rcpt_free_list(char **list, size_t n);
+
+/* ---- delivery ---- */
+/*
+ * One accepted message: prefix (per-message header lines carteiro adds,
+ * e.g. Return-Path + Received, CRLF ends) followed by the spooled data
+ * read from fd at offset 0 for data_size bytes (pread; the fd's offset is
+ * not used). The body is stored once, in STORE_CHUNK_SIZE chunks, never
+ * whole in memory; one mailbox row per local user (its own UIDL, size =
+ * prefix_len + data_size) and, if nremote > 0, one queue row with a
+ * queue_rcpt per remote address, next_attempt = now. The body's refs equal
+ * nlocal + (nremote ? 1 : 0).
+ * Does not BEGIN/COMMIT: the caller wraps one or more deliveries in
+ * store_begin/store_commit (group commit). -1 on error: the caller must
+ * roll back the whole transaction.
+ */
+struct store_delivery {
+	const char *prefix;
+	size_t prefix_len;
+	int fd;
+	uint64_t data_size;
+	const char *mail_from;		/* "" for <> */
+	const char *const *local;	/* local user addresses */
+	size_t nlocal;
+	const char *const *remote;	/* remote recipient addresses */
+	size_t nremote;
+	const char *auth_user;		/* submitter or NULL */
+	bool smtputf8;
+	bool is_bounce;
+};
+int store_deliver(struct store *st, const struct store_delivery *d,
+    int64_t *body_id_r, int64_t *queue_id_r);
+
+/* Same, but the body comes from memory (bounces, tests). */
+int store_deliver_mem(struct store *st, const struct store_delivery *d,
+    const void *data, size_t len, int64_t *body_id_r, int64_t *queue_id_r);
+
+/* ---- mailboxes (POP3) ---- */
+struct store_msg {
+	int64_t id;		/* mailbox row id */
+	int64_t body_id;
+	uint64_t size;		/* bytes as RETR sends them (CRLF), unstuffed */
+	int64_t arrived;	/* unix time */
+	char uidl[64];		/* printable, no spaces */
+};
+/* Snapshot of a user's mailbox in arrival order. Caller frees *msgs_r.
+ * 1: no such user. */
+int store_mailbox_list(struct store *st, const char *address,
+    struct store_msg **msgs_r, size_t *n_r);
+/*
+ * Remove the given mailbox rows of that user in one short transaction (rows
+ * another session already removed are skipped). Bodies whose refs drop to
+ * 0 are freed later by store_gc, so the write lock is held only briefly.
+ * *deleted_r: rows actually removed.
+ */
+int store_mailbox_delete(struct store *st, const char *address,
+    const int64_t *ids, size_t n, size_t *deleted_r);
+/* Free up to max_bodies unreferenced bodies (their chunks). *freed_r may be
+ * NULL. Run it often with a small max to keep each write short. */
+int store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r);
+
+/* Reading a body in chunks (each read is a short statement, no long
+ * transaction is held). */
+struct store_body;
+/* NULL if missing (then store_error says so) or on error. */
+struct store_body *store_body_open(struct store *st, int64_t body_id,
+    uint64_t *size_r);
+/* Copy up to len bytes from offset into buf; returns bytes (0 at end) or -1. */
+ssize_t store_body_read(struct store_body *b, uint64_t offset, void *buf,
+    size_t len);
+void store_body_close(struct store_body *b);
+
+/* ---- sending accounting (daily_send_limit) ---- */
+/* Remote recipients user sent since `since` (unix time). -1 on error. */
+int64_t store_sent_count(struct store *st, const char *user, int64_t since);
+/* Oldest entry time still inside the window (when capacity frees up),
+ * 0 if none. */
+int64_t store_sent_oldest(struct store *st, const char *user, int64_t since);
+int store_sent_add(struct store *st, const char *user, int64_t at,
+    unsigned count);
+
+#endif

@@ -1,0 +1,7 @@
+/* Placeholder until the daemon lands. */
+int main(void);
+int
+main(void)
+{
+	return 0;
+}
