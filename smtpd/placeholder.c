@@ -1,2 +1,0 @@
-/* placeholder: replaced by session.c */
-typedef int smtpd_placeholder_t;

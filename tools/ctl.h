@@ -1,0 +1,26 @@
+/*
+ * carteiroctl internals shared by its command-group files. carteiroctl.c
+ * owns main(), argument dispatch and the init/domain/user/alias/mailbox
+ * groups; ctl_queue.c, ctl_dkim.c and ctl_check.c own theirs.
+ */
+#ifndef CARTEIRO_CTL_H
+#define CARTEIRO_CTL_H
+
+struct cfg;
+struct store;
+
+struct ctl {
+	const struct cfg *cfg;
+	struct store *st;	/* open, schema checked */
+};
+
+/* Print "carteiroctl: <message>" on stderr (one line). */
+void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Each returns the process exit status (0 ok, 1 user error). argv[0] is
+ * the group name ("queue"), argv[1] the sub-command. */
+int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
+
+#endif
