@@ -1,0 +1,67 @@
+/*
+ * Durable hand-off of finished transactions to the store, with group
+ * commit: a writer thread with its own store connection takes every job
+ * waiting when it wakes up, delivers them all inside one transaction
+ * (store_begin / store_deliver ... / store_commit) and reports each job's
+ * result back on the event loop. The 250 after DATA/BDAT is sent from that
+ * callback, so it always means "fsync'd". SQLite lock waits happen on the
+ * writer thread, never on the loop.
+ *
+ * Also the spool: a message body is streamed to an unlinked temporary file
+ * (O_TMPFILE next to the database) while it is received.
+ */
+#ifndef CARTEIRO_DELIVERY_H
+#define CARTEIRO_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct cfg;
+struct delivery;
+
+enum delivery_result {
+	DELIVERY_OK,		/* committed: send 250 */
+	DELIVERY_TEMPFAIL,	/* store error: 451 4.3.0, nothing kept */
+	DELIVERY_QUOTA,		/* a local recipient would pass its quota: 552 5.2.2 */
+};
+
+/*
+ * One finished transaction. delivery_submit copies every string and list
+ * and takes ownership of spool_fd (closed when the job is done).
+ */
+struct delivery_job {
+	int spool_fd;			/* data, from offset 0 */
+	uint64_t data_size;
+	const char *prefix;		/* Return-Path + Received lines, CRLF */
+	size_t prefix_len;
+	const char *mail_from;		/* "" for <> */
+	const char *const *local;	/* resolved local mailboxes */
+	size_t nlocal;
+	const char *const *remote;	/* remote recipients (queued) */
+	size_t nremote;
+	const char *auth_user;		/* NULL unless authenticated */
+	bool smtputf8;
+	const char *msgid;		/* carteiro's id, for logs */
+};
+
+/* done runs on the loop thread. queue_id is the outbound queue row or 0. */
+typedef void delivery_done_cb(uint64_t token, enum delivery_result res,
+    int64_t queue_id, void *arg);
+
+/* Opens its own store connection from cfg->store.path. NULL + log on error. */
+struct delivery *delivery_new(struct event_base *base, const struct cfg *cfg);
+/* Waits for queued jobs to finish (SIGTERM: accepted mail is committed). */
+void delivery_free(struct delivery *d);
+/* Returns a token (never 0). cb runs later unless delivery_cancel(token)
+ * came first (the job itself still completes: mail is never half-kept). */
+uint64_t delivery_submit(struct delivery *d, const struct delivery_job *job,
+    delivery_done_cb *cb, void *arg);
+void delivery_cancel(struct delivery *d, uint64_t token);
+
+/* A new spool file for one message (O_TMPFILE in dir, or an unlinked
+ * mkstemp file). -1 + errno on failure. */
+int delivery_spool_open(const char *dir);
+
+#endif

@@ -1,0 +1,328 @@
+"""Shared harness for carteiro integration tests.
+
+Every test file is one scenario, run as `/usr/bin/python3 test_x.py` by
+meson (env CARTEIRO_BUILD = build dir, CARTEIRO_SRC = source root). It uses
+unittest; a failing assertion fails the meson test.
+
+    env = Env()                     # temp dir, CA + server cert, config, db
+    env.start_smtpd(); env.start_pop3d()
+    ...
+    env.stop()                      # SIGTERM, exit 0, no sanitizer report
+
+Env() creates domain example.test and users alice@/bob@example.test with
+password "secret" (argon2id via carteiroctl). Config overrides:
+Env(conf={"smtpd": {"max_recipients": "3"}}).
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("CARTEIRO_BUILD") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+SRC = os.environ.get("CARTEIRO_SRC") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")
+SMTPD = os.path.join(BUILD, "smtpd", "carteiro-smtpd")
+POP3D = os.path.join(BUILD, "pop3d", "carteiro-pop3d")
+CTL = os.path.join(BUILD, "tools", "carteiroctl")
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "WARNING: ThreadSanitizer")
+
+USERS = ("alice@example.test", "bob@example.test")
+PASSWORD = "secret"
+
+
+def free_port(host="127.0.0.1"):
+    """An ephemeral TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def make_certs(d, hostname="mail.example.test"):
+    """A throwaway CA and a server cert signed by it, with certtool.
+    Returns (ca_pem, cert_pem, key_pem)."""
+    ca_key, ca_crt = os.path.join(d, "ca.key.pem"), os.path.join(d, "ca.pem")
+    key, crt = os.path.join(d, "server.key.pem"), os.path.join(d, "server.pem")
+    ca_tmpl = os.path.join(d, "ca.tmpl")
+    srv_tmpl = os.path.join(d, "server.tmpl")
+    with open(ca_tmpl, "w") as f:
+        f.write('cn = "carteiro test CA"\nca\ncert_signing_key\n'
+                'expiration_days = 30\n')
+    with open(srv_tmpl, "w") as f:
+        f.write('cn = "%s"\ndns_name = "%s"\ndns_name = "localhost"\n'
+                'ip_address = "127.0.0.1"\ntls_www_server\nencryption_key\n'
+                'signing_key\nexpiration_days = 30\n' % (hostname, hostname))
+    q = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa",
+                    "--outfile", ca_key], **q)
+    subprocess.run(["certtool", "--generate-self-signed", "--load-privkey",
+                    ca_key, "--template", ca_tmpl, "--outfile", ca_crt], **q)
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa",
+                    "--outfile", key], **q)
+    subprocess.run(["certtool", "--generate-certificate", "--load-privkey",
+                    key, "--load-ca-certificate", ca_crt, "--load-ca-privkey",
+                    ca_key, "--template", srv_tmpl, "--outfile", crt], **q)
+    os.chmod(key, 0o600)
+    os.chmod(ca_key, 0o600)
+    return ca_crt, crt, key
+
+
+class Daemon:
+    def __init__(self, name, argv, log_path, ports):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.ports = ports
+        self.proc = None
+
+    def start(self, timeout=20):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.logf,
+                                     stderr=self.logf)
+        deadline = time.time() + timeout
+        for port in self.ports:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("%s exited with %d at start:\n%s" % (
+                        self.name, self.proc.returncode, self.log()))
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.5).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError("%s did not listen on %d:\n%s" % (
+                            self.name, port, self.log()))
+                    time.sleep(0.05)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop; returns the exit status (negative = killed by signal)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("%s did not exit within %ds after %s" % (
+                self.name, timeout, sig))
+        self.logf.close()
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+
+
+class Env:
+    """A temp dir with certs, a config, an initialised store and users."""
+
+    def __init__(self, conf=None, users=USERS, domains=("example.test",),
+                 hostname="mail.example.test"):
+        self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
+        self.hostname = hostname
+        self.ca, self.cert, self.key = make_certs(self.dir, hostname)
+        self.db = os.path.join(self.dir, "mail.db")
+        self.ports = {
+            "mx": free_port(), "submission": free_port(),
+            "submissions": free_port(), "pop3": free_port(),
+            "pop3s": free_port(),
+        }
+        self.sections = {
+            "server": {"hostname": hostname,
+                       "postmaster": users[0] if users else "",
+                       "log_level": "debug"},
+            "store": {"path": self.db},
+            "tls": {"cert": self.cert, "key": self.key},
+            "smtpd": {
+                "mx_listen": "127.0.0.1:%d" % self.ports["mx"],
+                "submission_listen": "127.0.0.1:%d" % self.ports["submission"],
+                "submissions_listen": "127.0.0.1:%d" % self.ports["submissions"],
+            },
+            "relay": {},
+            "pop3d": {
+                "listen": "127.0.0.1:%d" % self.ports["pop3"],
+                "tls_listen": "127.0.0.1:%d" % self.ports["pop3s"],
+            },
+        }
+        for sec, kv in (conf or {}).items():
+            self.sections.setdefault(sec, {}).update(kv)
+        self.conf = os.path.join(self.dir, "carteiro.conf")
+        self.write_conf()
+        self.daemons = []
+        self.smtpd = None
+        self.pop3d = None
+        self.ctl_ok("init")
+        for d in domains:
+            self.ctl_ok("domain", "add", d)
+        for u in users:
+            self.ctl_ok("user", "add", u, input=PASSWORD + "\n")
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            for sec, kv in self.sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+
+    # -- carteiroctl --
+    def ctl(self, *args, input=None):
+        return subprocess.run([CTL, "-c", self.conf] + list(args),
+                              input=input, capture_output=True, text=True,
+                              timeout=120)
+
+    def ctl_ok(self, *args, input=None):
+        r = self.ctl(*args, input=input)
+        if r.returncode != 0:
+            raise RuntimeError("carteiroctl %s failed (%d): %s%s" % (
+                " ".join(args), r.returncode, r.stdout, r.stderr))
+        return r.stdout
+
+    # -- daemons --
+    def start_smtpd(self, extra_args=()):
+        ports = [self.ports[k] for k in ("mx", "submission", "submissions")
+                 if self.sections["smtpd"].get(k + "_listen")]
+        self.smtpd = Daemon("carteiro-smtpd",
+                            [SMTPD, "-f", "-c", self.conf] + list(extra_args),
+                            os.path.join(self.dir, "smtpd.log"), ports)
+        self.smtpd.start()
+        self.daemons.append(self.smtpd)
+        return self.smtpd
+
+    def start_pop3d(self, extra_args=()):
+        ports = [self.ports["pop3"]] if self.sections["pop3d"].get("listen") else []
+        if self.sections["pop3d"].get("tls_listen"):
+            ports.append(self.ports["pop3s"])
+        self.pop3d = Daemon("carteiro-pop3d",
+                            [POP3D, "-f", "-c", self.conf] + list(extra_args),
+                            os.path.join(self.dir, "pop3d.log"), ports)
+        self.pop3d.start()
+        self.daemons.append(self.pop3d)
+        return self.pop3d
+
+    def logs(self):
+        return "\n".join("== %s (%s)\n%s" % (d.name, d.log_path, d.log())
+                         for d in self.daemons)
+
+    def stop(self, check=True):
+        """SIGTERM every daemon; with check, each must exit 0 and no
+        sanitizer report may appear in any log."""
+        problems = []
+        for d in self.daemons:
+            if d.proc is None:
+                continue
+            try:
+                rc = d.stop()
+            except RuntimeError as e:
+                problems.append(str(e))
+                continue
+            if check and rc != 0 and rc != -9:
+                problems.append("%s exited with %s" % (d.name, rc))
+        for d in self.daemons:
+            text = d.log()
+            for m in SANITIZER_MARKERS:
+                if m in text:
+                    problems.append("%s: sanitizer report in %s" % (
+                        d.name, d.log_path))
+        if problems and check:
+            sys.stderr.write(self.logs()[-20000:] + "\n")
+            raise AssertionError("; ".join(problems))
+        self.cleanup()
+
+    def cleanup(self):
+        if os.environ.get("CARTEIRO_KEEP_TMP"):
+            sys.stderr.write("kept %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- store inspection (read-only, from the test) --
+    def query(self, sql, args=()):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def mailbox_bodies(self, address):
+        """Every message of a mailbox as bytes, in arrival order."""
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            rows = con.execute(
+                "SELECT m.body_id FROM mailbox m JOIN users u ON u.id = m.user_id"
+                " WHERE u.address = ? ORDER BY m.id", (address,)).fetchall()
+            out = []
+            for (bid,) in rows:
+                chunks = con.execute(
+                    "SELECT data FROM body_chunks WHERE body_id = ? ORDER BY seq",
+                    (bid,)).fetchall()
+                out.append(b"".join(c[0] for c in chunks))
+            return out
+        finally:
+            con.close()
+
+    # -- TLS for clients --
+    def client_ssl_context(self):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        return ctx
+
+    def log_lines(self, daemon, event):
+        """Log lines of a daemon that contain event=<event>."""
+        return [l for l in daemon.log().splitlines()
+                if ("event=%s " % event) in l + " "]
+
+
+def strip_added_headers(msg):
+    """The message with the Return-Path: and Received: lines carteiro
+    prepends at delivery removed (leading header block only)."""
+    lines = msg.split(b"\r\n")
+    i = 0
+    while i < len(lines):
+        l = lines[i]
+        if l.startswith(b"Return-Path:") or l.startswith(b"Received:"):
+            i += 1
+            while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+                i += 1
+            continue
+        break
+    return b"\r\n".join(lines[i:])
+
+
+def recv_until(sock, pattern, timeout=10):
+    """Read from a socket until the regex pattern (bytes) matches the data
+    received so far; returns all of it. Raises on timeout/EOF."""
+    sock.settimeout(timeout)
+    data = b""
+    rx = re.compile(pattern)
+    deadline = time.time() + timeout
+    while not rx.search(data):
+        if time.time() > deadline:
+            raise AssertionError("timeout waiting for %r, got %r" % (pattern, data))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("EOF waiting for %r, got %r" % (pattern, data))
+        data += chunk
+    return data
+
+
+def main():
+    unittest.main(verbosity=2)
