@@ -27,6 +27,12 @@ struct cfg_strlist {
 	char **v;
 };
 
+/*
+ * Every char * below is owned by the struct (cfg_free). Optional strings are
+ * NULL when unset or empty, never "". Relative paths in the file are resolved
+ * against the directory of the config file, so the daemons and carteiroctl
+ * agree whatever their working directory.
+ */
 struct cfg {
 	char *file;			/* path the config was loaded from */
 
@@ -54,8 +60,11 @@ struct cfg {
 		unsigned max_recipients;
 		unsigned max_clients;
 		unsigned max_clients_per_ip;
-		unsigned daily_send_limit;
-		struct cfg_strlist dnsbl;
+		unsigned daily_send_limit;	/* remote rcpts/user/24 h, 0 = no limit */
+		struct cfg_strlist dnsbl;	/* DNSBL zones, empty = off */
+		/* CIDRs ("10.0.0.0/8", "::1") whose connections skip the
+		 * inbound checks (DNSBL, SPF, ...); see cfg_cidrlist_match. */
+		struct cfg_strlist inbound_checks_exempt;
 	} smtpd;
 
 	struct {
@@ -75,6 +84,8 @@ struct cfg {
 		struct cfg_hostports tls_listen;
 		bool allow_plaintext_auth;
 		bool lock_session;
+		unsigned max_clients;
+		unsigned max_clients_per_ip;
 	} pop3d;
 };
 
@@ -86,12 +97,42 @@ struct cfg {
 int cfg_load(const char *path, struct cfg **cfg_r, char **errors_r);
 void cfg_free(struct cfg *cfg);
 
-/* Typed value parsers, exposed for tests and for carteiroctl. 0 / -1. */
+/* Typed value parsers, exposed for tests and for carteiroctl. 0 / -1.
+ * Input is one trimmed value; nothing else may follow. */
 int cfg_parse_duration(const char *s, unsigned *seconds_r);	/* 30, 5m, 1h, 5d */
 int cfg_parse_size(const char *s, uint64_t *bytes_r);		/* 1000, 10k, 25M, 1G */
 int cfg_parse_bool(const char *s, bool *b_r);			/* yes/no/true/false/on/off/1/0 */
 /* "a:25, [::1]:25" -> list; empty string -> empty list. */
 int cfg_parse_hostports(const char *s, struct cfg_hostports *r);
 void cfg_hostports_clear(struct cfg_hostports *r);
+/* As cfg_parse_hostports; on failure *r is empty and *error_r a static
+ * message ("IPv6 address needs brackets: [::1]:25"). *r is overwritten,
+ * clear an old list first. */
+int cfg_parse_hostports_err(const char *s, struct cfg_hostports *r,
+    const char **error_r);
+/* "a, b,c" -> {"a","b","c"}; empty string -> empty list. Empty entries and
+ * entries with inner whitespace are errors. Same ownership as hostports. */
+int cfg_parse_strlist(const char *s, struct cfg_strlist *r,
+    const char **error_r);
+void cfg_strlist_clear(struct cfg_strlist *r);
+
+struct sockaddr;
+/* "10.0.0.0/8", "fd00::/8", or a bare address (/32, /128). 0 / -1. */
+int cfg_parse_cidr(const char *s, const char **error_r);
+/* true if sa (AF_INET or AF_INET6; v4-mapped IPv6 counts as IPv4) lies in
+ * one of the CIDRs of l (entries as accepted by cfg_parse_cidr). */
+bool cfg_cidrlist_match(const struct cfg_strlist *l,
+    const struct sockaddr *sa);
+
+/* The key table, read-only, for tests and documentation: the i-th key's
+ * section, name, default as written in a file ("" = empty) and help line.
+ * Returns -1 past the end. */
+struct cfg_key_doc {
+	const char *section;
+	const char *key;
+	const char *def;
+	const char *help;
+};
+int cfg_key_doc(size_t i, struct cfg_key_doc *r);
 
 #endif
