@@ -10,6 +10,7 @@
 #define CARTEIRO_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -21,14 +22,26 @@ enum auth_result {
 	AUTH_TEMPFAIL,	/* store error, pool full */
 };
 
+/*
+ * Optional: initialise libsodium and compute the dummy hash now (~64 MB,
+ * tens of ms) instead of on the first check. Safe from any thread, any
+ * number of times. Aborts (log_fatal) if libsodium cannot start.
+ */
+void auth_init(void);
+
+/* Wipe a NUL-terminated secret and free it. NULL is fine. */
+void auth_wipe_free(char *s);
+
 /* argon2id (crypto_pwhash_str, interactive limits). Caller frees *hash_r.
  * 0 / -1. */
 int auth_hash_password(const char *password, char **hash_r);
 
 /*
- * Check address/password against the store. Takes the same time whether or
- * not the user exists (verifies against a dummy hash). Rehashes and stores
- * the new hash when the parameters changed. *canonical_r (may be NULL)
+ * Check address/password against the store. The address is normalised
+ * first (addr_normalize: case-insensitive, IDN domains as A-labels); a
+ * malformed one is an unknown user. Takes the same time whether or not the
+ * user exists or is disabled (verifies against a dummy hash). Rehashes and
+ * stores the new hash when the parameters changed. *canonical_r (may be NULL)
  * receives the stored address (caller frees) on AUTH_OK.
  */
 enum auth_result auth_check(struct store *st, const char *address,
@@ -41,10 +54,20 @@ struct auth_pool;
 typedef void auth_done_cb(uint64_t token, enum auth_result res,
     const char *canonical, void *arg);
 
-/* nthreads workers, each with its own store connection to store_path;
- * at most max_pending queued requests. */
+/*
+ * nthreads workers, each with its own store connection to store_path
+ * (opened here, before any privilege drop is fine). Memory: one argon2id
+ * check needs 64 MB, so peak memory is nthreads * 64 MB (2 threads =
+ * 128 MB). max_pending bounds the requests submitted and not yet checked
+ * (waiting or being checked); beyond it submit returns 0. Results are
+ * delivered through a pipe watched by an event on base, so no
+ * evthread_use_pthreads() is needed. Create it after any fork() (daemon
+ * mode): threads do not survive a fork. NULL (logged) on failure.
+ */
 struct auth_pool *auth_pool_new(struct event_base *base, const char *store_path,
     unsigned nthreads, unsigned max_pending);
+/* Joins the workers (a check in progress finishes first); pending
+ * callbacks never run. Not from inside an auth_done_cb. NULL is fine. */
 void auth_pool_free(struct auth_pool *pool);
 /*
  * Queue a check. The password is copied and wiped after use. Returns a
@@ -57,17 +80,33 @@ uint64_t auth_pool_submit(struct auth_pool *pool, const char *address,
  * that submitted it is freed). */
 void auth_pool_cancel(struct auth_pool *pool, uint64_t token);
 
-/* Failed-login penalty per client address: delay in ms before answering the
- * next failure (0, then growing, capped at 15 s); table bounded in size. */
+/*
+ * Failed-login penalty per client address: delay in ms before answering the
+ * next failure (0, then growing, capped at 15 s); table bounded in size.
+ * On a failed login: d = auth_penalty_delay_ms(ip); auth_penalty_fail(ip);
+ * send the failure reply after d ms. So the first failure is answered at
+ * once, then after 1 s, 2 s, 4 s, 8 s, 15 s, 15 s ... A success clears the
+ * entry; entries expire 15 min after their last failure; at most 4096
+ * entries (the one with the oldest failure is dropped). IPv4 addresses
+ * count per address, IPv6 per /64. Loop thread only (not thread-safe).
+ */
 unsigned auth_penalty_delay_ms(const char *ip);
 void auth_penalty_fail(const char *ip);
 void auth_penalty_success(const char *ip);
+/* For tests: forget every entry; replace the millisecond clock
+ * (NULL = util_now_ms). */
+void auth_penalty_reset(void);
+void auth_penalty_set_clock(uint64_t (*now_ms)(void));
 
 /* Decode SASL PLAIN ("authzid\0authcid\0passwd", already base64-decoded is
  * NOT assumed: input is the base64 text). 0 / -1. Caller frees both and
- * must wipe *password_r. */
+ * must wipe *password_r. The authzid must be empty or equal (ignoring
+ * case) to the authcid; authcid and password must be non-empty. */
 int auth_sasl_plain_decode(const char *b64, char **user_r, char **password_r);
-/* Base64 (libsodium, original variant). Caller frees. NULL on bad input. */
+/* Base64 (libsodium, original variant, padding required, no whitespace).
+ * decode: the result is NUL-terminated (handy for text) and *len_r (may be
+ * NULL) excludes the NUL; "" decodes to "". Caller frees (wipe if secret).
+ * NULL on bad input. */
 char *auth_base64_decode(const char *b64, size_t *len_r);
 char *auth_base64_encode(const void *data, size_t len);
 
