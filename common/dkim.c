@@ -1004,3 +1004,60 @@ out:
 	free(data);
 	return res;
 }
+
+/* ---- header access ---- */
+
+static struct dkim_field *
+dkim_msg_field(struct dkim_msg *m, const char *name, size_t idx,
+    size_t *count_r)
+{
+	size_t nl = strlen(name), count = 0;
+	struct dkim_field *found = NULL;
+
+	dkim_finish(m);
+	for (size_t i = 0; i < m->nfields; i++) {
+		struct dkim_field *f = &m->fields[i];
+		if (f->namelen != nl ||
+		    strncasecmp(m->hdr + f->off, name, nl) != 0)
+			continue;
+		if (count == idx)
+			found = f;
+		count++;
+	}
+	if (count_r != NULL)
+		*count_r = count;
+	return found;
+}
+
+size_t
+dkim_msg_header_count(struct dkim_msg *m, const char *name)
+{
+	size_t n;
+
+	(void)dkim_msg_field(m, name, 0, &n);
+	return n;
+}
+
+char *
+dkim_msg_header_value(struct dkim_msg *m, const char *name, size_t idx)
+{
+	struct dkim_field *f = dkim_msg_field(m, name, idx, NULL);
+	const char *p, *end;
+	char *out;
+	size_t o = 0;
+
+	if (f == NULL)
+		return NULL;
+	p = (const char *)memchr(m->hdr + f->off, ':', f->len) + 1;
+	end = m->hdr + f->off + f->len;
+	out = xmalloc((size_t)(end - p) + 1);
+	for (; p < end; p++)
+		if (*p != '\r' && *p != '\n')
+			out[o++] = *p;
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+		o--;
+	out[o] = '\0';
+	size_t lead = strspn(out, " \t");
+	memmove(out, out + lead, o - lead + 1);
+	return out;
+}

@@ -65,6 +65,14 @@ size_t dkim_msg_signature_count(struct dkim_msg *m);
 int dkim_msg_signature_ids(struct dkim_msg *m, size_t i, const char **d_r,
     const char **s_r);
 
+/*
+ * Header access after the whole message was fed: the number of fields
+ * called name, and the unfolded value of the idx-th (0 = topmost) with
+ * surrounding whitespace trimmed (caller frees; NULL if absent).
+ */
+size_t dkim_msg_header_count(struct dkim_msg *m, const char *name);
+char *dkim_msg_header_value(struct dkim_msg *m, const char *name, size_t idx);
+
 enum dkim_result {
 	DKIM_PASS,
 	DKIM_FAIL,	/* signature or body hash wrong */
