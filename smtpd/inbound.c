@@ -1,0 +1,430 @@
+/*
+ * Inbound checks (inbound.h): the job a worker thread runs for one
+ * message — read the spool once through the DKIM canonicaliser, SPF,
+ * each DKIM signature's key lookup and verification, DMARC — and the
+ * Authentication-Results header built from it. Owns the worker pool
+ * (common/workq) and one blocking resolver per worker.
+ */
+#include "smtpd/inbound.h"
+#include "common/config.h"
+#include "common/dkim.h"
+#include "common/dmarc.h"
+#include "common/dnsq.h"
+#include "common/log.h"
+#include "common/spf.h"
+#include "common/util.h"
+#include "common/workq.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define INBOUND_THREADS		4	/* DNS-bound, not CPU-bound */
+#define INBOUND_MAX_PENDING	1024
+#define INBOUND_MAX_SIGS	8	/* DKIM signatures checked per message */
+
+struct inbound {
+	const struct cfg *cfg;
+	char *spooldir;		/* the store's directory: not tmpfs */
+	struct workq *wq;
+};
+
+struct inbound_job {
+	struct inbound *in;
+	char *ip, *helo, *mail_from;
+	int fd;			/* dup of the caller's spool */
+	uint64_t size;
+	inbound_done_cb *cb;
+	void *arg;
+	uint64_t token;
+	struct inbound_result res;
+};
+
+static void *
+inbound_thread_init(void *arg)
+{
+	const struct cfg *cfg = arg;
+
+	return dnsq_new(cfg->relay.resolver, 2000, 2);
+}
+
+static void
+inbound_thread_fini(void *ctx)
+{
+	dnsq_free(ctx);
+}
+
+struct inbound *
+inbound_new(struct event_base *base, const struct cfg *cfg)
+{
+	struct inbound *in = xcalloc(1, sizeof(*in));
+
+	in->cfg = cfg;
+	char *copy = xstrdup(cfg->store.path);
+	in->spooldir = xstrdup(dirname(copy));
+	free(copy);
+	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING,
+	    inbound_thread_init, inbound_thread_fini, (void *)(uintptr_t)cfg);
+	return in;
+}
+
+void
+inbound_free(struct inbound *in)
+{
+	if (in == NULL)
+		return;
+	workq_free(in->wq);
+	free(in->spooldir);
+	free(in);
+}
+
+bool
+inbound_is_exempt(const struct inbound *in, const char *ip)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	if (in->cfg->smtpd.inbound_checks_exempt.n == 0)
+		return false;
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	else
+		return false;
+	return cfg_cidrlist_match(&in->cfg->smtpd.inbound_checks_exempt,
+	    (struct sockaddr *)&ss);
+}
+
+/* Is this header field an Authentication-Results claiming our id? */
+static bool
+inbound_is_forged_ar(const char *field, size_t len, const char *hostname)
+{
+	static const char name[] = "authentication-results:";
+	size_t nl = sizeof(name) - 1, hl = strlen(hostname);
+	size_t i = nl;
+
+	if (len < nl || strncasecmp(field, name, nl) != 0)
+		return false;
+	while (i < len && isspace((unsigned char)field[i]))
+		i++;
+	return len - i >= hl && strncasecmp(field + i, hostname, hl) == 0 &&
+	    (len - i == hl || field[i + hl] == ';' ||
+	    isspace((unsigned char)field[i + hl]));
+}
+
+/*
+ * Remove our-id Authentication-Results fields from the header block.
+ * Returns a new spool fd (and *size_r), or -1 when none was found or on
+ * error (then the original is used).
+ */
+static int
+inbound_strip_forged(int fd, uint64_t size, const char *hostname,
+    const char *spooldir, uint64_t *size_r)
+{
+	size_t cap = 256 * 1024, len;
+	char *hdr = xmalloc(cap + 1);
+	ssize_t n = pread(fd, hdr, cap, 0);
+	int out = -1;
+	bool found = false;
+
+	if (n <= 0) {
+		free(hdr);
+		return -1;
+	}
+	len = (size_t)n;
+	hdr[len] = '\0';
+	/* End of the header block. */
+	char *end = strstr(hdr, "\r\n\r\n");
+	size_t hlen = end ? (size_t)(end - hdr) + 2 : len;
+	for (size_t i = 0; i < hlen;) {
+		size_t j = i;
+		do {
+			char *lf = memchr(hdr + j, '\n', hlen - j);
+			j = lf ? (size_t)(lf - hdr) + 1 : hlen;
+		} while (j < hlen && (hdr[j] == ' ' || hdr[j] == '\t'));
+		if (inbound_is_forged_ar(hdr + i, j - i, hostname))
+			found = true;
+		i = j;
+	}
+	if (!found) {
+		free(hdr);
+		return -1;
+	}
+
+	out = open(spooldir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (out < 0) {
+		free(hdr);
+		return -1;
+	}
+	uint64_t written = 0;
+	for (size_t i = 0; i < hlen;) {
+		size_t j = i;
+		do {
+			char *lf = memchr(hdr + j, '\n', hlen - j);
+			j = lf ? (size_t)(lf - hdr) + 1 : hlen;
+		} while (j < hlen && (hdr[j] == ' ' || hdr[j] == '\t'));
+		if (!inbound_is_forged_ar(hdr + i, j - i, hostname)) {
+			if (write(out, hdr + i, j - i) != (ssize_t)(j - i))
+				goto fail;
+			written += j - i;
+		}
+		i = j;
+	}
+	/* The rest of the message, copied in chunks. */
+	uint64_t off = hlen;
+	while (off < size) {
+		ssize_t r = pread(fd, hdr, cap, (off_t)off);
+		if (r <= 0 || write(out, hdr, (size_t)r) != r)
+			goto fail;
+		off += (uint64_t)r;
+		written += (uint64_t)r;
+	}
+	free(hdr);
+	*size_r = written;
+	return out;
+fail:
+	free(hdr);
+	close(out);
+	return -1;
+}
+
+static void
+inbound_append(char **s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+inbound_append(char **s, const char *fmt, ...)
+{
+	va_list ap;
+	char *add, *joined;
+
+	va_start(ap, fmt);
+	if (vasprintf(&add, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	joined = xasprintf("%s%s", *s ? *s : "", add);
+	free(add);
+	free(*s);
+	*s = joined;
+}
+
+/* Values in Authentication-Results are tokens; anything odd is quoted
+ * away by dropping it (domains and selectors are LDH already). */
+static const char *
+inbound_token(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 1 < size; s++)
+		if (isalnum((unsigned char)*s) || strchr(".-_@+", *s))
+			buf[o++] = *s;
+	buf[o] = '\0';
+	return o ? buf : "unknown";
+}
+
+static void
+inbound_work(void *arg, void *ctx)
+{
+	struct inbound_job *j = arg;
+	struct dnsq *dq = ctx;
+	const char *hostname = j->in->cfg->server.hostname;
+	struct dkim_msg *m = dkim_msg_new();
+	char buf[64 * 1024], tok[256], tok2[256];
+	uint64_t off = 0;
+	char *ar = NULL;
+
+	j->res.spool_fd = inbound_strip_forged(j->fd, j->size, hostname,
+	    j->in->spooldir, &j->res.data_size);
+	int readfd = j->res.spool_fd >= 0 ? j->res.spool_fd : j->fd;
+	uint64_t size = j->res.spool_fd >= 0 ? j->res.data_size : j->size;
+
+	while (off < size) {
+		ssize_t n = pread(readfd, buf, sizeof(buf), (off_t)off);
+		if (n <= 0)
+			break;
+		dkim_msg_update(m, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+
+	/* SPF */
+	struct spf_request sreq = {
+		.ip = j->ip, .sender = j->mail_from, .helo = j->helo,
+		.receiver = hostname, .lookup = dq ? dnsq_lookup : NULL,
+		.ctx = dq,
+	};
+	char *spf_domain = NULL;
+	const char *why = NULL;
+	enum spf_result spf = dq ? spf_check(&sreq, &spf_domain, &why) :
+	    SPF_TEMPERROR;
+	if (spf_domain == NULL)
+		spf_domain = xstrdup(j->helo);
+	inbound_append(&ar, "Authentication-Results: %s;\r\n\tspf=%s %s=%s",
+	    hostname, spf_result_str(spf),
+	    j->mail_from[0] ? "smtp.mailfrom" : "smtp.helo",
+	    inbound_token(j->mail_from[0] ? j->mail_from : j->helo, tok,
+	    sizeof(tok)));
+
+	/* DKIM: every signature (bounded) */
+	struct dmarc_dkim passed[INBOUND_MAX_SIGS];
+	size_t npassed = 0;
+	size_t nsig = dkim_msg_signature_count(m);
+	const char *dkim_word = "none";
+	if (nsig == 0)
+		inbound_append(&ar, ";\r\n\tdkim=none");
+	for (size_t i = 0; i < nsig && i < INBOUND_MAX_SIGS; i++) {
+		const char *d = NULL, *s = NULL, *dwhy = "";
+		enum dkim_result r = DKIM_NEUTRAL;
+		const char *word;
+
+		if (dkim_msg_signature_ids(m, i, &d, &s) < 0) {
+			inbound_append(&ar, ";\r\n\tdkim=neutral "
+			    "(signature syntax error)");
+			continue;
+		}
+		char *name = xasprintf("%s._domainkey.%s", s, d);
+		char **txt = NULL;
+		size_t ntxt = 0;
+		enum spf_dns_status st = dq ? dnsq_lookup(dq, SPF_Q_TXT, name,
+		    &txt, &ntxt) : SPF_DNS_TEMPFAIL;
+		free(name);
+		if (st == SPF_DNS_TEMPFAIL) {
+			word = "temperror";
+			dwhy = "key lookup failed";
+		} else if (st != SPF_DNS_OK) {
+			word = "permerror";
+			dwhy = "no key for signature";
+		} else {
+			r = dkim_verify(m, i, txt[0], &dwhy);
+			word = r == DKIM_PASS ? "pass" : r == DKIM_FAIL ?
+			    "fail" : r == DKIM_PERMERROR ? "permerror" :
+			    "neutral";
+		}
+		dnsq_free_answers(txt, ntxt);
+		if (r == DKIM_PASS && npassed < INBOUND_MAX_SIGS)
+			passed[npassed++].domain = d;
+		if (i == 0 || r == DKIM_PASS)
+			dkim_word = word;
+		inbound_append(&ar, ";\r\n\tdkim=%s (%s) header.d=%s "
+		    "header.s=%s", word, dwhy,
+		    inbound_token(d, tok, sizeof(tok)),
+		    inbound_token(s, tok2, sizeof(tok2)));
+	}
+
+	/* DMARC */
+	const char *dmarc_word = "none";
+	size_t nfrom = dkim_msg_header_count(m, "From");
+	char *fromv = nfrom == 1 ? dkim_msg_header_value(m, "From", 0) : NULL;
+	char *from_domain = fromv ? dmarc_from_domain(fromv) : NULL;
+	if (from_domain != NULL && dq != NULL) {
+		struct dmarc_request dreq = {
+			.from_domain = from_domain, .spf = spf,
+			.spf_domain = spf_domain, .dkim = passed,
+			.ndkim = npassed, .lookup = dnsq_lookup, .ctx = dq,
+		};
+		struct dmarc_outcome out;
+		dmarc_check(&dreq, &out);
+		dmarc_word = dmarc_result_str(out.result);
+		inbound_append(&ar, ";\r\n\tdmarc=%s", dmarc_word);
+		if (out.result == DMARC_FAIL)
+			inbound_append(&ar, " (p=%s)",
+			    dmarc_policy_str(out.policy));
+		inbound_append(&ar, " header.from=%s",
+		    inbound_token(from_domain, tok, sizeof(tok)));
+		if (out.result == DMARC_FAIL && out.apply) {
+			if (out.policy == DMARC_P_REJECT) {
+				j->res.reject = true;
+				j->res.reject_text = "5.7.1 Message rejected "
+				    "by the sender domain's DMARC policy";
+			} else if (out.policy == DMARC_P_QUARANTINE) {
+				inbound_append(&ar, "\r\nX-Carteiro-DMARC: "
+				    "quarantine");
+			}
+		}
+	} else {
+		inbound_append(&ar, ";\r\n\tdmarc=%s", nfrom == 1 ?
+		    "none" : "permerror (not exactly one From address)");
+		if (nfrom != 1)
+			dmarc_word = "permerror";
+	}
+	inbound_append(&ar, "\r\n");
+	snprintf(j->res.summary_buf, sizeof(j->res.summary_buf),
+	    "spf=%s dkim=%s dmarc=%s", spf_result_str(spf), dkim_word,
+	    dmarc_word);
+	j->res.summary = j->res.summary_buf;
+	j->res.headers = ar;
+	free(spf_domain);
+	free(fromv);
+	free(from_domain);
+	dkim_msg_free(m);
+}
+
+static void
+inbound_done(void *arg, bool cancelled)
+{
+	struct inbound_job *j = arg;
+
+	if (!cancelled) {
+		if (j->res.headers == NULL) {
+			/* The work never ran (pool stopping): no checks. */
+			j->res.headers = xstrdup("");
+			j->res.summary = "unchecked";
+		}
+		j->cb(j->token, &j->res, j->arg);
+	}
+	if (j->res.spool_fd >= 0)
+		close(j->res.spool_fd);
+	close(j->fd);
+	free(j->res.headers);
+	free(j->ip);
+	free(j->helo);
+	free(j->mail_from);
+	free(j);
+}
+
+uint64_t
+inbound_submit(struct inbound *in, const struct inbound_req *req,
+    inbound_done_cb *cb, void *arg)
+{
+	struct inbound_job *j = xcalloc(1, sizeof(*j));
+
+	j->fd = fcntl(req->spool_fd, F_DUPFD_CLOEXEC, 0);
+	if (j->fd < 0) {
+		free(j);
+		return 0;
+	}
+	j->in = in;
+	j->ip = xstrdup(req->ip);
+	j->helo = xstrdup(req->helo ? req->helo : "");
+	j->mail_from = xstrdup(req->mail_from ? req->mail_from : "");
+	j->size = req->data_size;
+	j->cb = cb;
+	j->arg = arg;
+	j->res.spool_fd = -1;
+	j->token = workq_submit(in->wq, j, inbound_work, inbound_done);
+	if (j->token == 0) {
+		close(j->fd);
+		free(j->ip);
+		free(j->helo);
+		free(j->mail_from);
+		free(j);
+		return 0;
+	}
+	return j->token;
+}
+
+void
+inbound_cancel(struct inbound *in, uint64_t token)
+{
+	workq_cancel(in->wq, token);
+}

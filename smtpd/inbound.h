@@ -1,0 +1,54 @@
+/*
+ * Inbound message checks on the MX listener: SPF (MAIL FROM / HELO),
+ * DKIM verification of every signature, DMARC, run on worker threads with
+ * the blocking resolver of [relay] resolver (never on the event loop).
+ * The result is one Authentication-Results header (RFC 8601, authserv-id
+ * = [server] hostname) to prepend, and the DMARC verdict. Fields
+ * "Authentication-Results" that claim our authserv-id are removed from
+ * the message first (a replacement spool file is handed back).
+ */
+#ifndef CARTEIRO_INBOUND_H
+#define CARTEIRO_INBOUND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct cfg;
+struct inbound;
+
+struct inbound_req {
+	const char *ip;
+	const char *helo;
+	const char *mail_from;		/* "" for <> */
+	int spool_fd;			/* read with pread from 0; not closed */
+	uint64_t data_size;
+};
+
+struct inbound_result {
+	char *headers;		/* CRLF-terminated header lines to prepend */
+	bool reject;		/* DMARC p=reject failed: 550 5.7.1 */
+	const char *reject_text;	/* static */
+	int spool_fd;		/* -1, or a replacement spool: the callback
+				 * takes it (set -1) or it is closed */
+	uint64_t data_size;	/* of the replacement */
+	const char *summary;	/* "spf=pass dkim=pass dmarc=pass", static
+				 * buffer inside the result, for logs */
+	char summary_buf[160];
+};
+
+/* res is valid during the call only. */
+typedef void inbound_done_cb(uint64_t token, struct inbound_result *res,
+    void *arg);
+
+struct inbound *inbound_new(struct event_base *base, const struct cfg *cfg);
+void inbound_free(struct inbound *in);
+/* True when ip is in [smtpd] inbound_checks_exempt. */
+bool inbound_is_exempt(const struct inbound *in, const char *ip);
+/* Token, or 0 when the pool is full (then accept without checks). */
+uint64_t inbound_submit(struct inbound *in, const struct inbound_req *req,
+    inbound_done_cb *cb, void *arg);
+/* The callback will not run. */
+void inbound_cancel(struct inbound *in, uint64_t token);
+
+#endif
