@@ -85,6 +85,14 @@ static const char *const schema_migrations[] = {
 	"  count INTEGER NOT NULL"			/* remote recipients */
 	");"
 	"CREATE INDEX send_log_user ON send_log(user, at);",
+
+	/* 2: indexes the store needs to stay fast as mail accumulates:
+	 *    store_gc finds unreferenced bodies without a table scan, and
+	 *    deleting a body checks the mailbox/queue foreign keys through
+	 *    an index instead of scanning both tables once per body. */
+	"CREATE INDEX bodies_unref ON bodies(id) WHERE refs <= 0;"
+	"CREATE INDEX mailbox_body ON mailbox(body_id);"
+	"CREATE INDEX queue_body ON queue(body_id);",
 };
 
 size_t

@@ -35,14 +35,25 @@ int store_schema_version(struct store *st);
 /* 0 when the schema is current, -1 otherwise (daemons refuse to start). */
 int store_check_schema(struct store *st);
 
-/* Explicit transactions, for group commit: BEGIN IMMEDIATE ... COMMIT. */
+/* Explicit transactions, for group commit: BEGIN IMMEDIATE ... COMMIT.
+ * A writer waits up to 5000 ms (busy_timeout) for another writer's lock,
+ * then fails with store_error_is_busy() true. A failed commit has already
+ * rolled back. Functions below that change several rows (user/domain del,
+ * mailbox delete, gc, deliver) are atomic on their own: a transaction of
+ * their own in autocommit mode, a savepoint inside the caller's. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+/* true between store_begin and store_commit/rollback. */
+bool store_in_transaction(struct store *st);
+/* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */
+void store_set_busy_timeout(struct store *st, int ms);
 
 /* ---- domains ---- */
 int store_domain_add(struct store *st, const char *domain);	/* 1: exists */
-int store_domain_del(struct store *st, const char *domain);	/* 1: missing; -1 if users remain (error says so) */
+/* 1: missing; -1 if users remain (error says so). Also drops the aliases
+ * whose source is in that domain. */
+int store_domain_del(struct store *st, const char *domain);
 /* 1 local, 0 not local, -1 error. */
 int store_domain_is_local(struct store *st, const char *domain);
 typedef void store_str_cb(const char *s, void *arg);
@@ -84,9 +95,17 @@ int store_alias_list(struct store *st, const char *source, store_alias_cb *cb,
  * the catch-all; aliases expand recursively (depth limit 8, loops cut);
  * "postmaster@<local domain>" and bare "postmaster" go to postmaster (the
  * [server] postmaster address, may be NULL) unless an alias says otherwise.
+ * Precedence for one address: its own alias (which replaces the mailbox of
+ * a user with the same address; list the address among the destinations
+ * to keep a copy), then the user, then (postmaster@ only) the configured
+ * postmaster, then the "@domain" catch-all. Reaching an address already on
+ * the current expansion chain stops there: a user gets the mail, anything
+ * else is dropped. Local addresses come back as stored (users.address).
  * Results:
- *   STORE_RCPT_LOCAL   *local_r has >= 1 local user addresses (deduplicated),
- *                      *remote_r has remote addresses an alias points at
+ *   STORE_RCPT_LOCAL   nlocal + nremote >= 1: *local_r has the local user
+ *                      addresses (deduplicated), *remote_r the remote
+ *                      addresses aliases point at (deduplicated). NOTE:
+ *                      nlocal may be 0 (an alias that only forwards).
  *   STORE_RCPT_NOUSER  domain is local but nobody has that address
  *   STORE_RCPT_REMOTE  the domain is not local
  * Caller frees with store_rcpt_free_list. -1 on error.
@@ -113,7 +132,11 @@ void store_rcpt_free_list(char **list, size_t n);
  * nlocal + (nremote ? 1 : 0).
  * Does not BEGIN/COMMIT: the caller wraps one or more deliveries in
  * store_begin/store_commit (group commit). -1 on error: the caller must
- * roll back the whole transaction.
+ * roll back the whole transaction. (Each delivery runs in a savepoint, so
+ * a failed one leaves no partial rows; called outside a transaction it
+ * commits on its own.) A local address that is no longer a user fails.
+ * body_id_r / queue_id_r may be NULL; *queue_id_r is 0 without a queue row.
+ * Quota is not checked here (the caller compares store_user.used + size).
  */
 struct store_delivery {
 	const char *prefix;
@@ -157,7 +180,8 @@ int store_mailbox_list(struct store *st, const char *address,
 int store_mailbox_delete(struct store *st, const char *address,
     const int64_t *ids, size_t n, size_t *deleted_r);
 /* Free up to max_bodies unreferenced bodies (their chunks). *freed_r may be
- * NULL. Run it often with a small max to keep each write short. */
+ * NULL. Run it often with a small max to keep each write short; 0 frees
+ * nothing. */
 int store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r);
 
 /* Reading a body in chunks (each read is a short statement, no long

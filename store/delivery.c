@@ -1,0 +1,276 @@
+/*
+ * Delivery: writes one accepted message as a single-instance body (chunk
+ * rows streamed from the spool fd with pread, never whole in memory), one
+ * mailbox row per local user and one queue row for the remote recipients.
+ * Transactions are the caller's (group commit); reading and deleting
+ * messages is mailbox.c's.
+ */
+#include "store/store_internal.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Where the data after the prefix comes from: a spool fd or memory. */
+struct delivery_src {
+	int fd;				/* -1 when mem is used */
+	const unsigned char *mem;
+};
+
+static int delivery_read(struct store *, const struct delivery_src *,
+    uint64_t, unsigned char *, size_t);
+static int delivery_body(struct store *, const struct store_delivery *,
+    const struct delivery_src *, int64_t *);
+static int delivery_mailbox(struct store *, const char *, int64_t,
+    uint64_t, int64_t);
+static int delivery_queue(struct store *, const struct store_delivery *,
+    int64_t, int64_t, int64_t *);
+static int delivery_run(struct store *, const struct store_delivery *,
+    const struct delivery_src *, int64_t *, int64_t *);
+
+/* Fill buf with len bytes of data at off; short files are an error. */
+static int
+delivery_read(struct store *st, const struct delivery_src *src, uint64_t off,
+    unsigned char *buf, size_t len)
+{
+	ssize_t n;
+
+	if (src->fd < 0) {
+		memcpy(buf, src->mem + off, len);
+		return 0;
+	}
+	while (len > 0) {
+		n = pread(src->fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return store_fail(st, "reading spool: %s",
+			    strerror(errno));
+		if (n == 0)
+			return store_fail(st, "reading spool: file is shorter "
+			    "than the message");
+		buf += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The body row and its chunks. Every chunk but the last is exactly
+ * STORE_CHUNK_SIZE bytes (mailbox.c relies on it to seek); the prefix is
+ * the start of chunk 0.
+ */
+static int
+delivery_body(struct store *st, const struct store_delivery *d,
+    const struct delivery_src *src, int64_t *body_id_r)
+{
+	uint64_t total = d->prefix_len + d->data_size, off;
+	sqlite3_stmt *s;
+	int64_t body_id, seq;
+	size_t clen, pre;
+
+	if (st->chunk == NULL)
+		st->chunk = xmalloc(STORE_CHUNK_SIZE);
+	s = store_stmt(st, STMT_BODY_INSERT,
+	    "INSERT INTO bodies(size, refs, created) VALUES (?1, ?2, ?3)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (int64_t)total);
+	sqlite3_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
+	sqlite3_bind_int64(s, 3, util_time());
+	if (store_step_done(st, s, "body insert") < 0)
+		return -1;
+	body_id = sqlite3_last_insert_rowid(st->db);
+
+	for (off = 0, seq = 0; off < total; off += clen, seq++) {
+		clen = total - off < STORE_CHUNK_SIZE ?
+		    (size_t)(total - off) : STORE_CHUNK_SIZE;
+		pre = 0;
+		if (off < d->prefix_len) {
+			pre = d->prefix_len - off < clen ?
+			    (size_t)(d->prefix_len - off) : clen;
+			memcpy(st->chunk, d->prefix + off, pre);
+		}
+		if (clen > pre && delivery_read(st, src, off + pre -
+		    d->prefix_len, st->chunk + pre, clen - pre) < 0)
+			return -1;
+		s = store_stmt(st, STMT_CHUNK_INSERT,
+		    "INSERT INTO body_chunks(body_id, seq, data) "
+		    "VALUES (?1, ?2, ?3)");
+		if (s == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, body_id);
+		sqlite3_bind_int64(s, 2, seq);
+		sqlite3_bind_blob(s, 3, st->chunk, (int)clen, SQLITE_STATIC);
+		if (store_step_done(st, s, "body chunk insert") < 0)
+			return -1;
+	}
+	*body_id_r = body_id;
+	return 0;
+}
+
+/* One mailbox row for user address: its next UID, used += size. */
+static int
+delivery_mailbox(struct store *st, const char *address, int64_t body_id,
+    uint64_t size, int64_t now)
+{
+	sqlite3_stmt *s;
+	int64_t user_id, uid, epoch;
+	char uidl[64];
+	int rc;
+
+	s = store_stmt(st, STMT_DELIVER_USER,
+	    "UPDATE users SET next_uid = next_uid + 1, used = used + ?2 "
+	    "WHERE address = ?1 RETURNING id, next_uid - 1, uid_epoch");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			return store_fail(st, "no such user");
+		return store_fail_db(st, rc, "deliver");
+	}
+	user_id = sqlite3_column_int64(s, 0);
+	uid = sqlite3_column_int64(s, 1);
+	epoch = sqlite3_column_int64(s, 2);
+	/* RETURNING: the update is complete only once stepped to DONE. */
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, rc, "deliver");
+
+	/* printable, no spaces, < 64 chars (RFC 1939 7: 1..70 of 0x21-0x7e) */
+	snprintf(uidl, sizeof(uidl), "%" PRIx64 ".%" PRId64, (uint64_t)epoch,
+	    uid);
+	s = store_stmt(st, STMT_MAILBOX_INSERT,
+	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, user_id);
+	store_bind_text(s, 2, uidl);
+	sqlite3_bind_int64(s, 3, body_id);
+	sqlite3_bind_int64(s, 4, (int64_t)size);
+	sqlite3_bind_int64(s, 5, now);
+	return store_step_done(st, s, "mailbox insert");
+}
+
+static int
+delivery_queue(struct store *st, const struct store_delivery *d,
+    int64_t body_id, int64_t now, int64_t *queue_id_r)
+{
+	sqlite3_stmt *s;
+	int64_t qid;
+	char *addr;
+	int rc;
+
+	s = store_stmt(st, STMT_QUEUE_INSERT,
+	    "INSERT INTO queue(mail_from, body_id, auth_user, created, "
+	    "next_attempt, smtputf8, is_bounce) "
+	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, d->mail_from != NULL ? d->mail_from : "");
+	sqlite3_bind_int64(s, 2, body_id);
+	if (d->auth_user != NULL)
+		store_bind_text(s, 3, d->auth_user);
+	sqlite3_bind_int64(s, 4, now);
+	sqlite3_bind_int(s, 5, d->smtputf8);
+	sqlite3_bind_int(s, 6, d->is_bounce);
+	if (store_step_done(st, s, "queue insert") < 0)
+		return -1;
+	qid = sqlite3_last_insert_rowid(st->db);
+
+	for (size_t i = 0; i < d->nremote; i++) {
+		const char *domain = store_addr_domain(d->remote[i]);
+
+		if (domain == NULL || *domain == '\0')
+			return store_fail(st, "remote recipient without "
+			    "domain");
+		s = store_stmt(st, STMT_QUEUE_RCPT_INSERT,
+		    "INSERT INTO queue_rcpt(queue_id, address, domain) "
+		    "VALUES (?1, ?2, ?3)");
+		if (s == NULL)
+			return -1;
+		addr = store_addr_normalize(d->remote[i]);
+		sqlite3_bind_int64(s, 1, qid);
+		store_bind_text(s, 2, d->remote[i]);
+		store_bind_text(s, 3, store_addr_domain(addr));
+		rc = store_step_done(st, s, "queue rcpt insert");
+		free(addr);
+		if (rc < 0)
+			return -1;
+	}
+	*queue_id_r = qid;
+	return 0;
+}
+
+static int
+delivery_run(struct store *st, const struct store_delivery *d,
+    const struct delivery_src *src, int64_t *body_id_r, int64_t *queue_id_r)
+{
+	int64_t body_id = 0, queue_id = 0, now = util_time();
+	uint64_t size = d->prefix_len + d->data_size;
+	bool outer;
+	int ret = -1;
+
+	if (d->nlocal + d->nremote == 0)
+		return store_fail(st, "delivery without recipients");
+	if (size > INT64_MAX || d->data_size < size - d->prefix_len)
+		return store_fail(st, "message too large");
+	/*
+	 * Normally inside the caller's transaction (a savepoint, so a failed
+	 * delivery leaves nothing half-written); on its own it commits.
+	 */
+	if (store_tx_enter(st, &outer) < 0)
+		return -1;
+	if (delivery_body(st, d, src, &body_id) < 0)
+		goto out;
+	for (size_t i = 0; i < d->nlocal; i++)
+		if (delivery_mailbox(st, d->local[i], body_id, size, now) < 0)
+			goto out;
+	if (d->nremote > 0 &&
+	    delivery_queue(st, d, body_id, now, &queue_id) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (store_tx_leave(st, outer, ret == 0) < 0)
+		ret = -1;
+	if (ret == 0) {
+		if (body_id_r != NULL)
+			*body_id_r = body_id;
+		if (queue_id_r != NULL)
+			*queue_id_r = queue_id;
+	}
+	return ret;
+}
+
+int
+store_deliver(struct store *st, const struct store_delivery *d,
+    int64_t *body_id_r, int64_t *queue_id_r)
+{
+	struct delivery_src src = { .fd = d->fd };
+
+	if (d->fd < 0 && d->data_size > 0)
+		return store_fail(st, "deliver: no spool file");
+	return delivery_run(st, d, &src, body_id_r, queue_id_r);
+}
+
+int
+store_deliver_mem(struct store *st, const struct store_delivery *d,
+    const void *data, size_t len, int64_t *body_id_r, int64_t *queue_id_r)
+{
+	struct store_delivery md = *d;
+	struct delivery_src src = { .fd = -1, .mem = data };
+
+	md.data_size = len;
+	return delivery_run(st, &md, &src, body_id_r, queue_id_r);
+}

@@ -1,0 +1,320 @@
+/*
+ * Mailboxes as POP3 sees them: listing, deleting (one short transaction;
+ * bodies are only unreferenced), garbage-collecting unreferenced bodies in
+ * bounded batches, and reading a body chunk by chunk with short statements.
+ * Writing messages is delivery.c's.
+ */
+#include "store/store_internal.h"
+#include "common/util.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store_body {
+	struct store *st;		/* borrowed */
+	int64_t id;
+	uint64_t size;
+	int64_t seq;			/* chunk held in buf, -1 = none */
+	size_t len;			/* bytes in buf */
+	unsigned char *buf;		/* STORE_CHUNK_SIZE, lazily */
+};
+
+static int store_body_load(struct store_body *, int64_t);
+
+int
+store_mailbox_list(struct store *st, const char *address,
+    struct store_msg **msgs_r, size_t *n_r)
+{
+	struct store_msg *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+	int64_t user_id;
+	int rc;
+
+	*msgs_r = NULL;
+	*n_r = 0;
+	/* One statement: one read snapshot of the user and the rows. */
+	s = store_stmt(st, STMT_MAILBOX_LIST,
+	    "SELECT u.id, m.id, m.body_id, m.size, m.arrived, m.uidl "
+	    "FROM users u LEFT JOIN mailbox m ON m.user_id = u.id "
+	    "WHERE u.address = ?1 ORDER BY m.id");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	user_id = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_msg *m;
+
+		user_id = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			continue;	/* user with an empty mailbox */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		m = &v[n++];
+		m->id = sqlite3_column_int64(s, 1);
+		m->body_id = sqlite3_column_int64(s, 2);
+		m->size = (uint64_t)sqlite3_column_int64(s, 3);
+		m->arrived = sqlite3_column_int64(s, 4);
+		util_strlcpy(m->uidl, (const char *)sqlite3_column_text(s, 5),
+		    sizeof(m->uidl));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return store_fail_db(st, rc, "mailbox list");
+	}
+	if (user_id == 0) {
+		free(v);
+		return 1;
+	}
+	*msgs_r = v;
+	*n_r = n;
+	return 0;
+}
+
+int
+store_mailbox_delete(struct store *st, const char *address,
+    const int64_t *ids, size_t n, size_t *deleted_r)
+{
+	sqlite3_stmt *s;
+	uint64_t freed = 0;
+	size_t deleted = 0;
+	int64_t user_id;
+	bool outer;
+	int rc, ret = -1;
+
+	*deleted_r = 0;
+	if (n == 0)
+		return 0;
+	/*
+	 * Per row: one indexed DELETE ... RETURNING and one refs update; the
+	 * bodies themselves are left to store_gc, so 10,000 rows keep the
+	 * write lock for tens of milliseconds, not seconds.
+	 */
+	if (store_tx_enter(st, &outer) < 0)
+		return -1;
+	rc = store_user_id(st, address, &user_id);
+	if (rc != 0) {
+		if (rc == 1)
+			store_fail(st, "no such user");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t body_id;
+
+		s = store_stmt(st, STMT_MAILBOX_DEL,
+		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2 "
+		    "RETURNING body_id, size");
+		if (s == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		sqlite3_bind_int64(s, 2, user_id);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(s);
+			continue;	/* another session removed it */
+		}
+		if (rc != SQLITE_ROW) {
+			store_fail_db(st, rc, "mailbox delete");
+			sqlite3_reset(s);
+			goto out;
+		}
+		body_id = sqlite3_column_int64(s, 0);
+		freed += (uint64_t)sqlite3_column_int64(s, 1);
+		if (store_step_done(st, s, "mailbox delete") < 0)
+			goto out;
+		deleted++;
+
+		s = store_stmt(st, STMT_BODY_UNREF,
+		    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1");
+		if (s == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, body_id);
+		if (store_step_done(st, s, "mailbox delete") < 0)
+			goto out;
+	}
+	s = store_stmt(st, STMT_USER_USED_SUB,
+	    "UPDATE users SET used = max(used - ?2, 0) WHERE id = ?1");
+	if (s == NULL)
+		goto out;
+	sqlite3_bind_int64(s, 1, user_id);
+	sqlite3_bind_int64(s, 2, (int64_t)freed);
+	if (store_step_done(st, s, "mailbox delete") < 0)
+		goto out;
+	ret = 0;
+out:
+	if (store_tx_leave(st, outer, ret == 0) < 0)
+		return -1;
+	if (ret == 0)
+		*deleted_r = deleted;
+	return ret;
+}
+
+int
+store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
+{
+	int64_t *ids;
+	unsigned n = 0;
+	sqlite3_stmt *s;
+	bool outer;
+	int rc = SQLITE_DONE, ret = -1;
+
+	if (freed_r != NULL)
+		*freed_r = 0;
+	if (max_bodies == 0)
+		return 0;
+	ids = xmalloc(max_bodies * sizeof(*ids));
+	if (store_tx_enter(st, &outer) < 0) {
+		free(ids);
+		return -1;
+	}
+	/* bodies_unref (migration 2) makes this a short index scan. */
+	s = store_stmt(st, STMT_GC_SELECT,
+	    "SELECT id FROM bodies WHERE refs <= 0 LIMIT ?1");
+	if (s == NULL)
+		goto out;
+	sqlite3_bind_int(s, 1, (int)(max_bodies > INT32_MAX ? INT32_MAX :
+	    max_bodies));
+	while (n < max_bodies && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (n < max_bodies && rc != SQLITE_DONE) {
+		store_fail_db(st, rc, "gc");
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		s = store_stmt(st, STMT_GC_CHUNKS,
+		    "DELETE FROM body_chunks WHERE body_id = ?1");
+		if (s == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if (store_step_done(st, s, "gc") < 0)
+			goto out;
+		s = store_stmt(st, STMT_GC_BODY,
+		    "DELETE FROM bodies WHERE id = ?1 AND refs <= 0");
+		if (s == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if (store_step_done(st, s, "gc") < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(ids);
+	if (store_tx_leave(st, outer, ret == 0) < 0)
+		return -1;
+	if (ret == 0 && freed_r != NULL)
+		*freed_r = n;
+	return ret;
+}
+
+/* ---- reading bodies ---- */
+
+struct store_body *
+store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
+{
+	struct store_body *b;
+	sqlite3_stmt *s;
+	int rc;
+
+	s = store_stmt(st, STMT_BODY_SIZE,
+	    "SELECT size FROM bodies WHERE id = ?1");
+	if (s == NULL)
+		return NULL;
+	sqlite3_bind_int64(s, 1, body_id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			store_fail(st, "no such message body");
+		else
+			store_fail_db(st, rc, "body open");
+		return NULL;
+	}
+	b = xcalloc(1, sizeof(*b));
+	b->st = st;
+	b->id = body_id;
+	b->size = (uint64_t)sqlite3_column_int64(s, 0);
+	b->seq = -1;
+	sqlite3_reset(s);
+	if (size_r != NULL)
+		*size_r = b->size;
+	return b;
+}
+
+/* Load chunk seq into b->buf; each load is its own short read. */
+static int
+store_body_load(struct store_body *b, int64_t seq)
+{
+	struct store *st = b->st;
+	uint64_t start = (uint64_t)seq * STORE_CHUNK_SIZE;
+	size_t want = b->size - start < STORE_CHUNK_SIZE ?
+	    (size_t)(b->size - start) : STORE_CHUNK_SIZE;
+	sqlite3_stmt *s;
+	int rc, len;
+
+	if (b->buf == NULL)
+		b->buf = xmalloc(STORE_CHUNK_SIZE);
+	b->seq = -1;
+	s = store_stmt(st, STMT_CHUNK_READ,
+	    "SELECT data FROM body_chunks WHERE body_id = ?1 AND seq = ?2");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->id);
+	sqlite3_bind_int64(s, 2, seq);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			return store_fail(st, "message body is gone");
+		return store_fail_db(st, rc, "body read");
+	}
+	len = sqlite3_column_bytes(s, 0);
+	if (len < 0 || (size_t)len != want) {
+		sqlite3_reset(s);
+		return store_fail(st, "message body %lld chunk %lld has %d "
+		    "bytes, expected %zu", (long long)b->id, (long long)seq,
+		    len, want);
+	}
+	memcpy(b->buf, sqlite3_column_blob(s, 0), want);
+	sqlite3_reset(s);
+	b->seq = seq;
+	b->len = want;
+	return 0;
+}
+
+ssize_t
+store_body_read(struct store_body *b, uint64_t offset, void *buf, size_t len)
+{
+	unsigned char *out = buf;
+	size_t done = 0;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	while (done < len && offset < b->size) {
+		int64_t seq = (int64_t)(offset / STORE_CHUNK_SIZE);
+		size_t in = (size_t)(offset % STORE_CHUNK_SIZE), n;
+
+		if (b->seq != seq && store_body_load(b, seq) < 0)
+			return -1;
+		n = b->len - in;
+		if (n > len - done)
+			n = len - done;
+		memcpy(out + done, b->buf + in, n);
+		done += n;
+		offset += n;
+	}
+	return (ssize_t)done;
+}
+
+void
+store_body_close(struct store_body *b)
+{
+	if (b == NULL)
+		return;
+	free(b->buf);
+	free(b);
+}

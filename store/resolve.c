@@ -1,0 +1,237 @@
+/*
+ * Recipient resolution: turns one RCPT address into local mailboxes and
+ * remote forward addresses, following aliases, catch-alls and the
+ * postmaster rule. Read-only; the rules are documented at store_resolve()
+ * in store.h.
+ */
+#include "store/store_internal.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* RFC 5321 4.5.1 asks for "postmaster"; aliases expand at most this deep. */
+#define RESOLVE_MAX_DEPTH 8
+/* Upper bound on addresses visited for one recipient (alias fan-out). */
+#define RESOLVE_MAX_NODES 1000
+
+struct resolve_list {
+	char **v;
+	size_t n, cap;
+};
+
+struct resolve_ctx {
+	struct store *st;
+	const char *postmaster;
+	struct resolve_list local, remote;
+	const char *path[RESOLVE_MAX_DEPTH + 1];	/* borrowed, current chain */
+	unsigned nodes;
+};
+
+static void resolve_list_add(struct resolve_list *, const char *);
+static int resolve_dests(struct store *, const char *, struct resolve_list *);
+static int resolve_user(struct resolve_ctx *, const char *, bool *);
+static int resolve_expand(struct resolve_ctx *, const char *, unsigned);
+static int resolve_expand_list(struct resolve_ctx *, const char *,
+    struct resolve_list *, unsigned);
+static bool resolve_is_postmaster(const char *, size_t);
+
+/* Append a copy unless an equal (case-insensitive) entry is present. */
+static void
+resolve_list_add(struct resolve_list *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], s) == 0)
+			return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = xstrdup(s);
+}
+
+/* The destinations of alias source (collected, so recursion can reuse the
+ * statement). */
+static int
+resolve_dests(struct store *st, const char *source, struct resolve_list *l)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = store_stmt(st, STMT_ALIAS_DESTS,
+	    "SELECT dest FROM aliases WHERE source = ?1 ORDER BY id");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, source);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		/* resolve_list_add dedups; keep every row here. */
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 4;
+			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+		}
+		l->v[l->n++] = xstrdup((const char *)sqlite3_column_text(s,
+		    0));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, rc, "alias lookup");
+	return 0;
+}
+
+/* If addr is a user, add the stored address to local; *found_r. */
+static int
+resolve_user(struct resolve_ctx *c, const char *addr, bool *found_r)
+{
+	struct store_user u;
+	int rc;
+
+	rc = store_user_get(c->st, addr, &u);
+	if (rc < 0)
+		return -1;
+	*found_r = rc == 0;
+	if (rc == 0) {
+		resolve_list_add(&c->local, u.address);
+		store_user_clear(&u);
+	}
+	return 0;
+}
+
+static bool
+resolve_is_postmaster(const char *addr, size_t local_len)
+{
+	return local_len == 10 && strncasecmp(addr, "postmaster", 10) == 0;
+}
+
+static int
+resolve_expand_list(struct resolve_ctx *c, const char *addr,
+    struct resolve_list *dests, unsigned depth)
+{
+	int ret = 0;
+
+	c->path[depth] = addr;
+	for (size_t i = 0; i < dests->n && ret == 0; i++)
+		ret = resolve_expand(c, dests->v[i], depth + 1);
+	return ret;
+}
+
+/*
+ * Expand one address reached after `depth` alias hops. An explicit alias
+ * of the address wins over its mailbox (list the address among the
+ * destinations to keep a copy); then the user; then, for postmaster@, the
+ * configured postmaster; then the domain's catch-all. Reaching an address
+ * already on the current chain cuts the loop: a user there gets the mail,
+ * anything else is dropped.
+ */
+static int
+resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
+{
+	struct resolve_list dests = { 0 };
+	const char *domain;
+	size_t before;
+	bool found;
+	char *cw;
+	int rc, ret = -1;
+
+	if (depth > RESOLVE_MAX_DEPTH || ++c->nodes > RESOLVE_MAX_NODES)
+		return 0;
+	for (unsigned i = 0; i < depth; i++)
+		if (strcasecmp(c->path[i], addr) == 0)
+			return resolve_user(c, addr, &found);
+
+	domain = store_addr_domain(addr);
+	if (domain == NULL || domain == addr + 1)
+		return 0;	/* not an address: nothing to deliver to */
+	rc = store_domain_is_local(c->st, domain);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		resolve_list_add(&c->remote, addr);
+		return 0;
+	}
+
+	if (resolve_dests(c->st, addr, &dests) < 0)
+		goto out;
+	if (dests.n > 0) {
+		ret = resolve_expand_list(c, addr, &dests, depth);
+		goto out;
+	}
+	if (resolve_user(c, addr, &found) < 0)
+		goto out;
+	if (found) {
+		ret = 0;
+		goto out;
+	}
+	before = c->local.n + c->remote.n;
+	if (resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)) &&
+	    c->postmaster != NULL && c->postmaster[0] != '\0') {
+		c->path[depth] = addr;
+		if (resolve_expand(c, c->postmaster, depth + 1) < 0)
+			goto out;
+		if (c->local.n + c->remote.n > before) {
+			ret = 0;
+			goto out;
+		}
+	}
+	cw = xasprintf("@%s", domain);
+	rc = resolve_dests(c->st, cw, &dests);
+	free(cw);
+	if (rc < 0)
+		goto out;
+	ret = resolve_expand_list(c, addr, &dests, depth);
+out:
+	store_rcpt_free_list(dests.v, dests.n);
+	return ret;
+}
+
+int
+store_resolve(struct store *st, const char *address, const char *postmaster,
+    enum store_rcpt_kind *kind_r, char ***local_r, size_t *nlocal_r,
+    char ***remote_r, size_t *nremote_r)
+{
+	struct resolve_ctx c = { .st = st, .postmaster = postmaster };
+	const char *domain = store_addr_domain(address);
+	int rc;
+
+	*local_r = *remote_r = NULL;
+	*nlocal_r = *nremote_r = 0;
+	if (domain == NULL) {
+		/* RFC 5321 4.5.1: bare <postmaster>, no domain. */
+		if (!resolve_is_postmaster(address, strlen(address)) ||
+		    postmaster == NULL || postmaster[0] == '\0') {
+			*kind_r = STORE_RCPT_NOUSER;
+			return 0;
+		}
+		c.path[0] = address;
+		rc = resolve_expand(&c, postmaster, 1);
+	} else {
+		rc = store_domain_is_local(st, domain);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			*kind_r = STORE_RCPT_REMOTE;
+			return 0;
+		}
+		rc = domain == address + 1 ? 0 : resolve_expand(&c, address, 0);
+	}
+	if (rc < 0) {
+		store_rcpt_free_list(c.local.v, c.local.n);
+		store_rcpt_free_list(c.remote.v, c.remote.n);
+		return -1;
+	}
+	*kind_r = c.local.n + c.remote.n > 0 ? STORE_RCPT_LOCAL :
+	    STORE_RCPT_NOUSER;
+	*local_r = c.local.v;
+	*nlocal_r = c.local.n;
+	*remote_r = c.remote.v;
+	*nremote_r = c.remote.n;
+	return 0;
+}
+
+void
+store_rcpt_free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}

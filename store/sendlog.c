@@ -1,0 +1,76 @@
+/*
+ * Sending accounting for [smtpd] daily_send_limit: one send_log row per
+ * accepted submission (count = its remote recipients), summed over a
+ * rolling window by the caller's `since`. Old rows are pruned on insert.
+ */
+#include "store/store_internal.h"
+
+/* Rows older than this (seconds before the newest insert) are dropped; the
+ * limit's window is 24 h, so two days leaves slack for clock steps. */
+#define SENDLOG_KEEP (2 * 86400)
+
+static int64_t sendlog_scalar(struct store *, enum store_stmt_id,
+    const char *, const char *, int64_t);
+
+static int64_t
+sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
+    const char *user, int64_t since)
+{
+	sqlite3_stmt *s;
+	int64_t v;
+	int rc;
+
+	s = store_stmt(st, id, sql);
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, since);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return store_fail_db(st, rc, "send log");
+	}
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+int64_t
+store_sent_count(struct store *st, const char *user, int64_t since)
+{
+	return sendlog_scalar(st, STMT_SENT_COUNT,
+	    "SELECT coalesce(sum(count), 0) FROM send_log "
+	    "WHERE user = ?1 AND at >= ?2", user, since);
+}
+
+int64_t
+store_sent_oldest(struct store *st, const char *user, int64_t since)
+{
+	return sendlog_scalar(st, STMT_SENT_OLDEST,
+	    "SELECT coalesce(min(at), 0) FROM send_log "
+	    "WHERE user = ?1 AND at >= ?2", user, since);
+}
+
+int
+store_sent_add(struct store *st, const char *user, int64_t at,
+    unsigned count)
+{
+	sqlite3_stmt *s;
+
+	s = store_stmt(st, STMT_SENT_PRUNE,
+	    "DELETE FROM send_log WHERE user = ?1 AND at < ?2");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, at - SENDLOG_KEEP);
+	if (store_step_done(st, s, "send log") < 0)
+		return -1;
+	s = store_stmt(st, STMT_SENT_ADD,
+	    "INSERT INTO send_log(user, at, count) VALUES (?1, ?2, ?3)");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, at);
+	sqlite3_bind_int64(s, 3, count);
+	return store_step_done(st, s, "send log");
+}

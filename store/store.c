@@ -1,0 +1,396 @@
+/*
+ * The store connection: open/close with the pragmas every process relies on
+ * (WAL, synchronous=FULL, busy timeout, foreign keys), schema migrations,
+ * transactions, the prepared-statement cache and error reporting. Domain,
+ * user, mailbox and body logic live in the other files of store/.
+ */
+#include "store/store_internal.h"
+#include "store/schema.h"
+#include "common/util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool store_is_memory(const char *);
+static int store_pragmas(struct store *, bool, const char **);
+static int store_user_version(struct store *, int *);
+
+/* Static error text for store_open (no struct store to hold it yet). */
+static __thread char store_open_err[256];
+
+struct store *
+store_open(const char *path, const char **error_r)
+{
+	struct store *st;
+	int fd, rc;
+
+	/*
+	 * The database holds password hashes: create it 0600 ourselves
+	 * (SQLite would use 0644 & ~umask); the -wal and -shm files inherit
+	 * the database file's mode.
+	 */
+	if (store_is_memory(path))
+		fd = -1;
+	else if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) >= 0)
+		close(fd);
+	else if (errno != EEXIST) {
+		snprintf(store_open_err, sizeof(store_open_err),
+		    "cannot create %s: %s", path, strerror(errno));
+		*error_r = store_open_err;
+		return NULL;
+	}
+
+	st = xcalloc(1, sizeof(*st));
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(store_open_err, sizeof(store_open_err),
+		    "cannot open %s: %s", path, st->db ?
+		    sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		*error_r = store_open_err;
+		store_close(st);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (store_pragmas(st, store_is_memory(path), error_r) < 0) {
+		store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* ":memory:" (tests): no file to create, no WAL possible. */
+static bool
+store_is_memory(const char *path)
+{
+	return strcmp(path, ":memory:") == 0;
+}
+
+static int
+store_pragmas(struct store *st, bool memory, const char **error_r)
+{
+	sqlite3_stmt *s;
+	const char *mode;
+	int rc, ok;
+
+	/* journal_mode reports the resulting mode as a row. */
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
+	    NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		mode = rc == SQLITE_ROW ?
+		    (const char *)sqlite3_column_text(s, 0) : NULL;
+		ok = mode != NULL && strcmp(mode, memory ? "memory" : "wal")
+		    == 0;
+		sqlite3_finalize(s);
+	} else
+		ok = 0;
+	if (!ok) {
+		snprintf(store_open_err, sizeof(store_open_err),
+		    "cannot enable WAL mode: %s", sqlite3_errmsg(st->db));
+		*error_r = store_open_err;
+		return -1;
+	}
+	/*
+	 * synchronous=FULL: a commit is on disk when COMMIT returns (a 250
+	 * after DATA relies on it). journal_size_limit trims the WAL file
+	 * after a big message has been checkpointed.
+	 */
+	if (sqlite3_exec(st->db, "PRAGMA synchronous=FULL;"
+	    "PRAGMA foreign_keys=ON;"
+	    "PRAGMA journal_size_limit=16777216;", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		snprintf(store_open_err, sizeof(store_open_err),
+		    "cannot configure database: %s", sqlite3_errmsg(st->db));
+		*error_r = store_open_err;
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close_v2(st->db);
+	free(st->chunk);
+	free(st);
+}
+
+const char *
+store_error(struct store *st)
+{
+	return st->err[0] != '\0' ? st->err : "no error";
+}
+
+bool
+store_error_is_busy(struct store *st)
+{
+	return st->busy;
+}
+
+int
+store_fail_db(struct store *st, int rc, const char *what)
+{
+	int prim = rc & 0xff;
+
+	st->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
+	snprintf(st->err, sizeof(st->err), "%s: %s", what,
+	    sqlite3_errmsg(st->db));
+	return -1;
+}
+
+int
+store_fail(struct store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	st->busy = false;
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+store_exec(struct store *st, const char *sql)
+{
+	int rc;
+
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "exec");
+	return 0;
+}
+
+sqlite3_stmt *
+store_stmt(struct store *st, enum store_stmt_id id, const char *sql)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	assert((size_t)id < STMT_COUNT);
+	s = st->stmt[id];
+	if (s != NULL) {
+		/* One slot, one statement text. */
+		assert(st->stmt_sql[id] == sql ||
+		    strcmp(st->stmt_sql[id], sql) == 0);
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return s;
+	}
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &s, NULL);
+	if (rc != SQLITE_OK) {
+		store_fail_db(st, rc, "prepare");
+		return NULL;
+	}
+	st->stmt[id] = s;
+	st->stmt_sql[id] = sql;
+	return s;
+}
+
+int
+store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc;
+
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_fail_db(st, rc, what);
+		sqlite3_reset(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *st)
+{
+	return store_exec(st, "BEGIN IMMEDIATE");
+}
+
+int
+store_commit(struct store *st)
+{
+	int rc;
+
+	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		store_fail_db(st, rc, "commit");
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+bool
+store_in_transaction(struct store *st)
+{
+	return !sqlite3_get_autocommit(st->db);
+}
+
+void
+store_set_busy_timeout(struct store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
+}
+
+int
+store_tx_enter(struct store *st, bool *outer_r)
+{
+	*outer_r = sqlite3_get_autocommit(st->db) != 0;
+	return store_exec(st, *outer_r ? "BEGIN IMMEDIATE" :
+	    "SAVEPOINT store_unit");
+}
+
+int
+store_tx_leave(struct store *st, bool outer, bool ok)
+{
+	if (outer) {
+		if (ok)
+			return store_commit(st);
+		store_rollback(st);
+		return 0;
+	}
+	if (ok)
+		return store_exec(st, "RELEASE store_unit");
+	/* An I/O error may already have ended the whole transaction. */
+	if (!sqlite3_get_autocommit(st->db)) {
+		sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL, NULL,
+		    NULL);
+		sqlite3_exec(st->db, "RELEASE store_unit", NULL, NULL, NULL);
+	}
+	return 0;
+}
+
+/* ---- schema ---- */
+
+static int
+store_user_version(struct store *st, int *version_r)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "schema version");
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		store_fail_db(st, rc, "schema version");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	*version_r = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	int v;
+
+	if (store_user_version(st, &v) < 0)
+		return -1;
+	return v;
+}
+
+int
+store_migrate(struct store *st)
+{
+	size_t count = schema_migration_count();
+	char pragma[64];
+	int v;
+
+	for (;;) {
+		if (store_user_version(st, &v) < 0)
+			return -1;
+		if ((size_t)v > count)
+			return store_fail(st, "database schema version %d is "
+			    "newer than this carteiro (%zu)", v, count);
+		if ((size_t)v == count)
+			return 0;
+		/*
+		 * Re-read the version inside the write transaction: another
+		 * process may have migrated since.
+		 */
+		if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+			return -1;
+		if (store_user_version(st, &v) < 0)
+			goto fail;
+		if ((size_t)v >= count) {
+			store_rollback(st);
+			continue;
+		}
+		if (store_exec(st, schema_migration((size_t)v + 1)) < 0)
+			goto fail;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
+		    v + 1);
+		if (store_exec(st, pragma) < 0)
+			goto fail;
+		if (store_commit(st) < 0)
+			return -1;
+	}
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int
+store_check_schema(struct store *st)
+{
+	size_t count = schema_migration_count();
+	int v;
+
+	if (store_user_version(st, &v) < 0)
+		return -1;
+	if ((size_t)v != count)
+		return store_fail(st, "database schema version %d, expected "
+		    "%zu (run carteiroctl init)", v, count);
+	return 0;
+}
+
+/* ---- address helpers ---- */
+
+const char *
+store_addr_domain(const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	return at != NULL ? at + 1 : NULL;
+}
+
+char *
+store_addr_normalize(const char *address)
+{
+	char *s = xstrdup(address), *at = strrchr(s, '@');
+
+	if (at != NULL)
+		util_strlower(at + 1);
+	return s;
+}

@@ -1,0 +1,125 @@
+/*
+ * Store internals shared by the store/ .c files (never included outside
+ * store/): the connection struct, the prepared-statement cache, error and
+ * transaction helpers. Only store/ includes <sqlite3.h>.
+ */
+#ifndef CARTEIRO_STORE_INTERNAL_H
+#define CARTEIRO_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* SQLITE_BUSY wait inside one statement (writers queue behind each other). */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/*
+ * One slot per cached statement. The SQL text lives at the call site
+ * (store_stmt(st, STMT_X, "SELECT ...")); a slot must always be used with
+ * the same text (asserted). store/queue.c uses STMT_QUEUE_BASE + n, n <
+ * STMT_QUEUE_SLOTS, so it never has to edit this enum.
+ */
+enum store_stmt_id {
+	STMT_DOMAIN_ID,
+	STMT_DOMAIN_ADD,
+	STMT_DOMAIN_USERS,
+	STMT_DOMAIN_DEL_ALIASES,
+	STMT_DOMAIN_DEL,
+	STMT_USER_ADD,
+	STMT_USER_EPOCH_MAX,
+	STMT_USER_GET,
+	STMT_USER_ID,
+	STMT_USER_SET_HASH,
+	STMT_USER_SET_QUOTA,
+	STMT_USER_UNREF_BODIES,
+	STMT_USER_DEL_MAILBOX,
+	STMT_USER_DEL,
+	STMT_ALIAS_ADD,
+	STMT_ALIAS_EXISTS,
+	STMT_ALIAS_DEL_ONE,
+	STMT_ALIAS_DEL_ALL,
+	STMT_ALIAS_DESTS,
+	STMT_DELIVER_USER,
+	STMT_BODY_INSERT,
+	STMT_CHUNK_INSERT,
+	STMT_MAILBOX_INSERT,
+	STMT_QUEUE_INSERT,
+	STMT_QUEUE_RCPT_INSERT,
+	STMT_MAILBOX_LIST,
+	STMT_MAILBOX_DEL,
+	STMT_BODY_UNREF,
+	STMT_USER_USED_SUB,
+	STMT_GC_SELECT,
+	STMT_GC_CHUNKS,
+	STMT_GC_BODY,
+	STMT_BODY_SIZE,
+	STMT_CHUNK_READ,
+	STMT_SENT_COUNT,
+	STMT_SENT_OLDEST,
+	STMT_SENT_ADD,
+	STMT_SENT_PRUNE,
+	STMT_QUEUE_BASE,
+#define STMT_QUEUE_SLOTS 32
+	STMT_COUNT = STMT_QUEUE_BASE + STMT_QUEUE_SLOTS
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[STMT_COUNT];		/* lazily prepared */
+	const char *stmt_sql[STMT_COUNT];	/* text each slot was made from */
+	char err[256];				/* store_error() */
+	bool busy;				/* last failure BUSY/LOCKED */
+	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
+};
+
+/*
+ * The cached statement for slot id, reset and with bindings cleared; NULL
+ * (error set) if it cannot be prepared. Callers sqlite3_reset() it as soon
+ * as they are done stepping, so no read transaction stays open.
+ */
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
+    const char *sql);
+
+/* Set store_error() from the connection ("what: sqlite message"); returns
+ * -1. rc is the failing result code (decides store_error_is_busy). */
+int store_fail_db(struct store *st, int rc, const char *what);
+/* Set store_error() to a plain message; returns -1. */
+int store_fail(struct store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Run SQL without results; -1 with error set. */
+int store_exec(struct store *st, const char *sql);
+
+/*
+ * A unit of work that is atomic whether or not the caller holds a
+ * transaction: BEGIN IMMEDIATE when in autocommit mode (*outer_r = true),
+ * otherwise a SAVEPOINT inside the caller's transaction.
+ */
+int store_tx_enter(struct store *st, bool *outer_r);
+/* ok: commit/release; !ok: roll back this unit. Returns 0, or -1 if the
+ * commit failed (then everything of the unit is rolled back). */
+int store_tx_leave(struct store *st, bool outer, bool ok);
+
+/* Bind helpers: text is SQLITE_STATIC (must outlive the step). */
+static inline int
+store_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* Step a statement expected to finish without rows (INSERT/UPDATE/DELETE)
+ * and reset it. 0 or -1 (error set). */
+int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+
+/* Id of the user with that address: 0 (*id_r), 1 missing, -1 error. */
+int store_user_id(struct store *st, const char *address, int64_t *id_r);
+
+/* Copy of address with the domain part (after the last '@') lower-cased.
+ * Caller frees. */
+char *store_addr_normalize(const char *address);
+/* Pointer to the domain part (after the last '@'), or NULL. */
+const char *store_addr_domain(const char *address);
+
+#endif
