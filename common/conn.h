@@ -23,8 +23,8 @@ enum conn_event {
 	CONN_EV_CONNECTED,	/* conn_connect() finished */
 	CONN_EV_TLS_READY,	/* TLS handshake done */
 	CONN_EV_EOF,		/* peer closed (or TLS close_notify) */
-	CONN_EV_ERROR,		/* I/O or TLS error; conn_error() says which */
-	CONN_EV_TIMEOUT,	/* no input for the idle timeout */
+	CONN_EV_ERROR,		/* I/O or TLS error: see conn_error() */
+	CONN_EV_TIMEOUT,	/* no progress for conn_set_timeout() */
 };
 
 /*
@@ -34,18 +34,37 @@ enum conn_event {
  */
 typedef void conn_cb(struct conn *c, enum conn_event ev, void *arg);
 
-/* Takes ownership of fd (closed by conn_free). */
+/*
+ * Events are only ever reported from the event loop, never from inside a
+ * conn_* call. After CONN_EV_EOF, CONN_EV_ERROR or a TIMEOUT while closing,
+ * the owner is expected to conn_free(). After CONN_EV_ERROR no more events
+ * come. On CONN_EV_INPUT, consume every complete line (conn_getline until
+ * CONN_LINE_NONE): the same bytes are not reported twice.
+ */
+
+/* Takes ownership of fd (closed by conn_free); makes it non-blocking. */
 struct conn *conn_new(struct event_base *base, int fd, conn_cb *cb, void *arg);
-/* Start a non-blocking TCP connect; CONN_EV_CONNECTED or CONN_EV_ERROR. */
+/* Start a non-blocking TCP connect: exactly one CONN_EV_CONNECTED or
+ * CONN_EV_ERROR follows (also on timeout_ms, or an immediate failure).
+ * NULL with errno only if no socket could be created. */
 struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa,
     socklen_t salen, int timeout_ms, conn_cb *cb, void *arg);
-/* Closes the socket, frees buffers and TLS. Accepts NULL. */
+/* Closes the socket, frees buffers and TLS. Accepts NULL. Safe inside the
+ * callback (the memory goes when the callback returns). */
 void conn_free(struct conn *c);
+/* Hand the conn to another owner/callback. */
+void conn_set_callback(struct conn *c, conn_cb *cb, void *arg);
 
-/* Idle timeout for reads (0 = none); re-armed by every read. */
+/* Idle timeout (0 = none): CONN_EV_TIMEOUT when neither a read nor a write
+ * made progress for timeout_ms. Also bounds a TLS handshake and a
+ * conn_close_after_flush. Reported once, re-armed by the next progress. */
 void conn_set_timeout(struct conn *c, int timeout_ms);
-/* CONN_EV_LOWAT is reported when output drains to <= lowat. */
+/* CONN_EV_LOWAT is reported when output drains to <= lowat (default 0)
+ * after having been above it (also after direct evbuffer writes to
+ * conn_output()). */
 void conn_set_lowat(struct conn *c, size_t lowat);
+/* No reads while paused (output still flows). On resume, input that is
+ * already buffered is reported again as CONN_EV_INPUT from the loop. */
 void conn_pause_read(struct conn *c);
 void conn_resume_read(struct conn *c);
 
@@ -55,10 +74,11 @@ size_t conn_output_len(struct conn *c);
 void conn_write(struct conn *c, const void *data, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Flush the output, then close: the callback gets CONN_EV_EOF-like
- * teardown by calling conn_free itself later; after this only output is
- * flushed and input is ignored. The callback receives CONN_EV_LOWAT once
- * output is empty so the owner can free. */
+/* Stop reading (buffered input is dropped), flush the output (and a TLS
+ * close_notify), then report CONN_EV_LOWAT once with the output empty:
+ * the owner frees the conn then. A peer that is gone gives CONN_EV_ERROR,
+ * one that stops reading CONN_EV_TIMEOUT (if a timeout is set): free on
+ * those too. */
 void conn_close_after_flush(struct conn *c);
 bool conn_is_closing(struct conn *c);
 
@@ -66,36 +86,54 @@ enum conn_line {
 	CONN_LINE_OK,		/* *line_r valid */
 	CONN_LINE_NONE,		/* no complete line yet */
 	CONN_LINE_TOO_LONG,	/* max bytes without LF: input discarded up
-				 * to and including the next LF as it comes */
+				 * to and including the next LF as it comes;
+				 * reported once per overlong line */
 };
 
 /*
  * Take one line from the input: up to LF, with the LF and a preceding CR
- * stripped. *bare_lf_r (may be NULL) says it ended in LF without CR.
- * The line is NUL-terminated; *line_r is borrowed and valid until the next
- * conn_* call on c. Lines containing NUL bytes are returned with *len_r.
+ * stripped. max counts the line with its CRLF (SMTP: 512 for commands,
+ * 1000 for text lines), so the LF must be among the first max bytes.
+ * *bare_lf_r (may be NULL) says it ended in LF without CR (a CR elsewhere
+ * in the line is left in place). The line is NUL-terminated; *line_r is
+ * borrowed and valid until the next conn_getline or conn_free on c. Lines
+ * containing NUL bytes are returned whole, with their length in *len_r
+ * (may be NULL).
  */
 enum conn_line conn_getline(struct conn *c, size_t max, char **line_r,
     size_t *len_r, bool *bare_lf_r);
 
-/* Begin TLS as server (STARTTLS/STLS or implicit TLS). Any input already
- * buffered is discarded first (plaintext injection defence). Reports
- * CONN_EV_TLS_READY or CONN_EV_ERROR. */
+/* Begin TLS as server (STARTTLS/STLS, or implicit TLS right after
+ * conn_new). Any input already buffered is discarded (plaintext injection
+ * defence), output already queued (the "220 Ready" reply) is sent in
+ * plaintext first, then the handshake runs; output queued after this call
+ * only ever travels inside TLS. Reports CONN_EV_TLS_READY or
+ * CONN_EV_ERROR (or TIMEOUT); no INPUT/LOWAT before that. -1 (and
+ * conn_error) if TLS is already on or the session cannot be created. */
 int conn_starttls(struct conn *c, struct tls_ctx *ctx);
-/* Begin TLS as client. */
+/* Begin TLS as client (relay). server_name: SNI and the name checked for
+ * conn_tls_verified (may be NULL). Same discarding and events. */
 int conn_starttls_client(struct conn *c, struct tls_ctx *ctx,
     const char *server_name);
+/* True once the handshake is done. */
 bool conn_is_tls(struct conn *c);
+/* Client side: the server's certificate verified for server_name. */
+bool conn_tls_verified(struct conn *c);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384", or NULL without TLS. */
 const char *conn_tls_version(struct conn *c);
 const char *conn_tls_cipher(struct conn *c);
+/* Text of the last error ("" if none); valid while c lives. */
 const char *conn_error(struct conn *c);
 
-/* Peer address as text ("127.0.0.1", "::1") and whether it is loopback. */
+/* Peer address as text ("127.0.0.1", "::1"; IPv4-mapped IPv6 is shown as
+ * IPv4; "local" for AF_UNIX) and whether it is loopback (127.0.0.0/8, ::1,
+ * ::ffff:127.x, AF_UNIX). */
 const char *conn_peer_ip(struct conn *c);
 bool conn_peer_is_loopback(struct conn *c);
+/* The peer's sockaddr (*len_r set), or NULL if unknown. Borrowed. */
+const struct sockaddr *conn_peer_addr(struct conn *c, socklen_t *len_r);
 
-/* Bytes read/written on this connection so far (for logs). */
+/* Application bytes read/written so far (after TLS decryption; for logs). */
 size_t conn_bytes_in(struct conn *c);
 size_t conn_bytes_out(struct conn *c);
 

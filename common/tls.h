@@ -58,7 +58,17 @@ const char *tls_session_version(struct tls_session *s);
 const char *tls_session_cipher(struct tls_session *s);
 /* Last error text. */
 const char *tls_session_error(struct tls_session *s);
-/* 1 if the peer certificate verified for server_name. */
+/* 1 if the peer certificate verified for server_name (client sessions,
+ * after the handshake); always 0 for server sessions. */
 int tls_session_verified(struct tls_session *s);
+
+/*
+ * Write a fresh self-signed certificate for hostname (ECDSA P-256, SHA-256,
+ * CN and subjectAltName = hostname, valid 825 days) to cert_file (0644) and
+ * its PKCS#8 key to key_file (0600), replacing existing files. For dev
+ * setups, scripts and tests. 0, or -1 and *error_r (static string).
+ */
+int tls_selfsigned_write(const char *cert_file, const char *key_file,
+    const char *hostname, const char **error_r);
 
 #endif
