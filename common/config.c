@@ -101,6 +101,13 @@ static const struct cfg_key cfg_keys[] = {
 	{ "smtpd", "inbound_checks_exempt", CFG_T_CIDRLIST, 0, 0, 0, "",
 	  O(smtpd.inbound_checks_exempt),
 	  "comma-separated CIDRs that skip DNSBL/SPF/DKIM/DMARC checks" },
+	{ "smtpd", "greet_pause", CFG_T_DURATION, 0, 0, 60, "0",
+	  O(smtpd.greet_pause),
+	  "wait this long before the MX greeting; a client that talks first "
+	  "is dropped (early-talker check); 0 = greet at once" },
+	{ "smtpd", "max_connect_rate_per_ip", CFG_T_UINT, 0, 0, 1000000, "60",
+	  O(smtpd.max_connect_rate_per_ip),
+	  "new sessions per client IP per minute; 0 = no limit" },
 
 	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
 	  O(relay.smarthost), "host:port; empty = direct MX delivery" },

@@ -65,6 +65,8 @@ struct cfg {
 		/* CIDRs ("10.0.0.0/8", "::1") whose connections skip the
 		 * inbound checks (DNSBL, SPF, ...); see cfg_cidrlist_match. */
 		struct cfg_strlist inbound_checks_exempt;
+		unsigned greet_pause;		/* seconds, 0 = off */
+		unsigned max_connect_rate_per_ip;	/* per minute, 0 = off */
 	} smtpd;
 
 	struct {
