@@ -157,8 +157,14 @@ class Env:
                 "mx_listen": "127.0.0.1:%d" % self.ports["mx"],
                 "submission_listen": "127.0.0.1:%d" % self.ports["submission"],
                 "submissions_listen": "127.0.0.1:%d" % self.ports["submissions"],
+                # Loopback is exempt from DNSBL/SPF/DKIM/DMARC unless a
+                # test asks for the checks (inbound_checks_exempt = "").
+                "inbound_checks_exempt": "127.0.0.0/8",
             },
-            "relay": {},
+            # No test may reach a real DNS server: by default lookups go
+            # to a closed local port and fail at once (tests that need DNS
+            # start tests/integration/fakedns.py and point here).
+            "relay": {"resolver": "127.0.0.1:%d" % free_port()},
             "pop3d": {
                 "listen": "127.0.0.1:%d" % self.ports["pop3"],
                 "tls_listen": "127.0.0.1:%d" % self.ports["pop3s"],
@@ -291,14 +297,19 @@ class Env:
                 if ("event=%s " % event) in l + " "]
 
 
+ADDED_HEADERS = (b"Return-Path:", b"Received:", b"Authentication-Results:",
+                 b"X-Carteiro-DMARC:")
+
+
 def strip_added_headers(msg):
-    """The message with the Return-Path: and Received: lines carteiro
-    prepends at delivery removed (leading header block only)."""
+    """The message with the header lines carteiro prepends at delivery
+    (Return-Path:, Received:, Authentication-Results:, X-Carteiro-DMARC:)
+    removed (leading header block only)."""
     lines = msg.split(b"\r\n")
     i = 0
     while i < len(lines):
         l = lines[i]
-        if l.startswith(b"Return-Path:") or l.startswith(b"Received:"):
+        if l.startswith(ADDED_HEADERS):
             i += 1
             while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
                 i += 1
