@@ -47,6 +47,11 @@ struct conn {
 	struct event_base *base;
 	int fd;
 	struct event *ev_read;
+	struct event *ev_kick;	/* re-runs the read side from the loop: an
+				 * I/O event made active with event_active()
+				 * is not registered by event_add() until it
+				 * has run (libevent 2.1), so we never
+				 * activate ev_read itself */
 	struct event *ev_write;
 	struct event *ev_timer;	/* idle timeout, or connect timeout */
 	bool read_added;
@@ -139,7 +144,9 @@ conn_alloc(struct event_base *base, int fd, conn_cb *cb, void *arg)
 	c->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST,
 	    conn_on_write, c);
 	c->ev_timer = evtimer_new(base, conn_on_timer, c);
+	c->ev_kick = event_new(base, -1, 0, conn_on_read, c);
 	if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
+	    c->ev_kick == NULL ||
 	    c->ev_write == NULL || c->ev_timer == NULL)
 		log_fatal("event=oom where=conn_new");
 	evbuffer_add_cb(c->out, conn_on_output, c);
@@ -196,6 +203,7 @@ conn_free(struct conn *c)
 		/* Inside our own callback: the frame frees it on leaving. */
 		c->freed = true;
 		event_del(c->ev_read);
+		event_del(c->ev_kick);
 		event_del(c->ev_write);
 		event_del(c->ev_timer);
 		return;
@@ -208,6 +216,7 @@ conn_destroy(struct conn *c)
 {
 	tls_session_free(c->tls);
 	event_free(c->ev_read);
+	event_free(c->ev_kick);
 	event_free(c->ev_write);
 	event_free(c->ev_timer);
 	evbuffer_free(c->in);
@@ -301,6 +310,7 @@ conn_fail(struct conn *c, const char *fmt, ...)
 	vsnprintf(c->error, sizeof(c->error), fmt, ap);
 	va_end(ap);
 	event_del(c->ev_read);
+	event_del(c->ev_kick);
 	event_del(c->ev_write);
 	event_del(c->ev_timer);
 	c->read_added = c->write_added = false;
@@ -472,7 +482,7 @@ conn_read_step(struct conn *c)
 	 * readable again: come back from the loop to drain it. */
 	if (c->tls_state == CONN_TLS_ON && !c->paused && !c->closing &&
 	    !c->eof && !c->failed && tls_session_pending(c->tls) > 0)
-		event_active(c->ev_read, EV_READ, 1);
+		event_active(c->ev_kick, EV_READ, 1);
 	return !c->failed;
 }
 
@@ -598,7 +608,7 @@ conn_handshake_step(struct conn *c)
 	if (!conn_dispatch(c, CONN_EV_TLS_READY))
 		return false;
 	/* Application data may have arrived with the client's Finished. */
-	event_active(c->ev_read, EV_READ, 1);
+	event_active(c->ev_kick, EV_READ, 1);
 	return true;
 }
 
@@ -721,7 +731,7 @@ conn_resume_read(struct conn *c)
 	if (evbuffer_get_length(c->in) > 0 || (c->tls_state == CONN_TLS_ON &&
 	    tls_session_pending(c->tls) > 0)) {
 		c->redeliver = true;
-		event_active(c->ev_read, EV_READ, 1);
+		event_active(c->ev_kick, EV_READ, 1);
 	}
 	conn_update(c);
 }

@@ -1,0 +1,106 @@
+/*
+ * The DATA/BDAT byte-stream decoder: a five-state machine that finds the
+ * end of data (only <CRLF>.<CRLF>), undoes dot-stuffing and flags bare CR
+ * and LF. Pure: no I/O, no allocation, any split of the input gives the
+ * same output. Lines of any length pass through in O(1) memory.
+ */
+#include "smtpd/smtpd.h"
+
+void
+smtp_data_init(struct smtp_data_parser *p, bool dot)
+{
+	p->state = SMTP_DATA_BOL;
+	p->dot = dot;
+	p->bare = false;
+}
+
+bool
+smtp_data_is_done(const struct smtp_data_parser *p)
+{
+	return p->state == SMTP_DATA_END;
+}
+
+size_t
+smtp_data_feed(struct smtp_data_parser *p, const char *in, size_t len,
+    char *out, size_t *outlen_r)
+{
+	size_t i, o = 0;
+	char ch;
+
+	for (i = 0; i < len && p->state != SMTP_DATA_END; i++) {
+		ch = in[i];
+		switch (p->state) {
+		case SMTP_DATA_BOL:
+			if (ch == '.' && p->dot) {
+				p->state = SMTP_DATA_DOT;
+				break;
+			}
+			/* FALLTHROUGH */
+		case SMTP_DATA_MID:
+			if (ch == '\r') {
+				p->state = SMTP_DATA_CR;
+			} else {
+				if (ch == '\n')
+					p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_CR:
+			out[o++] = '\r';
+			if (ch == '\n') {
+				out[o++] = '\n';
+				p->state = SMTP_DATA_BOL;
+			} else if (ch == '\r') {
+				/* The earlier CR was bare; this one waits. */
+				p->bare = true;
+			} else {
+				p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_DOT:
+			/* RFC 5321 4.5.2: drop the stuffed leading dot. */
+			if (ch == '\r') {
+				p->state = SMTP_DATA_DOT_CR;
+			} else {
+				if (ch == '\n')
+					p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_DOT_CR:
+			if (ch == '\n') {
+				p->state = SMTP_DATA_END;
+				break;
+			}
+			/* ".<CR>x": the CR is bare, and "." was a lone dot
+			 * line start: keep it unstuffed as the RFC says. */
+			p->bare = true;
+			out[o++] = '\r';
+			if (ch == '\r') {
+				p->state = SMTP_DATA_CR;
+			} else {
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		}
+	}
+	*outlen_r = o;
+	return i;
+}
+
+size_t
+smtp_data_finish(struct smtp_data_parser *p, char *out)
+{
+	if (p->state == SMTP_DATA_CR || p->state == SMTP_DATA_DOT_CR) {
+		p->bare = true;
+		p->state = SMTP_DATA_MID;
+		out[0] = '\r';
+		return 1;
+	}
+	return 0;
+}

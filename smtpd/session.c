@@ -1,0 +1,616 @@
+/*
+ * One SMTP connection: accept-time limits (max_clients, per IP) and the
+ * DNSBL check before the greeting, the conn callback, the input loop that
+ * checks the input mode before any verb lookup, the single reply function,
+ * closing and the SIGTERM drain. Verbs live in commands.c, sasl.c and
+ * tx.c; the transaction in tx.c.
+ */
+#include "smtpd/smtpd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "common/auth.h"
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "smtpd/dnsbl.h"
+
+struct smtp_ipcount {
+	struct smtp_ipcount *next;
+	unsigned n;
+	char ip[48];
+};
+
+#define SMTP_IP_BUCKETS	1024
+
+static void smtp_session_io(struct conn *c, enum conn_event ev, void *arg);
+static void smtp_session_input(struct smtp_session *s);
+static void smtp_session_greet(struct smtp_session *s);
+static void smtp_session_dnsbl_done(const char *zone, const char *reason,
+    void *arg);
+static void smtp_session_free(struct smtp_session *s, const char *reason);
+static void smtp_session_tls_ready(struct smtp_session *s);
+static void smtp_session_skip(struct smtp_session *s);
+static void smtp_session_unpause(struct smtp_session *s);
+static struct smtp_ipcount *smtp_session_ip_ref(struct smtp_server *srv,
+    const char *ip);
+static void smtp_session_ip_unref(struct smtp_server *srv,
+    struct smtp_ipcount *ipc);
+
+static const char *const smtp_listener_names[SMTP_LST_COUNT] = {
+	"mx", "submission", "submissions",
+};
+static const char *const smtp_state_names[SMTP_ST_COUNT] = {
+	"init", "ready", "mail", "rcpt", "bdat",
+};
+
+/* The command being answered, escaped, for failure logs. Single loop
+ * thread: one buffer is enough. */
+static char smtp_cur_cmd[LOG_ESCAPE_MAX];
+/* Copy of the current command line: handlers may call conn_* freely. */
+static char smtp_line_copy[SMTP_SASL_LINE_MAX + 1];
+
+static unsigned
+smtp_session_ip_hash(const char *ip)
+{
+	unsigned h = 5381;
+
+	while (*ip)
+		h = h * 33 + (unsigned char)*ip++;
+	return h % SMTP_IP_BUCKETS;
+}
+
+static struct smtp_ipcount *
+smtp_session_ip_ref(struct smtp_server *srv, const char *ip)
+{
+	struct smtp_ipcount *ipc;
+	unsigned h;
+
+	if (srv->ipbuckets == NULL) {
+		srv->nipbuckets = SMTP_IP_BUCKETS;
+		srv->ipbuckets = xcalloc(srv->nipbuckets,
+		    sizeof(*srv->ipbuckets));
+	}
+	h = smtp_session_ip_hash(ip);
+	for (ipc = srv->ipbuckets[h]; ipc != NULL; ipc = ipc->next)
+		if (strcmp(ipc->ip, ip) == 0)
+			break;
+	if (ipc == NULL) {
+		ipc = xcalloc(1, sizeof(*ipc));
+		util_strlcpy(ipc->ip, ip, sizeof(ipc->ip));
+		ipc->next = srv->ipbuckets[h];
+		srv->ipbuckets[h] = ipc;
+	}
+	ipc->n++;
+	return ipc;
+}
+
+static void
+smtp_session_ip_unref(struct smtp_server *srv, struct smtp_ipcount *ipc)
+{
+	struct smtp_ipcount **pp;
+
+	if (--ipc->n > 0)
+		return;
+	for (pp = &srv->ipbuckets[smtp_session_ip_hash(ipc->ip)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == ipc) {
+			*pp = ipc->next;
+			break;
+		}
+	}
+	free(ipc);
+}
+
+void
+smtp_session_accept(struct smtp_listener *lst, int fd)
+{
+	struct smtp_server *srv = lst->srv;
+	const struct cfg *cfg = srv->cfg;
+	struct smtp_session *s;
+	const char *ip;
+	bool full;
+
+	s = xcalloc(1, sizeof(*s));
+	s->lst = lst;
+	s->start_ms = util_now_ms();
+	util_session_id(s->sid);
+	s->conn = conn_new(srv->base, fd, smtp_session_io, s);
+	ip = conn_peer_ip(s->conn);
+	/* Counted against the limits before this session joins them. */
+	full = srv->nsessions >= cfg->smtpd.max_clients;
+	s->ipc = smtp_session_ip_ref(srv, ip);
+	if (!full && s->ipc->n > cfg->smtpd.max_clients_per_ip)
+		full = true;
+	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+	srv->nsessions++;
+	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
+	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
+	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	if (full) {
+		s->greeted = true;
+		smtp_reply(s, "421 4.7.0 %s Error: too many connections, "
+		    "try again later", smtp_session_hostname(s));
+		smtp_session_close(s, "too_many_connections");
+		return;
+	}
+	if (lst->kind == SMTP_LST_SUBMISSIONS) {
+		/* Implicit TLS (RFC 8314): greet after the handshake. */
+		smtp_session_wait(s);
+		if (srv->tls == NULL || conn_starttls(s->conn, srv->tls) != 0) {
+			log_warn("event=smtp.tls sid=%s result=fail "
+			    "error=\"%s\"", s->sid, srv->tls ?
+			    conn_error(s->conn) :
+			    "no_tls_configured");
+			smtp_session_free(s, "tls_error");
+		}
+		return;
+	}
+	if (lst->kind == SMTP_LST_MX && srv->dns != NULL &&
+	    cfg->smtpd.dnsbl.n > 0 && !smtp_session_is_exempt(s)) {
+		/* RFC 5782: decide before the greeting. */
+		smtp_session_wait(s);
+		s->dnsbl = dnsbl_check_start(srv->base, srv->dns,
+		    &cfg->smtpd.dnsbl, ip, smtp_session_dnsbl_done, s);
+		return;
+	}
+	smtp_session_greet(s);
+}
+
+/* [smtpd] inbound_checks_exempt: networks that skip DNSBL/SPF/... */
+bool
+smtp_session_is_exempt(struct smtp_session *s)
+{
+	const struct sockaddr *sa = conn_peer_addr(s->conn, NULL);
+
+	return sa != NULL && cfg_cidrlist_match(
+	    &s->lst->srv->cfg->smtpd.inbound_checks_exempt, sa);
+}
+
+static void
+smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
+{
+	struct smtp_session *s = arg;
+	char esc[LOG_ESCAPE_MAX], text[201], *p;
+
+	s->dnsbl = NULL;	/* freed by dnsbl.c after this call */
+	if (zone == NULL && evbuffer_get_length(conn_input(s->conn)) > 0) {
+		/* RFC 5321 3.1: the client waits for the greeting. One that
+		 * talks first is a spam engine (Postfix postscreen's pregreet
+		 * test). */
+		log_info("event=smtp.pregreet sid=%s ip=%s", s->sid,
+		    conn_peer_ip(s->conn));
+		s->greeted = true;
+		smtp_session_set_cmd("(pregreet)", 10);
+		smtp_reply(s, "554 5.5.1 Error: SMTP protocol synchronization");
+		smtp_session_close(s, "pregreet");
+		return;
+	}
+	if (zone == NULL) {
+		smtp_session_greet(s);
+		smtp_session_resume(s);
+		return;
+	}
+	reason = reason != NULL ? reason : "listed";
+	/* The zone comes from our config; the reason from the DNS. */
+	log_info("event=smtp.dnsbl sid=%s ip=%s result=listed zone=%s "
+	    "reason=%s", s->sid, conn_peer_ip(s->conn), zone,
+	    log_escape(esc, sizeof(esc), reason, strlen(reason)));
+	/* TXT text goes into our reply line: printable ASCII only. */
+	util_strlcpy(text, reason, sizeof(text));
+	for (p = text; *p != '\0'; p++)
+		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
+			*p = '?';
+	s->greeted = true;
+	smtp_session_set_cmd("(connect)", 9);
+	smtp_reply(s, "554 5.7.1 Service unavailable; client [%s] blocked "
+	    "using %s; %s", conn_peer_ip(s->conn), zone, text);
+	smtp_session_close(s, "dnsbl");
+}
+
+static void
+smtp_session_greet(struct smtp_session *s)
+{
+	s->greeted = true;
+	smtp_reply(s, "220 %s ESMTP carteiro", smtp_session_hostname(s));
+}
+
+const char *
+smtp_session_hostname(const struct smtp_session *s)
+{
+	return s->lst->srv->cfg->server.hostname;
+}
+
+bool
+smtp_session_is_submission(const struct smtp_session *s)
+{
+	return s->lst->kind != SMTP_LST_MX;
+}
+
+void
+smtp_session_enter(struct smtp_session *s, enum smtp_state st)
+{
+	if (s->state != st)
+		log_debug("event=smtp.state sid=%s from=%s to=%s", s->sid,
+		    smtp_state_names[s->state], smtp_state_names[st]);
+	s->state = (uint8_t)st;
+}
+
+void
+smtp_session_set_mode(struct smtp_session *s, enum smtp_mode m)
+{
+	s->mode = (uint8_t)m;
+}
+
+void
+smtp_session_wait(struct smtp_session *s)
+{
+	/* Not conn_pause_read: see smtp_session_unpause. Input that
+	 * arrives meanwhile is buffered, and bounded in smtp_session_input. */
+	s->mode = SMTP_MODE_WAIT;
+}
+
+/*
+ * Undo conn_pause_read. conn_resume_read() with input still buffered calls
+ * event_active() on the read event before event_add(), and libevent then
+ * never inserts the event: the session would stall (conn.c bug, reported).
+ * So resume with an empty buffer and process what was buffered ourselves.
+ */
+static void
+smtp_session_unpause(struct smtp_session *s)
+{
+	struct evbuffer *in = conn_input(s->conn), *tmp;
+
+	if (!s->paused)
+		return;
+	s->paused = false;
+	if (evbuffer_get_length(in) == 0) {
+		conn_resume_read(s->conn);
+		return;
+	}
+	if ((tmp = evbuffer_new()) == NULL)
+		log_fatal("event=oom where=smtp_session_unpause");
+	evbuffer_add_buffer(tmp, in);
+	conn_resume_read(s->conn);
+	evbuffer_prepend_buffer(in, tmp);
+	evbuffer_free(tmp);
+}
+
+void
+smtp_session_resume(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->lst->srv;
+
+	s->mode = SMTP_MODE_CMD;
+	if (conn_is_closing(s->conn))
+		return;
+	if (s->errors >= SMTP_MAX_ERRORS) {
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
+		    smtp_session_hostname(s));
+		smtp_session_close(s, "too_many_errors");
+		return;
+	}
+	if (srv->stopping) {
+		smtp_reply(s, "421 4.3.2 %s Service shutting down",
+		    smtp_session_hostname(s));
+		smtp_session_close(s, "shutdown");
+		return;
+	}
+	smtp_session_unpause(s);
+	/* Input already buffered gets no new event: process it now. */
+	smtp_session_input(s);
+	if (s->peer_eof && !conn_is_closing(s->conn) &&
+	    s->mode != SMTP_MODE_WAIT) {
+		/* The conn reports nothing after EOF: the client's last
+		 * commands are answered, then we close. */
+		smtp_session_close(s, "eof");
+	}
+}
+
+void
+smtp_session_set_cmd(const char *line, size_t len)
+{
+	size_t n = len;
+	const char *sp;
+
+	/* Never log AUTH data: keep "AUTH <mechanism>" only. */
+	if (len >= 4 && strncasecmp(line, "AUTH", 4) == 0 &&
+	    (len == 4 || line[4] == ' ')) {
+		sp = len > 5 ? memchr(line + 5, ' ', len - 5) : NULL;
+		if (sp != NULL)
+			n = (size_t)(sp - line);
+	}
+	log_escape(smtp_cur_cmd, sizeof(smtp_cur_cmd), line, n);
+}
+
+void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024], esc[LOG_ESCAPE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)(sizeof(buf) - 3);
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	conn_write(s->conn, buf, (size_t)n + 2);
+	buf[n] = '\0';
+	if (buf[0] >= '4') {
+		/* STYLE 7: every failed command logs itself and our reply. */
+		log_info("event=smtp.cmd sid=%s result=fail cmd=%s reply=%s",
+		    s->sid, smtp_cur_cmd[0] ? smtp_cur_cmd : "\"\"",
+		    log_escape(esc, sizeof(esc), buf, (size_t)n));
+		/* Syntax and sequence errors (and failed AUTH) count toward
+		 * the hang-up limit; policy refusals do not. */
+		if (strncmp(buf, "50", 2) == 0 ||
+		    strncmp(buf, "555", 3) == 0 || strncmp(buf, "535", 3) == 0)
+			s->errors++;
+	}
+}
+
+void
+smtp_session_close(struct smtp_session *s, const char *reason)
+{
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
+	conn_close_after_flush(s->conn);
+}
+
+static void
+smtp_session_free(struct smtp_session *s, const char *reason)
+{
+	struct smtp_server *srv = s->lst->srv;
+
+	if (s->close_reason != NULL)
+		reason = s->close_reason;
+	log_info("event=smtp.disconnect sid=%s ip=%s reason=%s "
+	    "duration_ms=%llu bytes_in=%zu bytes_out=%zu", s->sid,
+	    conn_peer_ip(s->conn), reason,
+	    (unsigned long long)(util_now_ms() - s->start_ms),
+	    conn_bytes_in(s->conn), conn_bytes_out(s->conn));
+	smtp_tx_reset(s);
+	smtp_sasl_free(s);
+	dnsbl_check_cancel(s->dnsbl);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	conn_free(s->conn);
+	free(s->helo);
+	free(s->auth_user);
+	smtp_session_ip_unref(srv, s->ipc);
+	TAILQ_REMOVE(&srv->sessions, s, entry);
+	srv->nsessions--;
+	free(s);
+	if (srv->stopping && srv->nsessions == 0 && srv->on_drained != NULL)
+		srv->on_drained(srv);
+}
+
+static void
+smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	switch (ev) {
+	case CONN_EV_INPUT:
+		smtp_session_input(s);
+		break;
+	case CONN_EV_LOWAT:
+		if (conn_is_closing(c)) {
+			smtp_session_free(s, "close");
+		} else if (s->out_blocked) {
+			s->out_blocked = false;
+			if (s->mode != SMTP_MODE_WAIT) {
+				smtp_session_unpause(s);
+				smtp_session_input(s);
+			}
+		}
+		break;
+	case CONN_EV_TLS_READY:
+		smtp_session_tls_ready(s);
+		break;
+	case CONN_EV_EOF:
+		if (s->mode == SMTP_MODE_WAIT && !conn_is_closing(c) &&
+		    s->tx != NULL && s->tx->token != 0) {
+			/* A commit is pending: the client still gets its
+			 * reply (it may have half-closed after QUIT). */
+			s->peer_eof = true;
+			break;
+		}
+		smtp_session_free(s, s->mode == SMTP_MODE_DATA ||
+		    s->mode == SMTP_MODE_BDAT ? "eof_in_data" : "eof");
+		break;
+	case CONN_EV_ERROR:
+		log_info("event=smtp.io sid=%s error=\"%s\"", s->sid,
+		    conn_error(c));
+		smtp_session_free(s, !s->greeted &&
+		    s->lst->kind == SMTP_LST_SUBMISSIONS ? "tls_error" :
+		    "io_error");
+		break;
+	case CONN_EV_CONNECTED:
+		break;	/* server side: never */
+	case CONN_EV_TIMEOUT:
+		if (conn_is_closing(c)) {
+			smtp_session_free(s, "timeout");
+			break;
+		}
+		smtp_session_set_cmd("(timeout)", 9);
+		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    smtp_session_hostname(s));
+		smtp_session_close(s, "timeout");
+		break;
+	}
+}
+
+static void
+smtp_session_tls_ready(struct smtp_session *s)
+{
+	log_info("event=smtp.tls sid=%s ip=%s version=%s cipher=%s", s->sid,
+	    conn_peer_ip(s->conn), conn_tls_version(s->conn),
+	    conn_tls_cipher(s->conn));
+	if (!s->greeted) {
+		smtp_session_greet(s);
+	} else {
+		/* RFC 3207 4.2: forget everything learnt before TLS. */
+		smtp_tx_reset(s);
+		free(s->helo);
+		s->helo = NULL;
+		free(s->auth_user);
+		s->auth_user = NULL;
+		s->esmtp = false;
+		smtp_session_enter(s, SMTP_ST_INIT);
+	}
+	/* conn.c reports TLS_READY and then calls event_active() on the
+	 * read event, which libevent never inserts unless conn_update ran
+	 * first (see smtp_session_unpause): a pause/resume cycle does that. */
+	conn_pause_read(s->conn);
+	s->paused = true;
+	smtp_session_resume(s);
+}
+
+static void
+smtp_session_skip(struct smtp_session *s)
+{
+	struct evbuffer *in = conn_input(s->conn);
+	size_t n = evbuffer_get_length(in);
+
+	if (n > s->skip_left)
+		n = (size_t)s->skip_left;
+	evbuffer_drain(in, n);
+	s->skip_left -= n;
+	if (s->skip_left == 0)
+		s->mode = SMTP_MODE_CMD;
+}
+
+/* Process every complete unit of input already buffered (PIPELINING: the
+ * replies of a group go out together when the loop flushes). Never frees
+ * the session; closing goes through conn_close_after_flush. */
+static void
+smtp_session_input(struct smtp_session *s)
+{
+	enum conn_line r;
+	char *line;
+	size_t len;
+	bool bare;
+	uint8_t mode;
+
+	while (!conn_is_closing(s->conn)) {
+		if (conn_output_len(s->conn) > SMTP_OUTPUT_MAX) {
+			/* A pipelining client that does not read its
+			 * replies: stop reading until they drain. */
+			if (!s->paused) {
+				conn_pause_read(s->conn);
+				s->paused = true;
+			}
+			s->out_blocked = true;
+			conn_set_lowat(s->conn, SMTP_OUTPUT_MAX / 4);
+			return;
+		}
+		if (s->errors >= SMTP_MAX_ERRORS) {
+			smtp_reply(s, "421 4.7.0 %s Error: too many errors",
+			    smtp_session_hostname(s));
+			smtp_session_close(s, "too_many_errors");
+			return;
+		}
+		mode = s->mode;
+		switch (mode) {
+		case SMTP_MODE_WAIT:
+			if (!s->paused && evbuffer_get_length(
+			    conn_input(s->conn)) > SMTP_WAIT_BUFFER_MAX) {
+				conn_pause_read(s->conn);
+				s->paused = true;
+			}
+			return;
+		case SMTP_MODE_DATA:
+		case SMTP_MODE_BDAT:
+			smtp_tx_input(s);
+			if (s->mode == mode)
+				return;	/* needs more input */
+			continue;
+		case SMTP_MODE_SKIP:
+			smtp_session_skip(s);
+			if (s->mode == mode)
+				return;
+			continue;
+		case SMTP_MODE_SASL:
+		case SMTP_MODE_CMD:
+			break;
+		}
+		r = conn_getline(s->conn, mode == SMTP_MODE_SASL ?
+		    SMTP_SASL_LINE_MAX : SMTP_LINE_MAX, &line, &len, &bare);
+		if (r == CONN_LINE_NONE)
+			return;
+		if (r == CONN_LINE_TOO_LONG) {
+			smtp_session_set_cmd("(line too long)", 15);
+			if (mode == SMTP_MODE_SASL) {
+				smtp_sasl_free(s);
+				s->mode = SMTP_MODE_CMD;
+			}
+			smtp_reply(s, "500 5.5.2 Error: line too long");
+			continue;
+		}
+		memcpy(smtp_line_copy, line, len);
+		smtp_line_copy[len] = '\0';
+		line = smtp_line_copy;
+		if (mode == SMTP_MODE_SASL) {
+			smtp_session_set_cmd("AUTH (continuation)", 19);
+			smtp_sasl_line(s, line, len);
+			continue;
+		}
+		smtp_session_set_cmd(line, len);
+		if (bare) {
+			/* RFC 5321 2.3.8: only CRLF ends a line. */
+			smtp_reply(s, "500 5.5.2 Error: bare LF in command "
+			    "line not allowed");
+		} else if (strlen(line) != len) {
+			smtp_reply(s, "500 5.5.2 Error: NUL byte in command "
+			    "line");
+		} else {
+			smtp_cmd_dispatch(s, line, len);
+		}
+	}
+}
+
+void
+smtp_session_shutdown_all(struct smtp_server *srv)
+{
+	struct smtp_session *s, *next;
+
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (conn_is_closing(s->conn))
+			continue;
+		if (s->mode == SMTP_MODE_WAIT && s->tx != NULL &&
+		    s->tx->token != 0)
+			continue;	/* gets its 250, then 421 (resume) */
+		if (!s->greeted) {
+			smtp_session_free(s, "shutdown");
+			continue;
+		}
+		smtp_session_set_cmd("(shutdown)", 10);
+		smtp_reply(s, "421 4.3.2 %s Service shutting down",
+		    smtp_session_hostname(s));
+		smtp_session_close(s, "shutdown");
+	}
+}
+
+void
+smtp_session_free_all(struct smtp_server *srv)
+{
+	srv->on_drained = NULL;
+	while (!TAILQ_EMPTY(&srv->sessions))
+		smtp_session_free(TAILQ_FIRST(&srv->sessions), "shutdown");
+}

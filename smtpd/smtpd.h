@@ -1,0 +1,330 @@
+/*
+ * carteiro-smtpd internals shared by session.c (connections, replies,
+ * input modes), commands.c (the verb table and the session-level verbs),
+ * sasl.c (AUTH), tx.c (MAIL..end of data), address.c (pure path/parameter
+ * parser) and data.c (pure DATA/BDAT byte-stream decoder). Not for other
+ * modules: delivery.h and relay.h are the public seams.
+ */
+#ifndef CARTEIRO_SMTPD_H
+#define CARTEIRO_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct conn;
+struct cfg;
+struct event_base;
+struct event;
+struct tls_ctx;
+struct store;
+struct delivery;
+struct auth_pool;
+struct relay;
+struct listener;
+struct dns;
+struct dnsbl_check;
+struct inbound;
+struct signer;
+
+/* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
+#define SMTP_LINE_MAX		512
+/* RFC 4954 4: SASL lines may be up to 12288 octets. */
+#define SMTP_SASL_LINE_MAX	12288
+/* RFC 5321 4.5.3.2.7 and 4.5.3.2.6. */
+#define SMTP_TIMEOUT_CMD_MS	(5 * 60 * 1000)
+#define SMTP_TIMEOUT_DATA_MS	(10 * 60 * 1000)
+/* Protocol errors (500/501/503/555/535) before 421 and close. */
+#define SMTP_MAX_ERRORS		10
+/* Input buffered while an async step runs before reading pauses. */
+#define SMTP_WAIT_BUFFER_MAX	(256 * 1024)
+/* Replies queued for a client that does not read before we stop
+ * reading its commands (resumed at a quarter of it). */
+#define SMTP_OUTPUT_MAX		(256 * 1024)
+/* HELO/EHLO argument kept for Received: (RFC 1035 name + slack). */
+#define SMTP_HELO_MAX		255
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+enum smtp_listener_kind {
+	SMTP_LST_MX,		/* port 25: no AUTH, local recipients only */
+	SMTP_LST_SUBMISSION,	/* 587: STARTTLS, AUTH required */
+	SMTP_LST_SUBMISSIONS,	/* 465: implicit TLS, AUTH required */
+	SMTP_LST_COUNT
+};
+
+struct smtp_server;
+
+struct smtp_listener {
+	struct smtp_server *srv;
+	struct listener *l;
+	enum smtp_listener_kind kind;
+};
+
+struct smtp_ipcount;
+struct smtp_session;
+TAILQ_HEAD(smtp_session_list, smtp_session);
+
+/* One per process; owned by main.c. Pointers are borrowed by sessions. */
+struct smtp_server {
+	struct event_base *base;
+	const struct cfg *cfg;
+	struct tls_ctx *tls;		/* NULL: no TLS configured */
+	struct store *store;		/* loop-side connection: resolve, quota,
+					 * sent counters (short statements) */
+	struct delivery *delivery;
+	struct auth_pool *auth;
+	struct relay *relay;
+	struct dns *dns;		/* DNSBL lookups; NULL without zones */
+	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
+	struct signer *signer;		/* DKIM signing on submission */
+	char *spool_dir;		/* directory of the database */
+	struct smtp_listener *listeners;
+	size_t nlisteners;
+
+	struct smtp_session_list sessions;
+	unsigned nsessions;
+	struct smtp_ipcount **ipbuckets;	/* per-IP session counts */
+	size_t nipbuckets;
+	int timeout_cmd_ms;
+	int timeout_data_ms;
+	bool stopping;			/* SIGTERM: no new sessions */
+	void (*on_drained)(struct smtp_server *);	/* last session gone
+							 * while stopping */
+};
+
+/* ---- sessions ------------------------------------------------------------ */
+
+/* Table bitmasks use (1u << state). */
+enum smtp_state {
+	SMTP_ST_INIT,		/* greeted, no HELO/EHLO yet */
+	SMTP_ST_READY,		/* HELO/EHLO done, no transaction */
+	SMTP_ST_MAIL,		/* MAIL accepted, no RCPT yet */
+	SMTP_ST_RCPT,		/* at least one RCPT accepted */
+	SMTP_ST_BDAT,		/* BDAT chunks received, no LAST yet */
+	SMTP_ST_COUNT
+};
+
+/* What the next input bytes are: checked before any verb lookup. */
+enum smtp_mode {
+	SMTP_MODE_CMD,		/* command lines */
+	SMTP_MODE_DATA,		/* DATA body up to CRLF.CRLF */
+	SMTP_MODE_BDAT,		/* exactly bdat_left bytes of a chunk */
+	SMTP_MODE_SASL,		/* AUTH continuation line */
+	SMTP_MODE_SKIP,		/* refused BDAT: discard skip_left bytes */
+	SMTP_MODE_WAIT,		/* async step pending (AUTH check, commit,
+				 * TLS handshake): input paused */
+};
+
+/* Where a DATA/BDAT transaction failed; latched until the end of data. */
+enum smtp_tx_err {
+	SMTP_TX_OK,
+	SMTP_TX_ERR_SIZE,	/* 552 5.3.4 */
+	SMTP_TX_ERR_BARE,	/* 550 5.5.2 bare CR or LF */
+	SMTP_TX_ERR_IO,		/* 451 4.3.0 spool write failed */
+};
+
+/* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */
+
+enum smtp_data_state {
+	SMTP_DATA_BOL,		/* after CRLF (or at the start) */
+	SMTP_DATA_MID,		/* inside a line */
+	SMTP_DATA_CR,		/* CR seen, not yet written */
+	SMTP_DATA_DOT,		/* "." at the start of a line */
+	SMTP_DATA_DOT_CR,	/* ".<CR>" at the start of a line */
+	SMTP_DATA_END,		/* <CRLF>.<CRLF> seen */
+};
+
+struct smtp_data_parser {
+	uint8_t state;		/* enum smtp_data_state */
+	bool dot;		/* DATA: dot-unstuffing and "." ends; BDAT:
+				 * neither (only bare CR/LF tracking) */
+	bool bare;		/* a bare CR or LF was seen */
+};
+
+void smtp_data_init(struct smtp_data_parser *p, bool dot);
+/*
+ * Decode len bytes of in into out, which has room for len + 1 bytes (a CR
+ * held back from an earlier call may come out now). Returns the number of
+ * input bytes consumed: all of them, or fewer when <CRLF>.<CRLF> ended the
+ * data (the bytes after it are the next command). *outlen_r: bytes written.
+ * Only <CRLF>.<CRLF> ends DATA (RFC 5321 4.1.1.4); a bare CR or LF is data,
+ * never a line end, and sets p->bare.
+ */
+size_t smtp_data_feed(struct smtp_data_parser *p, const char *in, size_t len,
+    char *out, size_t *outlen_r);
+bool smtp_data_is_done(const struct smtp_data_parser *p);
+/* BDAT LAST: flush a held-back CR (it is bare). Returns bytes (0 or 1). */
+size_t smtp_data_finish(struct smtp_data_parser *p, char *out);
+
+/* ---- pure path/parameter parser (address.c) ------------------------------ */
+
+enum smtp_path_kind { SMTP_PATH_MAIL, SMTP_PATH_RCPT };
+
+enum smtp_path_err {
+	SMTP_PATH_OK,
+	SMTP_PATH_ERR_SYNTAX,	/* "FROM:"/"TO:" missing: 501 5.5.4 */
+	SMTP_PATH_ERR_BRACKETS,	/* no <...>: 501 5.5.4 */
+	SMTP_PATH_ERR_ADDRESS,	/* bad address: 501 5.1.7 / 5.1.3 */
+	SMTP_PATH_ERR_PARAM,	/* unknown parameter: 555 5.5.4 */
+	SMTP_PATH_ERR_VALUE,	/* bad parameter value: 501 5.5.4 */
+	SMTP_PATH_ERR_UTF8,	/* non-ASCII without SMTPUTF8: 553 5.6.7 */
+};
+
+enum smtp_body { SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+
+struct smtp_path {
+	char *addr;		/* owned: normalised local@domain (A-label
+				 * domain), "" for <>, "postmaster" for the
+				 * bare RCPT form; smtp_path_clear frees */
+	bool null;		/* <> */
+	bool postmaster;	/* bare <postmaster> */
+	bool route;		/* a source route was given (and dropped) */
+	bool literal;		/* domain is an address literal [...] */
+	bool percent;		/* local part has % or ! (relay hack) */
+	bool utf8;		/* address has non-ASCII octets */
+	/* MAIL parameters */
+	bool has_size;
+	uint64_t size;
+	enum smtp_body body;
+	bool smtputf8;
+};
+
+/*
+ * Parse the arguments of MAIL ("FROM:<path> params") or RCPT ("TO:<path>
+ * params"). For RCPT, smtputf8 says whether the transaction's MAIL had
+ * SMTPUTF8 (for MAIL it comes from the parameters). Returns SMTP_PATH_OK
+ * and fills *p, or an error and *error_r (static text for the reply);
+ * *p is cleared either way first.
+ */
+enum smtp_path_err smtp_path_parse(const char *args, enum smtp_path_kind kind,
+    bool smtputf8, struct smtp_path *p, const char **error_r);
+void smtp_path_clear(struct smtp_path *p);
+
+/* ---- transaction --------------------------------------------------------- */
+
+/* The async steps after the end of data, in this order; tx->token belongs
+ * to the current one. */
+enum smtp_tx_step {
+	SMTP_TX_STEP_NONE,
+	SMTP_TX_STEP_SIGN,	/* submission: DKIM signing (signer.h) */
+	SMTP_TX_STEP_INBOUND,	/* MX: SPF/DKIM/DMARC (inbound.h) */
+	SMTP_TX_STEP_COMMIT,	/* delivery.h: the 250 comes from here */
+};
+
+struct smtp_tx {
+	char msgid[17];		/* carteiro's id, 16 hex */
+	char *mail_from;	/* normalised, "" for <> */
+	char *first_rcpt;	/* as given in the first RCPT, for Received */
+	char **local;		/* deduplicated local mailboxes */
+	size_t nlocal;
+	char **remote;		/* deduplicated remote recipients */
+	size_t nremote;
+	unsigned nrcpt;		/* accepted RCPT commands */
+	uint64_t declared_size;	/* MAIL SIZE=, 0 if none */
+	bool smtputf8;
+	bool body8bit;
+	int64_t sent_base;	/* remote rcpts in the last 24 h, -1 unknown */
+
+	int spool_fd;		/* -1 until DATA/first BDAT */
+	uint64_t size;		/* decoded bytes so far */
+	enum smtp_tx_err error;	/* latched, see STYLE 4 */
+	struct smtp_data_parser parser;
+	uint64_t bdat_left;	/* bytes still to read of this chunk */
+	bool bdat_last;		/* this chunk is the last one */
+	bool bdat;		/* transaction uses BDAT */
+	uint8_t step;		/* enum smtp_tx_step */
+	uint64_t token;		/* token of the pending step, 0 if none */
+	char *extra;		/* owned: header lines the checks added */
+};
+
+struct smtp_sasl;
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	struct conn *conn;
+	struct smtp_listener *lst;
+	struct smtp_ipcount *ipc;	/* this IP's counter (shared) */
+	struct smtp_tx *tx;		/* NULL outside a transaction */
+	struct smtp_sasl *sasl;		/* NULL unless AUTH is running */
+	struct event *timer;		/* AUTH failure delay, lazy */
+	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
+	char *helo;			/* owned */
+	char *auth_user;		/* owned: canonical address */
+	uint64_t start_ms;
+	const char *close_reason;	/* static string, for the log */
+	uint64_t skip_left;		/* SMTP_MODE_SKIP: bytes to discard */
+	uint8_t state;			/* enum smtp_state */
+	uint8_t mode;			/* enum smtp_mode */
+	uint8_t errors;			/* protocol errors so far */
+	bool esmtp;			/* EHLO, not HELO */
+	bool greeted;			/* 220 sent (after TLS on 465) */
+	bool peer_eof;			/* EOF arrived during an async step */
+	bool paused;			/* conn_pause_read in effect */
+	bool out_blocked;		/* paused until the output drains */
+	char sid[17];
+};
+
+/* session.c */
+void smtp_session_accept(struct smtp_listener *lst, int fd);
+/* SIGTERM: idle sessions get 421 4.3.2 and close; a session waiting for a
+ * commit gets its 250 first; one in the middle of DATA is aborted. */
+void smtp_session_shutdown_all(struct smtp_server *srv);
+/* Exit: free every session still open, without replies. */
+void smtp_session_free_all(struct smtp_server *srv);
+void smtp_session_enter(struct smtp_session *s, enum smtp_state st);
+void smtp_session_set_mode(struct smtp_session *s, enum smtp_mode m);
+/* All replies go through here: formats, appends CRLF, logs replies >= 400
+ * with the current command. Never frees the session. */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Reply and close after the output is flushed. */
+void smtp_session_close(struct smtp_session *s, const char *reason);
+/* An async step finished: back to command mode and read on. */
+void smtp_session_resume(struct smtp_session *s);
+/* Stop interpreting input for an async step (bytes that arrive meanwhile
+ * stay buffered, up to SMTP_WAIT_BUFFER_MAX, then reading pauses). */
+void smtp_session_wait(struct smtp_session *s);
+/* The command whose reply is pending, for logs (escaped copy). */
+void smtp_session_set_cmd(const char *line, size_t len);
+bool smtp_session_is_submission(const struct smtp_session *s);
+bool smtp_session_is_exempt(struct smtp_session *s);
+const char *smtp_session_hostname(const struct smtp_session *s);
+
+/* commands.c */
+void smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len);
+void smtp_cmd_ehlo(struct smtp_session *, const char *);
+void smtp_cmd_helo(struct smtp_session *, const char *);
+void smtp_cmd_rset(struct smtp_session *, const char *);
+void smtp_cmd_noop(struct smtp_session *, const char *);
+void smtp_cmd_help(struct smtp_session *, const char *);
+void smtp_cmd_vrfy(struct smtp_session *, const char *);
+void smtp_cmd_quit(struct smtp_session *, const char *);
+void smtp_cmd_starttls(struct smtp_session *, const char *);
+void smtp_cmd_auth(struct smtp_session *, const char *);
+void smtp_cmd_mail(struct smtp_session *, const char *);
+void smtp_cmd_rcpt(struct smtp_session *, const char *);
+void smtp_cmd_data(struct smtp_session *, const char *);
+void smtp_cmd_bdat(struct smtp_session *, const char *);
+/* BDAT refused by the dispatcher: still skip the announced chunk. */
+void smtp_cmd_bdat_reject(struct smtp_session *, const char *);
+/* Whether AUTH may be used (and is advertised) on this session now. */
+bool smtp_cmd_auth_allowed(const struct smtp_session *s);
+
+/* sasl.c */
+void smtp_sasl_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_sasl_free(struct smtp_session *s);
+
+/* tx.c */
+void smtp_tx_free(struct smtp_tx *tx);
+/* Destroy the session's transaction (RSET, EHLO, end of data, close). A
+ * pending commit keeps running; its callback is cancelled. */
+void smtp_tx_reset(struct smtp_session *s);
+/* Feed buffered input in DATA/BDAT mode. Returns once the buffer is empty
+ * or the mode changed. */
+void smtp_tx_input(struct smtp_session *s);
+/* Parse "BDAT <size> [LAST]". 0 / -1. */
+int smtp_tx_parse_bdat(const char *args, uint64_t *size_r, bool *last_r);
+
+#endif
