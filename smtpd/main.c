@@ -255,6 +255,7 @@ main(int argc, char **argv)
 	daemon_signals_free(sig);
 	event_base_free(srv.base);
 	free(srv.ipbuckets);
+	free(srv.rates);
 	free(srv.spool_dir);
 	log_info("event=smtpd.exit");
 	cfg_free(cfg);

@@ -32,9 +32,29 @@ struct smtp_ipcount {
 
 #define SMTP_IP_BUCKETS	1024
 
+/*
+ * Connect-rate accounting ([smtpd] max_connect_rate_per_ip): one slot per
+ * hash of the address, a one-minute window each. Fixed size, so a flood of
+ * distinct addresses costs no memory; two addresses sharing a slot reset
+ * each other's window, which errs on the side of accepting.
+ */
+#define SMTP_RATE_SLOTS		4096
+#define SMTP_RATE_WINDOW_MS	60000
+
+struct smtp_rate {
+	char ip[48];
+	uint64_t window_start;
+	unsigned count;
+};
+
 static void smtp_session_io(struct conn *c, enum conn_event ev, void *arg);
 static void smtp_session_input(struct smtp_session *s);
 static void smtp_session_greet(struct smtp_session *s);
+static void smtp_session_greet_hold_done(struct smtp_session *s);
+static void smtp_session_greet_timer(evutil_socket_t fd, short what,
+    void *arg);
+static bool smtp_session_rate_exceeded(struct smtp_server *srv,
+    const char *ip);
 static void smtp_session_dnsbl_done(const char *zone, const char *reason,
     void *arg);
 static void smtp_session_free(struct smtp_session *s, const char *reason);
@@ -111,6 +131,27 @@ smtp_session_ip_unref(struct smtp_server *srv, struct smtp_ipcount *ipc)
 	free(ipc);
 }
 
+static bool
+smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
+{
+	unsigned limit = srv->cfg->smtpd.max_connect_rate_per_ip;
+	struct smtp_rate *r;
+	uint64_t now = util_now_ms();
+
+	if (limit == 0)
+		return false;
+	if (srv->rates == NULL)
+		srv->rates = xcalloc(SMTP_RATE_SLOTS, sizeof(*srv->rates));
+	r = &srv->rates[smtp_session_ip_hash(ip) * 4 % SMTP_RATE_SLOTS];
+	if (strcmp(r->ip, ip) != 0 ||
+	    now - r->window_start >= SMTP_RATE_WINDOW_MS) {
+		util_strlcpy(r->ip, ip, sizeof(r->ip));
+		r->window_start = now;
+		r->count = 0;
+	}
+	return ++r->count > limit;
+}
+
 void
 smtp_session_accept(struct smtp_listener *lst, int fd)
 {
@@ -130,6 +171,9 @@ smtp_session_accept(struct smtp_listener *lst, int fd)
 	full = srv->nsessions >= cfg->smtpd.max_clients;
 	s->ipc = smtp_session_ip_ref(srv, ip);
 	if (!full && s->ipc->n > cfg->smtpd.max_clients_per_ip)
+		full = true;
+	if (!full && !smtp_session_is_exempt(s) &&
+	    smtp_session_rate_exceeded(srv, ip))
 		full = true;
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
@@ -155,15 +199,61 @@ smtp_session_accept(struct smtp_listener *lst, int fd)
 		}
 		return;
 	}
-	if (lst->kind == SMTP_LST_MX && srv->dns != NULL &&
-	    cfg->smtpd.dnsbl.n > 0 && !smtp_session_is_exempt(s)) {
-		/* RFC 5782: decide before the greeting. */
+	if (lst->kind == SMTP_LST_MX && !smtp_session_is_exempt(s) &&
+	    ((srv->dns != NULL && cfg->smtpd.dnsbl.n > 0) ||
+	    cfg->smtpd.greet_pause > 0)) {
+		/* The greeting waits for the DNSBL verdict (RFC 5782) and
+		 * the greet pause; a client that talks meanwhile is an early
+		 * talker. */
 		smtp_session_wait(s);
-		s->dnsbl = dnsbl_check_start(srv->base, srv->dns,
-		    &cfg->smtpd.dnsbl, ip, smtp_session_dnsbl_done, s);
+		if (cfg->smtpd.greet_pause > 0) {
+			struct timeval tv = { (time_t)cfg->smtpd.greet_pause,
+			    0 };
+			s->greet_timer = evtimer_new(srv->base,
+			    smtp_session_greet_timer, s);
+			evtimer_add(s->greet_timer, &tv);
+			s->greet_holds++;
+		}
+		if (srv->dns != NULL && cfg->smtpd.dnsbl.n > 0) {
+			s->greet_holds++;
+			s->dnsbl = dnsbl_check_start(srv->base, srv->dns,
+			    &cfg->smtpd.dnsbl, ip, smtp_session_dnsbl_done, s);
+		}
 		return;
 	}
 	smtp_session_greet(s);
+}
+
+static void
+smtp_session_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	smtp_session_greet_hold_done(s);
+}
+
+/* One of the things holding the greeting back finished. */
+static void
+smtp_session_greet_hold_done(struct smtp_session *s)
+{
+	if (--s->greet_holds > 0)
+		return;
+	if (evbuffer_get_length(conn_input(s->conn)) > 0) {
+		/* RFC 5321 3.1: the client waits for the greeting. One that
+		 * talks first is a spam engine (Postfix postscreen's pregreet
+		 * test). */
+		log_info("event=smtp.pregreet sid=%s ip=%s", s->sid,
+		    conn_peer_ip(s->conn));
+		s->greeted = true;
+		smtp_session_set_cmd("(pregreet)", 10);
+		smtp_reply(s, "554 5.5.1 Error: SMTP protocol synchronization");
+		smtp_session_close(s, "pregreet");
+		return;
+	}
+	smtp_session_greet(s);
+	smtp_session_resume(s);
 }
 
 /* [smtpd] inbound_checks_exempt: networks that skip DNSBL/SPF/... */
@@ -183,23 +273,12 @@ smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
 	char esc[LOG_ESCAPE_MAX], text[201], *p;
 
 	s->dnsbl = NULL;	/* freed by dnsbl.c after this call */
-	if (zone == NULL && evbuffer_get_length(conn_input(s->conn)) > 0) {
-		/* RFC 5321 3.1: the client waits for the greeting. One that
-		 * talks first is a spam engine (Postfix postscreen's pregreet
-		 * test). */
-		log_info("event=smtp.pregreet sid=%s ip=%s", s->sid,
-		    conn_peer_ip(s->conn));
-		s->greeted = true;
-		smtp_session_set_cmd("(pregreet)", 10);
-		smtp_reply(s, "554 5.5.1 Error: SMTP protocol synchronization");
-		smtp_session_close(s, "pregreet");
-		return;
-	}
 	if (zone == NULL) {
-		smtp_session_greet(s);
-		smtp_session_resume(s);
+		smtp_session_greet_hold_done(s);
 		return;
 	}
+	if (s->greet_timer != NULL)
+		evtimer_del(s->greet_timer);
 	reason = reason != NULL ? reason : "listed";
 	/* The zone comes from our config; the reason from the DNS. */
 	log_info("event=smtp.dnsbl sid=%s ip=%s result=listed zone=%s "
@@ -388,6 +467,8 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	dnsbl_check_cancel(s->dnsbl);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (s->greet_timer != NULL)
+		event_free(s->greet_timer);
 	conn_free(s->conn);
 	free(s->helo);
 	free(s->auth_user);

@@ -87,6 +87,7 @@ struct smtp_server {
 	unsigned nsessions;
 	struct smtp_ipcount **ipbuckets;	/* per-IP session counts */
 	size_t nipbuckets;
+	struct smtp_rate *rates;	/* per-IP connect rate, fixed slots */
 	int timeout_cmd_ms;
 	int timeout_data_ms;
 	bool stopping;			/* SIGTERM: no new sessions */
@@ -250,6 +251,8 @@ struct smtp_session {
 	struct smtp_sasl *sasl;		/* NULL unless AUTH is running */
 	struct event *timer;		/* AUTH failure delay, lazy */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
+	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
+	uint8_t greet_holds;		/* DNSBL check + pause still running */
 	char *helo;			/* owned */
 	char *auth_user;		/* owned: canonical address */
 	uint64_t start_ms;
