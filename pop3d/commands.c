@@ -1,0 +1,596 @@
+/*
+ * The POP3 verb table and one handler per verb (RFC 1939, RFC 2449 CAPA,
+ * RFC 2595 STLS, RFC 5034 AUTH). The dispatcher checks state and argument
+ * policy once; handlers never re-check the sequence. Long responses (LIST,
+ * UIDL, RETR, TOP) are resumable steps run by session.c on LOWAT.
+ */
+#include "pop3d/pop3d.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/auth.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/util.h"
+
+enum pop3_args {
+	POP3_ARGS_NONE,
+	POP3_ARGS_REQUIRED,
+	POP3_ARGS_OPTIONAL,
+};
+
+struct pop3_cmd {
+	const char *verb;
+	unsigned states;		/* enum pop3_state bits */
+	enum pop3_args args;
+	bool secret;			/* never log the arguments */
+	void (*handler)(struct pop3_session *, char *args);
+};
+
+static void pop3_cmd_user(struct pop3_session *, char *);
+static void pop3_cmd_pass(struct pop3_session *, char *);
+static void pop3_cmd_auth(struct pop3_session *, char *);
+static void pop3_cmd_stls(struct pop3_session *, char *);
+static void pop3_cmd_capa(struct pop3_session *, char *);
+static void pop3_cmd_stat(struct pop3_session *, char *);
+static void pop3_cmd_list(struct pop3_session *, char *);
+static void pop3_cmd_uidl(struct pop3_session *, char *);
+static void pop3_cmd_retr(struct pop3_session *, char *);
+static void pop3_cmd_top(struct pop3_session *, char *);
+static void pop3_cmd_dele(struct pop3_session *, char *);
+static void pop3_cmd_rset(struct pop3_session *, char *);
+static void pop3_cmd_noop(struct pop3_session *, char *);
+static void pop3_cmd_quit(struct pop3_session *, char *);
+static bool pop3_cmd_list_step(struct pop3_session *);
+static bool pop3_cmd_uidl_step(struct pop3_session *);
+static bool pop3_cmd_fetch_step(struct pop3_session *);
+static void pop3_cmd_fetch(struct pop3_session *, char *, bool);
+
+#define A POP3_ST_AUTH
+#define T POP3_ST_TRANS
+
+static const struct pop3_cmd pop3_cmds[] = {
+	{ "USER", A, POP3_ARGS_REQUIRED, false, pop3_cmd_user },
+	{ "PASS", A, POP3_ARGS_REQUIRED, true, pop3_cmd_pass },
+	{ "AUTH", A, POP3_ARGS_OPTIONAL, true, pop3_cmd_auth },
+	{ "STLS", A, POP3_ARGS_NONE, false, pop3_cmd_stls },
+	{ "CAPA", A | T, POP3_ARGS_NONE, false, pop3_cmd_capa },
+	{ "STAT", T, POP3_ARGS_NONE, false, pop3_cmd_stat },
+	{ "LIST", T, POP3_ARGS_OPTIONAL, false, pop3_cmd_list },
+	{ "UIDL", T, POP3_ARGS_OPTIONAL, false, pop3_cmd_uidl },
+	{ "RETR", T, POP3_ARGS_REQUIRED, false, pop3_cmd_retr },
+	{ "TOP", T, POP3_ARGS_REQUIRED, false, pop3_cmd_top },
+	{ "DELE", T, POP3_ARGS_REQUIRED, false, pop3_cmd_dele },
+	{ "RSET", T, POP3_ARGS_NONE, false, pop3_cmd_rset },
+	{ "NOOP", T, POP3_ARGS_NONE, false, pop3_cmd_noop },
+	{ "QUIT", A | T, POP3_ARGS_NONE, false, pop3_cmd_quit },
+};
+
+#undef A
+#undef T
+
+static const char pop3_err_plaintext[] = "-ERR [AUTH] Plaintext "
+    "authentication disallowed on non-secure (SSL/TLS) connections.";
+
+/* A bad command: reply, and hang up after too many. */
+static void
+pop3_cmd_bad(struct pop3_session *s, const char *reply)
+{
+	pop3_reply(s, "%s", reply);
+	if (++s->bad_cmds >= POP3_BAD_CMDS_MAX) {
+		pop3_reply(s, "-ERR Too many bad commands.");
+		pop3_session_close(s, "too-many-bad-commands");
+	}
+}
+
+void
+pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
+{
+	const struct pop3_cmd *cmd = NULL;
+	char *verb, *args;
+
+	s->multi = false;
+	s->cmd_bytes = 0;
+	s->cmd_args_len = 0;
+	s->cmd[0] = '\0';
+	if (len != strlen(line) || pop3_parse_split(line, &verb, &args) < 0) {
+		util_strlcpy(s->cmd, "-", sizeof(s->cmd));
+		s->cmd_args_len = len < sizeof(s->cmd_args) ? len :
+		    sizeof(s->cmd_args);
+		memcpy(s->cmd_args, line, s->cmd_args_len);
+		pop3_cmd_bad(s, "-ERR Unknown command.");
+		return;
+	}
+	util_strlcpy(s->cmd, verb, sizeof(s->cmd));
+	for (size_t i = 0; i < nitems(pop3_cmds); i++) {
+		if (strcmp(pop3_cmds[i].verb, verb) == 0) {
+			cmd = &pop3_cmds[i];
+			break;
+		}
+	}
+	if (args != NULL && (cmd == NULL || !cmd->secret)) {
+		size_t alen = strlen(args);
+
+		s->cmd_args_len = alen < sizeof(s->cmd_args) ? alen :
+		    sizeof(s->cmd_args);
+		memcpy(s->cmd_args, args, s->cmd_args_len);
+	}
+	if (cmd == NULL) {
+		pop3_cmd_bad(s, "-ERR Unknown command.");
+		return;
+	}
+	if ((cmd->states & s->state) == 0) {
+		pop3_cmd_bad(s, s->state == POP3_ST_AUTH ?
+		    "-ERR Unknown command in AUTHORIZATION state." :
+		    "-ERR Unknown command in TRANSACTION state.");
+		return;
+	}
+	/* Trailing spaces are noise some clients send, not arguments. */
+	if (args != NULL && !cmd->secret) {
+		size_t alen = strlen(args);
+
+		while (alen > 0 && args[alen - 1] == ' ')
+			args[--alen] = '\0';
+		if (alen == 0)
+			args = NULL;
+	}
+	if (cmd->args == POP3_ARGS_NONE && args != NULL) {
+		pop3_cmd_bad(s, "-ERR Too many arguments.");
+		return;
+	}
+	if (cmd->args == POP3_ARGS_REQUIRED && (args == NULL || *args == '\0')) {
+		pop3_cmd_bad(s, "-ERR Missing argument.");
+		return;
+	}
+	cmd->handler(s, args);
+}
+
+/* ---- AUTHORIZATION ---- */
+
+static void
+pop3_cmd_user(struct pop3_session *s, char *args)
+{
+	if (!pop3_session_plaintext_ok(s)) {
+		pop3_reply(s, "%s", pop3_err_plaintext);
+		return;
+	}
+	free(s->user);
+	s->user = xstrdup(args);
+	pop3_reply(s, "+OK");
+}
+
+static void
+pop3_cmd_pass(struct pop3_session *s, char *args)
+{
+	if (!pop3_session_plaintext_ok(s)) {
+		util_wipe(args, strlen(args));
+		pop3_reply(s, "%s", pop3_err_plaintext);
+		return;
+	}
+	if (s->user == NULL) {
+		util_wipe(args, strlen(args));
+		pop3_reply(s, "-ERR No username given.");
+		return;
+	}
+	s->auth_mech = "USER";
+	pop3_session_auth(s, s->user, args);
+	util_wipe(args, strlen(args));
+}
+
+/* RFC 5034: AUTH mechanism [initial-response]; "=" is an empty one. */
+static void
+pop3_cmd_auth(struct pop3_session *s, char *args)
+{
+	char *mech, *ir, *user = NULL, *pass = NULL;
+	size_t dlen;
+
+	if (args == NULL) {
+		/* RFC 1734 clients list mechanisms with a bare AUTH. */
+		s->multi = true;
+		pop3_reply(s, "+OK");
+		pop3_reply_line(s, "PLAIN");
+		pop3_reply_line(s, "LOGIN");
+		pop3_reply_end(s);
+		return;
+	}
+	mech = args;
+	ir = strchr(args, ' ');
+	if (ir != NULL) {
+		*ir++ = '\0';
+		while (*ir == ' ')
+			ir++;
+		if (*ir == '\0')
+			ir = NULL;
+	}
+	util_strlcpy(s->cmd_args, mech, sizeof(s->cmd_args));
+	s->cmd_args_len = strlen(s->cmd_args);
+	if (!pop3_session_plaintext_ok(s)) {
+		if (ir != NULL)
+			util_wipe(ir, strlen(ir));
+		pop3_reply(s, "%s", pop3_err_plaintext);
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		s->auth_mech = "PLAIN";
+		if (ir == NULL) {
+			s->input = POP3_IN_SASL;
+			s->sasl = POP3_SASL_PLAIN;
+			pop3_reply(s, "+ ");
+			return;
+		}
+		if (strcmp(ir, "=") == 0 ||
+		    auth_sasl_plain_decode(ir, &user, &pass) < 0) {
+			util_wipe(ir, strlen(ir));
+			pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
+			return;
+		}
+		util_wipe(ir, strlen(ir));
+		free(s->user);
+		s->user = user;
+		pop3_session_auth(s, user, pass);
+		util_wipe(pass, strlen(pass));
+		free(pass);
+		return;
+	}
+	if (strcasecmp(mech, "LOGIN") == 0) {
+		s->auth_mech = "LOGIN";
+		s->input = POP3_IN_SASL;
+		if (ir == NULL) {
+			s->sasl = POP3_SASL_LOGIN_USER;
+			pop3_reply(s, "+ VXNlcm5hbWU6");	/* "Username:" */
+			return;
+		}
+		user = strcmp(ir, "=") == 0 ? xstrdup("") :
+		    auth_base64_decode(ir, &dlen);
+		if (user == NULL || (strcmp(ir, "=") != 0 &&
+		    strlen(user) != dlen)) {
+			free(user);
+			s->input = POP3_IN_CMD;
+			pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
+			return;
+		}
+		free(s->user);
+		s->user = user;
+		s->sasl = POP3_SASL_LOGIN_PASS;
+		pop3_reply(s, "+ UGFzc3dvcmQ6");	/* "Password:" */
+		return;
+	}
+	pop3_reply(s, "-ERR Unsupported authentication mechanism.");
+}
+
+/* RFC 2595 4: after "+OK" the client starts TLS; conn_starttls throws
+ * away anything pipelined behind STLS. */
+static void
+pop3_cmd_stls(struct pop3_session *s, char *args)
+{
+	if (s->srv->tls == NULL) {
+		pop3_reply(s, "-ERR TLS support isn't enabled.");
+		return;
+	}
+	if (conn_is_tls(s->conn)) {
+		pop3_reply(s, "-ERR TLS is already active.");
+		return;
+	}
+	pop3_reply(s, "+OK Begin TLS negotiation now.");
+	s->tls_pending = true;
+	if (conn_starttls(s->conn, s->srv->tls) < 0) {
+		log_warn("event=pop3.tls sid=%s ip=%s result=error", s->sid,
+		    s->ip);
+		pop3_session_close(s, "tls-error");
+	}
+}
+
+/* RFC 2449 5. */
+static void
+pop3_cmd_capa(struct pop3_session *s, char *args)
+{
+	s->multi = true;
+	pop3_reply(s, "+OK Capability list follows");
+	pop3_reply_line(s, "CAPA");
+	pop3_reply_line(s, "TOP");
+	pop3_reply_line(s, "UIDL");
+	pop3_reply_line(s, "RESP-CODES");
+	pop3_reply_line(s, "PIPELINING");
+	pop3_reply_line(s, "AUTH-RESP-CODE");
+	if (s->state == POP3_ST_AUTH) {
+		if (pop3_session_plaintext_ok(s)) {
+			pop3_reply_line(s, "USER");
+			pop3_reply_line(s, "SASL PLAIN LOGIN");
+		}
+		if (s->srv->tls != NULL && !conn_is_tls(s->conn))
+			pop3_reply_line(s, "STLS");
+	}
+	pop3_reply_line(s, "IMPLEMENTATION carteiro");
+	pop3_reply_end(s);
+}
+
+static void
+pop3_cmd_quit(struct pop3_session *s, char *args)
+{
+	struct pop3_server *srv = s->srv;
+	int64_t *ids;
+	size_t n = 0, deleted = 0;
+	unsigned freed = 0;
+
+	if (s->state == POP3_ST_AUTH) {
+		pop3_reply(s, "+OK Logging out.");
+		pop3_session_close(s, "quit");
+		return;
+	}
+	/* RFC 1939 6: the UPDATE state removes every marked message, in one
+	 * store transaction; messages that arrived meanwhile are untouched
+	 * and rows another session removed are skipped. */
+	pop3_session_enter(s, POP3_ST_UPDATE);
+	if (s->ndeleted == 0) {
+		log_info("event=pop3.quit sid=%s user=%s deleted=0", s->sid,
+		    s->maildrop);
+		pop3_reply(s, "+OK Logging out.");
+		pop3_session_close(s, "quit");
+		return;
+	}
+	ids = xcalloc(s->ndeleted, sizeof(*ids));
+	for (size_t i = 0; i < s->nmsgs; i++)
+		if (s->deleted[i])
+			ids[n++] = s->msgs[i].id;
+	if (store_mailbox_delete(srv->store, s->maildrop, ids, n,
+	    &deleted) < 0) {
+		log_error("event=pop3.quit sid=%s user=%s result=tempfail "
+		    "error=\"%s\"", s->sid, s->maildrop,
+		    store_error(srv->store));
+		free(ids);
+		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
+		    "removed, try again later.");
+		pop3_session_close(s, "quit");
+		return;
+	}
+	free(ids);
+	log_info("event=pop3.quit sid=%s user=%s deleted=%zu", s->sid,
+	    s->maildrop, deleted);
+	if (store_gc(srv->store, POP3_GC_BOUND, &freed) < 0)
+		log_warn("event=pop3.gc error=\"%s\"", store_error(srv->store));
+	pop3_reply(s, "+OK Logging out, messages deleted.");
+	pop3_session_close(s, "quit");
+}
+
+/* ---- TRANSACTION ---- */
+
+/*
+ * The message for a number argument, or NULL after replying -ERR
+ * (RFC 1939: a deleted message may not be referred to).
+ */
+static struct store_msg *
+pop3_cmd_msg(struct pop3_session *s, const char *arg, const char **rest_r,
+    size_t *idx_r)
+{
+	uint32_t n;
+
+	if (pop3_parse_number(arg, &n, rest_r) < 0) {
+		pop3_reply(s, "-ERR Invalid message number.");
+		return NULL;
+	}
+	if (n == 0 || n > s->nmsgs) {
+		pop3_reply(s, "-ERR There's no message %u.", n);
+		return NULL;
+	}
+	if (s->deleted[n - 1]) {
+		pop3_reply(s, "-ERR Message is deleted.");
+		return NULL;
+	}
+	*idx_r = n - 1;
+	return &s->msgs[n - 1];
+}
+
+static void
+pop3_cmd_stat(struct pop3_session *s, char *args)
+{
+	uint64_t size = 0;
+
+	for (size_t i = 0; i < s->nmsgs; i++)
+		size += s->msgs[i].size;
+	pop3_reply(s, "+OK %zu %llu", s->nmsgs - s->ndeleted,
+	    (unsigned long long)(size - s->deleted_size));
+}
+
+static bool
+pop3_cmd_list_step(struct pop3_session *s)
+{
+	while (s->cont_idx < s->nmsgs) {
+		size_t i = s->cont_idx++;
+
+		if (!s->deleted[i])
+			pop3_reply_line(s, "%zu %llu", i + 1,
+			    (unsigned long long)s->msgs[i].size);
+		if (conn_output_len(s->conn) >= POP3_OUT_HIGH)
+			return false;
+	}
+	pop3_reply_end(s);
+	return true;
+}
+
+static void
+pop3_cmd_list(struct pop3_session *s, char *args)
+{
+	struct store_msg *m;
+	size_t idx;
+
+	if (args != NULL) {
+		if ((m = pop3_cmd_msg(s, args, NULL, &idx)) != NULL)
+			pop3_reply(s, "+OK %zu %llu", idx + 1,
+			    (unsigned long long)m->size);
+		return;
+	}
+	s->multi = true;
+	pop3_reply(s, "+OK %zu messages:", s->nmsgs - s->ndeleted);
+	s->cont_idx = 0;
+	pop3_session_start_cont(s, pop3_cmd_list_step);
+}
+
+static bool
+pop3_cmd_uidl_step(struct pop3_session *s)
+{
+	while (s->cont_idx < s->nmsgs) {
+		size_t i = s->cont_idx++;
+
+		if (!s->deleted[i])
+			pop3_reply_line(s, "%zu %s", i + 1, s->msgs[i].uidl);
+		if (conn_output_len(s->conn) >= POP3_OUT_HIGH)
+			return false;
+	}
+	pop3_reply_end(s);
+	return true;
+}
+
+static void
+pop3_cmd_uidl(struct pop3_session *s, char *args)
+{
+	struct store_msg *m;
+	size_t idx;
+
+	if (args != NULL) {
+		if ((m = pop3_cmd_msg(s, args, NULL, &idx)) != NULL)
+			pop3_reply(s, "+OK %zu %s", idx + 1, m->uidl);
+		return;
+	}
+	s->multi = true;
+	pop3_reply(s, "+OK");
+	s->cont_idx = 0;
+	pop3_session_start_cont(s, pop3_cmd_uidl_step);
+}
+
+/*
+ * RETR/TOP body streaming: read POP3_READ_CHUNK bytes, stuff, write, until
+ * the output reaches POP3_OUT_HIGH; resumed on LOWAT. A store error in the
+ * middle of a response cannot be reported any more: hang up, so the client
+ * sees a truncated response rather than a wrong message.
+ */
+static bool
+pop3_cmd_fetch_step(struct pop3_session *s)
+{
+	struct pop3_server *srv = s->srv;
+	size_t n;
+
+	while (conn_output_len(s->conn) < POP3_OUT_HIGH) {
+		if (!s->stuff.done && s->body_off < s->body_size) {
+			uint64_t want = s->body_size - s->body_off;
+			ssize_t r;
+
+			if (want > POP3_READ_CHUNK)
+				want = POP3_READ_CHUNK;
+			r = store_body_read(s->body, s->body_off, srv->readbuf,
+			    (size_t)want);
+			if (r < 0) {
+				log_error("event=pop3.cmd sid=%s user=%s "
+				    "cmd=%s result=err error=\"%s\"", s->sid,
+				    s->maildrop, s->cmd,
+				    store_error(srv->store));
+				store_body_close(s->body);
+				s->body = NULL;
+				pop3_session_close(s, "store-error");
+				return true;
+			}
+			if (r == 0) {
+				/* shorter than recorded: end it here */
+				s->body_size = s->body_off;
+				continue;
+			}
+			n = pop3_stuff_run(&s->stuff, srv->readbuf, (size_t)r,
+			    srv->scratch);
+			conn_write(s->conn, srv->scratch, n);
+			s->cmd_bytes += n;
+			s->body_off += (uint64_t)r;
+			continue;
+		}
+		n = pop3_stuff_end(&s->stuff, srv->scratch);
+		conn_write(s->conn, srv->scratch, n);
+		store_body_close(s->body);
+		s->body = NULL;
+		if (!s->stuff.top) {
+			s->retrieved++;
+			s->retrieved_bytes += s->body_size;
+		}
+		s->cmd_bytes += n;
+		pop3_session_cmd_done(s);
+		return true;
+	}
+	return false;
+}
+
+static void
+pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
+{
+	struct store_msg *m;
+	const char *rest = NULL;
+	uint32_t lines = 0;
+	size_t idx;
+	uint64_t size;
+
+	if ((m = pop3_cmd_msg(s, args, top ? &rest : NULL, &idx)) == NULL)
+		return;
+	if (top && (rest == NULL || pop3_parse_number(rest, &lines,
+	    NULL) < 0)) {
+		pop3_reply(s, "-ERR Invalid number of lines.");
+		return;
+	}
+	s->body = store_body_open(s->srv->store, m->body_id, &size);
+	if (s->body == NULL) {
+		log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
+		    "error=\"%s\"", s->sid, s->maildrop, s->cmd,
+		    store_error(s->srv->store));
+		pop3_reply(s, "-ERR [SYS/TEMP] Couldn't read the message, try "
+		    "again later.");
+		return;
+	}
+	s->body_off = 0;
+	s->body_size = size;
+	pop3_stuff_init(&s->stuff, top, lines);
+	s->multi = true;
+	if (top)
+		pop3_reply(s, "+OK");
+	else
+		pop3_reply(s, "+OK %llu octets", (unsigned long long)m->size);
+	pop3_session_start_cont(s, pop3_cmd_fetch_step);
+}
+
+static void
+pop3_cmd_retr(struct pop3_session *s, char *args)
+{
+	pop3_cmd_fetch(s, args, false);
+}
+
+static void
+pop3_cmd_top(struct pop3_session *s, char *args)
+{
+	pop3_cmd_fetch(s, args, true);
+}
+
+static void
+pop3_cmd_dele(struct pop3_session *s, char *args)
+{
+	struct store_msg *m;
+	size_t idx;
+
+	if ((m = pop3_cmd_msg(s, args, NULL, &idx)) == NULL)
+		return;
+	s->deleted[idx] = 1;
+	s->ndeleted++;
+	s->deleted_size += m->size;
+	pop3_reply(s, "+OK Marked to be deleted.");
+}
+
+static void
+pop3_cmd_rset(struct pop3_session *s, char *args)
+{
+	memset(s->deleted, 0, s->nmsgs);
+	s->ndeleted = 0;
+	s->deleted_size = 0;
+	pop3_reply(s, "+OK");
+}
+
+static void
+pop3_cmd_noop(struct pop3_session *s, char *args)
+{
+	pop3_reply(s, "+OK");
+}

@@ -1,2 +1,0 @@
-/* placeholder: replaced by session.c */
-typedef int pop3d_placeholder_t;

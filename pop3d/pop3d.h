@@ -1,0 +1,222 @@
+/*
+ * pop3d internals shared by the files of pop3d/: the server (listeners,
+ * store, auth pool, maildrop locks), the session and its state machine, the
+ * command table and the pure parsers (command splitting, message numbers,
+ * dot-stuffing). Never included outside pop3d/ except by unit tests.
+ */
+#ifndef CARTEIRO_POP3D_H
+#define CARTEIRO_POP3D_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conn.h"
+#include "store/store.h"
+
+struct cfg;
+struct event;
+struct event_base;
+struct auth_pool;
+struct tls_ctx;
+struct listener;
+
+/* RFC 2449: a command line is at most 255 octets including CRLF; we accept
+ * a little more for lenient clients. SASL responses (base64) may be longer. */
+#define POP3_LINE_MAX		512
+#define POP3_SASL_LINE_MAX	2048
+/* Bad commands (unknown, wrong state, bad syntax) before we hang up. */
+#define POP3_BAD_CMDS_MAX	10
+/* RFC 1939 3: the autologout timer is at least 10 minutes. */
+#define POP3_TIMEOUT_MS		(10 * 60 * 1000)
+/* Long output: refill when the output drains to LOWAT, stop at HIGH. */
+#define POP3_OUT_LOWAT		(16 * 1024)
+#define POP3_OUT_HIGH		(32 * 1024)
+/* Unprocessed input while busy (long output, auth, slow reader) before
+ * we hang up: pipelined commands are short. */
+#define POP3_INPUT_MAX		(64 * 1024)
+/* Bytes read from the store per step of RETR/TOP. */
+#define POP3_READ_CHUNK		(16 * 1024)
+/* Bodies freed by the store_gc after each QUIT (keeps the write short). */
+#define POP3_GC_BOUND		16
+
+enum pop3_state {
+	POP3_ST_AUTH = 1 << 0,		/* AUTHORIZATION */
+	POP3_ST_TRANS = 1 << 1,		/* TRANSACTION */
+	POP3_ST_UPDATE = 1 << 2,	/* UPDATE (after QUIT) */
+};
+
+enum pop3_input {
+	POP3_IN_CMD,		/* command lines */
+	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
+	POP3_IN_WAIT,		/* auth check running, input paused */
+};
+
+enum pop3_sasl_mech {
+	POP3_SASL_NONE,
+	POP3_SASL_PLAIN,	/* waiting for the PLAIN response */
+	POP3_SASL_LOGIN_USER,	/* LOGIN: waiting for the user name */
+	POP3_SASL_LOGIN_PASS,	/* LOGIN: waiting for the password */
+};
+
+/*
+ * Dot-stuffing state for RETR/TOP (RFC 1939 3: lines beginning with "."
+ * get one more "."). Carried across chunk boundaries. For TOP, `top` limits
+ * the output to the header, the blank line and `lines_left` body lines.
+ */
+struct pop3_stuff {
+	bool bol;		/* next byte starts a line */
+	bool cr;		/* last byte seen was CR */
+	uint64_t linelen;	/* bytes of the current line so far */
+	bool top;		/* TOP: stop after lines_left body lines */
+	bool in_body;		/* past the header/body separator */
+	uint64_t lines_left;
+	bool done;		/* TOP limit reached: ignore the rest */
+};
+
+void pop3_stuff_init(struct pop3_stuff *st, bool top, uint64_t lines);
+/*
+ * Stuff in[0..len) into out, which must hold 2 * len bytes. Returns the
+ * bytes written. Once st->done is set (TOP limit), the rest of the input is
+ * ignored.
+ */
+size_t pop3_stuff_run(struct pop3_stuff *st, const char *in, size_t len,
+    char *out);
+/* The terminator: CRLF first if the data did not end a line, then ".\r\n".
+ * out holds 5 bytes. Returns the bytes written. */
+size_t pop3_stuff_end(struct pop3_stuff *st, char *out);
+
+/*
+ * Split a command line into verb and arguments (in place): the verb ends at
+ * the first space; *args_r is what follows that one space (NULL when there
+ * is none, "" is possible). 0, or -1 when the line is empty or the verb is
+ * longer than 8 bytes or not ASCII letters.
+ */
+int pop3_parse_split(char *line, char **verb_r, char **args_r);
+/*
+ * A decimal number argument: digits only, no sign, < 2^32 (RFC 1939 msg
+ * numbers and TOP line counts). With rest_r, parsing stops at a space and
+ * *rest_r points after the spaces (NULL at the end); without it, anything
+ * after the digits is an error. 0 / -1.
+ */
+int pop3_parse_number(const char *s, uint32_t *n_r, const char **rest_r);
+
+/* ---- server ---- */
+struct pop3_session;
+
+struct pop3_server {
+	struct event_base *base;
+	struct cfg *cfg;
+	struct store *store;		/* main-loop connection */
+	struct auth_pool *auth;
+	struct tls_ctx *tls;		/* NULL: no TLS configured */
+	struct listener **listeners;
+	size_t nlisteners;
+	struct pop3_session *sessions;	/* doubly linked, newest first */
+	unsigned nsessions;
+	char **locks;			/* lock_session: locked maildrops */
+	size_t nlocks, locks_cap;
+	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
+	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
+	bool stopping;			/* SIGTERM seen */
+	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
+	char *readbuf;			/* store read buffer, POP3_READ_CHUNK */
+};
+
+/* Long-output step; returns true when the output is complete. */
+typedef bool pop3_cont_fn(struct pop3_session *s);
+
+struct pop3_session {
+	struct pop3_session *prev, *next;
+	struct pop3_server *srv;
+	struct conn *conn;
+	char sid[17];
+	char ip[64];
+	enum pop3_state state;
+	enum pop3_input input;
+	uint64_t started_ms;
+	bool implicit_tls;
+	bool tls_pending;		/* handshake running (STLS or implicit) */
+	bool in_input;			/* inside pop3_session_input */
+	const char *close_reason;	/* static string, set when closing */
+
+	/* AUTHORIZATION */
+	char *user;			/* USER argument or SASL authcid */
+	enum pop3_sasl_mech sasl;	/* mechanism during POP3_IN_SASL */
+	uint64_t auth_token;		/* pending auth_pool request, 0 = none */
+	const char *auth_mech;		/* "USER", "PLAIN", "LOGIN" (static) */
+	struct event *delay_ev;		/* failed-login penalty timer */
+	unsigned bad_cmds;
+
+	/* TRANSACTION: the snapshot taken at login. Message number n (1-based,
+	 * as the client sees it) is msgs[n - 1]; numbers never change during
+	 * the session. */
+	char *maildrop;			/* canonical address, owned */
+	bool locked;			/* holds srv lock on maildrop */
+	struct store_msg *msgs;
+	size_t nmsgs;
+	uint8_t *deleted;		/* deleted[i]: msgs[i] marked by DELE */
+	size_t ndeleted;
+	uint64_t deleted_size;
+
+	/* current command (for logs) */
+	char cmd[12];			/* verb of the current command */
+	bool multi;			/* multi-line response under way */
+	char cmd_args[64];		/* raw arguments, truncated (not PASS/AUTH) */
+	size_t cmd_args_len;
+	uint64_t cmd_bytes;		/* multi-line output so far */
+
+	/* long output (RETR, TOP, LIST, UIDL), resumed on CONN_EV_LOWAT */
+	pop3_cont_fn *cont;
+	size_t cont_idx;		/* LIST/UIDL: next message index */
+	struct store_body *body;	/* RETR/TOP: open body */
+	uint64_t body_off, body_size;
+	struct pop3_stuff stuff;
+
+	/* statistics for pop3.disconnect */
+	unsigned retrieved;
+	uint64_t retrieved_bytes;
+};
+
+/* session.c */
+void pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls);
+/* Reply one line (CRLF appended); -ERR replies are logged with the command.
+ * Never frees the session. */
+void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A multi-line response's data line (no stuffing: the caller's text never
+ * starts with '.'). Counts cmd_bytes. */
+void pop3_reply_line(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* End a multi-line response (".") and log the command. */
+void pop3_reply_end(struct pop3_session *s);
+/* A multi-line response was completed by the caller: log the command. */
+void pop3_session_cmd_done(struct pop3_session *s);
+void pop3_session_enter(struct pop3_session *s, enum pop3_state st);
+/* Start long output: cont runs now and on every LOWAT until it returns
+ * true; input is paused meanwhile. */
+void pop3_session_start_cont(struct pop3_session *s, pop3_cont_fn *cont);
+/* Flush, then close and free the session later. */
+void pop3_session_close(struct pop3_session *s, const char *reason);
+/* Free now (sends nothing). Releases the maildrop lock; deletes nothing. */
+void pop3_session_free(struct pop3_session *s, const char *reason);
+/* Whether USER/PASS/AUTH may be used on this connection now. */
+bool pop3_session_plaintext_ok(struct pop3_session *s);
+/* Start the auth check for user/password (USER+PASS, SASL). Takes the
+ * password as borrowed and wipes nothing (the caller wipes). */
+void pop3_session_auth(struct pop3_session *s, const char *user,
+    const char *password);
+/* Feed a SASL continuation line (session.c's input mode). */
+void pop3_session_sasl_line(struct pop3_session *s, char *line, size_t len);
+/* Shut every session down (SIGTERM). */
+void pop3_server_close_all(struct pop3_server *srv);
+
+/* Maildrop locks (lock_session = yes). 0, or -1 if already locked. */
+int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
+void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
+
+/* commands.c */
+/* Dispatch one command line (borrowed, may be modified). */
+void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len);
+
+#endif

@@ -1,0 +1,691 @@
+/*
+ * One POP3 session: the connection, its state and input mode, the replies
+ * and their logs, the asynchronous login (auth pool + failure penalty), the
+ * maildrop snapshot and locks, and the long-output driver. The verb table
+ * and the handlers live in commands.c; the pure parsers in parse.c.
+ */
+#include "pop3d/pop3d.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "common/auth.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
+static void pop3_session_input(struct pop3_session *);
+static void pop3_session_kick(struct pop3_session *);
+static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
+    void *);
+static void pop3_session_auth_fail(struct pop3_session *);
+static void pop3_session_delay_cb(int, short, void *);
+static void pop3_session_login(struct pop3_session *, const char *);
+static void pop3_session_log_cmd(struct pop3_session *, bool, const char *);
+static void pop3_session_greet(struct pop3_session *);
+static const char *pop3_session_user(struct pop3_session *);
+static const char *pop3_session_state_name(enum pop3_state);
+
+static const char pop3_greeting[] = "+OK carteiro ready.";
+
+void
+pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
+{
+	struct pop3_session *s;
+	const struct cfg *cfg = srv->cfg;
+	unsigned same_ip = 0;
+
+	s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->state = POP3_ST_AUTH;
+	s->input = POP3_IN_CMD;
+	s->implicit_tls = implicit_tls;
+	s->started_ms = util_now_ms();
+	util_session_id(s->sid);
+	s->conn = conn_new(srv->base, fd, pop3_session_conn_cb, s);
+	util_strlcpy(s->ip, conn_peer_ip(s->conn) ? conn_peer_ip(s->conn) : "?",
+	    sizeof(s->ip));
+	for (struct pop3_session *o = srv->sessions; o != NULL; o = o->next)
+		if (strcmp(o->ip, s->ip) == 0)
+			same_ip++;
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+
+	log_info("event=pop3.connect sid=%s ip=%s tls=%s", s->sid, s->ip,
+	    implicit_tls ? "implicit" : "no");
+
+	if (srv->stopping) {
+		pop3_session_free(s, "shutdown");
+		return;
+	}
+	if ((cfg->pop3d.max_clients > 0 &&
+	    srv->nsessions > cfg->pop3d.max_clients) ||
+	    (cfg->pop3d.max_clients_per_ip > 0 &&
+	    same_ip >= cfg->pop3d.max_clients_per_ip)) {
+		if (implicit_tls) {
+			pop3_session_free(s, "too-many-clients");
+			return;
+		}
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections, try "
+		    "again later.");
+		pop3_session_close(s, "too-many-clients");
+		return;
+	}
+	conn_set_timeout(s->conn, srv->timeout_ms);
+	conn_set_lowat(s->conn, POP3_OUT_LOWAT);
+	if (implicit_tls) {
+		s->tls_pending = true;
+		if (conn_starttls(s->conn, srv->tls) < 0) {
+			pop3_session_free(s, "tls-error");
+			return;
+		}
+	} else
+		pop3_session_greet(s);
+}
+
+static void
+pop3_session_greet(struct pop3_session *s)
+{
+	pop3_reply(s, "%s", pop3_greeting);
+}
+
+void
+pop3_session_free(struct pop3_session *s, const char *reason)
+{
+	struct pop3_server *srv;
+
+	if (s == NULL)
+		return;
+	srv = s->srv;
+	log_info("event=pop3.disconnect sid=%s ip=%s user=%s reason=%s "
+	    "retrieved=%u bytes=%llu duration_ms=%llu", s->sid, s->ip,
+	    pop3_session_user(s), reason, s->retrieved,
+	    (unsigned long long)conn_bytes_out(s->conn),
+	    (unsigned long long)(util_now_ms() - s->started_ms));
+	if (s->auth_token != 0)
+		auth_pool_cancel(srv->auth, s->auth_token);
+	if (s->delay_ev != NULL)
+		event_free(s->delay_ev);
+	if (s->body != NULL)
+		store_body_close(s->body);
+	if (s->locked)
+		pop3_lock_release(srv, s->maildrop);
+	conn_free(s->conn);
+	if (s->user != NULL) {
+		util_wipe(s->user, strlen(s->user));
+		free(s->user);
+	}
+	free(s->maildrop);
+	free(s->msgs);
+	free(s->deleted);
+
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	free(s);
+	if (srv->stopping && srv->nsessions == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+void
+pop3_session_close(struct pop3_session *s, const char *reason)
+{
+	if (conn_is_closing(s->conn))
+		return;
+	s->close_reason = reason;
+	/* No late login reply after the goodbye. */
+	if (s->auth_token != 0) {
+		auth_pool_cancel(s->srv->auth, s->auth_token);
+		s->auth_token = 0;
+	}
+	if (s->delay_ev != NULL)
+		evtimer_del(s->delay_ev);
+	conn_close_after_flush(s->conn);
+}
+
+static const char *
+pop3_session_user(struct pop3_session *s)
+{
+	return s->maildrop != NULL ? s->maildrop : "-";
+}
+
+/*
+ * The connection's one callback. The session may be freed here; nothing
+ * touches it after pop3_session_free.
+ */
+static void
+pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	switch (ev) {
+	case CONN_EV_INPUT:
+		pop3_session_input(s);
+		break;
+	case CONN_EV_LOWAT:
+		if (conn_is_closing(c)) {
+			if (conn_output_len(c) == 0)
+				pop3_session_free(s, s->close_reason ?
+				    s->close_reason : "closed");
+			return;
+		}
+		if (s->cont != NULL) {
+			if (!s->cont(s))
+				return;
+			s->cont = NULL;
+		}
+		pop3_session_kick(s);
+		break;
+	case CONN_EV_TLS_READY:
+		s->tls_pending = false;
+		log_info("event=pop3.tls sid=%s ip=%s version=%s cipher=%s",
+		    s->sid, s->ip, conn_tls_version(c) ? conn_tls_version(c) :
+		    "-", conn_tls_cipher(c) ? conn_tls_cipher(c) : "-");
+		/* Make conn.c register the read event now: it calls
+		 * event_active() on it after this callback, and libevent
+		 * would then skip conn_update's event_add (see
+		 * pop3_session_input). */
+		conn_pause_read(c);
+		conn_resume_read(c);
+		if (s->implicit_tls)
+			pop3_session_greet(s);
+		else if (s->user != NULL) {
+			/* RFC 2595 4: forget what was said before TLS. */
+			free(s->user);
+			s->user = NULL;
+		}
+		pop3_session_kick(s);
+		break;
+	case CONN_EV_EOF:
+		pop3_session_free(s, conn_is_closing(c) ? (s->close_reason ?
+		    s->close_reason : "closed") : "eof");
+		break;
+	case CONN_EV_ERROR:
+		log_info("event=pop3.error sid=%s ip=%s error=\"%s\"", s->sid,
+		    s->ip, conn_error(c) ? conn_error(c) : "-");
+		pop3_session_free(s, s->tls_pending ? "tls-error" : "io-error");
+		break;
+	case CONN_EV_TIMEOUT:
+		if (conn_is_closing(c)) {
+			pop3_session_free(s, s->close_reason ?
+			    s->close_reason : "timeout");
+			return;
+		}
+		if (s->cont == NULL && !s->tls_pending)
+			pop3_reply(s, "-ERR Disconnected for inactivity.");
+		pop3_session_close(s, "timeout");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Whether the session may read and run the next command now. */
+static bool
+pop3_session_ready(struct pop3_session *s)
+{
+	return s->cont == NULL && s->input != POP3_IN_WAIT &&
+	    !s->tls_pending && !conn_is_closing(s->conn) &&
+	    s->state != POP3_ST_UPDATE;
+}
+
+/* Run the commands already buffered, once the session is ready again. */
+static void
+pop3_session_kick(struct pop3_session *s)
+{
+	if (!pop3_session_ready(s))
+		return;
+	pop3_session_input(s);
+}
+
+/*
+ * Run every complete command line in the input, in order. Stops while long
+ * output runs, an auth check is pending, TLS is being negotiated or the
+ * client does not read its replies; whoever ends that condition calls
+ * pop3_session_kick. Never frees the session.
+ *
+ * Reading is not paused meanwhile (conn_pause_read/conn_resume_read):
+ * conn_resume_read calls event_active() before event_add(), and libevent
+ * skips the add of an active event, so the connection would never be read
+ * again (reported to the conn.c owner). Instead, unprocessed input is
+ * bounded by POP3_INPUT_MAX: an honest client never pipelines that much.
+ */
+static void
+pop3_session_input(struct pop3_session *s)
+{
+	char *line;
+	size_t len;
+	enum conn_line r;
+
+	if (s->in_input)
+		return;
+	s->in_input = true;
+	for (;;) {
+		if (!pop3_session_ready(s) ||
+		    conn_output_len(s->conn) > POP3_OUT_HIGH) {
+			/* Busy, or the client pipelines but does not read:
+			 * LOWAT (or the auth/TLS completion) kicks us. */
+			if (!conn_is_closing(s->conn) &&
+			    evbuffer_get_length(conn_input(s->conn)) >
+			    POP3_INPUT_MAX) {
+				log_info("event=pop3.flood sid=%s ip=%s", s->sid,
+				    s->ip);
+				pop3_session_close(s, "input-flood");
+			}
+			break;
+		}
+		r = conn_getline(s->conn, s->input == POP3_IN_SASL ?
+		    POP3_SASL_LINE_MAX : POP3_LINE_MAX, &line, &len, NULL);
+		if (r == CONN_LINE_NONE)
+			break;
+		if (r == CONN_LINE_TOO_LONG) {
+			util_strlcpy(s->cmd, "-", sizeof(s->cmd));
+			s->cmd_args_len = 0;
+			pop3_reply(s, "-ERR Input line too long.");
+			pop3_session_close(s, "line-too-long");
+			break;
+		}
+		if (s->input == POP3_IN_SASL)
+			pop3_session_sasl_line(s, line, len);
+		else
+			pop3_cmd_dispatch(s, line, len);
+	}
+	s->in_input = false;
+}
+
+static const char *
+pop3_session_state_name(enum pop3_state st)
+{
+	switch (st) {
+	case POP3_ST_AUTH:
+		return "AUTHORIZATION";
+	case POP3_ST_TRANS:
+		return "TRANSACTION";
+	case POP3_ST_UPDATE:
+		return "UPDATE";
+	}
+	return "?";
+}
+
+void
+pop3_session_enter(struct pop3_session *s, enum pop3_state st)
+{
+	log_debug("event=pop3.state sid=%s old=%s new=%s", s->sid,
+	    pop3_session_state_name(s->state), pop3_session_state_name(st));
+	s->state = st;
+}
+
+bool
+pop3_session_plaintext_ok(struct pop3_session *s)
+{
+	if (conn_is_tls(s->conn) || s->srv->cfg->pop3d.allow_plaintext_auth)
+		return true;
+	return conn_peer_is_loopback(s->conn) && !s->srv->nonlocal;
+}
+
+/* ---- replies ---- */
+
+static void
+pop3_session_log_cmd(struct pop3_session *s, bool ok, const char *reply)
+{
+	char args[LOG_ESCAPE_MAX], rep[LOG_ESCAPE_MAX];
+
+	if (ok) {
+		if (!log_enabled(LOG_LVL_DEBUG))
+			return;
+		log_debug("event=pop3.cmd sid=%s user=%s cmd=%s result=ok "
+		    "bytes=%llu", s->sid, pop3_session_user(s), s->cmd,
+		    (unsigned long long)s->cmd_bytes);
+		return;
+	}
+	log_info("event=pop3.cmd sid=%s ip=%s user=%s cmd=%s args=%s "
+	    "result=err reply=%s", s->sid, s->ip, pop3_session_user(s),
+	    s->cmd[0] != '\0' ? s->cmd : "-",
+	    log_escape(args, sizeof(args), s->cmd_args, s->cmd_args_len),
+	    log_escape(rep, sizeof(rep), reply, strlen(reply)));
+}
+
+void
+pop3_reply(struct pop3_session *s, const char *fmt, ...)
+{
+	char buf[POP3_LINE_MAX + 64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	s->cmd_bytes += (size_t)n + 2;
+	if (buf[0] == '-')
+		pop3_session_log_cmd(s, false, buf);
+	else if (!s->multi && s->cmd[0] != '\0' && buf[0] == '+' &&
+	    buf[1] == 'O')
+		pop3_session_log_cmd(s, true, buf);
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	conn_write(s->conn, buf, (size_t)n + 2);
+}
+
+void
+pop3_reply_line(struct pop3_session *s, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	s->cmd_bytes += (size_t)n + 2;
+	conn_write(s->conn, buf, (size_t)n + 2);
+}
+
+void
+pop3_reply_end(struct pop3_session *s)
+{
+	conn_write(s->conn, ".\r\n", 3);
+	s->cmd_bytes += 3;
+	pop3_session_cmd_done(s);
+}
+
+void
+pop3_session_cmd_done(struct pop3_session *s)
+{
+	s->multi = false;
+	pop3_session_log_cmd(s, true, "");
+}
+
+void
+pop3_session_start_cont(struct pop3_session *s, pop3_cont_fn *cont)
+{
+	s->multi = true;
+	if (cont(s))
+		return;
+	s->cont = cont;
+}
+
+/* ---- login ---- */
+
+void
+pop3_session_auth(struct pop3_session *s, const char *user,
+    const char *password)
+{
+	uint64_t token = 0;
+
+	if (s->srv->auth != NULL)
+		token = auth_pool_submit(s->srv->auth, user, password,
+		    pop3_session_auth_done, s);
+	if (token == 0) {
+		log_warn("event=pop3.login sid=%s ip=%s result=tempfail "
+		    "reason=pool-full", s->sid, s->ip);
+		s->input = POP3_IN_CMD;
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
+		    "failure, try again later.");
+		return;
+	}
+	s->auth_token = token;
+	s->input = POP3_IN_WAIT;
+}
+
+/* Runs on the loop; the pool never calls it after auth_pool_cancel, which
+ * pop3_session_free does, so s is alive. */
+static void
+pop3_session_auth_done(uint64_t token, enum auth_result res,
+    const char *canonical, void *arg)
+{
+	struct pop3_session *s = arg;
+	char u[LOG_ESCAPE_MAX];
+
+	if (token != s->auth_token)
+		return;
+	s->auth_token = 0;
+	switch (res) {
+	case AUTH_OK:
+		auth_penalty_success(s->ip);
+		pop3_session_login(s, canonical);
+		break;
+	case AUTH_FAIL:
+		log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s "
+		    "result=fail", s->sid, s->ip, log_escape(u, sizeof(u),
+		    s->user ? s->user : "", s->user ? strlen(s->user) : 0),
+		    s->auth_mech ? s->auth_mech : "-");
+		pop3_session_auth_fail(s);
+		return;
+	default:
+		log_warn("event=pop3.login sid=%s ip=%s result=tempfail",
+		    s->sid, s->ip);
+		s->input = POP3_IN_CMD;
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
+		    "failure, try again later.");
+		break;
+	}
+	pop3_session_kick(s);
+}
+
+/* A failed login: answer after the growing per-address delay, no hint
+ * whether the user exists. Input stays paused meanwhile. */
+static void
+pop3_session_auth_fail(struct pop3_session *s)
+{
+	unsigned delay = auth_penalty_delay_ms(s->ip);
+	struct timeval tv;
+
+	auth_penalty_fail(s->ip);
+	if (s->user != NULL) {
+		free(s->user);
+		s->user = NULL;
+	}
+	if (delay == 0) {
+		pop3_session_delay_cb(-1, 0, s);
+		return;
+	}
+	if (s->delay_ev == NULL)
+		s->delay_ev = evtimer_new(s->srv->base, pop3_session_delay_cb,
+		    s);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(s->delay_ev, &tv);
+}
+
+static void
+pop3_session_delay_cb(int fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->input = POP3_IN_CMD;
+	pop3_reply(s, "-ERR [AUTH] Authentication failed.");
+	pop3_session_kick(s);
+}
+
+/* Authenticated as canonical: lock (if configured), take the snapshot and
+ * enter TRANSACTION, or reply -ERR and stay in AUTHORIZATION. */
+static void
+pop3_session_login(struct pop3_session *s, const char *canonical)
+{
+	struct pop3_server *srv = s->srv;
+	int r;
+
+	s->input = POP3_IN_CMD;
+	if (s->user != NULL) {
+		free(s->user);
+		s->user = NULL;
+	}
+	if (srv->cfg->pop3d.lock_session) {
+		if (pop3_lock_take(srv, canonical) < 0) {
+			log_info("event=pop3.login sid=%s ip=%s user=%s "
+			    "mech=%s result=in-use", s->sid, s->ip, canonical,
+			    s->auth_mech);
+			pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by "
+			    "another POP3 session.");
+			return;
+		}
+		s->locked = true;
+	}
+	s->maildrop = xstrdup(canonical);
+	r = store_mailbox_list(srv->store, canonical, &s->msgs, &s->nmsgs);
+	if (r != 0) {
+		/* Never an empty maildrop on a store error: clients forget
+		 * every UIDL when STAT says 0. */
+		log_error("event=pop3.login sid=%s ip=%s user=%s mech=%s "
+		    "result=tempfail error=\"%s\"", s->sid, s->ip, canonical,
+		    s->auth_mech, r < 0 ? store_error(srv->store) :
+		    "no such user");
+		if (s->locked)
+			pop3_lock_release(srv, s->maildrop);
+		s->locked = false;
+		free(s->maildrop);
+		s->maildrop = NULL;
+		s->msgs = NULL;
+		s->nmsgs = 0;
+		pop3_reply(s, "-ERR [SYS/TEMP] Couldn't open the mailbox, try "
+		    "again later.");
+		return;
+	}
+	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
+	pop3_session_enter(s, POP3_ST_TRANS);
+	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
+	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
+	    conn_is_tls(s->conn) ? "yes" : "no", s->nmsgs);
+	pop3_reply(s, "+OK Logged in.");
+}
+
+/* ---- SASL continuation (RFC 5034) ---- */
+
+void
+pop3_session_sasl_line(struct pop3_session *s, char *line, size_t len)
+{
+	char *user = NULL, *pass = NULL;
+	size_t dlen;
+
+	s->cmd_args_len = 0;
+	if (strcmp(line, "*") == 0) {
+		s->input = POP3_IN_CMD;
+		s->sasl = POP3_SASL_NONE;
+		pop3_reply(s, "-ERR Authentication aborted by client.");
+		return;
+	}
+	if (len != strlen(line))
+		goto bad;
+	switch (s->sasl) {
+	case POP3_SASL_PLAIN:
+		s->sasl = POP3_SASL_NONE;
+		if (auth_sasl_plain_decode(line, &user, &pass) < 0)
+			goto bad;
+		break;
+	case POP3_SASL_LOGIN_USER:
+		user = auth_base64_decode(line, &dlen);
+		if (user == NULL || strlen(user) != dlen)
+			goto bad;
+		free(s->user);
+		s->user = user;
+		s->sasl = POP3_SASL_LOGIN_PASS;
+		util_wipe(line, len);
+		pop3_reply(s, "+ UGFzc3dvcmQ6");	/* "Password:" */
+		return;
+	case POP3_SASL_LOGIN_PASS:
+		s->sasl = POP3_SASL_NONE;
+		pass = auth_base64_decode(line, &dlen);
+		if (pass == NULL || strlen(pass) != dlen || s->user == NULL)
+			goto bad;
+		user = s->user;
+		s->user = NULL;
+		break;
+	default:
+		goto bad;
+	}
+	util_wipe(line, len);
+	s->user = user;
+	pop3_session_auth(s, user, pass);
+	util_wipe(pass, strlen(pass));
+	free(pass);
+	return;
+bad:
+	util_wipe(line, len);
+	if (pass != NULL) {
+		util_wipe(pass, strlen(pass));
+		free(pass);
+	}
+	if (user != s->user)
+		free(user);
+	s->input = POP3_IN_CMD;
+	s->sasl = POP3_SASL_NONE;
+	pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
+}
+
+/* ---- maildrop locks ---- */
+
+int
+pop3_lock_take(struct pop3_server *srv, const char *maildrop)
+{
+	for (size_t i = 0; i < srv->nlocks; i++)
+		if (strcasecmp(srv->locks[i], maildrop) == 0)
+			return -1;
+	if (srv->nlocks == srv->locks_cap) {
+		srv->locks_cap = srv->locks_cap ? srv->locks_cap * 2 : 16;
+		srv->locks = xrealloc(srv->locks,
+		    srv->locks_cap * sizeof(*srv->locks));
+	}
+	srv->locks[srv->nlocks++] = xstrdup(maildrop);
+	return 0;
+}
+
+void
+pop3_lock_release(struct pop3_server *srv, const char *maildrop)
+{
+	for (size_t i = 0; i < srv->nlocks; i++) {
+		if (strcasecmp(srv->locks[i], maildrop) == 0) {
+			free(srv->locks[i]);
+			srv->locks[i] = srv->locks[--srv->nlocks];
+			return;
+		}
+	}
+}
+
+/* ---- shutdown ---- */
+
+void
+pop3_server_close_all(struct pop3_server *srv)
+{
+	struct pop3_session *s, *next;
+
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (conn_is_closing(s->conn))
+			continue;
+		if (s->cont != NULL || s->tls_pending) {
+			/* Mid-response or mid-handshake: nothing sensible
+			 * can be added; just hang up. */
+			pop3_session_free(s, "shutdown");
+			continue;
+		}
+		util_strlcpy(s->cmd, "-", sizeof(s->cmd));
+		s->cmd_args_len = 0;
+		pop3_reply(s, "-ERR Server shutting down.");
+		pop3_session_close(s, "shutdown");
+	}
+}
