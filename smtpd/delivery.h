@@ -44,6 +44,11 @@ struct delivery_job {
 	const char *auth_user;		/* NULL unless authenticated */
 	bool smtputf8;
 	const char *msgid;		/* carteiro's id, for logs */
+	/* Added: record nremote in the sending log (store_sent_add for
+	 * auth_user, daily_send_limit) inside the delivery's own transaction,
+	 * so the count is atomic with the 250 and costs no write on the loop.
+	 * Ignored without auth_user or remote recipients. */
+	bool count_sent;
 };
 
 /* done runs on the loop thread. queue_id is the outbound queue row or 0. */
@@ -63,5 +68,33 @@ void delivery_cancel(struct delivery *d, uint64_t token);
 /* A new spool file for one message (O_TMPFILE in dir, or an unlinked
  * mkstemp file). -1 + errno on failure. */
 int delivery_spool_open(const char *dir);
+
+/* ---- additions (delivery.c) ---- */
+/*
+ * Spool files are recycled: when a job is done its file is truncated,
+ * rewound and handed out again by delivery_spool_open (same filesystem),
+ * because an inode per message is the most expensive part of a small
+ * message. A spool fd that never reached delivery_submit is just closed.
+ */
+/*
+ * delivery_free runs on the loop thread, never from a callback: it commits
+ * every queued job, then drops the results without calling their callbacks
+ * (the callers are going away too). Use delivery_pending to drain first.
+ */
+
+struct relay;
+/* Call relay_kick(r) on the loop after a commit that queued mail for remote
+ * recipients. r is borrowed; NULL turns it off. */
+void delivery_set_relay(struct delivery *d, struct relay *r);
+/* Jobs submitted whose callback has not run yet (cancelled ones included):
+ * SIGTERM can run the loop until this is 0 before delivery_free. */
+size_t delivery_pending(const struct delivery *d);
+/* Counters since delivery_new: committed transactions and finished jobs.
+ * jobs / batches is the group-commit factor. Either pointer may be NULL. */
+void delivery_stats(struct delivery *d, uint64_t *batches_r,
+    uint64_t *jobs_r);
+/* Tests and benchmarks: while held, the writer takes no new jobs (so that
+ * jobs submitted meanwhile share one transaction). delivery_free lifts it. */
+void delivery_hold(struct delivery *d, bool hold);
 
 #endif
