@@ -801,6 +801,10 @@ smtp_tx_commit(struct smtp_session *s)
 	job.nremote = tx->nremote;
 	job.auth_user = s->auth_user;
 	job.smtputf8 = tx->smtputf8;
+	/* Remote recipients count against daily_send_limit in the same
+	 * commit (recorded even without a limit, so that setting one later
+	 * sees the real history). */
+	job.count_sent = true;
 	job.msgid = tx->msgid;
 	tx->spool_fd = -1;	/* delivery owns it now */
 	tx->step = SMTP_TX_STEP_COMMIT;
@@ -813,7 +817,6 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
     void *arg)
 {
 	struct smtp_session *s = arg;
-	struct smtp_server *srv = s->lst->srv;
 	struct smtp_tx *tx = s->tx;
 
 	tx->token = 0;
@@ -824,13 +827,6 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 		    "remote=%zu size=%llu queue_id=%lld", s->sid, tx->msgid,
 		    tx->nrcpt, tx->nlocal, tx->nremote,
 		    (unsigned long long)tx->size, (long long)queue_id);
-		/* Recorded even without a limit, so that setting one later
-		 * sees the real history. One short insert on the loop. */
-		if (s->auth_user != NULL && tx->nremote > 0 &&
-		    store_sent_add(srv->store, s->auth_user, util_time(),
-		    (unsigned)tx->nremote) != 0)
-			log_warn("event=smtp.store sid=%s error=\"%s\"",
-			    s->sid, store_error(srv->store));
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->msgid);
 		break;
 	case DELIVERY_QUOTA:
