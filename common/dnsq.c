@@ -6,6 +6,7 @@
 #include "common/util.h"
 
 #include <ares.h>
+#include <ctype.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
@@ -14,9 +15,31 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/*
+ * A small answer cache per resolver (so per worker thread): c-ares 1.18
+ * has none, and every inbound message asks the same SPF/DMARC/DKIM names
+ * again. Entries live DNSQ_CACHE_TTL seconds whatever the record's TTL
+ * (c-ares doesn't give TXT TTLs); when the table is full it is emptied.
+ */
+#define DNSQ_CACHE_SIZE	1024
+#define DNSQ_CACHE_TTL	60
+
+struct dnsq_entry {
+	struct dnsq_entry *next;
+	enum spf_qtype type;
+	char *name;
+	enum spf_dns_status status;
+	char **answers;
+	size_t n;
+	int64_t expires;
+};
 
 struct dnsq {
 	ares_channel ch;
+	struct dnsq_entry *cache[DNSQ_CACHE_SIZE];
+	size_t ncached;
 };
 
 struct dnsq_result {
@@ -57,13 +80,93 @@ dnsq_new(const char *resolver, int timeout_ms, int tries)
 	return q;
 }
 
+static void
+dnsq_cache_clear(struct dnsq *q)
+{
+	for (size_t i = 0; i < DNSQ_CACHE_SIZE; i++) {
+		struct dnsq_entry *e = q->cache[i], *next;
+		for (; e != NULL; e = next) {
+			next = e->next;
+			dnsq_free_answers(e->answers, e->n);
+			free(e->name);
+			free(e);
+		}
+		q->cache[i] = NULL;
+	}
+	q->ncached = 0;
+}
+
 void
 dnsq_free(struct dnsq *q)
 {
 	if (q == NULL)
 		return;
+	dnsq_cache_clear(q);
 	ares_destroy(q->ch);
 	free(q);
+}
+
+static unsigned
+dnsq_hash(enum spf_qtype type, const char *name)
+{
+	unsigned h = 5381 + (unsigned)type;
+
+	for (; *name; name++)
+		h = h * 33 + (unsigned)tolower((unsigned char)*name);
+	return h % DNSQ_CACHE_SIZE;
+}
+
+static char **
+dnsq_copy_answers(char **a, size_t n)
+{
+	char **c = n ? xcalloc(n, sizeof(char *)) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(a[i]);
+	return c;
+}
+
+/* 1 and the answers (copied) on a fresh hit, 0 on a miss. */
+static int
+dnsq_cache_get(struct dnsq *q, enum spf_qtype type, const char *name,
+    enum spf_dns_status *st_r, char ***answers_r, size_t *n_r)
+{
+	int64_t now = util_time();
+
+	for (struct dnsq_entry *e = q->cache[dnsq_hash(type, name)]; e != NULL;
+	    e = e->next) {
+		if (e->type != type || strcasecmp(e->name, name) != 0 ||
+		    e->expires <= now)
+			continue;
+		*st_r = e->status;
+		*answers_r = dnsq_copy_answers(e->answers, e->n);
+		*n_r = e->n;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+dnsq_cache_put(struct dnsq *q, enum spf_qtype type, const char *name,
+    enum spf_dns_status st, char **answers, size_t n)
+{
+	struct dnsq_entry *e;
+	unsigned h = dnsq_hash(type, name);
+
+	if (st == SPF_DNS_TEMPFAIL)
+		return;		/* try again next time */
+	if (q->ncached >= DNSQ_CACHE_SIZE)
+		dnsq_cache_clear(q);
+	e = xcalloc(1, sizeof(*e));
+	e->type = type;
+	e->name = xstrdup(name);
+	e->status = st;
+	e->answers = dnsq_copy_answers(answers, n);
+	e->n = n;
+	e->expires = util_time() + DNSQ_CACHE_TTL;
+	e->next = q->cache[h];
+	q->cache[h] = e;
+	q->ncached++;
 }
 
 void
@@ -149,8 +252,8 @@ dnsq_mx_cmp(const void *a, const void *b)
 	return (int)x->priority - (int)y->priority;
 }
 
-enum spf_dns_status
-dnsq_lookup(void *ctx, enum spf_qtype type, const char *name,
+static enum spf_dns_status
+dnsq_lookup_wire(void *ctx, enum spf_qtype type, const char *name,
     char ***answers_r, size_t *n_r)
 {
 	struct dnsq *q = ctx;
@@ -256,4 +359,18 @@ dnsq_lookup(void *ctx, enum spf_qtype type, const char *name,
 	*answers_r = v;
 	*n_r = n;
 	return SPF_DNS_OK;
+}
+
+enum spf_dns_status
+dnsq_lookup(void *ctx, enum spf_qtype type, const char *name,
+    char ***answers_r, size_t *n_r)
+{
+	struct dnsq *q = ctx;
+	enum spf_dns_status st;
+
+	if (dnsq_cache_get(q, type, name, &st, answers_r, n_r))
+		return st;
+	st = dnsq_lookup_wire(ctx, type, name, answers_r, n_r);
+	dnsq_cache_put(q, type, name, st, *answers_r, *n_r);
+	return st;
 }
