@@ -1,0 +1,320 @@
+/*
+ * RFC 3464 DSNs: builds the multipart/report text and hands it to the
+ * store (local mailbox or the outbound queue with the null sender). Does
+ * not decide when a DSN is owed (relay.c does) and never bounces a
+ * bounce: a null-sender message gets no DSN at all.
+ */
+#include "smtpd/bounce.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+#define BOUNCE_HEADERS_MAX	(64 * 1024)	/* original headers quoted */
+#define BOUNCE_REPLY_MAX	900		/* keeps lines < 998 octets */
+
+static char *bounce_read_headers(struct store *, int64_t, size_t *);
+
+const char *
+bounce_status(const char *reply, char *buf, size_t size)
+{
+	const char *p;
+	size_t a, b, c;
+
+	if (reply != NULL && strlen(reply) > 4 && (reply[0] == '4' ||
+	    reply[0] == '5')) {
+		/* "550 5.1.1 text": class, subject, detail (RFC 3463). */
+		p = reply + 4;
+		a = strspn(p, "0123456789");
+		if (a == 1 && p[0] == reply[0] && p[1] == '.') {
+			b = strspn(p + 2, "0123456789");
+			if (b >= 1 && b <= 3 && p[2 + b] == '.') {
+				c = strspn(p + 3 + b, "0123456789");
+				if (c >= 1 && c <= 3 && (p[3 + b + c] == ' ' ||
+				    p[3 + b + c] == '\0')) {
+					snprintf(buf, size, "%.*s",
+					    (int)(3 + b + c), p);
+					return buf;
+				}
+			}
+		}
+	}
+	snprintf(buf, size, "%c.0.0", reply != NULL && reply[0] == '4' ? '4' :
+	    '5');
+	return buf;
+}
+
+/* Copy of s for one header/field line: CR/LF and controls become spaces,
+ * length capped. */
+static void
+bounce_add_clean(struct evbuffer *b, const char *s, size_t max)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < max; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		evbuffer_add(b, ch < 0x20 || ch == 0x7f ? " " : &s[i], 1);
+	}
+}
+
+char *
+bounce_build(const struct bounce_info *bi, size_t *len_r)
+{
+	struct evbuffer *b = evbuffer_new();
+	char date[64], boundary[64], st[16];
+	bool failed = bi->kind == BOUNCE_FAILED;
+	size_t i, len;
+	char *out;
+
+	snprintf(boundary, sizeof(boundary), "%016" PRIx64 "/%s",
+	    util_random64(), bi->hostname);
+	util_rfc5322_date(date, sizeof(date), util_time());
+	evbuffer_add_printf(b,
+	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	    "To: <%s>\r\n"
+	    "Subject: %s\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: <dsn.%" PRId64 ".%016" PRIx64 "@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "\tboundary=\"%s\"\r\n"
+	    "\r\n"
+	    "This is a MIME-encapsulated message.\r\n"
+	    "\r\n"
+	    "--%s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Description: Notification\r\n"
+	    "\r\n"
+	    "This is the mail system at host %s.\r\n"
+	    "\r\n",
+	    bi->hostname, bi->mail_from,
+	    failed ? "Undelivered Mail Returned to Sender" :
+	    "Delayed Mail (still being retried)",
+	    date, bi->queue_id, util_random64(), bi->hostname, boundary,
+	    boundary, bi->hostname);
+	if (failed)
+		evbuffer_add_printf(b,
+		    "Your message could not be delivered to one or more\r\n"
+		    "recipients. It is attached below.\r\n\r\n");
+	else
+		evbuffer_add_printf(b,
+		    "Your message could not be delivered yet to one or more\r\n"
+		    "recipients. The mail system will keep trying; you do not\r\n"
+		    "need to send it again.\r\n\r\n");
+	for (i = 0; i < bi->nrcpts; i++) {
+		const struct bounce_rcpt *r = &bi->rcpts[i];
+
+		evbuffer_add_printf(b, "<%s>: ", r->address);
+		if (r->remote_mta != NULL)
+			evbuffer_add_printf(b, "host %s said: ", r->remote_mta);
+		bounce_add_clean(b, r->reply ? r->reply : "unknown error",
+		    BOUNCE_REPLY_MAX);
+		evbuffer_add_printf(b, "\r\n\r\n");
+	}
+
+	util_rfc5322_date(date, sizeof(date), bi->arrival);
+	evbuffer_add_printf(b,
+	    "--%s\r\n"
+	    "Content-Type: message/%sdelivery-status\r\n"
+	    "Content-Description: Delivery report\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; %s\r\n"
+	    "X-Carteiro-Queue-ID: %" PRId64 "\r\n"
+	    "Arrival-Date: %s\r\n",
+	    boundary, bi->utf8 ? "global-" : "", bi->hostname, bi->queue_id,
+	    date);
+	util_rfc5322_date(date, sizeof(date), util_time());
+	for (i = 0; i < bi->nrcpts; i++) {
+		const struct bounce_rcpt *r = &bi->rcpts[i];
+
+		bounce_status(r->reply, st, sizeof(st));
+		/* A delay is transient whatever the last reply said. */
+		st[0] = failed ? '5' : '4';
+		evbuffer_add_printf(b,
+		    "\r\n"
+		    "Final-Recipient: rfc822; %s\r\n"
+		    "Action: %s\r\n"
+		    "Status: %s\r\n",
+		    r->address, failed ? "failed" : "delayed", st);
+		if (r->remote_mta != NULL) {
+			/* "host[ip]" -> the host name for the dns type. */
+			len = strcspn(r->remote_mta, "[");
+			evbuffer_add_printf(b, "Remote-MTA: dns; %.*s\r\n",
+			    (int)len, r->remote_mta);
+		}
+		if (r->reply != NULL) {
+			evbuffer_add_printf(b, "Diagnostic-Code: smtp; ");
+			bounce_add_clean(b, r->reply, BOUNCE_REPLY_MAX);
+			evbuffer_add_printf(b, "\r\n");
+		}
+		evbuffer_add_printf(b, "Last-Attempt-Date: %s\r\n", date);
+		if (!failed && bi->retry_until > 0) {
+			char until[64];
+
+			util_rfc5322_date(until, sizeof(until),
+			    bi->retry_until);
+			evbuffer_add_printf(b, "Will-Retry-Until: %s\r\n",
+			    until);
+		}
+	}
+	evbuffer_add_printf(b,
+	    "\r\n"
+	    "--%s\r\n"
+	    "Content-Type: %s\r\n"
+	    "Content-Description: %s\r\n"
+	    "\r\n",
+	    boundary, bi->utf8 ? "message/global-headers" :
+	    "text/rfc822-headers", failed ? "Undelivered Message Headers" :
+	    "Delayed Message Headers");
+	if (bi->headers != NULL && bi->headers_len > 0) {
+		evbuffer_add(b, bi->headers, bi->headers_len);
+		if (bi->headers_len < 2 ||
+		    memcmp(bi->headers + bi->headers_len - 2, "\r\n", 2) != 0)
+			evbuffer_add(b, "\r\n", 2);
+	}
+	evbuffer_add_printf(b, "\r\n--%s--\r\n", boundary);
+
+	len = evbuffer_get_length(b);
+	out = xmalloc(len + 1);
+	evbuffer_remove(b, out, len);
+	out[len] = '\0';
+	evbuffer_free(b);
+	*len_r = len;
+	return out;
+}
+
+/*
+ * The header block of a stored body (up to the empty line, at most
+ * BOUNCE_HEADERS_MAX bytes, cut at a line end). Caller frees; NULL if the
+ * body cannot be read (the DSN goes without headers).
+ */
+static char *
+bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
+{
+	struct store_body *sb;
+	uint64_t size;
+	char *buf, *end;
+	ssize_t n;
+	size_t have = 0;
+
+	*len_r = 0;
+	sb = store_body_open(st, body_id, &size);
+	if (sb == NULL)
+		return NULL;
+	buf = xmalloc(BOUNCE_HEADERS_MAX + 1);
+	while (have < BOUNCE_HEADERS_MAX) {
+		n = store_body_read(sb, have, buf + have,
+		    BOUNCE_HEADERS_MAX - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (memmem(buf, have, "\r\n\r\n", 4) != NULL)
+			break;
+	}
+	store_body_close(sb);
+	buf[have] = '\0';
+	end = memmem(buf, have, "\r\n\r\n", 4);
+	if (end != NULL)
+		have = (size_t)(end - buf) + 2;
+	else {
+		/* Cut at the last complete line. */
+		while (have > 0 && buf[have - 1] != '\n')
+			have--;
+	}
+	/* Received:/Return-Path lines we prepended stay: they are the
+	 * trace the sender's admin wants to see. */
+	*len_r = have;
+	return buf;
+}
+
+int
+bounce_send(struct store *st, const char *hostname, const char *postmaster,
+    const struct queue_msg *m, enum bounce_kind kind, int64_t retry_until,
+    const struct bounce_rcpt *rcpts, size_t n)
+{
+	struct bounce_info bi;
+	struct store_delivery d;
+	enum store_rcpt_kind rk;
+	char **local = NULL, **remote = NULL, *text, *hdrs;
+	const char *one[1];
+	size_t nlocal = 0, nremote = 0, len, hlen;
+	int64_t body_id, qid = 0;
+	int ret;
+
+	/* RFC 3464 / RFC 5321 6.2: never a DSN for a DSN. */
+	if (m->mail_from[0] == '\0' || m->is_bounce || n == 0)
+		return 1;
+	if (store_resolve(st, m->mail_from, postmaster, &rk, &local, &nlocal,
+	    &remote, &nremote) < 0)
+		return -1;
+	if (rk == STORE_RCPT_NOUSER) {
+		log_warn("event=relay.bounce qid=%" PRId64 " from=%s "
+		    "result=dropped reason=\"sender is a local address "
+		    "without mailbox\"", m->id, m->mail_from);
+		ret = 1;
+		goto out;
+	}
+	hdrs = bounce_read_headers(st, m->body_id, &hlen);
+	memset(&bi, 0, sizeof(bi));
+	bi.kind = kind;
+	bi.hostname = hostname;
+	bi.mail_from = m->mail_from;
+	bi.queue_id = m->id;
+	bi.arrival = m->created;
+	bi.retry_until = retry_until;
+	bi.rcpts = rcpts;
+	bi.nrcpts = n;
+	bi.headers = hdrs;
+	bi.headers_len = hlen;
+	bi.utf8 = m->smtputf8;
+	text = bounce_build(&bi, &len);
+	free(hdrs);
+
+	memset(&d, 0, sizeof(d));
+	d.mail_from = "";
+	d.is_bounce = true;
+	d.smtputf8 = m->smtputf8;
+	if (rk == STORE_RCPT_LOCAL) {
+		d.local = (const char *const *)local;
+		d.nlocal = nlocal;
+		d.remote = (const char *const *)remote;
+		d.nremote = nremote;
+	} else {
+		one[0] = m->mail_from;
+		d.remote = one;
+		d.nremote = 1;
+	}
+	/* Return-Path only for a mailbox-only delivery: a queued copy goes
+	 * out to other servers as it is. */
+	if (d.nremote == 0) {
+		d.prefix = "Return-Path: <>\r\n";
+		d.prefix_len = strlen(d.prefix);
+	} else {
+		d.prefix = "";
+		d.prefix_len = 0;
+	}
+	d.fd = -1;
+	ret = store_deliver_mem(st, &d, text, len, &body_id, &qid);
+	free(text);
+	if (ret == 0)
+		log_info("event=relay.bounce qid=%" PRId64 " from=%s kind=%s "
+		    "rcpts=%zu result=%s dsn_qid=%" PRId64, m->id,
+		    m->mail_from, kind == BOUNCE_FAILED ? "failed" : "delayed",
+		    n, rk == STORE_RCPT_LOCAL && nremote == 0 ? "mailbox" :
+		    "queued", qid);
+out:
+	store_rcpt_free_list(local, nlocal);
+	store_rcpt_free_list(remote, nremote);
+	return ret;
+}

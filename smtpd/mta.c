@@ -1,0 +1,1223 @@
+/*
+ * The relay's SMTP client: one session = one message to the recipients of
+ * one domain. Hosts come from MX (or the smarthost), addresses from A/AAAA;
+ * every connection-level failure (refused, timeout, 421, 4xx greeting,
+ * 4xx to EHLO/MAIL, TLS trouble) moves to the next address and host within
+ * the same attempt. Replies are dispatched through a per-state table.
+ * Does not own: the queue, retries, bounces (relay.c), DNS (dns.c).
+ */
+#include "smtpd/mta.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "common/conn.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "smtpd/dns.h"
+
+#define MTA_LINE_MAX	4096		/* reply line limit (RFC: 512) */
+#define MTA_REPLY_MAX	1024		/* joined reply text kept */
+#define MTA_CHUNK	(64 * 1024)	/* body read size */
+#define MTA_OUT_HIGH	(256 * 1024)	/* stop filling output above this */
+#define MTA_OUT_LOWAT	(64 * 1024)
+
+enum mta_state {
+	MTA_S_MX,		/* resolving MX */
+	MTA_S_ADDR,		/* resolving a host's addresses */
+	MTA_S_CONNECT,
+	MTA_S_GREETING,
+	MTA_S_EHLO,
+	MTA_S_HELO,
+	MTA_S_STARTTLS,
+	MTA_S_TLS,		/* handshake running */
+	MTA_S_AUTH,		/* AUTH PLAIN, or LOGIN's last step */
+	MTA_S_AUTH_USER,	/* AUTH LOGIN: 334 for the username */
+	MTA_S_AUTH_PASS,	/* AUTH LOGIN: 334 for the password */
+	MTA_S_MAIL,
+	MTA_S_RCPT,
+	MTA_S_DATA,
+	MTA_S_BODY,		/* streaming, no reply expected */
+	MTA_S_DOT,		/* waiting for the final reply */
+	MTA_S_QUIT,		/* results reported; saying goodbye */
+	MTA_S_COUNT
+};
+
+static const char *const mta_state_names[MTA_S_COUNT] = {
+	"mx", "addr", "connect", "greeting", "ehlo", "helo", "starttls",
+	"tls", "auth", "auth-user", "auth-pass", "mail", "rcpt", "data",
+	"body", "dot", "quit",
+};
+
+enum mta_ext {
+	MTA_EXT_STARTTLS = 1 << 0,
+	MTA_EXT_PIPELINING = 1 << 1,
+	MTA_EXT_SIZE = 1 << 2,
+	MTA_EXT_8BITMIME = 1 << 3,
+	MTA_EXT_SMTPUTF8 = 1 << 4,
+	MTA_EXT_AUTH_PLAIN = 1 << 5,
+	MTA_EXT_AUTH_LOGIN = 1 << 6,
+};
+
+struct mta {
+	struct event_base *base;
+	struct dns *dns;
+	struct tls_ctx *tls;
+	char *helo;
+	unsigned port;
+	char *smarthost_host;		/* NULL: MX delivery */
+	unsigned smarthost_port;
+	char *auth_user;
+	char *auth_pass;
+	int connect_timeout_ms;
+	int reply_timeout_ms;
+	int data_timeout_ms;
+	struct mta_session *sessions;	/* every live session */
+	size_t nsessions;
+};
+
+struct mta_session {
+	struct mta *m;
+	struct mta_session *prev, *next;
+	enum mta_state state;
+	struct mta_msg *msg;		/* NULL once done was reported */
+	mta_rcpt_cb *rcpt_cb;
+	mta_done_cb *done_cb;
+	void *arg;
+	char sid[17];
+
+	struct dns_req *dreq;
+	struct dns_mx *hosts;		/* owned copies */
+	size_t nhosts, host_idx;
+	bool implicit_mx;		/* hosts = { domain } */
+	bool all_nx;			/* every host had no address so far */
+	struct sockaddr_storage *addrs;
+	size_t naddrs, addr_idx;
+	char label[300];		/* "host[ip]" of the current peer */
+
+	struct conn *c;
+	unsigned ext;
+	uint64_t ext_size;		/* SIZE limit, 0 = none */
+	bool tls_on;
+	bool tls_failed_here;		/* retrying this address in clear */
+	bool authed;
+
+	int code;			/* reply being assembled */
+	char reply[MTA_REPLY_MAX];
+	size_t replylen;
+
+	size_t *active;			/* rcpt indices in this transaction */
+	size_t nactive, cursor, naccepted;
+	bool *accepted;			/* per rcpt: RCPT got 2xx */
+	char **replies;			/* per rcpt result text, owned */
+	char **mxs;			/* per rcpt "host[ip]", owned */
+	size_t nrcpts;			/* size of the arrays above */
+
+	uint64_t off;			/* body read offset */
+	unsigned stuff;
+	unsigned char *inbuf, *outbuf;
+
+	char *last_error;		/* why the last host failed */
+	int depth;			/* > 0 inside a callback */
+	bool dead;			/* free when depth drops to 0 */
+};
+
+typedef void mta_reply_fn(struct mta_session *);
+
+static void mta_session_free(struct mta_session *);
+static void mta_session_release(struct mta_session *);
+static void mta_set_error(struct mta_session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
+static void mta_next_host(struct mta_session *);
+static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
+    size_t, void *);
+static void mta_connect(struct mta_session *);
+static void mta_conn_cb(struct conn *, enum conn_event, void *);
+static void mta_read(struct mta_session *);
+static void mta_host_fail(struct mta_session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void mta_close_conn(struct mta_session *);
+static void mta_rcpt_final(struct mta_session *, size_t, enum mta_result,
+    const char *, bool);
+static void mta_finish(struct mta_session *);
+static void mta_fail_all(struct mta_session *, enum mta_result,
+    const char *, bool);
+static void mta_send(struct mta_session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void mta_after_ehlo(struct mta_session *);
+static void mta_start_mail(struct mta_session *);
+static void mta_send_rcpt(struct mta_session *, size_t);
+static void mta_pump(struct mta_session *);
+static void mta_ehlo_line(struct mta_session *, const char *);
+static void mta_on_greeting(struct mta_session *);
+static void mta_on_ehlo(struct mta_session *);
+static void mta_on_helo(struct mta_session *);
+static void mta_on_starttls(struct mta_session *);
+static void mta_on_auth(struct mta_session *);
+static void mta_on_auth_user(struct mta_session *);
+static void mta_on_auth_pass(struct mta_session *);
+static void mta_on_mail(struct mta_session *);
+static void mta_on_rcpt(struct mta_session *);
+static void mta_on_data(struct mta_session *);
+static void mta_on_dot(struct mta_session *);
+static void mta_on_quit(struct mta_session *);
+
+/* Which handler takes a complete reply in each state (NULL: none is
+ * expected; a reply there is a protocol error). */
+static mta_reply_fn *const mta_reply_table[MTA_S_COUNT] = {
+	[MTA_S_GREETING] = mta_on_greeting,
+	[MTA_S_EHLO] = mta_on_ehlo,
+	[MTA_S_HELO] = mta_on_helo,
+	[MTA_S_STARTTLS] = mta_on_starttls,
+	[MTA_S_AUTH] = mta_on_auth,
+	[MTA_S_AUTH_USER] = mta_on_auth_user,
+	[MTA_S_AUTH_PASS] = mta_on_auth_pass,
+	[MTA_S_MAIL] = mta_on_mail,
+	[MTA_S_RCPT] = mta_on_rcpt,
+	[MTA_S_DATA] = mta_on_data,
+	[MTA_S_DOT] = mta_on_dot,
+	[MTA_S_QUIT] = mta_on_quit,
+};
+
+/* ---- struct mta ---- */
+
+struct mta *
+mta_new(const struct mta_params *p)
+{
+	struct mta *m;
+	const char *colon;
+
+	m = xcalloc(1, sizeof(*m));
+	m->base = p->base;
+	m->dns = p->dns;
+	m->tls = p->tls;
+	m->helo = xstrdup(p->helo != NULL ? p->helo : "localhost");
+	m->port = p->port ? p->port : 25;
+	if (p->smarthost != NULL) {
+		colon = strrchr(p->smarthost, ':');
+		if (colon != NULL && strchr(colon, ']') == NULL) {
+			m->smarthost_host = xstrndup(p->smarthost,
+			    (size_t)(colon - p->smarthost));
+			m->smarthost_port = (unsigned)strtoul(colon + 1, NULL,
+			    10);
+		} else {
+			m->smarthost_host = xstrdup(p->smarthost);
+			m->smarthost_port = 25;
+		}
+	}
+	if (p->auth_user != NULL)
+		m->auth_user = xstrdup(p->auth_user);
+	if (p->auth_pass != NULL)
+		m->auth_pass = xstrdup(p->auth_pass);
+	m->connect_timeout_ms = p->connect_timeout_ms > 0 ?
+	    p->connect_timeout_ms : 30 * 1000;
+	m->reply_timeout_ms = p->reply_timeout_ms > 0 ?
+	    p->reply_timeout_ms : 300 * 1000;
+	m->data_timeout_ms = p->data_timeout_ms > 0 ?
+	    p->data_timeout_ms : 600 * 1000;
+	return m;
+}
+
+void
+mta_free(struct mta *m)
+{
+	if (m == NULL)
+		return;
+	while (m->sessions != NULL)
+		mta_session_free(m->sessions);
+	free(m->helo);
+	free(m->smarthost_host);
+	free(m->auth_user);
+	if (m->auth_pass != NULL) {
+		util_wipe(m->auth_pass, strlen(m->auth_pass));
+		free(m->auth_pass);
+	}
+	free(m);
+}
+
+size_t
+mta_session_count(struct mta *m)
+{
+	return m->nsessions;
+}
+
+/* ---- helpers exposed for tests ---- */
+
+/* mta_stuff state bits */
+#define MTA_MIDLINE	1u	/* not at the start of a line */
+#define MTA_CR		2u	/* a CR waits for its LF */
+
+size_t
+mta_stuff(unsigned *state, const unsigned char *in, size_t len,
+    unsigned char *out)
+{
+	unsigned st = *state;
+	size_t i, o = 0;
+	unsigned char b;
+
+	for (i = 0; i < len; i++) {
+		b = in[i];
+		if (st & MTA_CR) {
+			/* CRLF, or a bare CR made into a line end: never let
+			 * a receiver see a lone CR as one (smuggling). */
+			st &= ~(MTA_CR | MTA_MIDLINE);
+			out[o++] = '\r';
+			out[o++] = '\n';
+			if (b == '\n')
+				continue;
+		}
+		if (b == '\r') {
+			st |= MTA_CR;
+			continue;
+		}
+		if (b == '\n') {
+			/* Bare LF: repaired to CRLF. */
+			out[o++] = '\r';
+			out[o++] = '\n';
+			st &= ~MTA_MIDLINE;
+			continue;
+		}
+		/* RFC 5321 4.5.2: a leading dot is doubled. */
+		if (!(st & MTA_MIDLINE) && b == '.')
+			out[o++] = '.';
+		out[o++] = b;
+		st |= MTA_MIDLINE;
+	}
+	*state = st;
+	return o;
+}
+
+size_t
+mta_stuff_end(unsigned *state, unsigned char *out)
+{
+	size_t o = 0;
+
+	if (*state & (MTA_CR | MTA_MIDLINE)) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	*state = 0;
+	return o + 3;
+}
+
+void
+mta_base64(const unsigned char *in, size_t len, char *out)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)in[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+}
+
+/* ---- session lifecycle ---- */
+
+struct mta_session *
+mta_session_start(struct mta *m, struct mta_msg *msg, mta_rcpt_cb *rcpt_cb,
+    mta_done_cb *done_cb, void *arg)
+{
+	struct mta_session *s;
+	size_t i;
+
+	s = xcalloc(1, sizeof(*s));
+	s->m = m;
+	s->msg = msg;
+	s->rcpt_cb = rcpt_cb;
+	s->done_cb = done_cb;
+	s->arg = arg;
+	util_session_id(s->sid);
+	s->accepted = xcalloc(msg->nrcpts, sizeof(*s->accepted));
+	s->replies = xcalloc(msg->nrcpts, sizeof(*s->replies));
+	s->mxs = xcalloc(msg->nrcpts, sizeof(*s->mxs));
+	s->active = xcalloc(msg->nrcpts, sizeof(*s->active));
+	s->nrcpts = msg->nrcpts;
+	for (i = 0; i < msg->nrcpts; i++) {
+		msg->rcpts[i].result = MTA_UNSET;
+		msg->rcpts[i].reply = NULL;
+		msg->rcpts[i].mx = NULL;
+		msg->rcpts[i].remote = false;
+	}
+	s->next = m->sessions;
+	if (m->sessions != NULL)
+		m->sessions->prev = s;
+	m->sessions = s;
+	m->nsessions++;
+
+	s->all_nx = true;
+	if (m->smarthost_host != NULL) {
+		s->hosts = xcalloc(1, sizeof(*s->hosts));
+		s->hosts[0].host = xstrdup(m->smarthost_host);
+		s->nhosts = 1;
+		s->host_idx = (size_t)-1;
+		mta_next_host(s);	/* async: dns_addr never calls back */
+		return s;
+	}
+	s->state = MTA_S_MX;
+	s->dreq = dns_mx(m->dns, msg->domain, mta_mx_cb, s);
+	return s;
+}
+
+void
+mta_session_abort(struct mta_session *s)
+{
+	if (s == NULL)
+		return;
+	s->msg = NULL;
+	mta_session_release(s);
+}
+
+/* Free now, or when the callback frame we are in unwinds. */
+static void
+mta_session_release(struct mta_session *s)
+{
+	s->dead = true;
+	s->msg = NULL;
+	if (s->depth == 0)
+		mta_session_free(s);
+}
+
+static void
+mta_session_free(struct mta_session *s)
+{
+	struct mta *m = s->m;
+	size_t i;
+
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		m->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	m->nsessions--;
+	dns_cancel(s->dreq);
+	conn_free(s->c);
+	for (i = 0; i < s->nhosts; i++)
+		free(s->hosts[i].host);
+	free(s->hosts);
+	free(s->addrs);
+	for (i = 0; i < s->nrcpts; i++) {
+		free(s->replies[i]);
+		free(s->mxs[i]);
+	}
+	free(s->replies);
+	free(s->mxs);
+	free(s->accepted);
+	free(s->active);
+	free(s->inbuf);
+	free(s->outbuf);
+	free(s->last_error);
+	free(s);
+}
+
+static void
+mta_set_error(struct mta_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *e;
+
+	va_start(ap, fmt);
+	if (vasprintf(&e, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	free(s->last_error);
+	s->last_error = e;
+}
+
+/* A recipient's result for this attempt is final: report it. */
+static void
+mta_rcpt_final(struct mta_session *s, size_t i, enum mta_result res,
+    const char *text, bool remote)
+{
+	struct mta_rcpt *r = &s->msg->rcpts[i];
+
+	if (r->result != MTA_UNSET)
+		return;
+	r->result = res;
+	free(s->replies[i]);
+	s->replies[i] = xstrdup(text);
+	r->reply = s->replies[i];
+	r->remote = remote;
+	if (remote && s->c != NULL) {
+		free(s->mxs[i]);
+		s->mxs[i] = xstrdup(s->label);
+		r->mx = s->mxs[i];
+	}
+	s->rcpt_cb(s, r, s->arg);
+}
+
+static void
+mta_fail_all(struct mta_session *s, enum mta_result res, const char *text,
+    bool remote)
+{
+	size_t i;
+
+	for (i = 0; i < s->msg->nrcpts; i++)
+		mta_rcpt_final(s, i, res, text, remote);
+}
+
+/*
+ * Every recipient without a result gets the last temporary error, the
+ * owner hears done, and the connection (if any) says QUIT on its own.
+ */
+static void
+mta_finish(struct mta_session *s)
+{
+	mta_fail_all(s, MTA_TEMP, s->last_error != NULL ? s->last_error :
+	    "451 4.4.0 delivery not completed", false);
+	s->done_cb(s, s->arg);
+	/* The owner may have freed the message in done_cb. */
+	s->msg = NULL;
+	if (s->c != NULL && !conn_is_closing(s->c) && s->state != MTA_S_BODY &&
+	    s->state != MTA_S_TLS && s->state >= MTA_S_GREETING) {
+		conn_write(s->c, "QUIT\r\n", 6);
+		conn_close_after_flush(s->c);
+		s->state = MTA_S_QUIT;
+		return;
+	}
+	mta_session_release(s);
+}
+
+/* ---- hosts and addresses ---- */
+
+static void
+mta_mx_cb(enum dns_status st, const struct dns_mx *mx, size_t n, void *arg)
+{
+	struct mta_session *s = arg;
+	const char *dom = s->msg->domain;
+	size_t i;
+	char buf[600];
+
+	s->dreq = NULL;
+	s->depth++;
+	switch (st) {
+	case DNS_OK:
+		s->hosts = xcalloc(n, sizeof(*s->hosts));
+		for (i = 0; i < n; i++) {
+			s->hosts[i].host = xstrdup(mx[i].host);
+			s->hosts[i].pref = mx[i].pref;
+		}
+		s->nhosts = n;
+		break;
+	case DNS_NODATA:
+		/* RFC 5321 5.1: no MX, the domain itself is the host. */
+		s->hosts = xcalloc(1, sizeof(*s->hosts));
+		s->hosts[0].host = xstrdup(dom);
+		s->nhosts = 1;
+		s->implicit_mx = true;
+		break;
+	case DNS_NULLMX:
+		snprintf(buf, sizeof(buf), "556 5.1.10 domain %s does not "
+		    "accept mail (null MX, RFC 7505)", dom);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		goto out;
+	case DNS_NXDOMAIN:
+		snprintf(buf, sizeof(buf), "550 5.1.2 domain %s does not "
+		    "exist (DNS: NXDOMAIN)", dom);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		goto out;
+	default:
+		mta_set_error(s, "451 4.4.3 MX lookup for %s failed "
+		    "temporarily (DNS: %s)", dom, dns_status_str(st));
+		mta_finish(s);
+		goto out;
+	}
+	s->host_idx = (size_t)-1;
+	mta_next_host(s);
+out:
+	if (--s->depth == 0 && s->dead)
+		mta_session_free(s);
+}
+
+static void
+mta_next_host(struct mta_session *s)
+{
+	char buf[600];
+	unsigned port;
+
+	s->host_idx++;
+	if (s->host_idx >= s->nhosts) {
+		if (s->implicit_mx && s->all_nx) {
+			snprintf(buf, sizeof(buf), "550 5.1.2 domain %s has "
+			    "no MX and no address record", s->msg->domain);
+			mta_fail_all(s, MTA_PERM, buf, false);
+		}
+		mta_finish(s);
+		return;
+	}
+	s->state = MTA_S_ADDR;
+	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
+	    s->m->port;
+	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
+	    mta_addr_cb, s);
+}
+
+static void
+mta_addr_cb(enum dns_status st, const struct sockaddr_storage *addrs,
+    size_t n, void *arg)
+{
+	struct mta_session *s = arg;
+	const char *host = s->hosts[s->host_idx].host;
+
+	s->dreq = NULL;
+	s->depth++;
+	if (st != DNS_OK || n == 0) {
+		if (st == DNS_TEMPFAIL)
+			s->all_nx = false;
+		mta_set_error(s, "451 4.4.3 cannot resolve host %s (DNS: %s)",
+		    host, dns_status_str(st));
+		log_info("event=relay.host sid=%s msgid=%s host=%s "
+		    "result=dns-%s", s->sid, s->msg->id, host,
+		    dns_status_str(st));
+		mta_next_host(s);
+		goto out;
+	}
+	s->all_nx = false;
+	free(s->addrs);
+	s->addrs = xcalloc(n, sizeof(*s->addrs));
+	memcpy(s->addrs, addrs, n * sizeof(*addrs));
+	s->naddrs = n;
+	s->addr_idx = 0;
+	s->tls_failed_here = false;
+	mta_connect(s);
+out:
+	if (--s->depth == 0 && s->dead)
+		mta_session_free(s);
+}
+
+static void
+mta_connect(struct mta_session *s)
+{
+	char ip[64];
+	struct sockaddr_storage *ss;
+
+	if (s->addr_idx >= s->naddrs) {
+		mta_next_host(s);
+		return;
+	}
+	ss = &s->addrs[s->addr_idx];
+	snprintf(s->label, sizeof(s->label), "%s[%s]",
+	    s->hosts[s->host_idx].host, dns_sockaddr_str(ss, ip, sizeof(ip)));
+	s->state = MTA_S_CONNECT;
+	s->ext = 0;
+	s->ext_size = 0;
+	s->tls_on = false;
+	s->authed = false;
+	s->code = 0;
+	s->replylen = 0;
+	s->c = conn_connect(s->m->base, (struct sockaddr *)ss,
+	    dns_sockaddr_len(ss), s->m->connect_timeout_ms, mta_conn_cb, s);
+	if (s->c == NULL) {
+		mta_set_error(s, "451 4.4.1 cannot connect to %s", s->label);
+		s->addr_idx++;
+		mta_connect(s);
+	}
+}
+
+/* Drop the connection to the current peer at once: no QUIT exchange
+ * with a peer that just failed us. */
+static void
+mta_close_conn(struct mta_session *s)
+{
+	if (s->c == NULL)
+		return;
+	conn_free(s->c);
+	s->c = NULL;
+}
+
+/*
+ * This peer cannot take the message now: remember why and move on to the
+ * next address / host. If the final dot was already sent the remote may
+ * have the message: don't offer it to another host in this attempt.
+ */
+static void
+mta_host_fail(struct mta_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *why, esc[LOG_ESCAPE_MAX];
+
+	va_start(ap, fmt);
+	if (vasprintf(&why, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	/* why may carry the remote's text: escaped. */
+	log_info("event=relay.host sid=%s msgid=%s mx=%s state=%s "
+	    "result=fail reason=%s", s->sid, s->msg->id, s->label,
+	    mta_state_names[s->state], log_escape(esc, sizeof(esc), why,
+	    strlen(why)));
+	if (s->state == MTA_S_DOT || s->state == MTA_S_BODY) {
+		mta_set_error(s, "451 4.4.2 %s: %s", s->label, why);
+		free(why);
+		mta_close_conn(s);
+		mta_finish(s);
+		return;
+	}
+	if (why[0] >= '2' && why[0] <= '5')
+		mta_set_error(s, "%s (%s)", why, s->label);
+	else
+		mta_set_error(s, "451 4.4.1 %s: %s", s->label, why);
+	free(why);
+	mta_close_conn(s);
+	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
+	    s->m->smarthost_host == NULL) {
+		/* Opportunistic TLS failed: this host in clear, once. */
+		s->tls_failed_here = true;
+		mta_connect(s);
+		return;
+	}
+	s->tls_failed_here = false;
+	s->addr_idx++;
+	mta_connect(s);
+}
+
+/* ---- I/O ---- */
+
+static void
+mta_send(struct mta_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(conn_output(s->c), fmt, ap);
+	va_end(ap);
+	conn_write(s->c, "", 0);
+}
+
+static void
+mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct mta_session *s = arg;
+
+	s->depth++;
+	switch (ev) {
+	case CONN_EV_CONNECTED:
+		s->state = MTA_S_GREETING;
+		conn_set_timeout(c, s->m->reply_timeout_ms);
+		log_debug("event=relay.connect sid=%s msgid=%s mx=%s",
+		    s->sid, s->msg->id, s->label);
+		break;
+	case CONN_EV_INPUT:
+		mta_read(s);
+		break;
+	case CONN_EV_LOWAT:
+		if (s->state == MTA_S_QUIT)
+			mta_session_release(s);
+		else if (s->state == MTA_S_BODY)
+			mta_pump(s);
+		break;
+	case CONN_EV_TLS_READY:
+		s->tls_on = true;
+		log_info("event=relay.tls sid=%s msgid=%s mx=%s tls=yes "
+		    "version=%s cipher=%s", s->sid, s->msg->id, s->label,
+		    conn_tls_version(c) ? conn_tls_version(c) : "?",
+		    conn_tls_cipher(c) ? conn_tls_cipher(c) : "?");
+		s->ext = 0;
+		s->ext_size = 0;
+		s->state = MTA_S_EHLO;
+		mta_send(s, "EHLO %s\r\n", s->m->helo);
+		break;
+	case CONN_EV_EOF:
+	case CONN_EV_ERROR:
+	case CONN_EV_TIMEOUT:
+		if (s->state == MTA_S_QUIT) {
+			mta_session_release(s);
+			break;
+		}
+		mta_host_fail(s, "%s", ev == CONN_EV_TIMEOUT ? "timeout" :
+		    ev == CONN_EV_EOF ? "connection closed" :
+		    conn_error(c) ? conn_error(c) : "I/O error");
+		break;
+	}
+	if (--s->depth == 0 && s->dead)
+		mta_session_free(s);
+}
+
+/* Assemble replies line by line; dispatch each complete one. */
+static void
+mta_read(struct mta_session *s)
+{
+	struct conn *c = s->c;
+	enum conn_line lr;
+	char *line;
+	size_t len, n;
+	int code;
+
+	while (!s->dead && s->c == c) {
+		lr = conn_getline(c, MTA_LINE_MAX, &line, &len, NULL);
+		if (lr == CONN_LINE_NONE)
+			return;
+		if (lr == CONN_LINE_TOO_LONG) {
+			mta_host_fail(s, "reply line too long");
+			return;
+		}
+		if (s->state == MTA_S_QUIT)
+			continue;
+		if (len < 3 || line[0] < '2' || line[0] > '5' ||
+		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+		    line[2] > '9' || (len > 3 && line[3] != ' ' &&
+		    line[3] != '-')) {
+			mta_host_fail(s, "malformed reply");
+			return;
+		}
+		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+		    (line[2] - '0');
+		if (s->code != 0 && code != s->code) {
+			mta_host_fail(s, "inconsistent multi-line reply");
+			return;
+		}
+		if (s->code == 0)
+			s->replylen = 0;
+		s->code = code;
+		/* "250-a" + "250 b" -> "250 a b": the exact text, joined. */
+		n = s->replylen == 0 ? len : (len > 4 ? len - 4 : 0);
+		if (s->replylen > 0 && n > 0 &&
+		    s->replylen + 1 < sizeof(s->reply))
+			s->reply[s->replylen++] = ' ';
+		if (n > sizeof(s->reply) - 1 - s->replylen)
+			n = sizeof(s->reply) - 1 - s->replylen;
+		memcpy(s->reply + s->replylen, s->replylen == 0 ? line :
+		    line + 4, n);
+		s->replylen += n;
+		s->reply[s->replylen] = '\0';
+		if (s->replylen >= 4 && s->reply[3] == '-')
+			s->reply[3] = ' ';
+		if (s->state == MTA_S_EHLO && code / 100 == 2)
+			mta_ehlo_line(s, len > 4 ? line + 4 : "");
+		if (len > 3 && line[3] == '-')
+			continue;
+		s->code = 0;
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			char esc[LOG_ESCAPE_MAX];
+
+			log_debug("event=relay.reply sid=%s state=%s reply=%s",
+			    s->sid, mta_state_names[s->state],
+			    log_escape(esc, sizeof(esc), s->reply, s->replylen));
+		}
+		if (mta_reply_table[s->state] == NULL) {
+			mta_host_fail(s, "unexpected reply in state %s",
+			    mta_state_names[s->state]);
+			return;
+		}
+		/* RFC 5321 3.8: 421 means the server is going away. */
+		if (code == 421 && s->state < MTA_S_DOT) {
+			mta_host_fail(s, "%s", s->reply);
+			return;
+		}
+		mta_reply_table[s->state](s);
+	}
+}
+
+static int
+mta_code(struct mta_session *s)
+{
+	return (s->reply[0] - '0') * 100 + (s->reply[1] - '0') * 10 +
+	    (s->reply[2] - '0');
+}
+
+/* ---- reply handlers ---- */
+
+static void
+mta_on_greeting(struct mta_session *s)
+{
+	if (s->reply[0] != '2') {
+		/* 4xx or 5xx greeting: this host won't talk to us now. */
+		mta_host_fail(s, "%s", s->reply);
+		return;
+	}
+	s->state = MTA_S_EHLO;
+	mta_send(s, "EHLO %s\r\n", s->m->helo);
+}
+
+static void
+mta_ehlo_line(struct mta_session *s, const char *kw)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} exts[] = {
+		{ "STARTTLS", MTA_EXT_STARTTLS },
+		{ "PIPELINING", MTA_EXT_PIPELINING },
+		{ "8BITMIME", MTA_EXT_8BITMIME },
+		{ "SMTPUTF8", MTA_EXT_SMTPUTF8 },
+	};
+	size_t i, n;
+
+	n = strcspn(kw, " =");
+	for (i = 0; i < nitems(exts); i++)
+		if (n == strlen(exts[i].name) &&
+		    strncasecmp(kw, exts[i].name, n) == 0)
+			s->ext |= exts[i].flag;
+	if (n == 4 && strncasecmp(kw, "SIZE", 4) == 0) {
+		s->ext |= MTA_EXT_SIZE;
+		if (kw[4] == ' ')
+			s->ext_size = strtoull(kw + 5, NULL, 10);
+	}
+	if (n == 4 && strncasecmp(kw, "AUTH", 4) == 0) {
+		const char *p = kw + 4;
+
+		while (*p == ' ' || *p == '=') {
+			p++;
+			n = strcspn(p, " ");
+			if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+				s->ext |= MTA_EXT_AUTH_PLAIN;
+			if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+				s->ext |= MTA_EXT_AUTH_LOGIN;
+			p += n;
+		}
+	}
+}
+
+static void
+mta_on_ehlo(struct mta_session *s)
+{
+	if (s->reply[0] == '5' && !s->tls_on) {
+		/* RFC 5321 3.2: an old server; try HELO. */
+		s->state = MTA_S_HELO;
+		mta_send(s, "HELO %s\r\n", s->m->helo);
+		return;
+	}
+	if (s->reply[0] != '2') {
+		mta_host_fail(s, "%s", s->reply);
+		return;
+	}
+	mta_after_ehlo(s);
+}
+
+static void
+mta_on_helo(struct mta_session *s)
+{
+	if (s->reply[0] != '2') {
+		mta_host_fail(s, "%s", s->reply);
+		return;
+	}
+	s->ext = 0;
+	mta_after_ehlo(s);
+}
+
+/* Greeted: STARTTLS if we can, then AUTH (smarthost), then MAIL. */
+static void
+mta_after_ehlo(struct mta_session *s)
+{
+	struct mta *m = s->m;
+	bool smarthost = m->smarthost_host != NULL;
+
+	if (!s->tls_on && (s->ext & MTA_EXT_STARTTLS) && m->tls != NULL &&
+	    !s->tls_failed_here) {
+		s->state = MTA_S_STARTTLS;
+		mta_send(s, "STARTTLS\r\n");
+		return;
+	}
+	if (!s->tls_on) {
+		log_info("event=relay.tls sid=%s msgid=%s mx=%s tls=no",
+		    s->sid, s->msg->id, s->label);
+		if (smarthost) {
+			mta_host_fail(s, "451 4.7.5 smarthost %s does not "
+			    "offer STARTTLS (required)", s->label);
+			return;
+		}
+	}
+	if (smarthost && m->auth_user != NULL && !s->authed) {
+		size_t ul = strlen(m->auth_user), pl = strlen(m->auth_pass ?
+		    m->auth_pass : "");
+		unsigned char *raw;
+		char *b64;
+
+		if (s->ext & MTA_EXT_AUTH_PLAIN) {
+			/* RFC 4616: authzid NUL authcid NUL passwd */
+			raw = xmalloc(ul + pl + 2);
+			raw[0] = '\0';
+			memcpy(raw + 1, m->auth_user, ul);
+			raw[ul + 1] = '\0';
+			memcpy(raw + ul + 2, m->auth_pass ? m->auth_pass : "",
+			    pl);
+			b64 = xmalloc(4 * ((ul + pl + 4) / 3) + 8);
+			mta_base64(raw, ul + pl + 2, b64);
+			s->state = MTA_S_AUTH;
+			mta_send(s, "AUTH PLAIN %s\r\n", b64);
+			util_wipe(raw, ul + pl + 2);
+			util_wipe(b64, strlen(b64));
+			free(raw);
+			free(b64);
+			return;
+		}
+		if (s->ext & MTA_EXT_AUTH_LOGIN) {
+			s->state = MTA_S_AUTH_USER;
+			mta_send(s, "AUTH LOGIN\r\n");
+			return;
+		}
+		mta_host_fail(s, "451 4.7.0 smarthost %s offers no AUTH "
+		    "PLAIN or LOGIN", s->label);
+		return;
+	}
+	mta_start_mail(s);
+}
+
+static void
+mta_on_starttls(struct mta_session *s)
+{
+	if (s->reply[0] != '2') {
+		/* Opportunistic: go on in clear (smarthost: fail). */
+		s->tls_failed_here = true;
+		mta_after_ehlo(s);
+		return;
+	}
+	s->state = MTA_S_TLS;
+	if (conn_starttls_client(s->c, s->m->tls,
+	    s->hosts[s->host_idx].host) < 0)
+		mta_host_fail(s, "cannot start TLS");
+}
+
+static void
+mta_on_auth(struct mta_session *s)
+{
+	if (s->reply[0] != '2') {
+		mta_host_fail(s, "451 4.7.0 smarthost AUTH failed: %s",
+		    s->reply);
+		return;
+	}
+	s->authed = true;
+	log_info("event=relay.auth sid=%s msgid=%s mx=%s user=%s result=ok",
+	    s->sid, s->msg->id, s->label, s->m->auth_user);
+	mta_start_mail(s);
+}
+
+static void
+mta_send_b64(struct mta_session *s, const char *v)
+{
+	size_t len = strlen(v);
+	char *b64 = xmalloc(4 * ((len + 2) / 3) + 4);
+
+	mta_base64((const unsigned char *)v, len, b64);
+	mta_send(s, "%s\r\n", b64);
+	util_wipe(b64, strlen(b64));
+	free(b64);
+}
+
+static void
+mta_on_auth_user(struct mta_session *s)
+{
+	if (mta_code(s) != 334) {
+		mta_on_auth(s);
+		return;
+	}
+	s->state = MTA_S_AUTH_PASS;
+	mta_send_b64(s, s->m->auth_user);
+}
+
+static void
+mta_on_auth_pass(struct mta_session *s)
+{
+	if (mta_code(s) != 334) {
+		mta_on_auth(s);
+		return;
+	}
+	s->state = MTA_S_AUTH;
+	mta_send_b64(s, s->m->auth_pass ? s->m->auth_pass : "");
+}
+
+/* MAIL FROM (+ every RCPT TO at once with PIPELINING, RFC 2920). */
+static void
+mta_start_mail(struct mta_session *s)
+{
+	struct mta_msg *msg = s->msg;
+	char buf[600];
+	size_t i;
+
+	if ((s->ext & MTA_EXT_SIZE) && s->ext_size > 0 &&
+	    msg->size > s->ext_size) {
+		snprintf(buf, sizeof(buf), "552 5.3.4 message size %" PRIu64
+		    " exceeds the limit of %s (SIZE %" PRIu64 ")", msg->size,
+		    s->label, s->ext_size);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		return;
+	}
+	if (msg->smtputf8 && !(s->ext & MTA_EXT_SMTPUTF8)) {
+		/* RFC 6531 3.4: no downgrade; the sender must know. */
+		snprintf(buf, sizeof(buf), "553 5.6.7 the message needs "
+		    "SMTPUTF8 (international addresses or headers) and %s "
+		    "does not support it", s->label);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		return;
+	}
+	s->nactive = 0;
+	s->naccepted = 0;
+	s->cursor = 0;
+	for (i = 0; i < msg->nrcpts; i++) {
+		s->accepted[i] = false;
+		if (msg->rcpts[i].result == MTA_UNSET)
+			s->active[s->nactive++] = i;
+	}
+	if (s->nactive == 0) {
+		mta_finish(s);
+		return;
+	}
+	evbuffer_add_printf(conn_output(s->c), "MAIL FROM:<%s>",
+	    msg->mail_from);
+	if (s->ext & MTA_EXT_SIZE)
+		evbuffer_add_printf(conn_output(s->c), " SIZE=%" PRIu64,
+		    msg->size);
+	if (s->ext & MTA_EXT_8BITMIME)
+		evbuffer_add_printf(conn_output(s->c), " BODY=8BITMIME");
+	if (msg->smtputf8)
+		evbuffer_add_printf(conn_output(s->c), " SMTPUTF8");
+	s->state = MTA_S_MAIL;
+	mta_send(s, "\r\n");
+	if (s->ext & MTA_EXT_PIPELINING)
+		for (i = 0; i < s->nactive; i++)
+			mta_send_rcpt(s, s->active[i]);
+}
+
+static void
+mta_send_rcpt(struct mta_session *s, size_t i)
+{
+	mta_send(s, "RCPT TO:<%s>\r\n", s->msg->rcpts[i].address);
+}
+
+static void
+mta_on_mail(struct mta_session *s)
+{
+	if (s->reply[0] == '4') {
+		/* The issue: 4xx to MAIL tries the next MX. */
+		mta_host_fail(s, "%s", s->reply);
+		return;
+	}
+	if (s->reply[0] != '2') {
+		mta_fail_all(s, MTA_PERM, s->reply, true);
+		mta_finish(s);
+		return;
+	}
+	s->state = MTA_S_RCPT;
+	if (!(s->ext & MTA_EXT_PIPELINING))
+		mta_send_rcpt(s, s->active[0]);
+}
+
+static void
+mta_on_rcpt(struct mta_session *s)
+{
+	size_t i = s->active[s->cursor++];
+
+	if (s->reply[0] == '2') {
+		s->accepted[i] = true;
+		s->naccepted++;
+	} else
+		mta_rcpt_final(s, i, s->reply[0] == '4' ? MTA_TEMP : MTA_PERM,
+		    s->reply, true);
+	if (s->cursor < s->nactive) {
+		if (!(s->ext & MTA_EXT_PIPELINING))
+			mta_send_rcpt(s, s->active[s->cursor]);
+		return;
+	}
+	if (s->naccepted == 0) {
+		mta_finish(s);
+		return;
+	}
+	s->state = MTA_S_DATA;
+	mta_send(s, "DATA\r\n");
+}
+
+/* Result for every recipient the server accepted at RCPT. */
+static void
+mta_accepted_final(struct mta_session *s, enum mta_result res)
+{
+	size_t i;
+
+	for (i = 0; i < s->msg->nrcpts; i++)
+		if (s->accepted[i])
+			mta_rcpt_final(s, i, res, s->reply, true);
+}
+
+static void
+mta_on_data(struct mta_session *s)
+{
+	if (mta_code(s) != 354) {
+		mta_accepted_final(s, s->reply[0] == '5' ? MTA_PERM : MTA_TEMP);
+		mta_finish(s);
+		return;
+	}
+	s->state = MTA_S_BODY;
+	s->off = 0;
+	s->stuff = 0;
+	if (s->inbuf == NULL) {
+		s->inbuf = xmalloc(MTA_CHUNK);
+		s->outbuf = xmalloc(2 * MTA_CHUNK + 8);
+	}
+	conn_set_lowat(s->c, MTA_OUT_LOWAT);
+	mta_pump(s);
+}
+
+/* Fill the output up to MTA_OUT_HIGH; LOWAT calls us again. */
+static void
+mta_pump(struct mta_session *s)
+{
+	struct mta_msg *msg = s->msg;
+	ssize_t n;
+	size_t o;
+
+	while (conn_output_len(s->c) < MTA_OUT_HIGH) {
+		n = msg->read(msg->read_arg, s->off, s->inbuf, MTA_CHUNK);
+		if (n < 0) {
+			/* Can't finish the DATA cleanly: drop the line so
+			 * the server discards the partial message. */
+			mta_set_error(s, "451 4.3.0 local error reading the "
+			    "queued message");
+			mta_close_conn(s);
+			mta_finish(s);
+			return;
+		}
+		if (n == 0) {
+			o = mta_stuff_end(&s->stuff, s->outbuf);
+			conn_write(s->c, s->outbuf, o);
+			s->state = MTA_S_DOT;
+			conn_set_timeout(s->c, s->m->data_timeout_ms);
+			return;
+		}
+		s->off += (uint64_t)n;
+		o = mta_stuff(&s->stuff, s->inbuf, (size_t)n, s->outbuf);
+		conn_write(s->c, s->outbuf, o);
+	}
+}
+
+static void
+mta_on_dot(struct mta_session *s)
+{
+	enum mta_result res;
+
+	res = s->reply[0] == '2' ? MTA_OK : s->reply[0] == '5' ? MTA_PERM :
+	    MTA_TEMP;
+	mta_accepted_final(s, res);
+	mta_finish(s);
+}
+
+static void
+mta_on_quit(struct mta_session *s)
+{
+}

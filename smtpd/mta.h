@@ -1,0 +1,111 @@
+/*
+ * The SMTP client of the outbound relay: one struct mta_session delivers
+ * one message to the recipients of one destination domain. It resolves the
+ * MX hosts (or uses the smarthost), walks hosts and their addresses in
+ * order until one takes the transaction, and speaks EHLO/HELO, STARTTLS
+ * (opportunistic; required for a smarthost), AUTH (smarthost), PIPELINING,
+ * SIZE, 8BITMIME, SMTPUTF8, and streams the dot-stuffed body from a read
+ * callback driven by the write-low-water event. It knows nothing about the
+ * queue: results go back per recipient through callbacks (relay.c).
+ */
+#ifndef CARTEIRO_MTA_H
+#define CARTEIRO_MTA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct dns;
+struct tls_ctx;
+struct mta;
+struct mta_session;
+
+/* Shared settings; strings are copied by mta_new. */
+struct mta_params {
+	struct event_base *base;
+	struct dns *dns;		/* borrowed, outlives the struct mta */
+	struct tls_ctx *tls;		/* client context, NULL: no STARTTLS */
+	const char *helo;		/* our hostname for EHLO */
+	unsigned port;			/* MX port (25) */
+	const char *smarthost;		/* "host:port" or NULL: MX delivery */
+	const char *auth_user;		/* smarthost AUTH, NULL: none */
+	const char *auth_pass;		/* wiped by mta_free */
+	int connect_timeout_ms;		/* 0: 30 s */
+	int reply_timeout_ms;		/* 0: 300 s (RFC 5321 4.5.3.2) */
+	int data_timeout_ms;		/* after the final dot; 0: 600 s */
+};
+
+struct mta *mta_new(const struct mta_params *p);
+/* Aborts every session still running (no callbacks) and frees. */
+void mta_free(struct mta *m);
+/* Sessions started and not yet freed (running or saying QUIT). */
+size_t mta_session_count(struct mta *m);
+
+enum mta_result {
+	MTA_UNSET,		/* no final answer yet (internal) */
+	MTA_OK,			/* 2xx after DATA: delivered */
+	MTA_TEMP,		/* retry later */
+	MTA_PERM,		/* bounce */
+};
+
+struct mta_rcpt {
+	const char *address;	/* borrowed from the caller */
+	/* Filled by the session before the rcpt callback: */
+	enum mta_result result;
+	char *reply;		/* the reply text ("550 5.1.1 ...", lines
+				 * joined by spaces) or our own description
+				 * in the same form; owned by the session */
+	bool remote;		/* reply came from the remote server */
+	char *mx;		/* "host[ip]" that answered, or NULL */
+};
+
+/* Body source: copy up to len bytes from offset; bytes, 0 at end, -1. */
+typedef ssize_t mta_read_fn(void *arg, uint64_t offset, void *buf,
+    size_t len);
+
+struct mta_msg {
+	const char *id;		/* for logs ("42") */
+	const char *domain;	/* destination (A-label) */
+	const char *mail_from;	/* "" for <> */
+	bool smtputf8;		/* needs SMTPUTF8 */
+	uint64_t size;		/* body bytes (for SIZE) */
+	mta_read_fn *read;
+	void *read_arg;
+	struct mta_rcpt *rcpts;	/* borrowed; results written into it */
+	size_t nrcpts;
+};
+
+/*
+ * rcpt_cb runs as soon as a recipient's result for this attempt is final
+ * (OK right after the final reply to DATA, so the caller can make it
+ * durable at once). done_cb runs once, after every recipient has a result;
+ * the session and its reply strings are freed when done_cb returns (the
+ * connection may linger a moment to say QUIT; mta_free reaps it).
+ * Neither callback may call mta_session_abort on its own session.
+ */
+typedef void mta_rcpt_cb(struct mta_session *s, struct mta_rcpt *r,
+    void *arg);
+typedef void mta_done_cb(struct mta_session *s, void *arg);
+
+/* msg and its rcpts must stay valid until done_cb or abort. Never calls a
+ * callback before returning. */
+struct mta_session *mta_session_start(struct mta *m, struct mta_msg *msg,
+    mta_rcpt_cb *rcpt_cb, mta_done_cb *done_cb, void *arg);
+/* Stop now (shutdown, message deleted): no more callbacks. */
+void mta_session_abort(struct mta_session *s);
+
+/* Dot-stuffing and line-end repair for the body (exposed for tests):
+ * feeds in[0..len) and appends the wire form to out (capacity >= 2*len+2);
+ * returns bytes written. *state carries line position across calls;
+ * start it at 0, and call mta_stuff_end at the end. */
+size_t mta_stuff(unsigned *state, const unsigned char *in, size_t len,
+    unsigned char *out);
+/* Terminating bytes (CRLF if needed, then ".\r\n") into out (>= 6). */
+size_t mta_stuff_end(unsigned *state, unsigned char *out);
+
+/* Base64 of len bytes into out (>= 4*((len+2)/3)+1), NUL-terminated. */
+void mta_base64(const unsigned char *in, size_t len, char *out);
+
+#endif

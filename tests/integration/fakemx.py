@@ -1,0 +1,286 @@
+"""Fake remote mail servers for the relay tests.
+
+    sink = Sink("127.0.0.2", port)                  # aiosmtpd, records mail
+    sink = Sink(ip, port, tls=(cert, key))          # offers STARTTLS
+    sink = Sink(ip, port, tls=(cert, key), auth=("user", "pw"),
+                require_tls=True)                   # a smarthost
+    sink.rcpt_reply = lambda addr: "550 5.1.1 no such user" or None
+    sink.delay = 1.0                                # seconds before each reply
+    sink.start(); sink.messages -> [Msg]; sink.stop()
+
+    Refuser(ip, port, "421 4.3.2 busy")             # greets with 421, hangs up
+
+Every fake MX binds its own 127.0.0.x address on the same port, so the
+relay's [relay] mx_port reaches all of them.
+"""
+
+import asyncio
+import socket
+import ssl
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from fakedns import FakeDNS
+
+
+class Msg:
+    def __init__(self, mail_from, rcpts, data, tls, auth, mail_options):
+        self.mail_from = mail_from
+        self.rcpts = list(rcpts)
+        self.data = data
+        self.tls = tls
+        self.auth = auth
+        self.mail_options = list(mail_options)
+
+    def __repr__(self):
+        return "Msg(%r -> %r, %d bytes, tls=%s)" % (
+            self.mail_from, self.rcpts, len(self.data), self.tls)
+
+
+class _Handler:
+    def __init__(self, sink):
+        self.sink = sink
+
+    async def _wait(self):
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        await self._wait()
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):
+        await self._wait()
+        self.sink.transactions += 1
+        if self.sink.mail_reply:
+            return self.sink.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        await self._wait()
+        reply = self.sink.rcpt_reply(address) if self.sink.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        await self._wait()
+        if self.sink.data_reply:
+            return self.sink.data_reply
+        with self.sink.lock:
+            self.sink.messages.append(Msg(
+                envelope.mail_from, envelope.rcpt_tos,
+                envelope.original_content, session.ssl is not None,
+                getattr(session, "auth_data", None) is not None or
+                getattr(session, "authenticated", False),
+                envelope.mail_options))
+        return "250 2.0.0 Ok: queued"
+
+
+class Sink:
+    def __init__(self, host, port, tls=None, auth=None, require_tls=False,
+                 smtputf8=False, auth_exclude=()):
+        self.host = host
+        self.port = port
+        self.lock = threading.Lock()
+        self.messages = []
+        self.transactions = 0
+        self.delay = 0
+        self.mail_reply = None
+        self.data_reply = None
+        self.rcpt_reply = None
+        self.auth_ok = []
+        kw = {"enable_SMTPUTF8": smtputf8, "ident": "fakemx"}
+        if tls:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(tls[0], tls[1])
+            kw["tls_context"] = ctx
+            kw["require_starttls"] = require_tls
+        if auth:
+            user, password = auth
+
+            def authenticator(server, session, envelope, mechanism, data):
+                ok = (data.login.decode() == user and
+                      data.password.decode() == password)
+                if ok:
+                    self.auth_ok.append(mechanism)
+                return AuthResult(success=ok)
+
+            kw["authenticator"] = authenticator
+            kw["auth_require_tls"] = True
+            kw["auth_required"] = True
+            if auth_exclude:
+                kw["auth_exclude_mechanism"] = list(auth_exclude)
+        self.controller = Controller(_Handler(self), hostname=host, port=port,
+                                     **kw)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        try:
+            self.controller.stop()
+        except Exception:
+            pass
+
+    def wait(self, n=1, timeout=15):
+        """Wait until n messages arrived; returns the list."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.messages)
+
+
+class Refuser:
+    """Greets every connection with one line (e.g. 421) and closes."""
+
+    def __init__(self, host, port, line="421 4.3.2 Service not available"):
+        self.line = line
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _serve(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.connections += 1
+            try:
+                c.sendall(self.line.encode() + b"\r\n")
+                time.sleep(0.05)
+            except OSError:
+                pass
+            c.close()
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def queue_rows(env):
+    """(id, mail_from, attempts, warned, is_bounce) of the queue."""
+    return env.query("SELECT id, mail_from, attempts, warned, is_bounce "
+                     "FROM queue ORDER BY id")
+
+
+def wait_for(pred, timeout=15, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def relay_setup(records, conf=None, **env_kw):
+    """A running FakeDNS with records, one MX port free on 127.0.0.2-9 and
+    an Env whose [relay] points at both (retry_first 1s). Returns
+    (env, dns, port); the caller starts smtpd and the sinks."""
+    import carteiro_test as ct
+    dns = FakeDNS(records).start()
+    port = ct.free_port("127.0.0.2")
+    relay = {"resolver": "127.0.0.1:%d" % dns.port, "mx_port": str(port),
+             "retry_first": "1s", "retry_max": "4s"}
+    relay.update((conf or {}).get("relay", {}))
+    full = dict(conf or {})
+    full["relay"] = relay
+    env = ct.Env(conf=full, **env_kw)
+    return env, dns, port
+
+
+def submit(env, rcpts, msg, user="alice@example.test", password="secret",
+           mail_from=None):
+    """Send msg (bytes) over the submission port with AUTH; returns the
+    smtplib refused dict."""
+    import smtplib
+    s = smtplib.SMTP("127.0.0.1", env.ports["submission"], timeout=30)
+    try:
+        s.ehlo()
+        s.login(user, password)
+        return s.sendmail(mail_from or user, rcpts, msg)
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            pass
+
+
+def queue_insert(env, mail_from, rcpts, data, created=None,
+                 next_attempt=None, is_bounce=0, smtputf8=0):
+    """Insert a queued message the way store_deliver does (bodies +
+    body_chunks + queue + queue_rcpt), for scenarios submission cannot
+    produce (null sender) or bulk loads. Returns the queue id."""
+    import sqlite3
+    now = int(time.time())
+    con = sqlite3.connect(env.db, timeout=30)
+    try:
+        with con:
+            cur = con.execute(
+                "INSERT INTO bodies(size, refs, created) VALUES (?, 1, ?)",
+                (len(data), now))
+            bid = cur.lastrowid
+            chunk = 64 * 1024
+            for seq, off in enumerate(range(0, max(len(data), 1), chunk)):
+                con.execute("INSERT INTO body_chunks(body_id, seq, data) "
+                            "VALUES (?, ?, ?)",
+                            (bid, seq, data[off:off + chunk]))
+            cur = con.execute(
+                "INSERT INTO queue(mail_from, body_id, auth_user, created, "
+                "next_attempt, attempts, warned, smtputf8, is_bounce) "
+                "VALUES (?, ?, NULL, ?, ?, 0, 0, ?, ?)",
+                (mail_from, bid, created or now,
+                 next_attempt if next_attempt is not None else now,
+                 smtputf8, is_bounce))
+            qid = cur.lastrowid
+            for r in rcpts:
+                con.execute("INSERT INTO queue_rcpt(queue_id, address, "
+                            "domain, status) VALUES (?, ?, ?, 0)",
+                            (qid, r, r.rsplit("@", 1)[1].lower()))
+        return qid
+    finally:
+        con.close()
+
+
+def queue_ids(env):
+    return [r[0] for r in env.query("SELECT id FROM queue ORDER BY id")]
+
+
+def db_exec(env, sql, args=()):
+    """One committed write to the store (Env.query is read-only)."""
+    import sqlite3
+    con = sqlite3.connect(env.db, timeout=30)
+    try:
+        with con:
+            con.execute(sql, args)
+    finally:
+        con.close()

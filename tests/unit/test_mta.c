@@ -1,0 +1,452 @@
+/*
+ * Unit tests for smtpd/mta.c: the SMTP client against in-process fake DNS
+ * and SMTP servers on 127.0.0.x (no external network), plus the pure
+ * helpers (dot-stuffing, base64).
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay_fakes.h"
+#include "smtpd/dns.h"
+#include "common/tls.h"
+#include "smtpd/mta.h"
+#include "t.h"
+
+static const struct fake_rr zone[] = {
+	{ "one.test", FAKE_MX, "10 mx1.one.test", 0 },
+	{ "mx1.one.test", FAKE_A, "127.0.0.2", 0 },
+	/* backup.test: primary on .3 (refused or 421), backup on .4 */
+	{ "backup.test", FAKE_MX, "10 mx1.backup.test", 0 },
+	{ "backup.test", FAKE_MX, "20 mx2.backup.test", 0 },
+	{ "mx1.backup.test", FAKE_A, "127.0.0.3", 0 },
+	{ "mx2.backup.test", FAKE_A, "127.0.0.4", 0 },
+	{ "implicit.test", FAKE_A, "127.0.0.2", 0 },
+	{ "null.test", FAKE_MX, "0 .", 0 },
+	{ "fail.test", 0, NULL, FAKE_SERVFAIL },
+	{ "noaddr.test", FAKE_TXT, "x", 0 },
+};
+
+static struct event_base *base;
+static struct dns *dns;
+static unsigned port;
+
+struct run {
+	bool done;
+	unsigned rcpt_calls;
+	char results[1024];
+};
+
+static ssize_t
+mem_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+	const char *s = arg;
+	size_t n = strlen(s);
+
+	if (off >= n)
+		return 0;
+	if (len > n - off)
+		len = n - (size_t)off;
+	memcpy(buf, s + off, len);
+	return (ssize_t)len;
+}
+
+static void
+on_rcpt(struct mta_session *s, struct mta_rcpt *r, void *arg)
+{
+	struct run *ru = arg;
+	size_t l = strlen(ru->results);
+
+	ru->rcpt_calls++;
+	snprintf(ru->results + l, sizeof(ru->results) - l, "%s=%s:%.3s;",
+	    r->address, r->result == MTA_OK ? "ok" : r->result == MTA_TEMP ?
+	    "temp" : r->result == MTA_PERM ? "perm" : "?", r->reply);
+}
+
+static void
+on_done(struct mta_session *s, void *arg)
+{
+	struct run *ru = arg;
+
+	ru->done = true;
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(base);
+}
+
+/* Deliver body to rcpts (comma list) at domain; results in ru. */
+static void
+deliver(struct mta *m, const char *domain, const char *rcpts,
+    const char *body, bool utf8, struct run *ru)
+{
+	struct mta_rcpt r[8];
+	struct mta_msg msg;
+	char *list = strdup(rcpts), *p, *save = NULL;
+	size_t n = 0;
+	struct event *t;
+	struct timeval tv = { 10, 0 };
+
+	memset(ru, 0, sizeof(*ru));
+	memset(r, 0, sizeof(r));
+	for (p = strtok_r(list, ",", &save); p != NULL && n < 8;
+	    p = strtok_r(NULL, ",", &save))
+		r[n++].address = p;
+	memset(&msg, 0, sizeof(msg));
+	msg.id = "1";
+	msg.domain = domain;
+	msg.mail_from = "alice@example.test";
+	msg.smtputf8 = utf8;
+	msg.size = strlen(body);
+	msg.read = mem_read;
+	msg.read_arg = (void *)body;
+	msg.rcpts = r;
+	msg.nrcpts = n;
+	mta_session_start(m, &msg, on_rcpt, on_done, ru);
+	t = evtimer_new(base, on_timeout, NULL);
+	evtimer_add(t, &tv);
+	while (!ru->done && event_base_loop(base, EVLOOP_ONCE) == 0 &&
+	    evtimer_pending(t, NULL))
+		;
+	/* Let the QUIT exchange finish. */
+	tv.tv_sec = 0;
+	tv.tv_usec = 50000;
+	evtimer_add(t, &tv);
+	event_base_dispatch(base);
+	event_free(t);
+	free(list);
+}
+
+static struct mta *
+new_mta_tls(const char *smarthost, struct tls_ctx *tls, int timeout_ms)
+{
+	struct mta_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.base = base;
+	p.dns = dns;
+	p.tls = tls;
+	p.helo = "mail.example.test";
+	p.port = port;
+	p.smarthost = smarthost;
+	p.connect_timeout_ms = timeout_ms;
+	p.reply_timeout_ms = timeout_ms;
+	return mta_new(&p);
+}
+
+static struct mta *
+new_mta(const char *smarthost)
+{
+	return new_mta_tls(smarthost, NULL, 2000);
+}
+
+static void
+test_basic(void)
+{
+	struct fake_smtp_cfg cfg = { 220, "PIPELINING\nSIZE 100000\n8BITMIME",
+	    250, 250 };
+	struct fake_smtp f;
+	struct mta *m;
+	struct run ru;
+	const char *body = "Subject: hi\r\n\r\n.leading dot\r\nline\r\n"
+	    "..two\r\n.\r\nend\r\n";
+	char *got;
+
+	fake_smtp_start(&f, base, "127.0.0.2", port, &cfg);
+	m = new_mta(NULL);
+
+	t_begin("mta delivers all rcpts in one transaction, byte-exact");
+	deliver(m, "one.test", "a@one.test,b@one.test,p5x@one.test,t4y@one.test",
+	    body, false, &ru);
+	t_assert(ru.done);
+	t_assert_int(ru.rcpt_calls, 4);
+	t_assert_str(ru.results, "p5x@one.test=perm:550;t4y@one.test=temp:450;"
+	    "a@one.test=ok:250;b@one.test=ok:250;");
+	t_assert_int(f.msgs, 1);
+	t_assert_int(f.conns, 1);
+	t_assert_str(f.rcpts, "a@one.test,b@one.test,");
+	got = fake_smtp_data(&f);
+	t_assert_str(got, body);
+	free(got);
+	t_assert(strstr(f.mailcmd, "SIZE=") != NULL);
+	t_assert(strstr(f.mailcmd, "BODY=8BITMIME") != NULL);
+	t_end();
+
+	t_begin("mta body without final CRLF is terminated");
+	deliver(m, "one.test", "a@one.test", "Subject: x\r\n\r\nno eol", false,
+	    &ru);
+	got = fake_smtp_data(&f);
+	t_assert_str(got, "Subject: x\r\n\r\nno eol\r\n");
+	free(got);
+	t_end();
+
+	t_begin("mta implicit MX");
+	deliver(m, "implicit.test", "a@implicit.test", body, false, &ru);
+	t_assert_str(ru.results, "a@implicit.test=ok:250;");
+	t_end();
+
+	t_begin("mta all rcpts refused: no DATA");
+	f.msgs = 0;
+	deliver(m, "one.test", "p5a@one.test,t4b@one.test", body, false, &ru);
+	t_assert_str(ru.results, "p5a@one.test=perm:550;t4b@one.test=temp:450;");
+	t_assert_int(f.msgs, 0);
+	t_end();
+
+	t_begin("mta SMTPUTF8 needed, not offered: permanent");
+	deliver(m, "one.test", "a@one.test", body, true, &ru);
+	t_assert_str(ru.results, "a@one.test=perm:553;");
+	t_end();
+
+	mta_free(m);
+	fake_smtp_stop(&f);
+
+	t_begin("mta SIZE too small: permanent");
+	cfg.ext = "SIZE 10";
+	fake_smtp_start(&f, base, "127.0.0.2", port, &cfg);
+	m = new_mta(NULL);
+	deliver(m, "one.test", "a@one.test", body, false, &ru);
+	t_assert_str(ru.results, "a@one.test=perm:552;");
+	t_end();
+	mta_free(m);
+	fake_smtp_stop(&f);
+
+	t_begin("mta no EHLO: HELO fallback, no pipelining");
+	cfg.ext = NULL;
+	fake_smtp_start(&f, base, "127.0.0.2", port, &cfg);
+	m = new_mta(NULL);
+	deliver(m, "one.test", "a@one.test,p5@one.test,b@one.test", body, false,
+	    &ru);
+	t_assert_str(ru.results, "p5@one.test=perm:550;a@one.test=ok:250;"
+	    "b@one.test=ok:250;");
+	t_assert(strstr(f.mailcmd, "SIZE=") == NULL);
+	t_end();
+	mta_free(m);
+	fake_smtp_stop(&f);
+
+	t_begin("mta 5xx after data");
+	cfg.ext = "PIPELINING";
+	cfg.dot = 554;
+	fake_smtp_start(&f, base, "127.0.0.2", port, &cfg);
+	m = new_mta(NULL);
+	deliver(m, "one.test", "a@one.test", body, false, &ru);
+	t_assert_str(ru.results, "a@one.test=perm:554;");
+	cfg.dot = 250;
+	t_end();
+	mta_free(m);
+	fake_smtp_stop(&f);
+}
+
+static void
+test_backup(void)
+{
+	struct fake_smtp_cfg ok = { 220, "PIPELINING", 250, 250 };
+	struct fake_smtp_cfg busy = { 421, "PIPELINING", 250, 250 };
+	struct fake_smtp f1, f2;
+	struct mta *m;
+	struct run ru;
+
+	m = new_mta(NULL);
+	fake_smtp_start(&f2, base, "127.0.0.4", port, &ok);
+
+	t_begin("mta primary refuses connection: backup");
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@backup.test=ok:250;");
+	t_assert_int(f2.msgs, 1);
+	t_end();
+
+	t_begin("mta primary 421: backup");
+	fake_smtp_start(&f1, base, "127.0.0.3", port, &busy);
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@backup.test=ok:250;");
+	t_assert_int(f1.conns, 1);
+	t_assert_int(f2.msgs, 2);
+	t_end();
+	fake_smtp_stop(&f1);
+
+	t_begin("mta primary 4xx to MAIL: backup");
+	busy.greeting = 220;
+	busy.mail = 451;
+	fake_smtp_start(&f1, base, "127.0.0.3", port, &busy);
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@backup.test=ok:250;");
+	t_assert_int(f2.msgs, 3);
+	t_end();
+	fake_smtp_stop(&f2);
+
+	t_begin("mta every MX temporary: temp with the last reply");
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert(strncmp(ru.results, "a@backup.test=temp:451;", 23) == 0);
+	t_end();
+	fake_smtp_stop(&f1);
+
+	t_begin("mta primary silent (timeout): backup");
+	{
+		struct fake_smtp_cfg silent = { 0, "PIPELINING", 250, 250 };
+		struct mta *mt = new_mta_tls(NULL, NULL, 300);
+
+		fake_smtp_start(&f1, base, "127.0.0.3", port, &silent);
+		fake_smtp_start(&f2, base, "127.0.0.4", port, &ok);
+		deliver(mt, "backup.test", "a@backup.test", "x\r\n", false,
+		    &ru);
+		t_assert_str(ru.results, "a@backup.test=ok:250;");
+		t_assert_int(f2.msgs, 1);
+		fake_smtp_stop(&f2);
+		fake_smtp_stop(&f1);
+		mta_free(mt);
+	}
+	t_end();
+
+	t_begin("mta broken STARTTLS: same host again in clear");
+	{
+		struct fake_smtp_cfg tlsbad = { 220, "STARTTLS\nPIPELINING",
+		    250, 250 };
+		const char *err = NULL;
+		struct tls_ctx *tls = tls_ctx_client_new(NULL, &err);
+		struct mta *mt = new_mta_tls(NULL, tls, 2000);
+		struct fake_smtp f3;
+
+		t_assert(tls != NULL);
+		fake_smtp_start(&f3, base, "127.0.0.2", port, &tlsbad);
+		deliver(mt, "one.test", "a@one.test", "x\r\n", false, &ru);
+		t_assert_str(ru.results, "a@one.test=ok:250;");
+		t_assert_int(f3.conns, 2);
+		t_assert_int(f3.msgs, 1);
+		fake_smtp_stop(&f3);
+		mta_free(mt);
+		tls_ctx_free(tls);
+	}
+	t_end();
+
+	t_begin("mta 5xx to MAIL: permanent");
+	busy.mail = 553;
+	fake_smtp_start(&f1, base, "127.0.0.3", port, &busy);
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@backup.test=perm:553;");
+	t_end();
+	fake_smtp_stop(&f1);
+	mta_free(m);
+}
+
+static void
+test_dns_errors(void)
+{
+	struct mta *m = new_mta(NULL);
+	struct run ru;
+
+	t_begin("mta null MX: permanent");
+	deliver(m, "null.test", "a@null.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@null.test=perm:556;");
+	t_end();
+
+	t_begin("mta NXDOMAIN: permanent");
+	deliver(m, "nowhere.test", "a@nowhere.test,b@nowhere.test", "x\r\n",
+	    false, &ru);
+	t_assert_str(ru.results, "a@nowhere.test=perm:550;"
+	    "b@nowhere.test=perm:550;");
+	t_end();
+
+	t_begin("mta SERVFAIL: temporary");
+	deliver(m, "fail.test", "a@fail.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@fail.test=temp:451;");
+	t_end();
+
+	t_begin("mta no MX, no address: permanent");
+	deliver(m, "noaddr.test", "a@noaddr.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@noaddr.test=perm:550;");
+	t_end();
+
+	t_begin("mta abort before any answer");
+	{
+		struct mta_rcpt r = { .address = "a@one.test" };
+		struct mta_msg msg = { .id = "2", .domain = "one.test",
+		    .mail_from = "", .read = mem_read, .read_arg = "x",
+		    .rcpts = &r, .nrcpts = 1 };
+		struct mta_session *s;
+
+		memset(&ru, 0, sizeof(ru));
+		s = mta_session_start(m, &msg, on_rcpt, on_done, &ru);
+		t_assert_int(mta_session_count(m), 1);
+		mta_session_abort(s);
+		t_assert_int(mta_session_count(m), 0);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		t_assert(!ru.done);
+	}
+	t_end();
+	mta_free(m);
+}
+
+static void
+test_helpers(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", ".\r\n" },
+		{ "a\r\n", "a\r\n.\r\n" },
+		{ ".a\r\n.\r\n", "..a\r\n..\r\n.\r\n" },
+		{ "a\nb", "a\r\nb\r\n.\r\n" },		/* bare LF repaired */
+		{ "a\r.b\r\n", "a\r\n..b\r\n.\r\n" },	/* bare CR repaired */
+		{ "a\r", "a\r\n.\r\n" },
+		{ "x\r\n\r\n.\r\n", "x\r\n\r\n..\r\n.\r\n" },
+	};
+	unsigned char out[256];
+	size_t i, j, o, len;
+	unsigned st;
+	char b64[64];
+
+	t_begin("mta dot-stuffing at every split point");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = strlen(cases[i].in);
+		for (j = 0; j <= len; j++) {
+			st = 0;
+			o = mta_stuff(&st, (const unsigned char *)cases[i].in,
+			    j, out);
+			o += mta_stuff(&st, (const unsigned char *)cases[i].in +
+			    j, len - j, out + o);
+			o += mta_stuff_end(&st, out + o);
+			out[o] = '\0';
+			t_assert_str((char *)out, cases[i].out);
+		}
+	}
+	t_end();
+
+	t_begin("mta base64");
+	mta_base64((const unsigned char *)"\0u\0p", 4, b64);
+	t_assert_str(b64, "AHUAcA==");
+	mta_base64((const unsigned char *)"abc", 3, b64);
+	t_assert_str(b64, "YWJj");
+	mta_base64((const unsigned char *)"ab", 2, b64);
+	t_assert_str(b64, "YWI=");
+	t_end();
+}
+
+int
+main(void)
+{
+	struct fake_dns fd;
+	const char *err;
+	char resolver[64];
+	struct fake_smtp probe;
+	struct fake_smtp_cfg cfg = { 220, "", 250, 250 };
+
+	base = event_base_new();
+	fake_dns_start(&fd, base, zone, sizeof(zone) / sizeof(zone[0]));
+	snprintf(resolver, sizeof(resolver), "127.0.0.1:%u", fd.port);
+	dns = dns_new(base, resolver, 500, 1, &err);
+	/* One port for every fake MX (like [relay] mx_port). */
+	fake_smtp_start(&probe, base, "127.0.0.2", 0, &cfg);
+	port = probe.port;
+	fake_smtp_stop(&probe);
+
+	test_helpers();
+	test_basic();
+	test_backup();
+	test_dns_errors();
+
+	dns_free(dns);
+	fake_dns_stop(&fd);
+	event_base_free(base);
+	return t_exit();
+}

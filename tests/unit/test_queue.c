@@ -1,0 +1,253 @@
+/*
+ * Unit tests for store/queue.c (and bounce_send, which builds on it) on a
+ * fresh database in a mkdtemp directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpd/bounce.h"
+#include "store/queue.h"
+#include "store/store.h"
+#include "t.h"
+
+static char tmpdir[] = "/tmp/carteiro-test-queue-XXXXXX";
+
+static struct store *
+open_store(void)
+{
+	char path[256];
+	const char *err = NULL;
+	struct store *st;
+
+	snprintf(path, sizeof(path), "%s/mail.db", tmpdir);
+	st = store_open(path, &err);
+	if (st == NULL || store_migrate(st) < 0 ||
+	    store_domain_add(st, "ex.test") != 0 ||
+	    store_user_add(st, "alice@ex.test", "h") != 0) {
+		fprintf(stderr, "store setup failed: %s\n",
+		    st ? store_error(st) : err);
+		exit(1);
+	}
+	return st;
+}
+
+/* Queue one message from `from` to remote rcpts; returns its id. */
+static int64_t
+enqueue(struct store *st, const char *from, const char *const *rcpts,
+    size_t n, bool is_bounce)
+{
+	static const char data[] = "Subject: queued\r\nFrom: x\r\n\r\nbody\r\n";
+	struct store_delivery d;
+	int64_t body_id = 0, qid = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.prefix = "Received: test\r\n";
+	d.prefix_len = strlen(d.prefix);
+	d.fd = -1;
+	d.mail_from = from;
+	d.remote = rcpts;
+	d.nremote = n;
+	d.is_bounce = is_bounce;
+	if (store_begin(st) < 0 ||
+	    store_deliver_mem(st, &d, data, sizeof(data) - 1, &body_id,
+	    &qid) < 0 || store_commit(st) < 0) {
+		fprintf(stderr, "enqueue: %s\n", store_error(st));
+		exit(1);
+	}
+	return qid;
+}
+
+static void
+test_queue(struct store *st)
+{
+	const char *rc[] = { "a@remote.test", "b@other.test" };
+	struct queue_msg m;
+	int64_t *ids, qid, qid2, now = time(NULL);
+	size_t n;
+
+	qid = enqueue(st, "alice@ex.test", rc, 2, false);
+	qid2 = enqueue(st, "alice@ex.test", rc, 1, false);
+
+	t_begin("queue due and load");
+	t_assert_int(queue_due(st, now + 1, 10, &ids, &n), 0);
+	t_assert_int(n, 2);
+	t_assert(n == 2 && ids[0] == qid && ids[1] == qid2);
+	free(ids);
+	t_assert_int(queue_due(st, now + 1, 1, &ids, &n), 0);
+	t_assert_int(n, 1);
+	free(ids);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_str(m.mail_from, "alice@ex.test");
+	t_assert_int(m.nrcpts, 2);
+	t_assert_str(m.rcpts[0].address, "a@remote.test");
+	t_assert_str(m.rcpts[1].domain, "other.test");
+	t_assert_int(m.rcpts[0].status, QUEUE_RCPT_PENDING);
+	t_assert(m.rcpts[0].last_error == NULL);
+	t_assert_int(m.attempts, 0);
+	t_assert(!m.is_bounce && !m.warned);
+	t_end();
+
+	t_begin("queue rcpt status, reschedule, warned");
+	t_assert_int(queue_rcpt_set(st, m.rcpts[0].id, QUEUE_RCPT_DELIVERED,
+	    "250 ok", now), 0);
+	t_assert_int(queue_rcpt_set(st, m.rcpts[1].id, QUEUE_RCPT_PENDING,
+	    "451 later", now), 0);
+	t_assert_int(queue_reschedule(st, qid, now + 100, 1), 0);
+	t_assert_int(queue_set_warned(st, qid), 0);
+	queue_msg_clear(&m);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(m.rcpts[0].status, QUEUE_RCPT_DELIVERED);
+	t_assert_str(m.rcpts[1].last_error, "451 later");
+	t_assert_int(m.rcpts[1].updated, now);
+	t_assert_int(m.attempts, 1);
+	t_assert(m.warned);
+	t_assert_int(m.next_attempt, now + 100);
+	t_assert_int(queue_rcpt_set(st, m.rcpts[1].id, QUEUE_RCPT_BOUNCED,
+	    NULL, now), 0);
+	queue_msg_clear(&m);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(m.rcpts[1].status, QUEUE_RCPT_BOUNCED);
+	t_assert_str(m.rcpts[1].last_error, "451 later");	/* kept */
+	queue_msg_clear(&m);
+	t_assert_int(queue_due(st, now + 1, 10, &ids, &n), 0);
+	t_assert(n == 1 && ids[0] == qid2);
+	free(ids);
+	t_end();
+
+	t_begin("queue flush");
+	t_assert_int(queue_flush(st, now, &n), 0);
+	t_assert_int(n, 1);
+	t_assert_int(queue_due(st, now, 10, &ids, &n), 0);
+	t_assert_int(n, 2);
+	free(ids);
+	t_end();
+
+	t_begin("queue delete drops the body reference once");
+	t_assert_int(queue_delete(st, qid), 0);
+	t_assert_int(queue_delete(st, qid), 1);
+	t_assert_int(queue_load(st, qid, &m), 1);
+	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert(n == 1 && ids[0] == qid2);
+	free(ids);
+	t_assert_int(queue_delete(st, qid2), 0);
+	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(n, 0);
+	free(ids);
+	{
+		unsigned freed = 0;
+
+		t_assert_int(store_gc(st, 10, &freed), 0);
+		t_assert_int(freed, 2);
+	}
+	t_end();
+
+	t_begin("queue status names");
+	t_assert_str(queue_rcpt_status_str(QUEUE_RCPT_FAILED), "failed");
+	t_assert_str(queue_rcpt_status_str(42), "unknown");
+	t_end();
+}
+
+static void
+test_bounce_send(struct store *st)
+{
+	const char *rc[] = { "x@remote.test" };
+	struct bounce_rcpt br = { "x@remote.test", "550 5.1.1 unknown",
+	    "mx.remote.test[1.2.3.4]" };
+	struct store_msg *msgs;
+	struct queue_msg m, b;
+	int64_t qid, *ids;
+	size_t n, n0;
+	struct store_body *sb;
+	uint64_t size;
+	char buf[8192];
+	ssize_t got;
+
+	t_begin("bounce to a local sender lands in its mailbox");
+	qid = enqueue(st, "alice@ex.test", rc, 1, false);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
+	    0, &br, 1), 0);
+	t_assert_int(store_mailbox_list(st, "alice@ex.test", &msgs, &n), 0);
+	t_assert_int(n, 1);
+	if (n == 1) {
+		sb = store_body_open(st, msgs[0].body_id, &size);
+		t_assert(sb != NULL);
+		got = store_body_read(sb, 0, buf, sizeof(buf) - 1);
+		t_assert(got > 0);
+		buf[got > 0 ? got : 0] = '\0';
+		t_assert(strncmp(buf, "Return-Path: <>\r\nFrom: Mail Delivery "
+		    "System <MAILER-DAEMON@mail.ex.test>", 70) == 0);
+		t_assert(strstr(buf, "Diagnostic-Code: smtp; 550 5.1.1 unknown")
+		    != NULL);
+		t_assert(strstr(buf, "\r\n\r\nReceived: test\r\n"
+		    "Subject: queued\r\nFrom: x\r\n\r\n--") != NULL);
+		t_assert(strstr(buf, "body\r\n") == NULL);
+		store_body_close(sb);
+	}
+	free(msgs);
+	queue_msg_clear(&m);
+	queue_delete(st, qid);
+	t_end();
+
+	t_begin("bounce to a remote sender is queued with <>");
+	qid = enqueue(st, "bob@far.test", rc, 1, false);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
+	    0, &br, 1), 0);
+	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(n, 2);
+	if (n == 2) {
+		t_assert_int(queue_load(st, ids[1], &b), 0);
+		t_assert_str(b.mail_from, "");
+		t_assert(b.is_bounce);
+		t_assert_int(b.nrcpts, 1);
+		t_assert_str(b.rcpts[0].address, "bob@far.test");
+		queue_msg_clear(&b);
+		queue_delete(st, ids[1]);
+	}
+	free(ids);
+	queue_msg_clear(&m);
+	queue_delete(st, qid);
+	t_end();
+
+	t_begin("no bounce for a bounce or an unknown local sender");
+	t_assert_int(queue_ids(st, &ids, &n0), 0);
+	free(ids);
+	qid = enqueue(st, "", rc, 1, true);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
+	    0, &br, 1), 1);
+	queue_msg_clear(&m);
+	queue_delete(st, qid);
+	qid = enqueue(st, "nobody@ex.test", rc, 1, false);
+	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
+	    0, &br, 1), 1);
+	queue_msg_clear(&m);
+	queue_delete(st, qid);
+	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(n, n0);
+	free(ids);
+	t_end();
+}
+
+int
+main(void)
+{
+	struct store *st;
+	char cmd[300];
+
+	if (mkdtemp(tmpdir) == NULL)
+		return 1;
+	st = open_store();
+	test_queue(st);
+	test_bounce_send(st);
+	store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		return 1;
+	return t_exit();
+}
