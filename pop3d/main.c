@@ -5,6 +5,7 @@
  * live in session.c; this file owns only the server and its signals.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -150,6 +151,15 @@ main(int argc, char **argv)
 		log_fatal("event=pop3.fatal reason=\"[pop3d] tls_listen needs "
 		    "[tls] cert and key\"");
 
+	/* A SIGTERM that comes as soon as the ports listen must wait for
+	 * our handler (installed once the loop exists), not kill us. */
+	sigset_t term_set;
+	sigemptyset(&term_set);
+	sigaddset(&term_set, SIGTERM);
+	sigaddset(&term_set, SIGINT);
+	sigaddset(&term_set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &term_set, NULL);
+
 	pop3_main_bind(&cfg->pop3d.listen, &fds, &nfds);
 	pop3_main_bind(&cfg->pop3d.tls_listen, &tfds, &ntfds);
 
@@ -196,6 +206,7 @@ main(int argc, char **argv)
 	free(fds);
 	free(tfds);
 	sigs = daemon_signals(srv.base, pop3_main_term, pop3_main_hup, &srv);
+	sigprocmask(SIG_UNBLOCK, &term_set, NULL);
 
 	log_info("event=pop3.start listeners=%zu tls=%s lock_session=%s",
 	    srv.nlisteners, srv.tls ? "yes" : "no",

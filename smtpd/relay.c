@@ -51,7 +51,8 @@
 #define RELAY_MAX_SESSIONS	100	/* SMTP client sessions, in total */
 #define RELAY_MAX_PER_DOMAIN	10	/* ... and per destination domain */
 #define RELAY_MAX_MSGS		200	/* messages in flight */
-#define RELAY_GC_EVERY		10	/* ticks between store_gc runs */
+#define RELAY_GC_EVERY		2	/* ticks between store_gc runs */
+#define RELAY_GC_BODIES		128	/* bodies freed per run: ~30 ms */
 
 struct relay_msg;
 
@@ -789,7 +790,7 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 			    store_error(st));
 		}
 	}
-	if (b->gc && store_gc(st, 32, NULL) < 0)
+	if (b->gc && store_gc(st, RELAY_GC_BODIES, NULL) < 0)
 		log_warn("event=relay.gc result=fail error=\"%s\"",
 		    store_error(st));
 	log_debug("event=relay.flush rcpts=%zu finished=%zu ms=%" PRIu64,
