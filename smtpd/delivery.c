@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -668,6 +670,35 @@ delivery_spool_open(const char *dir)
 	}
 	saved = errno;
 	free(tmpl);
+	errno = saved;
+	return fd;
+}
+
+int
+delivery_spool_open_mem(void)
+{
+	return memfd_create("carteiro-spool", MFD_CLOEXEC);
+}
+
+int
+delivery_spool_spill(int memfd, uint64_t size, const char *dir)
+{
+	int fd = delivery_spool_open(dir), saved;
+	off_t off = 0;
+
+	while (fd != -1 && (uint64_t)off < size) {
+		ssize_t n = sendfile(fd, memfd, &off, (size_t)(size - (uint64_t)off));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			saved = n == 0 ? EIO : errno;
+			close(fd);
+			fd = -1;
+			errno = saved;
+		}
+	}
+	saved = errno;
+	close(memfd);
 	errno = saved;
 	return fd;
 }

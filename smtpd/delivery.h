@@ -68,6 +68,16 @@ void delivery_cancel(struct delivery *d, uint64_t token);
 /* A new spool file for one message (O_TMPFILE in dir, or an unlinked
  * mkstemp file). -1 + errno on failure. */
 int delivery_spool_open(const char *dir);
+/*
+ * Small messages are spooled in memory (a memfd: no filesystem journal,
+ * no truncation cost); once one passes DELIVERY_SPOOL_MEM_MAX bytes it is
+ * moved to a disk spool in dir. delivery_spool_spill copies the size bytes
+ * written so far and closes memfd; it returns the disk spool (offset at
+ * its end), or -1 + errno (memfd is closed either way).
+ */
+#define DELIVERY_SPOOL_MEM_MAX	(128 * 1024)
+int delivery_spool_open_mem(void);
+int delivery_spool_spill(int memfd, uint64_t size, const char *dir);
 
 /* ---- additions (delivery.c) ---- */
 /*

@@ -229,6 +229,7 @@ struct smtp_tx {
 	int64_t sent_base;	/* remote rcpts in the last 24 h, -1 unknown */
 
 	int spool_fd;		/* -1 until DATA/first BDAT */
+	bool spool_mem;		/* spool_fd is a memfd (small so far) */
 	uint64_t size;		/* decoded bytes so far */
 	enum smtp_tx_err error;	/* latched, see STYLE 4 */
 	struct smtp_data_parser parser;

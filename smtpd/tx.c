@@ -380,7 +380,10 @@ smtp_tx_open_spool(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 
-	tx->spool_fd = delivery_spool_open(s->lst->srv->spool_dir);
+	tx->spool_fd = delivery_spool_open_mem();
+	tx->spool_mem = tx->spool_fd != -1;
+	if (tx->spool_fd == -1)
+		tx->spool_fd = delivery_spool_open(s->lst->srv->spool_dir);
 	if (tx->spool_fd == -1) {
 		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
 		    strerror(errno));
@@ -518,6 +521,18 @@ smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 	}
 	if (tx->error == SMTP_TX_ERR_BARE)
 		return;	/* rejected at the end anyway: store nothing */
+	if (tx->spool_mem && tx->size > DELIVERY_SPOOL_MEM_MAX) {
+		/* Too big to keep in memory: move to the disk spool. */
+		tx->spool_mem = false;
+		tx->spool_fd = delivery_spool_spill(tx->spool_fd,
+		    tx->size - len, s->lst->srv->spool_dir);
+		if (tx->spool_fd == -1) {
+			log_error("event=smtp.spool sid=%s error=\"%s\"",
+			    s->sid, strerror(errno));
+			tx->error = SMTP_TX_ERR_IO;
+			return;
+		}
+	}
 	while (len > 0) {
 		n = write(tx->spool_fd, buf, len);
 		if (n == -1 && errno == EINTR)
