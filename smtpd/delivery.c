@@ -76,6 +76,16 @@ struct delivery {
 	struct store *st;		/* writer thread only once started */
 	pthread_t writer;
 	bool writer_started;
+	/*
+	 * The writer's connection never checkpoints (that would put the copy
+	 * from the WAL into the database on the commit path, in front of
+	 * the 250s); this thread runs PASSIVE checkpoints with its own
+	 * connection every DELIVERY_CKPT_MS instead.
+	 */
+	struct store *ckpt_st;
+	pthread_t ckpt;
+	bool ckpt_started;
+	pthread_cond_t ckpt_cv;		/* stopping */
 	struct relay *relay;		/* borrowed, may be NULL */
 
 	pthread_mutex_t mu;
@@ -92,6 +102,31 @@ struct delivery {
 	struct delivery_item *out_head;
 	size_t n_outstanding;
 };
+
+#define DELIVERY_CKPT_MS	200
+
+static void *
+delivery_ckpt_main(void *arg)
+{
+	struct delivery *d = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&d->mu);
+	while (!d->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += DELIVERY_CKPT_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&d->ckpt_cv, &d->mu, &ts);
+		pthread_mutex_unlock(&d->mu);
+		if (store_checkpoint(d->ckpt_st) != 0)
+			log_warn("event=delivery.checkpoint error=\"%s\"",
+			    store_error(d->ckpt_st));
+		pthread_mutex_lock(&d->mu);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
 
 enum delivery_try {
 	DELIVERY_TRY_OK,
@@ -147,6 +182,7 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 	d->next_token = 1;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	pthread_cond_init(&d->ckpt_cv, NULL);
 
 	d->st = store_open(cfg->store.path, &err);
 	if (d->st == NULL) {
@@ -159,6 +195,13 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 		    cfg->store.path, store_error(d->st));
 		goto fail;
 	}
+	d->ckpt_st = store_open(cfg->store.path, &err);
+	if (d->ckpt_st == NULL) {
+		log_error("event=delivery.open path=%s error=\"%s\"",
+		    cfg->store.path, err ? err : "unknown");
+		goto fail;
+	}
+	store_set_autocheckpoint(d->st, 0);
 	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d->efd == -1) {
 		log_error("event=delivery.open error=\"eventfd: %s\"",
@@ -183,6 +226,16 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 		goto fail;
 	}
 	d->writer_started = true;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&d->ckpt, NULL, delivery_ckpt_main, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		log_error("event=delivery.open error=\"pthread_create: %s\"",
+		    strerror(rc));
+		goto fail;
+	}
+	d->ckpt_started = true;
 	return d;
 
 fail:
@@ -204,8 +257,16 @@ delivery_free(struct delivery *d)
 		d->stopping = true;
 		d->hold = false;
 		pthread_cond_broadcast(&d->cv);
+		pthread_cond_broadcast(&d->ckpt_cv);
 		pthread_mutex_unlock(&d->mu);
 		pthread_join(d->writer, NULL);
+	}
+	if (d->ckpt_started) {
+		pthread_mutex_lock(&d->mu);
+		d->stopping = true;
+		pthread_cond_broadcast(&d->ckpt_cv);
+		pthread_mutex_unlock(&d->mu);
+		pthread_join(d->ckpt, NULL);
 	}
 	/* Results nobody will hear about any more: the jobs are complete,
 	 * the callers are going away with us. */
@@ -221,9 +282,12 @@ delivery_free(struct delivery *d)
 		event_free(d->ev_done);
 	if (d->efd != -1)
 		close(d->efd);
+	/* The last connection to close checkpoints what is left. */
+	store_close(d->ckpt_st);
 	store_close(d->st);
 	delivery_spool_pool_drain();
 	pthread_cond_destroy(&d->cv);
+	pthread_cond_destroy(&d->ckpt_cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
 }

@@ -394,3 +394,18 @@ store_addr_normalize(const char *address)
 		util_strlower(at + 1);
 	return s;
 }
+
+void
+store_set_autocheckpoint(struct store *st, int pages)
+{
+	sqlite3_wal_autocheckpoint(st->db, pages);
+}
+
+int
+store_checkpoint(struct store *st)
+{
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : -1;
+}

@@ -48,6 +48,12 @@ void store_rollback(struct store *st);
 bool store_in_transaction(struct store *st);
 /* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */
 void store_set_busy_timeout(struct store *st, int ms);
+/* Automatic WAL checkpoints when this connection commits: after `pages`
+ * WAL pages, 0 = never (SQLite's default is 1000). */
+void store_set_autocheckpoint(struct store *st, int pages);
+/* One PASSIVE checkpoint: copies what it can from the WAL into the
+ * database without waiting for (or blocking) readers and writers. */
+int store_checkpoint(struct store *st);
 
 /* ---- domains ---- */
 int store_domain_add(struct store *st, const char *domain);	/* 1: exists */
