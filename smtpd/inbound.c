@@ -6,6 +6,7 @@
  * (common/workq) and one blocking resolver per worker.
  */
 #include "smtpd/inbound.h"
+#include "smtpd/delivery.h"
 #include "common/config.h"
 #include "common/dkim.h"
 #include "common/dmarc.h"
@@ -162,7 +163,7 @@ inbound_strip_forged(int fd, uint64_t size, const char *hostname,
 		return -1;
 	}
 
-	out = open(spooldir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	out = delivery_spool_open(spooldir);
 	if (out < 0) {
 		free(hdr);
 		return -1;
