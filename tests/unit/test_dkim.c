@@ -15,28 +15,28 @@
 
 static const char *const messages[] = {
 	/* body ends with CRLF */
-	"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\n"
+	("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\n"
 	"Subject: hello\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n"
-	"Message-ID: <1@example.test>\r\n\r\nHello Bob,\r\n\r\nbye.\r\n",
+	"Message-ID: <1@example.test>\r\n\r\nHello Bob,\r\n\r\nbye.\r\n"),
 	/* no final CRLF, trailing whitespace and empty lines */
-	"From: alice@example.test\r\nTo: bob@example.test\r\n"
+	("From: alice@example.test\r\nTo: bob@example.test\r\n"
 	"Subject: no final newline\r\n\r\nline one  \r\n\t tabbed\t \r\n"
-	"\r\n\r\nlast line without crlf",
+	"\r\n\r\nlast line without crlf"),
 	/* 8-bit body */
-	"From: alice@example.test\r\nTo: bob@example.test\r\n"
+	("From: alice@example.test\r\nTo: bob@example.test\r\n"
 	"Subject: =?utf-8?q?ol=C3=A1?=\r\nMIME-Version: 1.0\r\n"
 	"Content-Type: text/plain; charset=utf-8\r\n"
 	"Content-Transfer-Encoding: 8bit\r\n\r\n"
-	"Ol\xc3\xa1, cora\xc3\xa7\xc3\xa3o \xe2\x82\xac\r\n\r\n\r\n",
+	"Ol\xc3\xa1, cora\xc3\xa7\xc3\xa3o \xe2\x82\xac\r\n\r\n\r\n"),
 	/* long folded headers */
-	"From: alice@example.test\r\nTo: bob@example.test,\r\n"
+	("From: alice@example.test\r\nTo: bob@example.test,\r\n"
 	"  carol@example.test,\r\n\tdave@example.test\r\n"
 	"Subject: a very long subject line that goes on and on and on and\r\n"
 	" on and on until it has to be folded\r\n   more than once\r\n"
-	"X-Other:   spaced    value   \r\n\r\nbody\r\n",
+	"X-Other:   spaced    value   \r\n\r\nbody\r\n"),
 	/* empty body */
-	"From: alice@example.test\r\nTo: bob@example.test\r\n"
-	"Subject: empty\r\n\r\n",
+	("From: alice@example.test\r\nTo: bob@example.test\r\n"
+	"Subject: empty\r\n\r\n"),
 };
 
 static char tmpdir[] = "/tmp/carteiro-dkim-XXXXXX";
