@@ -196,12 +196,6 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		log_info("event=pop3.tls sid=%s ip=%s version=%s cipher=%s",
 		    s->sid, s->ip, conn_tls_version(c) ? conn_tls_version(c) :
 		    "-", conn_tls_cipher(c) ? conn_tls_cipher(c) : "-");
-		/* Make conn.c register the read event now: it calls
-		 * event_active() on it after this callback, and libevent
-		 * would then skip conn_update's event_add (see
-		 * pop3_session_input). */
-		conn_pause_read(c);
-		conn_resume_read(c);
 		if (s->implicit_tls)
 			pop3_session_greet(s);
 		else if (s->user != NULL) {
@@ -259,11 +253,10 @@ pop3_session_kick(struct pop3_session *s)
  * client does not read its replies; whoever ends that condition calls
  * pop3_session_kick. Never frees the session.
  *
- * Reading is not paused meanwhile (conn_pause_read/conn_resume_read):
- * conn_resume_read calls event_active() before event_add(), and libevent
- * skips the add of an active event, so the connection would never be read
- * again (reported to the conn.c owner). Instead, unprocessed input is
- * bounded by POP3_INPUT_MAX: an honest client never pipelines that much.
+ * Reading is not paused meanwhile: unprocessed input is bounded by
+ * POP3_INPUT_MAX instead (an honest client never pipelines that much), and
+ * a client past it is closed. (This began as a workaround for a conn.c
+ * resume bug, since fixed; pausing would now work too.)
  */
 static void
 pop3_session_input(struct pop3_session *s)
