@@ -14,31 +14,43 @@
 static int store_domain_id(struct store *, const char *, int64_t *);
 static bool store_addr_is_valid(const char *, bool);
 static int64_t store_user_new_epoch(struct store *);
+static int store_select_id(struct store *, enum store_stmt_id, const char *,
+    const char *, const char *, int64_t *);
 static int store_list(struct store *, const char *, const char *,
     store_alias_cb *, store_str_cb *, void *);
+
+/*
+ * The id of the row a one-text-key SELECT finds: 0 (*id_r), 1 missing,
+ * -1 error ("<what> lookup" in store_error).
+ */
+static int
+store_select_id(struct store *st, enum store_stmt_id stmt, const char *sql,
+    const char *key, const char *what, int64_t *id_r)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store_stmt(st, stmt, sql)) == NULL)
+		return -1;
+	store_bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return 1;
+	return store_fail_db(st, rc, what);
+}
 
 /* 0 found (*id_r), 1 missing, -1 error. */
 static int
 store_domain_id(struct store *st, const char *domain, int64_t *id_r)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	s = store_stmt(st, STMT_DOMAIN_ID,
-	    "SELECT id FROM domains WHERE name = ?1");
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, domain);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*id_r = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		return 0;
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return 1;
-	return store_fail_db(st, rc, "domain lookup");
+	return store_select_id(st, STMT_DOMAIN_ID,
+	    "SELECT id FROM domains WHERE name = ?1", domain, "domain lookup",
+	    id_r);
 }
 
 /* "local@domain" with both parts non-empty; or "@domain" if catchall_ok. */
@@ -324,24 +336,9 @@ store_user_get(struct store *st, const char *address, struct store_user *u)
 int
 store_user_id(struct store *st, const char *address, int64_t *id_r)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	s = store_stmt(st, STMT_USER_ID,
-	    "SELECT id FROM users WHERE address = ?1");
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, address);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*id_r = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		return 0;
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return 1;
-	return store_fail_db(st, rc, "user lookup");
+	return store_select_id(st, STMT_USER_ID,
+	    "SELECT id FROM users WHERE address = ?1", address, "user lookup",
+	    id_r);
 }
 
 int
