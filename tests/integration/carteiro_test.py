@@ -43,10 +43,20 @@ PASSWORD = "secret"
 
 
 def free_port(host="127.0.0.1"):
-    """An ephemeral TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago. Chosen below the kernel's
+    ephemeral range (32768-60999 here), so the source ports of the tests'
+    own client connections can never take it before the daemon binds."""
+    import random
+    for _ in range(200):
+        port = random.randint(10000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 def make_certs(d, hostname="mail.example.test"):
@@ -205,25 +215,47 @@ class Env:
         return r.stdout
 
     # -- daemons --
+    def repick_ports(self):
+        """New ports for every listener still on its harness-chosen
+        127.0.0.1 port (after a bind race with another test)."""
+        for key, (sec, opt) in {
+                "mx": ("smtpd", "mx_listen"),
+                "submission": ("smtpd", "submission_listen"),
+                "submissions": ("smtpd", "submissions_listen"),
+                "pop3": ("pop3d", "listen"),
+                "pop3s": ("pop3d", "tls_listen")}.items():
+            if self.sections[sec].get(opt) == "127.0.0.1:%d" % self.ports[key]:
+                self.ports[key] = free_port()
+                self.sections[sec][opt] = "127.0.0.1:%d" % self.ports[key]
+        self.write_conf()
+
+    def _start(self, name, binary, log, kinds, extra_args):
+        for attempt in range(3):
+            ports = [self.ports[k] for k, sec, opt in kinds
+                     if self.sections[sec].get(opt)]
+            d = Daemon(name, [binary, "-f", "-c", self.conf] + list(extra_args),
+                       os.path.join(self.dir, log), ports)
+            try:
+                d.start()
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
+                self.repick_ports()
+                continue
+            self.daemons.append(d)
+            return d
+
     def start_smtpd(self, extra_args=()):
-        ports = [self.ports[k] for k in ("mx", "submission", "submissions")
-                 if self.sections["smtpd"].get(k + "_listen")]
-        self.smtpd = Daemon("carteiro-smtpd",
-                            [SMTPD, "-f", "-c", self.conf] + list(extra_args),
-                            os.path.join(self.dir, "smtpd.log"), ports)
-        self.smtpd.start()
-        self.daemons.append(self.smtpd)
+        self.smtpd = self._start("carteiro-smtpd", SMTPD, "smtpd.log", (
+            ("mx", "smtpd", "mx_listen"),
+            ("submission", "smtpd", "submission_listen"),
+            ("submissions", "smtpd", "submissions_listen")), extra_args)
         return self.smtpd
 
     def start_pop3d(self, extra_args=()):
-        ports = [self.ports["pop3"]] if self.sections["pop3d"].get("listen") else []
-        if self.sections["pop3d"].get("tls_listen"):
-            ports.append(self.ports["pop3s"])
-        self.pop3d = Daemon("carteiro-pop3d",
-                            [POP3D, "-f", "-c", self.conf] + list(extra_args),
-                            os.path.join(self.dir, "pop3d.log"), ports)
-        self.pop3d.start()
-        self.daemons.append(self.pop3d)
+        self.pop3d = self._start("carteiro-pop3d", POP3D, "pop3d.log", (
+            ("pop3", "pop3d", "listen"),
+            ("pop3s", "pop3d", "tls_listen")), extra_args)
         return self.pop3d
 
     def logs(self):
