@@ -16,13 +16,11 @@
 #include "common/util.h"
 #include "common/workq.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,25 +84,6 @@ inbound_free(struct inbound *in)
 	workq_free(in->wq);
 	free(in->spooldir);
 	free(in);
-}
-
-bool
-inbound_is_exempt(const struct inbound *in, const char *ip)
-{
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-	if (in->cfg->smtpd.inbound_checks_exempt.n == 0)
-		return false;
-	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-		s4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-		s6->sin6_family = AF_INET6;
-	else
-		return false;
-	return cfg_cidrlist_match(&in->cfg->smtpd.inbound_checks_exempt,
-	    (struct sockaddr *)&ss);
 }
 
 /* Is this header field an Authentication-Results claiming our id? */

@@ -43,8 +43,6 @@ typedef void inbound_done_cb(uint64_t token, struct inbound_result *res,
 
 struct inbound *inbound_new(struct event_base *base, const struct cfg *cfg);
 void inbound_free(struct inbound *in);
-/* True when ip is in [smtpd] inbound_checks_exempt. */
-bool inbound_is_exempt(const struct inbound *in, const char *ip);
 /* Token, or 0 when the pool is full (then accept without checks). */
 uint64_t inbound_submit(struct inbound *in, const struct inbound_req *req,
     inbound_done_cb *cb, void *arg);

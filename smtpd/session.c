@@ -50,6 +50,7 @@ struct smtp_rate {
 static void smtp_session_io(struct conn *c, enum conn_event ev, void *arg);
 static void smtp_session_input(struct smtp_session *s);
 static void smtp_session_greet(struct smtp_session *s);
+static bool smtp_session_check_exempt(struct smtp_session *s);
 static void smtp_session_greet_hold_done(struct smtp_session *s);
 static void smtp_session_greet_timer(evutil_socket_t fd, short what,
     void *arg);
@@ -167,12 +168,13 @@ smtp_session_accept(struct smtp_listener *lst, int fd)
 	util_session_id(s->sid);
 	s->conn = conn_new(srv->base, fd, smtp_session_io, s);
 	ip = conn_peer_ip(s->conn);
+	s->exempt = smtp_session_check_exempt(s);
 	/* Counted against the limits before this session joins them. */
 	full = srv->nsessions >= cfg->smtpd.max_clients;
 	s->ipc = smtp_session_ip_ref(srv, ip);
 	if (!full && s->ipc->n > cfg->smtpd.max_clients_per_ip)
 		full = true;
-	if (!full && !smtp_session_is_exempt(s) &&
+	if (!full && !s->exempt &&
 	    smtp_session_rate_exceeded(srv, ip))
 		full = true;
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
@@ -199,7 +201,7 @@ smtp_session_accept(struct smtp_listener *lst, int fd)
 		}
 		return;
 	}
-	if (lst->kind == SMTP_LST_MX && !smtp_session_is_exempt(s) &&
+	if (lst->kind == SMTP_LST_MX && !s->exempt &&
 	    ((srv->dns != NULL && cfg->smtpd.dnsbl.n > 0) ||
 	    cfg->smtpd.greet_pause > 0)) {
 		/* The greeting waits for the DNSBL verdict (RFC 5782) and
@@ -256,9 +258,10 @@ smtp_session_greet_hold_done(struct smtp_session *s)
 	smtp_session_resume(s);
 }
 
-/* [smtpd] inbound_checks_exempt: networks that skip DNSBL/SPF/... */
-bool
-smtp_session_is_exempt(struct smtp_session *s)
+/* [smtpd] inbound_checks_exempt: networks that skip DNSBL/SPF/...
+ * Decided once per connection (smtp_session_accept). */
+static bool
+smtp_session_check_exempt(struct smtp_session *s)
 {
 	const struct sockaddr *sa = conn_peer_addr(s->conn, NULL);
 

@@ -267,6 +267,7 @@ struct smtp_session {
 	bool peer_eof;			/* EOF arrived during an async step */
 	bool paused;			/* conn_pause_read in effect */
 	bool out_blocked;		/* paused until the output drains */
+	bool exempt;			/* in [smtpd] inbound_checks_exempt */
 	char sid[17];
 };
 
@@ -293,7 +294,6 @@ void smtp_session_wait(struct smtp_session *s);
 /* The command whose reply is pending, for logs (escaped copy). */
 void smtp_session_set_cmd(const char *line, size_t len);
 bool smtp_session_is_submission(const struct smtp_session *s);
-bool smtp_session_is_exempt(struct smtp_session *s);
 const char *smtp_session_hostname(const struct smtp_session *s);
 
 /* commands.c */

@@ -716,7 +716,7 @@ smtp_tx_end(struct smtp_session *s)
 		log_warn("event=smtp.dkim sid=%s msgid=%s result=skipped "
 		    "error=pool_full", s->sid, tx->msgid);
 	} else if (!smtp_session_is_submission(s) && srv->inbound != NULL &&
-	    !inbound_is_exempt(srv->inbound, conn_peer_ip(s->conn))) {
+	    !s->exempt) {
 		struct inbound_req req;
 
 		memset(&req, 0, sizeof(req));
