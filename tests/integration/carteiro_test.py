@@ -42,13 +42,20 @@ USERS = ("alice@example.test", "bob@example.test")
 PASSWORD = "secret"
 
 
+_ports_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago. Chosen below the kernel's
-    ephemeral range (32768-60999 here), so the source ports of the tests'
-    own client connections can never take it before the daemon binds."""
+    """A TCP port that was free a moment ago, never the same one twice in
+    this process. Chosen below the kernel's ephemeral range (32768-60999
+    here), so the source ports of the tests' own client connections can
+    never take it before the daemon binds."""
     import random
     for _ in range(200):
         port = random.randint(10000, 32000)
+        if port in _ports_handed_out:
+            continue
+        _ports_handed_out.add(port)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
