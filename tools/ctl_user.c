@@ -21,14 +21,32 @@ static int ctl_alias_dests(const char *arg, struct ctl_strv *sv);
 static int ctl_alias_dest_check(struct ctl *ctl, const char *dest);
 static void ctl_alias_collect_cb(const char *source, const char *dest,
     void *arg);
+static int ctl_read_password_hash(char **hash_r);
 
 /* ---- user ---- */
+
+/* A password from stdin, hashed (argon2id); the plaintext is wiped.
+ * 0 and *hash_r (caller frees), or -1 after one ctl_err line. */
+static int
+ctl_read_password_hash(char **hash_r)
+{
+	char *password = NULL;
+	int r;
+
+	if (ctl_read_password(&password) < 0)
+		return -1;
+	r = auth_hash_password(password, hash_r);
+	auth_wipe_free(password);
+	if (r < 0)
+		ctl_err("hashing the password failed (out of memory)");
+	return r;
+}
 
 int
 ctl_user_add(struct ctl *ctl, int argc, char **argv)
 {
 	struct store_user u;
-	char *address, *password = NULL, *hash = NULL;
+	char *address, *hash = NULL;
 	int r, ret = 1;
 
 	if (ctl_address_arg(argv[2], &address) < 0)
@@ -46,12 +64,8 @@ ctl_user_add(struct ctl *ctl, int argc, char **argv)
 		ctl_err("user %s already exists", address);
 		goto out;
 	}
-	if (ctl_read_password(&password) < 0)
+	if (ctl_read_password_hash(&hash) < 0)
 		goto out;
-	if (auth_hash_password(password, &hash) < 0) {
-		ctl_err("hashing the password failed (out of memory)");
-		goto out;
-	}
 	r = store_user_add(ctl->st, address, hash);
 	if (r < 0)
 		ctl_store_err(ctl, "user add");
@@ -60,7 +74,6 @@ ctl_user_add(struct ctl *ctl, int argc, char **argv)
 	else
 		ret = 0;
 out:
-	auth_wipe_free(password);
 	free(hash);
 	free(address);
 	return ret;
@@ -70,7 +83,7 @@ int
 ctl_user_passwd(struct ctl *ctl, int argc, char **argv)
 {
 	struct store_user u;
-	char *address, *password = NULL, *hash = NULL;
+	char *address, *hash = NULL;
 	int r, ret = 1;
 
 	if (ctl_address_arg(argv[2], &address) < 0)
@@ -85,12 +98,8 @@ ctl_user_passwd(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	}
 	store_user_clear(&u);
-	if (ctl_read_password(&password) < 0)
+	if (ctl_read_password_hash(&hash) < 0)
 		goto out;
-	if (auth_hash_password(password, &hash) < 0) {
-		ctl_err("hashing the password failed (out of memory)");
-		goto out;
-	}
 	r = store_user_set_hash(ctl->st, address, hash);
 	if (r < 0)
 		ctl_store_err(ctl, "user passwd");
@@ -99,7 +108,6 @@ ctl_user_passwd(struct ctl *ctl, int argc, char **argv)
 	else
 		ret = 0;
 out:
-	auth_wipe_free(password);
 	free(hash);
 	free(address);
 	return ret;
