@@ -509,35 +509,62 @@ cfg_hostport_one(const char *e, size_t len, struct cfg_hostport *r,
 	return 0;
 }
 
+/*
+ * The comma-separated list walk both list types share. cfg_list_begin
+ * gives the cursor (NULL for a blank string: an empty list);
+ * cfg_list_next returns 1 with the next entry, blanks trimmed, in
+ * [*b_r, *e_r), 0 at the end, or -1 for an empty entry (*error_r).
+ */
+static const char *
+cfg_list_begin(const char *s)
+{
+	const char *p = s;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '\0' ? NULL : s;
+}
+
+static int
+cfg_list_next(const char **p, const char **b_r, const char **e_r,
+    const char **error_r)
+{
+	const char *comma, *b, *e;
+
+	if (*p == NULL)
+		return 0;
+	comma = strchr(*p, ',');
+	e = comma != NULL ? comma : *p + strlen(*p);
+	b = *p;
+	while (b < e && (*b == ' ' || *b == '\t'))
+		b++;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (b == e) {
+		*error_r = "empty entry in list";
+		return -1;
+	}
+	*p = comma != NULL ? comma + 1 : NULL;
+	*b_r = b;
+	*e_r = e;
+	return 1;
+}
+
 /* As cfg_parse_hostports_err; on failure *bad_r, *badlen_r is the entry at
  * fault (all of s for an empty entry). */
 static int
 cfg_hostports_parse(const char *s, struct cfg_hostports *r,
     const char **error_r, const char **bad_r, size_t *badlen_r)
 {
-	const char *p = s, *comma, *b, *e;
+	const char *p = cfg_list_begin(s), *b, *e;
 	struct cfg_hostport hp;
+	int more;
 
 	*bad_r = s;
 	*badlen_r = strlen(s);
 	r->n = 0;
 	r->v = NULL;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return 0;
-	for (;;) {
-		comma = strchr(p, ',');
-		e = comma != NULL ? comma : p + strlen(p);
-		b = p;
-		while (b < e && (*b == ' ' || *b == '\t'))
-			b++;
-		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (b == e) {
-			*error_r = "empty entry in list";
-			goto fail;
-		}
+	while ((more = cfg_list_next(&p, &b, &e, error_r)) == 1) {
 		if (memchr(b, ' ', (size_t)(e - b)) != NULL ||
 		    memchr(b, '\t', (size_t)(e - b)) != NULL) {
 			*error_r = "blank inside an entry (missing comma?)";
@@ -549,10 +576,9 @@ cfg_hostports_parse(const char *s, struct cfg_hostports *r,
 			goto fail;
 		r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
 		r->v[r->n++] = hp;
-		if (comma == NULL)
-			return 0;
-		p = comma + 1;
 	}
+	if (more == 0)
+		return 0;
 fail:
 	cfg_hostports_clear(r);
 	return -1;
@@ -591,26 +617,12 @@ cfg_hostports_clear(struct cfg_hostports *r)
 int
 cfg_parse_strlist(const char *s, struct cfg_strlist *r, const char **error_r)
 {
-	const char *p = s, *comma, *b, *e;
+	const char *p = cfg_list_begin(s), *b, *e;
+	int more;
 
 	r->n = 0;
 	r->v = NULL;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return 0;
-	for (;;) {
-		comma = strchr(p, ',');
-		e = comma != NULL ? comma : p + strlen(p);
-		b = p;
-		while (b < e && (*b == ' ' || *b == '\t'))
-			b++;
-		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (b == e) {
-			*error_r = "empty entry in list";
-			goto fail;
-		}
+	while ((more = cfg_list_next(&p, &b, &e, error_r)) == 1) {
 		for (const char *q = b; q < e; q++) {
 			if ((unsigned char)*q <= ' ' || *q == 0x7f) {
 				*error_r = "blank or control character inside "
@@ -620,10 +632,9 @@ cfg_parse_strlist(const char *s, struct cfg_strlist *r, const char **error_r)
 		}
 		r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
 		r->v[r->n++] = xstrndup(b, (size_t)(e - b));
-		if (comma == NULL)
-			return 0;
-		p = comma + 1;
 	}
+	if (more == 0)
+		return 0;
 fail:
 	cfg_strlist_clear(r);
 	return -1;
