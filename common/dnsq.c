@@ -252,6 +252,36 @@ dnsq_mx_cmp(const void *a, const void *b)
 	return (int)x->priority - (int)y->priority;
 }
 
+int
+dnsq_parse_txt(const unsigned char *abuf, int alen, char ***txt_r,
+    size_t *n_r)
+{
+	struct ares_txt_ext *txt = NULL;
+	char **v = NULL, *cur = NULL;
+	size_t n = 0, curlen = 0;
+	int pr = ares_parse_txt_reply_ext(abuf, alen, &txt);
+
+	for (struct ares_txt_ext *t = txt; pr == ARES_SUCCESS && t;
+	    t = t->next) {
+		if (t->record_start && cur != NULL) {
+			dnsq_push(&v, &n, cur);
+			cur = NULL;
+			curlen = 0;
+		}
+		cur = xrealloc(cur, curlen + t->length + 1);
+		memcpy(cur + curlen, t->txt, t->length);
+		curlen += t->length;
+		cur[curlen] = '\0';
+	}
+	if (cur != NULL)
+		dnsq_push(&v, &n, cur);
+	if (txt != NULL)
+		ares_free_data(txt);
+	*txt_r = v;
+	*n_r = n;
+	return pr;
+}
+
 static enum spf_dns_status
 dnsq_lookup_wire(void *ctx, enum spf_qtype type, const char *name,
     char ***answers_r, size_t *n_r)
@@ -285,26 +315,7 @@ dnsq_lookup_wire(void *ctx, enum spf_qtype type, const char *name,
 
 	int pr = ARES_SUCCESS;
 	if (type == SPF_Q_TXT) {
-		struct ares_txt_ext *txt = NULL;
-		char *cur = NULL;
-		size_t curlen = 0;
-		pr = ares_parse_txt_reply_ext(r.abuf, r.alen, &txt);
-		for (struct ares_txt_ext *t = txt; pr == ARES_SUCCESS && t;
-		    t = t->next) {
-			if (t->record_start && cur != NULL) {
-				dnsq_push(&v, &n, cur);
-				cur = NULL;
-				curlen = 0;
-			}
-			cur = xrealloc(cur, curlen + t->length + 1);
-			memcpy(cur + curlen, t->txt, t->length);
-			curlen += t->length;
-			cur[curlen] = '\0';
-		}
-		if (cur != NULL)
-			dnsq_push(&v, &n, cur);
-		if (txt != NULL)
-			ares_free_data(txt);
+		pr = dnsq_parse_txt(r.abuf, r.alen, &v, &n);
 	} else if (type == SPF_Q_A || type == SPF_Q_AAAA) {
 		struct ares_addrttl a4[32];
 		struct ares_addr6ttl a6[32];

@@ -25,4 +25,13 @@ enum spf_dns_status dnsq_lookup(void *q, enum spf_qtype type,
     const char *name, char ***answers_r, size_t *n_r);
 void dnsq_free_answers(char **answers, size_t n);
 
+/*
+ * The TXT records of a raw DNS answer, each record's strings joined
+ * (RFC 7208 3.3); shared with the event-loop resolver (smtpd/dns.c).
+ * Returns the c-ares status (ARES_SUCCESS with *n_r >= 0, ARES_ENODATA,
+ * or a parse error); on success the caller frees with dnsq_free_answers.
+ */
+int dnsq_parse_txt(const unsigned char *abuf, int alen, char ***txt_r,
+    size_t *n_r);
+
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dnsq.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -708,36 +709,19 @@ dns_txt_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     int alen)
 {
 	struct dns_req *req = arg;
-	struct ares_txt_ext *txt = NULL, *t;
-	size_t len;
 	int rc;
 
 	req->st = dns_map_status(status);
 	if (req->st != DNS_OK || req->d->destroying || req->cancelled)
 		goto out;
-	rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
+	rc = dnsq_parse_txt(abuf, alen, &req->txt, &req->ntxt);
 	if (rc != ARES_SUCCESS) {
 		req->st = rc == ARES_ENODATA ? DNS_NODATA : DNS_TEMPFAIL;
 		goto out;
 	}
-	for (t = txt; t != NULL; t = t->next) {
-		if (t->record_start || req->ntxt == 0) {
-			req->txt = xrealloc(req->txt,
-			    (req->ntxt + 1) * sizeof(*req->txt));
-			req->txt[req->ntxt++] = xstrdup("");
-		}
-		/* RFC 7208 3.3: the strings of one record are joined. */
-		len = strlen(req->txt[req->ntxt - 1]);
-		req->txt[req->ntxt - 1] = xrealloc(req->txt[req->ntxt - 1],
-		    len + t->length + 1);
-		memcpy(req->txt[req->ntxt - 1] + len, t->txt, t->length);
-		req->txt[req->ntxt - 1][len + t->length] = '\0';
-	}
 	if (req->ntxt == 0)
 		req->st = DNS_NODATA;
 out:
-	if (txt != NULL)
-		ares_free_data(txt);
 	dns_req_finish(req);
 }
 
