@@ -53,9 +53,15 @@ struct conn {
 				 * has run (libevent 2.1), so we never
 				 * activate ev_read itself */
 	struct event *ev_write;
+	struct event *ev_flush;	/* the optimistic write for output queued
+				 * outside our own callbacks (made active,
+				 * never added) */
 	struct event *ev_timer;	/* idle timeout, or connect timeout */
 	bool read_added;
 	bool write_added;
+	bool flush_pending;	/* ev_flush is active */
+	bool write_blocked;	/* the last flush left output behind: wait
+				 * for the socket to be writable */
 	struct evbuffer *in;
 	struct evbuffer *out;
 	conn_cb *cb;
@@ -119,6 +125,8 @@ static bool conn_connect_step(struct conn *c);
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
+static bool conn_can_write_now(struct conn *c);
 static void conn_on_output(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
 static int conn_starttls_common(struct conn *c, struct tls_ctx *ctx,
@@ -145,8 +153,9 @@ conn_alloc(struct event_base *base, int fd, conn_cb *cb, void *arg)
 	    conn_on_write, c);
 	c->ev_timer = evtimer_new(base, conn_on_timer, c);
 	c->ev_kick = event_new(base, -1, 0, conn_on_read, c);
+	c->ev_flush = event_new(base, -1, 0, conn_on_flush, c);
 	if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
-	    c->ev_kick == NULL ||
+	    c->ev_kick == NULL || c->ev_flush == NULL ||
 	    c->ev_write == NULL || c->ev_timer == NULL)
 		log_fatal("event=oom where=conn_new");
 	evbuffer_add_cb(c->out, conn_on_output, c);
@@ -205,6 +214,7 @@ conn_free(struct conn *c)
 		event_del(c->ev_read);
 		event_del(c->ev_kick);
 		event_del(c->ev_write);
+		event_del(c->ev_flush);
 		event_del(c->ev_timer);
 		return;
 	}
@@ -218,6 +228,7 @@ conn_destroy(struct conn *c)
 	event_free(c->ev_read);
 	event_free(c->ev_kick);
 	event_free(c->ev_write);
+	event_free(c->ev_flush);
 	event_free(c->ev_timer);
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
@@ -274,10 +285,18 @@ conn_frame_enter(struct conn *c)
 	c->in_frame++;
 }
 
+/*
+ * Leaving the outermost frame, the replies the callbacks queued go out at
+ * once (one sendmsg for all of them): the write event is registered only
+ * if the socket cannot take them, which saves the EPOLLOUT round trip
+ * (two epoll_ctl and an epoll_wait) per reply.
+ */
 static void
 conn_frame_leave(struct conn *c)
 {
 	assert(c->in_frame > 0);
+	if (c->in_frame == 1 && conn_can_write_now(c))
+		(void)conn_flush_step(c);
 	if (--c->in_frame > 0)
 		return;
 	if (c->freed)
@@ -312,6 +331,7 @@ conn_fail(struct conn *c, const char *fmt, ...)
 	event_del(c->ev_read);
 	event_del(c->ev_kick);
 	event_del(c->ev_write);
+	event_del(c->ev_flush);
 	event_del(c->ev_timer);
 	c->read_added = c->write_added = false;
 	(void)conn_dispatch(c, CONN_EV_ERROR);
@@ -356,6 +376,19 @@ conn_update(struct conn *c)
 			break;
 		}
 	}
+	/*
+	 * Output that may fit the socket: no write event yet. Inside a
+	 * frame, frame_leave writes it; outside (a reply from another
+	 * thread's result, a greeting), ev_flush does, later in this same
+	 * loop iteration.
+	 */
+	if (want_w && !c->write_added && conn_can_write_now(c)) {
+		want_w = false;
+		if (c->in_frame == 0 && !c->flush_pending) {
+			c->flush_pending = true;
+			event_active(c->ev_flush, EV_WRITE, 1);
+		}
+	}
 	if (want_r != c->read_added) {
 		if (want_r)
 			event_add(c->ev_read, NULL);
@@ -389,6 +422,23 @@ conn_timer_rearm(struct conn *c)
 	evtimer_add(c->ev_timer, &tv);
 }
 
+/*
+ * True when queued output can be written without waiting for the loop:
+ * plain or established TLS, nothing in the way, and no write event already
+ * waiting for room in the socket.
+ */
+static bool
+conn_can_write_now(struct conn *c)
+{
+	if (c->freed || c->failed || c->connecting || c->write_added ||
+	    c->write_blocked || c->tls_read_wants_write)
+		return false;
+	if (c->tls_state != CONN_TLS_NONE && c->tls_state != CONN_TLS_ON)
+		return false;
+	return evbuffer_get_length(c->out) > 0 ||
+	    (c->closing && !c->close_notified);
+}
+
 /* Bytes appended to the output, by conn_write or directly: arm LOWAT. */
 static void
 conn_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -400,7 +450,8 @@ conn_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		return;
 	if (evbuffer_get_length(buf) > c->lowat && !c->closing)
 		c->lowat_armed = true;
-	if (!c->write_added)
+	/* Inside a frame, frame_leave writes it. */
+	if (!c->write_added && c->in_frame == 0)
 		conn_update(c);
 }
 
@@ -447,11 +498,20 @@ conn_read_step(struct conn *c)
 			break;
 		}
 	} else {
+		/* read(2) into reserved space, not evbuffer_read: that asks
+		 * FIONREAD first, an ioctl per read. */
 		for (;;) {
-			n = evbuffer_read(c->in, c->fd, CONN_READ_CHUNK);
-			if (n > 0)
+			if (evbuffer_reserve_space(c->in, CONN_READ_CHUNK,
+			    &iov, 1) != 1)
+				log_fatal("event=oom where=conn_read");
+			n = read(c->fd, iov.iov_base,
+			    iov.iov_len < CONN_READ_CHUNK ? iov.iov_len :
+			    CONN_READ_CHUNK);
+			if (n > 0) {
+				iov.iov_len = (size_t)n;
+				evbuffer_commit_space(c->in, &iov, 1);
 				total = (size_t)n;
-			else if (n == 0)
+			} else if (n == 0)
 				eof = true;
 			else if (errno == EINTR)
 				continue;
@@ -556,6 +616,8 @@ conn_flush_step(struct conn *c)
 		evbuffer_drain(c->out, (size_t)n);
 		written += (size_t)n;
 	}
+	/* EAGAIN, or the budget spent: the write event takes over. */
+	c->write_blocked = evbuffer_get_length(c->out) > 0;
 	if (written > 0) {
 		c->bytes_out += written;
 		conn_timer_rearm(c);
@@ -673,6 +735,17 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 		if (!c->tls_read_wants_write || conn_read_step(c))
 			(void)conn_flush_step(c);
 	}
+	conn_frame_leave(c);
+}
+
+/* The optimistic write for output queued outside a frame. */
+static void
+conn_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->flush_pending = false;
+	conn_frame_enter(c);
 	conn_frame_leave(c);
 }
 
