@@ -261,6 +261,10 @@ delivery_free(struct delivery *d)
 		pthread_mutex_unlock(&d->mu);
 		pthread_join(d->writer, NULL);
 	}
+	/* Jobs per commit: how well group commit worked (the bench reads
+	 * it). */
+	log_info("event=delivery.stats batches=%" PRIu64 " jobs=%" PRIu64,
+	    d->n_batches, d->n_jobs);
 	if (d->ckpt_started) {
 		pthread_mutex_lock(&d->mu);
 		d->stopping = true;
