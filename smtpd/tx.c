@@ -293,6 +293,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	const char *error, *result = "reject";
 	enum smtp_path_err err;
 	bool mx = !smtp_session_is_submission(s);
+	bool snap = false;
 	int rc;
 
 	err = smtp_path_parse(args, SMTP_PATH_RCPT, tx->smtputf8, &p, &error);
@@ -314,7 +315,10 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", p.addr);
 		goto out;
 	}
-	if (store_resolve(srv->store, p.addr, srv->cfg->server.postmaster,
+	/* One snapshot for the lookups of this RCPT (domain, aliases,
+	 * users, quota). */
+	if (store_read_begin(srv->store, &snap) != 0 ||
+	    store_resolve(srv->store, p.addr, srv->cfg->server.postmaster,
 	    &kind, &local, &nlocal, &remote, &nremote) != 0) {
 		log_warn("event=smtp.store sid=%s error=\"%s\"", s->sid,
 		    store_error(srv->store));
@@ -367,6 +371,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	smtp_session_enter(s, SMTP_ST_RCPT);
 	smtp_reply(s, "250 2.1.5 Ok");
 out:
+	store_read_end(srv->store, snap);
 	log_info("event=smtp.rcpt sid=%s msgid=%s to=%s result=%s "
 	    "local=%zu remote=%zu", s->sid, tx->msgid, esc, result, nlocal,
 	    nremote);

@@ -218,20 +218,39 @@ store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 	return 0;
 }
 
+int
+store_run(struct store *st, enum store_stmt_id id, const char *sql)
+{
+	sqlite3_stmt *s = store_stmt(st, id, sql);
+
+	return s == NULL ? -1 : store_step_done(st, s, "exec");
+}
+
 /* ---- transactions ---- */
 
+/* The transaction statements are cached like any other: the writer runs
+ * them for every batch and every job, and parsing them each time shows
+ * in its profile. */
 int
 store_begin(struct store *st)
 {
-	return store_exec(st, "BEGIN IMMEDIATE");
+	return store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE");
 }
 
 int
 store_commit(struct store *st)
 {
+	sqlite3_stmt *s;
 	int rc;
 
-	rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) == NULL)
+		rc = sqlite3_errcode(st->db);
+	else {
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
 	if (rc != SQLITE_OK) {
 		store_fail_db(st, rc, "commit");
 		if (!sqlite3_get_autocommit(st->db))
@@ -264,8 +283,28 @@ int
 store_tx_enter(struct store *st, bool *outer_r)
 {
 	*outer_r = sqlite3_get_autocommit(st->db) != 0;
-	return store_exec(st, *outer_r ? "BEGIN IMMEDIATE" :
-	    "SAVEPOINT store_unit");
+	if (*outer_r)
+		return store_begin(st);
+	return store_run(st, STMT_TX_SAVEPOINT, "SAVEPOINT store_unit");
+}
+
+int
+store_read_begin(struct store *st, bool *outer_r)
+{
+	*outer_r = sqlite3_get_autocommit(st->db) != 0;
+	if (!*outer_r)
+		return 0;
+	return store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
+}
+
+void
+store_read_end(struct store *st, bool outer)
+{
+	/* Nothing was written: ending it cannot lose anything, and a
+	 * failure leaves no transaction behind worth keeping. */
+	if (outer && !sqlite3_get_autocommit(st->db) &&
+	    store_commit(st) != 0)
+		store_rollback(st);
 }
 
 int
@@ -278,7 +317,7 @@ store_tx_leave(struct store *st, bool outer, bool ok)
 		return 0;
 	}
 	if (ok)
-		return store_exec(st, "RELEASE store_unit");
+		return store_run(st, STMT_TX_RELEASE, "RELEASE store_unit");
 	/* An I/O error may already have ended the whole transaction. */
 	if (!sqlite3_get_autocommit(st->db)) {
 		sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL, NULL,

@@ -44,6 +44,11 @@ int store_check_schema(struct store *st);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+/* One read snapshot over several lookups (BEGIN DEFERRED ... COMMIT):
+ * one WAL read lock and one consistent view instead of one per statement.
+ * Inside a transaction it is a no-op (*outer_r false). */
+int store_read_begin(struct store *st, bool *outer_r);
+void store_read_end(struct store *st, bool outer);
 /* true between store_begin and store_commit/rollback. */
 bool store_in_transaction(struct store *st);
 /* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */

@@ -43,6 +43,7 @@ enum store_stmt_id {
 	STMT_ALIAS_DESTS,
 	STMT_DELIVER_USER,
 	STMT_BODY_INSERT,
+	STMT_BODY_INSERT_INLINE,
 	STMT_CHUNK_INSERT,
 	STMT_MAILBOX_INSERT,
 	STMT_QUEUE_INSERT,
@@ -60,10 +61,22 @@ enum store_stmt_id {
 	STMT_SENT_OLDEST,
 	STMT_SENT_ADD,
 	STMT_SENT_PRUNE,
+	STMT_TX_BEGIN,
+	STMT_TX_BEGIN_READ,
+	STMT_TX_COMMIT,
+	STMT_TX_SAVEPOINT,
+	STMT_TX_RELEASE,
 	STMT_QUEUE_BASE,
 #define STMT_QUEUE_SLOTS 32
 	STMT_COUNT = STMT_QUEUE_BASE + STMT_QUEUE_SLOTS
 };
+
+/*
+ * Bodies up to this size are stored whole in their bodies row (schema 3):
+ * the row stays below SQLite's in-page limit for a 4 KB table leaf (4061
+ * bytes of payload), so it never needs an overflow page.
+ */
+#define STORE_INLINE_MAX 3072
 
 struct store {
 	sqlite3 *db;
@@ -98,6 +111,8 @@ int store_exec(struct store *st, const char *sql);
  * otherwise a SAVEPOINT inside the caller's transaction.
  */
 int store_tx_enter(struct store *st, bool *outer_r);
+/* Run a statement that returns no rows from its cached slot. */
+int store_run(struct store *st, enum store_stmt_id id, const char *sql);
 /* ok: commit/release; !ok: roll back this unit. Returns 0, or -1 if the
  * commit failed (then everything of the unit is rolled back). */
 int store_tx_leave(struct store *st, bool outer, bool ok);
