@@ -25,6 +25,8 @@ static int delivery_read(struct store *, const struct delivery_src *,
     uint64_t, unsigned char *, size_t);
 static int delivery_body(struct store *, const struct store_delivery *,
     const struct delivery_src *, int64_t *);
+static int delivery_body_inline(struct store *,
+    const struct store_delivery *, const struct delivery_src *, int64_t *);
 static int delivery_mailbox(struct store *, const char *, int64_t,
     uint64_t, int64_t);
 static int delivery_queue(struct store *, const struct store_delivery *,
@@ -60,8 +62,38 @@ delivery_read(struct store *st, const struct delivery_src *src, uint64_t off,
 	return 0;
 }
 
+/* A small body: prefix and data in the bodies row itself. */
+static int
+delivery_body_inline(struct store *st, const struct store_delivery *d,
+    const struct delivery_src *src, int64_t *body_id_r)
+{
+	size_t total = d->prefix_len + (size_t)d->data_size;
+	sqlite3_stmt *s;
+
+	memcpy(st->chunk, d->prefix, d->prefix_len);
+	if (d->data_size > 0 && delivery_read(st, src, 0,
+	    st->chunk + d->prefix_len, (size_t)d->data_size) < 0)
+		return -1;
+	s = store_stmt(st, STMT_BODY_INSERT_INLINE,
+	    "INSERT INTO bodies(size, refs, created, data) "
+	    "VALUES (?1, ?2, ?3, ?4)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, (int64_t)total);
+	sqlite3_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
+	sqlite3_bind_int64(s, 3, util_time());
+	/* A zero-length blob, not NULL: NULL means "in chunks". */
+	sqlite3_bind_zeroblob(s, 4, 0);
+	if (total > 0)
+		sqlite3_bind_blob(s, 4, st->chunk, (int)total, SQLITE_STATIC);
+	if (store_step_done(st, s, "body insert") < 0)
+		return -1;
+	*body_id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
 /*
- * The body row and its chunks. Every chunk but the last is exactly
+ * The body row and its chunks (bodies over STORE_INLINE_MAX). Every chunk but the last is exactly
  * STORE_CHUNK_SIZE bytes (mailbox.c relies on it to seek); the prefix is
  * the start of chunk 0.
  */
@@ -76,6 +108,8 @@ delivery_body(struct store *st, const struct store_delivery *d,
 
 	if (st->chunk == NULL)
 		st->chunk = xmalloc(STORE_CHUNK_SIZE);
+	if (total <= STORE_INLINE_MAX)
+		return delivery_body_inline(st, d, src, body_id_r);
 	s = store_stmt(st, STMT_BODY_INSERT,
 	    "INSERT INTO bodies(size, refs, created) VALUES (?1, ?2, ?3)");
 	if (s == NULL)

@@ -7,6 +7,7 @@
 #include "store/store_internal.h"
 #include "common/util.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,7 @@ store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 	int rc;
 
 	s = store_stmt(st, STMT_BODY_SIZE,
-	    "SELECT size FROM bodies WHERE id = ?1");
+	    "SELECT size, data FROM bodies WHERE id = ?1");
 	if (s == NULL)
 		return NULL;
 	sqlite3_bind_int64(s, 1, body_id);
@@ -239,6 +240,27 @@ store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 	b->id = body_id;
 	b->size = (uint64_t)sqlite3_column_int64(s, 0);
 	b->seq = -1;
+	if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+		/* Stored inline: the whole body is "chunk 0". */
+		const void *data = sqlite3_column_blob(s, 1);
+		int len = sqlite3_column_bytes(s, 1);
+
+		if (len < 0 || (uint64_t)len != b->size ||
+		    b->size > STORE_CHUNK_SIZE) {
+			sqlite3_reset(s);
+			store_fail(st, "message body %lld has %d bytes inline, "
+			    "expected %" PRIu64, (long long)body_id, len,
+			    b->size);
+			free(b);
+			return NULL;
+		}
+		/* Never reloaded: every offset is in chunk 0. */
+		b->buf = xmalloc((size_t)len + 1);
+		if (len > 0)
+			memcpy(b->buf, data, (size_t)len);
+		b->seq = 0;
+		b->len = (size_t)len;
+	}
 	sqlite3_reset(s);
 	if (size_r != NULL)
 		*size_r = b->size;

@@ -317,6 +317,13 @@ class Env:
                 " WHERE u.address = ? ORDER BY m.id", (address,)).fetchall()
             out = []
             for (bid,) in rows:
+                # Small bodies are inline in bodies.data (schema 3),
+                # larger ones in body_chunks (data NULL).
+                (inline,) = con.execute(
+                    "SELECT data FROM bodies WHERE id = ?", (bid,)).fetchone()
+                if inline is not None:
+                    out.append(bytes(inline))
+                    continue
                 chunks = con.execute(
                     "SELECT data FROM body_chunks WHERE body_id = ? ORDER BY seq",
                     (bid,)).fetchall()

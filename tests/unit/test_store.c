@@ -810,6 +810,83 @@ test_big_body(void)
 	t_end();
 }
 
+/*
+ * Bodies up to STORE_INLINE_MAX live in bodies.data (schema 3), larger
+ * ones in chunk rows; a small body written before schema 3 (data NULL,
+ * one chunk row) still reads back.
+ */
+static void
+test_body_inline(void)
+{
+	static const char *const alice[] = { "alice@ex.test" };
+	struct store *st = t_open();
+	struct store_delivery d = {
+		.prefix = "Return-Path: <a@b.test>\r\n", .prefix_len = 25,
+		.fd = -1, .mail_from = "", .local = alice, .nlocal = 1,
+	};
+	char small[STORE_INLINE_MAX - 25 + 1], over[STORE_INLINE_MAX - 24 + 1];
+	char want[STORE_INLINE_MAX + 1], buf[STORE_INLINE_MAX + 8];
+	struct store_body *b;
+	uint64_t size;
+	int64_t body;
+
+	t_begin("small bodies inline in their bodies row");
+	for (size_t i = 0; i < sizeof(small) - 1; i++)
+		small[i] = (char)('a' + i % 26);
+	small[sizeof(small) - 1] = '\0';
+	/* Exactly STORE_INLINE_MAX with the prefix: inline, no chunks. */
+	t_assert_int(store_deliver_mem(st, &d, small, strlen(small), &body,
+	    NULL), 0);
+	t_assert_int(q_int(st, "SELECT length(data) FROM bodies WHERE id = "
+	    "%lld", (long long)body), STORE_INLINE_MAX);
+	t_assert_int(q_int(st, "SELECT count(*) FROM body_chunks WHERE "
+	    "body_id = %lld", (long long)body), 0);
+	memcpy(want, d.prefix, 25);
+	memcpy(want + 25, small, strlen(small));
+	b = store_body_open(st, body, &size);
+	t_assert(b != NULL && size == STORE_INLINE_MAX);
+	t_assert_int(store_body_read(b, 0, buf, sizeof(buf)),
+	    STORE_INLINE_MAX);
+	t_assert(memcmp(buf, want, STORE_INLINE_MAX) == 0);
+	t_assert_int(store_body_read(b, 20, buf, 10), 10);
+	t_assert(memcmp(buf, want + 20, 10) == 0);
+	t_assert_int(store_body_read(b, STORE_INLINE_MAX, buf, 10), 0);
+	store_body_close(b);
+
+	/* One byte more: a chunk row, data NULL. */
+	memset(over, 'o', sizeof(over) - 1);
+	over[sizeof(over) - 1] = '\0';
+	t_assert_int(store_deliver_mem(st, &d, over, strlen(over), &body,
+	    NULL), 0);
+	t_assert_int(q_int(st, "SELECT data IS NULL FROM bodies WHERE id = "
+	    "%lld", (long long)body), 1);
+	t_assert_int(q_int(st, "SELECT count(*) FROM body_chunks WHERE "
+	    "body_id = %lld", (long long)body), 1);
+	b = store_body_open(st, body, &size);
+	t_assert(b != NULL && size == STORE_INLINE_MAX + 1);
+	t_assert_int(store_body_read(b, STORE_INLINE_MAX - 2, buf, 10), 3);
+	t_assert(memcmp(buf, "ooo", 3) == 0);
+	store_body_close(b);
+
+	/* A small body as schema 2 wrote it. */
+	t_assert_int(store_exec(st, "INSERT INTO bodies(id, size, refs, "
+	    "created) VALUES (900, 5, 1, 0); INSERT INTO body_chunks(body_id, "
+	    "seq, data) VALUES (900, 0, CAST('hello' AS BLOB))"), 0);
+	b = store_body_open(st, 900, &size);
+	t_assert(b != NULL && size == 5);
+	t_assert_int(store_body_read(b, 1, buf, 10), 4);
+	t_assert(memcmp(buf, "ello", 4) == 0);
+	store_body_close(b);
+
+	/* Inline data that disagrees with size is an error, not a read. */
+	t_assert_int(store_exec(st, "INSERT INTO bodies(id, size, refs, "
+	    "created, data) VALUES (901, 9, 1, 0, CAST('short' AS BLOB))"), 0);
+	t_assert(store_body_open(st, 901, &size) == NULL);
+	t_assert(strstr(store_error(st), "inline") != NULL);
+	t_close(st);
+	t_end();
+}
+
 static void
 test_body_edges(void)
 {
@@ -1203,6 +1280,7 @@ main(void)
 	test_single_instance();
 	test_uidl();
 	test_body_edges();
+	test_body_inline();
 	test_group_commit();
 	test_quota();
 	test_sendlog();
