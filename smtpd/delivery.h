@@ -32,7 +32,10 @@ enum delivery_result {
  * and takes ownership of spool_fd (closed when the job is done).
  */
 struct delivery_job {
-	int spool_fd;			/* data, from offset 0 */
+	int spool_fd;			/* data, from offset 0, or -1 */
+	/* Or the data itself (spool_fd -1): malloc'd, data_size bytes, and
+	 * owned by delivery from delivery_submit on. */
+	unsigned char *mem;
 	uint64_t data_size;
 	const char *prefix;		/* Return-Path + Received lines, CRLF */
 	size_t prefix_len;
@@ -69,15 +72,13 @@ void delivery_cancel(struct delivery *d, uint64_t token);
  * mkstemp file). -1 + errno on failure. */
 int delivery_spool_open(const char *dir);
 /*
- * Small messages are spooled in memory (a memfd: no filesystem journal,
- * no truncation cost); once one passes DELIVERY_SPOOL_MEM_MAX bytes it is
- * moved to a disk spool in dir. delivery_spool_spill copies the size bytes
- * written so far and closes memfd; it returns the disk spool (offset at
- * its end), or -1 + errno (memfd is closed either way).
+ * Small messages are spooled in memory, as a malloc'd buffer handed to
+ * the job (no file at all), or as a memfd where a worker needs a file
+ * (no filesystem journal, no truncation cost); past DELIVERY_SPOOL_MEM_MAX
+ * bytes a message goes to a disk spool.
  */
 #define DELIVERY_SPOOL_MEM_MAX	(128 * 1024)
 int delivery_spool_open_mem(void);
-int delivery_spool_spill(int memfd, uint64_t size, const char *dir);
 
 /* ---- additions (delivery.c) ---- */
 /*

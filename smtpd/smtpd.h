@@ -228,8 +228,16 @@ struct smtp_tx {
 	bool body8bit;
 	int64_t sent_base;	/* remote rcpts in the last 24 h, -1 unknown */
 
-	int spool_fd;		/* -1 until DATA/first BDAT */
-	bool spool_mem;		/* spool_fd is a memfd (small so far) */
+	/*
+	 * The spool: a message starts in memory (spool_mem, malloc'd, up to
+	 * DELIVERY_SPOOL_MEM_MAX bytes) and moves to a disk spool file
+	 * (spool_fd) when it grows past that, or to a memfd when a worker
+	 * pool (DKIM signing, inbound checks) needs a file to read.
+	 */
+	int spool_fd;		/* -1 while in memory or before DATA */
+	bool spool_in_mem;	/* the bytes so far are in spool_mem */
+	unsigned char *spool_mem;
+	size_t spool_cap;
 	uint64_t size;		/* decoded bytes so far */
 	enum smtp_tx_err error;	/* latched, see STYLE 4 */
 	struct smtp_data_parser parser;

@@ -62,6 +62,7 @@ smtp_tx_free(struct smtp_tx *tx)
 	free(tx->remote);
 	if (tx->spool_fd != -1)
 		close(tx->spool_fd);
+	free(tx->spool_mem);
 	free(tx->extra);
 	free(tx);
 }
@@ -380,20 +381,64 @@ out:
 	smtp_path_clear(&p);
 }
 
+/* Every message starts in memory: a small one never touches a file. */
 static bool
 smtp_tx_open_spool(struct smtp_session *s)
 {
-	struct smtp_tx *tx = s->tx;
+	s->tx->spool_in_mem = true;
+	return true;
+}
 
-	tx->spool_fd = delivery_spool_open_mem();
-	tx->spool_mem = tx->spool_fd != -1;
-	if (tx->spool_fd == -1)
-		tx->spool_fd = delivery_spool_open(s->lst->srv->spool_dir);
-	if (tx->spool_fd == -1) {
+/* Write all of buf to fd; false (errno set) on failure. */
+static bool
+smtp_tx_write_fd(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return false;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/*
+ * Move the in-memory bytes to a file: a disk spool when the message
+ * outgrew memory (disk true), a memfd when a worker needs a file to read.
+ * False (reply left to the caller) on failure.
+ */
+static bool
+smtp_tx_spool_to_file(struct smtp_session *s, bool disk)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t len = tx->spool_in_mem ? (size_t)tx->size : 0;
+	int fd;
+
+	if (!tx->spool_in_mem)
+		return tx->spool_fd != -1;
+	fd = disk ? delivery_spool_open(s->lst->srv->spool_dir) :
+	    delivery_spool_open_mem();
+	if (fd == -1 || !smtp_tx_write_fd(fd, tx->spool_mem, len)) {
 		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
 		    strerror(errno));
+		if (fd != -1)
+			close(fd);
 		return false;
 	}
+	tx->spool_fd = fd;
+	tx->spool_in_mem = false;
+	free(tx->spool_mem);
+	tx->spool_mem = NULL;
+	tx->spool_cap = 0;
 	return true;
 }
 
@@ -515,7 +560,7 @@ static void
 smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
-	ssize_t n;
+	bool ok;
 
 	tx->size += len;
 	if (tx->error != SMTP_TX_OK && tx->error != SMTP_TX_ERR_BARE)
@@ -526,30 +571,38 @@ smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 	}
 	if (tx->error == SMTP_TX_ERR_BARE)
 		return;	/* rejected at the end anyway: store nothing */
-	if (tx->spool_mem && tx->size > DELIVERY_SPOOL_MEM_MAX) {
-		/* Too big to keep in memory: move to the disk spool. */
-		tx->spool_mem = false;
-		tx->spool_fd = delivery_spool_spill(tx->spool_fd,
-		    tx->size - len, s->lst->srv->spool_dir);
-		if (tx->spool_fd == -1) {
-			log_error("event=smtp.spool sid=%s error=\"%s\"",
-			    s->sid, strerror(errno));
+	if (tx->spool_in_mem && tx->size <= DELIVERY_SPOOL_MEM_MAX) {
+		size_t have = (size_t)tx->size - len;
+
+		if (tx->size > tx->spool_cap) {
+			/* Doubling from 4 KB, never past the limit. */
+			size_t cap = tx->spool_cap ? tx->spool_cap : 4096;
+
+			while (cap < tx->size)
+				cap *= 2;
+			if (cap > DELIVERY_SPOOL_MEM_MAX)
+				cap = DELIVERY_SPOOL_MEM_MAX;
+			tx->spool_mem = xrealloc(tx->spool_mem, cap);
+			tx->spool_cap = cap;
+		}
+		memcpy(tx->spool_mem + have, buf, len);
+		return;
+	}
+	if (tx->spool_in_mem) {
+		/* Too big to keep in memory: move what came so far to a
+		 * disk spool (tx->size counts this write already). */
+		tx->size -= len;
+		ok = smtp_tx_spool_to_file(s, true);
+		tx->size += len;
+		if (!ok) {
 			tx->error = SMTP_TX_ERR_IO;
 			return;
 		}
 	}
-	while (len > 0) {
-		n = write(tx->spool_fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_error("event=smtp.spool sid=%s error=\"%s\"",
-			    s->sid, n == 0 ? "short write" : strerror(errno));
-			tx->error = SMTP_TX_ERR_IO;
-			return;
-		}
-		buf += n;
-		len -= (size_t)n;
+	if (!smtp_tx_write_fd(tx->spool_fd, buf, len)) {
+		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
+		    strerror(errno));
+		tx->error = SMTP_TX_ERR_IO;
 	}
 }
 
@@ -685,6 +738,7 @@ smtp_tx_end(struct smtp_session *s)
 {
 	struct smtp_server *srv = s->lst->srv;
 	struct smtp_tx *tx = s->tx;
+	bool sign, check;
 
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
@@ -710,9 +764,19 @@ smtp_tx_end(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_ST_READY);
 		return;
 	}
+	sign = smtp_session_is_submission(s) && srv->signer != NULL &&
+	    s->auth_user != NULL;
+	check = !smtp_session_is_submission(s) && srv->inbound != NULL &&
+	    !s->exempt;
+	/* The worker pools read a file: a memfd for a small message. */
+	if ((sign || check) && !smtp_tx_spool_to_file(s, false)) {
+		smtp_reply(s, "451 4.3.0 Temporary storage failure");
+		smtp_tx_reset(s);
+		smtp_session_enter(s, SMTP_ST_READY);
+		return;
+	}
 	smtp_session_wait(s);
-	if (smtp_session_is_submission(s) && srv->signer != NULL &&
-	    s->auth_user != NULL) {
+	if (sign) {
 		tx->step = SMTP_TX_STEP_SIGN;
 		tx->token = signer_submit(srv->signer, tx->spool_fd, tx->size,
 		    smtp_tx_signed, s);
@@ -720,8 +784,7 @@ smtp_tx_end(struct smtp_session *s)
 			return;
 		log_warn("event=smtp.dkim sid=%s msgid=%s result=skipped "
 		    "error=pool_full", s->sid, tx->msgid);
-	} else if (!smtp_session_is_submission(s) && srv->inbound != NULL &&
-	    !s->exempt) {
+	} else if (check) {
 		struct inbound_req req;
 
 		memset(&req, 0, sizeof(req));
@@ -811,6 +874,7 @@ smtp_tx_commit(struct smtp_session *s)
 	prefix = smtp_tx_prefix(s);
 	memset(&job, 0, sizeof(job));
 	job.spool_fd = tx->spool_fd;
+	job.mem = tx->spool_in_mem ? tx->spool_mem : NULL;
 	job.data_size = tx->size;
 	job.prefix = prefix;
 	job.prefix_len = strlen(prefix);
@@ -827,6 +891,8 @@ smtp_tx_commit(struct smtp_session *s)
 	job.count_sent = true;
 	job.msgid = tx->msgid;
 	tx->spool_fd = -1;	/* delivery owns it now */
+	tx->spool_mem = NULL;
+	tx->spool_in_mem = false;
 	tx->step = SMTP_TX_STEP_COMMIT;
 	tx->token = delivery_submit(srv->delivery, &job, smtp_tx_done, s);
 	free(prefix);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+static int store_wal_hook(void *, sqlite3 *, const char *, int);
 static bool store_is_memory(const char *);
 static int store_pragmas(struct store *, bool, const char **);
 static int store_user_version(struct store *, int *);
@@ -438,11 +439,33 @@ void
 store_set_autocheckpoint(struct store *st, int pages)
 {
 	sqlite3_wal_autocheckpoint(st->db, pages);
+	/* Without automatic checkpoints the owner decides when: it needs
+	 * the WAL's length (the hook replaces the automatic one). */
+	if (pages <= 0)
+		sqlite3_wal_hook(st->db, store_wal_hook, st);
+}
+
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+
+	(void)db;
+	(void)name;
+	st->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+int
+store_wal_frames(struct store *st)
+{
+	return st->wal_frames;
 }
 
 int
 store_checkpoint(struct store *st)
 {
+	st->wal_frames = 0;
 	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
 	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 

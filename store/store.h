@@ -59,6 +59,10 @@ void store_set_autocheckpoint(struct store *st, int pages);
 /* One PASSIVE checkpoint: copies what it can from the WAL into the
  * database without waiting for (or blocking) readers and writers. */
 int store_checkpoint(struct store *st);
+/* Frames in the WAL after this connection's last commit, as SQLite
+ * reported it (connections with autocheckpoint 0 only; reset by
+ * store_checkpoint). */
+int store_wal_frames(struct store *st);
 
 /* ---- domains ---- */
 int store_domain_add(struct store *st, const char *domain);	/* 1: exists */

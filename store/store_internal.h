@@ -85,6 +85,8 @@ struct store {
 	char err[256];				/* store_error() */
 	bool busy;				/* last failure BUSY/LOCKED */
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
+	int wal_frames;		/* WAL length after our last commit (only
+				 * tracked with autocheckpoint 0) */
 };
 
 /*

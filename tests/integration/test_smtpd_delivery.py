@@ -164,6 +164,41 @@ class Delivery(unittest.TestCase):
         self.assertIn(b"from plain.test ([127.0.0.1])", m2)
         self.assertIn(b"with SMTP id", m2)
 
+    def test_6_spool_sizes_byte_exact(self):
+        """Messages are spooled in memory up to 128 KB and on disk past
+        it (the spill happens mid-message); both paths and the edges
+        between them store the bytes exactly, DATA and BDAT alike."""
+        mem_max = 128 * 1024
+        sizes = [0, 1, 3072, 3073, mem_max - 1, mem_max, mem_max + 1,
+                 300 * 1024]
+        sent = []
+        c = Raw(self.port)
+        self.assertEqual(c.code("EHLO sizes.remote.test"), 250)
+        for i, size in enumerate(sizes):
+            line = b"%06d " % i + b"x" * 70 + b"\r\n"
+            body = (line * (size // len(line) + 1))[:size]
+            if size >= 2:
+                body = body[:-2] + b"\r\n"
+            elif size == 1:
+                body = b"y"
+            bdat = i % 2 == 1
+            self.assertEqual(c.code("MAIL FROM:<sizes@remote.test>"), 250)
+            self.assertEqual(c.code("RCPT TO:<bob@example.test>"), 250)
+            if bdat:
+                c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+            else:
+                self.assertEqual(c.code("DATA"), 354)
+                if body and not body.endswith(b"\r\n"):
+                    # DATA always ends the content with CRLF.
+                    body += b"\r\n"
+                c.send(body + b".\r\n")
+            self.assertEqual(c.reply()[0], 250, size)
+            sent.append(body)
+        c.cmd("QUIT")
+        got = self.env.mailbox_bodies("bob@example.test")[-len(sizes):]
+        for body, m in zip(sent, got):
+            self.assertEqual(ct.strip_added_headers(m), body, len(body))
+
 
 if __name__ == "__main__":
     ct.main()
