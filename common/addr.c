@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Longest input handed to libidn2: far above any valid domain, it only
  * bounds the work done on junk. */
@@ -17,6 +18,7 @@
 
 static bool addr_is_atext(unsigned char c);
 static bool addr_is_ldh_label(const char *s, size_t len);
+static bool addr_is_plain_ascii_domain(const char *in);
 static int addr_check_dot_atom(const char *s, size_t len,
     const char **error_r);
 static int addr_check_quoted(const char *s, size_t len, const char **error_r);
@@ -111,6 +113,39 @@ addr_is_ldh_label(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * True when IDNA would return in unchanged but for case: every label is
+ * ASCII letters, digits and inner hyphens, and none is an A-label ("xn--",
+ * which libidn2 must still check).
+ */
+static bool
+addr_is_plain_ascii_domain(const char *in)
+{
+	const char *p = in, *dot;
+	size_t len;
+
+	for (;;) {
+		dot = strchr(p, '.');
+		len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		if (len == 0 || len > ADDR_LABEL_MAX)
+			return false;
+		if (len >= 4 && strncasecmp(p, "xn--", 4) == 0)
+			return false;
+		if (p[0] == '-' || p[len - 1] == '-')
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)p[i];
+
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-'))
+				return false;
+		}
+		if (dot == NULL)
+			return true;
+		p = dot + 1;
+	}
+}
+
 int
 addr_normalize_domain(const char *in, char **out_r, const char **error_r)
 {
@@ -142,13 +177,20 @@ addr_normalize_domain(const char *in, char **out_r, const char **error_r)
 		*error_r = "domain ends with a dot";
 		return -1;
 	}
-	rc = idn2_to_ascii_8z(in, &idn, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-	if (rc != IDN2_OK) {
-		*error_r = idn2_strerror(rc);
-		return -1;
+	if (addr_is_plain_ascii_domain(in)) {
+		/* Nothing for IDNA to map: libidn2's NFC and table lookups
+		 * cost more than the rest of a RCPT command. */
+		out = xstrdup(in);
+	} else {
+		rc = idn2_to_ascii_8z(in, &idn,
+		    IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+		if (rc != IDN2_OK) {
+			*error_r = idn2_strerror(rc);
+			return -1;
+		}
+		out = xstrdup(idn);
+		idn2_free(idn);
 	}
-	out = xstrdup(idn);
-	idn2_free(idn);
 	util_strlower(out);
 
 	len = strlen(out);
