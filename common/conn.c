@@ -68,6 +68,8 @@ struct conn {
 	void *arg;
 
 	int timeout_ms;		/* idle timeout, 0 = none */
+	uint64_t progress_ms;	/* util_now_ms() of the last progress */
+	int timer_ms;		/* timeout ev_timer was armed for, 0 = none */
 	int connect_timeout_ms;
 	size_t lowat;
 	bool lowat_armed;	/* output was above lowat since last LOWAT */
@@ -118,6 +120,7 @@ static bool conn_fail(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void conn_update(struct conn *c);
 static void conn_timer_rearm(struct conn *c);
+static void conn_timer_add(struct conn *c, int ms);
 static bool conn_read_step(struct conn *c);
 static bool conn_flush_step(struct conn *c);
 static bool conn_handshake_step(struct conn *c);
@@ -406,20 +409,38 @@ conn_update(struct conn *c)
 }
 
 static void
+conn_timer_add(struct conn *c, int ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->ev_timer, &tv);
+}
+
+/*
+ * Progress: the idle timeout starts again. Lazily: while a timer for the
+ * same timeout is pending only the time of progress is noted, and
+ * conn_on_timer re-arms for what is left. Re-adding the timer at each
+ * read and write (a heap operation each) showed in the loop's profile.
+ */
+static void
 conn_timer_rearm(struct conn *c)
 {
 	int ms = c->connecting ? c->connect_timeout_ms : c->timeout_ms;
-	struct timeval tv;
 
 	if (c->freed || c->failed)
 		return;
 	if (ms <= 0) {
 		event_del(c->ev_timer);
+		c->timer_ms = 0;
 		return;
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->ev_timer, &tv);
+	c->progress_ms = util_now_ms();
+	if (c->timer_ms == ms && evtimer_pending(c->ev_timer, NULL))
+		return;
+	c->timer_ms = ms;
+	conn_timer_add(c, ms);
 }
 
 /*
@@ -753,7 +774,15 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t idle = util_now_ms() - c->progress_ms;
 
+	if (!c->failed && !c->freed && c->timer_ms > 0 &&
+	    idle < (uint64_t)c->timer_ms) {
+		/* There was progress since the timer was armed. */
+		conn_timer_add(c, c->timer_ms - (int)idle);
+		return;
+	}
+	c->timer_ms = 0;
 	conn_frame_enter(c);
 	if (c->failed || c->freed) {
 		/* nothing */
