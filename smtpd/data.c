@@ -6,6 +6,8 @@
  */
 #include "smtpd/smtpd.h"
 
+#include <string.h>
+
 void
 smtp_data_init(struct smtp_data_parser *p, bool dot)
 {
@@ -20,31 +22,44 @@ smtp_data_is_done(const struct smtp_data_parser *p)
 	return p->state == SMTP_DATA_END;
 }
 
+/*
+ * Inside a line (MID, or BOL with anything but a stuffed dot) the bytes up
+ * to the next CR are data: copied in one piece, with one memchr for a bare
+ * LF among them. Only CR and what follows it go through the state machine
+ * a byte at a time (a byte-at-a-time loop over everything was a third of
+ * the loop thread's time at 100 KB messages).
+ */
 size_t
 smtp_data_feed(struct smtp_data_parser *p, const char *in, size_t len,
     char *out, size_t *outlen_r)
 {
-	size_t i, o = 0;
+	size_t i = 0, o = 0, run;
+	const char *cr;
 	char ch;
 
-	for (i = 0; i < len && p->state != SMTP_DATA_END; i++) {
-		ch = in[i];
+	while (i < len && p->state != SMTP_DATA_END) {
+		if (p->state == SMTP_DATA_MID || (p->state == SMTP_DATA_BOL &&
+		    !(p->dot && in[i] == '.'))) {
+			cr = memchr(in + i, '\r', len - i);
+			run = cr != NULL ? (size_t)(cr - (in + i)) : len - i;
+			if (run == 0) {
+				p->state = SMTP_DATA_CR;
+				i++;
+				continue;
+			}
+			if (memchr(in + i, '\n', run) != NULL)
+				p->bare = true;
+			memcpy(out + o, in + i, run);
+			o += run;
+			i += run;
+			p->state = SMTP_DATA_MID;
+			continue;
+		}
+		ch = in[i++];
 		switch (p->state) {
 		case SMTP_DATA_BOL:
-			if (ch == '.' && p->dot) {
-				p->state = SMTP_DATA_DOT;
-				break;
-			}
-			/* FALLTHROUGH */
-		case SMTP_DATA_MID:
-			if (ch == '\r') {
-				p->state = SMTP_DATA_CR;
-			} else {
-				if (ch == '\n')
-					p->bare = true;
-				out[o++] = ch;
-				p->state = SMTP_DATA_MID;
-			}
+			/* A stuffed (or final) dot. */
+			p->state = SMTP_DATA_DOT;
 			break;
 		case SMTP_DATA_CR:
 			out[o++] = '\r';

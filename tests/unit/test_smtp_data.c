@@ -8,6 +8,7 @@
 #include "t.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define nitems_t(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -96,6 +97,127 @@ check(const struct data_case *c, const size_t *cuts, size_t ncuts)
 	free(out);
 }
 
+/*
+ * The decoder as a plain byte-at-a-time state machine (how data.c was
+ * first written): the reference the bulk-copying one must match.
+ */
+static size_t
+ref_feed(struct smtp_data_parser *p, const char *in, size_t len, char *out,
+    size_t *outlen_r)
+{
+	size_t i, o = 0;
+	char ch;
+
+	for (i = 0; i < len && p->state != SMTP_DATA_END; i++) {
+		ch = in[i];
+		switch (p->state) {
+		case SMTP_DATA_BOL:
+			if (ch == '.' && p->dot) {
+				p->state = SMTP_DATA_DOT;
+				break;
+			}
+			/* FALLTHROUGH */
+		case SMTP_DATA_MID:
+			if (ch == '\r') {
+				p->state = SMTP_DATA_CR;
+			} else {
+				if (ch == '\n')
+					p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_CR:
+			out[o++] = '\r';
+			if (ch == '\n') {
+				out[o++] = '\n';
+				p->state = SMTP_DATA_BOL;
+			} else if (ch == '\r') {
+				p->bare = true;
+			} else {
+				p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_DOT:
+			if (ch == '\r') {
+				p->state = SMTP_DATA_DOT_CR;
+			} else {
+				if (ch == '\n')
+					p->bare = true;
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		case SMTP_DATA_DOT_CR:
+			if (ch == '\n') {
+				p->state = SMTP_DATA_END;
+				break;
+			}
+			p->bare = true;
+			out[o++] = '\r';
+			if (ch == '\r') {
+				p->state = SMTP_DATA_CR;
+			} else {
+				out[o++] = ch;
+				p->state = SMTP_DATA_MID;
+			}
+			break;
+		}
+	}
+	*outlen_r = o;
+	return i;
+}
+
+/* Random inputs over a small alphabet (so CR, LF, dots and line starts
+ * are frequent), random splits: same output, state and consumption. */
+static void
+test_random_equivalence(void)
+{
+	static const char alphabet[] = "\r\n.ab";
+	char in[256], out_a[600], out_b[600], buf[300];
+	unsigned seed = 12345;
+
+	t_begin("bulk decoder matches the byte-at-a-time reference");
+	for (int round = 0; round < 20000; round++) {
+		struct smtp_data_parser pa, pb;
+		size_t len, pos_a = 0, pos_b = 0, na = 0, nb = 0, olen, used;
+		bool dot;
+
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 16) % sizeof(in);
+		dot = (seed >> 8) & 1;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		smtp_data_init(&pa, dot);
+		smtp_data_init(&pb, dot);
+		while (pos_a < len && !smtp_data_is_done(&pa)) {
+			size_t piece;
+
+			seed = seed * 1103515245u + 12345u;
+			piece = 1 + (seed >> 16) % 40;
+			if (piece > len - pos_a)
+				piece = len - pos_a;
+			used = smtp_data_feed(&pa, in + pos_a, piece, buf,
+			    &olen);
+			memcpy(out_a + na, buf, olen);
+			na += olen;
+			pos_a += used;
+		}
+		used = ref_feed(&pb, in, len, out_b, &nb);
+		pos_b = used;
+		t_assert_int(pos_a, pos_b);
+		t_assert_int(na, nb);
+		t_assert(memcmp(out_a, out_b, na) == 0);
+		t_assert_int(pa.state, pb.state);
+		t_assert_int(pa.bare, pb.bare);
+	}
+	t_end();
+}
+
 int
 main(void)
 {
@@ -119,5 +241,6 @@ main(void)
 		free(cuts);
 		t_end();
 	}
+	test_random_equivalence();
 	return t_exit();
 }
