@@ -86,7 +86,8 @@ struct delivery {
 	struct store *ckpt_st;
 	pthread_t ckpt;
 	bool ckpt_started;
-	pthread_cond_t ckpt_cv;		/* stopping */
+	pthread_cond_t ckpt_cv;		/* stopping, or ckpt_wanted */
+	bool ckpt_wanted;		/* the writer asks for a pass now */
 	struct relay *relay;		/* borrowed, may be NULL */
 
 	pthread_mutex_t mu;
@@ -104,18 +105,24 @@ struct delivery {
 	size_t n_outstanding;
 };
 
-#define DELIVERY_CKPT_MS	1000
+#define DELIVERY_CKPT_MS	200
 /*
- * The writer checkpoints itself, between batches (after the results went
- * back to the loop), once the WAL holds this many frames. A background
- * checkpoint alone never catches up under load: the writer appends while
- * it copies, so the WAL is never all copied, never restarts from its
- * start, and grows; every commit then extends the file, and fdatasync
- * must write the inode too (about twice the cost of overwriting, see
- * bench/smtp). Checkpointed between two batches, the next commit restarts
- * the WAL and overwrites blocks that are already allocated.
+ * Checkpoints. The background thread copies the WAL into the database
+ * every DELIVERY_CKPT_MS, and at once when the writer sees the WAL pass
+ * DELIVERY_CKPT_WAKE frames: that copying (all of a big message's pages)
+ * stays off the commit path and on the other core.
+ *
+ * But a background checkpoint alone never completes under load: the
+ * writer appends while it copies, so the WAL is never all copied, never
+ * restarts from its start, and grows; every commit then extends the file
+ * and fdatasync must write the inode too (about twice the cost of an
+ * overwrite here). So past DELIVERY_CKPT_FRAMES the writer checkpoints
+ * itself between two batches (after the results went back to the loop):
+ * it only has to copy what was committed since the background pass, and
+ * the next commit restarts the WAL over blocks already allocated.
  */
-#define DELIVERY_CKPT_FRAMES	1000
+#define DELIVERY_CKPT_WAKE	1000
+#define DELIVERY_CKPT_FRAMES	4000
 
 static void *
 delivery_ckpt_main(void *arg)
@@ -129,7 +136,9 @@ delivery_ckpt_main(void *arg)
 		ts.tv_nsec += DELIVERY_CKPT_MS * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&d->ckpt_cv, &d->mu, &ts);
+		if (!d->ckpt_wanted)
+			pthread_cond_timedwait(&d->ckpt_cv, &d->mu, &ts);
+		d->ckpt_wanted = false;
 		pthread_mutex_unlock(&d->mu);
 		if (store_checkpoint(d->ckpt_st) != 0)
 			log_warn("event=delivery.checkpoint error=\"%s\"",
@@ -143,7 +152,15 @@ delivery_ckpt_main(void *arg)
 static void
 delivery_maybe_checkpoint(struct delivery *d)
 {
-	if (store_wal_frames(d->st) < DELIVERY_CKPT_FRAMES)
+	int frames = store_wal_frames(d->st);
+
+	if (frames >= DELIVERY_CKPT_WAKE && d->ckpt_started) {
+		pthread_mutex_lock(&d->mu);
+		d->ckpt_wanted = true;
+		pthread_cond_signal(&d->ckpt_cv);
+		pthread_mutex_unlock(&d->mu);
+	}
+	if (frames < DELIVERY_CKPT_FRAMES)
 		return;
 	if (store_checkpoint(d->st) != 0)
 		log_warn("event=delivery.checkpoint error=\"%s\"",
