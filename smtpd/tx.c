@@ -571,6 +571,8 @@ smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 	}
 	if (tx->error == SMTP_TX_ERR_BARE)
 		return;	/* rejected at the end anyway: store nothing */
+	if (len == 0)
+		return;	/* (spool_mem may not exist yet) */
 	if (tx->spool_in_mem && tx->size <= DELIVERY_SPOOL_MEM_MAX) {
 		size_t have = (size_t)tx->size - len;
 
