@@ -171,11 +171,22 @@ conn_new(struct event_base *base, int fd, conn_cb *cb, void *arg)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		len = 0;
+	return conn_new_peer(base, fd, len ? (struct sockaddr *)&ss : NULL,
+	    len, cb, arg);
+}
+
+struct conn *
+conn_new_peer(struct event_base *base, int fd, const struct sockaddr *sa,
+    socklen_t salen, conn_cb *cb, void *arg)
+{
 	struct conn *c;
 
 	c = conn_alloc(base, fd, cb, arg);
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		conn_set_peer(c, (struct sockaddr *)&ss, len);
+	if (sa != NULL)
+		conn_set_peer(c, sa, salen);
 	conn_update(c);
 	return c;
 }

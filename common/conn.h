@@ -44,6 +44,10 @@ typedef void conn_cb(struct conn *c, enum conn_event ev, void *arg);
 
 /* Takes ownership of fd (closed by conn_free); makes it non-blocking. */
 struct conn *conn_new(struct event_base *base, int fd, conn_cb *cb, void *arg);
+/* The same for a socket whose peer address is known (from accept4): saves
+ * the getpeername. sa may be NULL (peer "unknown"). */
+struct conn *conn_new_peer(struct event_base *base, int fd,
+    const struct sockaddr *sa, socklen_t salen, conn_cb *cb, void *arg);
 /* Start a non-blocking TCP connect: exactly one CONN_EV_CONNECTED or
  * CONN_EV_ERROR follows (also on timeout_ms, or an immediate failure).
  * NULL with errno only if no socket could be created. */

@@ -34,6 +34,8 @@ char *util_strlower(char *s);
 
 /* Random 64-bit value (getrandom). */
 uint64_t util_random64(void);
+/* Unique ids for logs and message ids (not secrets): no system call. */
+uint64_t util_unique_id64(void);
 
 /* A new session id: 16 lower-case hex digits in buf[17]. */
 void util_session_id(char buf[17]);

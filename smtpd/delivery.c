@@ -193,8 +193,6 @@ static void delivery_run_batch(struct delivery *, struct delivery_item **,
     size_t);
 static enum delivery_try delivery_try_batch(struct delivery *,
     struct delivery_item **, size_t, size_t *);
-static int delivery_quota_check(struct delivery *, struct delivery_item *,
-    bool *);
 static void delivery_finish(struct delivery *, struct delivery_item **,
     size_t);
 static void delivery_on_done(evutil_socket_t, short, void *);
@@ -575,7 +573,6 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
     size_t n, size_t *bad_r)
 {
 	size_t delivered = 0, undecided = 0;
-	bool over;
 
 	for (size_t i = 0; i < n; i++)
 		if (!items[i]->decided)
@@ -592,19 +589,6 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		if (it->decided)
 			continue;
 		it->queue_id = 0;
-		if (delivery_quota_check(d, it, &over) != 0) {
-			store_rollback(d->st);
-			if (store_error_is_busy(d->st))
-				return DELIVERY_TRY_RETRY;
-			*bad_r = i;
-			return DELIVERY_TRY_BADJOB;
-		}
-		if (over) {
-			/* Checked inside the transaction, before the insert,
-			 * so the other jobs of the batch are untouched. */
-			it->res = DELIVERY_QUOTA;
-			continue;
-		}
 		memset(&sd, 0, sizeof(sd));
 		sd.prefix = it->prefix;
 		sd.prefix_len = it->prefix_len;
@@ -617,11 +601,19 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		sd.nremote = it->nremote;
 		sd.auth_user = it->auth_user;
 		sd.smtputf8 = it->smtputf8;
+		/* Checked inside the transaction by the same statement that
+		 * counts the message; a refused job leaves nothing (its own
+		 * savepoint) and the other jobs of the batch are untouched. */
+		sd.check_quota = true;
 		if ((it->mem != NULL ? store_deliver_mem(d->st, &sd, it->mem,
 		    (size_t)it->data_size, &body_id, &queue_id) :
 		    store_deliver(d->st, &sd, &body_id, &queue_id)) != 0 ||
 		    (it->count_sent && store_sent_add(d->st, it->auth_user,
 		    util_time(), (unsigned)it->nremote) != 0)) {
+			if (store_error_is_quota(d->st)) {
+				it->res = DELIVERY_QUOTA;
+				continue;
+			}
 			store_rollback(d->st);
 			if (store_error_is_busy(d->st))
 				return DELIVERY_TRY_RETRY;
@@ -639,33 +631,6 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		return DELIVERY_TRY_SPLIT;
 	}
 	return DELIVERY_TRY_OK;
-}
-
-/* *over_r: some local recipient would pass its quota with this message.
- * A recipient that vanished since RCPT is left to store_deliver. */
-static int
-delivery_quota_check(struct delivery *d, struct delivery_item *it,
-    bool *over_r)
-{
-	uint64_t size = it->prefix_len + it->data_size;
-
-	*over_r = false;
-	for (size_t i = 0; i < it->nlocal; i++) {
-		struct store_user u;
-		int rc;
-
-		memset(&u, 0, sizeof(u));
-		rc = store_user_get(d->st, it->local[i], &u);
-		if (rc < 0)
-			return -1;
-		if (rc == 0 && u.quota != 0 && (u.used > u.quota ||
-		    size > u.quota - u.used))
-			*over_r = true;
-		store_user_clear(&u);
-		if (*over_r)
-			break;
-	}
-	return 0;
 }
 
 /* Log each job, close its spool and hand the batch to the loop. */

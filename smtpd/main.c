@@ -49,7 +49,7 @@ smtpd_accept(int fd, const struct sockaddr *sa, socklen_t salen, void *arg)
 		close(fd);
 		return;
 	}
-	smtp_session_accept(lst, fd);
+	smtp_session_accept(lst, fd, sa, salen);
 }
 
 static void

@@ -154,7 +154,8 @@ smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
 }
 
 void
-smtp_session_accept(struct smtp_listener *lst, int fd)
+smtp_session_accept(struct smtp_listener *lst, int fd,
+    const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtp_server *srv = lst->srv;
 	const struct cfg *cfg = srv->cfg;
@@ -166,7 +167,9 @@ smtp_session_accept(struct smtp_listener *lst, int fd)
 	s->lst = lst;
 	s->start_ms = util_now_ms();
 	util_session_id(s->sid);
-	s->conn = conn_new(srv->base, fd, smtp_session_io, s);
+	s->conn = sa != NULL ?
+	    conn_new_peer(srv->base, fd, sa, salen, smtp_session_io, s) :
+	    conn_new(srv->base, fd, smtp_session_io, s);
 	ip = conn_peer_ip(s->conn);
 	s->exempt = smtp_session_check_exempt(s);
 	/* Counted against the limits before this session joins them. */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/queue.h>
 
 struct conn;
@@ -280,7 +281,9 @@ struct smtp_session {
 };
 
 /* session.c */
-void smtp_session_accept(struct smtp_listener *lst, int fd);
+/* sa: the peer from accept4, or NULL to ask the socket. */
+void smtp_session_accept(struct smtp_listener *lst, int fd,
+    const struct sockaddr *sa, socklen_t salen);
 /* SIGTERM: idle sessions get 421 4.3.2 and close; a session waiting for a
  * commit gets its 250 first; one in the middle of DATA is aborted. */
 void smtp_session_shutdown_all(struct smtp_server *srv);

@@ -212,7 +212,7 @@ smtp_cmd_mail(struct smtp_session *s, const char *args)
 	tx->spool_fd = -1;
 	tx->sent_base = -1;
 	snprintf(tx->msgid, sizeof(tx->msgid), "%016llx",
-	    (unsigned long long)util_random64());
+	    (unsigned long long)util_unique_id64());
 	tx->mail_from = p.addr;
 	p.addr = NULL;
 	tx->smtputf8 = p.smtputf8;

@@ -28,7 +28,8 @@ static int delivery_body(struct store *, const struct store_delivery *,
 static int delivery_body_inline(struct store *,
     const struct store_delivery *, const struct delivery_src *, int64_t *);
 static int delivery_mailbox(struct store *, const char *, int64_t,
-    uint64_t, int64_t);
+    uint64_t, int64_t, bool);
+static int delivery_no_user_row(struct store *, const char *, bool);
 static int delivery_queue(struct store *, const struct store_delivery *,
     int64_t, int64_t, int64_t *);
 static int delivery_run(struct store *, const struct store_delivery *,
@@ -148,17 +149,51 @@ delivery_body(struct store *st, const struct store_delivery *d,
 	return 0;
 }
 
-/* One mailbox row for user address: its next UID, used += size. */
+/* No row from the UPDATE with the quota condition: over quota, or no
+ * such user. */
+static int
+delivery_no_user_row(struct store *st, const char *address, bool quota)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!quota)
+		return store_fail(st, "no such user");
+	s = store_stmt(st, STMT_USER_EXISTS,
+	    "SELECT 1 FROM users WHERE address = ?1");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return store_fail(st, "no such user");
+	if (rc != SQLITE_ROW)
+		return store_fail_db(st, rc, "deliver");
+	store_fail(st, "%s is over quota", address);
+	st->quota = true;
+	return -1;
+}
+
+/*
+ * One mailbox row for user address: its next UID, used += size. With
+ * quota, the same UPDATE refuses a user the message would take past the
+ * quota (one statement per recipient instead of a SELECT first).
+ */
 static int
 delivery_mailbox(struct store *st, const char *address, int64_t body_id,
-    uint64_t size, int64_t now)
+    uint64_t size, int64_t now, bool quota)
 {
 	sqlite3_stmt *s;
 	int64_t user_id, uid, epoch;
 	char uidl[64];
 	int rc;
 
-	s = store_stmt(st, STMT_DELIVER_USER,
+	s = quota ? store_stmt(st, STMT_DELIVER_USER_QUOTA,
+	    "UPDATE users SET next_uid = next_uid + 1, used = used + ?2 "
+	    "WHERE address = ?1 AND (quota = 0 OR used + ?2 <= quota) "
+	    "RETURNING id, next_uid - 1, uid_epoch") :
+	    store_stmt(st, STMT_DELIVER_USER,
 	    "UPDATE users SET next_uid = next_uid + 1, used = used + ?2 "
 	    "WHERE address = ?1 RETURNING id, next_uid - 1, uid_epoch");
 	if (s == NULL)
@@ -169,7 +204,7 @@ delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE)
-			return store_fail(st, "no such user");
+			return delivery_no_user_row(st, address, quota);
 		return store_fail_db(st, rc, "deliver");
 	}
 	user_id = sqlite3_column_int64(s, 0);
@@ -269,7 +304,8 @@ delivery_run(struct store *st, const struct store_delivery *d,
 	if (delivery_body(st, d, src, &body_id) < 0)
 		goto out;
 	for (size_t i = 0; i < d->nlocal; i++)
-		if (delivery_mailbox(st, d->local[i], body_id, size, now) < 0)
+		if (delivery_mailbox(st, d->local[i], body_id, size, now,
+		    d->check_quota) < 0)
 			goto out;
 	if (d->nremote > 0 &&
 	    delivery_queue(st, d, body_id, now, &queue_id) < 0)

@@ -143,12 +143,19 @@ store_error_is_busy(struct store *st)
 	return st->busy;
 }
 
+bool
+store_error_is_quota(struct store *st)
+{
+	return st->quota;
+}
+
 int
 store_fail_db(struct store *st, int rc, const char *what)
 {
 	int prim = rc & 0xff;
 
 	st->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
+	st->quota = false;
 	snprintf(st->err, sizeof(st->err), "%s: %s", what,
 	    sqlite3_errmsg(st->db));
 	return -1;
@@ -160,6 +167,7 @@ store_fail(struct store *st, const char *fmt, ...)
 	va_list ap;
 
 	st->busy = false;
+	st->quota = false;
 	va_start(ap, fmt);
 	vsnprintf(st->err, sizeof(st->err), fmt, ap);
 	va_end(ap);

@@ -27,6 +27,8 @@ void store_close(struct store *st);
 const char *store_error(struct store *st);
 /* 1 if the last failure was SQLITE_BUSY/LOCKED (temporary). */
 bool store_error_is_busy(struct store *st);
+/* The last failure was a store_deliver refused for quota (check_quota). */
+bool store_error_is_quota(struct store *st);
 
 /* Bring the schema to the newest version (idempotent). */
 int store_migrate(struct store *st);
@@ -166,6 +168,9 @@ struct store_delivery {
 	const char *auth_user;		/* submitter or NULL */
 	bool smtputf8;
 	bool is_bounce;
+	/* Refuse, leaving nothing behind, when a local recipient would pass
+	 * its quota: -1 with store_error_is_quota() true. */
+	bool check_quota;
 };
 int store_deliver(struct store *st, const struct store_delivery *d,
     int64_t *body_id_r, int64_t *queue_id_r);

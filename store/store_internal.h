@@ -42,6 +42,8 @@ enum store_stmt_id {
 	STMT_ALIAS_DEL_ALL,
 	STMT_ALIAS_DESTS,
 	STMT_DELIVER_USER,
+	STMT_DELIVER_USER_QUOTA,
+	STMT_USER_EXISTS,
 	STMT_BODY_INSERT,
 	STMT_BODY_INSERT_INLINE,
 	STMT_CHUNK_INSERT,
@@ -84,6 +86,7 @@ struct store {
 	const char *stmt_sql[STMT_COUNT];	/* text each slot was made from */
 	char err[256];				/* store_error() */
 	bool busy;				/* last failure BUSY/LOCKED */
+	bool quota;				/* last failure: over quota */
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
 	int wal_frames;		/* WAL length after our last commit (only
 				 * tracked with autocheckpoint 0) */

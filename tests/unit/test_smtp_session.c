@@ -78,7 +78,7 @@ start(void)
 	peer = sv[0];
 	fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) | O_NONBLOCK);
 	peer_eof = false;
-	smtp_session_accept(&lst, sv[1]);
+	smtp_session_accept(&lst, sv[1], NULL, 0);
 }
 
 static void

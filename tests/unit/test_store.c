@@ -1067,6 +1067,51 @@ test_quota(void)
 	t_end();
 }
 
+/* store_deliver with check_quota: refused past the quota, at it fine,
+ * nothing left behind by a refusal, an unknown user is not "quota". */
+static void
+test_deliver_quota(void)
+{
+	static const char *const ab[] = { "alice@ex.test", "bob@ex.test" };
+	static const char *const ghost[] = { "ghost@ex.test" };
+	struct store *st = t_open();
+	struct store_delivery d = {
+		.prefix = "", .fd = -1, .mail_from = "", .local = ab,
+		.nlocal = 2, .check_quota = true,
+	};
+	struct store_user u;
+
+	t_begin("deliver: quota checked by the counting statement");
+	t_assert_int(store_user_set_quota(st, "bob@ex.test", 10), 0);
+	/* 10 bytes: bob exactly at his quota, accepted. */
+	t_assert_int(store_deliver_mem(st, &d, "0123456789", 10, NULL, NULL),
+	    0);
+	t_assert(!store_error_is_quota(st));
+	/* One more byte for bob: refused, for alice too (one job). */
+	t_assert_int(store_deliver_mem(st, &d, "x", 1, NULL, NULL), -1);
+	t_assert(store_error_is_quota(st));
+	t_assert(strstr(store_error(st), "bob@ex.test") != NULL);
+	t_assert_int(q_int(st, "SELECT count(*) FROM bodies"), 1);
+	t_assert_int(q_int(st, "SELECT count(*) FROM mailbox"), 2);
+	t_assert_int(store_user_get(st, "alice@ex.test", &u), 0);
+	t_assert_int(u.used, 10);
+	store_user_clear(&u);
+	t_assert_int(q_int(st, "SELECT next_uid FROM users WHERE address = "
+	    "'alice@ex.test'"), 2);
+	/* Without the check the same delivery goes through. */
+	d.check_quota = false;
+	t_assert_int(store_deliver_mem(st, &d, "x", 1, NULL, NULL), 0);
+	/* An unknown user is an error, not a quota refusal. */
+	d.check_quota = true;
+	d.local = ghost;
+	d.nlocal = 1;
+	t_assert_int(store_deliver_mem(st, &d, "x", 1, NULL, NULL), -1);
+	t_assert(!store_error_is_quota(st));
+	t_assert(strstr(store_error(st), "no such user") != NULL);
+	t_close(st);
+	t_end();
+}
+
 static void
 test_sendlog(void)
 {
@@ -1283,6 +1328,7 @@ main(void)
 	test_body_inline();
 	test_group_commit();
 	test_quota();
+	test_deliver_quota();
 	test_sendlog();
 	test_queue_rows();
 	test_concurrency();
