@@ -116,6 +116,10 @@ static const struct cfg_key cfg_keys[] = {
 	{ "relay", "smarthost_password_file", CFG_T_PATH, 0, 0, 0, "",
 	  O(relay.smarthost_password_file),
 	  "file whose first line is the smarthost password" },
+	{ "relay", "smarthost_ca", CFG_T_PATH, 0, 0, 0, "",
+	  O(relay.smarthost_ca),
+	  "CA file the smarthost's certificate must verify against; empty = "
+	  "the system's trust store" },
 	{ "relay", "resolver", CFG_T_HOSTPORT, 0, 0, 0, "", O(relay.resolver),
 	  "ip:port of the DNS server for every lookup; empty = "
 	  "/etc/resolv.conf" },
@@ -1176,6 +1180,9 @@ cfg_validate(struct cfg_loader *l)
 	    c->relay.smarthost_password_file == NULL)
 		cfg_key_error(l, "relay", "smarthost_user",
 		    "set, but no smarthost_password_file");
+	if (c->relay.smarthost_ca != NULL && c->relay.smarthost == NULL)
+		cfg_key_error(l, "relay", "smarthost_ca",
+		    "set, but no smarthost");
 	if (c->relay.smarthost_user == NULL &&
 	    c->relay.smarthost_password_file != NULL)
 		cfg_key_error(l, "relay", "smarthost_password_file",

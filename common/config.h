@@ -73,6 +73,7 @@ struct cfg {
 		char *smarthost;	/* "host:port" or NULL */
 		char *smarthost_user;
 		char *smarthost_password_file;
+		char *smarthost_ca;	/* CA file, NULL = system trust */
 		char *resolver;		/* "ip:port" or NULL = /etc/resolv.conf */
 		unsigned mx_port;
 		unsigned retry_first;	/* seconds */

@@ -942,6 +942,12 @@ mta_after_ehlo(struct mta_session *s)
 			    "offer STARTTLS (required)", s->label);
 			return;
 		}
+	} else if (smarthost && !conn_tls_verified(s->c)) {
+		/* Neither the password nor the mail goes to a smarthost
+		 * that could be anyone on the path. */
+		mta_host_fail(s, "451 4.7.5 smarthost %s certificate not "
+		    "verified (see [relay] smarthost_ca)", s->label);
+		return;
 	}
 	if (smarthost && m->auth_user != NULL && !s->authed) {
 		size_t ul = strlen(m->auth_user), pl = strlen(m->auth_pass ?

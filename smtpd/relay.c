@@ -230,8 +230,11 @@ relay_new(struct event_base *base, const struct cfg *cfg)
 		goto fail;
 	}
 	error = NULL;
-	if (tls_init() != 0 ||
-	    (r->tls = tls_ctx_client_new(NULL, &error)) == NULL) {
+	/* A smarthost is verified against smarthost_ca (or the system's
+	 * trust store); MX peers are only opportunistic. */
+	if (tls_init() != 0 || (r->tls = tls_ctx_client_new(
+	    cfg->relay.smarthost != NULL ? cfg->relay.smarthost_ca : NULL,
+	    &error)) == NULL) {
 		/* Opportunistic TLS is optional; a smarthost needs it. */
 		log_warn("event=relay.start tls=unavailable error=\"%s\"",
 		    error != NULL ? error : "tls init");

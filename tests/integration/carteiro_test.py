@@ -78,7 +78,10 @@ def make_certs(d, hostname="mail.example.test"):
                 'expiration_days = 30\n')
     with open(srv_tmpl, "w") as f:
         f.write('cn = "%s"\ndns_name = "%s"\ndns_name = "localhost"\n'
-                'ip_address = "127.0.0.1"\ntls_www_server\nencryption_key\n'
+                'ip_address = "127.0.0.1"\n'
+                # the fake smarthost of test_relay_smarthost
+                'ip_address = "127.0.0.6"\n'
+                'tls_www_server\nencryption_key\n'
                 'signing_key\nexpiration_days = 30\n' % (hostname, hostname))
     q = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa",

@@ -1,7 +1,9 @@
 """Relay through a smarthost: every remote message goes to [relay]
 smarthost over STARTTLS with AUTH PLAIN, or LOGIN when that is all it
 offers (user + first line of the password file); a smarthost without
-STARTTLS gets nothing (temporary failure)."""
+STARTTLS, or whose certificate does not verify against smarthost_ca (or
+the system's trust store), gets neither the password nor the mail
+(temporary failure)."""
 
 import os
 import sys
@@ -14,7 +16,7 @@ from fakemx import Sink, queue_ids, relay_setup, submit, wait_for  # noqa: E402
 MSG = b"From: alice@example.test\r\nSubject: via smarthost\r\n\r\nhi\r\n"
 
 
-def setup(test, tls, auth_exclude=()):
+def setup(test, tls, auth_exclude=(), ca="ca.pem"):
     port = ct.free_port("127.0.0.6")
     tmp = ct.tempfile.mkdtemp(prefix="carteiro-sh-")
     test.addCleanup(ct.shutil.rmtree, tmp, True)
@@ -27,6 +29,8 @@ def setup(test, tls, auth_exclude=()):
         "smarthost": "127.0.0.6:%d" % port,
         "smarthost_user": "relay@isp.test",
         "smarthost_password_file": pw,
+        # relative to the config's directory, where Env wrote its CA
+        "smarthost_ca": ca,
         "retry_first": "1h", "retry_max": "1h"}})
     sink = Sink("127.0.0.6", port, tls=(env.cert, env.key) if tls else None,
                 auth=("relay@isp.test", "s3cret pass"), require_tls=tls,
@@ -83,6 +87,24 @@ class RelaySmarthost(unittest.TestCase):
             self.assertEqual(err[1], 0)
             self.assertEqual(sink.messages, [])
             self.assertEqual(env.mailbox_bodies("alice@example.test"), [])
+        finally:
+            sink.stop()
+            env.stop()
+            dns.stop()
+
+    def test_smarthost_unverified_defers(self):
+        # The system's trust store does not know the test CA.
+        env, dns, sink = setup(self, tls=True, ca="")
+        try:
+            self.assertEqual(submit(env, ["bob@anywhere.test"], MSG), {})
+            self.assertTrue(wait_for(lambda: env.query(
+                "SELECT attempts FROM queue") == [(1,)]))
+            err = env.query("SELECT last_error, status FROM queue_rcpt")[0]
+            self.assertIn("4.7.5", err[0])
+            self.assertIn("certificate not verified", err[0])
+            self.assertEqual(err[1], 0)
+            self.assertEqual(sink.auth_ok, [])
+            self.assertEqual(sink.messages, [])
         finally:
             sink.stop()
             env.stop()
