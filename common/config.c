@@ -63,7 +63,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "postmaster", CFG_T_STRING, 0, 0, 0, "",
 	  O(server.postmaster),
 	  "where postmaster@ each local domain goes unless an alias says "
-	  "otherwise" },
+	  "otherwise; empty = the domain's oldest user" },
 	{ "server", "log_level", CFG_T_LOGLEVEL, 0, 0, 0, "info",
 	  O(server.log_level), "error, warn, info or debug" },
 

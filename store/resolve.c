@@ -36,6 +36,7 @@ static int resolve_expand(struct resolve_ctx *, const char *, unsigned);
 static int resolve_expand_list(struct resolve_ctx *, const char *,
     struct resolve_list *, unsigned);
 static bool resolve_is_postmaster(const char *, size_t);
+static int resolve_postmaster_fallback(struct resolve_ctx *, const char *);
 
 /* Append a copy unless an equal (case-insensitive) entry is present. */
 static void
@@ -179,9 +180,44 @@ resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
 	if (rc < 0)
 		goto out;
 	ret = resolve_expand_list(c, addr, &dests, depth);
+	if (ret == 0 && c->local.n + c->remote.n == before &&
+	    resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)))
+		ret = resolve_postmaster_fallback(c, domain);
 out:
 	store_rcpt_free_list(dests.v, dests.n);
 	return ret;
+}
+
+/*
+ * Postmaster with nowhere configured to go (no alias, no [server]
+ * postmaster, no catch-all): the oldest user of domain (NULL: of the
+ * store), so that postmaster is always accepted and read by someone.
+ */
+static int
+resolve_postmaster_fallback(struct resolve_ctx *c, const char *domain)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = domain != NULL ? store_stmt(c->st, STMT_POSTMASTER_DOMAIN,
+	    "SELECT u.address FROM users u JOIN domains d "
+	    "ON d.id = u.domain_id WHERE d.name = ?1 ORDER BY u.id LIMIT 1") :
+	    store_stmt(c->st, STMT_POSTMASTER_ANY,
+	    "SELECT address FROM users ORDER BY id LIMIT 1");
+	if (s == NULL)
+		return -1;
+	if (domain != NULL)
+		store_bind_text(s, 1, domain);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		resolve_list_add(&c->local,
+		    (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail_db(c->st, rc, "postmaster");
+	if (rc == SQLITE_DONE && domain != NULL)
+		return resolve_postmaster_fallback(c, NULL);
+	return 0;
 }
 
 int
@@ -197,13 +233,17 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 	*nlocal_r = *nremote_r = 0;
 	if (domain == NULL) {
 		/* RFC 5321 4.5.1: bare <postmaster>, no domain. */
-		if (!resolve_is_postmaster(address, strlen(address)) ||
-		    postmaster == NULL || postmaster[0] == '\0') {
+		if (!resolve_is_postmaster(address, strlen(address))) {
 			*kind_r = STORE_RCPT_NOUSER;
 			return 0;
 		}
-		c.path[0] = address;
-		rc = resolve_expand(&c, postmaster, 1);
+		rc = 0;
+		if (postmaster != NULL && postmaster[0] != '\0') {
+			c.path[0] = address;
+			rc = resolve_expand(&c, postmaster, 1);
+		}
+		if (rc == 0 && c.local.n + c.remote.n == 0)
+			rc = resolve_postmaster_fallback(&c, NULL);
 	} else {
 		rc = store_domain_is_local(st, domain);
 		if (rc < 0)

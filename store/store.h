@@ -115,7 +115,10 @@ int store_alias_list(struct store *st, const char *source, store_alias_cb *cb,
  * Precedence for one address: its own alias (which replaces the mailbox of
  * a user with the same address; list the address among the destinations
  * to keep a copy), then the user, then (postmaster@ only) the configured
- * postmaster, then the "@domain" catch-all. Reaching an address already on
+ * postmaster, then the "@domain" catch-all, then (postmaster only, RFC
+ * 5321 4.5.1: always accepted) the oldest user of the domain, or of the
+ * whole store for bare "postmaster" and a domain without users. Reaching
+ * an address already on
  * the current expansion chain stops there: a user gets the mail, anything
  * else is dropped. Local addresses come back as stored (users.address).
  * Results:

@@ -200,5 +200,30 @@ class Delivery(unittest.TestCase):
             self.assertEqual(ct.strip_added_headers(m), body, len(body))
 
 
+class PostmasterUnconfigured(unittest.TestCase):
+    """No [server] postmaster, no alias, no catch-all: postmaster is still
+    accepted (RFC 5321 4.5.1) and goes to the domain's oldest user."""
+
+    def test_postmaster_goes_to_oldest_user(self):
+        env = Env(users=("olga@example.test", "pete@example.test"),
+                  conf={"server": {"postmaster": ""}})
+        try:
+            env.start_smtpd()
+            s = smtplib.SMTP("127.0.0.1", env.ports["mx"])
+            s.ehlo("x.test")
+            s.mail("")
+            self.assertEqual(s.rcpt("<postmaster>")[0], 250)
+            self.assertEqual(s.rcpt("<POSTMASTER@example.test>")[0], 250)
+            self.assertEqual(s.rcpt("<nobody@example.test>")[0], 550)
+            self.assertEqual(s.data(b"Subject: pm2\r\n\r\nhi\r\n")[0], 250)
+            s.quit()
+            got = env.mailbox_bodies("olga@example.test")
+            self.assertEqual(len(got), 1)
+            self.assertTrue(got[0].endswith(b"Subject: pm2\r\n\r\nhi\r\n"))
+            self.assertEqual(env.mailbox_bodies("pete@example.test"), [])
+        finally:
+            env.stop()
+
+
 if __name__ == "__main__":
     ct.main()

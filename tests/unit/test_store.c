@@ -437,7 +437,17 @@ test_resolve(void)
 		  "alice@ex.test;", "" },
 		{ "Postmaster", "pm@remote.test", STORE_RCPT_LOCAL, "",
 		  "pm@remote.test;" },
-		{ "postmaster", NULL, STORE_RCPT_NOUSER, "", "" },
+		/* nowhere configured: the oldest user (RFC 5321 4.5.1:
+		 * postmaster is always accepted) of the domain, or of the
+		 * store */
+		{ "postmaster", NULL, STORE_RCPT_LOCAL, "alice@ex.test;", "" },
+		{ "postmaster@ex3.test", NULL, STORE_RCPT_LOCAL,
+		  "zed@ex3.test;", "" },
+		{ "postmaster@ex3.test", "ghost@ex3.test", STORE_RCPT_LOCAL,
+		  "zed@ex3.test;", "" },
+		{ "postmaster@ex4.test", NULL, STORE_RCPT_LOCAL,
+		  "alice@ex.test;", "" },
+		{ "other@ex3.test", NULL, STORE_RCPT_NOUSER, "", "" },
 		{ "postmaster@ex2.test", "alice@ex.test", STORE_RCPT_LOCAL,
 		  "bob@ex.test;", "" },
 		{ "postmaster@ex.test", NULL, STORE_RCPT_LOCAL,
@@ -475,6 +485,10 @@ test_resolve(void)
 	ok &= store_user_add(st, "frank@ex.test", "h") == 0;
 	ok &= store_alias_add(st, "frank@ex.test", "alice@ex.test") == 0;
 	ok &= store_alias_add(st, "postmaster@ex2.test", "bob@ex.test") == 0;
+	ok &= store_domain_add(st, "ex3.test") == 0;
+	ok &= store_user_add(st, "zed@ex3.test", "h") == 0;
+	ok &= store_user_add(st, "yan@ex3.test", "h") == 0;
+	ok &= store_domain_add(st, "ex4.test") == 0;
 	if (!ok)
 		fprintf(stderr, "setup: %s\n", store_error(st));
 	for (int i = 0; i < 6; i++) {
