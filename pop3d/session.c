@@ -253,10 +253,10 @@ pop3_session_kick(struct pop3_session *s)
  * client does not read its replies; whoever ends that condition calls
  * pop3_session_kick. Never frees the session.
  *
- * Reading is not paused meanwhile: unprocessed input is bounded by
- * POP3_INPUT_MAX instead (an honest client never pipelines that much), and
- * a client past it is closed. (This began as a workaround for a conn.c
- * resume bug, since fixed; pausing would now work too.)
+ * While stopped, reading is paused: a client that pipelines thousands of
+ * commands is held back by TCP instead of filling our memory, and is not
+ * cut off. So unprocessed input stays below a read or two; past
+ * POP3_INPUT_MAX something is wrong and the client is closed.
  */
 static void
 pop3_session_input(struct pop3_session *s)
@@ -273,15 +273,21 @@ pop3_session_input(struct pop3_session *s)
 		    conn_output_len(s->conn) > POP3_OUT_HIGH) {
 			/* Busy, or the client pipelines but does not read:
 			 * LOWAT (or the auth/TLS completion) kicks us. */
-			if (!conn_is_closing(s->conn) &&
-			    evbuffer_get_length(conn_input(s->conn)) >
+			if (conn_is_closing(s->conn))
+				break;
+			if (evbuffer_get_length(conn_input(s->conn)) >
 			    POP3_INPUT_MAX) {
 				log_info("event=pop3.flood sid=%s ip=%s", s->sid,
 				    s->ip);
 				pop3_session_close(s, "input-flood");
+				break;
 			}
+			conn_pause_read(s->conn);
 			break;
 		}
+		/* Ready: take more (buffered input comes back from the
+		 * loop as CONN_EV_INPUT). */
+		conn_resume_read(s->conn);
 		r = conn_getline(s->conn, s->input == POP3_IN_SASL ?
 		    POP3_SASL_LINE_MAX : POP3_LINE_MAX, &line, &len, NULL);
 		if (r == CONN_LINE_NONE)

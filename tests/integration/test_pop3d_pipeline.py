@@ -86,6 +86,32 @@ class Pop3Pipeline(unittest.TestCase):
         self.assertEqual(r.cmd("QUIT"), b"+OK Logging out.")
         r.close()
 
+    def test_deep_pipeline_held_back_not_cut_off(self):
+        """A client that pipelines far more than the server buffers (a
+        10 MB RETR, then 15,000 NOOPs, about 100 KB, while not reading)
+        is held back by TCP while its replies drain, and gets every reply
+        in order."""
+        import threading
+        r = pf.Raw(self.env)
+        r.line()
+        r.send(("USER %s\r\nPASS %s\r\n" % (ALICE, ct.PASSWORD)).encode())
+        self.assertEqual(r.line(), b"+OK")
+        self.assertEqual(r.line(), b"+OK Logged in.")
+        n = 15000
+        t = threading.Thread(target=r.send, args=(
+            b"RETR 2\r\n" + b"NOOP\r\n" * n + b"QUIT\r\n",))
+        t.start()
+        time.sleep(1)       # the server is far behind its input now
+        self.assertEqual(r.line(), b"+OK %d octets" % len(self.big))
+        stuffed = b"\r\n".join(b"." + l if l.startswith(b".") else l
+                                for l in self.big.split(b"\r\n"))
+        self.assertEqual(r.multi_raw(), stuffed + b".\r\n")
+        got = [r.line() for _ in range(n)]
+        t.join(20)
+        self.assertEqual(got, [b"+OK"] * n)
+        self.assertTrue(r.line().startswith(b"+OK"))
+        self.assertNotIn("event=pop3.flood", self.env.pop3d.log())
+
     def test_big_message_byte_exact(self):
         p = pf.pop3(self.env, "implicit", timeout=60)
         resp, lines, octets = p.retr(2)
