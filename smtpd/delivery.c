@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -750,12 +749,6 @@ delivery_spool_open(const char *dir)
 	free(tmpl);
 	errno = saved;
 	return fd;
-}
-
-int
-delivery_spool_open_mem(void)
-{
-	return memfd_create("carteiro-spool", MFD_CLOEXEC);
 }
 
 /* ---- helpers ---- */

@@ -72,13 +72,11 @@ void delivery_cancel(struct delivery *d, uint64_t token);
  * mkstemp file). -1 + errno on failure. */
 int delivery_spool_open(const char *dir);
 /*
- * Small messages are spooled in memory, as a malloc'd buffer handed to
- * the job (no file at all), or as a memfd where a worker needs a file
- * (no filesystem journal, no truncation cost); past DELIVERY_SPOOL_MEM_MAX
- * bytes a message goes to a disk spool.
+ * Small messages are spooled in memory, a malloc'd buffer handed to the
+ * job (no file at all; workers get a copy, see spool.h); past
+ * DELIVERY_SPOOL_MEM_MAX bytes a message goes to a disk spool.
  */
 #define DELIVERY_SPOOL_MEM_MAX	(128 * 1024)
-int delivery_spool_open_mem(void);
 
 /* ---- additions (delivery.c) ---- */
 /*

@@ -6,6 +6,7 @@
  * (common/workq) and one blocking resolver per worker.
  */
 #include "smtpd/inbound.h"
+#include "smtpd/spool.h"
 #include "smtpd/delivery.h"
 #include "common/config.h"
 #include "common/dkim.h"
@@ -40,7 +41,7 @@ struct inbound {
 struct inbound_job {
 	struct inbound *in;
 	char *ip, *helo, *mail_from;
-	int fd;			/* dup of the caller's spool */
+	struct spool_copy src;	/* the caller's spool: dup or copy */
 	uint64_t size;
 	inbound_done_cb *cb;
 	void *arg;
@@ -109,12 +110,12 @@ inbound_is_forged_ar(const char *field, size_t len, const char *hostname)
  * error (then the original is used).
  */
 static int
-inbound_strip_forged(int fd, uint64_t size, const char *hostname,
-    const char *spooldir, uint64_t *size_r)
+inbound_strip_forged(const struct spool_copy *src, uint64_t size,
+    const char *hostname, const char *spooldir, uint64_t *size_r)
 {
 	size_t cap = 256 * 1024, len;
 	char *hdr = xmalloc(cap + 1);
-	ssize_t n = pread(fd, hdr, cap, 0);
+	ssize_t n = spool_copy_pread(src, hdr, cap, 0);
 	int out = -1;
 	bool found = false;
 
@@ -164,7 +165,7 @@ inbound_strip_forged(int fd, uint64_t size, const char *hostname,
 	/* The rest of the message, copied in chunks. */
 	uint64_t off = hlen;
 	while (off < size) {
-		ssize_t r = pread(fd, hdr, cap, (off_t)off);
+		ssize_t r = spool_copy_pread(src, hdr, cap, off);
 		if (r <= 0 || write(out, hdr, (size_t)r) != r)
 			goto fail;
 		off += (uint64_t)r;
@@ -224,13 +225,16 @@ inbound_work(void *arg, void *ctx)
 	uint64_t off = 0;
 	char *ar = NULL;
 
-	j->res.spool_fd = inbound_strip_forged(j->fd, j->size, hostname,
+	j->res.spool_fd = inbound_strip_forged(&j->src, j->size, hostname,
 	    j->in->spooldir, &j->res.data_size);
-	int readfd = j->res.spool_fd >= 0 ? j->res.spool_fd : j->fd;
+	struct spool_copy stripped = { .fd = j->res.spool_fd,
+	    .size = j->res.data_size };
+	const struct spool_copy *src = j->res.spool_fd >= 0 ? &stripped :
+	    &j->src;
 	uint64_t size = j->res.spool_fd >= 0 ? j->res.data_size : j->size;
 
 	while (off < size) {
-		ssize_t n = pread(readfd, buf, sizeof(buf), (off_t)off);
+		ssize_t n = spool_copy_pread(src, buf, sizeof(buf), off);
 		if (n <= 0)
 			break;
 		dkim_msg_update(m, buf, (size_t)n);
@@ -364,7 +368,7 @@ inbound_done(void *arg, bool cancelled)
 	}
 	if (j->res.spool_fd >= 0)
 		close(j->res.spool_fd);
-	close(j->fd);
+	spool_copy_clear(&j->src);
 	free(j->res.headers);
 	free(j->ip);
 	free(j->helo);
@@ -378,8 +382,8 @@ inbound_submit(struct inbound *in, const struct inbound_req *req,
 {
 	struct inbound_job *j = xcalloc(1, sizeof(*j));
 
-	j->fd = fcntl(req->spool_fd, F_DUPFD_CLOEXEC, 0);
-	if (j->fd < 0) {
+	if (spool_copy_init(&j->src, req->spool_fd, req->mem,
+	    req->data_size) != 0) {
 		free(j);
 		return 0;
 	}
@@ -393,7 +397,7 @@ inbound_submit(struct inbound *in, const struct inbound_req *req,
 	j->res.spool_fd = -1;
 	j->token = workq_submit(in->wq, j, inbound_work, inbound_done);
 	if (j->token == 0) {
-		close(j->fd);
+		spool_copy_clear(&j->src);
 		free(j->ip);
 		free(j->helo);
 		free(j->mail_from);

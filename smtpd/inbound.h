@@ -22,6 +22,8 @@ struct inbound_req {
 	const char *helo;
 	const char *mail_from;		/* "" for <> */
 	int spool_fd;			/* read with pread from 0; not closed */
+	const unsigned char *mem;	/* or, with spool_fd -1, the message
+					 * in memory (copied) */
 	uint64_t data_size;
 };
 

@@ -5,6 +5,7 @@
  * without a restart).
  */
 #include "smtpd/signer.h"
+#include "smtpd/spool.h"
 #include "common/config.h"
 #include "common/dkim.h"
 #include "common/dkim_keys.h"
@@ -45,7 +46,7 @@ struct signer_thread {
 
 struct signer_job {
 	struct signer *s;
-	int fd;
+	struct spool_copy src;	/* the caller's spool: dup or copy */
 	uint64_t size;
 	signer_done_cb *cb;
 	void *arg;
@@ -148,7 +149,7 @@ signer_work(void *arg, void *ctx)
 	uint64_t off = 0;
 
 	while (off < j->size) {
-		ssize_t n = pread(j->fd, buf, sizeof(buf), (off_t)off);
+		ssize_t n = spool_copy_pread(&j->src, buf, sizeof(buf), off);
 		if (n <= 0)
 			break;
 		dkim_msg_update(m, buf, (size_t)n);
@@ -183,7 +184,7 @@ signer_done(void *arg, bool cancelled)
 	if (!cancelled)
 		j->cb(j->token, j->headers ? j->headers : "", j->domain,
 		    j->arg);
-	close(j->fd);
+	spool_copy_clear(&j->src);
 	free(j->headers);
 	free(j->domain);
 	free(j);
@@ -212,13 +213,12 @@ signer_free(struct signer *s)
 }
 
 uint64_t
-signer_submit(struct signer *s, int spool_fd, uint64_t size,
-    signer_done_cb *cb, void *arg)
+signer_submit(struct signer *s, int spool_fd, const unsigned char *mem,
+    uint64_t size, signer_done_cb *cb, void *arg)
 {
 	struct signer_job *j = xcalloc(1, sizeof(*j));
 
-	j->fd = fcntl(spool_fd, F_DUPFD_CLOEXEC, 0);
-	if (j->fd < 0) {
+	if (spool_copy_init(&j->src, spool_fd, mem, size) != 0) {
 		free(j);
 		return 0;
 	}
@@ -228,7 +228,7 @@ signer_submit(struct signer *s, int spool_fd, uint64_t size,
 	j->arg = arg;
 	uint64_t token = workq_submit(s->wq, j, signer_work, signer_done);
 	if (token == 0) {
-		close(j->fd);
+		spool_copy_clear(&j->src);
 		free(j);
 		return 0;
 	}

@@ -22,10 +22,11 @@ typedef void signer_done_cb(uint64_t token, const char *headers,
 
 struct signer *signer_new(struct event_base *base, const struct cfg *cfg);
 void signer_free(struct signer *s);
-/* spool_fd is read (pread from 0) but not closed. Token, or 0 when the
- * pool is full (send unsigned). */
-uint64_t signer_submit(struct signer *s, int spool_fd, uint64_t size,
-    signer_done_cb *cb, void *arg);
+/* spool_fd is read (pread from 0) but not closed; with spool_fd -1 the
+ * message is mem (copied). Token, or 0 when the pool is full (send
+ * unsigned). */
+uint64_t signer_submit(struct signer *s, int spool_fd,
+    const unsigned char *mem, uint64_t size, signer_done_cb *cb, void *arg);
 void signer_cancel(struct signer *s, uint64_t token);
 
 #endif

@@ -412,12 +412,11 @@ smtp_tx_write_fd(int fd, const void *buf, size_t len)
 }
 
 /*
- * Move the in-memory bytes to a file: a disk spool when the message
- * outgrew memory (disk true), a memfd when a worker needs a file to read.
+ * Move the in-memory bytes to a disk spool: the message outgrew memory.
  * False (reply left to the caller) on failure.
  */
 static bool
-smtp_tx_spool_to_file(struct smtp_session *s, bool disk)
+smtp_tx_spool_to_file(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	size_t len = tx->spool_in_mem ? (size_t)tx->size : 0;
@@ -425,8 +424,7 @@ smtp_tx_spool_to_file(struct smtp_session *s, bool disk)
 
 	if (!tx->spool_in_mem)
 		return tx->spool_fd != -1;
-	fd = disk ? delivery_spool_open(s->lst->srv->spool_dir) :
-	    delivery_spool_open_mem();
+	fd = delivery_spool_open(s->lst->srv->spool_dir);
 	if (fd == -1 || !smtp_tx_write_fd(fd, tx->spool_mem, len)) {
 		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
 		    strerror(errno));
@@ -594,7 +592,7 @@ smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 		/* Too big to keep in memory: move what came so far to a
 		 * disk spool (tx->size counts this write already). */
 		tx->size -= len;
-		ok = smtp_tx_spool_to_file(s, true);
+		ok = smtp_tx_spool_to_file(s);
 		tx->size += len;
 		if (!ok) {
 			tx->error = SMTP_TX_ERR_IO;
@@ -770,17 +768,11 @@ smtp_tx_end(struct smtp_session *s)
 	    s->auth_user != NULL;
 	check = !smtp_session_is_submission(s) && srv->inbound != NULL &&
 	    !s->exempt;
-	/* The worker pools read a file: a memfd for a small message. */
-	if ((sign || check) && !smtp_tx_spool_to_file(s, false)) {
-		smtp_reply(s, "451 4.3.0 Temporary storage failure");
-		smtp_tx_reset(s);
-		smtp_session_enter(s, SMTP_ST_READY);
-		return;
-	}
 	smtp_session_wait(s);
 	if (sign) {
 		tx->step = SMTP_TX_STEP_SIGN;
-		tx->token = signer_submit(srv->signer, tx->spool_fd, tx->size,
+		tx->token = signer_submit(srv->signer, tx->spool_fd,
+		    tx->spool_in_mem ? tx->spool_mem : NULL, tx->size,
 		    smtp_tx_signed, s);
 		if (tx->token != 0)
 			return;
@@ -794,6 +786,7 @@ smtp_tx_end(struct smtp_session *s)
 		req.helo = s->helo;
 		req.mail_from = tx->mail_from;
 		req.spool_fd = tx->spool_fd;
+		req.mem = tx->spool_in_mem ? tx->spool_mem : NULL;
 		req.data_size = tx->size;
 		tx->step = SMTP_TX_STEP_INBOUND;
 		tx->token = inbound_submit(srv->inbound, &req, smtp_tx_checked,
@@ -846,7 +839,12 @@ smtp_tx_checked(uint64_t token, struct inbound_result *res, void *arg)
 	    res->reject ? " action=reject" : "");
 	if (res->spool_fd != -1) {
 		/* Forged Authentication-Results removed: a new spool. */
-		close(tx->spool_fd);
+		if (tx->spool_fd != -1)
+			close(tx->spool_fd);
+		free(tx->spool_mem);
+		tx->spool_mem = NULL;
+		tx->spool_cap = 0;
+		tx->spool_in_mem = false;
 		tx->spool_fd = res->spool_fd;
 		res->spool_fd = -1;
 		tx->size = res->data_size;
