@@ -358,6 +358,22 @@ store_user_set_hash(struct store *st, const char *address, const char *hash)
 }
 
 int
+store_user_set_enabled(struct store *st, const char *address, bool enabled)
+{
+	sqlite3_stmt *s;
+
+	s = store_stmt(st, STMT_USER_SET_ENABLED,
+	    "UPDATE users SET enabled = ?2 WHERE address = ?1");
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	sqlite3_bind_int(s, 2, enabled ? 1 : 0);
+	if (store_step_done(st, s, "user enable") < 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+}
+
+int
 store_user_set_quota(struct store *st, const char *address, uint64_t quota)
 {
 	sqlite3_stmt *s;

@@ -90,7 +90,11 @@ void store_user_clear(struct store_user *u);
 /* 1: exists; -1 with error "domain not local" if the domain isn't ours. */
 int store_user_add(struct store *st, const char *address, const char *hash);
 int store_user_set_hash(struct store *st, const char *address, const char *hash);	/* 1: missing */
-int store_user_set_quota(struct store *st, const char *address, uint64_t quota);	/* 1: missing */
+int store_user_set_quota(struct store *st, const char *address, uint64_t quota);
+/* A disabled user cannot log in (POP3, SMTP AUTH: AUTH_FAIL like a wrong
+ * password); mail for the address keeps arriving. 0, 1 = no such user. */
+int store_user_set_enabled(struct store *st, const char *address,
+    bool enabled);	/* 1: missing */
 /* Deletes the user's mailbox too (bodies' refs dropped). 1: missing. */
 int store_user_del(struct store *st, const char *address);
 /* 1: missing. Fills *u (store_user_clear frees). */

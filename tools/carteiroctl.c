@@ -73,6 +73,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "user", "list", 0, 1, "user list [ADDRESS|DOMAIN]", ctl_user_list,
 	  0 },
 	{ "user", "show", 1, 1, "user show ADDRESS", ctl_user_show, 0 },
+	{ "user", "disable", 1, 1, "user disable ADDRESS  (no more logins; "
+	  "mail keeps arriving)", ctl_user_disable, 0 },
+	{ "user", "enable", 1, 1, "user enable ADDRESS", ctl_user_enable, 0 },
 	{ "user", "quota", 2, 2, "user quota ADDRESS BYTES  (0 = unlimited; "
 	  "k, M, G suffixes)", ctl_user_quota, 0 },
 	{ "alias", "add", 2, 2, "alias add SOURCE DEST[,DEST...]  (SOURCE "

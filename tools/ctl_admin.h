@@ -49,6 +49,8 @@ int ctl_user_del(struct ctl *ctl, int argc, char **argv);
 int ctl_user_list(struct ctl *ctl, int argc, char **argv);
 int ctl_user_show(struct ctl *ctl, int argc, char **argv);
 int ctl_user_quota(struct ctl *ctl, int argc, char **argv);
+int ctl_user_disable(struct ctl *ctl, int argc, char **argv);
+int ctl_user_enable(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_add(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_del(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_list(struct ctl *ctl, int argc, char **argv);

@@ -22,6 +22,8 @@ static int ctl_alias_dest_check(struct ctl *ctl, const char *dest);
 static void ctl_alias_collect_cb(const char *source, const char *dest,
     void *arg);
 static int ctl_read_password_hash(char **hash_r);
+static int ctl_user_set_enabled(struct ctl *ctl, const char *arg,
+    bool enabled);
 
 /* ---- user ---- */
 
@@ -244,6 +246,39 @@ ctl_user_quota(struct ctl *ctl, int argc, char **argv)
 		ctl_err("no such user %s", address);
 	free(address);
 	return r == 0 ? 0 : 1;
+}
+
+static int
+ctl_user_set_enabled(struct ctl *ctl, const char *arg, bool enabled)
+{
+	char *address;
+	int r;
+
+	if (ctl_address_arg(arg, &address) < 0)
+		return 1;
+	r = store_user_set_enabled(ctl->st, address, enabled);
+	if (r < 0)
+		r = ctl_store_err(ctl, enabled ? "user enable" :
+		    "user disable");
+	else if (r == 1)
+		ctl_err("no such user %s", address);
+	free(address);
+	return r == 0 ? 0 : 1;
+}
+
+/* user disable ADDRESS: POP3 and SMTP AUTH refuse the user from the next
+ * login on (sessions already open run to their end); mail keeps arriving,
+ * an alias can send it elsewhere. */
+int
+ctl_user_disable(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_user_set_enabled(ctl, argv[2], false);
+}
+
+int
+ctl_user_enable(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_user_set_enabled(ctl, argv[2], true);
 }
 
 /* ---- alias ---- */
