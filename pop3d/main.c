@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "common/ipcount.h"
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/daemon.h"
@@ -126,6 +127,7 @@ main(int argc, char **argv)
 	daemon_parse_args(argc, argv, "carteiro-pop3d", &opts);
 	cfg = daemon_load_config(&opts);
 	memset(&srv, 0, sizeof(srv));
+	srv.ipcount = ipcount_new();
 	srv.cfg = cfg;
 	/*
 	 * Test-only hooks: CARTEIRO_TEST_NONLOCAL=1 treats every client as
@@ -220,6 +222,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < srv.nlisteners; i++)
 		listener_free(srv.listeners[i]);
 	free(srv.listeners);
+	ipcount_free(srv.ipcount);
 	daemon_signals_free(sigs);
 	auth_pool_free(srv.auth);
 	for (size_t i = 0; i < srv.nlocks; i++)

@@ -104,6 +104,9 @@ int pop3_parse_number(const char *s, uint32_t *n_r, const char **rest_r);
 /* ---- server ---- */
 struct pop3_session;
 
+struct ipcount;
+struct ipcount_entry;
+
 struct pop3_server {
 	struct event_base *base;
 	struct cfg *cfg;
@@ -114,6 +117,7 @@ struct pop3_server {
 	size_t nlisteners;
 	struct pop3_session *sessions;	/* doubly linked, newest first */
 	unsigned nsessions;
+	struct ipcount *ipcount;	/* sessions per client address */
 	char **locks;			/* lock_session: locked maildrops */
 	size_t nlocks, locks_cap;
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
@@ -132,6 +136,7 @@ struct pop3_session {
 	struct conn *conn;
 	char sid[17];
 	char ip[64];
+	struct ipcount_entry *ipc;	/* this IP's counter (shared) */
 	enum pop3_state state;
 	enum pop3_input input;
 	uint64_t started_ms;

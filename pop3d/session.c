@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "common/ipcount.h"
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -41,7 +42,6 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 {
 	struct pop3_session *s;
 	const struct cfg *cfg = srv->cfg;
-	unsigned same_ip = 0;
 
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
@@ -53,9 +53,7 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	s->conn = conn_new(srv->base, fd, pop3_session_conn_cb, s);
 	util_strlcpy(s->ip, conn_peer_ip(s->conn) ? conn_peer_ip(s->conn) : "?",
 	    sizeof(s->ip));
-	for (struct pop3_session *o = srv->sessions; o != NULL; o = o->next)
-		if (strcmp(o->ip, s->ip) == 0)
-			same_ip++;
+	s->ipc = ipcount_ref(srv->ipcount, s->ip);
 	s->next = srv->sessions;
 	if (srv->sessions != NULL)
 		srv->sessions->prev = s;
@@ -72,7 +70,7 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	if ((cfg->pop3d.max_clients > 0 &&
 	    srv->nsessions > cfg->pop3d.max_clients) ||
 	    (cfg->pop3d.max_clients_per_ip > 0 &&
-	    same_ip >= cfg->pop3d.max_clients_per_ip)) {
+	    ipcount_n(s->ipc) > cfg->pop3d.max_clients_per_ip)) {
 		if (implicit_tls) {
 			pop3_session_free(s, "too-many-clients");
 			return;
@@ -137,6 +135,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	ipcount_unref(srv->ipcount, s->ipc);
 	free(s);
 	if (srv->stopping && srv->nsessions == 0)
 		event_base_loopexit(srv->base, NULL);

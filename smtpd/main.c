@@ -20,6 +20,7 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/daemon.h"
+#include "common/ipcount.h"
 #include "common/listener.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -152,6 +153,7 @@ main(int argc, char **argv)
 	daemon_parse_args(argc, argv, "carteiro-smtpd", &o);
 	cfg = daemon_load_config(&o);
 	memset(&srv, 0, sizeof(srv));
+	srv.ipcount = ipcount_new();
 	TAILQ_INIT(&srv.sessions);
 	srv.cfg = cfg;
 	srv.on_drained = smtpd_drained;
@@ -254,7 +256,7 @@ main(int argc, char **argv)
 		event_free(smtpd_drain_timer);
 	daemon_signals_free(sig);
 	event_base_free(srv.base);
-	free(srv.ipbuckets);
+	ipcount_free(srv.ipcount);
 	free(srv.rates);
 	free(srv.spool_dir);
 	log_info("event=smtpd.exit");

@@ -20,17 +20,10 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/conn.h"
+#include "common/ipcount.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "smtpd/dnsbl.h"
-
-struct smtp_ipcount {
-	struct smtp_ipcount *next;
-	unsigned n;
-	char ip[48];
-};
-
-#define SMTP_IP_BUCKETS	1024
 
 /*
  * Connect-rate accounting ([smtpd] max_connect_rate_per_ip): one slot per
@@ -62,10 +55,6 @@ static void smtp_session_free(struct smtp_session *s, const char *reason);
 static void smtp_session_tls_ready(struct smtp_session *s);
 static void smtp_session_skip(struct smtp_session *s);
 static void smtp_session_unpause(struct smtp_session *s);
-static struct smtp_ipcount *smtp_session_ip_ref(struct smtp_server *srv,
-    const char *ip);
-static void smtp_session_ip_unref(struct smtp_server *srv,
-    struct smtp_ipcount *ipc);
 
 static const char *const smtp_listener_names[SMTP_LST_COUNT] = {
 	"mx", "submission", "submissions",
@@ -81,55 +70,13 @@ static char smtp_cur_cmd[LOG_ESCAPE_MAX];
 static char smtp_line_copy[SMTP_SASL_LINE_MAX + 1];
 
 static unsigned
-smtp_session_ip_hash(const char *ip)
+smtp_session_rate_slot(const char *ip)
 {
 	unsigned h = 5381;
 
 	while (*ip)
 		h = h * 33 + (unsigned char)*ip++;
-	return h % SMTP_IP_BUCKETS;
-}
-
-static struct smtp_ipcount *
-smtp_session_ip_ref(struct smtp_server *srv, const char *ip)
-{
-	struct smtp_ipcount *ipc;
-	unsigned h;
-
-	if (srv->ipbuckets == NULL) {
-		srv->nipbuckets = SMTP_IP_BUCKETS;
-		srv->ipbuckets = xcalloc(srv->nipbuckets,
-		    sizeof(*srv->ipbuckets));
-	}
-	h = smtp_session_ip_hash(ip);
-	for (ipc = srv->ipbuckets[h]; ipc != NULL; ipc = ipc->next)
-		if (strcmp(ipc->ip, ip) == 0)
-			break;
-	if (ipc == NULL) {
-		ipc = xcalloc(1, sizeof(*ipc));
-		util_strlcpy(ipc->ip, ip, sizeof(ipc->ip));
-		ipc->next = srv->ipbuckets[h];
-		srv->ipbuckets[h] = ipc;
-	}
-	ipc->n++;
-	return ipc;
-}
-
-static void
-smtp_session_ip_unref(struct smtp_server *srv, struct smtp_ipcount *ipc)
-{
-	struct smtp_ipcount **pp;
-
-	if (--ipc->n > 0)
-		return;
-	for (pp = &srv->ipbuckets[smtp_session_ip_hash(ipc->ip)]; *pp != NULL;
-	    pp = &(*pp)->next) {
-		if (*pp == ipc) {
-			*pp = ipc->next;
-			break;
-		}
-	}
-	free(ipc);
+	return h % SMTP_RATE_SLOTS;
 }
 
 static bool
@@ -143,7 +90,7 @@ smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
 		return false;
 	if (srv->rates == NULL)
 		srv->rates = xcalloc(SMTP_RATE_SLOTS, sizeof(*srv->rates));
-	r = &srv->rates[smtp_session_ip_hash(ip) * 4 % SMTP_RATE_SLOTS];
+	r = &srv->rates[smtp_session_rate_slot(ip)];
 	if (strcmp(r->ip, ip) != 0 ||
 	    now - r->window_start >= SMTP_RATE_WINDOW_MS) {
 		util_strlcpy(r->ip, ip, sizeof(r->ip));
@@ -174,8 +121,8 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	s->exempt = smtp_session_check_exempt(s);
 	/* Counted against the limits before this session joins them. */
 	full = srv->nsessions >= cfg->smtpd.max_clients;
-	s->ipc = smtp_session_ip_ref(srv, ip);
-	if (!full && s->ipc->n > cfg->smtpd.max_clients_per_ip)
+	s->ipc = ipcount_ref(srv->ipcount, ip);
+	if (!full && ipcount_n(s->ipc) > cfg->smtpd.max_clients_per_ip)
 		full = true;
 	if (!full && !s->exempt &&
 	    smtp_session_rate_exceeded(srv, ip))
@@ -478,7 +425,7 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	conn_free(s->conn);
 	free(s->helo);
 	free(s->auth_user);
-	smtp_session_ip_unref(srv, s->ipc);
+	ipcount_unref(srv->ipcount, s->ipc);
 	TAILQ_REMOVE(&srv->sessions, s, entry);
 	srv->nsessions--;
 	free(s);

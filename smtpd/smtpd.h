@@ -63,7 +63,8 @@ struct smtp_listener {
 	enum smtp_listener_kind kind;
 };
 
-struct smtp_ipcount;
+struct ipcount;
+struct ipcount_entry;
 struct smtp_session;
 TAILQ_HEAD(smtp_session_list, smtp_session);
 
@@ -86,8 +87,7 @@ struct smtp_server {
 
 	struct smtp_session_list sessions;
 	unsigned nsessions;
-	struct smtp_ipcount **ipbuckets;	/* per-IP session counts */
-	size_t nipbuckets;
+	struct ipcount *ipcount;	/* sessions per client address */
 	struct smtp_rate *rates;	/* per-IP connect rate, fixed slots */
 	int timeout_cmd_ms;
 	int timeout_data_ms;
@@ -256,7 +256,7 @@ struct smtp_session {
 	TAILQ_ENTRY(smtp_session) entry;
 	struct conn *conn;
 	struct smtp_listener *lst;
-	struct smtp_ipcount *ipc;	/* this IP's counter (shared) */
+	struct ipcount_entry *ipc;	/* this IP's counter (shared) */
 	struct smtp_tx *tx;		/* NULL outside a transaction */
 	struct smtp_sasl *sasl;		/* NULL unless AUTH is running */
 	struct event *timer;		/* AUTH failure delay, lazy */

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <sodium.h>
 
+#include "common/ipcount.h"
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -250,6 +251,7 @@ main(void)
 	deliver("Subject: one\r\n\r\nbody\r\n.dot\r\n");
 	deliver("Subject: two\r\n\r\nb1\r\nb2\r\nb3\r\n");
 	srv.cfg = &cfg;
+	srv.ipcount = ipcount_new();
 	srv.auth = (struct auth_pool *)&srv;	/* non-NULL, never used */
 	srv.timeout_ms = POP3_TIMEOUT_MS;
 	srv.readbuf = xmalloc(POP3_READ_CHUNK);
@@ -412,6 +414,7 @@ main(void)
 	t_end();
 
 	store_close(srv.store);
+	ipcount_free(srv.ipcount);
 	free(srv.readbuf);
 	free(srv.scratch);
 	unlink(db);

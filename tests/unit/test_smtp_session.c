@@ -5,6 +5,7 @@
  * pipelined order, the input modes (refused BDAT skips its chunk), the
  * error limit, and the EHLO keywords of an MX listener without TLS.
  */
+#include "common/ipcount.h"
 #include "smtpd/smtpd.h"
 #include "t.h"
 
@@ -107,6 +108,7 @@ main(void)
 	srv.timeout_cmd_ms = 60000;
 	srv.timeout_data_ms = 60000;
 	TAILQ_INIT(&srv.sessions);
+	srv.ipcount = ipcount_new();
 	lst.srv = &srv;
 	lst.kind = SMTP_LST_MX;
 
@@ -203,7 +205,7 @@ main(void)
 	t_assert_int(srv.nsessions, 0);
 
 	smtp_session_free_all(&srv);
-	free(srv.ipbuckets);
+	ipcount_free(srv.ipcount);
 	event_base_free(base);
 	return t_exit();
 }

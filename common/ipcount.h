@@ -1,0 +1,23 @@
+/*
+ * Open sessions per client address, for max_clients_per_ip in smtpd and
+ * pop3d: a hash table with one counter per address that has at least one
+ * session. Loop thread only.
+ */
+#ifndef CARTEIRO_IPCOUNT_H
+#define CARTEIRO_IPCOUNT_H
+
+struct ipcount;
+struct ipcount_entry;
+
+struct ipcount *ipcount_new(void);
+/* Frees entries still referenced too (their holders must be gone).
+ * Accepts NULL. */
+void ipcount_free(struct ipcount *t);
+/* One more session from ip; the entry stays valid until its last
+ * ipcount_unref. */
+struct ipcount_entry *ipcount_ref(struct ipcount *t, const char *ip);
+void ipcount_unref(struct ipcount *t, struct ipcount_entry *e);
+/* Sessions counted for the entry's address, this one included. */
+unsigned ipcount_n(const struct ipcount_entry *e);
+
+#endif
