@@ -9,6 +9,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/workq.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -138,55 +139,33 @@ auth_check(struct store *st, const char *address, const char *password,
 
 /* ---- worker pool ---- */
 
+/*
+ * The checks run on a common/workq pool. Each worker has its own store
+ * connection; they are opened in auth_pool_new (before any privilege
+ * drop) and handed out as the workers start.
+ */
 struct auth_req {
-	struct auth_req *next;
-	uint64_t token;
 	char *address;
 	char *password;		/* wiped and freed as soon as it is checked */
 	auth_done_cb *cb;
 	void *arg;
+	uint64_t token;
 	enum auth_result res;
 	char *canonical;	/* stored address on AUTH_OK */
-	bool cancelled;		/* callback must not run (set on loop thread) */
-};
-
-struct auth_req_list {
-	struct auth_req *head, *tail;
-};
-
-struct auth_worker {
-	struct auth_pool *pool;
-	pthread_t thread;
-	struct store *st;	/* this thread's own connection */
-	struct auth_req *running;	/* under pool->mtx */
-	bool started;
 };
 
 struct auth_pool {
-	struct event_base *base;
-	struct event *ev;		/* readable pipe: results are ready */
-	int pipe_rd, pipe_wr;		/* non-blocking, close-on-exec */
-
-	pthread_mutex_t mtx;		/* guards everything below */
-	pthread_cond_t cond;		/* waiting got a request, or stop */
-	struct auth_req_list waiting;
-	struct auth_req_list done;
-	unsigned npending;		/* waiting + running */
-	unsigned max_pending;
-	bool stopping;
-
-	uint64_t next_token;		/* loop thread only */
-	unsigned nthreads;
-	struct auth_worker *workers;
+	struct workq *wq;
+	pthread_mutex_t mtx;		/* guards the hand-out below */
+	struct store **stores;		/* one per worker */
+	unsigned nstores, handed;
 };
 
+static void *auth_worker_init(void *arg);
+static void auth_worker_fini(void *ctx);
+static void auth_work(void *job, void *ctx);
+static void auth_done(void *job, bool cancelled);
 static void auth_req_free(struct auth_req *req);
-static void auth_list_push(struct auth_req_list *l, struct auth_req *req);
-static struct auth_req *auth_list_pop(struct auth_req_list *l);
-static bool auth_list_remove(struct auth_req_list *l, uint64_t token,
-    struct auth_req **req_r);
-static void *auth_worker_main(void *arg);
-static void auth_pool_deliver(evutil_socket_t fd, short what, void *arg);
 
 static void
 auth_req_free(struct auth_req *req)
@@ -199,125 +178,48 @@ auth_req_free(struct auth_req *req)
 	free(req);
 }
 
-static void
-auth_list_push(struct auth_req_list *l, struct auth_req *req)
-{
-	req->next = NULL;
-	if (l->tail != NULL)
-		l->tail->next = req;
-	else
-		l->head = req;
-	l->tail = req;
-}
-
-static struct auth_req *
-auth_list_pop(struct auth_req_list *l)
-{
-	struct auth_req *req = l->head;
-
-	if (req != NULL) {
-		l->head = req->next;
-		if (l->head == NULL)
-			l->tail = NULL;
-		req->next = NULL;
-	}
-	return req;
-}
-
-/* Unlink the request with that token; true if it was in the list. */
-static bool
-auth_list_remove(struct auth_req_list *l, uint64_t token,
-    struct auth_req **req_r)
-{
-	struct auth_req *req, *prev = NULL;
-
-	for (req = l->head; req != NULL; prev = req, req = req->next) {
-		if (req->token != token)
-			continue;
-		if (prev != NULL)
-			prev->next = req->next;
-		else
-			l->head = req->next;
-		if (l->tail == req)
-			l->tail = prev;
-		req->next = NULL;
-		*req_r = req;
-		return true;
-	}
-	return false;
-}
-
+/* A worker starts: take one of the connections opened for the pool. */
 static void *
-auth_worker_main(void *arg)
-{
-	struct auth_worker *w = arg;
-	struct auth_pool *pool = w->pool;
-	struct auth_req *req;
-	enum auth_result res;
-	char *canonical;
-	bool wake;
-
-	pthread_mutex_lock(&pool->mtx);
-	for (;;) {
-		while (!pool->stopping && pool->waiting.head == NULL)
-			pthread_cond_wait(&pool->cond, &pool->mtx);
-		if (pool->stopping)
-			break;
-		req = auth_list_pop(&pool->waiting);
-		w->running = req;
-		pthread_mutex_unlock(&pool->mtx);
-
-		canonical = NULL;
-		res = auth_check(w->st, req->address, req->password,
-		    &canonical);
-		auth_wipe_free(req->password);
-		req->password = NULL;
-
-		pthread_mutex_lock(&pool->mtx);
-		w->running = NULL;
-		pool->npending--;
-		req->res = res;
-		req->canonical = canonical;
-		/* One wake-up per batch: the loop drains the whole list. */
-		wake = pool->done.head == NULL;
-		auth_list_push(&pool->done, req);
-		if (wake) {
-			ssize_t n;
-
-			do {
-				n = write(pool->pipe_wr, "r", 1);
-			} while (n < 0 && errno == EINTR);
-			/* EAGAIN: the pipe is full, a wake-up is pending. */
-		}
-	}
-	pthread_mutex_unlock(&pool->mtx);
-	return NULL;
-}
-
-/* On the loop thread: hand every finished check to its callback. */
-static void
-auth_pool_deliver(evutil_socket_t fd, short what, void *arg)
+auth_worker_init(void *arg)
 {
 	struct auth_pool *pool = arg;
-	struct auth_req *req;
-	char buf[64];
+	struct store *st = NULL;
 
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	for (;;) {
-		pthread_mutex_lock(&pool->mtx);
-		req = auth_list_pop(&pool->done);
-		pthread_mutex_unlock(&pool->mtx);
-		if (req == NULL)
-			break;
-		/* The callback may cancel other tokens (they are still on
-		 * the done list, so cancel finds them) or submit new ones. */
-		if (!req->cancelled)
-			req->cb(req->token, req->res,
-			    req->res == AUTH_OK ? req->canonical : NULL,
-			    req->arg);
-		auth_req_free(req);
-	}
+	pthread_mutex_lock(&pool->mtx);
+	if (pool->handed < pool->nstores)
+		st = pool->stores[pool->handed++];
+	pthread_mutex_unlock(&pool->mtx);
+	return st;
+}
+
+static void
+auth_worker_fini(void *ctx)
+{
+	store_close(ctx);
+}
+
+static void
+auth_work(void *job, void *ctx)
+{
+	struct auth_req *req = job;
+	struct store *st = ctx;
+
+	req->res = st != NULL ? auth_check(st, req->address, req->password,
+	    &req->canonical) : AUTH_TEMPFAIL;
+	auth_wipe_free(req->password);
+	req->password = NULL;
+}
+
+/* On the loop thread. */
+static void
+auth_done(void *job, bool cancelled)
+{
+	struct auth_req *req = job;
+
+	if (!cancelled)
+		req->cb(req->token, req->res,
+		    req->res == AUTH_OK ? req->canonical : NULL, req->arg);
+	auth_req_free(req);
 }
 
 struct auth_pool *
@@ -325,100 +227,39 @@ auth_pool_new(struct event_base *base, const char *store_path,
     unsigned nthreads, unsigned max_pending)
 {
 	struct auth_pool *pool;
-	sigset_t all, old;
 	const char *error;
-	int fds[2];
-	unsigned i;
 
 	auth_init();
 	if (nthreads == 0)
 		nthreads = 1;
 	pool = xcalloc(1, sizeof(*pool));
-	pool->base = base;
-	pool->pipe_rd = pool->pipe_wr = -1;
-	pool->nthreads = nthreads;
-	pool->max_pending = max_pending;
-	pool->next_token = 1;
 	pthread_mutex_init(&pool->mtx, NULL);
-	pthread_cond_init(&pool->cond, NULL);
-	pool->workers = xcalloc(nthreads, sizeof(*pool->workers));
-
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-		log_error("event=auth.pool error=\"pipe: %s\"",
-		    strerror(errno));
-		auth_pool_free(pool);
-		return NULL;
-	}
-	pool->pipe_rd = fds[0];
-	pool->pipe_wr = fds[1];
-	pool->ev = event_new(base, pool->pipe_rd, EV_READ | EV_PERSIST,
-	    auth_pool_deliver, pool);
-	if (pool->ev == NULL || event_add(pool->ev, NULL) < 0) {
-		log_error("event=auth.pool error=\"event_new failed\"");
-		auth_pool_free(pool);
-		return NULL;
-	}
-	for (i = 0; i < nthreads; i++) {
-		pool->workers[i].pool = pool;
-		pool->workers[i].st = store_open(store_path, &error);
-		if (pool->workers[i].st == NULL) {
+	pool->stores = xcalloc(nthreads, sizeof(*pool->stores));
+	for (pool->nstores = 0; pool->nstores < nthreads; pool->nstores++) {
+		pool->stores[pool->nstores] = store_open(store_path, &error);
+		if (pool->stores[pool->nstores] == NULL) {
 			log_error("event=auth.pool error=\"store: %s\"", error);
 			auth_pool_free(pool);
 			return NULL;
 		}
 	}
-	/* Workers block every signal: signals belong to the loop thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; i < nthreads; i++) {
-		int rc = pthread_create(&pool->workers[i].thread, NULL,
-		    auth_worker_main, &pool->workers[i]);
-
-		if (rc != 0) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			log_error("event=auth.pool error=\"pthread_create: "
-			    "%s\"", strerror(rc));
-			auth_pool_free(pool);
-			return NULL;
-		}
-		pool->workers[i].started = true;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pool->wq = workq_new(base, nthreads, max_pending, auth_worker_init,
+	    auth_worker_fini, pool);
 	return pool;
 }
 
 void
 auth_pool_free(struct auth_pool *pool)
 {
-	struct auth_req *req;
-	unsigned i;
-
 	if (pool == NULL)
 		return;
-	pthread_mutex_lock(&pool->mtx);
-	pool->stopping = true;
-	pthread_cond_broadcast(&pool->cond);
-	pthread_mutex_unlock(&pool->mtx);
-	/* A worker in the middle of a check finishes it (tens of ms). */
-	for (i = 0; i < pool->nthreads; i++) {
-		if (pool->workers[i].started)
-			pthread_join(pool->workers[i].thread, NULL);
-		if (pool->workers[i].st != NULL)
-			store_close(pool->workers[i].st);
-	}
-	while ((req = auth_list_pop(&pool->waiting)) != NULL)
-		auth_req_free(req);
-	while ((req = auth_list_pop(&pool->done)) != NULL)
-		auth_req_free(req);
-	if (pool->ev != NULL)
-		event_free(pool->ev);
-	if (pool->pipe_rd >= 0)
-		close(pool->pipe_rd);
-	if (pool->pipe_wr >= 0)
-		close(pool->pipe_wr);
-	pthread_cond_destroy(&pool->cond);
+	/* A worker in the middle of a check finishes it (tens of ms); the
+	 * workers close the connections they took. */
+	workq_free(pool->wq);
+	for (unsigned i = pool->handed; i < pool->nstores; i++)
+		store_close(pool->stores[i]);
+	free(pool->stores);
 	pthread_mutex_destroy(&pool->mtx);
-	free(pool->workers);
 	free(pool);
 }
 
@@ -426,51 +267,26 @@ uint64_t
 auth_pool_submit(struct auth_pool *pool, const char *address,
     const char *password, auth_done_cb *cb, void *arg)
 {
-	struct auth_req *req;
+	struct auth_req *req = xcalloc(1, sizeof(*req));
 
-	pthread_mutex_lock(&pool->mtx);
-	if (pool->npending >= pool->max_pending) {
-		pthread_mutex_unlock(&pool->mtx);
-		return 0;
-	}
-	req = xcalloc(1, sizeof(*req));
-	req->token = pool->next_token++;
 	req->address = xstrdup(address);
 	req->password = xstrdup(password);
 	req->cb = cb;
 	req->arg = arg;
-	pool->npending++;
-	auth_list_push(&pool->waiting, req);
-	pthread_cond_signal(&pool->cond);
-	pthread_mutex_unlock(&pool->mtx);
+	req->token = workq_submit(pool->wq, req, auth_work, auth_done);
+	if (req->token == 0) {
+		auth_req_free(req);
+		return 0;
+	}
 	return req->token;
 }
 
 void
 auth_pool_cancel(struct auth_pool *pool, uint64_t token)
 {
-	struct auth_req *req = NULL;
-	unsigned i;
-
 	if (pool == NULL || token == 0)
 		return;
-	pthread_mutex_lock(&pool->mtx);
-	if (auth_list_remove(&pool->waiting, token, &req)) {
-		pool->npending--;
-		pthread_mutex_unlock(&pool->mtx);
-		auth_req_free(req);
-		return;
-	}
-	for (i = 0; i < pool->nthreads; i++) {
-		if (pool->workers[i].running != NULL &&
-		    pool->workers[i].running->token == token)
-			pool->workers[i].running->cancelled = true;
-	}
-	for (req = pool->done.head; req != NULL; req = req->next) {
-		if (req->token == token)
-			req->cancelled = true;
-	}
-	pthread_mutex_unlock(&pool->mtx);
+	workq_cancel(pool->wq, token);
 }
 
 /* ---- failure penalty ---- */

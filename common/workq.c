@@ -75,9 +75,11 @@ workq_thread(void *arg)
 		if (q->pending == NULL)
 			q->pending_tail = &q->pending;
 		q->current[me->idx] = j;
+		/* Read under the lock: workq_cancel writes it. */
+		bool skip = j->cancelled;
 		pthread_mutex_unlock(&q->mu);
 
-		if (!j->cancelled)
+		if (!skip)
 			j->work(j->job, ctx);
 
 		pthread_mutex_lock(&q->mu);
