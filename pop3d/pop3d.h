@@ -35,6 +35,8 @@ struct listener;
 /* Unprocessed input while busy (long output, auth, slow reader) before
  * we hang up: pipelined commands are short. */
 #define POP3_INPUT_MAX		(64 * 1024)
+/* Commands waiting while a command runs, past which reading pauses. */
+#define POP3_INPUT_PAUSE	(16 * 1024)
 /* Bytes read from the store per step of RETR/TOP. */
 #define POP3_READ_CHUNK		(16 * 1024)
 /* Bodies freed by the store_gc after each QUIT (keeps the write short). */

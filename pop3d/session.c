@@ -252,9 +252,10 @@ pop3_session_kick(struct pop3_session *s)
  * client does not read its replies; whoever ends that condition calls
  * pop3_session_kick. Never frees the session.
  *
- * While stopped, reading is paused: a client that pipelines thousands of
+ * While stopped with more than POP3_INPUT_PAUSE bytes of commands
+ * waiting, reading is paused: a client that pipelines thousands of
  * commands is held back by TCP instead of filling our memory, and is not
- * cut off. So unprocessed input stays below a read or two; past
+ * cut off. So unprocessed input stays below that plus a read; past
  * POP3_INPUT_MAX something is wrong and the client is closed.
  */
 static void
@@ -281,7 +282,12 @@ pop3_session_input(struct pop3_session *s)
 				pop3_session_close(s, "input-flood");
 				break;
 			}
-			conn_pause_read(s->conn);
+			/* Small pipelines just wait in the buffer (no
+			 * epoll changes per command); a deep one stops
+			 * being read. */
+			if (evbuffer_get_length(conn_input(s->conn)) >
+			    POP3_INPUT_PAUSE)
+				conn_pause_read(s->conn);
 			break;
 		}
 		/* Ready: take more (buffered input comes back from the
