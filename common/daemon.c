@@ -144,6 +144,25 @@ daemon_load_config(const struct daemon_opts *o)
 	return cfg;
 }
 
+bool
+daemon_check_reloadable(const struct cfg *cfg)
+{
+	const char *paths[2] = { cfg->tls.cert, cfg->tls.key };
+	bool ok = true;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (paths[i] == NULL || access(paths[i], R_OK) == 0)
+			continue;
+		log_warn("event=tls.not_reloadable path=%s error=\"%s\" "
+		    "hint=\"SIGHUP cannot re-read it as user %s; make it "
+		    "readable by one of its groups, or restart after "
+		    "renewing\"", paths[i], strerror(errno),
+		    cfg->server.user ? cfg->server.user : "-");
+		ok = false;
+	}
+	return ok;
+}
+
 void
 daemon_detach(const struct daemon_opts *o)
 {

@@ -44,6 +44,13 @@ struct cfg *daemon_load_config(const struct daemon_opts *o);
 void daemon_detach(const struct daemon_opts *o);
 
 /*
+ * After the privilege drop: warn when the TLS certificate or key can no
+ * longer be read, since SIGHUP could then not reload them (a renewed
+ * certificate would need a restart). False when it warned.
+ */
+bool daemon_check_reloadable(const struct cfg *cfg);
+
+/*
  * On base: SIGTERM and SIGINT call on_term(arg) (NULL: leave the loop),
  * SIGHUP calls log_reopen() then on_hup(arg) (may be NULL). SIGPIPE is
  * ignored process-wide. Callbacks run from the loop, not in signal context.

@@ -282,8 +282,11 @@ priv_drop(const char *user, char **error_r)
 		return -1;
 	}
 	gid = pw->pw_gid;
-	if (setgroups(1, &gid) == -1) {
-		*error_r = xasprintf("setgroups %u: %s", (unsigned)gid,
+	/* The user's own supplementary groups, not only the primary one:
+	 * that is how a key stays readable for SIGHUP (Debian's ssl-cert
+	 * group for /etc/ssl/private, say). */
+	if (initgroups(pw->pw_name, gid) == -1) {
+		*error_r = xasprintf("initgroups %s: %s", user,
 		    strerror(errno));
 		return -1;
 	}

@@ -178,6 +178,7 @@ main(int argc, char **argv)
 		    perr ? perr : "privilege drop failed");
 	if (cfg->server.user != NULL)
 		log_info("event=pop3.privdrop user=%s", cfg->server.user);
+	(void)daemon_check_reloadable(cfg);
 	proc_raise_nofile();
 	daemon_detach(&opts);
 

@@ -220,6 +220,7 @@ main(int argc, char **argv)
 	if (priv_drop(cfg->server.user, &err) != 0)
 		log_fatal("event=smtpd.start error=\"privilege drop: %s\"",
 		    err);
+	(void)daemon_check_reloadable(cfg);
 
 	srv.listeners = xcalloc(nfds, sizeof(*srv.listeners));
 	srv.nlisteners = nfds;
