@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "common/auth.h"
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -307,33 +308,6 @@ mta_stuff_end(unsigned *state, unsigned char *out)
 	memcpy(out + o, ".\r\n", 3);
 	*state = 0;
 	return o + 3;
-}
-
-void
-mta_base64(const unsigned char *in, size_t len, char *out)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < len) {
-		v = (uint32_t)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
 }
 
 /* ---- session lifecycle ---- */
@@ -963,8 +937,7 @@ mta_after_ehlo(struct mta_session *s)
 			raw[ul + 1] = '\0';
 			memcpy(raw + ul + 2, m->auth_pass ? m->auth_pass : "",
 			    pl);
-			b64 = xmalloc(4 * ((ul + pl + 4) / 3) + 8);
-			mta_base64(raw, ul + pl + 2, b64);
+			b64 = auth_base64_encode(raw, ul + pl + 2);
 			s->state = MTA_S_AUTH;
 			mta_send(s, "AUTH PLAIN %s\r\n", b64);
 			util_wipe(raw, ul + pl + 2);
@@ -1017,10 +990,8 @@ mta_on_auth(struct mta_session *s)
 static void
 mta_send_b64(struct mta_session *s, const char *v)
 {
-	size_t len = strlen(v);
-	char *b64 = xmalloc(4 * ((len + 2) / 3) + 4);
+	char *b64 = auth_base64_encode(v, strlen(v));
 
-	mta_base64((const unsigned char *)v, len, b64);
 	mta_send(s, "%s\r\n", b64);
 	util_wipe(b64, strlen(b64));
 	free(b64);

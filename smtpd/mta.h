@@ -105,7 +105,4 @@ size_t mta_stuff(unsigned *state, const unsigned char *in, size_t len,
 /* Terminating bytes (CRLF if needed, then ".\r\n") into out (>= 6). */
 size_t mta_stuff_end(unsigned *state, unsigned char *out);
 
-/* Base64 of len bytes into out (>= 4*((len+2)/3)+1), NUL-terminated. */
-void mta_base64(const unsigned char *in, size_t len, char *out);
-
 #endif

@@ -394,7 +394,6 @@ test_helpers(void)
 	unsigned char out[256];
 	size_t i, j, o, len;
 	unsigned st;
-	char b64[64];
 
 	t_begin("mta dot-stuffing at every split point");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -412,14 +411,6 @@ test_helpers(void)
 	}
 	t_end();
 
-	t_begin("mta base64");
-	mta_base64((const unsigned char *)"\0u\0p", 4, b64);
-	t_assert_str(b64, "AHUAcA==");
-	mta_base64((const unsigned char *)"abc", 3, b64);
-	t_assert_str(b64, "YWJj");
-	mta_base64((const unsigned char *)"ab", 2, b64);
-	t_assert_str(b64, "YWI=");
-	t_end();
 }
 
 int
