@@ -25,11 +25,7 @@ struct ipcount {
 static unsigned
 ipcount_hash(const char *ip)
 {
-	unsigned h = 5381;
-
-	while (*ip)
-		h = h * 33 + (unsigned char)*ip++;
-	return h % IPCOUNT_BUCKETS;
+	return util_str_hash(ip) % IPCOUNT_BUCKETS;
 }
 
 struct ipcount *

@@ -143,6 +143,16 @@ util_unique_id64(void)
 	return z ^ (z >> 31);
 }
 
+unsigned
+util_str_hash(const char *s)
+{
+	unsigned h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
 void
 util_session_id(char buf[17])
 {

@@ -36,6 +36,9 @@ char *util_strlower(char *s);
 uint64_t util_random64(void);
 /* Unique ids for logs and message ids (not secrets): no system call. */
 uint64_t util_unique_id64(void);
+/* djb2 of a string: for small in-memory hash tables (not adversarial
+ * keys' worst case: callers bound their chains or table sizes). */
+unsigned util_str_hash(const char *s);
 
 /* A new session id: 16 lower-case hex digits in buf[17]. */
 void util_session_id(char buf[17]);

@@ -69,16 +69,6 @@ static char smtp_cur_cmd[LOG_ESCAPE_MAX];
 /* Copy of the current command line: handlers may call conn_* freely. */
 static char smtp_line_copy[SMTP_SASL_LINE_MAX + 1];
 
-static unsigned
-smtp_session_rate_slot(const char *ip)
-{
-	unsigned h = 5381;
-
-	while (*ip)
-		h = h * 33 + (unsigned char)*ip++;
-	return h % SMTP_RATE_SLOTS;
-}
-
 static bool
 smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
 {
@@ -90,7 +80,7 @@ smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
 		return false;
 	if (srv->rates == NULL)
 		srv->rates = xcalloc(SMTP_RATE_SLOTS, sizeof(*srv->rates));
-	r = &srv->rates[smtp_session_rate_slot(ip)];
+	r = &srv->rates[util_str_hash(ip) % SMTP_RATE_SLOTS];
 	if (strcmp(r->ip, ip) != 0 ||
 	    now - r->window_start >= SMTP_RATE_WINDOW_MS) {
 		util_strlcpy(r->ip, ip, sizeof(r->ip));
