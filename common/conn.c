@@ -530,18 +530,20 @@ conn_read_step(struct conn *c)
 			break;
 		}
 	} else {
-		/* read(2) into reserved space, not evbuffer_read: that asks
-		 * FIONREAD first, an ioctl per read. */
+		/*
+		 * read(2), not evbuffer_read (it asks FIONREAD first, an
+		 * ioctl per read), into a stack buffer rather than reserved
+		 * evbuffer space: the input then holds chains the size of
+		 * what arrived, so thousands of clients that each sent a few
+		 * bytes of a line cost a few hundred bytes each, not 16 KB.
+		 */
+		static __thread char rbuf[CONN_READ_CHUNK];
+
 		for (;;) {
-			if (evbuffer_reserve_space(c->in, CONN_READ_CHUNK,
-			    &iov, 1) != 1)
-				log_fatal("event=oom where=conn_read");
-			n = read(c->fd, iov.iov_base,
-			    iov.iov_len < CONN_READ_CHUNK ? iov.iov_len :
-			    CONN_READ_CHUNK);
+			n = read(c->fd, rbuf, sizeof(rbuf));
 			if (n > 0) {
-				iov.iov_len = (size_t)n;
-				evbuffer_commit_space(c->in, &iov, 1);
+				if (evbuffer_add(c->in, rbuf, (size_t)n) != 0)
+					log_fatal("event=oom where=conn_read");
 				total = (size_t)n;
 			} else if (n == 0)
 				eof = true;

@@ -96,12 +96,23 @@ class Memory(unittest.TestCase):
             rss = proc_status(self.pid, "VmRSS")
             if not SAN:
                 self.assertLess(rss, 128 * 1024, "RSS %d kB" % rss)
+            # Each sends half a command line and stops (slowloris): the
+            # buffered bytes must cost about their size, not a 16 KB
+            # read buffer per connection.
+            for s in socks:
+                s.send(b"EHLO half-a-li")
+            time.sleep(1.5)
+            rss2 = proc_status(self.pid, "VmRSS")
+            if not SAN:
+                self.assertLess((rss2 - rss) / IDLE, 2.0,
+                                "RSS %d -> %d kB" % (rss, rss2))
+                self.assertLess(rss2, 128 * 1024, "RSS %d kB" % rss2)
             # Still serving while holding them all.
             c = Raw(self.port)
             self.assertEqual(c.code("NOOP"), 250)
             c.cmd("QUIT")
-            print("%d idle sessions: RSS %d kB, %.1f s" % (
-                IDLE, rss, time.time() - t0))
+            print("%d idle sessions: RSS %d kB, %d kB with half a line "
+                  "each, %.1f s" % (IDLE, rss, rss2, time.time() - t0))
         finally:
             for s in socks:
                 s.close()
