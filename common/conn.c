@@ -532,10 +532,10 @@ conn_read_step(struct conn *c)
 	} else {
 		/*
 		 * read(2), not evbuffer_read (it asks FIONREAD first, an
-		 * ioctl per read), into a stack buffer rather than reserved
-		 * evbuffer space: the input then holds chains the size of
-		 * what arrived, so thousands of clients that each sent a few
-		 * bytes of a line cost a few hundred bytes each, not 16 KB.
+		 * ioctl per read), into a per-thread buffer rather than
+		 * reserved evbuffer space: the input then holds chains the
+		 * size of what arrived, so thousands of clients that each
+		 * sent a few bytes of a line cost about 1 KB each, not 32.
 		 */
 		static __thread char rbuf[CONN_READ_CHUNK];
 
