@@ -31,6 +31,8 @@ static void pop3_session_auth_fail(struct pop3_session *);
 static void pop3_session_delay_cb(int, short, void *);
 static void pop3_session_login(struct pop3_session *, const char *);
 static void pop3_session_log_cmd(struct pop3_session *, bool, const char *);
+static size_t pop3_format_line(char *, size_t, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
 static void pop3_session_greet(struct pop3_session *);
 static const char *pop3_session_user(struct pop3_session *);
 static const char *pop3_session_state_name(enum pop3_state);
@@ -364,29 +366,44 @@ pop3_session_log_cmd(struct pop3_session *s, bool ok, const char *reply)
 	    log_escape(rep, sizeof(rep), reply, strlen(reply)));
 }
 
+/*
+ * Format one reply line into buf (size bytes), truncated to fit with its
+ * CRLF; returns the length without the CRLF.
+ */
+static size_t
+pop3_format_line(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, size - 2, fmt, ap);
+
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > size - 3)
+		n = (int)size - 3;
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	return (size_t)n;
+}
+
 void
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
 	char buf[POP3_LINE_MAX + 64];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = pop3_format_line(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	s->cmd_bytes += (size_t)n + 2;
+	s->cmd_bytes += n + 2;
+	/* The log wants the line without CRLF. */
+	buf[n] = '\0';
 	if (buf[0] == '-')
 		pop3_session_log_cmd(s, false, buf);
 	else if (!s->multi && s->cmd[0] != '\0' && buf[0] == '+' &&
 	    buf[1] == 'O')
 		pop3_session_log_cmd(s, true, buf);
 	buf[n] = '\r';
-	buf[n + 1] = '\n';
-	conn_write(s->conn, buf, (size_t)n + 2);
+	conn_write(s->conn, buf, n + 2);
 }
 
 void
@@ -394,19 +411,13 @@ pop3_reply_line(struct pop3_session *s, const char *fmt, ...)
 {
 	char buf[256];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = pop3_format_line(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	buf[n] = '\r';
-	buf[n + 1] = '\n';
-	s->cmd_bytes += (size_t)n + 2;
-	conn_write(s->conn, buf, (size_t)n + 2);
+	s->cmd_bytes += n + 2;
+	conn_write(s->conn, buf, n + 2);
 }
 
 void
