@@ -119,6 +119,8 @@ static void dns_timer_event(evutil_socket_t, short, void *);
 static void dns_rearm(struct dns *);
 static struct dns_req *dns_req_new(struct dns *, enum dns_req_kind, void *,
     void *);
+static struct dns_req *dns_req_start(struct dns *, enum dns_req_kind,
+    void *, void *, const char *, int, int, ares_callback);
 static void dns_req_free(struct dns_req *);
 static void dns_req_finish(struct dns_req *);
 static void dns_req_done_event(evutil_socket_t, short, void *);
@@ -312,6 +314,19 @@ dns_req_new(struct dns *d, enum dns_req_kind kind, void *cb, void *arg)
 	return req;
 }
 
+/* A request of one query (MX, TXT, raw): sent now, cb from the loop. */
+static struct dns_req *
+dns_req_start(struct dns *d, enum dns_req_kind kind, void *cb, void *arg,
+    const char *name, int dnsclass, int type, ares_callback answer)
+{
+	struct dns_req *req = dns_req_new(d, kind, cb, arg);
+
+	req->pending = 1;
+	dns_call(d, name, dnsclass, type, answer, req);
+	dns_rearm(d);
+	return req;
+}
+
 static void
 dns_req_free(struct dns_req *req)
 {
@@ -413,13 +428,8 @@ struct dns_req *
 dns_query(struct dns *d, const char *name, int dnsclass, int type,
     dns_raw_cb *cb, void *arg)
 {
-	struct dns_req *req;
-
-	req = dns_req_new(d, DNS_REQ_RAW, (void *)cb, arg);
-	req->pending = 1;
-	dns_call(d, name, dnsclass, type, dns_raw_answer, req);
-	dns_rearm(d);
-	return req;
+	return dns_req_start(d, DNS_REQ_RAW, (void *)cb, arg, name, dnsclass,
+	    type, dns_raw_answer);
 }
 
 static void
@@ -471,13 +481,8 @@ dns_mx_sort(struct dns_mx *mx, size_t n)
 struct dns_req *
 dns_mx(struct dns *d, const char *domain, dns_mx_cb *cb, void *arg)
 {
-	struct dns_req *req;
-
-	req = dns_req_new(d, DNS_REQ_MX, (void *)cb, arg);
-	req->pending = 1;
-	dns_call(d, domain, ns_c_in, ns_t_mx, dns_mx_answer, req);
-	dns_rearm(d);
-	return req;
+	return dns_req_start(d, DNS_REQ_MX, (void *)cb, arg, domain, ns_c_in,
+	    ns_t_mx, dns_mx_answer);
 }
 
 static void
@@ -695,13 +700,8 @@ dns_addr_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 struct dns_req *
 dns_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg)
 {
-	struct dns_req *req;
-
-	req = dns_req_new(d, DNS_REQ_TXT, (void *)cb, arg);
-	req->pending = 1;
-	dns_call(d, name, ns_c_in, ns_t_txt, dns_txt_answer, req);
-	dns_rearm(d);
-	return req;
+	return dns_req_start(d, DNS_REQ_TXT, (void *)cb, arg, name, ns_c_in,
+	    ns_t_txt, dns_txt_answer);
 }
 
 static void
