@@ -53,6 +53,7 @@ struct tls_session {
 	char error[256];
 };
 
+static struct tls_ctx *tls_ctx_alloc(int, const char **);
 static __thread char tls_errbuf[512];
 static int tls_initialised;
 
@@ -170,6 +171,21 @@ tls_cred_unref(struct tls_cred *cr)
 	free(cr);
 }
 
+/* A context with GnuTLS started; NULL (and *error_r) if it cannot be. */
+static struct tls_ctx *
+tls_ctx_alloc(int is_server, const char **error_r)
+{
+	struct tls_ctx *ctx;
+
+	if (tls_init() == -1) {
+		*error_r = "gnutls_global_init failed";
+		return NULL;
+	}
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->is_server = is_server;
+	return ctx;
+}
+
 struct tls_ctx *
 tls_ctx_server_new(const char *cert_file, const char *key_file,
     const char **error_r)
@@ -178,12 +194,8 @@ tls_ctx_server_new(const char *cert_file, const char *key_file,
 	const char *errpos = NULL;
 	int ret;
 
-	if (tls_init() == -1) {
-		*error_r = "gnutls_global_init failed";
+	if ((ctx = tls_ctx_alloc(1, error_r)) == NULL)
 		return NULL;
-	}
-	ctx = xcalloc(1, sizeof(*ctx));
-	ctx->is_server = 1;
 	ctx->cert_file = xstrdup(cert_file);
 	ctx->key_file = xstrdup(key_file);
 	if ((ctx->cred = tls_cred_server_load(cert_file, key_file,
@@ -223,12 +235,8 @@ tls_ctx_client_new(const char *cafile, const char **error_r)
 	const char *errpos = NULL;
 	int ret;
 
-	if (tls_init() == -1) {
-		*error_r = "gnutls_global_init failed";
+	if ((ctx = tls_ctx_alloc(0, error_r)) == NULL)
 		return NULL;
-	}
-	ctx = xcalloc(1, sizeof(*ctx));
-	ctx->is_server = 0;
 	ctx->ca_file = cafile ? xstrdup(cafile) : NULL;
 	ctx->cred = xcalloc(1, sizeof(*ctx->cred));
 	ctx->cred->refs = 1;
