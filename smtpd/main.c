@@ -26,7 +26,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 #include "smtpd/inbound.h"
 #include "smtpd/relay.h"
 #include "smtpd/signer.h"

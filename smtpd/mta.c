@@ -22,7 +22,7 @@
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 
 #define MTA_LINE_MAX	4096		/* reply line limit (RFC: 512) */
 #define MTA_REPLY_MAX	1024		/* joined reply text kept */

@@ -42,7 +42,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "smtpd/bounce.h"
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 #include "smtpd/mta.h"
 #include "store/queue.h"
 #include "store/store.h"

@@ -23,7 +23,7 @@
 #include "common/ipcount.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "smtpd/dnsbl.h"
+#include "mailauth/dnsbl.h"
 
 /*
  * Connect-rate accounting ([smtpd] max_connect_rate_per_ip): one slot per

@@ -8,10 +8,10 @@
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
 #include "common/config.h"
-#include "common/dkim.h"
-#include "common/dkim_keys.h"
-#include "common/dnsq.h"
-#include "common/spf.h"
+#include "mailauth/dkim.h"
+#include "mailauth/dkim_keys.h"
+#include "mailauth/dnsq.h"
+#include "mailauth/spf.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>

@@ -7,8 +7,8 @@
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
 #include "common/config.h"
-#include "common/dkim.h"
-#include "common/dkim_keys.h"
+#include "mailauth/dkim.h"
+#include "mailauth/dkim_keys.h"
 #include "common/util.h"
 #include "store/store.h"
 

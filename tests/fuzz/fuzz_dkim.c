@@ -1,7 +1,7 @@
-/* Fuzz DKIM canonicalisation and DKIM-Signature parsing (common/dkim.c):
+/* Fuzz DKIM canonicalisation and DKIM-Signature parsing (mailauth/dkim.c):
  * the message is fed in pieces, every signature is checked against a
  * fixed key record, and the header accessors are exercised. */
-#include "common/dkim.h"
+#include "mailauth/dkim.h"
 
 #include <stdlib.h>
 

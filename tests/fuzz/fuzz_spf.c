@@ -1,8 +1,8 @@
-/* Fuzz SPF record evaluation and macro expansion (common/spf.c): the
+/* Fuzz SPF record evaluation and macro expansion (mailauth/spf.c): the
  * input is the TXT record of the checked domain; every other name answers
  * with the same record or nothing, so include/redirect recurse until the
  * lookup limits stop them. */
-#include "common/spf.h"
+#include "mailauth/spf.h"
 #include "common/util.h"
 
 #include <stdlib.h>

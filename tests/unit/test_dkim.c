@@ -3,7 +3,7 @@
  * signatures verify in carteiro, a changed body fails, and feeding the
  * message in any pieces gives the same result.
  */
-#include "common/dkim.h"
+#include "mailauth/dkim.h"
 #include "common/util.h"
 #include "t.h"
 

@@ -3,7 +3,7 @@
  * from the public suffix list), relaxed/strict alignment of SPF and DKIM,
  * subdomain policy, From header parsing.
  */
-#include "common/dmarc.h"
+#include "mailauth/dmarc.h"
 #include "common/util.h"
 #include "t.h"
 

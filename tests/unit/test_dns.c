@@ -1,10 +1,10 @@
-/* Unit tests for smtpd/dns.c against the in-process fake DNS server. */
+/* Unit tests for mailauth/dns.c against the in-process fake DNS server. */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay_fakes.h"
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 #include "t.h"
 
 static const struct fake_rr zone[] = {

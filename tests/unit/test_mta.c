@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "relay_fakes.h"
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 #include "common/tls.h"
 #include "smtpd/mta.h"
 #include "t.h"

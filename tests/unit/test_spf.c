@@ -3,7 +3,7 @@
  * include/redirect/exists/ptr/macro cases and the lookup limits, table
  * driven against an in-memory fake DNS.
  */
-#include "common/spf.h"
+#include "mailauth/spf.h"
 #include "common/util.h"
 #include "t.h"
 

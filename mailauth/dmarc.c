@@ -3,7 +3,7 @@
  * discovery, alignment and the organizational-domain lookup (libpsl; the
  * system list from the publicsuffix package, else libpsl's built-in one).
  */
-#include "common/dmarc.h"
+#include "mailauth/dmarc.h"
 #include "common/util.h"
 
 #include <ctype.h>

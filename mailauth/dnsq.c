@@ -2,7 +2,7 @@
  * Blocking c-ares lookups for worker threads (see dnsq.h). Owns one
  * channel; the answer parsing into strings is here too.
  */
-#include "common/dnsq.h"
+#include "mailauth/dnsq.h"
 #include "common/util.h"
 
 #include <ares.h>

@@ -2,8 +2,8 @@
  * DNSBL lookups (dnsbl.h). Owns the per-connection check: one A lookup per
  * zone in flight, then the TXT of the first listing zone.
  */
-#include "smtpd/dnsbl.h"
-#include "smtpd/dns.h"
+#include "mailauth/dnsbl.h"
+#include "mailauth/dns.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"

@@ -6,7 +6,7 @@
  * (ed25519, sha256) and GnuTLS (RSA) itself: DKIM crypto is its concern
  * alone, like TLS is tls.c's and password hashing is auth.c's.
  */
-#include "common/dkim.h"
+#include "mailauth/dkim.h"
 #include "common/util.h"
 
 #include <ctype.h>

@@ -2,7 +2,7 @@
  * DKIM key files on disk (see dkim_keys.h). Owns paths, permissions and
  * the file format; the cryptography is dkim.c's.
  */
-#include "common/dkim_keys.h"
+#include "mailauth/dkim_keys.h"
 #include "common/config.h"
 #include "common/util.h"
 

@@ -7,7 +7,7 @@
 #ifndef CARTEIRO_DMARC_H
 #define CARTEIRO_DMARC_H
 
-#include "common/spf.h"
+#include "mailauth/spf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,12 +3,12 @@
  * lookups, carteiroctl check): c-ares driven with poll() inside the
  * calling thread, so it never touches an event loop and has no FD_SETSIZE
  * limit. One struct dnsq per thread. The event-loop resolver for the relay
- * and DNSBL is smtpd/dns.c.
+ * and DNSBL is mailauth/dns.c.
  */
 #ifndef CARTEIRO_DNSQ_H
 #define CARTEIRO_DNSQ_H
 
-#include "common/spf.h"
+#include "mailauth/spf.h"
 
 #include <stddef.h>
 
@@ -27,7 +27,7 @@ void dnsq_free_answers(char **answers, size_t n);
 
 /*
  * The TXT records of a raw DNS answer, each record's strings joined
- * (RFC 7208 3.3); shared with the event-loop resolver (smtpd/dns.c).
+ * (RFC 7208 3.3); shared with the event-loop resolver (mailauth/dns.c).
  * Returns the c-ares status (ARES_SUCCESS with *n_r >= 0, ARES_ENODATA,
  * or a parse error); on success the caller frees with dnsq_free_answers.
  */

@@ -8,7 +8,7 @@
 #ifndef CARTEIRO_DKIM_KEYS_H
 #define CARTEIRO_DKIM_KEYS_H
 
-#include "common/dkim.h"
+#include "mailauth/dkim.h"
 
 #include <stddef.h>
 

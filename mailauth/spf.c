@@ -5,7 +5,7 @@
  * bounded by the 10-lookup limit, which every include/redirect counts
  * against, so the depth can never exceed 10.
  */
-#include "common/spf.h"
+#include "mailauth/spf.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>

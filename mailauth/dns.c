@@ -6,7 +6,7 @@
  * run inside dns_*() calls and a cancelled request is simply unlinked.
  * Does not own: what the callers do with the answers (mta.c, checks).
  */
-#include "smtpd/dns.h"
+#include "mailauth/dns.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/dnsq.h"
+#include "mailauth/dnsq.h"
 #include "common/log.h"
 #include "common/util.h"
 
