@@ -252,13 +252,6 @@ conn_destroy(struct conn *c)
 	free(c);
 }
 
-void
-conn_set_callback(struct conn *c, conn_cb *cb, void *arg)
-{
-	c->cb = cb;
-	c->arg = arg;
-}
-
 static void
 conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t salen)
 {

@@ -56,8 +56,6 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa,
 /* Closes the socket, frees buffers and TLS. Accepts NULL. Safe inside the
  * callback (the memory goes when the callback returns). */
 void conn_free(struct conn *c);
-/* Hand the conn to another owner/callback. */
-void conn_set_callback(struct conn *c, conn_cb *cb, void *arg);
 
 /* Idle timeout (0 = none): CONN_EV_TIMEOUT when neither a read nor a write
  * made progress for timeout_ms. Also bounds a TLS handshake and a
