@@ -1,157 +1,24 @@
 /*
- * The configuration loader: libinih splits the INI file, this file owns the
- * one declarative key table (type, default, bounds, help, struct offset), the
- * typed value parsers, error collection ("file:line: [section] key: msg") and
- * the validation of key combinations. It does not open TLS keys or the store.
+ * The configuration loader: libinih splits the INI file, this file reads it
+ * line by line, sets each key through the table (config_keys.c) and the
+ * value parsers (config_parse.c), collects every error ("file:line:
+ * [section] key: msg") and validates key combinations. It does not open
+ * TLS keys or the store.
  */
 #include "common/config.h"
+#include "common/config_internal.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <ini.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
-
-enum cfg_type {
-	CFG_T_STRING,		/* char *, one token, "" = NULL */
-	CFG_T_PATH,		/* char *, relative to the config dir, "" = NULL */
-	CFG_T_HOSTPORT,		/* char *, exactly one "host:port", "" = NULL */
-	CFG_T_BOOL,		/* bool */
-	CFG_T_DURATION,		/* unsigned seconds */
-	CFG_T_SIZE,		/* uint64_t bytes */
-	CFG_T_UINT,		/* unsigned */
-	CFG_T_HOSTPORTS,	/* struct cfg_hostports */
-	CFG_T_STRLIST,		/* struct cfg_strlist */
-	CFG_T_CIDRLIST,		/* struct cfg_strlist of cfg_parse_cidr entries */
-	CFG_T_LOGLEVEL,		/* int (enum log_level) */
-	CFG_T_COUNT
-};
-
-#define CFG_F_REQUIRED	0x1	/* must be set to a non-empty value */
-
-struct cfg_key {
-	const char *section;
-	const char *key;
-	enum cfg_type type;
-	unsigned flags;
-	uint64_t min, max;	/* UINT, DURATION (seconds), SIZE (bytes) */
-	const char *def;	/* parsed like a value in the file */
-	size_t off;		/* offsetof(struct cfg, ...) */
-	const char *help;	/* one line, also the sample file's comment */
-};
-
-#define O(f) offsetof(struct cfg, f)
-#define DAY (24u * 3600u)
-
-/* Keep in the order of SPEC.md; etc/carteiro.conf is checked against it. */
-static const struct cfg_key cfg_keys[] = {
-	{ "server", "hostname", CFG_T_STRING, 0, 0, 0, "",
-	  O(server.hostname),
-	  "name in the greeting, Received: and bounces; empty = gethostname()" },
-	{ "server", "user", CFG_T_STRING, 0, 0, 0, "", O(server.user),
-	  "drop root privileges to this user after binding; empty = stay" },
-	{ "server", "postmaster", CFG_T_STRING, 0, 0, 0, "",
-	  O(server.postmaster),
-	  "where postmaster@ each local domain goes unless an alias says "
-	  "otherwise; empty = the domain's oldest user" },
-	{ "server", "log_level", CFG_T_LOGLEVEL, 0, 0, 0, "info",
-	  O(server.log_level), "error, warn, info or debug" },
-
-	{ "store", "path", CFG_T_PATH, CFG_F_REQUIRED, 0, 0, "",
-	  O(store.path), "the SQLite database (required)" },
-
-	{ "tls", "cert", CFG_T_PATH, 0, 0, 0, "", O(tls.cert),
-	  "PEM certificate chain; empty = no TLS" },
-	{ "tls", "key", CFG_T_PATH, 0, 0, 0, "", O(tls.key),
-	  "PEM private key, readable by root only" },
-
-	{ "smtpd", "mx_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:25",
-	  O(smtpd.mx_listen),
-	  "MX listener, host:port list ([::]:25 for IPv6); empty = off" },
-	{ "smtpd", "submission_listen", CFG_T_HOSTPORTS, 0, 0, 0,
-	  "0.0.0.0:587", O(smtpd.submission_listen),
-	  "submission with STARTTLS; empty = off" },
-	{ "smtpd", "submissions_listen", CFG_T_HOSTPORTS, 0, 0, 0,
-	  "0.0.0.0:465", O(smtpd.submissions_listen),
-	  "submission with implicit TLS; empty = off" },
-	{ "smtpd", "max_message_size", CFG_T_SIZE, 0, 1024, 1ull << 32,
-	  "26214400", O(smtpd.max_message_size),
-	  "bytes; k, M, G suffixes are 1024-based" },
-	{ "smtpd", "max_recipients", CFG_T_UINT, 0, 1, 100000, "100",
-	  O(smtpd.max_recipients), "per message" },
-	{ "smtpd", "max_clients", CFG_T_UINT, 0, 1, 1000000, "1000",
-	  O(smtpd.max_clients), "concurrent sessions, all listeners" },
-	{ "smtpd", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
-	  O(smtpd.max_clients_per_ip), "concurrent sessions per client IP" },
-	{ "smtpd", "daily_send_limit", CFG_T_UINT, 0, 0, 10000000, "500",
-	  O(smtpd.daily_send_limit),
-	  "remote recipients per user per 24 h; 0 = no limit" },
-	{ "smtpd", "dnsbl", CFG_T_STRLIST, 0, 0, 0, "", O(smtpd.dnsbl),
-	  "comma-separated DNSBL zones; empty = off" },
-	{ "smtpd", "inbound_checks_exempt", CFG_T_CIDRLIST, 0, 0, 0, "",
-	  O(smtpd.inbound_checks_exempt),
-	  "comma-separated CIDRs that skip DNSBL/SPF/DKIM/DMARC checks" },
-	{ "smtpd", "greet_pause", CFG_T_DURATION, 0, 0, 60, "0",
-	  O(smtpd.greet_pause),
-	  "wait this long before the MX greeting; a client that talks first "
-	  "is dropped (early-talker check); 0 = greet at once" },
-	{ "smtpd", "max_connect_rate_per_ip", CFG_T_UINT, 0, 0, 1000000, "60",
-	  O(smtpd.max_connect_rate_per_ip),
-	  "new sessions per client IP per minute; 0 = no limit" },
-
-	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
-	  O(relay.smarthost), "host:port; empty = direct MX delivery" },
-	{ "relay", "smarthost_user", CFG_T_STRING, 0, 0, 0, "",
-	  O(relay.smarthost_user), "AUTH user at the smarthost; empty = none" },
-	{ "relay", "smarthost_password_file", CFG_T_PATH, 0, 0, 0, "",
-	  O(relay.smarthost_password_file),
-	  "file whose first line is the smarthost password" },
-	{ "relay", "smarthost_ca", CFG_T_PATH, 0, 0, 0, "",
-	  O(relay.smarthost_ca),
-	  "CA file the smarthost's certificate must verify against; empty = "
-	  "the system's trust store" },
-	{ "relay", "resolver", CFG_T_HOSTPORT, 0, 0, 0, "", O(relay.resolver),
-	  "ip:port of the DNS server for every lookup; empty = "
-	  "/etc/resolv.conf" },
-	{ "relay", "mx_port", CFG_T_UINT, 0, 1, 65535, "25", O(relay.mx_port),
-	  "port used when connecting to remote MX hosts" },
-	{ "relay", "retry_first", CFG_T_DURATION, 0, 1, 30 * DAY, "5m",
-	  O(relay.retry_first), "first retry delay; doubles each time" },
-	{ "relay", "retry_max", CFG_T_DURATION, 0, 1, 30 * DAY, "1h",
-	  O(relay.retry_max), "cap on the retry delay" },
-	{ "relay", "queue_lifetime", CFG_T_DURATION, 0, 60, 365 * DAY, "5d",
-	  O(relay.queue_lifetime), "then bounce" },
-	{ "relay", "delay_warning", CFG_T_DURATION, 0, 0, 365 * DAY, "4h",
-	  O(relay.delay_warning), "warn the sender after this; 0 = off" },
-
-	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
-	  O(pop3d.listen), "POP3 with STLS; empty = off" },
-	{ "pop3d", "tls_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:995",
-	  O(pop3d.tls_listen), "POP3 with implicit TLS; empty = off" },
-	{ "pop3d", "allow_plaintext_auth", CFG_T_BOOL, 0, 0, 0, "no",
-	  O(pop3d.allow_plaintext_auth),
-	  "yes = USER/PASS without STLS (loopback is always allowed)" },
-	{ "pop3d", "lock_session", CFG_T_BOOL, 0, 0, 0, "no",
-	  O(pop3d.lock_session),
-	  "yes = exclusive maildrop lock, a second login gets [IN-USE]" },
-	{ "pop3d", "max_clients", CFG_T_UINT, 0, 1, 1000000, "1000",
-	  O(pop3d.max_clients), "concurrent sessions, all listeners" },
-	{ "pop3d", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
-	  O(pop3d.max_clients_per_ip), "concurrent sessions per client IP" },
-};
-#define CFG_NKEYS nitems(cfg_keys)
-
-#undef O
 
 /* More errors than this are noise (a binary file, the wrong file). */
 #define CFG_MAX_ERRORS 50
@@ -169,7 +36,8 @@ struct cfg_loader {
 	int lineno;
 	bool handled;		/* inih called the handler for this line */
 	int first_syntax_line;	/* first line we called a syntax error */
-	int set_line[CFG_NKEYS];	/* line a key was set on, 0 = default */
+	int *set_line;		/* per key (cfg_nkeys): line it was set on,
+				 * 0 = default */
 	char *errors;		/* "\n"-joined */
 	size_t errlen;
 	unsigned nerrors;
@@ -179,9 +47,6 @@ static void cfg_error(struct cfg_loader *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void cfg_key_error(struct cfg_loader *, const char *, const char *,
     const char *, ...) __attribute__((format(printf, 4, 5)));
-static const struct cfg_key *cfg_key_find(const char *, const char *);
-static bool cfg_section_known(const char *, size_t);
-static int cfg_parse_u64(const char *, const char **, uint64_t *);
 static int cfg_set(struct cfg_loader *, const struct cfg_key *, const char *,
     char *, size_t);
 static void cfg_clear(struct cfg *, const struct cfg_key *);
@@ -189,13 +54,6 @@ static char *cfg_reader(char *, int, void *);
 static void cfg_check_line(struct cfg_loader *);
 static int cfg_handler(void *, const char *, const char *, const char *);
 static void cfg_validate(struct cfg_loader *);
-static void cfg_fmt_duration(char *, size_t, uint64_t);
-static int cfg_hostport_one(const char *, size_t, struct cfg_hostport *,
-    const char **);
-static int cfg_hostports_parse(const char *, struct cfg_hostports *,
-    const char **, const char **, size_t *);
-static bool cfg_host_is_loopback(const char *);
-static bool cfg_hostports_loopback_only(const struct cfg_hostports *);
 
 /* ---- errors ---- */
 
@@ -260,517 +118,7 @@ cfg_key_error(struct cfg_loader *l, const char *section, const char *key,
 	    msg);
 }
 
-/* ---- the table ---- */
-
-static const struct cfg_key *
-cfg_key_find(const char *section, const char *key)
-{
-	for (size_t i = 0; i < CFG_NKEYS; i++) {
-		if (strcmp(cfg_keys[i].section, section) == 0 &&
-		    strcmp(cfg_keys[i].key, key) == 0)
-			return &cfg_keys[i];
-	}
-	return NULL;
-}
-
-static bool
-cfg_section_known(const char *section, size_t len)
-{
-	for (size_t i = 0; i < CFG_NKEYS; i++) {
-		if (strlen(cfg_keys[i].section) == len &&
-		    memcmp(cfg_keys[i].section, section, len) == 0)
-			return true;
-	}
-	return false;
-}
-
-int
-cfg_key_doc(size_t i, struct cfg_key_doc *r)
-{
-	if (i >= CFG_NKEYS)
-		return -1;
-	r->section = cfg_keys[i].section;
-	r->key = cfg_keys[i].key;
-	r->def = cfg_keys[i].def;
-	r->help = cfg_keys[i].help;
-	return 0;
-}
-
-/* ---- typed parsers ---- */
-
-/* Leading decimal digits of s (at least one) into *v; *end_r after them.
- * No sign, no blanks; -1 on overflow or no digit. */
-static int
-cfg_parse_u64(const char *s, const char **end_r, uint64_t *v)
-{
-	uint64_t n = 0;
-	const char *p;
-
-	for (p = s; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return -1;
-		n = n * 10 + d;
-	}
-	if (p == s)
-		return -1;
-	*end_r = p;
-	*v = n;
-	return 0;
-}
-
-int
-cfg_parse_duration(const char *s, unsigned *seconds_r)
-{
-	const char *end;
-	uint64_t n, mult;
-
-	if (cfg_parse_u64(s, &end, &n) == -1)
-		return -1;
-	switch (*end) {
-	case '\0':
-	case 's':
-		mult = 1;
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = DAY;
-		break;
-	default:
-		return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	if (n > UINT_MAX / mult)
-		return -1;
-	*seconds_r = (unsigned)(n * mult);
-	return 0;
-}
-
-int
-cfg_parse_size(const char *s, uint64_t *bytes_r)
-{
-	const char *end;
-	uint64_t n, mult;
-
-	if (cfg_parse_u64(s, &end, &n) == -1)
-		return -1;
-	switch (*end) {
-	case '\0':
-		mult = 1;
-		break;
-	case 'k':
-	case 'K':
-		mult = 1024;
-		break;
-	case 'm':
-	case 'M':
-		mult = 1024 * 1024;
-		break;
-	case 'g':
-	case 'G':
-		mult = 1024 * 1024 * 1024;
-		break;
-	default:
-		return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	if (n > UINT64_MAX / mult)
-		return -1;
-	*bytes_r = n * mult;
-	return 0;
-}
-
-int
-cfg_parse_bool(const char *s, bool *b_r)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-
-	for (size_t i = 0; i < nitems(yes); i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*b_r = true;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*b_r = false;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static bool
-cfg_host_is_loopback(const char *host)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (strcmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
-}
-
-static bool
-cfg_hostports_loopback_only(const struct cfg_hostports *hp)
-{
-	for (size_t i = 0; i < hp->n; i++) {
-		if (!cfg_host_is_loopback(hp->v[i].host))
-			return false;
-	}
-	return true;
-}
-
-/* One "host:port" of len bytes (already trimmed) into *r (owned strings). */
-static int
-cfg_hostport_one(const char *e, size_t len, struct cfg_hostport *r,
-    const char **error_r)
-{
-	char buf[300], *host, *port, *colon, *pct;
-	struct in_addr a4;
-	struct in6_addr a6;
-	const char *end;
-	uint64_t portnum;
-
-	if (len >= sizeof(buf)) {
-		*error_r = "host:port too long";
-		return -1;
-	}
-	memcpy(buf, e, len);
-	buf[len] = '\0';
-
-	if (buf[0] == '[') {
-		char *rb = strchr(buf, ']');
-		if (rb == NULL) {
-			*error_r = "missing ']' after IPv6 address";
-			return -1;
-		}
-		*rb = '\0';
-		host = buf + 1;
-		/* RFC 4007 zone ("fe80::1%eth0"): check the address part. */
-		pct = strchr(host, '%');
-		if (pct != NULL)
-			*pct = '\0';
-		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			*error_r = "bad IPv6 address in brackets";
-			return -1;
-		}
-		if (pct != NULL) {
-			if (pct[1] == '\0') {
-				*error_r = "empty IPv6 zone after '%'";
-				return -1;
-			}
-			*pct = '%';
-		}
-		if (rb[1] != ':') {
-			*error_r = "expected :port after ']'";
-			return -1;
-		}
-		port = rb + 2;
-	} else {
-		colon = strrchr(buf, ':');
-		if (colon == NULL) {
-			*error_r = "missing :port";
-			return -1;
-		}
-		if (memchr(buf, ':', (size_t)(colon - buf)) != NULL) {
-			*error_r = "IPv6 address needs brackets, e.g. [::1]:25";
-			return -1;
-		}
-		*colon = '\0';
-		host = buf;
-		port = colon + 1;
-		if (strcmp(host, "*") == 0)
-			host[0] = '\0';
-		if (strspn(host, "0123456789.") == strlen(host) &&
-		    host[0] != '\0' && inet_pton(AF_INET, host, &a4) != 1) {
-			*error_r = "bad IPv4 address";
-			return -1;
-		}
-		if (strspn(host, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(host)) {
-			*error_r = "bad host name";
-			return -1;
-		}
-	}
-	if (cfg_parse_u64(port, &end, &portnum) == -1 || *end != '\0' ||
-	    portnum < 1 || portnum > 65535) {
-		*error_r = "port must be a number from 1 to 65535";
-		return -1;
-	}
-	r->host = xstrdup(host);
-	r->port = xasprintf("%u", (unsigned)portnum);
-	return 0;
-}
-
-/*
- * The comma-separated list walk both list types share. cfg_list_begin
- * gives the cursor (NULL for a blank string: an empty list);
- * cfg_list_next returns 1 with the next entry, blanks trimmed, in
- * [*b_r, *e_r), 0 at the end, or -1 for an empty entry (*error_r).
- */
-static const char *
-cfg_list_begin(const char *s)
-{
-	const char *p = s;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return *p == '\0' ? NULL : s;
-}
-
-static int
-cfg_list_next(const char **p, const char **b_r, const char **e_r,
-    const char **error_r)
-{
-	const char *comma, *b, *e;
-
-	if (*p == NULL)
-		return 0;
-	comma = strchr(*p, ',');
-	e = comma != NULL ? comma : *p + strlen(*p);
-	b = *p;
-	while (b < e && (*b == ' ' || *b == '\t'))
-		b++;
-	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-		e--;
-	if (b == e) {
-		*error_r = "empty entry in list";
-		return -1;
-	}
-	*p = comma != NULL ? comma + 1 : NULL;
-	*b_r = b;
-	*e_r = e;
-	return 1;
-}
-
-/* As cfg_parse_hostports_err; on failure *bad_r, *badlen_r is the entry at
- * fault (all of s for an empty entry). */
-static int
-cfg_hostports_parse(const char *s, struct cfg_hostports *r,
-    const char **error_r, const char **bad_r, size_t *badlen_r)
-{
-	const char *p = cfg_list_begin(s), *b, *e;
-	struct cfg_hostport hp;
-	int more;
-
-	*bad_r = s;
-	*badlen_r = strlen(s);
-	r->n = 0;
-	r->v = NULL;
-	while ((more = cfg_list_next(&p, &b, &e, error_r)) == 1) {
-		if (memchr(b, ' ', (size_t)(e - b)) != NULL ||
-		    memchr(b, '\t', (size_t)(e - b)) != NULL) {
-			*error_r = "blank inside an entry (missing comma?)";
-			goto fail;
-		}
-		*bad_r = b;
-		*badlen_r = (size_t)(e - b);
-		if (cfg_hostport_one(b, (size_t)(e - b), &hp, error_r) == -1)
-			goto fail;
-		r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
-		r->v[r->n++] = hp;
-	}
-	if (more == 0)
-		return 0;
-fail:
-	cfg_hostports_clear(r);
-	return -1;
-}
-
-int
-cfg_parse_hostports_err(const char *s, struct cfg_hostports *r,
-    const char **error_r)
-{
-	const char *bad;
-	size_t badlen;
-
-	return cfg_hostports_parse(s, r, error_r, &bad, &badlen);
-}
-
-int
-cfg_parse_hostports(const char *s, struct cfg_hostports *r)
-{
-	const char *error;
-
-	return cfg_parse_hostports_err(s, r, &error);
-}
-
-void
-cfg_hostports_clear(struct cfg_hostports *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].host);
-		free(r->v[i].port);
-	}
-	free(r->v);
-	r->v = NULL;
-	r->n = 0;
-}
-
-int
-cfg_parse_strlist(const char *s, struct cfg_strlist *r, const char **error_r)
-{
-	const char *p = cfg_list_begin(s), *b, *e;
-	int more;
-
-	r->n = 0;
-	r->v = NULL;
-	while ((more = cfg_list_next(&p, &b, &e, error_r)) == 1) {
-		for (const char *q = b; q < e; q++) {
-			if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-				*error_r = "blank or control character inside "
-				    "an entry (missing comma?)";
-				goto fail;
-			}
-		}
-		r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
-		r->v[r->n++] = xstrndup(b, (size_t)(e - b));
-	}
-	if (more == 0)
-		return 0;
-fail:
-	cfg_strlist_clear(r);
-	return -1;
-}
-
-void
-cfg_strlist_clear(struct cfg_strlist *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		free(r->v[i]);
-	free(r->v);
-	r->v = NULL;
-	r->n = 0;
-}
-
-/* ---- CIDRs ---- */
-
-struct cfg_cidr {
-	int family;		/* AF_INET or AF_INET6 */
-	unsigned char addr[16];	/* network byte order, 4 or 16 used */
-	unsigned prefix;	/* bits */
-};
-
-static int
-cfg_cidr_split(const char *s, struct cfg_cidr *c, const char **error_r)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *slash = strchr(s, '/'), *end;
-	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	uint64_t prefix;
-	unsigned maxbits;
-
-	if (alen >= sizeof(buf)) {
-		*error_r = "bad address in CIDR";
-		return -1;
-	}
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (inet_pton(AF_INET, buf, c->addr) == 1) {
-		c->family = AF_INET;
-		maxbits = 32;
-	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-		c->family = AF_INET6;
-		maxbits = 128;
-	} else {
-		*error_r = "bad address in CIDR (expected 10.0.0.0/8 or "
-		    "fd00::/8)";
-		return -1;
-	}
-	c->prefix = maxbits;
-	if (slash != NULL) {
-		if (cfg_parse_u64(slash + 1, &end, &prefix) == -1 ||
-		    *end != '\0' || prefix > maxbits) {
-			*error_r = "bad prefix length in CIDR";
-			return -1;
-		}
-		c->prefix = (unsigned)prefix;
-	}
-	return 0;
-}
-
-int
-cfg_parse_cidr(const char *s, const char **error_r)
-{
-	struct cfg_cidr c;
-
-	return cfg_cidr_split(s, &c, error_r);
-}
-
-static bool
-cfg_cidr_contains(const struct cfg_cidr *c, const unsigned char *addr)
-{
-	unsigned full = c->prefix / 8, rest = c->prefix % 8;
-	unsigned char mask;
-
-	if (memcmp(c->addr, addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	mask = (unsigned char)(0xff << (8 - rest));
-	return (c->addr[full] & mask) == (addr[full] & mask);
-}
-
-bool
-cfg_cidrlist_match(const struct cfg_strlist *l, const struct sockaddr *sa)
-{
-	static const unsigned char v4mapped[12] = {
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-	};
-	const unsigned char *a4 = NULL, *a6 = NULL;
-	struct cfg_cidr c;
-	const char *error;
-
-	if (sa->sa_family == AF_INET) {
-		a4 = (const unsigned char *)
-		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	} else if (sa->sa_family == AF_INET6) {
-		a6 = (const unsigned char *)
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0)
-			a4 = a6 + 12;
-	} else {
-		return false;
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		if (cfg_cidr_split(l->v[i], &c, &error) == -1)
-			continue;
-		if (c.family == AF_INET && a4 != NULL &&
-		    cfg_cidr_contains(&c, a4))
-			return true;
-		if (c.family == AF_INET6 && a6 != NULL &&
-		    cfg_cidr_contains(&c, a6))
-			return true;
-	}
-	return false;
-}
-
 /* ---- setting a key ---- */
-
-/* "3600" -> "1h": the largest unit that divides exactly, for messages. */
-static void
-cfg_fmt_duration(char *buf, size_t size, uint64_t s)
-{
-	if (s != 0 && s % DAY == 0)
-		snprintf(buf, size, "%llud", (unsigned long long)(s / DAY));
-	else if (s != 0 && s % 3600 == 0)
-		snprintf(buf, size, "%lluh", (unsigned long long)(s / 3600));
-	else if (s != 0 && s % 60 == 0)
-		snprintf(buf, size, "%llum", (unsigned long long)(s / 60));
-	else
-		snprintf(buf, size, "%llus", (unsigned long long)s);
-}
 
 /* Free what key k owns in cfg and zero it. */
 static void
@@ -1109,7 +457,7 @@ cfg_validate(struct cfg_loader *l)
 	bool tls = c->tls.cert != NULL && c->tls.key != NULL;
 	char hostname[256], a[32], b[32];
 
-	for (size_t i = 0; i < CFG_NKEYS; i++) {
+	for (size_t i = 0; i < cfg_nkeys; i++) {
 		if ((cfg_keys[i].flags & CFG_F_REQUIRED) &&
 		    l->set_line[i] == 0)
 			cfg_key_error(l, cfg_keys[i].section, cfg_keys[i].key,
@@ -1201,10 +549,11 @@ cfg_load(const char *path, struct cfg **cfg_r, char **errors_r)
 	memset(&l, 0, sizeof(l));
 	l.file = path;
 	l.cfg = xcalloc(1, sizeof(*l.cfg));
+	l.set_line = xcalloc(cfg_nkeys, sizeof(*l.set_line));
 	l.cfg->file = xstrdup(path);
 
 	/* Defaults go through the same parsers as file values. */
-	for (size_t i = 0; i < CFG_NKEYS; i++) {
+	for (size_t i = 0; i < cfg_nkeys; i++) {
 		if (cfg_keys[i].flags & CFG_F_REQUIRED)
 			continue;
 		rc = cfg_set(&l, &cfg_keys[i], cfg_keys[i].def, err,
@@ -1247,6 +596,7 @@ cfg_load(const char *path, struct cfg **cfg_r, char **errors_r)
 		cfg_error(&l, rc, "syntax error");
 	cfg_validate(&l);
 out:
+	free(l.set_line);
 	if (l.nerrors > 0) {
 		cfg_free(l.cfg);
 		*cfg_r = NULL;
@@ -1263,7 +613,7 @@ cfg_free(struct cfg *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < CFG_NKEYS; i++)
+	for (size_t i = 0; i < cfg_nkeys; i++)
 		cfg_clear(cfg, &cfg_keys[i]);
 	free(cfg->file);
 	free(cfg);

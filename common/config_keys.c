@@ -1,0 +1,146 @@
+/*
+ * The configuration's one declarative key table: section, key, type,
+ * bounds, default and help line of every setting, and the lookups on it.
+ * It does not parse values (config_parse.c) or read files (config.c).
+ */
+#include "common/config_internal.h"
+
+#include <string.h>
+
+#include "common/util.h"
+
+#define O(f) offsetof(struct cfg, f)
+
+/* Keep in the order of SPEC.md; etc/carteiro.conf is checked against it. */
+const struct cfg_key cfg_keys[] = {
+	{ "server", "hostname", CFG_T_STRING, 0, 0, 0, "",
+	  O(server.hostname),
+	  "name in the greeting, Received: and bounces; empty = gethostname()" },
+	{ "server", "user", CFG_T_STRING, 0, 0, 0, "", O(server.user),
+	  "drop root privileges to this user after binding; empty = stay" },
+	{ "server", "postmaster", CFG_T_STRING, 0, 0, 0, "",
+	  O(server.postmaster),
+	  "where postmaster@ each local domain goes unless an alias says "
+	  "otherwise; empty = the domain's oldest user" },
+	{ "server", "log_level", CFG_T_LOGLEVEL, 0, 0, 0, "info",
+	  O(server.log_level), "error, warn, info or debug" },
+
+	{ "store", "path", CFG_T_PATH, CFG_F_REQUIRED, 0, 0, "",
+	  O(store.path), "the SQLite database (required)" },
+
+	{ "tls", "cert", CFG_T_PATH, 0, 0, 0, "", O(tls.cert),
+	  "PEM certificate chain; empty = no TLS" },
+	{ "tls", "key", CFG_T_PATH, 0, 0, 0, "", O(tls.key),
+	  "PEM private key, readable by root only" },
+
+	{ "smtpd", "mx_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:25",
+	  O(smtpd.mx_listen),
+	  "MX listener, host:port list ([::]:25 for IPv6); empty = off" },
+	{ "smtpd", "submission_listen", CFG_T_HOSTPORTS, 0, 0, 0,
+	  "0.0.0.0:587", O(smtpd.submission_listen),
+	  "submission with STARTTLS; empty = off" },
+	{ "smtpd", "submissions_listen", CFG_T_HOSTPORTS, 0, 0, 0,
+	  "0.0.0.0:465", O(smtpd.submissions_listen),
+	  "submission with implicit TLS; empty = off" },
+	{ "smtpd", "max_message_size", CFG_T_SIZE, 0, 1024, 1ull << 32,
+	  "26214400", O(smtpd.max_message_size),
+	  "bytes; k, M, G suffixes are 1024-based" },
+	{ "smtpd", "max_recipients", CFG_T_UINT, 0, 1, 100000, "100",
+	  O(smtpd.max_recipients), "per message" },
+	{ "smtpd", "max_clients", CFG_T_UINT, 0, 1, 1000000, "1000",
+	  O(smtpd.max_clients), "concurrent sessions, all listeners" },
+	{ "smtpd", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
+	  O(smtpd.max_clients_per_ip), "concurrent sessions per client IP" },
+	{ "smtpd", "daily_send_limit", CFG_T_UINT, 0, 0, 10000000, "500",
+	  O(smtpd.daily_send_limit),
+	  "remote recipients per user per 24 h; 0 = no limit" },
+	{ "smtpd", "dnsbl", CFG_T_STRLIST, 0, 0, 0, "", O(smtpd.dnsbl),
+	  "comma-separated DNSBL zones; empty = off" },
+	{ "smtpd", "inbound_checks_exempt", CFG_T_CIDRLIST, 0, 0, 0, "",
+	  O(smtpd.inbound_checks_exempt),
+	  "comma-separated CIDRs that skip DNSBL/SPF/DKIM/DMARC checks" },
+	{ "smtpd", "greet_pause", CFG_T_DURATION, 0, 0, 60, "0",
+	  O(smtpd.greet_pause),
+	  "wait this long before the MX greeting; a client that talks first "
+	  "is dropped (early-talker check); 0 = greet at once" },
+	{ "smtpd", "max_connect_rate_per_ip", CFG_T_UINT, 0, 0, 1000000, "60",
+	  O(smtpd.max_connect_rate_per_ip),
+	  "new sessions per client IP per minute; 0 = no limit" },
+
+	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
+	  O(relay.smarthost), "host:port; empty = direct MX delivery" },
+	{ "relay", "smarthost_user", CFG_T_STRING, 0, 0, 0, "",
+	  O(relay.smarthost_user), "AUTH user at the smarthost; empty = none" },
+	{ "relay", "smarthost_password_file", CFG_T_PATH, 0, 0, 0, "",
+	  O(relay.smarthost_password_file),
+	  "file whose first line is the smarthost password" },
+	{ "relay", "smarthost_ca", CFG_T_PATH, 0, 0, 0, "",
+	  O(relay.smarthost_ca),
+	  "CA file the smarthost's certificate must verify against; empty = "
+	  "the system's trust store" },
+	{ "relay", "resolver", CFG_T_HOSTPORT, 0, 0, 0, "", O(relay.resolver),
+	  "ip:port of the DNS server for every lookup; empty = "
+	  "/etc/resolv.conf" },
+	{ "relay", "mx_port", CFG_T_UINT, 0, 1, 65535, "25", O(relay.mx_port),
+	  "port used when connecting to remote MX hosts" },
+	{ "relay", "retry_first", CFG_T_DURATION, 0, 1, 30 * CFG_DAY, "5m",
+	  O(relay.retry_first), "first retry delay; doubles each time" },
+	{ "relay", "retry_max", CFG_T_DURATION, 0, 1, 30 * CFG_DAY, "1h",
+	  O(relay.retry_max), "cap on the retry delay" },
+	{ "relay", "queue_lifetime", CFG_T_DURATION, 0, 60, 365 * CFG_DAY, "5d",
+	  O(relay.queue_lifetime), "then bounce" },
+	{ "relay", "delay_warning", CFG_T_DURATION, 0, 0, 365 * CFG_DAY, "4h",
+	  O(relay.delay_warning), "warn the sender after this; 0 = off" },
+
+	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
+	  O(pop3d.listen), "POP3 with STLS; empty = off" },
+	{ "pop3d", "tls_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:995",
+	  O(pop3d.tls_listen), "POP3 with implicit TLS; empty = off" },
+	{ "pop3d", "allow_plaintext_auth", CFG_T_BOOL, 0, 0, 0, "no",
+	  O(pop3d.allow_plaintext_auth),
+	  "yes = USER/PASS without STLS (loopback is always allowed)" },
+	{ "pop3d", "lock_session", CFG_T_BOOL, 0, 0, 0, "no",
+	  O(pop3d.lock_session),
+	  "yes = exclusive maildrop lock, a second login gets [IN-USE]" },
+	{ "pop3d", "max_clients", CFG_T_UINT, 0, 1, 1000000, "1000",
+	  O(pop3d.max_clients), "concurrent sessions, all listeners" },
+	{ "pop3d", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
+	  O(pop3d.max_clients_per_ip), "concurrent sessions per client IP" },
+};
+const size_t cfg_nkeys = nitems(cfg_keys);
+
+#undef O
+
+const struct cfg_key *
+cfg_key_find(const char *section, const char *key)
+{
+	for (size_t i = 0; i < cfg_nkeys; i++) {
+		if (strcmp(cfg_keys[i].section, section) == 0 &&
+		    strcmp(cfg_keys[i].key, key) == 0)
+			return &cfg_keys[i];
+	}
+	return NULL;
+}
+
+bool
+cfg_section_known(const char *section, size_t len)
+{
+	for (size_t i = 0; i < cfg_nkeys; i++) {
+		if (strlen(cfg_keys[i].section) == len &&
+		    memcmp(cfg_keys[i].section, section, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+cfg_key_doc(size_t i, struct cfg_key_doc *r)
+{
+	if (i >= cfg_nkeys)
+		return -1;
+	r->section = cfg_keys[i].section;
+	r->key = cfg_keys[i].key;
+	r->def = cfg_keys[i].def;
+	r->help = cfg_keys[i].help;
+	return 0;
+}
