@@ -1,12 +1,11 @@
 /*
- * The relay's SMTP client: one session = one message to the recipients of
- * one domain. Hosts come from MX (or the smarthost), addresses from A/AAAA;
- * every connection-level failure (refused, timeout, 421, 4xx greeting,
- * 4xx to EHLO/MAIL, TLS trouble) moves to the next address and host within
- * the same attempt. Replies are dispatched through a per-state table.
- * Does not own: the queue, retries, bounces (relay.c), DNS (dns.c).
+ * The relay's SMTP client dialogue: the struct mta settings, the reply
+ * reader and the per-state reply table, one handler per reply (EHLO/HELO,
+ * STARTTLS, AUTH, MAIL, RCPT with PIPELINING, DATA) and the dot-stuffed
+ * body pump. Does not own: host and address choice (mta_route.c), the
+ * session's lifetime and results (mta_session.c), the queue (relay.c).
  */
-#include "smtpd/mta.h"
+#include "smtpd/mta_internal.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -16,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "common/auth.h"
 #include "common/conn.h"
@@ -25,132 +23,19 @@
 #include "mailauth/dns.h"
 
 #define MTA_LINE_MAX	4096		/* reply line limit (RFC: 512) */
-#define MTA_REPLY_MAX	1024		/* joined reply text kept */
 #define MTA_CHUNK	(64 * 1024)	/* body read size */
 #define MTA_OUT_HIGH	(256 * 1024)	/* stop filling output above this */
 #define MTA_OUT_LOWAT	(64 * 1024)
 
-enum mta_state {
-	MTA_S_MX,		/* resolving MX */
-	MTA_S_ADDR,		/* resolving a host's addresses */
-	MTA_S_CONNECT,
-	MTA_S_GREETING,
-	MTA_S_EHLO,
-	MTA_S_HELO,
-	MTA_S_STARTTLS,
-	MTA_S_TLS,		/* handshake running */
-	MTA_S_AUTH,		/* AUTH PLAIN, or LOGIN's last step */
-	MTA_S_AUTH_USER,	/* AUTH LOGIN: 334 for the username */
-	MTA_S_AUTH_PASS,	/* AUTH LOGIN: 334 for the password */
-	MTA_S_MAIL,
-	MTA_S_RCPT,
-	MTA_S_DATA,
-	MTA_S_BODY,		/* streaming, no reply expected */
-	MTA_S_DOT,		/* waiting for the final reply */
-	MTA_S_QUIT,		/* results reported; saying goodbye */
-	MTA_S_COUNT
-};
-
-static const char *const mta_state_names[MTA_S_COUNT] = {
+const char *const mta_state_names[MTA_S_COUNT] = {
 	"mx", "addr", "connect", "greeting", "ehlo", "helo", "starttls",
 	"tls", "auth", "auth-user", "auth-pass", "mail", "rcpt", "data",
 	"body", "dot", "quit",
 };
 
-enum mta_ext {
-	MTA_EXT_STARTTLS = 1 << 0,
-	MTA_EXT_PIPELINING = 1 << 1,
-	MTA_EXT_SIZE = 1 << 2,
-	MTA_EXT_8BITMIME = 1 << 3,
-	MTA_EXT_SMTPUTF8 = 1 << 4,
-	MTA_EXT_AUTH_PLAIN = 1 << 5,
-	MTA_EXT_AUTH_LOGIN = 1 << 6,
-};
-
-struct mta {
-	struct event_base *base;
-	struct dns *dns;
-	struct tls_ctx *tls;
-	char *helo;
-	unsigned port;
-	char *smarthost_host;		/* NULL: MX delivery */
-	unsigned smarthost_port;
-	char *auth_user;
-	char *auth_pass;
-	int connect_timeout_ms;
-	int reply_timeout_ms;
-	int data_timeout_ms;
-	struct mta_session *sessions;	/* every live session */
-	size_t nsessions;
-};
-
-struct mta_session {
-	struct mta *m;
-	struct mta_session *prev, *next;
-	enum mta_state state;
-	struct mta_msg *msg;		/* NULL once done was reported */
-	mta_rcpt_cb *rcpt_cb;
-	mta_done_cb *done_cb;
-	void *arg;
-	char sid[17];
-
-	struct dns_req *dreq;
-	struct dns_mx *hosts;		/* owned copies */
-	size_t nhosts, host_idx;
-	bool implicit_mx;		/* hosts = { domain } */
-	bool all_nx;			/* every host had no address so far */
-	struct sockaddr_storage *addrs;
-	size_t naddrs, addr_idx;
-	char label[300];		/* "host[ip]" of the current peer */
-
-	struct conn *c;
-	unsigned ext;
-	uint64_t ext_size;		/* SIZE limit, 0 = none */
-	bool tls_on;
-	bool tls_failed_here;		/* retrying this address in clear */
-	bool authed;
-
-	int code;			/* reply being assembled */
-	char reply[MTA_REPLY_MAX];
-	size_t replylen;
-
-	size_t *active;			/* rcpt indices in this transaction */
-	size_t nactive, cursor, naccepted;
-	bool *accepted;			/* per rcpt: RCPT got 2xx */
-	char **replies;			/* per rcpt result text, owned */
-	char **mxs;			/* per rcpt "host[ip]", owned */
-	size_t nrcpts;			/* size of the arrays above */
-
-	uint64_t off;			/* body read offset */
-	unsigned stuff;
-	unsigned char *inbuf, *outbuf;
-
-	char *last_error;		/* why the last host failed */
-	int depth;			/* > 0 inside a callback */
-	bool dead;			/* free when depth drops to 0 */
-};
-
 typedef void mta_reply_fn(struct mta_session *);
 
-static void mta_session_free(struct mta_session *);
-static void mta_session_release(struct mta_session *);
-static void mta_set_error(struct mta_session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
-static void mta_next_host(struct mta_session *);
-static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
-    size_t, void *);
-static void mta_connect(struct mta_session *);
-static void mta_conn_cb(struct conn *, enum conn_event, void *);
 static void mta_read(struct mta_session *);
-static void mta_host_fail(struct mta_session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void mta_close_conn(struct mta_session *);
-static void mta_rcpt_final(struct mta_session *, size_t, enum mta_result,
-    const char *, bool);
-static void mta_finish(struct mta_session *);
-static void mta_fail_all(struct mta_session *, enum mta_result,
-    const char *, bool);
 static void mta_send(struct mta_session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static void mta_after_ehlo(struct mta_session *);
@@ -310,367 +195,6 @@ mta_stuff_end(unsigned *state, unsigned char *out)
 	return o + 3;
 }
 
-/* ---- session lifecycle ---- */
-
-struct mta_session *
-mta_session_start(struct mta *m, struct mta_msg *msg, mta_rcpt_cb *rcpt_cb,
-    mta_done_cb *done_cb, void *arg)
-{
-	struct mta_session *s;
-	size_t i;
-
-	s = xcalloc(1, sizeof(*s));
-	s->m = m;
-	s->msg = msg;
-	s->rcpt_cb = rcpt_cb;
-	s->done_cb = done_cb;
-	s->arg = arg;
-	util_session_id(s->sid);
-	s->accepted = xcalloc(msg->nrcpts, sizeof(*s->accepted));
-	s->replies = xcalloc(msg->nrcpts, sizeof(*s->replies));
-	s->mxs = xcalloc(msg->nrcpts, sizeof(*s->mxs));
-	s->active = xcalloc(msg->nrcpts, sizeof(*s->active));
-	s->nrcpts = msg->nrcpts;
-	for (i = 0; i < msg->nrcpts; i++) {
-		msg->rcpts[i].result = MTA_UNSET;
-		msg->rcpts[i].reply = NULL;
-		msg->rcpts[i].mx = NULL;
-		msg->rcpts[i].remote = false;
-	}
-	s->next = m->sessions;
-	if (m->sessions != NULL)
-		m->sessions->prev = s;
-	m->sessions = s;
-	m->nsessions++;
-
-	s->all_nx = true;
-	if (m->smarthost_host != NULL) {
-		s->hosts = xcalloc(1, sizeof(*s->hosts));
-		s->hosts[0].host = xstrdup(m->smarthost_host);
-		s->nhosts = 1;
-		s->host_idx = (size_t)-1;
-		mta_next_host(s);	/* async: dns_addr never calls back */
-		return s;
-	}
-	s->state = MTA_S_MX;
-	s->dreq = dns_mx(m->dns, msg->domain, mta_mx_cb, s);
-	return s;
-}
-
-void
-mta_session_abort(struct mta_session *s)
-{
-	if (s == NULL)
-		return;
-	s->msg = NULL;
-	mta_session_release(s);
-}
-
-/* Free now, or when the callback frame we are in unwinds. */
-static void
-mta_session_release(struct mta_session *s)
-{
-	s->dead = true;
-	s->msg = NULL;
-	if (s->depth == 0)
-		mta_session_free(s);
-}
-
-static void
-mta_session_free(struct mta_session *s)
-{
-	struct mta *m = s->m;
-	size_t i;
-
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		m->sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	m->nsessions--;
-	dns_cancel(s->dreq);
-	conn_free(s->c);
-	for (i = 0; i < s->nhosts; i++)
-		free(s->hosts[i].host);
-	free(s->hosts);
-	free(s->addrs);
-	for (i = 0; i < s->nrcpts; i++) {
-		free(s->replies[i]);
-		free(s->mxs[i]);
-	}
-	free(s->replies);
-	free(s->mxs);
-	free(s->accepted);
-	free(s->active);
-	free(s->inbuf);
-	free(s->outbuf);
-	free(s->last_error);
-	free(s);
-}
-
-static void
-mta_set_error(struct mta_session *s, const char *fmt, ...)
-{
-	va_list ap;
-	char *e;
-
-	va_start(ap, fmt);
-	if (vasprintf(&e, fmt, ap) == -1)
-		abort();
-	va_end(ap);
-	free(s->last_error);
-	s->last_error = e;
-}
-
-/* A recipient's result for this attempt is final: report it. */
-static void
-mta_rcpt_final(struct mta_session *s, size_t i, enum mta_result res,
-    const char *text, bool remote)
-{
-	struct mta_rcpt *r = &s->msg->rcpts[i];
-
-	if (r->result != MTA_UNSET)
-		return;
-	r->result = res;
-	free(s->replies[i]);
-	s->replies[i] = xstrdup(text);
-	r->reply = s->replies[i];
-	r->remote = remote;
-	if (remote && s->c != NULL) {
-		free(s->mxs[i]);
-		s->mxs[i] = xstrdup(s->label);
-		r->mx = s->mxs[i];
-	}
-	s->rcpt_cb(s, r, s->arg);
-}
-
-static void
-mta_fail_all(struct mta_session *s, enum mta_result res, const char *text,
-    bool remote)
-{
-	size_t i;
-
-	for (i = 0; i < s->msg->nrcpts; i++)
-		mta_rcpt_final(s, i, res, text, remote);
-}
-
-/*
- * Every recipient without a result gets the last temporary error, the
- * owner hears done, and the connection (if any) says QUIT on its own.
- */
-static void
-mta_finish(struct mta_session *s)
-{
-	mta_fail_all(s, MTA_TEMP, s->last_error != NULL ? s->last_error :
-	    "451 4.4.0 delivery not completed", false);
-	s->done_cb(s, s->arg);
-	/* The owner may have freed the message in done_cb. */
-	s->msg = NULL;
-	if (s->c != NULL && !conn_is_closing(s->c) && s->state != MTA_S_BODY &&
-	    s->state != MTA_S_TLS && s->state >= MTA_S_GREETING) {
-		conn_write(s->c, "QUIT\r\n", 6);
-		conn_close_after_flush(s->c);
-		s->state = MTA_S_QUIT;
-		return;
-	}
-	mta_session_release(s);
-}
-
-/* ---- hosts and addresses ---- */
-
-static void
-mta_mx_cb(enum dns_status st, const struct dns_mx *mx, size_t n, void *arg)
-{
-	struct mta_session *s = arg;
-	const char *dom = s->msg->domain;
-	size_t i;
-	char buf[600];
-
-	s->dreq = NULL;
-	s->depth++;
-	switch (st) {
-	case DNS_OK:
-		s->hosts = xcalloc(n, sizeof(*s->hosts));
-		for (i = 0; i < n; i++) {
-			s->hosts[i].host = xstrdup(mx[i].host);
-			s->hosts[i].pref = mx[i].pref;
-		}
-		s->nhosts = n;
-		break;
-	case DNS_NODATA:
-		/* RFC 5321 5.1: no MX, the domain itself is the host. */
-		s->hosts = xcalloc(1, sizeof(*s->hosts));
-		s->hosts[0].host = xstrdup(dom);
-		s->nhosts = 1;
-		s->implicit_mx = true;
-		break;
-	case DNS_NULLMX:
-		snprintf(buf, sizeof(buf), "556 5.1.10 domain %s does not "
-		    "accept mail (null MX, RFC 7505)", dom);
-		mta_fail_all(s, MTA_PERM, buf, false);
-		mta_finish(s);
-		goto out;
-	case DNS_NXDOMAIN:
-		snprintf(buf, sizeof(buf), "550 5.1.2 domain %s does not "
-		    "exist (DNS: NXDOMAIN)", dom);
-		mta_fail_all(s, MTA_PERM, buf, false);
-		mta_finish(s);
-		goto out;
-	default:
-		mta_set_error(s, "451 4.4.3 MX lookup for %s failed "
-		    "temporarily (DNS: %s)", dom, dns_status_str(st));
-		mta_finish(s);
-		goto out;
-	}
-	s->host_idx = (size_t)-1;
-	mta_next_host(s);
-out:
-	if (--s->depth == 0 && s->dead)
-		mta_session_free(s);
-}
-
-static void
-mta_next_host(struct mta_session *s)
-{
-	char buf[600];
-	unsigned port;
-
-	s->host_idx++;
-	if (s->host_idx >= s->nhosts) {
-		if (s->implicit_mx && s->all_nx) {
-			snprintf(buf, sizeof(buf), "550 5.1.2 domain %s has "
-			    "no MX and no address record", s->msg->domain);
-			mta_fail_all(s, MTA_PERM, buf, false);
-		}
-		mta_finish(s);
-		return;
-	}
-	s->state = MTA_S_ADDR;
-	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
-	    s->m->port;
-	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
-	    mta_addr_cb, s);
-}
-
-static void
-mta_addr_cb(enum dns_status st, const struct sockaddr_storage *addrs,
-    size_t n, void *arg)
-{
-	struct mta_session *s = arg;
-	const char *host = s->hosts[s->host_idx].host;
-
-	s->dreq = NULL;
-	s->depth++;
-	if (st != DNS_OK || n == 0) {
-		if (st == DNS_TEMPFAIL)
-			s->all_nx = false;
-		mta_set_error(s, "451 4.4.3 cannot resolve host %s (DNS: %s)",
-		    host, dns_status_str(st));
-		log_info("event=relay.host sid=%s msgid=%s host=%s "
-		    "result=dns-%s", s->sid, s->msg->id, host,
-		    dns_status_str(st));
-		mta_next_host(s);
-		goto out;
-	}
-	s->all_nx = false;
-	free(s->addrs);
-	s->addrs = xcalloc(n, sizeof(*s->addrs));
-	memcpy(s->addrs, addrs, n * sizeof(*addrs));
-	s->naddrs = n;
-	s->addr_idx = 0;
-	s->tls_failed_here = false;
-	mta_connect(s);
-out:
-	if (--s->depth == 0 && s->dead)
-		mta_session_free(s);
-}
-
-static void
-mta_connect(struct mta_session *s)
-{
-	char ip[64];
-	struct sockaddr_storage *ss;
-
-	if (s->addr_idx >= s->naddrs) {
-		mta_next_host(s);
-		return;
-	}
-	ss = &s->addrs[s->addr_idx];
-	snprintf(s->label, sizeof(s->label), "%s[%s]",
-	    s->hosts[s->host_idx].host, dns_sockaddr_str(ss, ip, sizeof(ip)));
-	s->state = MTA_S_CONNECT;
-	s->ext = 0;
-	s->ext_size = 0;
-	s->tls_on = false;
-	s->authed = false;
-	s->code = 0;
-	s->replylen = 0;
-	s->c = conn_connect(s->m->base, (struct sockaddr *)ss,
-	    dns_sockaddr_len(ss), s->m->connect_timeout_ms, mta_conn_cb, s);
-	if (s->c == NULL) {
-		mta_set_error(s, "451 4.4.1 cannot connect to %s", s->label);
-		s->addr_idx++;
-		mta_connect(s);
-	}
-}
-
-/* Drop the connection to the current peer at once: no QUIT exchange
- * with a peer that just failed us. */
-static void
-mta_close_conn(struct mta_session *s)
-{
-	if (s->c == NULL)
-		return;
-	conn_free(s->c);
-	s->c = NULL;
-}
-
-/*
- * This peer cannot take the message now: remember why and move on to the
- * next address / host. If the final dot was already sent the remote may
- * have the message: don't offer it to another host in this attempt.
- */
-static void
-mta_host_fail(struct mta_session *s, const char *fmt, ...)
-{
-	va_list ap;
-	char *why, esc[LOG_ESCAPE_MAX];
-
-	va_start(ap, fmt);
-	if (vasprintf(&why, fmt, ap) == -1)
-		abort();
-	va_end(ap);
-	/* why may carry the remote's text: escaped. */
-	log_info("event=relay.host sid=%s msgid=%s mx=%s state=%s "
-	    "result=fail reason=%s", s->sid, s->msg->id, s->label,
-	    mta_state_names[s->state], log_escape(esc, sizeof(esc), why,
-	    strlen(why)));
-	if (s->state == MTA_S_DOT || s->state == MTA_S_BODY) {
-		mta_set_error(s, "451 4.4.2 %s: %s", s->label, why);
-		free(why);
-		mta_close_conn(s);
-		mta_finish(s);
-		return;
-	}
-	if (why[0] >= '2' && why[0] <= '5')
-		mta_set_error(s, "%s (%s)", why, s->label);
-	else
-		mta_set_error(s, "451 4.4.1 %s: %s", s->label, why);
-	free(why);
-	mta_close_conn(s);
-	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
-	    s->m->smarthost_host == NULL) {
-		/* Opportunistic TLS failed: this host in clear, once. */
-		s->tls_failed_here = true;
-		mta_connect(s);
-		return;
-	}
-	s->tls_failed_here = false;
-	s->addr_idx++;
-	mta_connect(s);
-}
-
 /* ---- I/O ---- */
 
 static void
@@ -684,7 +208,7 @@ mta_send(struct mta_session *s, const char *fmt, ...)
 	conn_write(s->c, "", 0);
 }
 
-static void
+void
 mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct mta_session *s = arg;

@@ -1,0 +1,152 @@
+/*
+ * Internals shared by the relay's SMTP client files: mta.c (the SMTP
+ * dialogue: reply table, handlers, body pump), mta_session.c (a session's
+ * lifetime and its per-recipient results) and mta_route.c (MX lookup,
+ * addresses, choosing and falling back between hosts). The relay uses
+ * mta.h only.
+ */
+#ifndef CARTEIRO_MTA_INTERNAL_H
+#define CARTEIRO_MTA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/conn.h"
+#include "smtpd/mta.h"
+
+struct dns_req;
+struct dns_mx;
+
+#define MTA_REPLY_MAX	1024		/* joined reply text kept */
+
+enum mta_state {
+	MTA_S_MX,		/* resolving MX */
+	MTA_S_ADDR,		/* resolving a host's addresses */
+	MTA_S_CONNECT,
+	MTA_S_GREETING,
+	MTA_S_EHLO,
+	MTA_S_HELO,
+	MTA_S_STARTTLS,
+	MTA_S_TLS,		/* handshake running */
+	MTA_S_AUTH,		/* AUTH PLAIN, or LOGIN's last step */
+	MTA_S_AUTH_USER,	/* AUTH LOGIN: 334 for the username */
+	MTA_S_AUTH_PASS,	/* AUTH LOGIN: 334 for the password */
+	MTA_S_MAIL,
+	MTA_S_RCPT,
+	MTA_S_DATA,
+	MTA_S_BODY,		/* streaming, no reply expected */
+	MTA_S_DOT,		/* waiting for the final reply */
+	MTA_S_QUIT,		/* results reported; saying goodbye */
+	MTA_S_COUNT
+};
+
+/* Indexed by enum mta_state, for logs. */
+extern const char *const mta_state_names[MTA_S_COUNT];
+
+enum mta_ext {
+	MTA_EXT_STARTTLS = 1 << 0,
+	MTA_EXT_PIPELINING = 1 << 1,
+	MTA_EXT_SIZE = 1 << 2,
+	MTA_EXT_8BITMIME = 1 << 3,
+	MTA_EXT_SMTPUTF8 = 1 << 4,
+	MTA_EXT_AUTH_PLAIN = 1 << 5,
+	MTA_EXT_AUTH_LOGIN = 1 << 6,
+};
+
+struct mta {
+	struct event_base *base;
+	struct dns *dns;
+	struct tls_ctx *tls;
+	char *helo;
+	unsigned port;
+	char *smarthost_host;		/* NULL: MX delivery */
+	unsigned smarthost_port;
+	char *auth_user;
+	char *auth_pass;
+	int connect_timeout_ms;
+	int reply_timeout_ms;
+	int data_timeout_ms;
+	struct mta_session *sessions;	/* every live session */
+	size_t nsessions;
+};
+
+struct mta_session {
+	struct mta *m;
+	struct mta_session *prev, *next;
+	enum mta_state state;
+	struct mta_msg *msg;		/* NULL once done was reported */
+	mta_rcpt_cb *rcpt_cb;
+	mta_done_cb *done_cb;
+	void *arg;
+	char sid[17];
+
+	struct dns_req *dreq;
+	struct dns_mx *hosts;		/* owned copies */
+	size_t nhosts, host_idx;
+	bool implicit_mx;		/* hosts = { domain } */
+	bool all_nx;			/* every host had no address so far */
+	struct sockaddr_storage *addrs;
+	size_t naddrs, addr_idx;
+	char label[300];		/* "host[ip]" of the current peer */
+
+	struct conn *c;
+	unsigned ext;
+	uint64_t ext_size;		/* SIZE limit, 0 = none */
+	bool tls_on;
+	bool tls_failed_here;		/* retrying this address in clear */
+	bool authed;
+
+	int code;			/* reply being assembled */
+	char reply[MTA_REPLY_MAX];
+	size_t replylen;
+
+	size_t *active;			/* rcpt indices in this transaction */
+	size_t nactive, cursor, naccepted;
+	bool *accepted;			/* per rcpt: RCPT got 2xx */
+	char **replies;			/* per rcpt result text, owned */
+	char **mxs;			/* per rcpt "host[ip]", owned */
+	size_t nrcpts;			/* size of the arrays above */
+
+	uint64_t off;			/* body read offset */
+	unsigned stuff;
+	unsigned char *inbuf, *outbuf;
+
+	char *last_error;		/* why the last host failed */
+	int depth;			/* > 0 inside a callback */
+	bool dead;			/* free when depth drops to 0 */
+};
+
+/* ---- mta_session.c ---- */
+
+/* Free now, or when the callback frame we are in unwinds. */
+void mta_session_release(struct mta_session *s);
+void mta_session_free(struct mta_session *s);
+/* Remember why the last host failed (the temporary result if none works). */
+void mta_set_error(struct mta_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A recipient's result for this attempt is final: report it (once). */
+void mta_rcpt_final(struct mta_session *s, size_t i, enum mta_result res,
+    const char *text, bool remote);
+void mta_fail_all(struct mta_session *s, enum mta_result res,
+    const char *text, bool remote);
+/* Report the rest as temporary, hear done, say QUIT or free. */
+void mta_finish(struct mta_session *s);
+
+/* ---- mta_route.c ---- */
+
+/* First step of a session: the smarthost's addresses, or the MX lookup. */
+void mta_route_start(struct mta_session *s);
+/* This peer cannot take the message: next address / host (may finish). */
+void mta_host_fail(struct mta_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Drop the connection to the current peer at once (no QUIT). */
+void mta_close_conn(struct mta_session *s);
+
+/* ---- mta.c ---- */
+
+/* The conn callback of every session's connection. */
+void mta_conn_cb(struct conn *c, enum conn_event ev, void *arg);
+
+#endif

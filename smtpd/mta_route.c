@@ -1,0 +1,237 @@
+/*
+ * Where a relay SMTP client session connects: the MX lookup (or the
+ * smarthost), each host's addresses, and moving on to the next address
+ * and host when a peer fails us before the message is out (RFC 5321 5.1).
+ * Does not own: the SMTP dialogue (mta.c), results and lifetime
+ * (mta_session.c), DNS itself (mailauth/dns.c).
+ */
+#include "smtpd/mta_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/conn.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mailauth/dns.h"
+
+static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
+static void mta_next_host(struct mta_session *);
+static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
+    size_t, void *);
+static void mta_connect(struct mta_session *);
+
+/* ---- hosts and addresses ---- */
+
+void
+mta_route_start(struct mta_session *s)
+{
+	struct mta *m = s->m;
+
+	s->all_nx = true;
+	if (m->smarthost_host != NULL) {
+		s->hosts = xcalloc(1, sizeof(*s->hosts));
+		s->hosts[0].host = xstrdup(m->smarthost_host);
+		s->nhosts = 1;
+		s->host_idx = (size_t)-1;
+		mta_next_host(s);	/* async: dns_addr never calls back */
+		return;
+	}
+	s->state = MTA_S_MX;
+	s->dreq = dns_mx(m->dns, s->msg->domain, mta_mx_cb, s);
+}
+
+static void
+mta_mx_cb(enum dns_status st, const struct dns_mx *mx, size_t n, void *arg)
+{
+	struct mta_session *s = arg;
+	const char *dom = s->msg->domain;
+	size_t i;
+	char buf[600];
+
+	s->dreq = NULL;
+	s->depth++;
+	switch (st) {
+	case DNS_OK:
+		s->hosts = xcalloc(n, sizeof(*s->hosts));
+		for (i = 0; i < n; i++) {
+			s->hosts[i].host = xstrdup(mx[i].host);
+			s->hosts[i].pref = mx[i].pref;
+		}
+		s->nhosts = n;
+		break;
+	case DNS_NODATA:
+		/* RFC 5321 5.1: no MX, the domain itself is the host. */
+		s->hosts = xcalloc(1, sizeof(*s->hosts));
+		s->hosts[0].host = xstrdup(dom);
+		s->nhosts = 1;
+		s->implicit_mx = true;
+		break;
+	case DNS_NULLMX:
+		snprintf(buf, sizeof(buf), "556 5.1.10 domain %s does not "
+		    "accept mail (null MX, RFC 7505)", dom);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		goto out;
+	case DNS_NXDOMAIN:
+		snprintf(buf, sizeof(buf), "550 5.1.2 domain %s does not "
+		    "exist (DNS: NXDOMAIN)", dom);
+		mta_fail_all(s, MTA_PERM, buf, false);
+		mta_finish(s);
+		goto out;
+	default:
+		mta_set_error(s, "451 4.4.3 MX lookup for %s failed "
+		    "temporarily (DNS: %s)", dom, dns_status_str(st));
+		mta_finish(s);
+		goto out;
+	}
+	s->host_idx = (size_t)-1;
+	mta_next_host(s);
+out:
+	if (--s->depth == 0 && s->dead)
+		mta_session_free(s);
+}
+
+static void
+mta_next_host(struct mta_session *s)
+{
+	char buf[600];
+	unsigned port;
+
+	s->host_idx++;
+	if (s->host_idx >= s->nhosts) {
+		if (s->implicit_mx && s->all_nx) {
+			snprintf(buf, sizeof(buf), "550 5.1.2 domain %s has "
+			    "no MX and no address record", s->msg->domain);
+			mta_fail_all(s, MTA_PERM, buf, false);
+		}
+		mta_finish(s);
+		return;
+	}
+	s->state = MTA_S_ADDR;
+	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
+	    s->m->port;
+	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
+	    mta_addr_cb, s);
+}
+
+static void
+mta_addr_cb(enum dns_status st, const struct sockaddr_storage *addrs,
+    size_t n, void *arg)
+{
+	struct mta_session *s = arg;
+	const char *host = s->hosts[s->host_idx].host;
+
+	s->dreq = NULL;
+	s->depth++;
+	if (st != DNS_OK || n == 0) {
+		if (st == DNS_TEMPFAIL)
+			s->all_nx = false;
+		mta_set_error(s, "451 4.4.3 cannot resolve host %s (DNS: %s)",
+		    host, dns_status_str(st));
+		log_info("event=relay.host sid=%s msgid=%s host=%s "
+		    "result=dns-%s", s->sid, s->msg->id, host,
+		    dns_status_str(st));
+		mta_next_host(s);
+		goto out;
+	}
+	s->all_nx = false;
+	free(s->addrs);
+	s->addrs = xcalloc(n, sizeof(*s->addrs));
+	memcpy(s->addrs, addrs, n * sizeof(*addrs));
+	s->naddrs = n;
+	s->addr_idx = 0;
+	s->tls_failed_here = false;
+	mta_connect(s);
+out:
+	if (--s->depth == 0 && s->dead)
+		mta_session_free(s);
+}
+
+static void
+mta_connect(struct mta_session *s)
+{
+	char ip[64];
+	struct sockaddr_storage *ss;
+
+	if (s->addr_idx >= s->naddrs) {
+		mta_next_host(s);
+		return;
+	}
+	ss = &s->addrs[s->addr_idx];
+	snprintf(s->label, sizeof(s->label), "%s[%s]",
+	    s->hosts[s->host_idx].host, dns_sockaddr_str(ss, ip, sizeof(ip)));
+	s->state = MTA_S_CONNECT;
+	s->ext = 0;
+	s->ext_size = 0;
+	s->tls_on = false;
+	s->authed = false;
+	s->code = 0;
+	s->replylen = 0;
+	s->c = conn_connect(s->m->base, (struct sockaddr *)ss,
+	    dns_sockaddr_len(ss), s->m->connect_timeout_ms, mta_conn_cb, s);
+	if (s->c == NULL) {
+		mta_set_error(s, "451 4.4.1 cannot connect to %s", s->label);
+		s->addr_idx++;
+		mta_connect(s);
+	}
+}
+
+/* Drop the connection to the current peer at once: no QUIT exchange
+ * with a peer that just failed us. */
+void
+mta_close_conn(struct mta_session *s)
+{
+	if (s->c == NULL)
+		return;
+	conn_free(s->c);
+	s->c = NULL;
+}
+
+/*
+ * This peer cannot take the message now: remember why and move on to the
+ * next address / host. If the final dot was already sent the remote may
+ * have the message: don't offer it to another host in this attempt.
+ */
+void
+mta_host_fail(struct mta_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *why, esc[LOG_ESCAPE_MAX];
+
+	va_start(ap, fmt);
+	if (vasprintf(&why, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	/* why may carry the remote's text: escaped. */
+	log_info("event=relay.host sid=%s msgid=%s mx=%s state=%s "
+	    "result=fail reason=%s", s->sid, s->msg->id, s->label,
+	    mta_state_names[s->state], log_escape(esc, sizeof(esc), why,
+	    strlen(why)));
+	if (s->state == MTA_S_DOT || s->state == MTA_S_BODY) {
+		mta_set_error(s, "451 4.4.2 %s: %s", s->label, why);
+		free(why);
+		mta_close_conn(s);
+		mta_finish(s);
+		return;
+	}
+	if (why[0] >= '2' && why[0] <= '5')
+		mta_set_error(s, "%s (%s)", why, s->label);
+	else
+		mta_set_error(s, "451 4.4.1 %s: %s", s->label, why);
+	free(why);
+	mta_close_conn(s);
+	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
+	    s->m->smarthost_host == NULL) {
+		/* Opportunistic TLS failed: this host in clear, once. */
+		s->tls_failed_here = true;
+		mta_connect(s);
+		return;
+	}
+	s->tls_failed_here = false;
+	s->addr_idx++;
+	mta_connect(s);
+}
