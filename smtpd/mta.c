@@ -28,9 +28,9 @@
 #define MTA_OUT_LOWAT	(64 * 1024)
 
 const char *const mta_state_names[MTA_S_COUNT] = {
-	"mx", "addr", "connect", "greeting", "ehlo", "helo", "starttls",
-	"tls", "auth", "auth-user", "auth-pass", "mail", "rcpt", "data",
-	"body", "dot", "quit",
+	"new", "mx", "addr", "connect", "greeting", "ehlo", "helo",
+	"starttls", "tls", "auth", "auth-user", "auth-pass", "mail", "rcpt",
+	"data", "body", "dot", "quit",
 };
 
 typedef void mta_reply_fn(struct mta_session *);
@@ -135,6 +135,19 @@ mta_session_count(struct mta *m)
 	return m->nsessions;
 }
 
+/* ---- states ---- */
+
+/* STYLE 4: one function enters a state and traces old -> new. The session
+ * id ties the line to the relay.* lines of the same session (msgid is gone
+ * by the time a session says QUIT). */
+void
+mta_enter(struct mta_session *s, enum mta_state st)
+{
+	log_debug("event=relay.state sid=%s from=%s to=%s", s->sid,
+	    mta_state_names[s->state], mta_state_names[st]);
+	s->state = st;
+}
+
 /* ---- helpers exposed for tests ---- */
 
 /* mta_stuff state bits */
@@ -216,7 +229,7 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 	s->depth++;
 	switch (ev) {
 	case CONN_EV_CONNECTED:
-		s->state = MTA_S_GREETING;
+		mta_enter(s, MTA_S_GREETING);
 		conn_set_timeout(c, s->m->reply_timeout_ms);
 		log_debug("event=relay.connect sid=%s msgid=%s mx=%s",
 		    s->sid, s->msg->id, s->label);
@@ -238,7 +251,7 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		    conn_tls_cipher(c) ? conn_tls_cipher(c) : "?");
 		s->ext = 0;
 		s->ext_size = 0;
-		s->state = MTA_S_EHLO;
+		mta_enter(s, MTA_S_EHLO);
 		mta_send(s, "EHLO %s\r\n", s->m->helo);
 		break;
 	case CONN_EV_EOF:
@@ -349,7 +362,7 @@ mta_on_greeting(struct mta_session *s)
 		mta_host_fail(s, "%s", s->reply);
 		return;
 	}
-	s->state = MTA_S_EHLO;
+	mta_enter(s, MTA_S_EHLO);
 	mta_send(s, "EHLO %s\r\n", s->m->helo);
 }
 
@@ -397,7 +410,7 @@ mta_on_ehlo(struct mta_session *s)
 {
 	if (s->reply[0] == '5' && !s->tls_on) {
 		/* RFC 5321 3.2: an old server; try HELO. */
-		s->state = MTA_S_HELO;
+		mta_enter(s, MTA_S_HELO);
 		mta_send(s, "HELO %s\r\n", s->m->helo);
 		return;
 	}
@@ -428,7 +441,7 @@ mta_after_ehlo(struct mta_session *s)
 
 	if (!s->tls_on && (s->ext & MTA_EXT_STARTTLS) && m->tls != NULL &&
 	    !s->tls_failed_here) {
-		s->state = MTA_S_STARTTLS;
+		mta_enter(s, MTA_S_STARTTLS);
 		mta_send(s, "STARTTLS\r\n");
 		return;
 	}
@@ -462,7 +475,7 @@ mta_after_ehlo(struct mta_session *s)
 			memcpy(raw + ul + 2, m->auth_pass ? m->auth_pass : "",
 			    pl);
 			b64 = auth_base64_encode(raw, ul + pl + 2);
-			s->state = MTA_S_AUTH;
+			mta_enter(s, MTA_S_AUTH);
 			mta_send(s, "AUTH PLAIN %s\r\n", b64);
 			util_wipe(raw, ul + pl + 2);
 			util_wipe(b64, strlen(b64));
@@ -471,7 +484,7 @@ mta_after_ehlo(struct mta_session *s)
 			return;
 		}
 		if (s->ext & MTA_EXT_AUTH_LOGIN) {
-			s->state = MTA_S_AUTH_USER;
+			mta_enter(s, MTA_S_AUTH_USER);
 			mta_send(s, "AUTH LOGIN\r\n");
 			return;
 		}
@@ -491,7 +504,7 @@ mta_on_starttls(struct mta_session *s)
 		mta_after_ehlo(s);
 		return;
 	}
-	s->state = MTA_S_TLS;
+	mta_enter(s, MTA_S_TLS);
 	if (conn_starttls_client(s->c, s->m->tls,
 	    s->hosts[s->host_idx].host) < 0)
 		mta_host_fail(s, "cannot start TLS");
@@ -528,7 +541,7 @@ mta_on_auth_user(struct mta_session *s)
 		mta_on_auth(s);
 		return;
 	}
-	s->state = MTA_S_AUTH_PASS;
+	mta_enter(s, MTA_S_AUTH_PASS);
 	mta_send_b64(s, s->m->auth_user);
 }
 
@@ -539,7 +552,7 @@ mta_on_auth_pass(struct mta_session *s)
 		mta_on_auth(s);
 		return;
 	}
-	s->state = MTA_S_AUTH;
+	mta_enter(s, MTA_S_AUTH);
 	mta_send_b64(s, s->m->auth_pass ? s->m->auth_pass : "");
 }
 
@@ -590,7 +603,7 @@ mta_start_mail(struct mta_session *s)
 		evbuffer_add_printf(conn_output(s->c), " BODY=8BITMIME");
 	if (msg->smtputf8)
 		evbuffer_add_printf(conn_output(s->c), " SMTPUTF8");
-	s->state = MTA_S_MAIL;
+	mta_enter(s, MTA_S_MAIL);
 	mta_send(s, "\r\n");
 	if (s->ext & MTA_EXT_PIPELINING)
 		for (i = 0; i < s->nactive; i++)
@@ -616,7 +629,7 @@ mta_on_mail(struct mta_session *s)
 		mta_finish(s);
 		return;
 	}
-	s->state = MTA_S_RCPT;
+	mta_enter(s, MTA_S_RCPT);
 	if (!(s->ext & MTA_EXT_PIPELINING))
 		mta_send_rcpt(s, s->active[0]);
 }
@@ -641,7 +654,7 @@ mta_on_rcpt(struct mta_session *s)
 		mta_finish(s);
 		return;
 	}
-	s->state = MTA_S_DATA;
+	mta_enter(s, MTA_S_DATA);
 	mta_send(s, "DATA\r\n");
 }
 
@@ -664,7 +677,7 @@ mta_on_data(struct mta_session *s)
 		mta_finish(s);
 		return;
 	}
-	s->state = MTA_S_BODY;
+	mta_enter(s, MTA_S_BODY);
 	s->off = 0;
 	s->stuff = 0;
 	if (s->inbuf == NULL) {
@@ -697,7 +710,7 @@ mta_pump(struct mta_session *s)
 		if (n == 0) {
 			o = mta_stuff_end(&s->stuff, s->outbuf);
 			conn_write(s->c, s->outbuf, o);
-			s->state = MTA_S_DOT;
+			mta_enter(s, MTA_S_DOT);
 			conn_set_timeout(s->c, s->m->data_timeout_ms);
 			return;
 		}

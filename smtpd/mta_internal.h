@@ -22,6 +22,7 @@ struct dns_mx;
 #define MTA_REPLY_MAX	1024		/* joined reply text kept */
 
 enum mta_state {
+	MTA_S_NEW,		/* allocated, not started yet */
 	MTA_S_MX,		/* resolving MX */
 	MTA_S_ADDR,		/* resolving a host's addresses */
 	MTA_S_CONNECT,
@@ -146,6 +147,9 @@ void mta_close_conn(struct mta_session *s);
 
 /* ---- mta.c ---- */
 
+/* Every state change goes through here: it logs the transition (debug
+ * event=relay.state from= to=) and sets s->state. */
+void mta_enter(struct mta_session *s, enum mta_state st);
 /* The conn callback of every session's connection. */
 void mta_conn_cb(struct conn *c, enum conn_event ev, void *arg);
 

@@ -40,7 +40,7 @@ mta_route_start(struct mta_session *s)
 		mta_next_host(s);	/* async: dns_addr never calls back */
 		return;
 	}
-	s->state = MTA_S_MX;
+	mta_enter(s, MTA_S_MX);
 	s->dreq = dns_mx(m->dns, s->msg->domain, mta_mx_cb, s);
 }
 
@@ -111,7 +111,7 @@ mta_next_host(struct mta_session *s)
 		mta_finish(s);
 		return;
 	}
-	s->state = MTA_S_ADDR;
+	mta_enter(s, MTA_S_ADDR);
 	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
 	    s->m->port;
 	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
@@ -164,7 +164,7 @@ mta_connect(struct mta_session *s)
 	ss = &s->addrs[s->addr_idx];
 	snprintf(s->label, sizeof(s->label), "%s[%s]",
 	    s->hosts[s->host_idx].host, dns_sockaddr_str(ss, ip, sizeof(ip)));
-	s->state = MTA_S_CONNECT;
+	mta_enter(s, MTA_S_CONNECT);
 	s->ext = 0;
 	s->ext_size = 0;
 	s->tls_on = false;

@@ -167,7 +167,7 @@ mta_finish(struct mta_session *s)
 	    s->state != MTA_S_TLS && s->state >= MTA_S_GREETING) {
 		conn_write(s->c, "QUIT\r\n", 6);
 		conn_close_after_flush(s->c);
-		s->state = MTA_S_QUIT;
+		mta_enter(s, MTA_S_QUIT);
 		return;
 	}
 	mta_session_release(s);

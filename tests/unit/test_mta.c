@@ -1,14 +1,18 @@
 /*
- * Unit tests for smtpd/mta.c: the SMTP client against in-process fake DNS
+ * Unit tests for smtpd/mta*.c: the SMTP client against in-process fake DNS
  * and SMTP servers on 127.0.0.x (no external network), plus the pure
- * helpers (dot-stuffing, base64).
+ * helpers (dot-stuffing, base64). Every delivery also records the state
+ * transitions the session logged (debug event=relay.state), so each case
+ * checks that the states chain without a gap.
  */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "relay_fakes.h"
 #include "mailauth/dns.h"
+#include "common/log.h"
 #include "common/tls.h"
 #include "smtpd/mta.h"
 #include "t.h"
@@ -35,7 +39,71 @@ struct run {
 	bool done;
 	unsigned rcpt_calls;
 	char results[1024];
+	/* The session's path from its relay.state lines: "new>mx>addr>...";
+	 * a "!" marks a line whose from= is not the previous to= (a state
+	 * set without mta_enter), "?" a second session id, "#" a line not
+	 * logged at debug level. */
+	char states[512];
 };
+
+/*
+ * stderr into a temporary file while a delivery runs, at debug level, so
+ * the test sees what mta_enter logged. log_capture_end turns the relay.state
+ * lines into ru->states and passes every other non-debug line on to the
+ * real stderr, as before.
+ */
+static FILE *cap_file;
+static int cap_saved_fd = -1;
+
+static void
+log_capture_begin(void)
+{
+	cap_file = tmpfile();
+	if (cap_file == NULL)
+		abort();
+	fflush(stderr);
+	cap_saved_fd = dup(STDERR_FILENO);
+	dup2(fileno(cap_file), STDERR_FILENO);
+	log_set_level(LOG_LVL_DEBUG);
+}
+
+static void
+log_capture_end(struct run *ru)
+{
+	char line[4096], sid[32], first_sid[32] = "", from[32], to[32];
+	char last[32] = "new";
+	const char *p;
+	size_t l;
+
+	log_set_level(LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(cap_saved_fd, STDERR_FILENO);
+	close(cap_saved_fd);
+	cap_saved_fd = -1;
+	rewind(cap_file);
+	snprintf(ru->states, sizeof(ru->states), "new");
+	while (fgets(line, sizeof(line), cap_file) != NULL) {
+		p = strstr(line, "event=relay.state ");
+		if (p == NULL) {
+			if (strncmp(line, "level=debug ", 12) != 0)
+				fputs(line, stderr);
+			continue;
+		}
+		if (sscanf(p, "event=relay.state sid=%31s from=%31s to=%31s",
+		    sid, from, to) != 3)
+			abort();
+		if (first_sid[0] == '\0')
+			snprintf(first_sid, sizeof(first_sid), "%s", sid);
+		l = strlen(ru->states);
+		snprintf(ru->states + l, sizeof(ru->states) - l, "%s%s%s%s",
+		    strncmp(line, "level=debug ", 12) != 0 ? "#" : "",
+		    strcmp(sid, first_sid) != 0 ? "?" : "",
+		    strcmp(from, last) != 0 ? "!" : ">", to);
+		snprintf(last, sizeof(last), "%s", to);
+	}
+	fclose(cap_file);
+	cap_file = NULL;
+}
 
 static ssize_t
 mem_read(void *arg, uint64_t off, void *buf, size_t len)
@@ -104,6 +172,7 @@ deliver(struct mta *m, const char *domain, const char *rcpts,
 	msg.read_arg = (void *)body;
 	msg.rcpts = r;
 	msg.nrcpts = n;
+	log_capture_begin();
 	mta_session_start(m, &msg, on_rcpt, on_done, ru);
 	t = evtimer_new(base, on_timeout, NULL);
 	evtimer_add(t, &tv);
@@ -115,8 +184,15 @@ deliver(struct mta *m, const char *domain, const char *rcpts,
 	tv.tv_usec = 50000;
 	evtimer_add(t, &tv);
 	event_base_dispatch(base);
+	log_capture_end(ru);
 	event_free(t);
 	free(list);
+	/* Whatever the case: one session, every state entered through
+	 * mta_enter, starting from "new". */
+	t_assert(strchr(ru->states, '!') == NULL);
+	t_assert(strchr(ru->states, '?') == NULL);
+	t_assert(strchr(ru->states, '#') == NULL);
+	t_assert(strncmp(ru->states, "new>", 4) == 0);
 }
 
 static struct mta *
@@ -377,6 +453,90 @@ test_dns_errors(void)
 	mta_free(m);
 }
 
+/* The exact path each kind of delivery takes through the states, as
+ * mta_enter logs it. */
+static void
+test_states(void)
+{
+	struct fake_smtp_cfg ok = { 220, "PIPELINING", 250, 250 };
+	struct fake_smtp_cfg old = { 220, NULL, 250, 250 };
+	struct fake_smtp_cfg tlsbad = { 220, "STARTTLS\nPIPELINING", 250, 250 };
+	struct fake_smtp f;
+	struct mta *m;
+	struct run ru;
+	char smarthost[64];
+
+	t_begin("mta states: MX delivery, pipelined");
+	fake_smtp_start(&f, base, "127.0.0.2", port, &ok);
+	m = new_mta(NULL);
+	deliver(m, "one.test", "a@one.test,b@one.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@one.test=ok:250;b@one.test=ok:250;");
+	t_assert_str(ru.states, "new>mx>addr>connect>greeting>ehlo>mail>rcpt>"
+	    "data>body>dot>quit");
+	t_end();
+
+	t_begin("mta states: smarthost without STARTTLS gives up after EHLO");
+	snprintf(smarthost, sizeof(smarthost), "127.0.0.2:%u", port);
+	{
+		struct mta *ms = new_mta(smarthost);
+
+		deliver(ms, "one.test", "a@one.test", "x\r\n", false, &ru);
+		t_assert_str(ru.results, "a@one.test=temp:451;");
+		t_assert_str(ru.states, "new>addr>connect>greeting>ehlo");
+		mta_free(ms);
+	}
+	t_end();
+	mta_free(m);
+	fake_smtp_stop(&f);
+
+	t_begin("mta states: EHLO refused, HELO");
+	fake_smtp_start(&f, base, "127.0.0.2", port, &old);
+	m = new_mta(NULL);
+	deliver(m, "one.test", "a@one.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@one.test=ok:250;");
+	t_assert_str(ru.states, "new>mx>addr>connect>greeting>ehlo>helo>mail>"
+	    "rcpt>data>body>dot>quit");
+	t_end();
+	mta_free(m);
+	fake_smtp_stop(&f);
+
+	t_begin("mta states: primary refuses, backup host");
+	fake_smtp_start(&f, base, "127.0.0.4", port, &ok);
+	m = new_mta(NULL);
+	deliver(m, "backup.test", "a@backup.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@backup.test=ok:250;");
+	t_assert_str(ru.states, "new>mx>addr>connect>addr>connect>greeting>"
+	    "ehlo>mail>rcpt>data>body>dot>quit");
+	t_end();
+	fake_smtp_stop(&f);
+
+	t_begin("mta states: null MX ends at the lookup");
+	deliver(m, "null.test", "a@null.test", "x\r\n", false, &ru);
+	t_assert_str(ru.results, "a@null.test=perm:556;");
+	t_assert_str(ru.states, "new>mx");
+	t_end();
+	mta_free(m);
+
+	t_begin("mta states: broken STARTTLS, same address in clear");
+	{
+		const char *err = NULL;
+		struct tls_ctx *tls = tls_ctx_client_new(NULL, &err);
+
+		t_assert(tls != NULL);
+		fake_smtp_start(&f, base, "127.0.0.2", port, &tlsbad);
+		m = new_mta_tls(NULL, tls, 2000);
+		deliver(m, "one.test", "a@one.test", "x\r\n", false, &ru);
+		t_assert_str(ru.results, "a@one.test=ok:250;");
+		t_assert_str(ru.states, "new>mx>addr>connect>greeting>ehlo>"
+		    "starttls>tls>connect>greeting>ehlo>mail>rcpt>data>body>"
+		    "dot>quit");
+		mta_free(m);
+		fake_smtp_stop(&f);
+		tls_ctx_free(tls);
+	}
+	t_end();
+}
+
 static void
 test_helpers(void)
 {
@@ -435,6 +595,7 @@ main(void)
 	test_basic();
 	test_backup();
 	test_dns_errors();
+	test_states();
 
 	dns_free(dns);
 	fake_dns_stop(&fd);
