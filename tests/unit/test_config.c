@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/config.c (typed parsers, loader errors with file and
+ * Unit tests for common/config*.c (typed parsers, loader errors with file and
  * line, defaults, validation, the sample etc/carteiro.conf) and the argument
  * parsing of common/daemon.c. Temp files live in one mkdtemp directory.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/conn.c, common/tls.c and common/listener.c over
+ * Unit tests for common/conn*.c, common/tls.c and common/listener.c over
  * socketpairs and loopback, in one event loop: the line reader at every
  * split point, LOWAT, free-from-callback, close-after-flush, STARTTLS
  * injection defence, a full TLS handshake with a throwaway certificate.
