@@ -1,9 +1,9 @@
 /*
- * Where a relay SMTP client session connects: the MX lookup (or the
- * smarthost), each host's addresses, and moving on to the next address
- * and host when a peer fails us before the message is out (RFC 5321 5.1).
- * Does not own: the SMTP dialogue (mta.c), results and lifetime
- * (mta_session.c), DNS itself (mailauth/dns.c).
+ * Where a relay SMTP client session connects: MX hosts (or the smarthost),
+ * their A/AAAA addresses, and the fallback: every connection-level failure
+ * (refused, timeout, 421, 4xx greeting or to EHLO/MAIL, TLS trouble) moves
+ * to the next address and host in the same attempt. Does not own: the SMTP
+ * dialogue (mta.c), results and lifetime (mta_session.c), DNS (dns.c).
  */
 #include "smtpd/mta_internal.h"
 
