@@ -1,10 +1,9 @@
 /*
  * A connection on libevent: its lifetime (new, connect, free), the frames
- * every libevent callback runs in, the registration of the read and write
- * events, the idle timer, the output watermark, and the settings, buffers
- * and peer a session asks about. One callback reports explicit events
- * (OpenSMTPD ioev.c). The byte moving and the line reader are in
- * conn_io.c, starting TLS in conn_tls.c; no protocol knowledge anywhere.
+ * every libevent callback runs in, event registration, the idle timer, the
+ * output watermark, and the settings and peer a session asks about (one
+ * callback, explicit events: OpenSMTPD ioev.c). Bytes move in conn_io.c,
+ * TLS starts in conn_tls.c; no protocol knowledge anywhere.
  *
  * Lifetime: every libevent callback runs inside a frame (conn_frame_enter/
  * leave). conn_free() inside a frame only marks the conn; the frame frees it

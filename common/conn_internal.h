@@ -1,9 +1,8 @@
 /*
- * Internals shared by the files of the connection: struct conn and the
- * steps they call across files. conn.c owns the lifetime, the frames, the
- * event registration and the timers; conn_io.c moves bytes (read, write,
- * connect, the line reader); conn_tls.c starts TLS and runs the handshake.
- * Session code never includes this: it uses conn.h.
+ * Internals shared by the connection's files: struct conn and the calls
+ * across them. conn.c: lifetime, frames, event registration, timers;
+ * conn_io.c: read, write, connect, the line reader; conn_tls.c: starting
+ * TLS and the handshake. Session code uses conn.h only.
  */
 #ifndef CARTEIRO_CONN_INTERNAL_H
 #define CARTEIRO_CONN_INTERNAL_H

@@ -1,9 +1,8 @@
 /*
- * Internals shared by the relay's SMTP client files: mta.c (the SMTP
- * dialogue: reply table, handlers, body pump), mta_session.c (a session's
- * lifetime and its per-recipient results) and mta_route.c (MX lookup,
- * addresses, choosing and falling back between hosts). The relay uses
- * mta.h only.
+ * Internals shared by the relay's SMTP client files: mta.c (the dialogue:
+ * reply table, handlers, body pump), mta_session.c (lifetime and results)
+ * and mta_route.c (MX, addresses, falling back between hosts). The relay
+ * itself uses mta.h only.
  */
 #ifndef CARTEIRO_MTA_INTERNAL_H
 #define CARTEIRO_MTA_INTERNAL_H

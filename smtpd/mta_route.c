@@ -1,9 +1,9 @@
 /*
  * Where a relay SMTP client session connects: MX hosts (or the smarthost),
- * their A/AAAA addresses, and the fallback: every connection-level failure
- * (refused, timeout, 421, 4xx greeting or to EHLO/MAIL, TLS trouble) moves
- * to the next address and host in the same attempt. Does not own: the SMTP
- * dialogue (mta.c), results and lifetime (mta_session.c), DNS (dns.c).
+ * their addresses, and the fallback: each connection-level failure (refused,
+ * timeout, 421, 4xx greeting or to EHLO/MAIL, TLS trouble) moves on to the
+ * next address and host. Not here: the dialogue (mta.c), results and
+ * lifetime (mta_session.c).
  */
 #include "smtpd/mta_internal.h"
 

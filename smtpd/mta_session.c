@@ -1,9 +1,8 @@
 /*
- * A relay SMTP client session's lifetime and results: start, abort and
- * free (deferred while a callback frame runs), the per-recipient results
- * reported through the owner's callbacks, and the finish (done, then
- * QUIT). Does not own: the SMTP dialogue (mta.c), the choice of hosts
- * (mta_route.c).
+ * A relay SMTP client session's lifetime and results: start, abort, free
+ * (deferred while a callback frame runs), per-recipient results through the
+ * owner's callbacks, and the finish (done, then QUIT). Not here: the SMTP
+ * dialogue (mta.c), the choice of hosts (mta_route.c).
  */
 #include "smtpd/mta_internal.h"
 
