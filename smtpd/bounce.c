@@ -240,7 +240,7 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 
 int
 bounce_send(struct store *st, const char *hostname, const char *postmaster,
-    const struct queue_msg *m, enum bounce_kind kind, int64_t retry_until,
+    const struct store_queue_msg *m, enum bounce_kind kind, int64_t retry_until,
     const struct bounce_rcpt *rcpts, size_t n)
 {
 	struct bounce_info bi;

@@ -318,8 +318,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	}
 	/* One snapshot for the lookups of this RCPT (domain, aliases,
 	 * users, quota). */
-	if (store_read_begin(srv->store, &snap) != 0 ||
-	    store_resolve(srv->store, p.addr, srv->cfg->server.postmaster,
+	snap = store_read_begin(srv->store) == 0;
+	if (!snap || store_resolve(srv->store, p.addr, srv->cfg->server.postmaster,
 	    &kind, &local, &nlocal, &remote, &nremote) != 0) {
 		log_warn("event=smtp.store sid=%s error=\"%s\"", s->sid,
 		    store_error(srv->store));
@@ -372,7 +372,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	smtp_session_enter(s, SMTP_ST_RCPT);
 	smtp_reply(s, "250 2.1.5 Ok");
 out:
-	store_read_end(srv->store, snap);
+	if (snap)
+		store_read_end(srv->store);
 	log_info("event=smtp.rcpt sid=%s msgid=%s to=%s result=%s "
 	    "local=%zu remote=%zu", s->sid, tx->msgid, esc, result, nlocal,
 	    nremote);

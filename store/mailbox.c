@@ -84,7 +84,6 @@ store_mailbox_delete(struct store *st, const char *address,
 	uint64_t freed = 0;
 	size_t deleted = 0;
 	int64_t user_id;
-	bool outer;
 	int rc, ret = -1;
 
 	*deleted_r = 0;
@@ -95,7 +94,7 @@ store_mailbox_delete(struct store *st, const char *address,
 	 * bodies themselves are left to store_gc, so 10,000 rows keep the
 	 * write lock for tens of milliseconds, not seconds.
 	 */
-	if (store_tx_enter(st, &outer) < 0)
+	if (store_begin(st) < 0)
 		return -1;
 	rc = store_user_id(st, address, &user_id);
 	if (rc != 0) {
@@ -147,7 +146,9 @@ store_mailbox_delete(struct store *st, const char *address,
 		goto out;
 	ret = 0;
 out:
-	if (store_tx_leave(st, outer, ret == 0) < 0)
+	if (ret != 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	if (ret == 0)
 		*deleted_r = deleted;
@@ -160,7 +161,6 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	int64_t *ids;
 	unsigned n = 0;
 	sqlite3_stmt *s;
-	bool outer;
 	int rc = SQLITE_DONE, ret = -1;
 
 	if (freed_r != NULL)
@@ -168,7 +168,7 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	if (max_bodies == 0)
 		return 0;
 	ids = xmalloc(max_bodies * sizeof(*ids));
-	if (store_tx_enter(st, &outer) < 0) {
+	if (store_begin(st) < 0) {
 		free(ids);
 		return -1;
 	}
@@ -205,7 +205,9 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	ret = 0;
 out:
 	free(ids);
-	if (store_tx_leave(st, outer, ret == 0) < 0)
+	if (ret != 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	if (ret == 0 && freed_r != NULL)
 		*freed_r = n;

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-static const char *const schema_migrations[] = {
+static const char *const store_schema_migrations[] = {
 	/* 1: domains, users, aliases, single-instance bodies, mailboxes,
 	 *    outbound queue, send accounting. */
 	"CREATE TABLE domains ("
@@ -104,15 +104,15 @@ static const char *const schema_migrations[] = {
 };
 
 size_t
-schema_migration_count(void)
+store_schema_migration_count(void)
 {
-	return sizeof(schema_migrations) / sizeof(schema_migrations[0]);
+	return sizeof(store_schema_migrations) / sizeof(store_schema_migrations[0]);
 }
 
 const char *
-schema_migration(size_t version)
+store_schema_migration(size_t version)
 {
-	if (version < 1 || version > schema_migration_count())
+	if (version < 1 || version > store_schema_migration_count())
 		return NULL;
-	return schema_migrations[version - 1];
+	return store_schema_migrations[version - 1];
 }

@@ -37,20 +37,27 @@ int store_schema_version(struct store *st);
 /* 0 when the schema is current, -1 otherwise (daemons refuse to start). */
 int store_check_schema(struct store *st);
 
-/* Explicit transactions, for group commit: BEGIN IMMEDIATE ... COMMIT.
- * A writer waits up to 5000 ms (busy_timeout) for another writer's lock,
- * then fails with store_error_is_busy() true. A failed commit has already
- * rolled back. Functions below that change several rows (user/domain del,
- * mailbox delete, gc, deliver) are atomic on their own: a transaction of
- * their own in autocommit mode, a savepoint inside the caller's. */
+/*
+ * Transactions, one vocabulary for every caller. store_begin opens a
+ * write transaction (BEGIN IMMEDIATE); called inside one it opens a
+ * nested unit (a SAVEPOINT) instead. store_commit ends the innermost
+ * level (COMMIT, or RELEASE for a unit); store_rollback undoes just the
+ * innermost level (the whole transaction at the outermost). A writer
+ * waits up to 5000 ms (busy_timeout) for another writer's lock, then
+ * fails with store_error_is_busy() true. A failed commit has already
+ * rolled back. The functions below that change several rows (user/domain
+ * del, mailbox delete, gc, deliver, queue delete) are such a unit of
+ * their own: inside a caller's transaction (group commit) a failed one
+ * leaves nothing behind and does not take the others down.
+ */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 /* One read snapshot over several lookups (BEGIN DEFERRED ... COMMIT):
  * one WAL read lock and one consistent view instead of one per statement.
- * Inside a transaction it is a no-op (*outer_r false). */
-int store_read_begin(struct store *st, bool *outer_r);
-void store_read_end(struct store *st, bool outer);
+ * Inside a transaction it joins that one. Pairs with store_read_end. */
+int store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 /* true between store_begin and store_commit/rollback. */
 bool store_in_transaction(struct store *st);
 /* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */

@@ -151,7 +151,7 @@ test_migrate(void)
 {
 	struct store *st;
 	const char *path = t_path(++t_dbn);
-	int count = (int)schema_migration_count();
+	int count = (int)store_schema_migration_count();
 
 	t_begin("migrate from empty file, idempotent");
 	st = t_reopen(path);
@@ -187,7 +187,7 @@ test_migrate(void)
 	/* Only from version 1: migration 2 applies on top. */
 	st = t_reopen(t_path(++t_dbn));
 	t_assert_int(store_exec(st, "BEGIN"), 0);
-	t_assert_int(store_exec(st, schema_migration(1)), 0);
+	t_assert_int(store_exec(st, store_schema_migration(1)), 0);
 	t_assert_int(store_exec(st, "PRAGMA user_version = 1; COMMIT"), 0);
 	t_assert_int(store_migrate(st), 0);
 	t_assert_int(store_schema_version(st), count);
@@ -1036,6 +1036,70 @@ test_group_commit(void)
 	t_end();
 }
 
+/* One vocabulary: store_begin nests as a unit (SAVEPOINT) whose rollback
+ * undoes only that unit; store_read_begin joins an open transaction. */
+static void
+test_nested(void)
+{
+	struct store *st = t_open(), *st2;
+
+	t_begin("nested store_begin: inner rollback undoes only the unit");
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "a.test"), 0);
+	t_assert_int(store_begin(st), 0);		/* unit 1: kept */
+	t_assert_int(store_domain_add(st, "b.test"), 0);
+	t_assert_int(store_commit(st), 0);
+	t_assert_int(store_begin(st), 0);		/* unit 2: undone */
+	t_assert_int(store_domain_add(st, "c.test"), 0);
+	t_assert_int(store_begin(st), 0);		/* nested in unit 2 */
+	t_assert_int(store_domain_add(st, "d.test"), 0);
+	t_assert_int(store_commit(st), 0);
+	store_rollback(st);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_read_begin(st), 0);		/* joins */
+	t_assert_int(store_domain_is_local(st, "b.test"), 1);
+	t_assert_int(store_domain_is_local(st, "c.test"), 0);
+	store_read_end(st);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_commit(st), 0);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(q_int(st, "SELECT group_concat(name, ',') = "
+	    "'a.test,b.test' FROM (SELECT name FROM domains WHERE name != "
+	    "'ex.test' ORDER BY name)"), 1);
+	/* A commit with nothing open fails; a rollback is harmless. */
+	t_assert_int(store_commit(st), -1);
+	store_rollback(st);
+	/* The whole transaction rolled back with an inner unit open. */
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "e.test"), 0);
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "f.test"), 0);
+	store_rollback(st);
+	store_rollback(st);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "e.test"), 0);
+	/* A read snapshot: a writer's later commit is not seen in it. */
+	st2 = t_reopen(t_path(t_dbn));
+	t_assert_int(store_read_begin(st), 0);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "g.test"), 0);
+	t_assert_int(store_domain_add(st2, "g.test"), 0);
+	t_assert_int(store_domain_is_local(st, "g.test"), 0);
+	store_read_end(st);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "g.test"), 1);
+	/* Units of their own (store_domain_del) inside a unit that fails. */
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_del(st, "g.test"), 0);
+	store_rollback(st);
+	t_assert_int(store_commit(st), 0);
+	t_assert_int(store_domain_is_local(st, "g.test"), 1);
+	t_close(st2);
+	t_close(st);
+	t_end();
+}
+
 static void
 test_quota(void)
 {
@@ -1341,6 +1405,7 @@ main(void)
 	test_body_edges();
 	test_body_inline();
 	test_group_commit();
+	test_nested();
 	test_quota();
 	test_deliver_quota();
 	test_sendlog();
