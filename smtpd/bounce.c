@@ -295,15 +295,8 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 		d.remote = one;
 		d.nremote = 1;
 	}
-	/* Return-Path only for a mailbox-only delivery: a queued copy goes
-	 * out to other servers as it is. */
-	if (d.nremote == 0) {
-		d.prefix = "Return-Path: <>\r\n";
-		d.prefix_len = strlen(d.prefix);
-	} else {
-		d.prefix = "";
-		d.prefix_len = 0;
-	}
+	/* mail_from "": the mailbox copies show "Return-Path: <>". */
+	d.prefix = "";
 	d.fd = -1;
 	ret = store_deliver_mem(st, &d, text, len, &body_id, &qid);
 	free(text);

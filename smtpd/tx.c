@@ -3,7 +3,7 @@
  * (local domains on MX, owned senders and the daily limit on submission,
  * quotas), DATA/BDAT streaming into the spool with a latched error, the
  * steps after the end of data (DKIM signing on submission, SPF/DKIM/DMARC
- * on MX), the Return-Path/Received prefix, and the hand-off to delivery.c
+ * on MX), the Received prefix, and the hand-off to delivery.c
  * whose callback sends the 250. The checks themselves live in signer.c and
  * inbound.c; this file only sequences them.
  */
@@ -661,8 +661,9 @@ smtp_tx_clean(char *s)
 			*s = '?';
 }
 
-/* Return-Path and Received (RFC 5321 4.4; RFC 3848/6531 WITH types).
- * Caller frees. */
+/* Received (RFC 5321 4.4; RFC 3848/6531 WITH types), then our checks'
+ * fields. The Return-Path is not ours to write: the store keeps the
+ * envelope sender in the mailbox row and shows it to RETR. Caller frees. */
 static char *
 smtp_tx_prefix(struct smtp_session *s)
 {
@@ -689,18 +690,16 @@ smtp_tx_prefix(struct smtp_session *s)
 	if (a)
 		auth = xasprintf("\t(authenticated as %s)\r\n", s->auth_user);
 	if (tx->nrcpt == 1)
-		r = xasprintf("Return-Path: <%s>\r\n"
-		    "Received: from %s (%s)\r\n%s%s"
+		r = xasprintf("Received: from %s (%s)\r\n%s%s"
 		    "\tby %s (carteiro) with %s id %s\r\n"
-		    "\tfor <%s>; %s\r\n", tx->mail_from, helo, ip,
+		    "\tfor <%s>; %s\r\n", helo, ip,
 		    tls ? tls : "", auth ? auth : "",
 		    smtp_session_hostname(s), proto, tx->msgid,
 		    tx->first_rcpt, date);
 	else
-		r = xasprintf("Return-Path: <%s>\r\n"
-		    "Received: from %s (%s)\r\n%s%s"
+		r = xasprintf("Received: from %s (%s)\r\n%s%s"
 		    "\tby %s (carteiro) with %s id %s;\r\n"
-		    "\t%s\r\n", tx->mail_from, helo, ip,
+		    "\t%s\r\n", helo, ip,
 		    tls ? tls : "", auth ? auth : "",
 		    smtp_session_hostname(s), proto, tx->msgid, date);
 	free(helo);

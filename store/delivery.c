@@ -27,8 +27,8 @@ static int store_delivery_body(struct store *, const struct store_delivery *,
     const struct store_delivery_src *, int64_t *);
 static int store_delivery_body_inline(struct store *,
     const struct store_delivery *, const struct store_delivery_src *, int64_t *);
-static int store_delivery_mailbox(struct store *, const char *, int64_t,
-    uint64_t, int64_t, bool);
+static int store_delivery_mailbox(struct store *,
+    const struct store_delivery *, const char *, int64_t, uint64_t, int64_t);
 static int store_delivery_no_user_row(struct store *, const char *, bool);
 static int store_delivery_queue(struct store *, const struct store_delivery *,
     int64_t, int64_t, int64_t *);
@@ -181,9 +181,10 @@ store_delivery_no_user_row(struct store *st, const char *address, bool quota)
  * quota (one statement per recipient instead of a SELECT first).
  */
 static int
-store_delivery_mailbox(struct store *st, const char *address, int64_t body_id,
-    uint64_t size, int64_t now, bool quota)
+store_delivery_mailbox(struct store *st, const struct store_delivery *d,
+    const char *address, int64_t body_id, uint64_t size, int64_t now)
 {
+	bool quota = d->check_quota;
 	sqlite3_stmt *s;
 	int64_t user_id, uid, epoch;
 	char uidl[64];
@@ -220,8 +221,8 @@ store_delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	snprintf(uidl, sizeof(uidl), "%" PRIx64 ".%" PRId64, (uint64_t)epoch,
 	    uid);
 	s = store_stmt(st, STMT_MAILBOX_INSERT,
-	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5)");
+	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, "
+	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, user_id);
@@ -229,6 +230,8 @@ store_delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	sqlite3_bind_int64(s, 3, body_id);
 	sqlite3_bind_int64(s, 4, (int64_t)size);
 	sqlite3_bind_int64(s, 5, now);
+	if (d->mail_from != NULL)
+		store_bind_text(s, 6, d->mail_from);
 	return store_step_done(st, s, "mailbox insert");
 }
 
@@ -287,13 +290,17 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
     const struct store_delivery_src *src, int64_t *body_id_r, int64_t *queue_id_r)
 {
 	int64_t body_id = 0, queue_id = 0, now = util_time();
-	uint64_t size = d->prefix_len + d->data_size;
+	uint64_t size = d->prefix_len + d->data_size, msize;
 	int ret = -1;
 
 	if (d->nlocal + d->nremote == 0)
 		return store_fail(st, "delivery without recipients");
-	if (size > INT64_MAX || d->data_size < size - d->prefix_len)
+	if (size > INT64_MAX / 2 || d->data_size < size - d->prefix_len)
 		return store_fail(st, "message too large");
+	/* A mailbox message is its Return-Path line (store_message_open)
+	 * and the body: quota and POP3 sizes count both. */
+	msize = size + (d->mail_from != NULL ? STORE_RETURN_PATH_LEN(
+	    strlen(d->mail_from)) : 0);
 	/*
 	 * Normally inside the caller's transaction (a savepoint, so a failed
 	 * delivery leaves nothing half-written); on its own it commits.
@@ -303,8 +310,8 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
 	if (store_delivery_body(st, d, src, &body_id) < 0)
 		goto out;
 	for (size_t i = 0; i < d->nlocal; i++)
-		if (store_delivery_mailbox(st, d->local[i], body_id, size, now,
-		    d->check_quota) < 0)
+		if (store_delivery_mailbox(st, d, d->local[i], body_id, msize,
+		    now) < 0)
 			goto out;
 	if (d->nremote > 0 &&
 	    store_delivery_queue(st, d, body_id, now, &queue_id) < 0)

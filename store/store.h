@@ -154,16 +154,18 @@ void store_rcpt_free_list(char **list, size_t n);
 /* ---- delivery ---- */
 /*
  * One accepted message: prefix (per-message header lines carteiro adds,
- * e.g. Return-Path + Received, CRLF ends) followed by the spooled data
- * read from fd at offset 0 for data_size bytes (pread; the fd's offset is
- * not used). The body is stored once, in STORE_CHUNK_SIZE chunks, never
- * whole in memory; one mailbox row per local user (its own UIDL, size =
- * prefix_len + data_size) and, if nremote > 0, one queue row with a
- * queue_rcpt per remote address, next_attempt = now. The body's refs equal
- * nlocal + (nremote ? 1 : 0).
+ * e.g. Received, CRLF ends) followed by the spooled data read from fd at
+ * offset 0 for data_size bytes (pread; the fd's offset is not used). The
+ * body is stored once, in STORE_CHUNK_SIZE chunks, never whole in memory;
+ * one mailbox row per local user (its own UIDL, return_path = mail_from,
+ * size = the Return-Path line store_message_open adds + prefix_len +
+ * data_size) and, if nremote > 0, one queue row with a queue_rcpt per
+ * remote address, next_attempt = now. The envelope sender is a column of
+ * those rows, never bytes of the body. The body's refs equal nlocal +
+ * (nremote ? 1 : 0).
  * Does not BEGIN/COMMIT: the caller wraps one or more deliveries in
  * store_begin/store_commit (group commit). -1 on error: the caller must
- * roll back the whole transaction. (Each delivery runs in a savepoint, so
+ * roll back the whole transaction. (Each delivery runs in a nested unit, so
  * a failed one leaves no partial rows; called outside a transaction it
  * commits on its own.) A local address that is no longer a user fails.
  * body_id_r / queue_id_r may be NULL; *queue_id_r is 0 without a queue row.
@@ -174,7 +176,10 @@ struct store_delivery {
 	size_t prefix_len;
 	int fd;
 	uint64_t data_size;
-	const char *mail_from;		/* "" for <> */
+	/* Envelope sender, "" for <>. NULL: the mailbox rows get no
+	 * Return-Path line (imported mail, test fixtures); a queue row
+	 * stores "". */
+	const char *mail_from;
 	const char *const *local;	/* local user addresses */
 	size_t nlocal;
 	const char *const *remote;	/* remote recipient addresses */
@@ -218,10 +223,22 @@ int store_mailbox_delete(struct store *st, const char *address,
  * nothing. */
 int store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r);
 
-/* Reading a body in chunks (each read is a short statement, no long
- * transaction is held). */
+/* Reading a message or a body in chunks (each read is a short statement,
+ * no long transaction is held). */
 struct store_body;
-/* NULL if missing (then store_error says so) or on error. */
+/*
+ * Mailbox row mailbox_id (store_msg.id) as POP3 RETR sends it, before
+ * dot-stuffing: "Return-Path: <sender>\r\n" (RFC 5321 4.4; none when the
+ * row has no sender) followed by the body. *size_r = its length, which
+ * is the row's store_msg.size. NULL if the row is gone (store_error says
+ * so) or on error. Close with store_body_close.
+ */
+struct store_body *store_message_open(struct store *st, int64_t mailbox_id,
+    uint64_t *size_r);
+/* A stored body as the relay sends it and carteiroctl shows it: the bytes
+ * after the trace prefix's Return-Path (which is never part of a body;
+ * bodies from before schema 4 have theirs skipped). NULL if missing (then
+ * store_error says so) or on error. */
 struct store_body *store_body_open(struct store *st, int64_t body_id,
     uint64_t *size_r);
 /* Copy up to len bytes from offset into buf; returns bytes (0 at end) or -1. */

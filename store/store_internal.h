@@ -61,6 +61,7 @@ enum store_stmt_id {
 	STMT_GC_CHUNKS,
 	STMT_GC_BODY,
 	STMT_BODY_SIZE,
+	STMT_MESSAGE_OPEN,
 	STMT_CHUNK_READ,
 	STMT_SENT_COUNT,
 	STMT_SENT_OLDEST,
@@ -82,6 +83,10 @@ enum store_stmt_id {
  * bytes of payload), so it never needs an overflow page.
  */
 #define STORE_INLINE_MAX 3072
+
+/* Length of "Return-Path: <" sender ">\r\n" for a sender of n bytes: the
+ * line store_message_open puts before a mailbox message (mailbox.c). */
+#define STORE_RETURN_PATH_LEN(n) (sizeof("Return-Path: <>\r\n") - 1 + (n))
 
 /* What one open transaction level did (store.c), so that ending it does
  * the matching thing. */

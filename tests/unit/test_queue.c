@@ -173,7 +173,7 @@ test_bounce_send(struct store *st)
 	t_assert_int(store_mailbox_list(st, "alice@ex.test", &msgs, &n), 0);
 	t_assert_int(n, 1);
 	if (n == 1) {
-		sb = store_body_open(st, msgs[0].body_id, &size);
+		sb = store_message_open(st, msgs[0].id, &size);
 		t_assert(sb != NULL);
 		got = store_body_read(sb, 0, buf, sizeof(buf) - 1);
 		t_assert(got > 0);
@@ -205,6 +205,14 @@ test_bounce_send(struct store *st)
 		t_assert(b.is_bounce);
 		t_assert_int(b.nrcpts, 1);
 		t_assert_str(b.rcpts[0].address, "bob@far.test");
+		/* The sender is the row's mail_from, not a body line. */
+		sb = store_body_open(st, b.body_id, &size);
+		t_assert(sb != NULL);
+		got = sb != NULL ? store_body_read(sb, 0, buf, 38) : -1;
+		t_assert_int(got, 38);
+		t_assert(got == 38 && memcmp(buf, "From: Mail Delivery System "
+		    "<MAILER-DAE", 38) == 0);
+		store_body_close(sb);
 		store_queue_msg_clear(&b);
 		store_queue_delete(st, ids[1]);
 	}
