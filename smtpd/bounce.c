@@ -232,7 +232,7 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 		while (have > 0 && buf[have - 1] != '\n')
 			have--;
 	}
-	/* Received:/Return-Path lines we prepended stay: they are the
+	/* Received: lines we prepended stay: they are the
 	 * trace the sender's admin wants to see. */
 	*len_r = have;
 	return buf;
