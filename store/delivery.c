@@ -21,12 +21,13 @@ struct store_delivery_src {
 	const unsigned char *mem;
 };
 
-static int store_delivery_read(struct store *, const struct store_delivery_src *,
-    uint64_t, unsigned char *, size_t);
+static int store_delivery_read(struct store *,
+    const struct store_delivery_src *, uint64_t, unsigned char *, size_t);
 static int store_delivery_body(struct store *, const struct store_delivery *,
     const struct store_delivery_src *, int64_t *);
 static int store_delivery_body_inline(struct store *,
-    const struct store_delivery *, const struct store_delivery_src *, int64_t *);
+    const struct store_delivery *, const struct store_delivery_src *,
+    int64_t *);
 static int store_delivery_mailbox(struct store *,
     const struct store_delivery *, const char *, int64_t, uint64_t, int64_t);
 static int store_delivery_no_user_row(struct store *, const char *, bool);
@@ -37,8 +38,8 @@ static int store_delivery_run(struct store *, const struct store_delivery *,
 
 /* Fill buf with len bytes of data at off; short files are an error. */
 static int
-store_delivery_read(struct store *st, const struct store_delivery_src *src, uint64_t off,
-    unsigned char *buf, size_t len)
+store_delivery_read(struct store *st, const struct store_delivery_src *src,
+    uint64_t off, unsigned char *buf, size_t len)
 {
 	ssize_t n;
 
@@ -287,7 +288,8 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 
 static int
 store_delivery_run(struct store *st, const struct store_delivery *d,
-    const struct store_delivery_src *src, int64_t *body_id_r, int64_t *queue_id_r)
+    const struct store_delivery_src *src, int64_t *body_id_r,
+    int64_t *queue_id_r)
 {
 	int64_t body_id = 0, queue_id = 0, now = util_time();
 	uint64_t size = d->prefix_len + d->data_size, msize;

@@ -35,7 +35,8 @@ static int store_queue_id_list(struct store *, sqlite3_stmt *, int64_t **,
     size_t *);
 static char *store_queue_col_str(sqlite3_stmt *, int);
 
-static const char *const store_queue_status_names[STORE_QUEUE_RCPT_STATUS_COUNT] = {
+static const char *const
+store_queue_status_names[STORE_QUEUE_RCPT_STATUS_COUNT] = {
 	[STORE_QUEUE_RCPT_PENDING] = "pending",
 	[STORE_QUEUE_RCPT_DELIVERED] = "delivered",
 	[STORE_QUEUE_RCPT_FAILED] = "failed",
@@ -53,7 +54,8 @@ store_queue_rcpt_status_str(int status)
 static sqlite3_stmt *
 store_queue_stmt(struct store *st, enum store_queue_stmt id, const char *sql)
 {
-	_Static_assert(STORE_QS_COUNT <= STMT_QUEUE_SLOTS, "too many statements");
+	_Static_assert(STORE_QS_COUNT <= STMT_QUEUE_SLOTS,
+	    "too many statements");
 	return store_stmt(st, (enum store_stmt_id)(STMT_QUEUE_BASE + id), sql);
 }
 
@@ -133,7 +135,8 @@ store_queue_ids(struct store *st, int64_t **ids_r, size_t *n_r)
 
 	*ids_r = NULL;
 	*n_r = 0;
-	s = store_queue_stmt(st, STORE_QS_IDS, "SELECT id FROM queue ORDER BY id");
+	s = store_queue_stmt(st, STORE_QS_IDS,
+	    "SELECT id FROM queue ORDER BY id");
 	if (s == NULL)
 		return -1;
 	return store_queue_id_list(st, s, ids_r, n_r);

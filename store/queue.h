@@ -19,11 +19,14 @@ struct store;
 
 /* queue_rcpt.status. Values are stored: never renumber. */
 enum store_queue_rcpt_status {
-	STORE_QUEUE_RCPT_PENDING = 0,		/* not delivered yet (last_error: why) */
-	STORE_QUEUE_RCPT_DELIVERED = 1,	/* the remote server took it (2xx) */
-	STORE_QUEUE_RCPT_FAILED = 2,		/* permanent failure, DSN still owed */
-	STORE_QUEUE_RCPT_BOUNCED = 3,		/* permanent failure, DSN created or
-					 * none owed (null sender) */
+	/* not delivered yet (last_error: why) */
+	STORE_QUEUE_RCPT_PENDING = 0,
+	/* the remote server took it (2xx) */
+	STORE_QUEUE_RCPT_DELIVERED = 1,
+	/* permanent failure, DSN still owed */
+	STORE_QUEUE_RCPT_FAILED = 2,
+	/* permanent failure, DSN created or none owed (null sender) */
+	STORE_QUEUE_RCPT_BOUNCED = 3,
 	STORE_QUEUE_RCPT_STATUS_COUNT
 };
 
@@ -50,10 +53,11 @@ struct store_queue_msg {
 	bool warned;			/* delay DSN sent */
 	bool smtputf8;
 	bool is_bounce;
-	struct store_queue_rcpt *rcpts;	/* every recipient, in insertion order */
+	/* every recipient, in insertion order */
+	struct store_queue_rcpt *rcpts;
 	size_t nrcpts;
 };
-/* Frees what queue_load filled; accepts a zeroed struct. */
+/* Frees what store_queue_load filled; accepts a zeroed struct. */
 void store_queue_msg_clear(struct store_queue_msg *m);
 
 /*

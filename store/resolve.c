@@ -29,14 +29,19 @@ struct store_resolve_ctx {
 	unsigned nodes;
 };
 
-static void store_resolve_list_add(struct store_resolve_list *, const char *);
-static int store_resolve_dests(struct store *, const char *, struct store_resolve_list *);
-static int store_resolve_user(struct store_resolve_ctx *, const char *, bool *);
-static int store_resolve_expand(struct store_resolve_ctx *, const char *, unsigned);
+static void store_resolve_list_add(struct store_resolve_list *,
+    const char *);
+static int store_resolve_dests(struct store *, const char *,
+    struct store_resolve_list *);
+static int store_resolve_user(struct store_resolve_ctx *, const char *,
+    bool *);
+static int store_resolve_expand(struct store_resolve_ctx *, const char *,
+    unsigned);
 static int store_resolve_expand_list(struct store_resolve_ctx *, const char *,
     struct store_resolve_list *, unsigned);
 static bool store_resolve_is_postmaster(const char *, size_t);
-static int store_resolve_postmaster_fallback(struct store_resolve_ctx *, const char *);
+static int store_resolve_postmaster_fallback(struct store_resolve_ctx *,
+    const char *);
 
 /* Append a copy unless an equal (case-insensitive) entry is present. */
 static void
@@ -55,7 +60,8 @@ store_resolve_list_add(struct store_resolve_list *l, const char *s)
 /* The destinations of alias source (collected, so recursion can reuse the
  * statement). */
 static int
-store_resolve_dests(struct store *st, const char *source, struct store_resolve_list *l)
+store_resolve_dests(struct store *st, const char *source,
+    struct store_resolve_list *l)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -125,7 +131,8 @@ store_resolve_expand_list(struct store_resolve_ctx *c, const char *addr,
  * anything else is dropped.
  */
 static int
-store_resolve_expand(struct store_resolve_ctx *c, const char *addr, unsigned depth)
+store_resolve_expand(struct store_resolve_ctx *c, const char *addr,
+    unsigned depth)
 {
 	struct store_resolve_list dests = { 0 };
 	const char *domain;
@@ -194,7 +201,8 @@ out:
  * store), so that postmaster is always accepted and read by someone.
  */
 static int
-store_resolve_postmaster_fallback(struct store_resolve_ctx *c, const char *domain)
+store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
+    const char *domain)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -252,7 +260,8 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 			*kind_r = STORE_RCPT_REMOTE;
 			return 0;
 		}
-		rc = domain == address + 1 ? 0 : store_resolve_expand(&c, address, 0);
+		rc = domain == address + 1 ? 0 :
+		    store_resolve_expand(&c, address, 0);
 	}
 	if (rc < 0) {
 		store_rcpt_free_list(c.local.v, c.local.n);

@@ -135,7 +135,8 @@ static const char *const store_schema_migrations[] = {
 size_t
 store_schema_migration_count(void)
 {
-	return sizeof(store_schema_migrations) / sizeof(store_schema_migrations[0]);
+	return sizeof(store_schema_migrations) /
+	    sizeof(store_schema_migrations[0]);
 }
 
 const char *

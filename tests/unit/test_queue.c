@@ -91,10 +91,10 @@ test_queue(struct store *st)
 	t_end();
 
 	t_begin("queue rcpt status, reschedule, warned");
-	t_assert_int(store_queue_rcpt_set(st, m.rcpts[0].id, STORE_QUEUE_RCPT_DELIVERED,
-	    "250 ok", now), 0);
-	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id, STORE_QUEUE_RCPT_PENDING,
-	    "451 later", now), 0);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[0].id,
+	    STORE_QUEUE_RCPT_DELIVERED, "250 ok", now), 0);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id,
+	    STORE_QUEUE_RCPT_PENDING, "451 later", now), 0);
 	t_assert_int(store_queue_reschedule(st, qid, now + 100, 1), 0);
 	t_assert_int(store_queue_set_warned(st, qid), 0);
 	store_queue_msg_clear(&m);
@@ -105,8 +105,8 @@ test_queue(struct store *st)
 	t_assert_int(m.attempts, 1);
 	t_assert(m.warned);
 	t_assert_int(m.next_attempt, now + 100);
-	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id, STORE_QUEUE_RCPT_BOUNCED,
-	    NULL, now), 0);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id,
+	    STORE_QUEUE_RCPT_BOUNCED, NULL, now), 0);
 	store_queue_msg_clear(&m);
 	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_int(m.rcpts[1].status, STORE_QUEUE_RCPT_BOUNCED);
@@ -145,7 +145,8 @@ test_queue(struct store *st)
 	t_end();
 
 	t_begin("queue status names");
-	t_assert_str(store_queue_rcpt_status_str(STORE_QUEUE_RCPT_FAILED), "failed");
+	t_assert_str(store_queue_rcpt_status_str(STORE_QUEUE_RCPT_FAILED),
+	    "failed");
 	t_assert_str(store_queue_rcpt_status_str(42), "unknown");
 	t_end();
 }

@@ -364,8 +364,8 @@ test_v3_odd_lines(const char *path)
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		sql = xasprintf("INSERT INTO bodies(id, size, refs, created, "
 		    "data) VALUES (%zu, %zu, 1, 0, CAST('%s' AS BLOB));"
-		    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived) "
-		    "VALUES (1, 'u%zu', %zu, %zu, 0)", i + 1, strlen(bodies[i]),
+		    "INSERT INTO mailbox(user_id, uidl, body_id, size, "
+		    "arrived) VALUES (1, 'u%zu', %zu, %zu, 0)", i + 1, strlen(bodies[i]),
 		    bodies[i], i, i + 1, strlen(bodies[i]));
 		t_assert_int(store_exec(st, sql), 0);
 		free(sql);
