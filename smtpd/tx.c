@@ -301,7 +301,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	 * users, quota). */
 	snap = store_read_begin(srv->store) == 0;
 	if (!snap || store_resolve(srv->store, p.addr,
-	    srv->cfg->server.postmaster, &kind, &local, &nlocal, &remote, &nremote) != 0) {
+	    srv->cfg->server.postmaster, &kind, &local, &nlocal, &remote,
+	    &nremote) != 0) {
 		log_warn("event=smtp.store sid=%s error=\"%s\"", s->sid,
 		    store_error(srv->store));
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
