@@ -235,9 +235,9 @@ struct store_body;
  */
 struct store_body *store_message_open(struct store *st, int64_t mailbox_id,
     uint64_t *size_r);
-/* A stored body as the relay sends it and carteiroctl shows it: the bytes
- * after the trace prefix's Return-Path (which is never part of a body;
- * bodies from before schema 4 have theirs skipped). NULL if missing (then
+/* A stored body as the relay sends it and carteiroctl shows it: prefix
+ * and data, never a Return-Path line (a body written before schema 4 has
+ * its old one skipped, bodies.data_offset). NULL if missing (then
  * store_error says so) or on error. */
 struct store_body *store_body_open(struct store *st, int64_t body_id,
     uint64_t *size_r);
