@@ -534,7 +534,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 		pop3_reply(s, "-ERR Invalid number of lines.");
 		return;
 	}
-	s->body = store_body_open(s->srv->store, m->body_id, &size);
+	s->body = store_message_open(s->srv->store, m->id, &size);
 	if (s->body == NULL) {
 		log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
 		    "error=\"%s\"", s->sid, s->maildrop, s->cmd,

@@ -232,7 +232,7 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 		while (have > 0 && buf[have - 1] != '\n')
 			have--;
 	}
-	/* Received:/Return-Path lines we prepended stay: they are the
+	/* Received: lines we prepended stay: they are the
 	 * trace the sender's admin wants to see. */
 	*len_r = have;
 	return buf;
@@ -240,7 +240,7 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 
 int
 bounce_send(struct store *st, const char *hostname, const char *postmaster,
-    const struct queue_msg *m, enum bounce_kind kind, int64_t retry_until,
+    const struct store_queue_msg *m, enum bounce_kind kind, int64_t retry_until,
     const struct bounce_rcpt *rcpts, size_t n)
 {
 	struct bounce_info bi;
@@ -295,15 +295,8 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 		d.remote = one;
 		d.nremote = 1;
 	}
-	/* Return-Path only for a mailbox-only delivery: a queued copy goes
-	 * out to other servers as it is. */
-	if (d.nremote == 0) {
-		d.prefix = "Return-Path: <>\r\n";
-		d.prefix_len = strlen(d.prefix);
-	} else {
-		d.prefix = "";
-		d.prefix_len = 0;
-	}
+	/* mail_from "": the mailbox copies show "Return-Path: <>". */
+	d.prefix = "";
 	d.fd = -1;
 	ret = store_deliver_mem(st, &d, text, len, &body_id, &qid);
 	free(text);

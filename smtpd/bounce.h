@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 struct store;
-struct queue_msg;
+struct store_queue_msg;
 
 enum bounce_kind {
 	BOUNCE_FAILED,		/* Action: failed */
@@ -61,7 +61,7 @@ const char *bounce_status(const char *reply, char *buf, size_t size);
  * -1 on store error.
  */
 int bounce_send(struct store *st, const char *hostname,
-    const char *postmaster, const struct queue_msg *m, enum bounce_kind kind,
+    const char *postmaster, const struct store_queue_msg *m, enum bounce_kind kind,
     int64_t retry_until, const struct bounce_rcpt *rcpts, size_t n);
 
 #endif

@@ -73,7 +73,7 @@ struct relay_job {
 
 struct relay_msg {
 	struct relay *r;
-	struct queue_msg q;
+	struct store_queue_msg q;
 	char id[24];
 	char **mx;			/* per q.rcpts: "host[ip]" that gave
 					 * this attempt's reply, or NULL */
@@ -426,7 +426,7 @@ relay_scan(struct relay *r)
 	if (r->stopping || r->nmsgs >= RELAY_MAX_MSGS)
 		return;
 	/* Messages in flight are still due: ask for that many more. */
-	if (queue_due(r->st, util_time(), RELAY_MAX_MSGS + r->nmsgs, &ids,
+	if (store_queue_due(r->st, util_time(), RELAY_MAX_MSGS + r->nmsgs, &ids,
 	    &n) < 0) {
 		log_warn("event=relay.scan result=fail error=\"%s\"",
 		    store_error(r->st));
@@ -447,13 +447,13 @@ relay_msg_start(struct relay *r, int64_t id)
 {
 	struct relay_msg *rm;
 	struct relay_job *job;
-	struct queue_rcpt *qr;
+	struct store_queue_rcpt *qr;
 	size_t i, j;
 	int rc;
 
 	rm = xcalloc(1, sizeof(*rm));
 	rm->r = r;
-	rc = queue_load(r->st, id, &rm->q);
+	rc = store_queue_load(r->st, id, &rm->q);
 	if (rc != 0) {
 		if (rc < 0)
 			log_warn("event=relay.load qid=%" PRId64 " result=fail "
@@ -472,7 +472,7 @@ relay_msg_start(struct relay *r, int64_t id)
 	rm->jobs = xcalloc(rm->q.nrcpts ? rm->q.nrcpts : 1, sizeof(*rm->jobs));
 	for (i = 0; i < rm->q.nrcpts; i++) {
 		qr = &rm->q.rcpts[i];
-		if (qr->status != QUEUE_RCPT_PENDING)
+		if (qr->status != STORE_QUEUE_RCPT_PENDING)
 			continue;
 		for (j = 0; j < rm->njobs; j++)
 			if (strcasecmp(rm->jobs[j].domain, qr->domain) == 0)
@@ -630,11 +630,11 @@ relay_job_done(struct mta_session *s, void *arg)
 	struct relay_msg *rm = job->rm;
 	struct relay *r = rm->r;
 	struct relay_domain *d = relay_domain(r, job->domain, false);
-	struct queue_rcpt *qr;
+	struct store_queue_rcpt *qr;
 	struct mta_rcpt *mr;
 	char esc[LOG_ESCAPE_MAX];
 	bool no_dsn = rm->q.mail_from[0] == '\0' || rm->q.is_bounce;
-	enum queue_rcpt_status st;
+	enum store_queue_rcpt_status st;
 	size_t i, k;
 
 	job->s = NULL;
@@ -649,9 +649,9 @@ relay_job_done(struct mta_session *s, void *arg)
 		mr = &job->rcpts[i];
 		k = job->qidx[i];
 		qr = &rm->q.rcpts[k];
-		st = mr->result == MTA_OK ? QUEUE_RCPT_DELIVERED :
-		    mr->result == MTA_PERM ? (no_dsn ? QUEUE_RCPT_BOUNCED :
-		    QUEUE_RCPT_FAILED) : QUEUE_RCPT_PENDING;
+		st = mr->result == MTA_OK ? STORE_QUEUE_RCPT_DELIVERED :
+		    mr->result == MTA_PERM ? (no_dsn ? STORE_QUEUE_RCPT_BOUNCED :
+		    STORE_QUEUE_RCPT_FAILED) : STORE_QUEUE_RCPT_PENDING;
 		qr->status = st;
 		free(rm->mx[k]);
 		rm->mx[k] = mr->mx != NULL ? xstrdup(mr->mx) : NULL;
@@ -661,8 +661,8 @@ relay_job_done(struct mta_session *s, void *arg)
 		log_info("event=relay.delivery qid=%s rcpt=%s domain=%s "
 		    "mx=%s status=%s attempt=%u reply=%s", rm->id,
 		    qr->address, job->domain, mr->mx ? mr->mx : "-",
-		    st == QUEUE_RCPT_DELIVERED ? "sent" : st ==
-		    QUEUE_RCPT_PENDING ? "deferred" : "bounced",
+		    st == STORE_QUEUE_RCPT_DELIVERED ? "sent" : st ==
+		    STORE_QUEUE_RCPT_PENDING ? "deferred" : "bounced",
 		    rm->q.attempts + 1, log_escape(esc, sizeof(esc),
 		    qr->last_error, strlen(qr->last_error)));
 	}
@@ -749,15 +749,15 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 {
 	int64_t now = util_time();
 	uint64_t t0 = util_now_ms();
-	bool outer, ok;
+	bool ok;
 	size_t i;
 
 	b->upd_ok = true;
 	if (b->nupd > 0) {
 		ok = store_begin(st) == 0;
 		for (i = 0; ok && i < b->nupd; i++)
-			if (queue_rcpt_set(st, b->upd[i].rcpt_id,
-			    (enum queue_rcpt_status)b->upd[i].status,
+			if (store_queue_rcpt_set(st, b->upd[i].rcpt_id,
+			    (enum store_queue_rcpt_status)b->upd[i].status,
 			    b->upd[i].error, now) < 0)
 				ok = false;
 		if (ok && store_commit(st) < 0)
@@ -777,14 +777,14 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 			return;
 		}
 		for (i = 0; i < b->nfin; i++) {
-			if (queue_unit_begin(st, &outer) < 0)
+			if (store_begin(st) < 0)
 				break;
 			if (relay_msg_finish(b->fin[i], st, &b->kick) < 0) {
 				log_error("event=relay.store qid=%s result=fail "
 				    "error=\"%s\"", b->fin[i]->id,
 				    store_error(st));
-				queue_unit_end(st, outer, false);
-			} else if (queue_unit_end(st, outer, true) < 0)
+				store_rollback(st);
+			} else if (store_commit(st) < 0)
 				break;
 		}
 		if (store_commit(st) < 0) {
@@ -948,7 +948,7 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 {
 	struct relay *r = rm->r;
 	const struct cfg *cfg = r->cfg;
-	struct queue_msg *q = &rm->q;
+	struct store_queue_msg *q = &rm->q;
 	struct bounce_rcpt *fail, *delay;
 	size_t nfail = 0, ndelay = 0, npending = 0, i;
 	int64_t now = util_time(), expires, next;
@@ -963,17 +963,17 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	fail = xcalloc(q->nrcpts + 1, sizeof(*fail));
 	delay = xcalloc(q->nrcpts + 1, sizeof(*delay));
 	for (i = 0; i < q->nrcpts; i++) {
-		struct queue_rcpt *qr = &q->rcpts[i];
+		struct store_queue_rcpt *qr = &q->rcpts[i];
 
-		if (qr->status == QUEUE_RCPT_FAILED ||
-		    (qr->status == QUEUE_RCPT_PENDING && expired)) {
+		if (qr->status == STORE_QUEUE_RCPT_FAILED ||
+		    (qr->status == STORE_QUEUE_RCPT_PENDING && expired)) {
 			fail[nfail].address = qr->address;
 			fail[nfail].reply = qr->last_error != NULL &&
 			    qr->last_error[0] != '\0' ? qr->last_error :
 			    "451 4.4.7 delivery time expired";
 			fail[nfail].remote_mta = rm->mx[i];
 			nfail++;
-		} else if (qr->status == QUEUE_RCPT_PENDING) {
+		} else if (qr->status == STORE_QUEUE_RCPT_PENDING) {
 			delay[ndelay].address = qr->address;
 			delay[ndelay].reply = qr->last_error;
 			delay[ndelay].remote_mta = rm->mx[i];
@@ -989,14 +989,14 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 			goto out;
 		*kick_r |= rc == 0;
 		for (i = 0; i < q->nrcpts; i++) {
-			struct queue_rcpt *qr = &q->rcpts[i];
+			struct store_queue_rcpt *qr = &q->rcpts[i];
 
-			if (qr->status == QUEUE_RCPT_FAILED ||
-			    (qr->status == QUEUE_RCPT_PENDING && expired)) {
-				if (queue_rcpt_set(st, qr->id,
-				    QUEUE_RCPT_BOUNCED, NULL, now) < 0)
+			if (qr->status == STORE_QUEUE_RCPT_FAILED ||
+			    (qr->status == STORE_QUEUE_RCPT_PENDING && expired)) {
+				if (store_queue_rcpt_set(st, qr->id,
+				    STORE_QUEUE_RCPT_BOUNCED, NULL, now) < 0)
 					goto out;
-				if (qr->status == QUEUE_RCPT_PENDING)
+				if (qr->status == STORE_QUEUE_RCPT_PENDING)
 					log_info("event=relay.expire qid=%s "
 					    "rcpt=%s status=bounced", rm->id,
 					    qr->address);
@@ -1010,11 +1010,11 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
-		if (queue_set_warned(st, q->id) < 0)
+		if (store_queue_set_warned(st, q->id) < 0)
 			goto out;
 	}
 	if (npending == 0 || expired) {
-		if (queue_delete(st, q->id) < 0)
+		if (store_queue_delete(st, q->id) < 0)
 			goto out;
 		log_info("event=relay.done qid=%s attempts=%u", rm->id,
 		    attempts);
@@ -1023,7 +1023,7 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		/* The last retry lands on the expiry, not days after it. */
 		if (next > expires)
 			next = expires;
-		if (queue_reschedule(st, q->id, next, attempts) < 0)
+		if (store_queue_reschedule(st, q->id, next, attempts) < 0)
 			goto out;
 		log_info("event=relay.retry qid=%s attempts=%u pending=%zu "
 		    "next_in=%" PRId64 "s", rm->id, attempts, npending,
@@ -1069,6 +1069,6 @@ relay_msg_free(struct relay_msg *rm)
 		TAILQ_REMOVE(&r->flushq, rm, fentry);
 	TAILQ_REMOVE(&r->msgs, rm, entry);
 	r->nmsgs--;
-	queue_msg_clear(&rm->q);
+	store_queue_msg_clear(&rm->q);
 	free(rm);
 }

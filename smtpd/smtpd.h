@@ -331,7 +331,7 @@ bool smtp_cmd_auth_allowed(const struct smtp_session *s);
 void smtp_sasl_line(struct smtp_session *s, const char *line, size_t len);
 void smtp_sasl_free(struct smtp_session *s);
 
-/* tx.c */
+/* tx.c (MAIL, RCPT), tx_data.c (DATA, BDAT), tx_end.c (end of data) */
 void smtp_tx_free(struct smtp_tx *tx);
 /* Destroy the session's transaction (RSET, EHLO, end of data, close). A
  * pending commit keeps running; its callback is cancelled. */
@@ -341,5 +341,8 @@ void smtp_tx_reset(struct smtp_session *s);
 void smtp_tx_input(struct smtp_session *s);
 /* Parse "BDAT <size> [LAST]". 0 / -1. */
 int smtp_tx_parse_bdat(const char *args, uint64_t *size_r, bool *last_r);
+/* tx_end.c: the data is complete (or a BDAT chunk failed): send the one
+ * reply, now or from the async steps' callbacks. Ends the transaction. */
+void smtp_tx_end(struct smtp_session *s);
 
 #endif

@@ -16,29 +16,30 @@
 #include <unistd.h>
 
 /* Where the data after the prefix comes from: a spool fd or memory. */
-struct delivery_src {
+struct store_delivery_src {
 	int fd;				/* -1 when mem is used */
 	const unsigned char *mem;
 };
 
-static int delivery_read(struct store *, const struct delivery_src *,
-    uint64_t, unsigned char *, size_t);
-static int delivery_body(struct store *, const struct store_delivery *,
-    const struct delivery_src *, int64_t *);
-static int delivery_body_inline(struct store *,
-    const struct store_delivery *, const struct delivery_src *, int64_t *);
-static int delivery_mailbox(struct store *, const char *, int64_t,
-    uint64_t, int64_t, bool);
-static int delivery_no_user_row(struct store *, const char *, bool);
-static int delivery_queue(struct store *, const struct store_delivery *,
+static int store_delivery_read(struct store *,
+    const struct store_delivery_src *, uint64_t, unsigned char *, size_t);
+static int store_delivery_body(struct store *, const struct store_delivery *,
+    const struct store_delivery_src *, int64_t *);
+static int store_delivery_body_inline(struct store *,
+    const struct store_delivery *, const struct store_delivery_src *,
+    int64_t *);
+static int store_delivery_mailbox(struct store *,
+    const struct store_delivery *, const char *, int64_t, uint64_t, int64_t);
+static int store_delivery_no_user_row(struct store *, const char *, bool);
+static int store_delivery_queue(struct store *, const struct store_delivery *,
     int64_t, int64_t, int64_t *);
-static int delivery_run(struct store *, const struct store_delivery *,
-    const struct delivery_src *, int64_t *, int64_t *);
+static int store_delivery_run(struct store *, const struct store_delivery *,
+    const struct store_delivery_src *, int64_t *, int64_t *);
 
 /* Fill buf with len bytes of data at off; short files are an error. */
 static int
-delivery_read(struct store *st, const struct delivery_src *src, uint64_t off,
-    unsigned char *buf, size_t len)
+store_delivery_read(struct store *st, const struct store_delivery_src *src,
+    uint64_t off, unsigned char *buf, size_t len)
 {
 	ssize_t n;
 
@@ -65,14 +66,14 @@ delivery_read(struct store *st, const struct delivery_src *src, uint64_t off,
 
 /* A small body: prefix and data in the bodies row itself. */
 static int
-delivery_body_inline(struct store *st, const struct store_delivery *d,
-    const struct delivery_src *src, int64_t *body_id_r)
+store_delivery_body_inline(struct store *st, const struct store_delivery *d,
+    const struct store_delivery_src *src, int64_t *body_id_r)
 {
 	size_t total = d->prefix_len + (size_t)d->data_size;
 	sqlite3_stmt *s;
 
 	memcpy(st->chunk, d->prefix, d->prefix_len);
-	if (d->data_size > 0 && delivery_read(st, src, 0,
+	if (d->data_size > 0 && store_delivery_read(st, src, 0,
 	    st->chunk + d->prefix_len, (size_t)d->data_size) < 0)
 		return -1;
 	s = store_stmt(st, STMT_BODY_INSERT_INLINE,
@@ -99,8 +100,8 @@ delivery_body_inline(struct store *st, const struct store_delivery *d,
  * the start of chunk 0.
  */
 static int
-delivery_body(struct store *st, const struct store_delivery *d,
-    const struct delivery_src *src, int64_t *body_id_r)
+store_delivery_body(struct store *st, const struct store_delivery *d,
+    const struct store_delivery_src *src, int64_t *body_id_r)
 {
 	uint64_t total = d->prefix_len + d->data_size, off;
 	sqlite3_stmt *s;
@@ -110,7 +111,7 @@ delivery_body(struct store *st, const struct store_delivery *d,
 	if (st->chunk == NULL)
 		st->chunk = xmalloc(STORE_CHUNK_SIZE);
 	if (total <= STORE_INLINE_MAX)
-		return delivery_body_inline(st, d, src, body_id_r);
+		return store_delivery_body_inline(st, d, src, body_id_r);
 	s = store_stmt(st, STMT_BODY_INSERT,
 	    "INSERT INTO bodies(size, refs, created) VALUES (?1, ?2, ?3)");
 	if (s == NULL)
@@ -131,7 +132,7 @@ delivery_body(struct store *st, const struct store_delivery *d,
 			    (size_t)(d->prefix_len - off) : clen;
 			memcpy(st->chunk, d->prefix + off, pre);
 		}
-		if (clen > pre && delivery_read(st, src, off + pre -
+		if (clen > pre && store_delivery_read(st, src, off + pre -
 		    d->prefix_len, st->chunk + pre, clen - pre) < 0)
 			return -1;
 		s = store_stmt(st, STMT_CHUNK_INSERT,
@@ -152,7 +153,7 @@ delivery_body(struct store *st, const struct store_delivery *d,
 /* No row from the UPDATE with the quota condition: over quota, or no
  * such user. */
 static int
-delivery_no_user_row(struct store *st, const char *address, bool quota)
+store_delivery_no_user_row(struct store *st, const char *address, bool quota)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -181,9 +182,10 @@ delivery_no_user_row(struct store *st, const char *address, bool quota)
  * quota (one statement per recipient instead of a SELECT first).
  */
 static int
-delivery_mailbox(struct store *st, const char *address, int64_t body_id,
-    uint64_t size, int64_t now, bool quota)
+store_delivery_mailbox(struct store *st, const struct store_delivery *d,
+    const char *address, int64_t body_id, uint64_t size, int64_t now)
 {
+	bool quota = d->check_quota;
 	sqlite3_stmt *s;
 	int64_t user_id, uid, epoch;
 	char uidl[64];
@@ -204,7 +206,7 @@ delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE)
-			return delivery_no_user_row(st, address, quota);
+			return store_delivery_no_user_row(st, address, quota);
 		return store_fail_db(st, rc, "deliver");
 	}
 	user_id = sqlite3_column_int64(s, 0);
@@ -220,8 +222,8 @@ delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	snprintf(uidl, sizeof(uidl), "%" PRIx64 ".%" PRId64, (uint64_t)epoch,
 	    uid);
 	s = store_stmt(st, STMT_MAILBOX_INSERT,
-	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5)");
+	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, "
+	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, user_id);
@@ -229,11 +231,13 @@ delivery_mailbox(struct store *st, const char *address, int64_t body_id,
 	sqlite3_bind_int64(s, 3, body_id);
 	sqlite3_bind_int64(s, 4, (int64_t)size);
 	sqlite3_bind_int64(s, 5, now);
+	if (d->mail_from != NULL)
+		store_bind_text(s, 6, d->mail_from);
 	return store_step_done(st, s, "mailbox insert");
 }
 
 static int
-delivery_queue(struct store *st, const struct store_delivery *d,
+store_delivery_queue(struct store *st, const struct store_delivery *d,
     int64_t body_id, int64_t now, int64_t *queue_id_r)
 {
 	sqlite3_stmt *s;
@@ -283,36 +287,42 @@ delivery_queue(struct store *st, const struct store_delivery *d,
 }
 
 static int
-delivery_run(struct store *st, const struct store_delivery *d,
-    const struct delivery_src *src, int64_t *body_id_r, int64_t *queue_id_r)
+store_delivery_run(struct store *st, const struct store_delivery *d,
+    const struct store_delivery_src *src, int64_t *body_id_r,
+    int64_t *queue_id_r)
 {
 	int64_t body_id = 0, queue_id = 0, now = util_time();
-	uint64_t size = d->prefix_len + d->data_size;
-	bool outer;
+	uint64_t size = d->prefix_len + d->data_size, msize;
 	int ret = -1;
 
 	if (d->nlocal + d->nremote == 0)
 		return store_fail(st, "delivery without recipients");
-	if (size > INT64_MAX || d->data_size < size - d->prefix_len)
+	if (size > INT64_MAX / 2 || d->data_size < size - d->prefix_len)
 		return store_fail(st, "message too large");
+	/* A mailbox message is its Return-Path line (store_message_open)
+	 * and the body: quota and POP3 sizes count both. */
+	msize = size + (d->mail_from != NULL ? STORE_RETURN_PATH_LEN(
+	    strlen(d->mail_from)) : 0);
 	/*
 	 * Normally inside the caller's transaction (a savepoint, so a failed
 	 * delivery leaves nothing half-written); on its own it commits.
 	 */
-	if (store_tx_enter(st, &outer) < 0)
+	if (store_begin(st) < 0)
 		return -1;
-	if (delivery_body(st, d, src, &body_id) < 0)
+	if (store_delivery_body(st, d, src, &body_id) < 0)
 		goto out;
 	for (size_t i = 0; i < d->nlocal; i++)
-		if (delivery_mailbox(st, d->local[i], body_id, size, now,
-		    d->check_quota) < 0)
+		if (store_delivery_mailbox(st, d, d->local[i], body_id, msize,
+		    now) < 0)
 			goto out;
 	if (d->nremote > 0 &&
-	    delivery_queue(st, d, body_id, now, &queue_id) < 0)
+	    store_delivery_queue(st, d, body_id, now, &queue_id) < 0)
 		goto out;
 	ret = 0;
 out:
-	if (store_tx_leave(st, outer, ret == 0) < 0)
+	if (ret != 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		ret = -1;
 	if (ret == 0) {
 		if (body_id_r != NULL)
@@ -327,11 +337,11 @@ int
 store_deliver(struct store *st, const struct store_delivery *d,
     int64_t *body_id_r, int64_t *queue_id_r)
 {
-	struct delivery_src src = { .fd = d->fd };
+	struct store_delivery_src src = { .fd = d->fd };
 
 	if (d->fd < 0 && d->data_size > 0)
 		return store_fail(st, "deliver: no spool file");
-	return delivery_run(st, d, &src, body_id_r, queue_id_r);
+	return store_delivery_run(st, d, &src, body_id_r, queue_id_r);
 }
 
 int
@@ -339,8 +349,8 @@ store_deliver_mem(struct store *st, const struct store_delivery *d,
     const void *data, size_t len, int64_t *body_id_r, int64_t *queue_id_r)
 {
 	struct store_delivery md = *d;
-	struct delivery_src src = { .fd = -1, .mem = data };
+	struct store_delivery_src src = { .fd = -1, .mem = data };
 
 	md.data_size = len;
-	return delivery_run(st, &md, &src, body_id_r, queue_id_r);
+	return store_delivery_run(st, &md, &src, body_id_r, queue_id_r);
 }

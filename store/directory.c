@@ -106,11 +106,10 @@ store_domain_del(struct store *st, const char *domain)
 	sqlite3_stmt *s;
 	char *name;
 	int64_t id;
-	bool outer;
 	int rc, ret = -1;
 
 	name = util_strlower(xstrdup(domain));
-	if (store_tx_enter(st, &outer) < 0) {
+	if (store_begin(st) < 0) {
 		free(name);
 		return -1;
 	}
@@ -155,7 +154,9 @@ store_domain_del(struct store *st, const char *domain)
 	ret = 0;
 out:
 	free(name);
-	if (store_tx_leave(st, outer, ret >= 0) < 0)
+	if (ret < 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	return ret;
 }
@@ -257,13 +258,12 @@ store_user_add(struct store *st, const char *address, const char *hash)
 	struct store_user u;
 	char *addr;
 	int64_t domain_id, epoch;
-	bool outer;
 	int rc, ret = -1;
 
 	if (!store_addr_is_valid(address, false))
 		return store_fail(st, "invalid address");
 	addr = store_addr_normalize(address);
-	if (store_tx_enter(st, &outer) < 0) {
+	if (store_begin(st) < 0) {
 		free(addr);
 		return -1;
 	}
@@ -297,7 +297,9 @@ store_user_add(struct store *st, const char *address, const char *hash)
 	ret = 0;
 out:
 	free(addr);
-	if (store_tx_leave(st, outer, ret >= 0) < 0)
+	if (ret < 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	return ret;
 }
@@ -396,10 +398,9 @@ store_user_del(struct store *st, const char *address)
 {
 	sqlite3_stmt *s;
 	int64_t id;
-	bool outer;
 	int rc, ret = -1;
 
-	if (store_tx_enter(st, &outer) < 0)
+	if (store_begin(st) < 0)
 		return -1;
 	rc = store_user_id(st, address, &id);
 	if (rc != 0) {
@@ -431,7 +432,9 @@ store_user_del(struct store *st, const char *address)
 		goto out;
 	ret = 0;
 out:
-	if (store_tx_leave(st, outer, ret >= 0) < 0)
+	if (ret < 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	return ret;
 }

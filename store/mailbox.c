@@ -12,16 +12,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A reader of one stored body, or of one mailbox message: the message is
+ * head ("Return-Path: <sender>\r\n" from mailbox.return_path) followed by
+ * the body from byte skip on. Offsets given to store_body_read count from
+ * the start of that whole.
+ */
 struct store_body {
 	struct store *st;		/* borrowed */
 	int64_t id;
-	uint64_t size;
+	uint64_t size;			/* stored bytes (bodies.size) */
+	uint64_t skip;			/* bodies.data_offset: a Return-Path
+					 * line written before schema 4 */
+	char *head;			/* NULL for a bare body */
+	size_t head_len;
 	int64_t seq;			/* chunk held in buf, -1 = none */
 	size_t len;			/* bytes in buf */
 	unsigned char *buf;		/* STORE_CHUNK_SIZE, lazily */
 };
 
 static int store_body_load(struct store_body *, int64_t);
+static struct store_body *store_body_row(struct store *, sqlite3_stmt *,
+    int);
+static ssize_t store_body_read_stored(struct store_body *, uint64_t,
+    unsigned char *, size_t);
 
 int
 store_mailbox_list(struct store *st, const char *address,
@@ -84,7 +98,6 @@ store_mailbox_delete(struct store *st, const char *address,
 	uint64_t freed = 0;
 	size_t deleted = 0;
 	int64_t user_id;
-	bool outer;
 	int rc, ret = -1;
 
 	*deleted_r = 0;
@@ -95,7 +108,7 @@ store_mailbox_delete(struct store *st, const char *address,
 	 * bodies themselves are left to store_gc, so 10,000 rows keep the
 	 * write lock for tens of milliseconds, not seconds.
 	 */
-	if (store_tx_enter(st, &outer) < 0)
+	if (store_begin(st) < 0)
 		return -1;
 	rc = store_user_id(st, address, &user_id);
 	if (rc != 0) {
@@ -147,7 +160,9 @@ store_mailbox_delete(struct store *st, const char *address,
 		goto out;
 	ret = 0;
 out:
-	if (store_tx_leave(st, outer, ret == 0) < 0)
+	if (ret != 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	if (ret == 0)
 		*deleted_r = deleted;
@@ -160,7 +175,6 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	int64_t *ids;
 	unsigned n = 0;
 	sqlite3_stmt *s;
-	bool outer;
 	int rc = SQLITE_DONE, ret = -1;
 
 	if (freed_r != NULL)
@@ -168,7 +182,7 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	if (max_bodies == 0)
 		return 0;
 	ids = xmalloc(max_bodies * sizeof(*ids));
-	if (store_tx_enter(st, &outer) < 0) {
+	if (store_begin(st) < 0) {
 		free(ids);
 		return -1;
 	}
@@ -205,7 +219,9 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	ret = 0;
 out:
 	free(ids);
-	if (store_tx_leave(st, outer, ret == 0) < 0)
+	if (ret != 0)
+		store_rollback(st);
+	else if (store_commit(st) < 0)
 		return -1;
 	if (ret == 0 && freed_r != NULL)
 		*freed_r = n;
@@ -213,6 +229,56 @@ out:
 }
 
 /* ---- reading bodies ---- */
+
+/*
+ * A reader from the current row of s: columns col.. are bodies.id, size,
+ * data_offset, data. Resets s (its values are copied). NULL (error set)
+ * if the row is inconsistent.
+ */
+static struct store_body *
+store_body_row(struct store *st, sqlite3_stmt *s, int col)
+{
+	struct store_body *b;
+	int64_t skip = sqlite3_column_int64(s, col + 2);
+
+	b = xcalloc(1, sizeof(*b));
+	b->st = st;
+	b->id = sqlite3_column_int64(s, col);
+	b->size = (uint64_t)sqlite3_column_int64(s, col + 1);
+	b->seq = -1;
+	if (skip < 0 || (uint64_t)skip > b->size) {
+		store_fail(st, "message body %lld: data_offset %lld past its "
+		    "%" PRIu64 " bytes", (long long)b->id, (long long)skip,
+		    b->size);
+		goto fail;
+	}
+	b->skip = (uint64_t)skip;
+	if (sqlite3_column_type(s, col + 3) != SQLITE_NULL) {
+		/* Stored inline: the whole body is "chunk 0". */
+		const void *data = sqlite3_column_blob(s, col + 3);
+		int len = sqlite3_column_bytes(s, col + 3);
+
+		if (len < 0 || (uint64_t)len != b->size ||
+		    b->size > STORE_CHUNK_SIZE) {
+			store_fail(st, "message body %lld has %d bytes inline, "
+			    "expected %" PRIu64, (long long)b->id, len,
+			    b->size);
+			goto fail;
+		}
+		/* Never reloaded: every offset is in chunk 0. */
+		b->buf = xmalloc((size_t)len + 1);
+		if (len > 0)
+			memcpy(b->buf, data, (size_t)len);
+		b->seq = 0;
+		b->len = (size_t)len;
+	}
+	sqlite3_reset(s);
+	return b;
+fail:
+	sqlite3_reset(s);
+	free(b);
+	return NULL;
+}
 
 struct store_body *
 store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
@@ -222,7 +288,7 @@ store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 	int rc;
 
 	s = store_stmt(st, STMT_BODY_SIZE,
-	    "SELECT size, data FROM bodies WHERE id = ?1");
+	    "SELECT id, size, data_offset, data FROM bodies WHERE id = ?1");
 	if (s == NULL)
 		return NULL;
 	sqlite3_bind_int64(s, 1, body_id);
@@ -235,35 +301,51 @@ store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 			store_fail_db(st, rc, "body open");
 		return NULL;
 	}
-	b = xcalloc(1, sizeof(*b));
-	b->st = st;
-	b->id = body_id;
-	b->size = (uint64_t)sqlite3_column_int64(s, 0);
-	b->seq = -1;
-	if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
-		/* Stored inline: the whole body is "chunk 0". */
-		const void *data = sqlite3_column_blob(s, 1);
-		int len = sqlite3_column_bytes(s, 1);
-
-		if (len < 0 || (uint64_t)len != b->size ||
-		    b->size > STORE_CHUNK_SIZE) {
-			sqlite3_reset(s);
-			store_fail(st, "message body %lld has %d bytes inline, "
-			    "expected %" PRIu64, (long long)body_id, len,
-			    b->size);
-			free(b);
-			return NULL;
-		}
-		/* Never reloaded: every offset is in chunk 0. */
-		b->buf = xmalloc((size_t)len + 1);
-		if (len > 0)
-			memcpy(b->buf, data, (size_t)len);
-		b->seq = 0;
-		b->len = (size_t)len;
-	}
-	sqlite3_reset(s);
+	if ((b = store_body_row(st, s, 0)) == NULL)
+		return NULL;
 	if (size_r != NULL)
-		*size_r = b->size;
+		*size_r = b->size - b->skip;
+	return b;
+}
+
+struct store_body *
+store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
+{
+	struct store_body *b;
+	sqlite3_stmt *s;
+	char *head = NULL;
+	int rc;
+
+	/* One statement: the row and its body from one snapshot. */
+	s = store_stmt(st, STMT_MESSAGE_OPEN,
+	    "SELECT m.return_path, b.id, b.size, b.data_offset, b.data "
+	    "FROM mailbox m JOIN bodies b ON b.id = m.body_id "
+	    "WHERE m.id = ?1");
+	if (s == NULL)
+		return NULL;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			store_fail(st, "no such message");
+		else
+			store_fail_db(st, rc, "message open");
+		return NULL;
+	}
+	/* RFC 5321 4.4: the delivering server records the envelope
+	 * sender as the first line; "" is the null sender <>. */
+	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+		head = xasprintf("Return-Path: <%s>\r\n",
+		    (const char *)sqlite3_column_text(s, 0));
+	if ((b = store_body_row(st, s, 1)) == NULL) {
+		free(head);
+		return NULL;
+	}
+	b->head = head;
+	b->head_len = head != NULL ? strlen(head) : 0;
+	if (size_r != NULL)
+		*size_r = b->head_len + b->size - b->skip;
 	return b;
 }
 
@@ -308,14 +390,13 @@ store_body_load(struct store_body *b, int64_t seq)
 	return 0;
 }
 
-ssize_t
-store_body_read(struct store_body *b, uint64_t offset, void *buf, size_t len)
+/* Bytes of the stored body from offset (stored offsets, skip included). */
+static ssize_t
+store_body_read_stored(struct store_body *b, uint64_t offset,
+    unsigned char *out, size_t len)
 {
-	unsigned char *out = buf;
 	size_t done = 0;
 
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
 	while (done < len && offset < b->size) {
 		int64_t seq = (int64_t)(offset / STORE_CHUNK_SIZE);
 		size_t in = (size_t)(offset % STORE_CHUNK_SIZE), n;
@@ -332,11 +413,37 @@ store_body_read(struct store_body *b, uint64_t offset, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
+ssize_t
+store_body_read(struct store_body *b, uint64_t offset, void *buf, size_t len)
+{
+	unsigned char *out = buf;
+	size_t done = 0;
+	ssize_t n;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	if (offset < b->head_len) {
+		done = b->head_len - (size_t)offset;
+		if (done > len)
+			done = len;
+		memcpy(out, b->head + offset, done);
+		offset += done;
+	}
+	if (done == len)
+		return (ssize_t)done;
+	n = store_body_read_stored(b, offset - b->head_len + b->skip,
+	    out + done, len - done);
+	if (n < 0)
+		return -1;
+	return (ssize_t)done + n;
+}
+
 void
 store_body_close(struct store_body *b)
 {
 	if (b == NULL)
 		return;
+	free(b->head);
 	free(b->buf);
 	free(b);
 }

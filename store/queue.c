@@ -12,53 +12,55 @@
 #include <string.h>
 
 /* Statement slots of this file (store_internal.h: STMT_QUEUE_BASE + n). */
-enum queue_stmt {
-	QS_DUE,
-	QS_IDS,
-	QS_LOAD,
-	QS_LOAD_RCPTS,
-	QS_RCPT_SET,
-	QS_RCPT_SET_KEEP,
-	QS_RESCHEDULE,
-	QS_WARNED,
-	QS_DEL_BODY,
-	QS_DEL_RCPTS,
-	QS_DEL_QUEUE,
-	QS_UNREF,
-	QS_FLUSH,
-	QS_COUNT
+enum store_queue_stmt {
+	STORE_QS_DUE,
+	STORE_QS_IDS,
+	STORE_QS_LOAD,
+	STORE_QS_LOAD_RCPTS,
+	STORE_QS_RCPT_SET,
+	STORE_QS_RCPT_SET_KEEP,
+	STORE_QS_RESCHEDULE,
+	STORE_QS_WARNED,
+	STORE_QS_DEL_BODY,
+	STORE_QS_DEL_RCPTS,
+	STORE_QS_DEL_QUEUE,
+	STORE_QS_UNREF,
+	STORE_QS_FLUSH,
+	STORE_QS_COUNT
 };
 
-static sqlite3_stmt *queue_stmt(struct store *, enum queue_stmt,
+static sqlite3_stmt *store_queue_stmt(struct store *, enum store_queue_stmt,
     const char *);
-static int queue_id_list(struct store *, sqlite3_stmt *, int64_t **,
+static int store_queue_id_list(struct store *, sqlite3_stmt *, int64_t **,
     size_t *);
-static char *queue_col_str(sqlite3_stmt *, int);
+static char *store_queue_col_str(sqlite3_stmt *, int);
 
-static const char *const queue_status_names[QUEUE_RCPT_STATUS_COUNT] = {
-	[QUEUE_RCPT_PENDING] = "pending",
-	[QUEUE_RCPT_DELIVERED] = "delivered",
-	[QUEUE_RCPT_FAILED] = "failed",
-	[QUEUE_RCPT_BOUNCED] = "bounced",
+static const char *const
+store_queue_status_names[STORE_QUEUE_RCPT_STATUS_COUNT] = {
+	[STORE_QUEUE_RCPT_PENDING] = "pending",
+	[STORE_QUEUE_RCPT_DELIVERED] = "delivered",
+	[STORE_QUEUE_RCPT_FAILED] = "failed",
+	[STORE_QUEUE_RCPT_BOUNCED] = "bounced",
 };
 
 const char *
-queue_rcpt_status_str(int status)
+store_queue_rcpt_status_str(int status)
 {
-	if (status < 0 || status >= QUEUE_RCPT_STATUS_COUNT)
+	if (status < 0 || status >= STORE_QUEUE_RCPT_STATUS_COUNT)
 		return "unknown";
-	return queue_status_names[status];
+	return store_queue_status_names[status];
 }
 
 static sqlite3_stmt *
-queue_stmt(struct store *st, enum queue_stmt id, const char *sql)
+store_queue_stmt(struct store *st, enum store_queue_stmt id, const char *sql)
 {
-	_Static_assert(QS_COUNT <= STMT_QUEUE_SLOTS, "too many statements");
+	_Static_assert(STORE_QS_COUNT <= STMT_QUEUE_SLOTS,
+	    "too many statements");
 	return store_stmt(st, (enum store_stmt_id)(STMT_QUEUE_BASE + id), sql);
 }
 
 static char *
-queue_col_str(sqlite3_stmt *s, int col)
+store_queue_col_str(sqlite3_stmt *s, int col)
 {
 	const unsigned char *t = sqlite3_column_text(s, col);
 
@@ -66,7 +68,7 @@ queue_col_str(sqlite3_stmt *s, int col)
 }
 
 void
-queue_msg_clear(struct queue_msg *m)
+store_queue_msg_clear(struct store_queue_msg *m)
 {
 	size_t i;
 
@@ -84,7 +86,7 @@ queue_msg_clear(struct queue_msg *m)
 }
 
 static int
-queue_id_list(struct store *st, sqlite3_stmt *s, int64_t **ids_r,
+store_queue_id_list(struct store *st, sqlite3_stmt *s, int64_t **ids_r,
     size_t *n_r)
 {
 	int64_t *ids = NULL;
@@ -109,46 +111,47 @@ queue_id_list(struct store *st, sqlite3_stmt *s, int64_t **ids_r,
 }
 
 int
-queue_due(struct store *st, int64_t now, size_t max, int64_t **ids_r,
+store_queue_due(struct store *st, int64_t now, size_t max, int64_t **ids_r,
     size_t *n_r)
 {
 	sqlite3_stmt *s;
 
 	*ids_r = NULL;
 	*n_r = 0;
-	s = queue_stmt(st, QS_DUE,
+	s = store_queue_stmt(st, STORE_QS_DUE,
 	    "SELECT id FROM queue WHERE next_attempt <= ?1 "
 	    "ORDER BY next_attempt, id LIMIT ?2");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
-	return queue_id_list(st, s, ids_r, n_r);
+	return store_queue_id_list(st, s, ids_r, n_r);
 }
 
 int
-queue_ids(struct store *st, int64_t **ids_r, size_t *n_r)
+store_queue_ids(struct store *st, int64_t **ids_r, size_t *n_r)
 {
 	sqlite3_stmt *s;
 
 	*ids_r = NULL;
 	*n_r = 0;
-	s = queue_stmt(st, QS_IDS, "SELECT id FROM queue ORDER BY id");
+	s = store_queue_stmt(st, STORE_QS_IDS,
+	    "SELECT id FROM queue ORDER BY id");
 	if (s == NULL)
 		return -1;
-	return queue_id_list(st, s, ids_r, n_r);
+	return store_queue_id_list(st, s, ids_r, n_r);
 }
 
 int
-queue_load(struct store *st, int64_t id, struct queue_msg *m)
+store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 {
 	sqlite3_stmt *s;
-	struct queue_rcpt *r;
+	struct store_queue_rcpt *r;
 	size_t cap = 0;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	s = queue_stmt(st, QS_LOAD,
+	s = store_queue_stmt(st, STORE_QS_LOAD,
 	    "SELECT mail_from, body_id, auth_user, created, next_attempt, "
 	    "attempts, warned, smtputf8, is_bounce FROM queue WHERE id = ?1");
 	if (s == NULL)
@@ -162,11 +165,11 @@ queue_load(struct store *st, int64_t id, struct queue_msg *m)
 		return store_fail_db(st, rc, "queue load");
 	}
 	m->id = id;
-	m->mail_from = queue_col_str(s, 0);
+	m->mail_from = store_queue_col_str(s, 0);
 	if (m->mail_from == NULL)
 		m->mail_from = xstrdup("");
 	m->body_id = sqlite3_column_int64(s, 1);
-	m->auth_user = queue_col_str(s, 2);
+	m->auth_user = store_queue_col_str(s, 2);
 	m->created = sqlite3_column_int64(s, 3);
 	m->next_attempt = sqlite3_column_int64(s, 4);
 	m->attempts = (unsigned)sqlite3_column_int64(s, 5);
@@ -175,11 +178,11 @@ queue_load(struct store *st, int64_t id, struct queue_msg *m)
 	m->is_bounce = sqlite3_column_int(s, 8) != 0;
 	sqlite3_reset(s);
 
-	s = queue_stmt(st, QS_LOAD_RCPTS,
+	s = store_queue_stmt(st, STORE_QS_LOAD_RCPTS,
 	    "SELECT id, address, domain, status, last_error, updated "
 	    "FROM queue_rcpt WHERE queue_id = ?1 ORDER BY id");
 	if (s == NULL) {
-		queue_msg_clear(m);
+		store_queue_msg_clear(m);
 		return -1;
 	}
 	sqlite3_bind_int64(s, 1, id);
@@ -190,10 +193,10 @@ queue_load(struct store *st, int64_t id, struct queue_msg *m)
 		}
 		r = &m->rcpts[m->nrcpts++];
 		r->id = sqlite3_column_int64(s, 0);
-		r->address = queue_col_str(s, 1);
-		r->domain = queue_col_str(s, 2);
+		r->address = store_queue_col_str(s, 1);
+		r->domain = store_queue_col_str(s, 2);
 		r->status = sqlite3_column_int(s, 3);
-		r->last_error = queue_col_str(s, 4);
+		r->last_error = store_queue_col_str(s, 4);
 		r->updated = sqlite3_column_int64(s, 5);
 		if (r->address == NULL)
 			r->address = xstrdup("");
@@ -202,27 +205,27 @@ queue_load(struct store *st, int64_t id, struct queue_msg *m)
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
-		queue_msg_clear(m);
+		store_queue_msg_clear(m);
 		return store_fail_db(st, rc, "queue load rcpts");
 	}
 	return 0;
 }
 
 int
-queue_rcpt_set(struct store *st, int64_t rcpt_id,
-    enum queue_rcpt_status status, const char *error, int64_t now)
+store_queue_rcpt_set(struct store *st, int64_t rcpt_id,
+    enum store_queue_rcpt_status status, const char *error, int64_t now)
 {
 	sqlite3_stmt *s;
 
 	if (error != NULL) {
-		s = queue_stmt(st, QS_RCPT_SET,
+		s = store_queue_stmt(st, STORE_QS_RCPT_SET,
 		    "UPDATE queue_rcpt SET status = ?2, last_error = ?3, "
 		    "updated = ?4 WHERE id = ?1");
 		if (s == NULL)
 			return -1;
 		store_bind_text(s, 3, error);
 	} else {
-		s = queue_stmt(st, QS_RCPT_SET_KEEP,
+		s = store_queue_stmt(st, STORE_QS_RCPT_SET_KEEP,
 		    "UPDATE queue_rcpt SET status = ?2, updated = ?4 "
 		    "WHERE id = ?1");
 		if (s == NULL)
@@ -235,12 +238,12 @@ queue_rcpt_set(struct store *st, int64_t rcpt_id,
 }
 
 int
-queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
+store_queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
     unsigned attempts)
 {
 	sqlite3_stmt *s;
 
-	s = queue_stmt(st, QS_RESCHEDULE,
+	s = store_queue_stmt(st, STORE_QS_RESCHEDULE,
 	    "UPDATE queue SET next_attempt = ?2, attempts = ?3 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
@@ -251,11 +254,11 @@ queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
 }
 
 int
-queue_set_warned(struct store *st, int64_t id)
+store_queue_set_warned(struct store *st, int64_t id)
 {
 	sqlite3_stmt *s;
 
-	s = queue_stmt(st, QS_WARNED, "UPDATE queue SET warned = 1 WHERE id = ?1");
+	s = store_queue_stmt(st, STORE_QS_WARNED, "UPDATE queue SET warned = 1 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
@@ -263,18 +266,17 @@ queue_set_warned(struct store *st, int64_t id)
 }
 
 int
-queue_delete(struct store *st, int64_t id)
+store_queue_delete(struct store *st, int64_t id)
 {
 	sqlite3_stmt *s;
 	int64_t body_id;
-	bool outer;
 	int rc;
 
-	if (store_tx_enter(st, &outer) < 0)
+	if (store_begin(st) < 0)
 		return -1;
 	/* The body reference goes only with the row that held it, so a
 	 * second delete (carteiroctl racing the runner) never unrefs twice. */
-	s = queue_stmt(st, QS_DEL_QUEUE,
+	s = store_queue_stmt(st, STORE_QS_DEL_QUEUE,
 	    "DELETE FROM queue WHERE id = ?1 RETURNING body_id");
 	if (s == NULL)
 		goto fail;
@@ -286,8 +288,7 @@ queue_delete(struct store *st, int64_t id)
 			store_fail_db(st, rc, "queue delete");
 			goto fail;
 		}
-		store_tx_leave(st, outer, true);
-		return 1;
+		return store_commit(st) < 0 ? -1 : 1;
 	}
 	body_id = sqlite3_column_int64(s, 0);
 	/* Finish the statement: RETURNING rows are produced first. */
@@ -298,32 +299,32 @@ queue_delete(struct store *st, int64_t id)
 		store_fail_db(st, rc, "queue delete");
 		goto fail;
 	}
-	s = queue_stmt(st, QS_DEL_RCPTS,
+	s = store_queue_stmt(st, STORE_QS_DEL_RCPTS,
 	    "DELETE FROM queue_rcpt WHERE queue_id = ?1");
 	if (s == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "queue rcpt delete") < 0)
 		goto fail;
-	s = queue_stmt(st, QS_UNREF,
+	s = store_queue_stmt(st, STORE_QS_UNREF,
 	    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1 AND refs > 0");
 	if (s == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, body_id);
 	if (store_step_done(st, s, "body unref") < 0)
 		goto fail;
-	return store_tx_leave(st, outer, true);
+	return store_commit(st);
 fail:
-	store_tx_leave(st, outer, false);
+	store_rollback(st);
 	return -1;
 }
 
 int
-queue_flush(struct store *st, int64_t now, size_t *n_r)
+store_queue_flush(struct store *st, int64_t now, size_t *n_r)
 {
 	sqlite3_stmt *s;
 
-	s = queue_stmt(st, QS_FLUSH,
+	s = store_queue_stmt(st, STORE_QS_FLUSH,
 	    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1");
 	if (s == NULL)
 		return -1;
@@ -333,16 +334,4 @@ queue_flush(struct store *st, int64_t now, size_t *n_r)
 	if (n_r != NULL)
 		*n_r = (size_t)sqlite3_changes(st->db);
 	return 0;
-}
-
-int
-queue_unit_begin(struct store *st, bool *outer_r)
-{
-	return store_tx_enter(st, outer_r);
-}
-
-int
-queue_unit_end(struct store *st, bool outer, bool ok)
-{
-	return store_tx_leave(st, outer, ok);
 }

@@ -16,31 +16,36 @@
 /* Upper bound on addresses visited for one recipient (alias fan-out). */
 #define RESOLVE_MAX_NODES 1000
 
-struct resolve_list {
+struct store_resolve_list {
 	char **v;
 	size_t n, cap;
 };
 
-struct resolve_ctx {
+struct store_resolve_ctx {
 	struct store *st;
 	const char *postmaster;
-	struct resolve_list local, remote;
+	struct store_resolve_list local, remote;
 	const char *path[RESOLVE_MAX_DEPTH + 1];	/* borrowed, current chain */
 	unsigned nodes;
 };
 
-static void resolve_list_add(struct resolve_list *, const char *);
-static int resolve_dests(struct store *, const char *, struct resolve_list *);
-static int resolve_user(struct resolve_ctx *, const char *, bool *);
-static int resolve_expand(struct resolve_ctx *, const char *, unsigned);
-static int resolve_expand_list(struct resolve_ctx *, const char *,
-    struct resolve_list *, unsigned);
-static bool resolve_is_postmaster(const char *, size_t);
-static int resolve_postmaster_fallback(struct resolve_ctx *, const char *);
+static void store_resolve_list_add(struct store_resolve_list *,
+    const char *);
+static int store_resolve_dests(struct store *, const char *,
+    struct store_resolve_list *);
+static int store_resolve_user(struct store_resolve_ctx *, const char *,
+    bool *);
+static int store_resolve_expand(struct store_resolve_ctx *, const char *,
+    unsigned);
+static int store_resolve_expand_list(struct store_resolve_ctx *, const char *,
+    struct store_resolve_list *, unsigned);
+static bool store_resolve_is_postmaster(const char *, size_t);
+static int store_resolve_postmaster_fallback(struct store_resolve_ctx *,
+    const char *);
 
 /* Append a copy unless an equal (case-insensitive) entry is present. */
 static void
-resolve_list_add(struct resolve_list *l, const char *s)
+store_resolve_list_add(struct store_resolve_list *l, const char *s)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (strcasecmp(l->v[i], s) == 0)
@@ -55,7 +60,8 @@ resolve_list_add(struct resolve_list *l, const char *s)
 /* The destinations of alias source (collected, so recursion can reuse the
  * statement). */
 static int
-resolve_dests(struct store *st, const char *source, struct resolve_list *l)
+store_resolve_dests(struct store *st, const char *source,
+    struct store_resolve_list *l)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -66,7 +72,7 @@ resolve_dests(struct store *st, const char *source, struct resolve_list *l)
 		return -1;
 	store_bind_text(s, 1, source);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		/* resolve_list_add dedups; keep every row here. */
+		/* store_resolve_list_add dedups; keep every row here. */
 		if (l->n == l->cap) {
 			l->cap = l->cap ? l->cap * 2 : 4;
 			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
@@ -82,7 +88,7 @@ resolve_dests(struct store *st, const char *source, struct resolve_list *l)
 
 /* If addr is a user, add the stored address to local; *found_r. */
 static int
-resolve_user(struct resolve_ctx *c, const char *addr, bool *found_r)
+store_resolve_user(struct store_resolve_ctx *c, const char *addr, bool *found_r)
 {
 	struct store_user u;
 	int rc;
@@ -92,27 +98,27 @@ resolve_user(struct resolve_ctx *c, const char *addr, bool *found_r)
 		return -1;
 	*found_r = rc == 0;
 	if (rc == 0) {
-		resolve_list_add(&c->local, u.address);
+		store_resolve_list_add(&c->local, u.address);
 		store_user_clear(&u);
 	}
 	return 0;
 }
 
 static bool
-resolve_is_postmaster(const char *addr, size_t local_len)
+store_resolve_is_postmaster(const char *addr, size_t local_len)
 {
 	return local_len == 10 && strncasecmp(addr, "postmaster", 10) == 0;
 }
 
 static int
-resolve_expand_list(struct resolve_ctx *c, const char *addr,
-    struct resolve_list *dests, unsigned depth)
+store_resolve_expand_list(struct store_resolve_ctx *c, const char *addr,
+    struct store_resolve_list *dests, unsigned depth)
 {
 	int ret = 0;
 
 	c->path[depth] = addr;
 	for (size_t i = 0; i < dests->n && ret == 0; i++)
-		ret = resolve_expand(c, dests->v[i], depth + 1);
+		ret = store_resolve_expand(c, dests->v[i], depth + 1);
 	return ret;
 }
 
@@ -125,9 +131,10 @@ resolve_expand_list(struct resolve_ctx *c, const char *addr,
  * anything else is dropped.
  */
 static int
-resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
+store_resolve_expand(struct store_resolve_ctx *c, const char *addr,
+    unsigned depth)
 {
-	struct resolve_list dests = { 0 };
+	struct store_resolve_list dests = { 0 };
 	const char *domain;
 	size_t before;
 	bool found;
@@ -138,7 +145,7 @@ resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
 		return 0;
 	for (unsigned i = 0; i < depth; i++)
 		if (strcasecmp(c->path[i], addr) == 0)
-			return resolve_user(c, addr, &found);
+			return store_resolve_user(c, addr, &found);
 
 	domain = store_addr_domain(addr);
 	if (domain == NULL || domain == addr + 1)
@@ -147,27 +154,27 @@ resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
-		resolve_list_add(&c->remote, addr);
+		store_resolve_list_add(&c->remote, addr);
 		return 0;
 	}
 
-	if (resolve_dests(c->st, addr, &dests) < 0)
+	if (store_resolve_dests(c->st, addr, &dests) < 0)
 		goto out;
 	if (dests.n > 0) {
-		ret = resolve_expand_list(c, addr, &dests, depth);
+		ret = store_resolve_expand_list(c, addr, &dests, depth);
 		goto out;
 	}
-	if (resolve_user(c, addr, &found) < 0)
+	if (store_resolve_user(c, addr, &found) < 0)
 		goto out;
 	if (found) {
 		ret = 0;
 		goto out;
 	}
 	before = c->local.n + c->remote.n;
-	if (resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)) &&
+	if (store_resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)) &&
 	    c->postmaster != NULL && c->postmaster[0] != '\0') {
 		c->path[depth] = addr;
-		if (resolve_expand(c, c->postmaster, depth + 1) < 0)
+		if (store_resolve_expand(c, c->postmaster, depth + 1) < 0)
 			goto out;
 		if (c->local.n + c->remote.n > before) {
 			ret = 0;
@@ -175,14 +182,14 @@ resolve_expand(struct resolve_ctx *c, const char *addr, unsigned depth)
 		}
 	}
 	cw = xasprintf("@%s", domain);
-	rc = resolve_dests(c->st, cw, &dests);
+	rc = store_resolve_dests(c->st, cw, &dests);
 	free(cw);
 	if (rc < 0)
 		goto out;
-	ret = resolve_expand_list(c, addr, &dests, depth);
+	ret = store_resolve_expand_list(c, addr, &dests, depth);
 	if (ret == 0 && c->local.n + c->remote.n == before &&
-	    resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)))
-		ret = resolve_postmaster_fallback(c, domain);
+	    store_resolve_is_postmaster(addr, (size_t)(domain - 1 - addr)))
+		ret = store_resolve_postmaster_fallback(c, domain);
 out:
 	store_rcpt_free_list(dests.v, dests.n);
 	return ret;
@@ -194,7 +201,8 @@ out:
  * store), so that postmaster is always accepted and read by someone.
  */
 static int
-resolve_postmaster_fallback(struct resolve_ctx *c, const char *domain)
+store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
+    const char *domain)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -210,13 +218,13 @@ resolve_postmaster_fallback(struct resolve_ctx *c, const char *domain)
 		store_bind_text(s, 1, domain);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		resolve_list_add(&c->local,
+		store_resolve_list_add(&c->local,
 		    (const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail_db(c->st, rc, "postmaster");
 	if (rc == SQLITE_DONE && domain != NULL)
-		return resolve_postmaster_fallback(c, NULL);
+		return store_resolve_postmaster_fallback(c, NULL);
 	return 0;
 }
 
@@ -225,7 +233,7 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
     enum store_rcpt_kind *kind_r, char ***local_r, size_t *nlocal_r,
     char ***remote_r, size_t *nremote_r)
 {
-	struct resolve_ctx c = { .st = st, .postmaster = postmaster };
+	struct store_resolve_ctx c = { .st = st, .postmaster = postmaster };
 	const char *domain = store_addr_domain(address);
 	int rc;
 
@@ -233,17 +241,17 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 	*nlocal_r = *nremote_r = 0;
 	if (domain == NULL) {
 		/* RFC 5321 4.5.1: bare <postmaster>, no domain. */
-		if (!resolve_is_postmaster(address, strlen(address))) {
+		if (!store_resolve_is_postmaster(address, strlen(address))) {
 			*kind_r = STORE_RCPT_NOUSER;
 			return 0;
 		}
 		rc = 0;
 		if (postmaster != NULL && postmaster[0] != '\0') {
 			c.path[0] = address;
-			rc = resolve_expand(&c, postmaster, 1);
+			rc = store_resolve_expand(&c, postmaster, 1);
 		}
 		if (rc == 0 && c.local.n + c.remote.n == 0)
-			rc = resolve_postmaster_fallback(&c, NULL);
+			rc = store_resolve_postmaster_fallback(&c, NULL);
 	} else {
 		rc = store_domain_is_local(st, domain);
 		if (rc < 0)
@@ -252,7 +260,8 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 			*kind_r = STORE_RCPT_REMOTE;
 			return 0;
 		}
-		rc = domain == address + 1 ? 0 : resolve_expand(&c, address, 0);
+		rc = domain == address + 1 ? 0 :
+		    store_resolve_expand(&c, address, 0);
 	}
 	if (rc < 0) {
 		store_rcpt_free_list(c.local.v, c.local.n);

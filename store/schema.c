@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-static const char *const schema_migrations[] = {
+static const char *const store_schema_migrations[] = {
 	/* 1: domains, users, aliases, single-instance bodies, mailboxes,
 	 *    outbound queue, send accounting. */
 	"CREATE TABLE domains ("
@@ -101,18 +101,48 @@ static const char *const schema_migrations[] = {
 	 *    top of the bodies leaf; now it dirties only that leaf. NULL
 	 *    for bodies kept in chunks, as every body before this version. */
 	"ALTER TABLE bodies ADD COLUMN data BLOB;",
+
+	/* 4: the envelope sender is a column, not bytes of the body. Up to
+	 *    schema 3 smtpd stored "Return-Path: <sender>\r\n" as the first
+	 *    line of the (shared) body and the relay skipped it again.
+	 *    mailbox.return_path: the sender RETR shows in its first line
+	 *    ('' = <>, NULL = no Return-Path line). bodies.data_offset:
+	 *    bytes at the start of the stored body that readers skip (such
+	 *    an old line), so shared, chunked bodies are not rewritten. The
+	 *    line is taken apart only where putting it back together
+	 *    ("Return-Path: <" sender ">" CRLF) gives the same bytes: RETR of
+	 *    an old message stays byte for byte what it was. */
+	"ALTER TABLE mailbox ADD COLUMN return_path TEXT;"
+	"ALTER TABLE bodies ADD COLUMN data_offset INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"CREATE TEMP TABLE store_m4 AS"
+	"  SELECT id, head, instr(head, x'0d0a') AS eol FROM ("
+	"    SELECT b.id AS id, substr(coalesce(b.data, (SELECT c.data FROM"
+	"      body_chunks c WHERE c.body_id = b.id AND c.seq = 0)), 1, 4096)"
+	"      AS head FROM bodies b)"
+	"  WHERE substr(head, 1, 14) = CAST('Return-Path: <' AS BLOB);"
+	"DELETE FROM temp.store_m4 WHERE eol < 16 OR"
+	"  substr(head, eol - 1, 1) != x'3e' OR"
+	"  instr(substr(head, 15, eol - 16), x'00') > 0;"
+	"UPDATE bodies SET data_offset = (SELECT t.eol + 1 FROM temp.store_m4 t"
+	"  WHERE t.id = bodies.id) WHERE id IN (SELECT id FROM temp.store_m4);"
+	"UPDATE mailbox SET return_path = (SELECT CAST(substr(t.head, 15,"
+	"  t.eol - 16) AS TEXT) FROM temp.store_m4 t WHERE t.id ="
+	"  mailbox.body_id) WHERE body_id IN (SELECT id FROM temp.store_m4);"
+	"DROP TABLE temp.store_m4;",
 };
 
 size_t
-schema_migration_count(void)
+store_schema_migration_count(void)
 {
-	return sizeof(schema_migrations) / sizeof(schema_migrations[0]);
+	return sizeof(store_schema_migrations) /
+	    sizeof(store_schema_migrations[0]);
 }
 
 const char *
-schema_migration(size_t version)
+store_schema_migration(size_t version)
 {
-	if (version < 1 || version > schema_migration_count())
+	if (version < 1 || version > store_schema_migration_count())
 		return NULL;
-	return schema_migrations[version - 1];
+	return store_schema_migrations[version - 1];
 }

@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 /* Number of migrations = current schema version. */
-size_t schema_migration_count(void);
+size_t store_schema_migration_count(void);
 /* SQL taking the schema from version-1 to version, or NULL. */
-const char *schema_migration(size_t version);
+const char *store_schema_migration(size_t version);
 
 #endif

@@ -9,11 +9,11 @@
  * limit's window is 24 h, so two days leaves slack for clock steps. */
 #define SENDLOG_KEEP (2 * 86400)
 
-static int64_t sendlog_scalar(struct store *, enum store_stmt_id,
+static int64_t store_sendlog_scalar(struct store *, enum store_stmt_id,
     const char *, const char *, int64_t);
 
 static int64_t
-sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
+store_sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
     const char *user, int64_t since)
 {
 	sqlite3_stmt *s;
@@ -38,7 +38,7 @@ sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
 int64_t
 store_sent_count(struct store *st, const char *user, int64_t since)
 {
-	return sendlog_scalar(st, STMT_SENT_COUNT,
+	return store_sendlog_scalar(st, STMT_SENT_COUNT,
 	    "SELECT coalesce(sum(count), 0) FROM send_log "
 	    "WHERE user = ?1 AND at >= ?2", user, since);
 }
@@ -46,7 +46,7 @@ store_sent_count(struct store *st, const char *user, int64_t since)
 int64_t
 store_sent_oldest(struct store *st, const char *user, int64_t since)
 {
-	return sendlog_scalar(st, STMT_SENT_OLDEST,
+	return store_sendlog_scalar(st, STMT_SENT_OLDEST,
 	    "SELECT coalesce(min(at), 0) FROM send_log "
 	    "WHERE user = ?1 AND at >= ?2", user, since);
 }

@@ -21,6 +21,10 @@ static int store_wal_hook(void *, sqlite3 *, const char *, int);
 static bool store_is_memory(const char *);
 static int store_pragmas(struct store *, bool, const char **);
 static int store_user_version(struct store *, int *);
+static int store_tx_push(struct store *, enum store_tx_kind);
+static enum store_tx_kind store_tx_pop(struct store *);
+static int store_tx_start(struct store *, enum store_tx_kind);
+static int store_tx_end(struct store *, enum store_tx_kind, bool);
 
 /* Static error text for store_open (no struct store to hold it yet). */
 static __thread char store_open_err[256];
@@ -237,21 +241,101 @@ store_run(struct store *st, enum store_stmt_id id, const char *sql)
 
 /* ---- transactions ---- */
 
-/* The transaction statements are cached like any other: the writer runs
+/*
+ * One vocabulary for every transaction: store_begin/store_commit/
+ * store_rollback nest (the outermost is BEGIN IMMEDIATE ... COMMIT, inner
+ * ones are SAVEPOINTs, so a unit that fails can be undone alone), and
+ * store_read_begin/store_read_end take one read snapshot. st->tx_kind
+ * remembers what each open level did, so ending it does the matching
+ * thing. If SQLite ended the transaction on its own (an I/O error rolls
+ * everything back), the next store_begin starts afresh.
+ *
+ * The transaction statements are cached like any other: the writer runs
  * them for every batch and every job, and parsing them each time shows
- * in its profile. */
-int
-store_begin(struct store *st)
+ * in its profile.
+ */
+static int
+store_tx_push(struct store *st, enum store_tx_kind kind)
 {
-	return store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE");
+	if (st->tx_depth == STORE_TX_DEPTH_MAX)
+		return store_fail(st, "transactions nested too deep");
+	st->tx_kind[st->tx_depth++] = (unsigned char)kind;
+	return 0;
 }
 
-int
-store_commit(struct store *st)
+/* The innermost level, removed; STORE_TX_WRITE when none is recorded (a
+ * transaction begun with store_exec: end it as a whole). */
+static enum store_tx_kind
+store_tx_pop(struct store *st)
+{
+	enum store_tx_kind kind;
+
+	if (st->tx_depth == 0)
+		return STORE_TX_WRITE;
+	kind = (enum store_tx_kind)st->tx_kind[--st->tx_depth];
+	if (kind == STORE_TX_WRITE || kind == STORE_TX_READ)
+		st->tx_depth = 0;	/* the outermost level ends them all */
+	return kind;
+}
+
+static int
+store_tx_start(struct store *st, enum store_tx_kind kind)
+{
+	int rc;
+
+	if (sqlite3_get_autocommit(st->db)) {
+		st->tx_depth = 0;
+		rc = kind == STORE_TX_WRITE ?
+		    store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE") :
+		    store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
+	} else if (kind == STORE_TX_WRITE) {
+		kind = STORE_TX_SAVEPOINT;
+		rc = store_run(st, STMT_TX_SAVEPOINT, "SAVEPOINT store_unit");
+	} else {
+		kind = STORE_TX_JOINED;	/* the open transaction's view */
+		rc = 0;
+	}
+	if (rc < 0)
+		return -1;
+	if (store_tx_push(st, kind) < 0) {
+		store_tx_end(st, kind, false);
+		return -1;
+	}
+	return 0;
+}
+
+/* End one level that store_tx_pop returned: ok commits (releases) it. */
+static int
+store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 {
 	sqlite3_stmt *s;
 	int rc;
 
+	switch (kind) {
+	case STORE_TX_JOINED:
+		return 0;
+	case STORE_TX_SAVEPOINT:
+		if (ok)
+			return store_run(st, STMT_TX_RELEASE,
+			    "RELEASE store_unit");
+		/* An I/O error may already have ended the whole
+		 * transaction. */
+		if (!sqlite3_get_autocommit(st->db)) {
+			sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL,
+			    NULL, NULL);
+			sqlite3_exec(st->db, "RELEASE store_unit", NULL, NULL,
+			    NULL);
+		}
+		return 0;
+	case STORE_TX_WRITE:
+	case STORE_TX_READ:
+		break;
+	}
+	if (!ok) {
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
 	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) == NULL)
 		rc = sqlite3_errcode(st->db);
 	else {
@@ -269,11 +353,37 @@ store_commit(struct store *st)
 	return 0;
 }
 
+int
+store_begin(struct store *st)
+{
+	return store_tx_start(st, STORE_TX_WRITE);
+}
+
+int
+store_commit(struct store *st)
+{
+	return store_tx_end(st, store_tx_pop(st), true);
+}
+
 void
 store_rollback(struct store *st)
 {
-	if (!sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	store_tx_end(st, store_tx_pop(st), false);
+}
+
+int
+store_read_begin(struct store *st)
+{
+	return store_tx_start(st, STORE_TX_READ);
+}
+
+void
+store_read_end(struct store *st)
+{
+	/* Nothing was written: ending it cannot lose anything, and a
+	 * failure leaves no transaction behind worth keeping. */
+	if (store_tx_end(st, store_tx_pop(st), true) != 0)
+		store_rollback(st);
 }
 
 bool
@@ -286,54 +396,6 @@ void
 store_set_busy_timeout(struct store *st, int ms)
 {
 	sqlite3_busy_timeout(st->db, ms);
-}
-
-int
-store_tx_enter(struct store *st, bool *outer_r)
-{
-	*outer_r = sqlite3_get_autocommit(st->db) != 0;
-	if (*outer_r)
-		return store_begin(st);
-	return store_run(st, STMT_TX_SAVEPOINT, "SAVEPOINT store_unit");
-}
-
-int
-store_read_begin(struct store *st, bool *outer_r)
-{
-	*outer_r = sqlite3_get_autocommit(st->db) != 0;
-	if (!*outer_r)
-		return 0;
-	return store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
-}
-
-void
-store_read_end(struct store *st, bool outer)
-{
-	/* Nothing was written: ending it cannot lose anything, and a
-	 * failure leaves no transaction behind worth keeping. */
-	if (outer && !sqlite3_get_autocommit(st->db) &&
-	    store_commit(st) != 0)
-		store_rollback(st);
-}
-
-int
-store_tx_leave(struct store *st, bool outer, bool ok)
-{
-	if (outer) {
-		if (ok)
-			return store_commit(st);
-		store_rollback(st);
-		return 0;
-	}
-	if (ok)
-		return store_run(st, STMT_TX_RELEASE, "RELEASE store_unit");
-	/* An I/O error may already have ended the whole transaction. */
-	if (!sqlite3_get_autocommit(st->db)) {
-		sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL, NULL,
-		    NULL);
-		sqlite3_exec(st->db, "RELEASE store_unit", NULL, NULL, NULL);
-	}
-	return 0;
 }
 
 /* ---- schema ---- */
@@ -371,7 +433,7 @@ store_schema_version(struct store *st)
 int
 store_migrate(struct store *st)
 {
-	size_t count = schema_migration_count();
+	size_t count = store_schema_migration_count();
 	char pragma[64];
 	int v;
 
@@ -387,7 +449,7 @@ store_migrate(struct store *st)
 		 * Re-read the version inside the write transaction: another
 		 * process may have migrated since.
 		 */
-		if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+		if (store_begin(st) < 0)
 			return -1;
 		if (store_user_version(st, &v) < 0)
 			goto fail;
@@ -395,7 +457,7 @@ store_migrate(struct store *st)
 			store_rollback(st);
 			continue;
 		}
-		if (store_exec(st, schema_migration((size_t)v + 1)) < 0)
+		if (store_exec(st, store_schema_migration((size_t)v + 1)) < 0)
 			goto fail;
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
 		    v + 1);
@@ -412,7 +474,7 @@ fail:
 int
 store_check_schema(struct store *st)
 {
-	size_t count = schema_migration_count();
+	size_t count = store_schema_migration_count();
 	int v;
 
 	if (store_user_version(st, &v) < 0)

@@ -37,20 +37,27 @@ int store_schema_version(struct store *st);
 /* 0 when the schema is current, -1 otherwise (daemons refuse to start). */
 int store_check_schema(struct store *st);
 
-/* Explicit transactions, for group commit: BEGIN IMMEDIATE ... COMMIT.
- * A writer waits up to 5000 ms (busy_timeout) for another writer's lock,
- * then fails with store_error_is_busy() true. A failed commit has already
- * rolled back. Functions below that change several rows (user/domain del,
- * mailbox delete, gc, deliver) are atomic on their own: a transaction of
- * their own in autocommit mode, a savepoint inside the caller's. */
+/*
+ * Transactions, one vocabulary for every caller. store_begin opens a
+ * write transaction (BEGIN IMMEDIATE); called inside one it opens a
+ * nested unit (a SAVEPOINT) instead. store_commit ends the innermost
+ * level (COMMIT, or RELEASE for a unit); store_rollback undoes just the
+ * innermost level (the whole transaction at the outermost). A writer
+ * waits up to 5000 ms (busy_timeout) for another writer's lock, then
+ * fails with store_error_is_busy() true. A failed commit has already
+ * rolled back. The functions below that change several rows (user/domain
+ * del, mailbox delete, gc, deliver, queue delete) are such a unit of
+ * their own: inside a caller's transaction (group commit) a failed one
+ * leaves nothing behind and does not take the others down.
+ */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 /* One read snapshot over several lookups (BEGIN DEFERRED ... COMMIT):
  * one WAL read lock and one consistent view instead of one per statement.
- * Inside a transaction it is a no-op (*outer_r false). */
-int store_read_begin(struct store *st, bool *outer_r);
-void store_read_end(struct store *st, bool outer);
+ * Inside a transaction it joins that one. Pairs with store_read_end. */
+int store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 /* true between store_begin and store_commit/rollback. */
 bool store_in_transaction(struct store *st);
 /* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */
@@ -147,16 +154,18 @@ void store_rcpt_free_list(char **list, size_t n);
 /* ---- delivery ---- */
 /*
  * One accepted message: prefix (per-message header lines carteiro adds,
- * e.g. Return-Path + Received, CRLF ends) followed by the spooled data
- * read from fd at offset 0 for data_size bytes (pread; the fd's offset is
- * not used). The body is stored once, in STORE_CHUNK_SIZE chunks, never
- * whole in memory; one mailbox row per local user (its own UIDL, size =
- * prefix_len + data_size) and, if nremote > 0, one queue row with a
- * queue_rcpt per remote address, next_attempt = now. The body's refs equal
- * nlocal + (nremote ? 1 : 0).
+ * e.g. Received, CRLF ends) followed by the spooled data read from fd at
+ * offset 0 for data_size bytes (pread; the fd's offset is not used). The
+ * body is stored once, in STORE_CHUNK_SIZE chunks, never whole in memory;
+ * one mailbox row per local user (its own UIDL, return_path = mail_from,
+ * size = the Return-Path line store_message_open adds + prefix_len +
+ * data_size) and, if nremote > 0, one queue row with a queue_rcpt per
+ * remote address, next_attempt = now. The envelope sender is a column of
+ * those rows, never bytes of the body. The body's refs equal nlocal +
+ * (nremote ? 1 : 0).
  * Does not BEGIN/COMMIT: the caller wraps one or more deliveries in
  * store_begin/store_commit (group commit). -1 on error: the caller must
- * roll back the whole transaction. (Each delivery runs in a savepoint, so
+ * roll back the whole transaction. (Each delivery runs in a nested unit, so
  * a failed one leaves no partial rows; called outside a transaction it
  * commits on its own.) A local address that is no longer a user fails.
  * body_id_r / queue_id_r may be NULL; *queue_id_r is 0 without a queue row.
@@ -167,7 +176,10 @@ struct store_delivery {
 	size_t prefix_len;
 	int fd;
 	uint64_t data_size;
-	const char *mail_from;		/* "" for <> */
+	/* Envelope sender, "" for <>. NULL: the mailbox rows get no
+	 * Return-Path line (imported mail, test fixtures); a queue row
+	 * stores "". */
+	const char *mail_from;
 	const char *const *local;	/* local user addresses */
 	size_t nlocal;
 	const char *const *remote;	/* remote recipient addresses */
@@ -211,10 +223,22 @@ int store_mailbox_delete(struct store *st, const char *address,
  * nothing. */
 int store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r);
 
-/* Reading a body in chunks (each read is a short statement, no long
- * transaction is held). */
+/* Reading a message or a body in chunks (each read is a short statement,
+ * no long transaction is held). */
 struct store_body;
-/* NULL if missing (then store_error says so) or on error. */
+/*
+ * Mailbox row mailbox_id (store_msg.id) as POP3 RETR sends it, before
+ * dot-stuffing: "Return-Path: <sender>\r\n" (RFC 5321 4.4; none when the
+ * row has no sender) followed by the body. *size_r = its length, which
+ * is the row's store_msg.size. NULL if the row is gone (store_error says
+ * so) or on error. Close with store_body_close.
+ */
+struct store_body *store_message_open(struct store *st, int64_t mailbox_id,
+    uint64_t *size_r);
+/* A stored body as the relay sends it and carteiroctl shows it: prefix
+ * and data, never a Return-Path line (a body written before schema 4 has
+ * its old one skipped, bodies.data_offset). NULL if missing (then
+ * store_error says so) or on error. */
 struct store_body *store_body_open(struct store *st, int64_t body_id,
     uint64_t *size_r);
 /* Copy up to len bytes from offset into buf; returns bytes (0 at end) or -1. */

@@ -61,6 +61,7 @@ enum store_stmt_id {
 	STMT_GC_CHUNKS,
 	STMT_GC_BODY,
 	STMT_BODY_SIZE,
+	STMT_MESSAGE_OPEN,
 	STMT_CHUNK_READ,
 	STMT_SENT_COUNT,
 	STMT_SENT_OLDEST,
@@ -83,6 +84,20 @@ enum store_stmt_id {
  */
 #define STORE_INLINE_MAX 3072
 
+/* Length of "Return-Path: <" sender ">\r\n" for a sender of n bytes: the
+ * line store_message_open puts before a mailbox message (mailbox.c). */
+#define STORE_RETURN_PATH_LEN(n) (sizeof("Return-Path: <>\r\n") - 1 + (n))
+
+/* What one open transaction level did (store.c), so that ending it does
+ * the matching thing. */
+enum store_tx_kind {
+	STORE_TX_WRITE,		/* BEGIN IMMEDIATE (store_begin, outermost) */
+	STORE_TX_READ,		/* BEGIN (store_read_begin, outermost) */
+	STORE_TX_SAVEPOINT,	/* store_begin inside a transaction */
+	STORE_TX_JOINED,	/* store_read_begin inside one: nothing */
+};
+#define STORE_TX_DEPTH_MAX 16
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[STMT_COUNT];		/* lazily prepared */
@@ -93,6 +108,9 @@ struct store {
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
 	int wal_frames;		/* WAL length after our last commit (only
 				 * tracked with autocheckpoint 0) */
+	unsigned char tx_kind[STORE_TX_DEPTH_MAX];	/* enum store_tx_kind,
+							 * outermost first */
+	unsigned tx_depth;	/* open levels in tx_kind */
 };
 
 /*
@@ -113,17 +131,8 @@ int store_fail(struct store *st, const char *fmt, ...)
 /* Run SQL without results; -1 with error set. */
 int store_exec(struct store *st, const char *sql);
 
-/*
- * A unit of work that is atomic whether or not the caller holds a
- * transaction: BEGIN IMMEDIATE when in autocommit mode (*outer_r = true),
- * otherwise a SAVEPOINT inside the caller's transaction.
- */
-int store_tx_enter(struct store *st, bool *outer_r);
 /* Run a statement that returns no rows from its cached slot. */
 int store_run(struct store *st, enum store_stmt_id id, const char *sql);
-/* ok: commit/release; !ok: roll back this unit. Returns 0, or -1 if the
- * commit failed (then everything of the unit is rolled back). */
-int store_tx_leave(struct store *st, bool outer, bool ok);
 
 /* Bind helpers: text is SQLITE_STATIC (must outlive the step). */
 static inline int

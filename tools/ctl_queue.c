@@ -103,15 +103,15 @@ ctl_queue_list(struct ctl *ctl)
 {
 	int64_t *ids = NULL, now = util_time();
 	size_t n = 0, i, j;
-	struct queue_msg m;
+	struct store_queue_msg m;
 	const char *err;
 	char age[32], next[32];
 	int rc;
 
-	if (queue_ids(ctl->st, &ids, &n) < 0)
+	if (store_queue_ids(ctl->st, &ids, &n) < 0)
 		return ctl_queue_store_err(ctl, "list");
 	for (i = 0; i < n; i++) {
-		rc = queue_load(ctl->st, ids[i], &m);
+		rc = store_queue_load(ctl->st, ids[i], &m);
 		if (rc == 1)
 			continue;	/* delivered meanwhile */
 		if (rc < 0) {
@@ -123,7 +123,7 @@ ctl_queue_list(struct ctl *ctl)
 		    m.mail_from);
 		err = NULL;
 		for (j = 0; j < m.nrcpts; j++) {
-			if (m.rcpts[j].status != QUEUE_RCPT_PENDING)
+			if (m.rcpts[j].status != STORE_QUEUE_RCPT_PENDING)
 				continue;
 			printf("%s%s", err != NULL ? "," : "",
 			    m.rcpts[j].address);
@@ -136,7 +136,7 @@ ctl_queue_list(struct ctl *ctl)
 			printf("-");
 		printf(" %s %s\n", ctl_queue_time(m.next_attempt, next,
 		    sizeof(next)), err != NULL && err[0] != '\0' ? err : "-");
-		queue_msg_clear(&m);
+		store_queue_msg_clear(&m);
 	}
 	free(ids);
 	return 0;
@@ -145,7 +145,7 @@ ctl_queue_list(struct ctl *ctl)
 static int
 ctl_queue_show(struct ctl *ctl, const char *arg)
 {
-	struct queue_msg m;
+	struct store_queue_msg m;
 	struct store_body *b;
 	int64_t id, now = util_time();
 	uint64_t size = 0;
@@ -156,7 +156,7 @@ ctl_queue_show(struct ctl *ctl, const char *arg)
 
 	if (ctl_queue_id(arg, &id) < 0)
 		return 1;
-	rc = queue_load(ctl->st, id, &m);
+	rc = store_queue_load(ctl->st, id, &m);
 	if (rc == 1) {
 		ctl_err("queue show: no queued message %" PRId64, id);
 		return 1;
@@ -178,7 +178,7 @@ ctl_queue_show(struct ctl *ctl, const char *arg)
 	printf("delay-warning-sent: %s\n", m.warned ? "yes" : "no");
 	for (i = 0; i < m.nrcpts; i++)
 		printf("rcpt: %s %s %s\n", m.rcpts[i].address,
-		    queue_rcpt_status_str(m.rcpts[i].status),
+		    store_queue_rcpt_status_str(m.rcpts[i].status),
 		    m.rcpts[i].last_error && m.rcpts[i].last_error[0] ?
 		    m.rcpts[i].last_error : "-");
 	printf("\n");
@@ -204,7 +204,7 @@ ctl_queue_show(struct ctl *ctl, const char *arg)
 	} else
 		printf("(message body unavailable: %s)\n",
 		    store_error(ctl->st));
-	queue_msg_clear(&m);
+	store_queue_msg_clear(&m);
 	return 0;
 }
 
@@ -213,7 +213,7 @@ ctl_queue_flush(struct ctl *ctl)
 {
 	size_t n = 0;
 
-	if (queue_flush(ctl->st, util_time(), &n) < 0)
+	if (store_queue_flush(ctl->st, util_time(), &n) < 0)
 		return ctl_queue_store_err(ctl, "flush");
 	printf("flushed %zu message%s\n", n, n == 1 ? "" : "s");
 	return 0;
@@ -227,7 +227,7 @@ ctl_queue_delete(struct ctl *ctl, const char *arg)
 
 	if (ctl_queue_id(arg, &id) < 0)
 		return 1;
-	rc = queue_delete(ctl->st, id);
+	rc = store_queue_delete(ctl->st, id);
 	if (rc == 1) {
 		ctl_err("queue delete: no queued message %" PRId64, id);
 		return 1;

@@ -312,25 +312,31 @@ class Env:
             con.close()
 
     def mailbox_bodies(self, address):
-        """Every message of a mailbox as bytes, in arrival order."""
+        """Every message of a mailbox as bytes, in arrival order, as RETR
+        sends it (store_message_open): "Return-Path: <mailbox.return_path>"
+        unless that is NULL, then the body from bodies.data_offset on."""
         con = sqlite3.connect(self.db, timeout=10)
         try:
             rows = con.execute(
-                "SELECT m.body_id FROM mailbox m JOIN users u ON u.id = m.user_id"
+                "SELECT m.body_id, m.return_path FROM mailbox m"
+                " JOIN users u ON u.id = m.user_id"
                 " WHERE u.address = ? ORDER BY m.id", (address,)).fetchall()
             out = []
-            for (bid,) in rows:
+            for (bid, rp) in rows:
+                head = (b"" if rp is None else
+                        b"Return-Path: <" + rp.encode() + b">\r\n")
                 # Small bodies are inline in bodies.data (schema 3),
                 # larger ones in body_chunks (data NULL).
-                (inline,) = con.execute(
-                    "SELECT data FROM bodies WHERE id = ?", (bid,)).fetchone()
+                (inline, skip) = con.execute(
+                    "SELECT data, data_offset FROM bodies WHERE id = ?",
+                    (bid,)).fetchone()
                 if inline is not None:
-                    out.append(bytes(inline))
+                    out.append(head + bytes(inline)[skip:])
                     continue
                 chunks = con.execute(
                     "SELECT data FROM body_chunks WHERE body_id = ? ORDER BY seq",
                     (bid,)).fetchall()
-                out.append(b"".join(c[0] for c in chunks))
+                out.append(head + b"".join(c[0] for c in chunks)[skip:])
             return out
         finally:
             con.close()

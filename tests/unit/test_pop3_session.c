@@ -219,7 +219,7 @@ static void
 deliver(const char *msg)
 {
 	const char *local[] = { "alice@example.test" };
-	struct store_delivery d = { .prefix = "", .mail_from = "a@b.example",
+	struct store_delivery d = { .prefix = "", .mail_from = NULL,
 	    .local = local, .nlocal = 1, .fd = -1 };
 	int64_t bid, qid;
 

@@ -64,7 +64,7 @@ static void
 test_queue(struct store *st)
 {
 	const char *rc[] = { "a@remote.test", "b@other.test" };
-	struct queue_msg m;
+	struct store_queue_msg m;
 	int64_t *ids, qid, qid2, now = time(NULL);
 	size_t n;
 
@@ -72,68 +72,68 @@ test_queue(struct store *st)
 	qid2 = enqueue(st, "alice@ex.test", rc, 1, false);
 
 	t_begin("queue due and load");
-	t_assert_int(queue_due(st, now + 1, 10, &ids, &n), 0);
+	t_assert_int(store_queue_due(st, now + 1, 10, &ids, &n), 0);
 	t_assert_int(n, 2);
 	t_assert(n == 2 && ids[0] == qid && ids[1] == qid2);
 	free(ids);
-	t_assert_int(queue_due(st, now + 1, 1, &ids, &n), 0);
+	t_assert_int(store_queue_due(st, now + 1, 1, &ids, &n), 0);
 	t_assert_int(n, 1);
 	free(ids);
-	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_str(m.mail_from, "alice@ex.test");
 	t_assert_int(m.nrcpts, 2);
 	t_assert_str(m.rcpts[0].address, "a@remote.test");
 	t_assert_str(m.rcpts[1].domain, "other.test");
-	t_assert_int(m.rcpts[0].status, QUEUE_RCPT_PENDING);
+	t_assert_int(m.rcpts[0].status, STORE_QUEUE_RCPT_PENDING);
 	t_assert(m.rcpts[0].last_error == NULL);
 	t_assert_int(m.attempts, 0);
 	t_assert(!m.is_bounce && !m.warned);
 	t_end();
 
 	t_begin("queue rcpt status, reschedule, warned");
-	t_assert_int(queue_rcpt_set(st, m.rcpts[0].id, QUEUE_RCPT_DELIVERED,
-	    "250 ok", now), 0);
-	t_assert_int(queue_rcpt_set(st, m.rcpts[1].id, QUEUE_RCPT_PENDING,
-	    "451 later", now), 0);
-	t_assert_int(queue_reschedule(st, qid, now + 100, 1), 0);
-	t_assert_int(queue_set_warned(st, qid), 0);
-	queue_msg_clear(&m);
-	t_assert_int(queue_load(st, qid, &m), 0);
-	t_assert_int(m.rcpts[0].status, QUEUE_RCPT_DELIVERED);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[0].id,
+	    STORE_QUEUE_RCPT_DELIVERED, "250 ok", now), 0);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id,
+	    STORE_QUEUE_RCPT_PENDING, "451 later", now), 0);
+	t_assert_int(store_queue_reschedule(st, qid, now + 100, 1), 0);
+	t_assert_int(store_queue_set_warned(st, qid), 0);
+	store_queue_msg_clear(&m);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
+	t_assert_int(m.rcpts[0].status, STORE_QUEUE_RCPT_DELIVERED);
 	t_assert_str(m.rcpts[1].last_error, "451 later");
 	t_assert_int(m.rcpts[1].updated, now);
 	t_assert_int(m.attempts, 1);
 	t_assert(m.warned);
 	t_assert_int(m.next_attempt, now + 100);
-	t_assert_int(queue_rcpt_set(st, m.rcpts[1].id, QUEUE_RCPT_BOUNCED,
-	    NULL, now), 0);
-	queue_msg_clear(&m);
-	t_assert_int(queue_load(st, qid, &m), 0);
-	t_assert_int(m.rcpts[1].status, QUEUE_RCPT_BOUNCED);
+	t_assert_int(store_queue_rcpt_set(st, m.rcpts[1].id,
+	    STORE_QUEUE_RCPT_BOUNCED, NULL, now), 0);
+	store_queue_msg_clear(&m);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
+	t_assert_int(m.rcpts[1].status, STORE_QUEUE_RCPT_BOUNCED);
 	t_assert_str(m.rcpts[1].last_error, "451 later");	/* kept */
-	queue_msg_clear(&m);
-	t_assert_int(queue_due(st, now + 1, 10, &ids, &n), 0);
+	store_queue_msg_clear(&m);
+	t_assert_int(store_queue_due(st, now + 1, 10, &ids, &n), 0);
 	t_assert(n == 1 && ids[0] == qid2);
 	free(ids);
 	t_end();
 
 	t_begin("queue flush");
-	t_assert_int(queue_flush(st, now, &n), 0);
+	t_assert_int(store_queue_flush(st, now, &n), 0);
 	t_assert_int(n, 1);
-	t_assert_int(queue_due(st, now, 10, &ids, &n), 0);
+	t_assert_int(store_queue_due(st, now, 10, &ids, &n), 0);
 	t_assert_int(n, 2);
 	free(ids);
 	t_end();
 
 	t_begin("queue delete drops the body reference once");
-	t_assert_int(queue_delete(st, qid), 0);
-	t_assert_int(queue_delete(st, qid), 1);
-	t_assert_int(queue_load(st, qid, &m), 1);
-	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(store_queue_delete(st, qid), 0);
+	t_assert_int(store_queue_delete(st, qid), 1);
+	t_assert_int(store_queue_load(st, qid, &m), 1);
+	t_assert_int(store_queue_ids(st, &ids, &n), 0);
 	t_assert(n == 1 && ids[0] == qid2);
 	free(ids);
-	t_assert_int(queue_delete(st, qid2), 0);
-	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(store_queue_delete(st, qid2), 0);
+	t_assert_int(store_queue_ids(st, &ids, &n), 0);
 	t_assert_int(n, 0);
 	free(ids);
 	{
@@ -145,8 +145,9 @@ test_queue(struct store *st)
 	t_end();
 
 	t_begin("queue status names");
-	t_assert_str(queue_rcpt_status_str(QUEUE_RCPT_FAILED), "failed");
-	t_assert_str(queue_rcpt_status_str(42), "unknown");
+	t_assert_str(store_queue_rcpt_status_str(STORE_QUEUE_RCPT_FAILED),
+	    "failed");
+	t_assert_str(store_queue_rcpt_status_str(42), "unknown");
 	t_end();
 }
 
@@ -157,7 +158,7 @@ test_bounce_send(struct store *st)
 	struct bounce_rcpt br = { "x@remote.test", "550 5.1.1 unknown",
 	    "mx.remote.test[1.2.3.4]" };
 	struct store_msg *msgs;
-	struct queue_msg m, b;
+	struct store_queue_msg m, b;
 	int64_t qid, *ids;
 	size_t n, n0;
 	struct store_body *sb;
@@ -167,13 +168,13 @@ test_bounce_send(struct store *st)
 
 	t_begin("bounce to a local sender lands in its mailbox");
 	qid = enqueue(st, "alice@ex.test", rc, 1, false);
-	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
 	    0, &br, 1), 0);
 	t_assert_int(store_mailbox_list(st, "alice@ex.test", &msgs, &n), 0);
 	t_assert_int(n, 1);
 	if (n == 1) {
-		sb = store_body_open(st, msgs[0].body_id, &size);
+		sb = store_message_open(st, msgs[0].id, &size);
 		t_assert(sb != NULL);
 		got = store_body_read(sb, 0, buf, sizeof(buf) - 1);
 		t_assert(got > 0);
@@ -188,47 +189,55 @@ test_bounce_send(struct store *st)
 		store_body_close(sb);
 	}
 	free(msgs);
-	queue_msg_clear(&m);
-	queue_delete(st, qid);
+	store_queue_msg_clear(&m);
+	store_queue_delete(st, qid);
 	t_end();
 
 	t_begin("bounce to a remote sender is queued with <>");
 	qid = enqueue(st, "bob@far.test", rc, 1, false);
-	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
 	    0, &br, 1), 0);
-	t_assert_int(queue_ids(st, &ids, &n), 0);
+	t_assert_int(store_queue_ids(st, &ids, &n), 0);
 	t_assert_int(n, 2);
 	if (n == 2) {
-		t_assert_int(queue_load(st, ids[1], &b), 0);
+		t_assert_int(store_queue_load(st, ids[1], &b), 0);
 		t_assert_str(b.mail_from, "");
 		t_assert(b.is_bounce);
 		t_assert_int(b.nrcpts, 1);
 		t_assert_str(b.rcpts[0].address, "bob@far.test");
-		queue_msg_clear(&b);
-		queue_delete(st, ids[1]);
+		/* The sender is the row's mail_from, not a body line. */
+		sb = store_body_open(st, b.body_id, &size);
+		t_assert(sb != NULL);
+		got = sb != NULL ? store_body_read(sb, 0, buf, 38) : -1;
+		t_assert_int(got, 38);
+		t_assert(got == 38 && memcmp(buf, "From: Mail Delivery System "
+		    "<MAILER-DAE", 38) == 0);
+		store_body_close(sb);
+		store_queue_msg_clear(&b);
+		store_queue_delete(st, ids[1]);
 	}
 	free(ids);
-	queue_msg_clear(&m);
-	queue_delete(st, qid);
+	store_queue_msg_clear(&m);
+	store_queue_delete(st, qid);
 	t_end();
 
 	t_begin("no bounce for a bounce or an unknown local sender");
-	t_assert_int(queue_ids(st, &ids, &n0), 0);
+	t_assert_int(store_queue_ids(st, &ids, &n0), 0);
 	free(ids);
 	qid = enqueue(st, "", rc, 1, true);
-	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
 	    0, &br, 1), 1);
-	queue_msg_clear(&m);
-	queue_delete(st, qid);
+	store_queue_msg_clear(&m);
+	store_queue_delete(st, qid);
 	qid = enqueue(st, "nobody@ex.test", rc, 1, false);
-	t_assert_int(queue_load(st, qid, &m), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
 	t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m, BOUNCE_FAILED,
 	    0, &br, 1), 1);
-	queue_msg_clear(&m);
-	queue_delete(st, qid);
-	t_assert_int(queue_ids(st, &ids, &n), 0);
+	store_queue_msg_clear(&m);
+	store_queue_delete(st, qid);
+	t_assert_int(store_queue_ids(st, &ids, &n), 0);
 	t_assert_int(n, n0);
 	free(ids);
 	t_end();

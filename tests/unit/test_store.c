@@ -124,8 +124,10 @@ t_deliver(struct store *st, const char *data, const char *const *local,
     int64_t *body_r, int64_t *queue_r)
 {
 	struct store_delivery d = {
-		.prefix = "Return-Path: <s@x.test>\r\n",
-		.prefix_len = 25,
+		/* The mailbox rows get "Return-Path: <s@x.test>\r\n" (25
+		 * bytes) from mail_from; the body has none. */
+		.prefix = "",
+		.prefix_len = 0,
 		.fd = -1,
 		.mail_from = "s@x.test",
 		.local = local, .nlocal = nlocal,
@@ -151,7 +153,7 @@ test_migrate(void)
 {
 	struct store *st;
 	const char *path = t_path(++t_dbn);
-	int count = (int)schema_migration_count();
+	int count = (int)store_schema_migration_count();
 
 	t_begin("migrate from empty file, idempotent");
 	st = t_reopen(path);
@@ -187,7 +189,7 @@ test_migrate(void)
 	/* Only from version 1: migration 2 applies on top. */
 	st = t_reopen(t_path(++t_dbn));
 	t_assert_int(store_exec(st, "BEGIN"), 0);
-	t_assert_int(store_exec(st, schema_migration(1)), 0);
+	t_assert_int(store_exec(st, store_schema_migration(1)), 0);
 	t_assert_int(store_exec(st, "PRAGMA user_version = 1; COMMIT"), 0);
 	t_assert_int(store_migrate(st), 0);
 	t_assert_int(store_schema_version(st), count);
@@ -735,13 +737,15 @@ test_big_body(void)
 {
 	static const char *const alice[] = { "alice@ex.test" };
 	const uint64_t size = 25 * 1024 * 1024 + 12345;
+	/* What RETR starts with: the store's Return-Path line (25 bytes,
+	 * from mail_from), then the prefix given to store_deliver. */
 	const char prefix[] = "Return-Path: <s@x.test>\r\n"
 	    "Received: from x by y; Thu, 1 Jan 2026 00:00:00 +0000\r\n";
 	unsigned char wbuf[40000], rbuf[40000], ebuf[40000];
 	struct store *st = t_open();
 	struct store_delivery d = {
-		.prefix = prefix,
-		.prefix_len = sizeof(prefix) - 1,
+		.prefix = prefix + 25,
+		.prefix_len = sizeof(prefix) - 1 - 25,
 		.mail_from = "s@x.test",
 		.local = alice, .nlocal = 1,
 	};
@@ -776,7 +780,9 @@ test_big_body(void)
 	t_assert_int(store_mailbox_list(st, "alice@ex.test", &m, &n), 0);
 	t_assert_int(n, 1);
 	t_assert_int(m[0].size, size + sizeof(prefix) - 1);
-	b = store_body_open(st, m[0].body_id, &bsize);
+	t_assert_int(q_int(st, "SELECT size FROM bodies"),
+	    size + sizeof(prefix) - 1 - 25);
+	b = store_message_open(st, m[0].id, &bsize);
 	t_assert(b != NULL);
 	t_assert_int(bsize, size + sizeof(prefix) - 1);
 	/* Read in odd-sized pieces so reads straddle chunk boundaries. */
@@ -1036,6 +1042,70 @@ test_group_commit(void)
 	t_end();
 }
 
+/* One vocabulary: store_begin nests as a unit (SAVEPOINT) whose rollback
+ * undoes only that unit; store_read_begin joins an open transaction. */
+static void
+test_nested(void)
+{
+	struct store *st = t_open(), *st2;
+
+	t_begin("nested store_begin: inner rollback undoes only the unit");
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "a.test"), 0);
+	t_assert_int(store_begin(st), 0);		/* unit 1: kept */
+	t_assert_int(store_domain_add(st, "b.test"), 0);
+	t_assert_int(store_commit(st), 0);
+	t_assert_int(store_begin(st), 0);		/* unit 2: undone */
+	t_assert_int(store_domain_add(st, "c.test"), 0);
+	t_assert_int(store_begin(st), 0);		/* nested in unit 2 */
+	t_assert_int(store_domain_add(st, "d.test"), 0);
+	t_assert_int(store_commit(st), 0);
+	store_rollback(st);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_read_begin(st), 0);		/* joins */
+	t_assert_int(store_domain_is_local(st, "b.test"), 1);
+	t_assert_int(store_domain_is_local(st, "c.test"), 0);
+	store_read_end(st);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_commit(st), 0);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(q_int(st, "SELECT group_concat(name, ',') = "
+	    "'a.test,b.test' FROM (SELECT name FROM domains WHERE name != "
+	    "'ex.test' ORDER BY name)"), 1);
+	/* A commit with nothing open fails; a rollback is harmless. */
+	t_assert_int(store_commit(st), -1);
+	store_rollback(st);
+	/* The whole transaction rolled back with an inner unit open. */
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "e.test"), 0);
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_add(st, "f.test"), 0);
+	store_rollback(st);
+	store_rollback(st);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "e.test"), 0);
+	/* A read snapshot: a writer's later commit is not seen in it. */
+	st2 = t_reopen(t_path(t_dbn));
+	t_assert_int(store_read_begin(st), 0);
+	t_assert(store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "g.test"), 0);
+	t_assert_int(store_domain_add(st2, "g.test"), 0);
+	t_assert_int(store_domain_is_local(st, "g.test"), 0);
+	store_read_end(st);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(store_domain_is_local(st, "g.test"), 1);
+	/* Units of their own (store_domain_del) inside a unit that fails. */
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_domain_del(st, "g.test"), 0);
+	store_rollback(st);
+	t_assert_int(store_commit(st), 0);
+	t_assert_int(store_domain_is_local(st, "g.test"), 1);
+	t_close(st2);
+	t_close(st);
+	t_end();
+}
+
 static void
 test_quota(void)
 {
@@ -1090,7 +1160,7 @@ test_deliver_quota(void)
 	static const char *const ghost[] = { "ghost@ex.test" };
 	struct store *st = t_open();
 	struct store_delivery d = {
-		.prefix = "", .fd = -1, .mail_from = "", .local = ab,
+		.prefix = "", .fd = -1, .mail_from = NULL, .local = ab,
 		.nlocal = 2, .check_quota = true,
 	};
 	struct store_user u;
@@ -1341,6 +1411,7 @@ main(void)
 	test_body_edges();
 	test_body_inline();
 	test_group_commit();
+	test_nested();
 	test_quota();
 	test_deliver_quota();
 	test_sendlog();
