@@ -157,6 +157,7 @@ enqueue(const char *from, const char *const *rcpts, size_t n)
 
 	memset(&d, 0, sizeof(d));
 	d.fd = -1;
+	d.prefix = "";
 	d.mail_from = from;
 	d.remote = rcpts;
 	d.nremote = n;
