@@ -1,11 +1,8 @@
 /*
- * The one bridge between worker threads and the libevent loop. A job runs
- * on a worker thread, then its done() runs on the loop thread. Two modes:
- * a pool (n threads, one job at a time each: DNS-heavy checks, password
- * hashes, DKIM signing) and a single writer that takes every waiting job
- * as one batch (group commit: one transaction for all of them). Results
- * cross through one pipe, written once per pass of a thread at most, so
- * the loop needs no libevent thread support.
+ * The one bridge from worker threads to the libevent loop: work() on a
+ * thread, then done() on the loop. A pool (one job per thread at a time)
+ * or a single writer taking every waiting job as one batch (group commit).
+ * One pipe byte per pass at most; no libevent thread support needed.
  */
 #ifndef CARTEIRO_WORKQ_H
 #define CARTEIRO_WORKQ_H

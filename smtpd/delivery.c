@@ -1,11 +1,8 @@
 /*
  * Group-commit delivery, the loop side: delivery_new/free, copying a job
- * in, and turning each result into the caller's callback and, when mail
- * was queued for remote recipients, a post on the "queue changed" signal.
- * The writer thread is a batch workq (delivery_writer.c); checkpoints are
- * delivery_ckpt.c, spool files delivery_spool.c. Does not own sessions:
- * a callback carries the caller's token and arg, and a cancelled token's
- * callback never runs. No SQL here: store/ does that.
+ * in, and each result back as the caller's callback (never for a cancelled
+ * token) plus a "queue changed" post when remote mail was queued. Writer:
+ * delivery_writer.c; checkpoints: delivery_ckpt.c; spools: delivery_spool.c.
  */
 #include "smtpd/delivery.h"
 #include "smtpd/delivery_int.h"

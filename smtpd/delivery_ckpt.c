@@ -1,9 +1,8 @@
 /*
  * WAL checkpoints for the delivery writer: a batch workq of its own (one
- * thread, its own store connection) that runs a PASSIVE checkpoint per
- * pass, asked for by a loop timer and by the writer between two batches;
- * requests that pile up while a pass runs make one more pass. Does not
- * deliver anything (delivery_writer.c does).
+ * thread, its own connection) running one PASSIVE checkpoint per pass,
+ * asked for by a loop timer and by the writer between two batches. Does
+ * not deliver anything.
  */
 #include "smtpd/delivery_int.h"
 

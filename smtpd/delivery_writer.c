@@ -1,10 +1,8 @@
 /*
- * Group commit, on the delivery writer thread: every job of a batch is
- * delivered inside one BEGIN IMMEDIATE ... COMMIT with the writer's own
- * store connection; a failing job is dropped and the rest redone, a busy
- * store retried with back-off. Then each job is logged and its spool file
- * recycled; workq hands the batch to the loop (delivery.c). The 250 is
- * sent from there, so it always means "committed".
+ * Group commit on the delivery writer thread: a batch in one BEGIN
+ * IMMEDIATE ... COMMIT (a failing job dropped and the rest redone, busy
+ * retried), then each job logged and its spool recycled. workq hands the
+ * batch to the loop (delivery.c), which sends the 250s: after the commit.
  */
 #include "smtpd/delivery_int.h"
 

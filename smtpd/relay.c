@@ -1,12 +1,11 @@
 /*
- * The outbound queue runner inside carteiro-smtpd: lifecycle and
- * scheduling. Every second, when the "queue changed" signal is posted
- * (new mail committed, a DSN queued) and when there is room again, it
- * picks due messages from the store, splits each message's pending
- * recipients by destination domain into jobs and starts them within the
- * concurrency limits. Does not own: one attempt (relay_attempt.c), storing
- * its results (relay_flush.c), DNS, the SMTP dialogue (mta.c), SQL.
- *
+ * The outbound queue runner, lifecycle and scheduling: every second, on a
+ * "queue changed" post and when there is room again, due messages are
+ * split by destination domain into jobs started within the concurrency
+ * limits. Not here: one attempt (relay_attempt.c), storing results
+ * (relay_flush.c), DNS, the SMTP dialogue (mta.c), SQL.
+ */
+/*
  * Crash safety (for the README): "A message accepted for a remote
  * recipient is in the outbound queue on disk before the 250. Each
  * recipient's result (delivered / bounced / deferred) is committed as soon

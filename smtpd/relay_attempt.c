@@ -1,9 +1,8 @@
 /*
  * One delivery attempt of the relay: a job (one message, one destination
- * domain) becomes one SMTP client session (mta.c) reading the body from
- * the store, and its per-recipient replies become the message's new
- * recipient states in memory, handed to relay_flush.c to be stored.
- * Does not own scheduling (relay.c) or any store write.
+ * domain) runs one SMTP client session (mta.c) that reads the body from
+ * the store; its replies become recipient states in memory, handed to
+ * relay_flush.c. Does not own scheduling (relay.c) or any store write.
  */
 #include "smtpd/relay_int.h"
 

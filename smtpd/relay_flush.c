@@ -1,10 +1,8 @@
 /*
- * Storing what the relay learnt, on the writer thread (a batch workq with
- * its own store connection) so the SMTP listener never waits on the disk:
- * every recipient result known since the last batch in one transaction,
- * then each finished attempt (DSNs, reschedule with doubling back-off, or
- * delete) in a savepoint of its own. The loop only reads the store.
- * Does not own the attempts (relay_attempt.c) or the scan (relay.c).
+ * Storing what the relay learnt, on its writer thread (a batch workq with
+ * its own connection; the loop only reads): recipient results in one
+ * transaction, then each finished attempt (DSNs, reschedule with doubling
+ * back-off, or delete) in a savepoint of its own.
  */
 #include "smtpd/relay_int.h"
 
