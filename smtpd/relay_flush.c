@@ -240,6 +240,7 @@ relay_flush(struct relay *r)
 	/* Never full: busy was false, so nothing is in the queue. */
 	tok = workq_submit(r->writer, b, NULL, relay_writer_done);
 	assert(tok != 0);
+	(void)tok;
 }
 
 /* Writer thread: one relay_batch per pass (r->busy). */
@@ -283,11 +284,13 @@ relay_flush_sync(struct relay *r)
 	if (r->writer == NULL)
 		return;
 	workq_flush(r->writer);
-	evtimer_del(r->flush_retry);
+	if (r->flush_retry != NULL)	/* NULL: relay_new failed early */
+		evtimer_del(r->flush_retry);
 	if ((b = relay_batch_make(r)) != NULL) {
 		r->busy = true;
 		tok = workq_submit(r->writer, b, NULL, relay_writer_done);
 		assert(tok != 0);
+		(void)tok;
 		workq_flush(r->writer);
 	}
 }

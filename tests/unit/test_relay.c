@@ -406,6 +406,21 @@ test_queue_changed(void)
 }
 
 static void
+test_bad_store(void)
+{
+	struct cfg bad = cfg;
+
+	t_begin("relay: relay_new fails cleanly (store, resolver)");
+	bad.store.path = (char *)"/nonexistent/dir/mail.db";
+	t_assert(relay_new(base, &bad, queue_changed) == NULL);
+	/* Later: the store and the writer are up, the resolver is not. */
+	bad = cfg;
+	bad.relay.resolver = (char *)"not an address";
+	t_assert(relay_new(base, &bad, queue_changed) == NULL);
+	t_end();
+}
+
+static void
 cleanup(void)
 {
 	DIR *dir = opendir(tdir);
@@ -472,6 +487,7 @@ main(void)
 	queue_changed = notify_new();
 	notify_subscribe(queue_changed, count_post, NULL);
 
+	test_bad_store();
 	test_primary();
 	test_backup();
 	test_defer();
