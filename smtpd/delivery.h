@@ -1,9 +1,9 @@
 /*
  * Durable hand-off of finished transactions to the store, with group
- * commit: a writer thread with its own store connection takes every job
- * waiting when it wakes up, delivers them all inside one transaction
- * (store_begin / store_deliver ... / store_commit) and reports each job's
- * result back on the event loop. The 250 after DATA/BDAT is sent from that
+ * commit: a writer thread (a batch workq) with its own store connection
+ * takes every job waiting when it wakes up, delivers them all inside one
+ * transaction (store_begin / store_deliver ... / store_commit) and reports
+ * each job's result back on the event loop. The 250 after DATA/BDAT is sent from that
  * callback, so it always means "fsync'd". SQLite lock waits happen on the
  * writer thread, never on the loop.
  *
@@ -91,10 +91,11 @@ int delivery_spool_open(const char *dir);
  * (the callers are going away too). Use delivery_pending to drain first.
  */
 
-struct relay;
-/* Call relay_kick(r) on the loop after a commit that queued mail for remote
- * recipients. r is borrowed; NULL turns it off. */
-void delivery_set_relay(struct delivery *d, struct relay *r);
+struct notify;
+/* Posted on the loop after a commit that queued mail for remote
+ * recipients (whoever sends the queue on subscribes). queued is borrowed;
+ * NULL turns it off. */
+void delivery_set_notify(struct delivery *d, struct notify *queued);
 /* Jobs submitted whose callback has not run yet (cancelled ones included):
  * SIGTERM can run the loop until this is 0 before delivery_free. */
 size_t delivery_pending(const struct delivery *d);

@@ -23,6 +23,7 @@
 #include "common/ipcount.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
@@ -143,6 +144,7 @@ main(int argc, char **argv)
 	struct smtp_server srv;
 	struct daemon_opts o;
 	struct daemon_signals *sig;
+	struct notify *queue_changed;
 	struct cfg *cfg;
 	enum smtp_listener_kind *kinds = NULL;
 	int *fds = NULL, tmo;
@@ -206,9 +208,12 @@ main(int argc, char **argv)
 	    SMTPD_AUTH_PENDING);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");
-	if ((srv.relay = relay_new(srv.base, cfg)) == NULL)
+	/* The delivery writer posts it, the relay listens: neither knows
+	 * the other. */
+	queue_changed = notify_new();
+	delivery_set_notify(srv.delivery, queue_changed);
+	if ((srv.relay = relay_new(srv.base, cfg, queue_changed)) == NULL)
 		log_fatal("event=smtpd.start error=\"relay failed\"");
-	delivery_set_relay(srv.delivery, srv.relay);
 	if (cfg->smtpd.dnsbl.n > 0) {
 		srv.dns = dns_new(srv.base, cfg->relay.resolver, 0, 0, &error);
 		if (srv.dns == NULL)
@@ -247,9 +252,9 @@ main(int argc, char **argv)
 	inbound_free(srv.inbound);
 	if (srv.dns != NULL)
 		dns_free(srv.dns);
-	delivery_set_relay(srv.delivery, NULL);
 	delivery_free(srv.delivery);
 	relay_free(srv.relay);
+	notify_free(queue_changed);
 	auth_pool_free(srv.auth);
 	store_close(srv.store);
 	tls_ctx_free(srv.tls);

@@ -16,6 +16,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/util.h"
 #include "store/store.h"
 #include "t.h"
@@ -397,6 +398,45 @@ test_cancel(void)
 	t_end();
 }
 
+static unsigned nposts;
+
+static void
+count_post(void *arg)
+{
+	t_assert(arg == &nposts);
+	nposts++;
+}
+
+static void
+test_notify(void)
+{
+	struct delivery *d;
+	struct notify *n = notify_new();
+
+	t_begin("delivery: queued remote mail posts queue-changed, local not");
+	reset_results();
+	notify_subscribe(n, count_post, &nposts);
+	nposts = 0;
+	d = new_delivery();
+	delivery_set_notify(d, n);
+	submit(d, 0, "", "l\r\n", 3, alice, 1, NULL, 0);
+	run_until(d, 1);
+	t_assert(results[0].res == DELIVERY_OK && results[0].queue_id == 0);
+	t_assert_int(nposts, 0);
+	submit(d, 1, "", "r\r\n", 3, NULL, 0, far, 2);
+	run_until(d, 2);
+	t_assert(results[1].res == DELIVERY_OK && results[1].queue_id > 0);
+	t_assert_int(nposts, 1);
+	/* A refused job queues nothing. */
+	submit(d, 2, "", "g\r\n", 3, ghost, 1, far, 2);
+	run_until(d, 3);
+	t_assert(results[2].res == DELIVERY_TEMPFAIL);
+	t_assert_int(nposts, 1);
+	delivery_free(d);
+	notify_free(n);
+	t_end();
+}
+
 static void
 test_free_drains(void)
 {
@@ -536,6 +576,7 @@ main(void)
 	test_quota();
 	test_bad_job();
 	test_cancel();
+	test_notify();
 	test_free_drains();
 	test_spool_recycled();
 

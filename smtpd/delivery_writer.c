@@ -1,0 +1,227 @@
+/*
+ * Group commit on the delivery writer thread: a batch in one BEGIN
+ * IMMEDIATE ... COMMIT (a failing job dropped and the rest redone, busy
+ * retried), then each job logged and its spool recycled. workq hands the
+ * batch to the loop (delivery.c), which sends the 250s: after the commit.
+ */
+#include "smtpd/delivery_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "store/store.h"
+
+/* Attempts of a batch that fails with SQLITE_BUSY (each already waited the
+ * store's busy timeout), then the jobs get 451. */
+#define DELIVERY_ATTEMPTS 4
+#define DELIVERY_BACKOFF_MS 50
+
+enum delivery_try {
+	DELIVERY_TRY_OK,
+	DELIVERY_TRY_RETRY,		/* busy/locked: back off, run again */
+	DELIVERY_TRY_BADJOB,		/* one job failed: drop it, run again */
+	DELIVERY_TRY_SPLIT,		/* commit failed: deliver one by one */
+};
+
+static void delivery_run_batch(struct delivery *, struct delivery_item **,
+    size_t);
+static enum delivery_try delivery_try_batch(struct delivery *,
+    struct delivery_item **, size_t, size_t *);
+static void delivery_finish(struct delivery *, struct delivery_item **,
+    size_t);
+static void delivery_sleep_ms(unsigned);
+static const char *delivery_result_name(enum delivery_result);
+
+void
+delivery_writer_batch(void *const *jobs, size_t n, void *arg)
+{
+	struct delivery *d = arg;
+	struct delivery_item *items[DELIVERY_BATCH_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = jobs[i];
+	delivery_run_batch(d, items, n);
+	delivery_finish(d, items, n);
+}
+
+/*
+ * Deliver items[0..n) in as few transactions as possible. On return every
+ * item has its final res. One failing job never fails the others: it is
+ * dropped and the rest is redone; a failed commit falls back to one
+ * transaction per job.
+ */
+static void
+delivery_run_batch(struct delivery *d, struct delivery_item **items,
+    size_t n)
+{
+	unsigned attempt = 0;
+	uint64_t t0 = util_now_ms();
+	size_t bad, ok;
+
+	for (size_t i = 0; i < n; i++)
+		items[i]->decided = false;
+	for (;;) {
+		switch (delivery_try_batch(d, items, n, &bad)) {
+		case DELIVERY_TRY_OK:
+			ok = 0;
+			for (size_t i = 0; i < n; i++)
+				if (!items[i]->decided &&
+				    items[i]->res == DELIVERY_OK)
+					ok++;
+			for (size_t i = 0; i < n; i++)
+				items[i]->decided = true;
+			pthread_mutex_lock(&d->mu);
+			d->n_batches++;
+			pthread_mutex_unlock(&d->mu);
+			log_debug("event=delivery.commit jobs=%zu ms=%" PRIu64,
+			    ok, util_now_ms() - t0);
+			return;
+		case DELIVERY_TRY_BADJOB:
+			log_warn("event=delivery.fail msgid=%s error=\"%s\"",
+			    items[bad]->msgid, store_error(d->st));
+			items[bad]->res = DELIVERY_TEMPFAIL;
+			items[bad]->decided = true;
+			continue;
+		case DELIVERY_TRY_SPLIT:
+			for (size_t i = 0; i < n; i++)
+				if (!items[i]->decided)
+					delivery_run_batch(d, &items[i], 1);
+			return;
+		case DELIVERY_TRY_RETRY:
+			if (++attempt >= DELIVERY_ATTEMPTS) {
+				log_warn("event=delivery.fail jobs=%zu "
+				    "error=\"%s\" attempts=%u", n,
+				    store_error(d->st), attempt);
+				for (size_t i = 0; i < n; i++) {
+					if (!items[i]->decided) {
+						items[i]->res =
+						    DELIVERY_TEMPFAIL;
+						items[i]->decided = true;
+					}
+				}
+				return;
+			}
+			delivery_sleep_ms(DELIVERY_BACKOFF_MS << attempt);
+			continue;
+		}
+	}
+}
+
+/* One transaction over the undecided items. Quota results are tentative
+ * until the commit (they depend on what the transaction saw). */
+static enum delivery_try
+delivery_try_batch(struct delivery *d, struct delivery_item **items,
+    size_t n, size_t *bad_r)
+{
+	size_t delivered = 0, undecided = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!items[i]->decided)
+			undecided++;
+	if (undecided == 0)
+		return DELIVERY_TRY_OK;
+	if (store_begin(d->st) != 0)
+		return DELIVERY_TRY_RETRY;
+	for (size_t i = 0; i < n; i++) {
+		struct delivery_item *it = items[i];
+		struct store_delivery sd;
+		int64_t body_id = 0, queue_id = 0;
+
+		if (it->decided)
+			continue;
+		it->queue_id = 0;
+		memset(&sd, 0, sizeof(sd));
+		sd.prefix = it->prefix;
+		sd.prefix_len = it->prefix_len;
+		sd.fd = it->spool_fd;
+		sd.data_size = it->data_size;
+		sd.mail_from = it->mail_from;
+		sd.local = (const char *const *)it->local;
+		sd.nlocal = it->nlocal;
+		sd.remote = (const char *const *)it->remote;
+		sd.nremote = it->nremote;
+		sd.auth_user = it->auth_user;
+		sd.smtputf8 = it->smtputf8;
+		/* Checked inside the transaction by the same statement that
+		 * counts the message; a refused job leaves nothing (its own
+		 * savepoint) and the other jobs of the batch are untouched. */
+		sd.check_quota = true;
+		if ((it->mem != NULL ? store_deliver_mem(d->st, &sd, it->mem,
+		    (size_t)it->data_size, &body_id, &queue_id) :
+		    store_deliver(d->st, &sd, &body_id, &queue_id)) != 0 ||
+		    (it->count_sent && store_sent_add(d->st, it->auth_user,
+		    util_time(), (unsigned)it->nremote) != 0)) {
+			if (store_error_is_quota(d->st)) {
+				it->res = DELIVERY_QUOTA;
+				continue;
+			}
+			store_rollback(d->st);
+			if (store_error_is_busy(d->st))
+				return DELIVERY_TRY_RETRY;
+			*bad_r = i;
+			return DELIVERY_TRY_BADJOB;
+		}
+		it->res = DELIVERY_OK;
+		it->queue_id = queue_id;
+		delivered++;
+	}
+	if (store_commit(d->st) != 0) {
+		/* store_commit has rolled back. */
+		if (store_error_is_busy(d->st) || delivered <= 1)
+			return DELIVERY_TRY_RETRY;
+		return DELIVERY_TRY_SPLIT;
+	}
+	return DELIVERY_TRY_OK;
+}
+
+/* Log each job and recycle its spool before the batch goes to the loop. */
+static void
+delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct delivery_item *it = items[i];
+
+		log_info("event=smtp.deliver msgid=%s rcpts=%zu bytes=%" PRIu64
+		    " result=%s queue_id=%" PRId64, it->msgid,
+		    it->nlocal + it->nremote, it->prefix_len + it->data_size,
+		    delivery_result_name(it->res), it->queue_id);
+		if (it->spool_fd != -1) {
+			delivery_spool_recycle(it->spool_fd);
+			it->spool_fd = -1;
+		}
+		free(it->mem);
+		it->mem = NULL;
+	}
+	pthread_mutex_lock(&d->mu);
+	d->n_jobs += n;
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void
+delivery_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+	    .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static const char *
+delivery_result_name(enum delivery_result res)
+{
+	switch (res) {
+	case DELIVERY_OK:
+		return "ok";
+	case DELIVERY_TEMPFAIL:
+		return "tempfail";
+	case DELIVERY_QUOTA:
+		return "quota";
+	}
+	return "unknown";
+}

@@ -1,0 +1,170 @@
+/*
+ * One delivery attempt of the relay: a job (one message, one destination
+ * domain) runs one SMTP client session (mta.c) that reads the body from
+ * the store; its replies become recipient states in memory, handed to
+ * relay_flush.c. Does not own scheduling (relay.c) or any store write.
+ */
+#include "smtpd/relay_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "store/store.h"
+
+static ssize_t relay_body_read(void *, uint64_t, void *, size_t);
+static uint64_t relay_return_path_len(struct store_body *);
+static void relay_job_rcpt(struct mta_session *, struct mta_rcpt *, void *);
+static void relay_job_done(struct mta_session *, void *);
+
+void
+relay_job_try_start(struct relay_job *job)
+{
+	struct relay_msg *rm = job->rm;
+	struct relay *r = rm->r;
+	struct relay_domain *d = relay_domain(r, job->domain, true);
+	uint64_t size = 0;
+
+	if (r->sessions >= RELAY_MAX_SESSIONS ||
+	    d->sessions >= RELAY_MAX_PER_DOMAIN) {
+		TAILQ_INSERT_TAIL(&r->waiting, job, wait);
+		job->s = NULL;
+		return;
+	}
+	job->body = store_body_open(r->st, rm->q.body_id, &size);
+	if (job->body == NULL)
+		log_warn("event=relay.body qid=%s result=fail error=\"%s\"",
+		    rm->id, store_error(r->st));
+	else
+		job->skip = relay_return_path_len(job->body);
+	size -= job->skip;
+	job->mm.id = rm->id;
+	job->mm.domain = job->domain;
+	job->mm.mail_from = rm->q.mail_from;
+	job->mm.smtputf8 = rm->q.smtputf8;
+	job->mm.size = size;
+	job->mm.read = relay_body_read;
+	job->mm.read_arg = job;
+	job->mm.rcpts = job->rcpts;
+	job->mm.nrcpts = job->n;
+	r->sessions++;
+	d->sessions++;
+	log_debug("event=relay.session qid=%s domain=%s rcpts=%zu sessions=%u "
+	    "domain_sessions=%u", rm->id, job->domain, job->n, r->sessions,
+	    d->sessions);
+	job->s = mta_session_start(r->mta, &job->mm, relay_job_rcpt,
+	    relay_job_done, job);
+}
+
+void
+relay_start_waiting(struct relay *r)
+{
+	struct relay_job *job, *next;
+	struct relay_domain *d;
+
+	for (job = TAILQ_FIRST(&r->waiting); job != NULL &&
+	    r->sessions < RELAY_MAX_SESSIONS; job = next) {
+		next = TAILQ_NEXT(job, wait);
+		d = relay_domain(r, job->domain, true);
+		if (d->sessions >= RELAY_MAX_PER_DOMAIN)
+			continue;
+		TAILQ_REMOVE(&r->waiting, job, wait);
+		relay_job_try_start(job);
+	}
+}
+
+static ssize_t
+relay_body_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+	struct relay_job *job = arg;
+
+	if (job->body == NULL)
+		return -1;
+	return store_body_read(job->body, off + job->skip, buf, len);
+}
+
+/*
+ * The stored body starts with the prefix smtpd wrote for the mailbox
+ * copies (Return-Path + Received). RFC 5321 4.4: Return-Path is added at
+ * final delivery only, so it is not sent on: its bytes are skipped.
+ */
+static uint64_t
+relay_return_path_len(struct store_body *b)
+{
+	char buf[1024];
+	ssize_t n;
+	size_t i;
+
+	n = store_body_read(b, 0, buf, sizeof(buf));
+	if (n < 14 || strncasecmp(buf, "Return-Path:", 12) != 0)
+		return 0;
+	for (i = 0; i + 2 < (size_t)n; i++)
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] != ' ' &&
+		    buf[i + 2] != '\t')
+			return i + 2;
+	return 0;
+}
+
+/* Results are collected in relay_job_done, which mta.c calls right after
+ * the last one (same call stack). */
+static void
+relay_job_rcpt(struct mta_session *s, struct mta_rcpt *mr, void *arg)
+{
+}
+
+/*
+ * A session is over: its results go into memory now and into the store
+ * from relay_flush, in one transaction with every other session that
+ * ended in this loop iteration (one fsync per burst, not per session; a
+ * burst of 100 fsyncs would stall the listener). Nothing else reaches the
+ * network before that commit.
+ */
+static void
+relay_job_done(struct mta_session *s, void *arg)
+{
+	struct relay_job *job = arg;
+	struct relay_msg *rm = job->rm;
+	struct relay *r = rm->r;
+	struct relay_domain *d = relay_domain(r, job->domain, false);
+	struct store_queue_rcpt *qr;
+	struct mta_rcpt *mr;
+	char esc[LOG_ESCAPE_MAX];
+	bool no_dsn = rm->q.mail_from[0] == '\0' || rm->q.is_bounce;
+	enum store_queue_rcpt_status st;
+	size_t i, k;
+
+	job->s = NULL;
+	job->done = true;
+	r->sessions--;
+	if (d != NULL)
+		d->sessions--;
+	store_body_close(job->body);
+	job->body = NULL;
+
+	for (i = 0; i < job->n; i++) {
+		mr = &job->rcpts[i];
+		k = job->qidx[i];
+		qr = &rm->q.rcpts[k];
+		st = mr->result == MTA_OK ? STORE_QUEUE_RCPT_DELIVERED :
+		    mr->result == MTA_PERM ? (no_dsn ? STORE_QUEUE_RCPT_BOUNCED :
+		    STORE_QUEUE_RCPT_FAILED) : STORE_QUEUE_RCPT_PENDING;
+		qr->status = st;
+		free(rm->mx[k]);
+		rm->mx[k] = mr->mx != NULL ? xstrdup(mr->mx) : NULL;
+		free(qr->last_error);
+		qr->last_error = xstrdup(mr->reply ? mr->reply : "");
+		rm->dirty[k] = true;
+		log_info("event=relay.delivery qid=%s rcpt=%s domain=%s "
+		    "mx=%s status=%s attempt=%u reply=%s", rm->id,
+		    qr->address, job->domain, mr->mx ? mr->mx : "-",
+		    st == STORE_QUEUE_RCPT_DELIVERED ? "sent" : st ==
+		    STORE_QUEUE_RCPT_PENDING ? "deferred" : "bounced",
+		    rm->q.attempts + 1, log_escape(esc, sizeof(esc),
+		    qr->last_error, strlen(qr->last_error)));
+	}
+	rm->left--;
+	relay_flush_add(rm);
+	relay_start_waiting(r);
+}

@@ -1,0 +1,127 @@
+/*
+ * Internals shared by the relay files: relay.c (lifecycle, queue scan,
+ * concurrency limits), relay_attempt.c (one SMTP attempt per message and
+ * destination domain) and relay_flush.c (writing results, DSNs and
+ * reschedules on the writer thread). Nothing else includes this.
+ */
+#ifndef CARTEIRO_RELAY_INT_H
+#define CARTEIRO_RELAY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "smtpd/mta.h"
+#include "store/queue.h"
+
+#define RELAY_TICK_MS		1000	/* due-row scan (flush latency) */
+#define RELAY_MAX_SESSIONS	100	/* SMTP client sessions, in total */
+#define RELAY_MAX_PER_DOMAIN	10	/* ... and per destination domain */
+#define RELAY_MAX_MSGS		200	/* messages in flight */
+#define RELAY_GC_EVERY		2	/* ticks between store_gc runs */
+#define RELAY_GC_BODIES		128	/* bodies freed per run: ~30 ms */
+
+struct cfg;
+struct dns;
+struct notify;
+struct store;
+struct store_body;
+struct tls_ctx;
+struct workq;
+struct relay_msg;
+
+/* One destination domain of one message: one SMTP session. */
+struct relay_job {
+	struct relay_msg *rm;
+	char *domain;
+	struct mta_rcpt *rcpts;
+	size_t *qidx;			/* index into rm->q.rcpts */
+	size_t n;
+	struct mta_msg mm;
+	struct mta_session *s;		/* NULL while waiting */
+	struct store_body *body;
+	uint64_t skip;			/* leading Return-Path: bytes */
+	bool done;
+	TAILQ_ENTRY(relay_job) wait;	/* r->waiting */
+};
+
+struct relay_msg {
+	struct relay *r;
+	struct store_queue_msg q;
+	char id[24];
+	char **mx;			/* per q.rcpts: "host[ip]" that gave
+					 * this attempt's reply, or NULL */
+	bool *dirty;			/* per q.rcpts: result not yet stored */
+	struct relay_job *jobs;
+	size_t njobs, left;		/* left: sessions still running */
+	bool flushing;			/* on r->flushq */
+	TAILQ_ENTRY(relay_msg) entry;	/* r->msgs */
+	TAILQ_ENTRY(relay_msg) fentry;	/* r->flushq */
+};
+
+struct relay_domain {
+	char *name;
+	unsigned sessions;
+	struct relay_domain *next;
+};
+
+struct relay {
+	struct event_base *base;
+	const struct cfg *cfg;
+	struct store *st;		/* loop thread: reads only */
+	struct store *wst;		/* writer thread: every write */
+	/* Batch mode, one relay_batch out at a time (busy): the store
+	 * writes, so that no fsync ever runs on the event loop. */
+	struct workq *writer;
+	bool busy;			/* a batch is out (loop only) */
+	bool gc_due;
+	struct notify *queue_changed;	/* borrowed, may be NULL */
+	struct dns *dns;
+	struct tls_ctx *tls;
+	struct mta *mta;
+	struct event *tick;
+	struct event *kick;
+	struct event *flush;		/* batched result commit */
+	struct event *flush_retry;	/* after a store error */
+	bool stopping;
+	unsigned ticks;
+	unsigned sessions;
+	size_t nmsgs;
+	TAILQ_HEAD(, relay_msg) msgs;
+	TAILQ_HEAD(, relay_msg) flushq;	/* results or finish to store */
+	TAILQ_HEAD(, relay_job) waiting;
+	struct relay_domain *domains;
+};
+
+/* relay.c */
+/* Scan the queue at the next loop iteration. */
+void relay_kick(struct relay *r);
+/* The per-domain session counter; NULL if none and !create. */
+struct relay_domain *relay_domain(struct relay *r, const char *name,
+    bool create);
+/* Forget a message in flight (aborting its sessions, no callbacks). */
+void relay_msg_free(struct relay_msg *rm);
+
+/* relay_attempt.c */
+/* Start the job's session now if the limits allow, else queue it. */
+void relay_job_try_start(struct relay_job *job);
+/* Start queued jobs that the limits now allow. */
+void relay_start_waiting(struct relay *r);
+
+/* relay_flush.c */
+/* rm has results or a finished attempt to store: queue it for the next
+ * batch (and start one if the writer is idle). */
+void relay_flush_add(struct relay_msg *rm);
+/* Hand the next batch to the writer unless one is out already. */
+void relay_flush(struct relay *r);
+void relay_flush_event(evutil_socket_t fd, short what, void *arg);
+/* Shutdown: store every known result before returning. */
+void relay_flush_sync(struct relay *r);
+/* The writer queue's batch function (arg: r). */
+void relay_writer_batch(void *const *jobs, size_t n, void *arg);
+
+#endif
