@@ -60,12 +60,13 @@ client_key_text(struct client_key *k, const char *text)
 void
 client_key_from_sockaddr(struct client_key *k, const struct sockaddr *sa)
 {
+	const struct sockaddr_in *s4 = (const void *)sa;
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+
 	if (sa != NULL && sa->sa_family == AF_INET)
-		client_key_v4(k,
-		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+		client_key_v4(k, &s4->sin_addr);
 	else if (sa != NULL && sa->sa_family == AF_INET6)
-		client_key_v6(k,
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+		client_key_v6(k, &s6->sin6_addr);
 	else
 		client_key_text(k, "local");
 }

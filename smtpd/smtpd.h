@@ -91,7 +91,7 @@ struct smtp_server {
 	struct smtp_session_list sessions;
 	unsigned nsessions;
 	struct ipcount *ipcount;	/* sessions per client key */
-	struct smtp_rate *rates;	/* per-client connect rate, fixed slots */
+	struct smtp_rate *rates;	/* connect rate per client, fixed */
 	int timeout_cmd_ms;
 	int timeout_data_ms;
 	bool stopping;			/* SIGTERM: no new sessions */
