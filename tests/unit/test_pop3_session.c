@@ -325,11 +325,35 @@ main(void)
 	t_assert_str(auth_pass, "wrong");
 	finish_auth(AUTH_FAIL);
 	t_assert_str(take(), "-ERR [AUTH] Authentication failed.\r\n");
+	wiped_lines = 0;
 	feed("AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\nc2VjcmV0\r\n");
 	t_assert_str(take(), "+ UGFzc3dvcmQ6\r\n");
 	t_assert_str(auth_pass, "secret");
+	/* Both lines (AUTH with the user, the password) were wiped. */
+	t_assert_int(wiped_lines, 2);
 	finish_auth(AUTH_OK);
 	t_assert_str(take(), "+OK Logged in.\r\n");
+	t_end();
+
+	t_begin("AUTH: one SASL rule for both daemons");
+	pop3_session_accept(&srv, -1, false);
+	s = srv.sessions;
+	take();
+	/* "=" (empty) as the LOGIN user, and "*" as initial response. */
+	feed("AUTH LOGIN =\r\nAUTH PLAIN *\r\n");
+	t_assert_str(take(), "-ERR [AUTH] Invalid SASL response.\r\n"
+	    "-ERR Authentication aborted by client.\r\n");
+	/* An empty LOGIN password. */
+	feed("AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\n\r\n");
+	t_assert_str(take(), "+ UGFzc3dvcmQ6\r\n"
+	    "-ERR [AUTH] Invalid SASL response.\r\n");
+	/* A different authzid. */
+	feed("AUTH PLAIN Ym9iQGV4YW1wbGUudGVzdABhbGljZUBleGFtcGxlLnRlc3QAcHc="
+	    "\r\n");
+	t_assert_str(take(), "-ERR [AUTH] Invalid SASL response.\r\n");
+	t_assert(auth_cb == NULL);
+	pop3_session_free(s, "test");
+	s = srv.sessions;
 	t_end();
 
 	t_begin("lock_session: second login IN-USE");
