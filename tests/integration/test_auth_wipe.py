@@ -1,11 +1,13 @@
 """No copy of a password is left in the daemons after AUTH: smtpd (AUTH
 PLAIN with an initial response, AUTH LOGIN in 334 steps, a failed AUTH
-PLAIN) and pop3d (USER/PASS, AUTH PLAIN, a failed PASS) log in with
-distinctive passwords on loopback; once the replies are in, every
-writable mapping of the daemon (/proc/PID/maps + /proc/PID/mem: heap,
-thread stacks, libevent buffers, conn.c's read buffer, the auth workers)
-must hold neither a password, nor its base64, nor the base64 of the PLAIN
-message. Checked with the sessions still open and again after QUIT."""
+PLAIN, in plaintext on loopback, then PLAIN over implicit TLS and LOGIN
+after STARTTLS) and pop3d (USER/PASS, AUTH PLAIN, a failed PASS, then
+USER/PASS and AUTH LOGIN over implicit TLS) log in with distinctive
+passwords; once the replies are in, every writable mapping of the daemon
+(/proc/PID/maps + /proc/PID/mem: heap, thread stacks, libevent buffers,
+conn.c's read buffer, GnuTLS's record buffers, the auth workers) must hold
+neither a password, nor its base64, nor the base64 of the PLAIN message.
+Checked with the sessions still open and again after QUIT."""
 
 import base64
 import os
@@ -91,7 +93,7 @@ class AuthWipe(unittest.TestCase):
         self.assertEqual(found, [], "%s %s" % (daemon.name, when))
 
     def test_smtpd(self):
-        d = self.env.start_smtpd()
+        d = self.env.smtpd or self.env.start_smtpd()
         port = self.env.ports["submission"]
         bad = Raw(port)
         bad.cmd("EHLO client.test")
@@ -114,7 +116,7 @@ class AuthWipe(unittest.TestCase):
         self.assertClean(d, "after QUIT")
 
     def test_pop3d(self):
-        d = pf.start(self.env)
+        d = self.env.pop3d or pf.start(self.env)
         bad = pf.Raw(self.env)
         self.assertTrue(bad.line().startswith(b"+OK"))
         self.assertEqual(bad.cmd("USER " + CAROL), b"+OK")
@@ -131,6 +133,42 @@ class AuthWipe(unittest.TestCase):
             self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
             c.close()
         self.assertClean(d, "after QUIT")
+
+    def test_smtpd_tls(self):
+        d = self.env.smtpd or self.env.start_smtpd()
+        ctx = self.env.client_ssl_context()
+        a = Raw(self.env.ports["submissions"], tls_ctx=ctx)
+        a.cmd("EHLO client.test")
+        self.assertEqual(a.text("AUTH PLAIN " + plain(CAROL, GOOD)),
+                         "235 2.7.0 Authentication successful")
+        b = Raw(self.env.ports["submission"])
+        b.cmd("EHLO client.test")
+        b.starttls(ctx)
+        b.cmd("EHLO client.test")
+        self.assertEqual(b.text("AUTH LOGIN " + b64(DAVE.encode())),
+                         "334 UGFzc3dvcmQ6")
+        self.assertEqual(b.text(b64(GOOD.encode())),
+                         "235 2.7.0 Authentication successful")
+        self.assertClean(d, "over TLS, with the sessions open")
+        for c in (a, b):
+            self.assertEqual(c.code("QUIT"), 221)
+            c.close()
+        self.assertClean(d, "over TLS, after QUIT")
+
+    def test_pop3d_tls(self):
+        d = self.env.pop3d or pf.start(self.env)
+        a = pf.Raw(self.env, tls=True)
+        a.login(CAROL, GOOD)
+        b = pf.Raw(self.env, tls=True)
+        self.assertTrue(b.line().startswith(b"+OK"))
+        self.assertEqual(b.cmd("AUTH LOGIN"), b"+ VXNlcm5hbWU6")
+        self.assertEqual(b.cmd(b64(DAVE.encode())), b"+ UGFzc3dvcmQ6")
+        self.assertEqual(b.cmd(b64(GOOD.encode())), b"+OK Logged in.")
+        self.assertClean(d, "over TLS, with the sessions open")
+        for c in (a, b):
+            self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
+            c.close()
+        self.assertClean(d, "over TLS, after QUIT")
 
 
 if __name__ == "__main__":
