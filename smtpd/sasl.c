@@ -122,15 +122,15 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
     void *arg)
 {
 	struct smtp_session *s = arg;
-	const char *ip = conn_peer_ip(s->conn);
-	const char *user = s->sasl.authcid;
-	const char *mech = sasl_mech_name(s->sasl.mech);
+	const char *ip = conn_peer_ip(s->conn), *mech, *reply;
 	char esc[LOG_ESCAPE_MAX], cmd[16];
 	unsigned delay;
 
 	if (!sasl_checked(&s->sasl, token))
 		return;
-	log_escape(esc, sizeof(esc), user, strlen(user));
+	/* The exchange that asked is still there (sasl_reset cancels). */
+	mech = sasl_mech_name(s->sasl.mech);
+	log_escape(esc, sizeof(esc), s->sasl.authcid, strlen(s->sasl.authcid));
 	snprintf(cmd, sizeof(cmd), "AUTH %s", mech);
 	smtp_session_set_cmd(s, cmd, strlen(cmd));
 	switch (res) {
@@ -139,25 +139,25 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 		s->auth_user = xstrdup(canonical);
 		log_info("event=smtp.auth sid=%s ip=%s result=ok mech=%s "
 		    "user=%s", s->sid, ip, mech, esc);
-		smtp_sasl_free(s);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-		smtp_session_resume(s);
-		return;
+		reply = "235 2.7.0 Authentication successful";
+		break;
 	case AUTH_TEMPFAIL:
 		log_warn("event=smtp.auth sid=%s ip=%s result=tempfail "
 		    "mech=%s user=%s", s->sid, ip, mech, esc);
-		smtp_sasl_free(s);
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_session_resume(s);
-		return;
-	case AUTH_FAIL:
+		reply = "454 4.7.0 Temporary authentication failure";
 		break;
+	case AUTH_FAIL:
+	default:
+		delay = sasl_fail(&s->sasl, &s->key);
+		log_info("event=smtp.auth sid=%s ip=%s result=fail mech=%s "
+		    "user=%s delay_ms=%u", s->sid, ip, mech, esc, delay);
+		smtp_sasl_free(s);
+		sasl_delay(&s->sasl, delay, smtp_sasl_fail_reply, s);
+		return;
 	}
-	delay = sasl_fail(&s->sasl, &s->key);
-	log_info("event=smtp.auth sid=%s ip=%s result=fail mech=%s user=%s "
-	    "delay_ms=%u", s->sid, ip, mech, esc, delay);
 	smtp_sasl_free(s);
-	sasl_delay(&s->sasl, delay, smtp_sasl_fail_reply, s);
+	smtp_reply(s, "%s", reply);
+	smtp_session_resume(s);
 }
 
 static void
