@@ -44,11 +44,19 @@ def needles():
     return out
 
 
+# Read in pieces of this size (overlapping by a needle's length).
+CHUNK = 64 << 20
+# A writable mapping larger than this is ASan's shadow (terabytes, reserved
+# and mostly never touched), not data of ours: skipped.
+HUGE = 16 << 30
+
+
 def scan(pid):
     """Names of the needles found in the writable mappings of pid, with
     where."""
     found = []
     want = needles()
+    overlap = max(len(n) for n in want.values())
     with open("/proc/%d/maps" % pid) as f:
         maps = f.read().splitlines()
     with open("/proc/%d/mem" % pid, "rb", 0) as mem:
@@ -61,17 +69,20 @@ def scan(pid):
             if name in ("[vvar]", "[vsyscall]", "[vdso]"):
                 continue
             start, end = (int(x, 16) for x in parts[0].split("-"))
-            try:
-                mem.seek(start)
-                data = mem.read(end - start)
-            except (OSError, ValueError, OverflowError):
+            if end - start > HUGE:
                 continue
-            for what, n in want.items():
-                i = data.find(n)
-                if i >= 0:
-                    found.append("%s at %s+%#x" % (what, name or parts[0],
-                                                   i))
-    return found
+            for off in range(start, end, CHUNK):
+                try:
+                    mem.seek(off)
+                    data = mem.read(min(end, off + CHUNK + overlap) - off)
+                except (OSError, ValueError, OverflowError):
+                    continue
+                for what, n in want.items():
+                    i = data.find(n)
+                    if i >= 0:
+                        found.append("%s at %s+%#x" % (
+                            what, name or parts[0], off - start + i))
+    return sorted(set(found))
 
 
 class AuthWipe(unittest.TestCase):
