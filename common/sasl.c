@@ -6,6 +6,7 @@
  */
 #include "common/sasl.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -132,6 +133,7 @@ sasl_step(struct sasl *sa, const char *line, size_t len,
 		sasl_reset(sa);
 		return SASL_ABORT;
 	}
+	assert(line[len] == '\0');
 	if (len > SASL_LINE_MAX || memchr(line, '\0', len) != NULL) {
 		sasl_reset(sa);
 		return SASL_BAD;

@@ -80,8 +80,8 @@ void sasl_begin(struct sasl *sa, const struct sasl_mech *m);
 /*
  * Feed one client line: right after sasl_begin the initial response (NULL
  * if the command carried none; "=" is an empty one, RFC 4954 4), then each
- * continuation line. line[0..len) is borrowed and not changed (the caller
- * wipes it). SASL_CHALLENGE gives *challenge_r; after SASL_ABORT and
+ * continuation line. line[0..len) is borrowed, NUL-terminated at len, and
+ * not changed (the caller wipes it). SASL_CHALLENGE gives *challenge_r; after SASL_ABORT and
  * SASL_BAD the exchange has been reset; after SASL_CREDS call sasl_check.
  */
 enum sasl_status sasl_step(struct sasl *sa, const char *line, size_t len,
