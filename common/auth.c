@@ -1,16 +1,17 @@
 /*
  * Password hashing and checking with libsodium argon2id, the worker pool
  * that runs those checks off the event loop, the per-client failure penalty
- * and the SASL PLAIN/base64 helpers. The only file that includes
- * <sodium.h>. It never logs a password and wipes every copy it makes; it
- * does not log login results (the daemons do, with their session ids).
+ * and the base64/wipe helpers of the SASL engine (sasl.c). The only file
+ * that includes <sodium.h>. It never logs a password and wipes every copy
+ * it makes; it does not log login results (the daemons do, with their
+ * session ids). Users come from struct auth_db: nothing here knows SQL.
  */
 #include "common/auth.h"
 #include "common/addr.h"
+#include "common/clientkey.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/workq.h"
-#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -60,12 +61,24 @@ auth_init(void)
 }
 
 void
+auth_wipe(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}
+
+void
 auth_wipe_free(char *s)
 {
 	if (s == NULL)
 		return;
 	sodium_memzero(s, strlen(s));
 	free(s);
+}
+
+void
+auth_wipe_stack(size_t len)
+{
+	sodium_stackzero(len);
 }
 
 int
@@ -82,11 +95,19 @@ auth_hash_password(const char *password, char **hash_r)
 	return 0;
 }
 
-enum auth_result
-auth_check(struct store *st, const char *address, const char *password,
-    char **canonical_r)
+static void
+auth_user_clear(struct auth_user *u)
 {
-	struct store_user u;
+	free(u->address);
+	free(u->hash);
+	memset(u, 0, sizeof(*u));
+}
+
+enum auth_result
+auth_check(const struct auth_db *db, void *handle, const char *address,
+    const char *password, char **canonical_r)
+{
+	struct auth_user u;
 	const char *hash = auth_dummy_hash, *error;
 	char *norm = NULL, *newhash;
 	bool found = false, ok;
@@ -98,17 +119,19 @@ auth_check(struct store *st, const char *address, const char *password,
 		*canonical_r = NULL;
 	/* A malformed address is just an unknown user (same cost). */
 	if (addr_normalize(address, &norm, &error) == 0) {
-		r = store_user_get(st, norm, &u);
+		r = db->lookup(handle, norm, &u);
 		free(norm);
-		if (r < 0)
+		if (r < 0) {
+			auth_user_clear(&u);
 			return AUTH_TEMPFAIL;
-		found = r == 0;
+		}
+		found = r == 0 && u.address != NULL;
 	}
 	if (found && u.hash != NULL && strncmp(u.hash, "$argon2", 7) == 0)
 		hash = u.hash;
 	ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 	if (!ok || !found || hash == auth_dummy_hash || !u.enabled) {
-		store_user_clear(&u);
+		auth_user_clear(&u);
 		return AUTH_FAIL;
 	}
 	/* Parameters (or the argon2 variant) changed since the hash was made:
@@ -122,7 +145,7 @@ auth_check(struct store *st, const char *address, const char *password,
 			log_warn("event=auth.rehash user=%s result=fail "
 			    "error=\"out of memory\"", esc);
 		else {
-			if (store_user_set_hash(st, u.address, newhash) != 0)
+			if (db->set_hash(handle, u.address, newhash) != 0)
 				log_warn("event=auth.rehash user=%s "
 				    "result=fail error=\"store\"", esc);
 			else
@@ -133,16 +156,16 @@ auth_check(struct store *st, const char *address, const char *password,
 	}
 	if (canonical_r != NULL)
 		*canonical_r = xstrdup(u.address);
-	store_user_clear(&u);
+	auth_user_clear(&u);
 	return AUTH_OK;
 }
 
 /* ---- worker pool ---- */
 
 /*
- * The checks run on a common/workq pool. Each worker has its own store
- * connection; they are opened in auth_pool_new (before any privilege
- * drop) and handed out as the workers start.
+ * The checks run on a common/workq pool. Each worker has its own database
+ * handle; they are opened in auth_pool_new (before any privilege drop)
+ * and handed out as the workers start.
  */
 struct auth_req {
 	char *address;
@@ -156,9 +179,16 @@ struct auth_req {
 
 struct auth_pool {
 	struct workq *wq;
+	const struct auth_db *db;	/* borrowed */
 	pthread_mutex_t mtx;		/* guards the hand-out below */
-	struct store **stores;		/* one per worker */
-	unsigned nstores, handed;
+	void **handles;			/* one per worker */
+	unsigned nhandles, handed;
+};
+
+/* What a worker thread holds. */
+struct auth_worker {
+	const struct auth_db *db;
+	void *handle;			/* NULL: could not open, tempfail */
 };
 
 static void *auth_worker_init(void *arg);
@@ -178,36 +208,46 @@ auth_req_free(struct auth_req *req)
 	free(req);
 }
 
-/* A worker starts: take one of the connections opened for the pool. */
+/* A worker starts: take one of the handles opened for the pool. */
 static void *
 auth_worker_init(void *arg)
 {
 	struct auth_pool *pool = arg;
-	struct store *st = NULL;
+	struct auth_worker *w = xcalloc(1, sizeof(*w));
 
+	w->db = pool->db;
 	pthread_mutex_lock(&pool->mtx);
-	if (pool->handed < pool->nstores)
-		st = pool->stores[pool->handed++];
+	if (pool->handed < pool->nhandles)
+		w->handle = pool->handles[pool->handed++];
 	pthread_mutex_unlock(&pool->mtx);
-	return st;
+	return w;
 }
 
 static void
 auth_worker_fini(void *ctx)
 {
-	store_close(ctx);
+	struct auth_worker *w = ctx;
+
+	if (w->handle != NULL)
+		w->db->close(w->handle);
+	free(w);
 }
+
+/* Stack the check may have left password-derived bytes on (argon2 and
+ * BLAKE2b state, libsodium's and ours), wiped after each check. */
+#define AUTH_STACK_WIPE	(32 * 1024)
 
 static void
 auth_work(void *job, void *ctx)
 {
 	struct auth_req *req = job;
-	struct store *st = ctx;
+	struct auth_worker *w = ctx;
 
-	req->res = st != NULL ? auth_check(st, req->address, req->password,
-	    &req->canonical) : AUTH_TEMPFAIL;
+	req->res = w->handle != NULL ? auth_check(w->db, w->handle,
+	    req->address, req->password, &req->canonical) : AUTH_TEMPFAIL;
 	auth_wipe_free(req->password);
 	req->password = NULL;
+	auth_wipe_stack(AUTH_STACK_WIPE);
 }
 
 /* On the loop thread. */
@@ -223,8 +263,8 @@ auth_done(void *job, bool cancelled)
 }
 
 struct auth_pool *
-auth_pool_new(struct event_base *base, const char *store_path,
-    unsigned nthreads, unsigned max_pending)
+auth_pool_new(struct event_base *base, const struct auth_db *db,
+    const char *path, unsigned nthreads, unsigned max_pending)
 {
 	struct auth_pool *pool;
 	const char *error;
@@ -233,11 +273,13 @@ auth_pool_new(struct event_base *base, const char *store_path,
 	if (nthreads == 0)
 		nthreads = 1;
 	pool = xcalloc(1, sizeof(*pool));
+	pool->db = db;
 	pthread_mutex_init(&pool->mtx, NULL);
-	pool->stores = xcalloc(nthreads, sizeof(*pool->stores));
-	for (pool->nstores = 0; pool->nstores < nthreads; pool->nstores++) {
-		pool->stores[pool->nstores] = store_open(store_path, &error);
-		if (pool->stores[pool->nstores] == NULL) {
+	pool->handles = xcalloc(nthreads, sizeof(*pool->handles));
+	for (pool->nhandles = 0; pool->nhandles < nthreads;
+	    pool->nhandles++) {
+		pool->handles[pool->nhandles] = db->open(path, &error);
+		if (pool->handles[pool->nhandles] == NULL) {
 			log_error("event=auth.pool error=\"store: %s\"", error);
 			auth_pool_free(pool);
 			return NULL;
@@ -254,11 +296,11 @@ auth_pool_free(struct auth_pool *pool)
 	if (pool == NULL)
 		return;
 	/* A worker in the middle of a check finishes it (tens of ms); the
-	 * workers close the connections they took. */
+	 * workers close the handles they took. */
 	workq_free(pool->wq);
-	for (unsigned i = pool->handed; i < pool->nstores; i++)
-		store_close(pool->stores[i]);
-	free(pool->stores);
+	for (unsigned i = pool->handed; i < pool->nhandles; i++)
+		pool->db->close(pool->handles[i]);
+	free(pool->handles);
 	pthread_mutex_destroy(&pool->mtx);
 	free(pool);
 }
@@ -297,12 +339,9 @@ auth_pool_cancel(struct auth_pool *pool, uint64_t token)
 #define AUTH_PENALTY_CAP_MS	15000
 #define AUTH_PENALTY_FAIL_CAP	32	/* failures counted per entry */
 
-/*
- * Key: the IPv4 address (as v4-mapped IPv6), the /64 of an IPv6 address
- * (one host usually owns a whole /64), or a hash of anything else.
- */
+/* Keyed by struct client_key (IPv4 address, IPv6 /64). */
 struct auth_penalty {
-	uint8_t key[16];
+	struct client_key key;
 	uint64_t last_ms;	/* monotonic time of the last failure */
 	unsigned failures;
 	int hnext;		/* bucket chain, -1 ends */
@@ -321,9 +360,8 @@ static struct {
 } auth_pen;
 
 static void auth_penalty_init(void);
-static void auth_penalty_key(const char *ip, uint8_t key[16]);
-static unsigned auth_penalty_bucket(const uint8_t key[16]);
-static int auth_penalty_find(const uint8_t key[16], uint64_t now);
+static unsigned auth_penalty_bucket(const struct client_key *key);
+static int auth_penalty_find(const struct client_key *key, uint64_t now);
 static void auth_penalty_remove(int idx);
 static void auth_penalty_unlink_recency(int idx);
 static void auth_penalty_push_newest(int idx);
@@ -360,33 +398,15 @@ auth_penalty_set_clock(uint64_t (*now_ms)(void))
 	auth_pen.clock = now_ms != NULL ? now_ms : util_now_ms;
 }
 
-static void
-auth_penalty_key(const char *ip, uint8_t key[16])
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	memset(key, 0, 16);
-	if (inet_pton(AF_INET, ip, &a4) == 1) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &a4, 4);
-	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
-		memcpy(key, &a6, 16);
-		if (!IN6_IS_ADDR_V4MAPPED(&a6))
-			memset(key + 8, 0, 8);
-	} else
-		crypto_generichash(key, 16, (const unsigned char *)ip,
-		    strlen(ip), NULL, 0);
-}
-
 static unsigned
-auth_penalty_bucket(const uint8_t key[16])
+auth_penalty_bucket(const struct client_key *key)
 {
 	unsigned char h[crypto_shorthash_BYTES];
 	uint64_t v;
 
 	/* Keyed SipHash: a client cannot aim many addresses at one chain. */
-	crypto_shorthash(h, key, 16, auth_pen.seed);
+	crypto_shorthash(h, (const unsigned char *)key, sizeof(*key),
+	    auth_pen.seed);
 	memcpy(&v, h, sizeof(v));
 	return (unsigned)(v & (AUTH_PENALTY_BUCKETS - 1));
 }
@@ -425,7 +445,7 @@ static void
 auth_penalty_remove(int idx)
 {
 	struct auth_penalty *p = &auth_pen.e[idx];
-	int *link = &auth_pen.buckets[auth_penalty_bucket(p->key)];
+	int *link = &auth_pen.buckets[auth_penalty_bucket(&p->key)];
 
 	while (*link != idx) {
 		assert(*link >= 0);
@@ -439,12 +459,12 @@ auth_penalty_remove(int idx)
 
 /* Index of the live entry for key, -1 if none (an expired one is removed). */
 static int
-auth_penalty_find(const uint8_t key[16], uint64_t now)
+auth_penalty_find(const struct client_key *key, uint64_t now)
 {
 	int idx = auth_pen.buckets[auth_penalty_bucket(key)];
 
 	for (; idx >= 0; idx = auth_pen.e[idx].hnext) {
-		if (memcmp(auth_pen.e[idx].key, key, 16) != 0)
+		if (!client_key_equal(&auth_pen.e[idx].key, key))
 			continue;
 		if (now - auth_pen.e[idx].last_ms >= AUTH_PENALTY_EXPIRE_MS) {
 			auth_penalty_remove(idx);
@@ -456,14 +476,12 @@ auth_penalty_find(const uint8_t key[16], uint64_t now)
 }
 
 unsigned
-auth_penalty_delay_ms(const char *ip)
+auth_penalty_delay_ms(const struct client_key *key)
 {
-	uint8_t key[16];
 	unsigned n, ms;
 	int idx;
 
 	auth_penalty_init();
-	auth_penalty_key(ip, key);
 	idx = auth_penalty_find(key, auth_pen.clock());
 	if (idx < 0 || auth_pen.e[idx].failures == 0)
 		return 0;
@@ -474,16 +492,14 @@ auth_penalty_delay_ms(const char *ip)
 }
 
 void
-auth_penalty_fail(const char *ip)
+auth_penalty_fail(const struct client_key *key)
 {
 	struct auth_penalty *p;
-	uint8_t key[16];
 	uint64_t now;
 	unsigned b;
 	int idx;
 
 	auth_penalty_init();
-	auth_penalty_key(ip, key);
 	now = auth_pen.clock();
 	idx = auth_penalty_find(key, now);
 	if (idx < 0) {
@@ -496,7 +512,7 @@ auth_penalty_fail(const char *ip)
 		} else
 			idx = auth_pen.nused++;
 		p = &auth_pen.e[idx];
-		memcpy(p->key, key, 16);
+		p->key = *key;
 		p->failures = 0;
 		b = auth_penalty_bucket(key);
 		p->hnext = auth_pen.buckets[b];
@@ -513,19 +529,17 @@ auth_penalty_fail(const char *ip)
 }
 
 void
-auth_penalty_success(const char *ip)
+auth_penalty_success(const struct client_key *key)
 {
-	uint8_t key[16];
 	int idx;
 
 	auth_penalty_init();
-	auth_penalty_key(ip, key);
 	idx = auth_penalty_find(key, auth_pen.clock());
 	if (idx >= 0)
 		auth_penalty_remove(idx);
 }
 
-/* ---- SASL ---- */
+/* ---- base64 ---- */
 
 char *
 auth_base64_decode(const char *b64, size_t *len_r)
@@ -556,43 +570,4 @@ auth_base64_encode(const void *data, size_t len)
 	sodium_bin2base64(out, size, data, len,
 	    sodium_base64_VARIANT_ORIGINAL);
 	return out;
-}
-
-int
-auth_sasl_plain_decode(const char *b64, char **user_r, char **password_r)
-{
-	char *buf, *authzid, *authcid, *passwd, *nul;
-	size_t len, zlen, clen, plen;
-	int ret = -1;
-
-	*user_r = *password_r = NULL;
-	if ((buf = auth_base64_decode(b64, &len)) == NULL)
-		return -1;
-	/* RFC 4616: message = [authzid] NUL authcid NUL passwd */
-	authzid = buf;
-	if ((nul = memchr(buf, '\0', len)) == NULL)
-		goto out;
-	zlen = (size_t)(nul - buf);
-	authcid = nul + 1;
-	nul = memchr(authcid, '\0', len - zlen - 1);
-	if (nul == NULL)
-		goto out;
-	clen = (size_t)(nul - authcid);
-	passwd = nul + 1;
-	plen = len - zlen - clen - 2;
-	if (clen == 0 || plen == 0 || memchr(passwd, '\0', plen) != NULL)
-		goto out;
-	/* We do not let one user act as another. */
-	if (zlen != 0 && (zlen != clen || strncasecmp(authzid, authcid,
-	    clen) != 0))
-		goto out;
-	if (!addr_utf8_valid(authcid, clen))
-		goto out;
-	*user_r = xstrndup(authcid, clen);
-	*password_r = xstrndup(passwd, plen);
-	ret = 0;
-out:
-	sodium_memzero(buf, len);
-	free(buf);
-	return ret;
 }

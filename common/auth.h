@@ -2,9 +2,11 @@
  * Password hashing and checking (libsodium argon2id). The only file that
  * includes <sodium.h>. auth_check() is blocking (tens of ms, 64 MB): the
  * daemons call it through struct auth_pool, a small bounded worker pool that
- * hands the result back to the libevent loop. Also the per-client-address
- * failure penalty (growing delay after failed logins) shared by smtpd and
- * pop3d.
+ * hands the result back to the libevent loop. Also the per-client failure
+ * penalty (growing delay after failed logins) shared by smtpd and pop3d,
+ * base64 and the wipe helper the SASL engine (sasl.h) uses. Knows nothing
+ * of the store: users are looked up through struct auth_db, which the
+ * daemons set up.
  */
 #ifndef CARTEIRO_AUTH_H
 #define CARTEIRO_AUTH_H
@@ -13,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
+struct client_key;
 struct event_base;
 
 enum auth_result {
@@ -29,23 +31,53 @@ enum auth_result {
  */
 void auth_init(void);
 
+/* Wipe n bytes (sodium_memzero: never optimised away). */
+void auth_wipe(void *p, size_t n);
 /* Wipe a NUL-terminated secret and free it. NULL is fine. */
 void auth_wipe_free(char *s);
+/* Zero len bytes of the calling thread's stack below the caller's frame
+ * (residues of a hash computation: argon2 and BLAKE2b keep state there). */
+void auth_wipe_stack(size_t len);
 
 /* argon2id (crypto_pwhash_str, interactive limits). Caller frees *hash_r.
  * 0 / -1. */
 int auth_hash_password(const char *password, char **hash_r);
 
+/* One user as the database gives it to auth_check. */
+struct auth_user {
+	char *address;		/* owned: the stored (canonical) address */
+	char *hash;		/* owned: crypt-style hash, NULL if none */
+	bool enabled;
+};
+
 /*
- * Check address/password against the store. The address is normalised
- * first (addr_normalize: case-insensitive, IDN domains as A-labels); a
- * malformed one is an unknown user. Takes the same time whether or not the
- * user exists or is disabled (verifies against a dummy hash). Rehashes and
- * stores the new hash when the parameters changed. *canonical_r (may be NULL)
- * receives the stored address (caller frees) on AUTH_OK.
+ * The user database, handed to auth.c by the daemons (store/auth_db.c
+ * adapts store/), so that common/ includes nothing from store/. A handle
+ * is one connection, used by one thread at a time.
  */
-enum auth_result auth_check(struct store *st, const char *address,
-    const char *password, char **canonical_r);
+struct auth_db {
+	/* A handle for a worker, opened in auth_pool_new (before any
+	 * privilege drop). NULL and *error_r (static text) on failure. */
+	void *(*open)(const char *path, const char **error_r);
+	void (*close)(void *handle);
+	/* address is normalised. 0 and *u filled (auth_check frees its
+	 * fields), 1 no such user, -1 error. */
+	int (*lookup)(void *handle, const char *address, struct auth_user *u);
+	/* Store a new hash for the stored address. 0 / -1 (or 1: gone). */
+	int (*set_hash)(void *handle, const char *address, const char *hash);
+};
+
+/*
+ * Check address/password against the database (db, handle: see struct
+ * auth_db). The address is normalised first (addr_normalize:
+ * case-insensitive, IDN domains as A-labels); a malformed one is an unknown
+ * user. Takes the same time whether or not the user exists or is disabled
+ * (verifies against a dummy hash). Rehashes and stores the new hash when
+ * the parameters changed. *canonical_r (may be NULL) receives the stored
+ * address (caller frees) on AUTH_OK.
+ */
+enum auth_result auth_check(const struct auth_db *db, void *handle,
+    const char *address, const char *password, char **canonical_r);
 
 struct auth_pool;
 
@@ -55,8 +87,9 @@ typedef void auth_done_cb(uint64_t token, enum auth_result res,
     const char *canonical, void *arg);
 
 /*
- * nthreads workers, each with its own store connection to store_path
- * (opened here, before any privilege drop is fine). Memory: one argon2id
+ * nthreads workers, each with its own database handle (db->open(path),
+ * opened here, before any privilege drop is fine; db must outlive the
+ * pool). Memory: one argon2id
  * check needs 64 MB, so peak memory is nthreads * 64 MB (2 threads =
  * 128 MB). max_pending bounds the requests submitted and not yet checked
  * (waiting or being checked); beyond it submit returns 0. Results are
@@ -64,8 +97,9 @@ typedef void auth_done_cb(uint64_t token, enum auth_result res,
  * evthread_use_pthreads() is needed. Create it after any fork() (daemon
  * mode): threads do not survive a fork. NULL (logged) on failure.
  */
-struct auth_pool *auth_pool_new(struct event_base *base, const char *store_path,
-    unsigned nthreads, unsigned max_pending);
+struct auth_pool *auth_pool_new(struct event_base *base,
+    const struct auth_db *db, const char *path, unsigned nthreads,
+    unsigned max_pending);
 /* Joins the workers (a check in progress finishes first); pending
  * callbacks never run. Not from inside an auth_done_cb. NULL is fine. */
 void auth_pool_free(struct auth_pool *pool);
@@ -81,28 +115,24 @@ uint64_t auth_pool_submit(struct auth_pool *pool, const char *address,
 void auth_pool_cancel(struct auth_pool *pool, uint64_t token);
 
 /*
- * Failed-login penalty per client address: delay in ms before answering the
- * next failure (0, then growing, capped at 15 s); table bounded in size.
- * On a failed login: d = auth_penalty_delay_ms(ip); auth_penalty_fail(ip);
- * send the failure reply after d ms. So the first failure is answered at
- * once, then after 1 s, 2 s, 4 s, 8 s, 15 s, 15 s ... A success clears the
- * entry; entries expire 15 min after their last failure; at most 4096
- * entries (the one with the oldest failure is dropped). IPv4 addresses
- * count per address, IPv6 per /64. Loop thread only (not thread-safe).
+ * Failed-login penalty per client (clientkey.h: IPv4 address, IPv6 /64):
+ * delay in ms before answering the next failure (0, then growing, capped at
+ * 15 s); table bounded in size. On a failed login:
+ * d = auth_penalty_delay_ms(k); auth_penalty_fail(k); send the failure
+ * reply after d ms (sasl_fail does this). So the first failure is answered
+ * at once, then after 1 s, 2 s, 4 s, 8 s, 15 s, 15 s ... A success clears
+ * the entry; entries expire 15 min after their last failure; at most 4096
+ * entries (the one with the oldest failure is dropped). Loop thread only
+ * (not thread-safe).
  */
-unsigned auth_penalty_delay_ms(const char *ip);
-void auth_penalty_fail(const char *ip);
-void auth_penalty_success(const char *ip);
+unsigned auth_penalty_delay_ms(const struct client_key *k);
+void auth_penalty_fail(const struct client_key *k);
+void auth_penalty_success(const struct client_key *k);
 /* For tests: forget every entry; replace the millisecond clock
  * (NULL = util_now_ms). */
 void auth_penalty_reset(void);
 void auth_penalty_set_clock(uint64_t (*now_ms)(void));
 
-/* Decode SASL PLAIN ("authzid\0authcid\0passwd", already base64-decoded is
- * NOT assumed: input is the base64 text). 0 / -1. Caller frees both and
- * must wipe *password_r. The authzid must be empty or equal (ignoring
- * case) to the authcid; authcid and password must be non-empty. */
-int auth_sasl_plain_decode(const char *b64, char **user_r, char **password_r);
 /* Base64 (libsodium, original variant, padding required, no whitespace).
  * decode: the result is NUL-terminated (handy for text) and *len_r (may be
  * NULL) excludes the NUL; "" decodes to "". Caller frees (wipe if secret).

@@ -105,6 +105,11 @@ enum conn_line {
 enum conn_line conn_getline(struct conn *c, size_t max, char **line_r,
     size_t *len_r, bool *bare_lf_r);
 
+/* The last line held a secret (a password or its base64): wipe the line
+ * buffer and this thread's read buffer. conn_getline already wiped the
+ * input bytes it consumed; *line_r is invalid afterwards. */
+void conn_wipe_line(struct conn *c);
+
 /* Begin TLS as server (STARTTLS/STLS, or implicit TLS right after
  * conn_new). Any input already buffered is discarded (plaintext injection
  * defence), output already queued (the "220 Ready" reply) is sent in

@@ -21,6 +21,9 @@
 
 /* Per read event, so one fast client cannot starve the others. */
 #define CONN_READ_CHUNK		16384
+
+/* conn_read_step's plaintext read buffer (conn_wipe_line wipes it). */
+static __thread char conn_rbuf[CONN_READ_CHUNK];
 /* Per write event, same reason. */
 #define CONN_WRITE_BUDGET	(256 * 1024)
 /* Plaintext per TLS record (RFC 8446 5.1: 2^14). */
@@ -77,10 +80,10 @@ conn_read_step(struct conn *c)
 		 * size of what arrived, so thousands of clients that each
 		 * sent a few bytes of a line cost about 1 KB each, not 32.
 		 */
-		static __thread char rbuf[CONN_READ_CHUNK];
+		char *rbuf = conn_rbuf;
 
 		for (;;) {
-			n = read(c->fd, rbuf, sizeof(rbuf));
+			n = read(c->fd, rbuf, sizeof(conn_rbuf));
 			if (n > 0) {
 				if (evbuffer_add(c->in, rbuf, (size_t)n) != 0)
 					log_fatal("event=oom where=conn_read");
@@ -347,6 +350,9 @@ conn_getline(struct conn *c, size_t max, char **line_r, size_t *len_r,
 		c->line = xrealloc(c->line, c->line_cap);
 	}
 	memcpy(c->line, p, n);
+	/* Drained chains go back to malloc as they are: leave no line (it
+	 * may be a password) behind in them. */
+	util_wipe(p, n + 1);
 	evbuffer_drain(c->in, n + 1);
 	if (!bare)
 		n--;
@@ -357,4 +363,12 @@ conn_getline(struct conn *c, size_t max, char **line_r, size_t *len_r,
 	if (bare_lf_r != NULL)
 		*bare_lf_r = bare;
 	return CONN_LINE_OK;
+}
+
+void
+conn_wipe_line(struct conn *c)
+{
+	if (c->line != NULL)
+		util_wipe(c->line, c->line_cap);
+	util_wipe(conn_rbuf, sizeof(conn_rbuf));
 }

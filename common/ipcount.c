@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clientkey.h"
 #include "common/util.h"
 
 #define IPCOUNT_BUCKETS	1024
@@ -15,7 +16,7 @@
 struct ipcount_entry {
 	struct ipcount_entry *next;
 	unsigned n;
-	char ip[48];		/* INET6_ADDRSTRLEN and then some */
+	struct client_key key;
 };
 
 struct ipcount {
@@ -23,9 +24,9 @@ struct ipcount {
 };
 
 static unsigned
-ipcount_hash(const char *ip)
+ipcount_hash(const struct client_key *k)
 {
-	return util_str_hash(ip) % IPCOUNT_BUCKETS;
+	return client_key_hash(k) % IPCOUNT_BUCKETS;
 }
 
 struct ipcount *
@@ -51,17 +52,17 @@ ipcount_free(struct ipcount *t)
 }
 
 struct ipcount_entry *
-ipcount_ref(struct ipcount *t, const char *ip)
+ipcount_ref(struct ipcount *t, const struct client_key *k)
 {
-	unsigned h = ipcount_hash(ip);
+	unsigned h = ipcount_hash(k);
 	struct ipcount_entry *e;
 
 	for (e = t->buckets[h]; e != NULL; e = e->next)
-		if (strcmp(e->ip, ip) == 0)
+		if (client_key_equal(&e->key, k))
 			break;
 	if (e == NULL) {
 		e = xcalloc(1, sizeof(*e));
-		util_strlcpy(e->ip, ip, sizeof(e->ip));
+		e->key = *k;
 		e->next = t->buckets[h];
 		t->buckets[h] = e;
 	}
@@ -76,7 +77,7 @@ ipcount_unref(struct ipcount *t, struct ipcount_entry *e)
 
 	if (--e->n > 0)
 		return;
-	for (pp = &t->buckets[ipcount_hash(e->ip)]; *pp != NULL;
+	for (pp = &t->buckets[ipcount_hash(&e->key)]; *pp != NULL;
 	    pp = &(*pp)->next) {
 		if (*pp == e) {
 			*pp = e->next;

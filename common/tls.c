@@ -48,6 +48,10 @@ struct tls_session {
 	int is_server;
 	int verified;
 	char *server_name;		/* client: SNI, name to verify */
+	/* A decrypted record read by tls_session_read and not yet handed
+	 * out whole (NULL if none); pkt_off bytes of it are handed out. */
+	gnutls_packet_t pkt;
+	size_t pkt_off;
 	char version[32];
 	char cipher[128];
 	char error[256];
@@ -332,6 +336,13 @@ tls_session_free(struct tls_session *s)
 {
 	if (s == NULL)
 		return;
+	if (s->pkt != NULL) {
+		gnutls_datum_t d;
+
+		gnutls_packet_get(s->pkt, &d, NULL);
+		util_wipe(d.data, d.size);
+		gnutls_packet_deinit(s->pkt);
+	}
 	gnutls_deinit(s->gs);
 	tls_cred_unref(s->cred);
 	free(s->server_name);
@@ -389,15 +400,44 @@ tls_session_handshake(struct tls_session *s)
 	return TLS_IO_OK;
 }
 
+/*
+ * Records are taken whole (gnutls_record_recv_packet) so that the
+ * plaintext GnuTLS decrypted into its own buffer can be wiped once copied
+ * out: it may hold a password (AUTH, PASS), and gnutls_record_recv would
+ * free that buffer as it is.
+ */
 ssize_t
 tls_session_read(struct tls_session *s, void *buf, size_t len)
 {
+	gnutls_datum_t d;
 	ssize_t ret;
+	size_t n;
 
+	assert(len > 0);
 	for (;;) {
-		ret = gnutls_record_recv(s->gs, buf, len);
-		if (ret > 0)
-			return ret;
+		if (s->pkt != NULL) {
+			/* A packet is held only while bytes of it are left. */
+			gnutls_packet_get(s->pkt, &d, NULL);
+			n = d.size - s->pkt_off < len ? d.size - s->pkt_off :
+			    len;
+			memcpy(buf, d.data + s->pkt_off, n);
+			util_wipe(d.data + s->pkt_off, n);
+			s->pkt_off += n;
+			if (s->pkt_off == d.size) {
+				gnutls_packet_deinit(s->pkt);
+				s->pkt = NULL;
+			}
+			return (ssize_t)n;
+		}
+		ret = gnutls_record_recv_packet(s->gs, &s->pkt);
+		if (ret > 0) {
+			s->pkt_off = 0;
+			continue;
+		}
+		if (s->pkt != NULL) {
+			gnutls_packet_deinit(s->pkt);
+			s->pkt = NULL;
+		}
 		if (ret == 0)
 			return TLS_IO_EOF;
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
@@ -443,7 +483,14 @@ tls_session_write(struct tls_session *s, const void *buf, size_t len)
 size_t
 tls_session_pending(struct tls_session *s)
 {
-	return gnutls_record_check_pending(s->gs);
+	gnutls_datum_t d;
+	size_t held = 0;
+
+	if (s->pkt != NULL) {
+		gnutls_packet_get(s->pkt, &d, NULL);
+		held = d.size - s->pkt_off;
+	}
+	return gnutls_record_check_pending(s->gs) + held;
 }
 
 void

@@ -44,11 +44,13 @@ struct tls_session *tls_session_new(struct tls_ctx *ctx, int fd, int is_server,
 void tls_session_free(struct tls_session *s);
 /* Returns TLS_IO_OK when the handshake is complete. */
 int tls_session_handshake(struct tls_session *s);
-/* > 0 bytes read, or a TLS_IO_* code. */
+/* > 0 bytes read (len > 0), or a TLS_IO_* code. The plaintext copy inside
+ * GnuTLS is wiped as it is read. */
 ssize_t tls_session_read(struct tls_session *s, void *buf, size_t len);
 /* > 0 bytes written, or a TLS_IO_* code. */
 ssize_t tls_session_write(struct tls_session *s, const void *buf, size_t len);
-/* Bytes already decrypted and buffered inside GnuTLS. */
+/* Bytes already decrypted and not yet read (inside GnuTLS, or held by
+ * tls_session_read). */
 size_t tls_session_pending(struct tls_session *s);
 /* Send close_notify, best effort, non-blocking. */
 void tls_session_bye(struct tls_session *s);

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/auth.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sasl.h"
 #include "common/util.h"
 
 enum pop3_args {
@@ -162,30 +162,33 @@ pop3_cmd_user(struct pop3_session *s, char *args)
 	pop3_reply(s, "+OK");
 }
 
+/* The line (and so args) is wiped by session.c after AUTHORIZATION
+ * commands. */
 static void
 pop3_cmd_pass(struct pop3_session *s, char *args)
 {
 	if (!pop3_session_plaintext_ok(s)) {
-		util_wipe(args, strlen(args));
 		pop3_reply(s, "%s", pop3_err_plaintext);
 		return;
 	}
 	if (s->user == NULL) {
-		util_wipe(args, strlen(args));
 		pop3_reply(s, "-ERR No username given.");
 		return;
 	}
 	s->auth_mech = "USER";
-	pop3_session_auth(s, s->user, args);
-	util_wipe(args, strlen(args));
+	sasl_set_creds(&s->sasl, s->user, args);
+	pop3_session_auth(s);
 }
 
-/* RFC 5034: AUTH mechanism [initial-response]; "=" is an empty one. */
+/* RFC 5034: AUTH mechanism [initial-response]; "=" is an empty one. The
+ * exchange is the SASL engine's (common/sasl.c). */
 static void
 pop3_cmd_auth(struct pop3_session *s, char *args)
 {
-	char *mech, *ir, *user = NULL, *pass = NULL;
-	size_t dlen;
+	const struct sasl_mech *m;
+	const char *challenge;
+	enum sasl_status st;
+	char *mech, *ir;
 
 	if (args == NULL) {
 		/* RFC 1734 clients list mechanisms with a bare AUTH. */
@@ -208,57 +211,17 @@ pop3_cmd_auth(struct pop3_session *s, char *args)
 	util_strlcpy(s->cmd_args, mech, sizeof(s->cmd_args));
 	s->cmd_args_len = strlen(s->cmd_args);
 	if (!pop3_session_plaintext_ok(s)) {
-		if (ir != NULL)
-			util_wipe(ir, strlen(ir));
 		pop3_reply(s, "%s", pop3_err_plaintext);
 		return;
 	}
-	if (strcasecmp(mech, "PLAIN") == 0) {
-		s->auth_mech = "PLAIN";
-		if (ir == NULL) {
-			s->input = POP3_IN_SASL;
-			s->sasl = POP3_SASL_PLAIN;
-			pop3_reply(s, "+ ");
-			return;
-		}
-		if (strcmp(ir, "=") == 0 ||
-		    auth_sasl_plain_decode(ir, &user, &pass) < 0) {
-			util_wipe(ir, strlen(ir));
-			pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
-			return;
-		}
-		util_wipe(ir, strlen(ir));
-		free(s->user);
-		s->user = user;
-		pop3_session_auth(s, user, pass);
-		util_wipe(pass, strlen(pass));
-		free(pass);
+	if ((m = sasl_mech_find(mech, strlen(mech))) == NULL) {
+		pop3_reply(s, "-ERR Unsupported authentication mechanism.");
 		return;
 	}
-	if (strcasecmp(mech, "LOGIN") == 0) {
-		s->auth_mech = "LOGIN";
-		s->input = POP3_IN_SASL;
-		if (ir == NULL) {
-			s->sasl = POP3_SASL_LOGIN_USER;
-			pop3_reply(s, "+ VXNlcm5hbWU6");	/* "Username:" */
-			return;
-		}
-		user = strcmp(ir, "=") == 0 ? xstrdup("") :
-		    auth_base64_decode(ir, &dlen);
-		if (user == NULL || (strcmp(ir, "=") != 0 &&
-		    strlen(user) != dlen)) {
-			free(user);
-			s->input = POP3_IN_CMD;
-			pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
-			return;
-		}
-		free(s->user);
-		s->user = user;
-		s->sasl = POP3_SASL_LOGIN_PASS;
-		pop3_reply(s, "+ UGFzc3dvcmQ6");	/* "Password:" */
-		return;
-	}
-	pop3_reply(s, "-ERR Unsupported authentication mechanism.");
+	s->auth_mech = sasl_mech_name(m);
+	sasl_begin(&s->sasl, m);
+	st = sasl_step(&s->sasl, ir, ir != NULL ? strlen(ir) : 0, &challenge);
+	pop3_session_sasl_result(s, st, challenge);
 }
 
 /* RFC 2595 4: after "+OK" the client starts TLS; conn_starttls throws

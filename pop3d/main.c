@@ -21,6 +21,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "pop3d/pop3d.h"
+#include "store/auth_db.h"
 
 /* Grace period for sessions to flush their goodbye after SIGTERM. */
 #define POP3_SHUTDOWN_MS 3000
@@ -192,8 +193,8 @@ main(int argc, char **argv)
 		ncpu = 1;
 	if (ncpu > 8)
 		ncpu = 8;
-	srv.auth = auth_pool_new(srv.base, cfg->store.path, (unsigned)ncpu,
-	    1024);
+	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
+	    (unsigned)ncpu, 1024);
 	if (srv.auth == NULL)
 		log_fatal("event=pop3.fatal reason=\"cannot start auth pool\"");
 	srv.readbuf = xmalloc(POP3_READ_CHUNK);

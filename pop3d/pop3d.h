@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clientkey.h"
 #include "common/conn.h"
+#include "common/sasl.h"
 #include "store/store.h"
 
 struct cfg;
@@ -52,13 +54,6 @@ enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
 	POP3_IN_WAIT,		/* auth check running, input paused */
-};
-
-enum pop3_sasl_mech {
-	POP3_SASL_NONE,
-	POP3_SASL_PLAIN,	/* waiting for the PLAIN response */
-	POP3_SASL_LOGIN_USER,	/* LOGIN: waiting for the user name */
-	POP3_SASL_LOGIN_PASS,	/* LOGIN: waiting for the password */
 };
 
 /*
@@ -119,7 +114,7 @@ struct pop3_server {
 	size_t nlisteners;
 	struct pop3_session *sessions;	/* doubly linked, newest first */
 	unsigned nsessions;
-	struct ipcount *ipcount;	/* sessions per client address */
+	struct ipcount *ipcount;	/* sessions per client key */
 	char **locks;			/* lock_session: locked maildrops */
 	size_t nlocks, locks_cap;
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
@@ -138,7 +133,8 @@ struct pop3_session {
 	struct conn *conn;
 	char sid[17];
 	char ip[64];
-	struct ipcount_entry *ipc;	/* this IP's counter (shared) */
+	struct client_key key;		/* the client, for limits and penalty */
+	struct ipcount_entry *ipc;	/* this client's counter (shared) */
 	enum pop3_state state;
 	enum pop3_input input;
 	uint64_t started_ms;
@@ -148,11 +144,10 @@ struct pop3_session {
 	const char *close_reason;	/* static string, set when closing */
 
 	/* AUTHORIZATION */
-	char *user;			/* USER argument or SASL authcid */
-	enum pop3_sasl_mech sasl;	/* mechanism during POP3_IN_SASL */
-	uint64_t auth_token;		/* pending auth_pool request, 0 = none */
+	char *user;			/* USER argument, owned */
+	struct sasl sasl;		/* AUTH exchange or USER/PASS check,
+					 * failure delay */
 	const char *auth_mech;		/* "USER", "PLAIN", "LOGIN" (static) */
-	struct event *delay_ev;		/* failed-login penalty timer */
 	unsigned bad_cmds;
 
 	/* TRANSACTION: the snapshot taken at login. Message number n (1-based,
@@ -209,12 +204,16 @@ void pop3_session_close(struct pop3_session *s, const char *reason);
 void pop3_session_free(struct pop3_session *s, const char *reason);
 /* Whether USER/PASS/AUTH may be used on this connection now. */
 bool pop3_session_plaintext_ok(struct pop3_session *s);
-/* Start the auth check for user/password (USER+PASS, SASL). Takes the
- * password as borrowed and wipes nothing (the caller wipes). */
-void pop3_session_auth(struct pop3_session *s, const char *user,
-    const char *password);
-/* Feed a SASL continuation line (session.c's input mode). */
-void pop3_session_sasl_line(struct pop3_session *s, char *line, size_t len);
+/* Start the check of the credentials in s->sasl (USER+PASS, SASL): input
+ * waits until the reply. */
+void pop3_session_auth(struct pop3_session *s);
+/* Turn a SASL step's result into the reply (or the check). */
+void pop3_session_sasl_result(struct pop3_session *s, enum sasl_status st,
+    const char *challenge);
+/* Feed a SASL continuation line (session.c's input mode; borrowed, the
+ * caller wipes it). */
+void pop3_session_sasl_line(struct pop3_session *s, const char *line,
+    size_t len);
 /* Shut every session down (SIGTERM). */
 void pop3_server_close_all(struct pop3_server *srv);
 

@@ -16,10 +16,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "common/ipcount.h"
 #include "common/auth.h"
+#include "common/clientkey.h"
 #include "common/config.h"
+#include "common/ipcount.h"
 #include "common/log.h"
+#include "common/sasl.h"
 #include "common/util.h"
 
 static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
@@ -28,7 +30,7 @@ static void pop3_session_kick(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
 static void pop3_session_auth_fail(struct pop3_session *);
-static void pop3_session_delay_cb(int, short, void *);
+static void pop3_session_fail_reply(void *);
 static void pop3_session_login(struct pop3_session *, const char *);
 static void pop3_session_log_cmd(struct pop3_session *, bool, const char *);
 static size_t pop3_format_line(char *, size_t, const char *, va_list)
@@ -55,7 +57,9 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	s->conn = conn_new(srv->base, fd, pop3_session_conn_cb, s);
 	util_strlcpy(s->ip, conn_peer_ip(s->conn) ? conn_peer_ip(s->conn) : "?",
 	    sizeof(s->ip));
-	s->ipc = ipcount_ref(srv->ipcount, s->ip);
+	client_key_from_ip(&s->key, s->ip);
+	sasl_init(&s->sasl, srv->base, srv->auth);
+	s->ipc = ipcount_ref(srv->ipcount, &s->key);
 	s->next = srv->sessions;
 	if (srv->sessions != NULL)
 		srv->sessions->prev = s;
@@ -113,10 +117,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	    pop3_session_user(s), reason, s->retrieved,
 	    (unsigned long long)conn_bytes_out(s->conn),
 	    (unsigned long long)(util_now_ms() - s->started_ms));
-	if (s->auth_token != 0)
-		auth_pool_cancel(srv->auth, s->auth_token);
-	if (s->delay_ev != NULL)
-		event_free(s->delay_ev);
+	sasl_clear(&s->sasl);
 	if (s->body != NULL)
 		store_body_close(s->body);
 	if (s->locked)
@@ -150,12 +151,7 @@ pop3_session_close(struct pop3_session *s, const char *reason)
 		return;
 	s->close_reason = reason;
 	/* No late login reply after the goodbye. */
-	if (s->auth_token != 0) {
-		auth_pool_cancel(s->srv->auth, s->auth_token);
-		s->auth_token = 0;
-	}
-	if (s->delay_ev != NULL)
-		evtimer_del(s->delay_ev);
+	sasl_stop(&s->sasl);
 	conn_close_after_flush(s->conn);
 }
 
@@ -266,6 +262,7 @@ pop3_session_input(struct pop3_session *s)
 	char *line;
 	size_t len;
 	enum conn_line r;
+	bool secret;
 
 	if (s->in_input)
 		return;
@@ -306,10 +303,15 @@ pop3_session_input(struct pop3_session *s)
 			pop3_session_close(s, "line-too-long");
 			break;
 		}
+		/* A SASL response, or an AUTHORIZATION command (PASS,
+		 * AUTH), may hold a password or its base64. */
+		secret = s->input == POP3_IN_SASL || s->state == POP3_ST_AUTH;
 		if (s->input == POP3_IN_SASL)
 			pop3_session_sasl_line(s, line, len);
 		else
 			pop3_cmd_dispatch(s, line, len);
+		if (secret)
+			conn_wipe_line(s->conn);
 	}
 	s->in_input = false;
 }
@@ -447,53 +449,49 @@ pop3_session_start_cont(struct pop3_session *s, pop3_cont_fn *cont)
 /* ---- login ---- */
 
 void
-pop3_session_auth(struct pop3_session *s, const char *user,
-    const char *password)
+pop3_session_auth(struct pop3_session *s)
 {
-	uint64_t token = 0;
-
-	if (s->srv->auth != NULL)
-		token = auth_pool_submit(s->srv->auth, user, password,
-		    pop3_session_auth_done, s);
-	if (token == 0) {
+	if (sasl_check(&s->sasl, pop3_session_auth_done, s) != 0) {
 		log_warn("event=pop3.login sid=%s ip=%s result=tempfail "
 		    "reason=pool-full", s->sid, s->ip);
+		sasl_reset(&s->sasl);
 		s->input = POP3_IN_CMD;
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure, try again later.");
 		return;
 	}
-	s->auth_token = token;
 	s->input = POP3_IN_WAIT;
 }
 
 /* Runs on the loop; the pool never calls it after auth_pool_cancel, which
- * pop3_session_free does, so s is alive. */
+ * sasl_clear does (pop3_session_close, pop3_session_free), so s is
+ * alive. */
 static void
 pop3_session_auth_done(uint64_t token, enum auth_result res,
     const char *canonical, void *arg)
 {
 	struct pop3_session *s = arg;
+	const char *user = s->sasl.authcid;
 	char u[LOG_ESCAPE_MAX];
 
-	if (token != s->auth_token)
+	if (!sasl_checked(&s->sasl, token))
 		return;
-	s->auth_token = 0;
 	switch (res) {
 	case AUTH_OK:
-		auth_penalty_success(s->ip);
+		sasl_success(&s->sasl, &s->key);
 		pop3_session_login(s, canonical);
 		break;
 	case AUTH_FAIL:
 		log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s "
 		    "result=fail", s->sid, s->ip, log_escape(u, sizeof(u),
-		    s->user ? s->user : "", s->user ? strlen(s->user) : 0),
+		    user ? user : "", user ? strlen(user) : 0),
 		    s->auth_mech ? s->auth_mech : "-");
 		pop3_session_auth_fail(s);
 		return;
 	default:
 		log_warn("event=pop3.login sid=%s ip=%s result=tempfail",
 		    s->sid, s->ip);
+		sasl_reset(&s->sasl);
 		s->input = POP3_IN_CMD;
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure, try again later.");
@@ -502,33 +500,23 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 	pop3_session_kick(s);
 }
 
-/* A failed login: answer after the growing per-address delay, no hint
+/* A failed login: answer after the growing per-client delay, no hint
  * whether the user exists. Input stays paused meanwhile. */
 static void
 pop3_session_auth_fail(struct pop3_session *s)
 {
-	unsigned delay = auth_penalty_delay_ms(s->ip);
-	struct timeval tv;
+	unsigned delay = sasl_fail(&s->sasl, &s->key);
 
-	auth_penalty_fail(s->ip);
+	sasl_reset(&s->sasl);
 	if (s->user != NULL) {
 		free(s->user);
 		s->user = NULL;
 	}
-	if (delay == 0) {
-		pop3_session_delay_cb(-1, 0, s);
-		return;
-	}
-	if (s->delay_ev == NULL)
-		s->delay_ev = evtimer_new(s->srv->base, pop3_session_delay_cb,
-		    s);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(s->delay_ev, &tv);
+	sasl_delay(&s->sasl, delay, pop3_session_fail_reply, s);
 }
 
 static void
-pop3_session_delay_cb(int fd, short what, void *arg)
+pop3_session_fail_reply(void *arg)
 {
 	struct pop3_session *s = arg;
 
@@ -546,6 +534,7 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 	int r;
 
 	s->input = POP3_IN_CMD;
+	sasl_reset(&s->sasl);
 	if (s->user != NULL) {
 		free(s->user);
 		s->user = NULL;
@@ -589,67 +578,40 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 	pop3_reply(s, "+OK Logged in.");
 }
 
-/* ---- SASL continuation (RFC 5034) ---- */
+/* ---- SASL (RFC 5034) ---- */
 
 void
-pop3_session_sasl_line(struct pop3_session *s, char *line, size_t len)
+pop3_session_sasl_result(struct pop3_session *s, enum sasl_status st,
+    const char *challenge)
 {
-	char *user = NULL, *pass = NULL;
-	size_t dlen;
-
-	s->cmd_args_len = 0;
-	if (strcmp(line, "*") == 0) {
+	switch (st) {
+	case SASL_CHALLENGE:
+		s->input = POP3_IN_SASL;
+		pop3_reply(s, "+ %s", challenge);
+		return;
+	case SASL_ABORT:
 		s->input = POP3_IN_CMD;
-		s->sasl = POP3_SASL_NONE;
 		pop3_reply(s, "-ERR Authentication aborted by client.");
 		return;
-	}
-	if (len != strlen(line))
-		goto bad;
-	switch (s->sasl) {
-	case POP3_SASL_PLAIN:
-		s->sasl = POP3_SASL_NONE;
-		if (auth_sasl_plain_decode(line, &user, &pass) < 0)
-			goto bad;
-		break;
-	case POP3_SASL_LOGIN_USER:
-		user = auth_base64_decode(line, &dlen);
-		if (user == NULL || strlen(user) != dlen)
-			goto bad;
-		free(s->user);
-		s->user = user;
-		s->sasl = POP3_SASL_LOGIN_PASS;
-		util_wipe(line, len);
-		pop3_reply(s, "+ UGFzc3dvcmQ6");	/* "Password:" */
+	case SASL_BAD:
+		s->input = POP3_IN_CMD;
+		pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
 		return;
-	case POP3_SASL_LOGIN_PASS:
-		s->sasl = POP3_SASL_NONE;
-		pass = auth_base64_decode(line, &dlen);
-		if (pass == NULL || strlen(pass) != dlen || s->user == NULL)
-			goto bad;
-		user = s->user;
-		s->user = NULL;
+	case SASL_CREDS:
 		break;
-	default:
-		goto bad;
 	}
-	util_wipe(line, len);
-	s->user = user;
-	pop3_session_auth(s, user, pass);
-	util_wipe(pass, strlen(pass));
-	free(pass);
-	return;
-bad:
-	util_wipe(line, len);
-	if (pass != NULL) {
-		util_wipe(pass, strlen(pass));
-		free(pass);
-	}
-	if (user != s->user)
-		free(user);
-	s->input = POP3_IN_CMD;
-	s->sasl = POP3_SASL_NONE;
-	pop3_reply(s, "-ERR [AUTH] Invalid SASL response.");
+	pop3_session_auth(s);
+}
+
+void
+pop3_session_sasl_line(struct pop3_session *s, const char *line, size_t len)
+{
+	const char *challenge;
+	enum sasl_status st;
+
+	s->cmd_args_len = 0;
+	st = sasl_step(&s->sasl, line, len, &challenge);
+	pop3_session_sasl_result(s, st, challenge);
 }
 
 /* ---- maildrop locks ---- */

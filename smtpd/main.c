@@ -31,6 +31,7 @@
 #include "smtpd/inbound.h"
 #include "smtpd/relay.h"
 #include "smtpd/signer.h"
+#include "store/auth_db.h"
 #include "store/store.h"
 
 /* SIGTERM: how long sessions may take to finish before we abort them. */
@@ -204,8 +205,8 @@ main(int argc, char **argv)
 	free(dir);
 	if ((srv.delivery = delivery_new(srv.base, cfg)) == NULL)
 		log_fatal("event=smtpd.start error=\"delivery writer failed\"");
-	srv.auth = auth_pool_new(srv.base, cfg->store.path, SMTPD_AUTH_THREADS,
-	    SMTPD_AUTH_PENDING);
+	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
+	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");
 	/* The delivery writer posts it, the relay listens: neither knows

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "common/auth.h"
+#include "common/clientkey.h"
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/ipcount.h"
@@ -27,15 +28,16 @@
 
 /*
  * Connect-rate accounting ([smtpd] max_connect_rate_per_ip): one slot per
- * hash of the address, a one-minute window each. Fixed size, so a flood of
- * distinct addresses costs no memory; two addresses sharing a slot reset
- * each other's window, which errs on the side of accepting.
+ * hash of the client key (IPv4 address, IPv6 /64), a one-minute window
+ * each. Fixed size, so a flood of distinct addresses costs no memory; two
+ * clients sharing a slot reset each other's window, which errs on the side
+ * of accepting.
  */
 #define SMTP_RATE_SLOTS		4096
 #define SMTP_RATE_WINDOW_MS	60000
 
 struct smtp_rate {
-	char ip[48];
+	struct client_key key;
 	uint64_t window_start;
 	unsigned count;
 };
@@ -48,7 +50,7 @@ static void smtp_session_greet_hold_done(struct smtp_session *s);
 static void smtp_session_greet_timer(evutil_socket_t fd, short what,
     void *arg);
 static bool smtp_session_rate_exceeded(struct smtp_server *srv,
-    const char *ip);
+    const struct client_key *k);
 static void smtp_session_dnsbl_done(const char *zone, const char *reason,
     void *arg);
 static void smtp_session_free(struct smtp_session *s, const char *reason);
@@ -63,14 +65,9 @@ static const char *const smtp_state_names[SMTP_ST_COUNT] = {
 	"init", "ready", "mail", "rcpt", "bdat",
 };
 
-/* The command being answered, escaped, for failure logs. Single loop
- * thread: one buffer is enough. */
-static char smtp_cur_cmd[LOG_ESCAPE_MAX];
-/* Copy of the current command line: handlers may call conn_* freely. */
-static char smtp_line_copy[SMTP_SASL_LINE_MAX + 1];
-
 static bool
-smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
+smtp_session_rate_exceeded(struct smtp_server *srv,
+    const struct client_key *k)
 {
 	unsigned limit = srv->cfg->smtpd.max_connect_rate_per_ip;
 	struct smtp_rate *r;
@@ -80,10 +77,10 @@ smtp_session_rate_exceeded(struct smtp_server *srv, const char *ip)
 		return false;
 	if (srv->rates == NULL)
 		srv->rates = xcalloc(SMTP_RATE_SLOTS, sizeof(*srv->rates));
-	r = &srv->rates[util_str_hash(ip) % SMTP_RATE_SLOTS];
-	if (strcmp(r->ip, ip) != 0 ||
+	r = &srv->rates[client_key_hash(k) % SMTP_RATE_SLOTS];
+	if (!client_key_equal(&r->key, k) ||
 	    now - r->window_start >= SMTP_RATE_WINDOW_MS) {
-		util_strlcpy(r->ip, ip, sizeof(r->ip));
+		r->key = *k;
 		r->window_start = now;
 		r->count = 0;
 	}
@@ -108,14 +105,16 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	    conn_new_peer(srv->base, fd, sa, salen, smtp_session_io, s) :
 	    conn_new(srv->base, fd, smtp_session_io, s);
 	ip = conn_peer_ip(s->conn);
+	client_key_from_sockaddr(&s->key, conn_peer_addr(s->conn, NULL));
+	sasl_init(&s->sasl, srv->base, srv->auth);
 	s->exempt = smtp_session_check_exempt(s);
 	/* Counted against the limits before this session joins them. */
 	full = srv->nsessions >= cfg->smtpd.max_clients;
-	s->ipc = ipcount_ref(srv->ipcount, ip);
+	s->ipc = ipcount_ref(srv->ipcount, &s->key);
 	if (!full && ipcount_n(s->ipc) > cfg->smtpd.max_clients_per_ip)
 		full = true;
 	if (!full && !s->exempt &&
-	    smtp_session_rate_exceeded(srv, ip))
+	    smtp_session_rate_exceeded(srv, &s->key))
 		full = true;
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
@@ -189,7 +188,7 @@ smtp_session_greet_hold_done(struct smtp_session *s)
 		log_info("event=smtp.pregreet sid=%s ip=%s", s->sid,
 		    conn_peer_ip(s->conn));
 		s->greeted = true;
-		smtp_session_set_cmd("(pregreet)", 10);
+		smtp_session_set_cmd(s, "(pregreet)", 10);
 		smtp_reply(s, "554 5.5.1 Error: SMTP protocol synchronization");
 		smtp_session_close(s, "pregreet");
 		return;
@@ -233,7 +232,7 @@ smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
 		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
 			*p = '?';
 	s->greeted = true;
-	smtp_session_set_cmd("(connect)", 9);
+	smtp_session_set_cmd(s, "(connect)", 9);
 	smtp_reply(s, "554 5.7.1 Service unavailable; client [%s] blocked "
 	    "using %s; %s", conn_peer_ip(s->conn), zone, text);
 	smtp_session_close(s, "dnsbl");
@@ -265,12 +264,6 @@ smtp_session_enter(struct smtp_session *s, enum smtp_state st)
 		log_debug("event=smtp.state sid=%s from=%s to=%s", s->sid,
 		    smtp_state_names[s->state], smtp_state_names[st]);
 	s->state = (uint8_t)st;
-}
-
-void
-smtp_session_set_mode(struct smtp_session *s, enum smtp_mode m)
-{
-	s->mode = (uint8_t)m;
 }
 
 void
@@ -339,7 +332,7 @@ smtp_session_resume(struct smtp_session *s)
 }
 
 void
-smtp_session_set_cmd(const char *line, size_t len)
+smtp_session_set_cmd(struct smtp_session *s, const char *line, size_t len)
 {
 	size_t n = len;
 	const char *sp;
@@ -351,13 +344,17 @@ smtp_session_set_cmd(const char *line, size_t len)
 		if (sp != NULL)
 			n = (size_t)(sp - line);
 	}
-	log_escape(smtp_cur_cmd, sizeof(smtp_cur_cmd), line, n);
+	/* log_escape shows no more than the first 200 bytes anyway. */
+	if (n > sizeof(s->cur_cmd))
+		n = sizeof(s->cur_cmd);
+	memcpy(s->cur_cmd, line, n);
+	s->cur_cmd_len = (uint8_t)n;
 }
 
 void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
-	char buf[1024], esc[LOG_ESCAPE_MAX];
+	char buf[1024], esc[LOG_ESCAPE_MAX], cmd[LOG_ESCAPE_MAX];
 	va_list ap;
 	int n;
 
@@ -375,7 +372,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	if (buf[0] >= '4') {
 		/* STYLE 7: every failed command logs itself and our reply. */
 		log_info("event=smtp.cmd sid=%s result=fail cmd=%s reply=%s",
-		    s->sid, smtp_cur_cmd[0] ? smtp_cur_cmd : "\"\"",
+		    s->sid, s->cur_cmd_len > 0 ? log_escape(cmd, sizeof(cmd),
+		    s->cur_cmd, s->cur_cmd_len) : "\"\"",
 		    log_escape(esc, sizeof(esc), buf, (size_t)n));
 		/* Syntax and sequence errors (and failed AUTH) count toward
 		 * the hang-up limit; policy refusals do not. */
@@ -406,10 +404,8 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	    (unsigned long long)(util_now_ms() - s->start_ms),
 	    conn_bytes_in(s->conn), conn_bytes_out(s->conn));
 	smtp_tx_reset(s);
-	smtp_sasl_free(s);
+	sasl_clear(&s->sasl);
 	dnsbl_check_cancel(s->dnsbl);
-	if (s->timer != NULL)
-		event_free(s->timer);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	conn_free(s->conn);
@@ -471,7 +467,7 @@ smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
 			smtp_session_free(s, "timeout");
 			break;
 		}
-		smtp_session_set_cmd("(timeout)", 9);
+		smtp_session_set_cmd(s, "(timeout)", 9);
 		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    smtp_session_hostname(s));
 		smtp_session_close(s, "timeout");
@@ -578,7 +574,7 @@ smtp_session_input(struct smtp_session *s)
 		if (r == CONN_LINE_NONE)
 			return;
 		if (r == CONN_LINE_TOO_LONG) {
-			smtp_session_set_cmd("(line too long)", 15);
+			smtp_session_set_cmd(s, "(line too long)", 15);
 			if (mode == SMTP_MODE_SASL) {
 				smtp_sasl_free(s);
 				s->mode = SMTP_MODE_CMD;
@@ -586,15 +582,16 @@ smtp_session_input(struct smtp_session *s)
 			smtp_reply(s, "500 5.5.2 Error: line too long");
 			continue;
 		}
-		memcpy(smtp_line_copy, line, len);
-		smtp_line_copy[len] = '\0';
-		line = smtp_line_copy;
+		/* line is the conn's (valid until the next conn_getline):
+		 * handlers may call other conn_* functions. */
 		if (mode == SMTP_MODE_SASL) {
-			smtp_session_set_cmd("AUTH (continuation)", 19);
+			smtp_session_set_cmd(s, "AUTH (continuation)", 19);
 			smtp_sasl_line(s, line, len);
+			/* It held a password or its base64. */
+			conn_wipe_line(s->conn);
 			continue;
 		}
-		smtp_session_set_cmd(line, len);
+		smtp_session_set_cmd(s, line, len);
 		if (bare) {
 			/* RFC 5321 2.3.8: only CRLF ends a line. */
 			smtp_reply(s, "500 5.5.2 Error: bare LF in command "
@@ -605,6 +602,9 @@ smtp_session_input(struct smtp_session *s)
 		} else {
 			smtp_cmd_dispatch(s, line, len);
 		}
+		/* AUTH's initial response held credentials. */
+		if (len >= 4 && strncasecmp(line, "AUTH", 4) == 0)
+			conn_wipe_line(s->conn);
 	}
 }
 
@@ -624,7 +624,7 @@ smtp_session_shutdown_all(struct smtp_server *srv)
 			smtp_session_free(s, "shutdown");
 			continue;
 		}
-		smtp_session_set_cmd("(shutdown)", 10);
+		smtp_session_set_cmd(s, "(shutdown)", 10);
 		smtp_reply(s, "421 4.3.2 %s Service shutting down",
 		    smtp_session_hostname(s));
 		smtp_session_close(s, "shutdown");

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <sys/queue.h>
 
+#include "common/clientkey.h"
+#include "common/sasl.h"
+
 struct conn;
 struct cfg;
 struct event_base;
@@ -87,8 +90,8 @@ struct smtp_server {
 
 	struct smtp_session_list sessions;
 	unsigned nsessions;
-	struct ipcount *ipcount;	/* sessions per client address */
-	struct smtp_rate *rates;	/* per-IP connect rate, fixed slots */
+	struct ipcount *ipcount;	/* sessions per client key */
+	struct smtp_rate *rates;	/* connect rate per client, fixed */
 	int timeout_cmd_ms;
 	int timeout_data_ms;
 	bool stopping;			/* SIGTERM: no new sessions */
@@ -250,16 +253,18 @@ struct smtp_tx {
 	char *extra;		/* owned: header lines the checks added */
 };
 
-struct smtp_sasl;
+/* The command being answered, for failure logs: the first bytes of the
+ * line (log_escape never shows more), AUTH data cut off. */
+#define SMTP_CUR_CMD_MAX	200
 
 struct smtp_session {
 	TAILQ_ENTRY(smtp_session) entry;
 	struct conn *conn;
 	struct smtp_listener *lst;
-	struct ipcount_entry *ipc;	/* this IP's counter (shared) */
+	struct client_key key;		/* the client, for limits and penalty */
+	struct ipcount_entry *ipc;	/* this client's counter (shared) */
 	struct smtp_tx *tx;		/* NULL outside a transaction */
-	struct smtp_sasl *sasl;		/* NULL unless AUTH is running */
-	struct event *timer;		/* AUTH failure delay, lazy */
+	struct sasl sasl;		/* AUTH exchange and failure delay */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
 	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
@@ -277,6 +282,9 @@ struct smtp_session {
 	bool paused;			/* conn_pause_read in effect */
 	bool out_blocked;		/* paused until the output drains */
 	bool exempt;			/* in [smtpd] inbound_checks_exempt */
+	uint8_t cur_cmd_len;
+	char cur_cmd[SMTP_CUR_CMD_MAX];	/* see SMTP_CUR_CMD_MAX, not
+					 * NUL-terminated */
 	char sid[17];
 };
 
@@ -290,7 +298,6 @@ void smtp_session_shutdown_all(struct smtp_server *srv);
 /* Exit: free every session still open, without replies. */
 void smtp_session_free_all(struct smtp_server *srv);
 void smtp_session_enter(struct smtp_session *s, enum smtp_state st);
-void smtp_session_set_mode(struct smtp_session *s, enum smtp_mode m);
 /* All replies go through here: formats, appends CRLF, logs replies >= 400
  * with the current command. Never frees the session. */
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -302,8 +309,10 @@ void smtp_session_resume(struct smtp_session *s);
 /* Stop interpreting input for an async step (bytes that arrive meanwhile
  * stay buffered, up to SMTP_WAIT_BUFFER_MAX, then reading pauses). */
 void smtp_session_wait(struct smtp_session *s);
-/* The command whose reply is pending, for logs (escaped copy). */
-void smtp_session_set_cmd(const char *line, size_t len);
+/* The command whose reply is pending, for logs (AUTH data is never
+ * kept). */
+void smtp_session_set_cmd(struct smtp_session *s, const char *line,
+    size_t len);
 bool smtp_session_is_submission(const struct smtp_session *s);
 const char *smtp_session_hostname(const struct smtp_session *s);
 
@@ -328,7 +337,9 @@ void smtp_cmd_bdat_reject(struct smtp_session *, const char *);
 bool smtp_cmd_auth_allowed(const struct smtp_session *s);
 
 /* sasl.c */
+/* A continuation line in SMTP_MODE_SASL (borrowed; the caller wipes it). */
 void smtp_sasl_line(struct smtp_session *s, const char *line, size_t len);
+/* End the exchange (line too long, close): wipes, cancels the check. */
 void smtp_sasl_free(struct smtp_session *s);
 
 /* tx.c (MAIL, RCPT), tx_data.c (DATA, BDAT), tx_end.c (end of data) */

@@ -134,7 +134,7 @@ smtp_tx_end(struct smtp_session *s)
 
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
-	smtp_session_set_cmd(tx->bdat ? "BDAT" : "DATA", 4);
+	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 	log_info("event=smtp.data sid=%s msgid=%s result=%s bytes=%llu",
 	    s->sid, tx->msgid, smtp_tx_error_name(tx->error),
 	    (unsigned long long)tx->size);
@@ -242,7 +242,7 @@ smtp_tx_checked(uint64_t token, struct inbound_result *res, void *arg)
 		tx->size = res->data_size;
 	}
 	if (res->reject) {
-		smtp_session_set_cmd(tx->bdat ? "BDAT" : "DATA", 4);
+		smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 		smtp_reply(s, "550 5.7.1 %s", res->reject_text ?
 		    res->reject_text : "Message rejected by DMARC policy");
 		smtp_tx_reset(s);
@@ -298,7 +298,7 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 	struct smtp_tx *tx = s->tx;
 
 	tx->token = 0;
-	smtp_session_set_cmd(tx->bdat ? "BDAT" : "DATA", 4);
+	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 	switch (res) {
 	case DELIVERY_OK:
 		log_info("event=smtp.accept sid=%s msgid=%s rcpts=%u local=%zu "

@@ -1,11 +1,15 @@
 /*
  * common/auth.c: password checks against a temp-dir store, rehash on
  * parameter change, timing of unknown users, the worker pool on a real
- * libevent loop, the failure penalty and the SASL/base64 helpers.
+ * libevent loop, the failure penalty (per client key) and base64. The
+ * store is the user database through store/auth_db.c. The SASL engine is
+ * test_sasl.c's.
  */
 #include "common/auth.h"
+#include "common/clientkey.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "store/auth_db.h"
 #include "store/store.h"
 #include "t.h"
 
@@ -23,6 +27,27 @@ int main(void);
 static const char weak_hash[] =
     "$argon2id$v=19$m=8,t=1,p=1$jkambtz9isATmSFKImCqVA$"
     "YuHweaWR0NTwZCMZdmT/ckS4MW2bJ2XTW/cdtFTggwE";
+
+/* A client key for the text form (a ring: several may be live in one
+ * expression). */
+static const struct client_key *
+key(const char *ip)
+{
+	static struct client_key ring[4];
+	static unsigned n;
+	struct client_key *k = &ring[n++ % 4];
+
+	client_key_from_ip(k, ip);
+	return k;
+}
+
+/* auth_check with the store as the user database. */
+static enum auth_result
+check(struct store *st, const char *address, const char *password,
+    char **canonical_r)
+{
+	return auth_check(&store_auth_db, st, address, password, canonical_r);
+}
 
 static char tmpdir[256];
 static char dbpath[300];
@@ -93,48 +118,48 @@ test_check(struct store *st)
 	char *canon = (char *)1;
 
 	t_begin("check: right password");
-	t_assert_int(auth_check(st, "alice@example.test", "secret", &canon),
+	t_assert_int(check(st, "alice@example.test", "secret", &canon),
 	    AUTH_OK);
 	t_assert_str(canon, "alice@example.test");
 	free(canon);
 	t_end();
 
 	t_begin("check: case-insensitive address, stored spelling returned");
-	t_assert_int(auth_check(st, "Alice@EXAMPLE.Test", "secret", &canon),
+	t_assert_int(check(st, "Alice@EXAMPLE.Test", "secret", &canon),
 	    AUTH_OK);
 	t_assert_str(canon, "alice@example.test");
 	free(canon);
-	t_assert_int(auth_check(st, "alice@example.test", "secret", NULL),
+	t_assert_int(check(st, "alice@example.test", "secret", NULL),
 	    AUTH_OK);
 	t_end();
 
 	t_begin("check: wrong password");
 	canon = (char *)1;
-	t_assert_int(auth_check(st, "alice@example.test", "Secret", &canon),
+	t_assert_int(check(st, "alice@example.test", "Secret", &canon),
 	    AUTH_FAIL);
 	t_assert(canon == NULL);
-	t_assert_int(auth_check(st, "alice@example.test", "", NULL),
+	t_assert_int(check(st, "alice@example.test", "", NULL),
 	    AUTH_FAIL);
-	t_assert_int(auth_check(st, "alice@example.test", "secret ", NULL),
+	t_assert_int(check(st, "alice@example.test", "secret ", NULL),
 	    AUTH_FAIL);
 	t_end();
 
 	t_begin("check: unknown user, bad address");
-	t_assert_int(auth_check(st, "nobody@example.test", "secret", NULL),
+	t_assert_int(check(st, "nobody@example.test", "secret", NULL),
 	    AUTH_FAIL);
-	t_assert_int(auth_check(st, "alice@other.test", "secret", NULL),
+	t_assert_int(check(st, "alice@other.test", "secret", NULL),
 	    AUTH_FAIL);
-	t_assert_int(auth_check(st, "alice", "secret", NULL), AUTH_FAIL);
-	t_assert_int(auth_check(st, "", "secret", NULL), AUTH_FAIL);
-	t_assert_int(auth_check(st, "a b@example.test", "secret", NULL),
+	t_assert_int(check(st, "alice", "secret", NULL), AUTH_FAIL);
+	t_assert_int(check(st, "", "secret", NULL), AUTH_FAIL);
+	t_assert_int(check(st, "a b@example.test", "secret", NULL),
 	    AUTH_FAIL);
 	t_end();
 
 	t_begin("check: disabled user");
-	t_assert_int(auth_check(st, "carol@example.test", "secret", NULL),
+	t_assert_int(check(st, "carol@example.test", "secret", NULL),
 	    AUTH_OK);
 	test_disable("carol@example.test");
-	t_assert_int(auth_check(st, "carol@example.test", "secret", NULL),
+	t_assert_int(check(st, "carol@example.test", "secret", NULL),
 	    AUTH_FAIL);
 	t_end();
 }
@@ -145,19 +170,19 @@ test_rehash(struct store *st)
 	struct store_user u;
 
 	t_begin("rehash: weak hash upgraded on successful login");
-	t_assert_int(auth_check(st, "old@example.test", "wrong", NULL),
+	t_assert_int(check(st, "old@example.test", "wrong", NULL),
 	    AUTH_FAIL);
 	t_assert(store_user_get(st, "old@example.test", &u) == 0);
 	t_assert_str(u.hash, weak_hash);	/* not on failure */
 	store_user_clear(&u);
-	t_assert_int(auth_check(st, "old@example.test", "secret", NULL),
+	t_assert_int(check(st, "old@example.test", "secret", NULL),
 	    AUTH_OK);
 	t_assert(store_user_get(st, "old@example.test", &u) == 0);
 	t_assert(strcmp(u.hash, weak_hash) != 0);
 	t_assert(strncmp(u.hash, "$argon2id$", 10) == 0);
 	t_assert(strstr(u.hash, "m=8,") == NULL);
 	store_user_clear(&u);
-	t_assert_int(auth_check(st, "old@example.test", "secret", NULL),
+	t_assert_int(check(st, "old@example.test", "secret", NULL),
 	    AUTH_OK);
 	t_end();
 }
@@ -170,7 +195,7 @@ test_time_check(struct store *st, const char *address)
 
 	for (i = 0; i < 3; i++) {
 		t0 = util_now_ms();
-		(void)auth_check(st, address, "wrong password", NULL);
+		(void)check(st, address, "wrong password", NULL);
 		dt = util_now_ms() - t0;
 		if (dt < best)
 			best = dt;
@@ -263,7 +288,7 @@ test_pool(void)
 	c.base = event_base_new();
 
 	t_begin("pool: results arrive on the loop");
-	pool = auth_pool_new(c.base, dbpath, 2, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 2, 16);
 	t_assert(pool != NULL);
 	c.expect = 4;
 	t_assert(auth_pool_submit(pool, "alice@example.test", "secret",
@@ -284,7 +309,7 @@ test_pool(void)
 
 	t_begin("pool: cancel prevents the callback");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
 	/* One worker, FIFO: when tok[2] is delivered, tok[0] and tok[1] are
 	 * done too, so their callbacks would have run by then. */
 	tok[0] = auth_pool_submit(pool, "alice@example.test", "secret",
@@ -307,7 +332,7 @@ test_pool(void)
 
 	t_begin("pool: free with work pending runs no callback");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
 	for (i = 0; i < 4; i++)
 		t_assert(auth_pool_submit(pool, "alice@example.test", "secret",
 		    test_pool_cb, &c) != 0);
@@ -319,7 +344,7 @@ test_pool(void)
 
 	t_begin("pool: cancel after the result is ready");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
 	tok[0] = auth_pool_submit(pool, "alice@example.test", "secret",
 	    test_pool_cb, &c);
 	tok[1] = auth_pool_submit(pool, "alice@example.test", "secret",
@@ -336,7 +361,7 @@ test_pool(void)
 
 	t_begin("pool: full queue returns 0");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, dbpath, 1, 3);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 3);
 	accepted = 0;
 	for (i = 0; i < 6; i++) {
 		tok[i] = auth_pool_submit(pool, "alice@example.test",
@@ -359,7 +384,8 @@ test_pool(void)
 	t_end();
 
 	t_begin("pool: bad store path fails cleanly");
-	pool = auth_pool_new(c.base, "/nonexistent-dir/x/mail.db", 1, 3);
+	pool = auth_pool_new(c.base, &store_auth_db,
+	    "/nonexistent-dir/x/mail.db", 1, 3);
 	t_assert(pool == NULL);
 	t_end();
 
@@ -390,74 +416,76 @@ test_penalty(void)
 
 	t_begin("penalty: growth and cap");
 	for (i = 0; i < nitems(expect); i++) {
-		t_assert_int(auth_penalty_delay_ms("192.0.2.1"), expect[i]);
-		auth_penalty_fail("192.0.2.1");
+		t_assert_int(auth_penalty_delay_ms(key("192.0.2.1")),
+		    expect[i]);
+		auth_penalty_fail(key("192.0.2.1"));
 	}
 	for (i = 0; i < 50; i++)
-		auth_penalty_fail("192.0.2.1");
-	t_assert_int(auth_penalty_delay_ms("192.0.2.1"), 15000);
-	t_assert_int(auth_penalty_delay_ms("192.0.2.2"), 0);
+		auth_penalty_fail(key("192.0.2.1"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.1")), 15000);
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.2")), 0);
 	t_end();
 
 	t_begin("penalty: success clears");
-	auth_penalty_success("192.0.2.1");
-	t_assert_int(auth_penalty_delay_ms("192.0.2.1"), 0);
-	auth_penalty_success("192.0.2.99");	/* unknown: no-op */
+	auth_penalty_success(key("192.0.2.1"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.1")), 0);
+	auth_penalty_success(key("192.0.2.99"));	/* unknown: no-op */
 	t_end();
 
 	t_begin("penalty: IPv6 counts per /64, other keys hashed");
-	auth_penalty_fail("2001:db8:1:2::1");
-	auth_penalty_fail("2001:db8:1:2:ffff::7");
-	t_assert_int(auth_penalty_delay_ms("2001:db8:1:2::99"), 2000);
-	t_assert_int(auth_penalty_delay_ms("2001:db8:1:3::1"), 0);
-	auth_penalty_fail("unix-socket");
-	t_assert_int(auth_penalty_delay_ms("unix-socket"), 1000);
-	t_assert_int(auth_penalty_delay_ms("unix-socket2"), 0);
+	auth_penalty_fail(key("2001:db8:1:2::1"));
+	auth_penalty_fail(key("2001:db8:1:2:ffff::7"));
+	t_assert_int(auth_penalty_delay_ms(key("2001:db8:1:2::99")), 2000);
+	t_assert_int(auth_penalty_delay_ms(key("2001:db8:1:3::1")), 0);
+	auth_penalty_fail(key("unix-socket"));
+	t_assert_int(auth_penalty_delay_ms(key("unix-socket")), 1000);
+	t_assert_int(auth_penalty_delay_ms(key("unix-socket2")), 0);
 	t_end();
 
 	t_begin("penalty: entries expire after 15 min");
-	auth_penalty_fail("198.51.100.7");
-	auth_penalty_fail("198.51.100.7");
+	auth_penalty_fail(key("198.51.100.7"));
+	auth_penalty_fail(key("198.51.100.7"));
 	test_clock_ms += 14 * 60 * 1000;
-	t_assert_int(auth_penalty_delay_ms("198.51.100.7"), 2000);
-	auth_penalty_fail("198.51.100.7");	/* refreshes */
+	t_assert_int(auth_penalty_delay_ms(key("198.51.100.7")), 2000);
+	auth_penalty_fail(key("198.51.100.7"));	/* refreshes */
 	test_clock_ms += 14 * 60 * 1000;
-	t_assert_int(auth_penalty_delay_ms("198.51.100.7"), 4000);
+	t_assert_int(auth_penalty_delay_ms(key("198.51.100.7")), 4000);
 	test_clock_ms += 60 * 1000 + 1;
-	t_assert_int(auth_penalty_delay_ms("198.51.100.7"), 0);
-	auth_penalty_fail("198.51.100.7");
-	t_assert_int(auth_penalty_delay_ms("198.51.100.7"), 1000);
+	t_assert_int(auth_penalty_delay_ms(key("198.51.100.7")), 0);
+	auth_penalty_fail(key("198.51.100.7"));
+	t_assert_int(auth_penalty_delay_ms(key("198.51.100.7")), 1000);
 	t_end();
 
 	t_begin("penalty: bounded table drops the oldest");
 	auth_penalty_reset();
-	auth_penalty_fail("203.0.113.1");
-	auth_penalty_fail("203.0.113.1");
+	auth_penalty_fail(key("203.0.113.1"));
+	auth_penalty_fail(key("203.0.113.1"));
 	test_clock_ms += 1;
 	for (i = 0; i < 5000; i++) {
 		snprintf(ip, sizeof(ip), "10.%zu.%zu.%zu", i >> 16,
 		    (i >> 8) & 255, i & 255);
-		auth_penalty_fail(ip);
+		auth_penalty_fail(key(ip));
 	}
-	t_assert_int(auth_penalty_delay_ms("203.0.113.1"), 0);
-	t_assert_int(auth_penalty_delay_ms("10.0.0.0"), 0);	/* dropped */
-	t_assert_int(auth_penalty_delay_ms("10.0.19.135"), 1000); /* 4999 */
+	t_assert_int(auth_penalty_delay_ms(key("203.0.113.1")), 0);
+	/* 10.0.0.0 was dropped; 10.0.19.135 is the 4999th. */
+	t_assert_int(auth_penalty_delay_ms(key("10.0.0.0")), 0);
+	t_assert_int(auth_penalty_delay_ms(key("10.0.19.135")), 1000);
 	/* Churn through removals and re-adds. */
 	for (i = 0; i < 5000; i++) {
 		snprintf(ip, sizeof(ip), "10.%zu.%zu.%zu", i >> 16,
 		    (i >> 8) & 255, i & 255);
-		auth_penalty_success(ip);
-		auth_penalty_fail(ip);
-		auth_penalty_fail(ip);
+		auth_penalty_success(key(ip));
+		auth_penalty_fail(key(ip));
+		auth_penalty_fail(key(ip));
 	}
-	t_assert_int(auth_penalty_delay_ms("10.0.19.135"), 2000);
+	t_assert_int(auth_penalty_delay_ms(key("10.0.19.135")), 2000);
 	t_end();
 
 	auth_penalty_set_clock(NULL);
 	auth_penalty_reset();
 }
 
-/* ---- SASL ---- */
+/* ---- base64 ---- */
 
 static void
 test_base64(void)
@@ -521,68 +549,6 @@ test_base64(void)
 	t_end();
 }
 
-#define S(lit) lit, sizeof(lit) - 1
-
-static void
-test_sasl_plain(void)
-{
-	static const struct {
-		const char *raw;
-		size_t len;	/* raw has NULs: explicit length */
-		const char *user, *pass;	/* NULL: rejected */
-	} cases[] = {
-		{ S("\0alice@example.test\0secret"), "alice@example.test",
-		  "secret" },
-		{ S("alice@example.test\0alice@example.test\0pw"),
-		  "alice@example.test", "pw" },
-		{ S("ALICE@example.test\0alice@example.test\0pw"),
-		  "alice@example.test", "pw" },
-		{ S("\0u\0pass word with spaces"), "u",
-		  "pass word with spaces" },
-		{ S("bob@example.test\0alice@example.test\0pw"), NULL, NULL },
-		{ S("\0alice\0"), NULL, NULL },		/* empty password */
-		{ S("\0\0secret"), NULL, NULL },	/* empty authcid */
-		{ S("alice\0secret"), NULL, NULL },	/* one NUL */
-		{ S("alicesecret"), NULL, NULL },	/* no NUL */
-		{ S("\0alice\0sec\0ret"), NULL, NULL },	/* three NULs */
-		{ S(""), NULL, NULL },
-		{ S("\0\xff\xfe\0secret"), NULL, NULL },	/* bad UTF-8 */
-		{ S("\0j\xc3\xbcrgen\0secret"), "j\xc3\xbcrgen", "secret" },
-	};
-	char *b64, *user, *pass;
-	size_t i;
-
-	t_begin("sasl plain: decode table");
-	for (i = 0; i < nitems(cases); i++) {
-		b64 = auth_base64_encode(cases[i].raw, cases[i].len);
-		user = pass = (char *)1;
-		if (cases[i].user == NULL) {
-			t_assert_int(auth_sasl_plain_decode(b64, &user, &pass),
-			    -1);
-			t_assert(user == NULL && pass == NULL);
-			if (user != NULL && user != (char *)1)
-				fprintf(stderr, "case %zu accepted\n", i);
-		} else {
-			t_assert_int(auth_sasl_plain_decode(b64, &user, &pass),
-			    0);
-			t_assert_str(user, cases[i].user);
-			t_assert_str(pass, cases[i].pass);
-			free(user);
-			auth_wipe_free(pass);
-		}
-		free(b64);
-	}
-	t_end();
-
-	t_begin("sasl plain: malformed base64");
-	t_assert_int(auth_sasl_plain_decode("AGFsaWNlAHNlY3JldA", &user, &pass),
-	    -1);
-	t_assert_int(auth_sasl_plain_decode("*", &user, &pass), -1);
-	t_assert_int(auth_sasl_plain_decode("=", &user, &pass), -1);
-	t_assert_int(auth_sasl_plain_decode("", &user, &pass), -1);
-	t_end();
-}
-
 int
 main(void)
 {
@@ -592,7 +558,6 @@ main(void)
 	log_init("test_auth", 1, LOG_LVL_WARN);
 	test_hash();
 	test_base64();
-	test_sasl_plain();
 	test_penalty();
 
 	st = test_store();

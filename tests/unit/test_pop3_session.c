@@ -2,7 +2,8 @@
  * Unit test of pop3d's state machine without sockets: session.c and
  * commands.c are driven through a fake conn (defined here, so conn.o is
  * never linked) that records the replies, a fake auth pool that the test
- * completes by hand, and a real store in a temporary file.
+ * completes by hand (auth.c is replaced; the SASL engine, sasl.c, is the
+ * real one), and a real store in a temporary file.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,17 @@ const char *conn_peer_ip(struct conn *c) { return "192.0.2.1"; }
 bool conn_peer_is_loopback(struct conn *c) { return true; }
 size_t conn_bytes_out(struct conn *c) { return c->outlen; }
 
+/* Records that the line was wiped (and wipes it). */
+static unsigned wiped_lines;
+
+void
+conn_wipe_line(struct conn *c)
+{
+	if (c->line != NULL)
+		sodium_memzero(c->line, strlen(c->line));
+	wiped_lines++;
+}
+
 int
 conn_starttls(struct conn *c, struct tls_ctx *ctx)
 {
@@ -140,9 +152,18 @@ auth_pool_submit(struct auth_pool *pool, const char *address,
 }
 
 void auth_pool_cancel(struct auth_pool *pool, uint64_t token) { auth_cb = NULL; }
-unsigned auth_penalty_delay_ms(const char *ip) { return 0; }
-void auth_penalty_fail(const char *ip) { }
-void auth_penalty_success(const char *ip) { }
+unsigned auth_penalty_delay_ms(const struct client_key *k) { return 0; }
+void auth_penalty_fail(const struct client_key *k) { }
+void auth_penalty_success(const struct client_key *k) { }
+void auth_wipe(void *p, size_t n) { sodium_memzero(p, n); }
+
+void
+auth_wipe_free(char *s)
+{
+	if (s != NULL)
+		sodium_memzero(s, strlen(s));
+	free(s);
+}
 
 char *
 auth_base64_decode(const char *b64, size_t *len_r)
@@ -157,26 +178,6 @@ auth_base64_decode(const char *b64, size_t *len_r)
 	}
 	bin[*len_r] = '\0';
 	return (char *)bin;
-}
-
-int
-auth_sasl_plain_decode(const char *b64, char **user_r, char **password_r)
-{
-	size_t len;
-	char *d = auth_base64_decode(b64, &len), *u, *p;
-
-	if (d == NULL)
-		return -1;
-	u = memchr(d, '\0', len);
-	if (u == NULL || (p = memchr(u + 1, '\0', len - (size_t)(u + 1 - d)))
-	    == NULL) {
-		free(d);
-		return -1;
-	}
-	*user_r = xstrdup(u + 1);
-	*password_r = xstrndup(p + 1, len - (size_t)(p + 1 - d));
-	free(d);
-	return 0;
 }
 
 /* ---- helpers ---- */
@@ -324,11 +325,35 @@ main(void)
 	t_assert_str(auth_pass, "wrong");
 	finish_auth(AUTH_FAIL);
 	t_assert_str(take(), "-ERR [AUTH] Authentication failed.\r\n");
+	wiped_lines = 0;
 	feed("AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\nc2VjcmV0\r\n");
 	t_assert_str(take(), "+ UGFzc3dvcmQ6\r\n");
 	t_assert_str(auth_pass, "secret");
+	/* Both lines (AUTH with the user, the password) were wiped. */
+	t_assert_int(wiped_lines, 2);
 	finish_auth(AUTH_OK);
 	t_assert_str(take(), "+OK Logged in.\r\n");
+	t_end();
+
+	t_begin("AUTH: one SASL rule for both daemons");
+	pop3_session_accept(&srv, -1, false);
+	s = srv.sessions;
+	take();
+	/* "=" (empty) as the LOGIN user, and "*" as initial response. */
+	feed("AUTH LOGIN =\r\nAUTH PLAIN *\r\n");
+	t_assert_str(take(), "-ERR [AUTH] Invalid SASL response.\r\n"
+	    "-ERR Authentication aborted by client.\r\n");
+	/* An empty LOGIN password. */
+	feed("AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\n\r\n");
+	t_assert_str(take(), "+ UGFzc3dvcmQ6\r\n"
+	    "-ERR [AUTH] Invalid SASL response.\r\n");
+	/* A different authzid. */
+	feed("AUTH PLAIN Ym9iQGV4YW1wbGUudGVzdABhbGljZUBleGFtcGxlLnRlc3QAcHc="
+	    "\r\n");
+	t_assert_str(take(), "-ERR [AUTH] Invalid SASL response.\r\n");
+	t_assert(auth_cb == NULL);
+	pop3_session_free(s, "test");
+	s = srv.sessions;
 	t_end();
 
 	t_begin("lock_session: second login IN-USE");

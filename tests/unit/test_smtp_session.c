@@ -3,14 +3,18 @@
  * of a socketpair, driven by writing command bytes to the other end and
  * running the event loop. Checks the dispatcher (500/501/503), replies in
  * pipelined order, the input modes (refused BDAT skips its chunk), the
- * error limit, and the EHLO keywords of an MX listener without TLS.
+ * error limit, the EHLO keywords of an MX listener without TLS, and the
+ * per-client limits (sessions, connect rate) keyed by the client key: the
+ * exact IPv4 address, the IPv6 /64.
  */
 #include "common/ipcount.h"
 #include "smtpd/smtpd.h"
 #include "t.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -91,6 +95,111 @@ stop(void)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		poll(NULL, 0, 1);
 	}
+}
+
+/* A session whose peer address is ip; returns our end after its first
+ * reply, copied into first (NUL-terminated). */
+static int
+accept_from(const char *ip, char *first, size_t size)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	uint64_t deadline = util_now_ms() + 2000;
+	size_t n = 0;
+	ssize_t r;
+	int sv[2];
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	else
+		abort();
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		abort();
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	smtp_session_accept(&lst, sv[1], (struct sockaddr *)&ss,
+	    ss.ss_family == AF_INET ? sizeof(*s4) : sizeof(*s6));
+	first[0] = '\0';
+	while (strchr(first, '\n') == NULL && util_now_ms() < deadline) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		r = read(sv[0], first + n, size - 1 - n);
+		if (r > 0) {
+			n += (size_t)r;
+			first[n] = '\0';
+		} else {
+			poll(NULL, 0, 1);
+		}
+	}
+	return sv[0];
+}
+
+/* Close our ends and let the sessions free themselves. */
+static void
+hang_up(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	for (int i = 0; i < 50 && srv.nsessions > 0; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		poll(NULL, 0, 1);
+	}
+}
+
+static const char busy[] = "421 4.7.0 mx.test Error: too many connections, "
+    "try again later\r\n";
+static const char hello[] = "220 mx.test ESMTP carteiro\r\n";
+
+static void
+test_client_key_limits(void)
+{
+	char r[256];
+	int fds[8];
+	size_t n = 0;
+
+	t_begin("max_clients_per_ip: one IPv6 /64 is one client");
+	cfg.smtpd.max_clients_per_ip = 1;
+	fds[n++] = accept_from("2001:db8:1:2::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("2001:db8:1:2:ffff::9", r, sizeof(r));
+	t_assert_str(r, busy);
+	fds[n++] = accept_from("2001:db8:1:3::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("192.0.2.1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("192.0.2.2", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("::ffff:192.0.2.2", r, sizeof(r));
+	t_assert_str(r, busy);
+	hang_up(fds, n);
+	n = 0;
+	t_assert_int(srv.nsessions, 0);
+	cfg.smtpd.max_clients_per_ip = 10;
+	t_end();
+
+	t_begin("max_connect_rate_per_ip: one IPv6 /64 is one client");
+	cfg.smtpd.max_connect_rate_per_ip = 1;
+	fds[n++] = accept_from("2001:db8:7:8::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	hang_up(fds, n);
+	n = 0;
+	/* Gone, but counted: another address of the /64 is over the rate. */
+	fds[n++] = accept_from("2001:db8:7:8:1::1", r, sizeof(r));
+	t_assert_str(r, busy);
+	fds[n++] = accept_from("2001:db8:7:9::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("198.51.100.1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("198.51.100.2", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("198.51.100.1", r, sizeof(r));
+	t_assert_str(r, busy);
+	hang_up(fds, n);
+	t_assert_int(srv.nsessions, 0);
+	cfg.smtpd.max_connect_rate_per_ip = 0;
+	t_end();
 }
 
 int
@@ -203,6 +312,8 @@ main(void)
 	t_end();
 	stop();
 	t_assert_int(srv.nsessions, 0);
+
+	test_client_key_limits();
 
 	smtp_session_free_all(&srv);
 	ipcount_free(srv.ipcount);
