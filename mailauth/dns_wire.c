@@ -3,7 +3,7 @@
  * one type in the answer section as text, the section's smallest TTL,
  * and the negative-caching TTL of an SOA in the authority section
  * (RFC 2308). c-ares only carries the bytes; reading them here keeps
- * ares.h in one file and gives the TTLs of every record type.
+ * the c-ares header in dns.c alone and gives every record type's TTL.
  */
 #include "mailauth/dns_int.h"
 #include "common/util.h"
