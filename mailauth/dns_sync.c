@@ -33,6 +33,9 @@ struct dns_sync {
 	size_t n;
 };
 
+/* dns_threads_init() ran: libevent locks bases made from now on. */
+static bool dns_threads_on;
+
 static void dns_sync_start(evutil_socket_t, short, void *);
 static void dns_sync_answer(enum dns_status, const char *const *, size_t,
     void *);
@@ -40,7 +43,10 @@ static void dns_sync_answer(enum dns_status, const char *const *, size_t,
 int
 dns_threads_init(void)
 {
-	return evthread_use_pthreads();
+	if (evthread_use_pthreads() != 0)
+		return -1;
+	dns_threads_on = true;
+	return 0;
 }
 
 void
@@ -48,9 +54,9 @@ dns_sync_init(struct dns *d)
 {
 	d->loop_thread = pthread_self();
 	pthread_mutex_init(&d->sync_lock, NULL);
-	/* Fails when libevent's thread support is off: then only the
-	 * loop thread (or own-base mode) may ask. */
-	d->notifiable = !d->own_base &&
+	/* Without libevent's thread support only the loop thread (or
+	 * own-base mode) may ask. */
+	d->notifiable = dns_threads_on && !d->own_base &&
 	    evthread_make_base_notifiable(d->base) == 0;
 	d->sync_ev = event_new(d->base, -1, 0, dns_sync_start, d);
 }
