@@ -226,8 +226,8 @@ dkim_privkey_public_b64(const struct dkim_privkey *k, char **b64_r)
 	if (gnutls_pubkey_import_privkey(pub, k->key, 0, 0) < 0)
 		goto out;
 	if (k->alg == DKIM_ALG_ED25519) {
-		if (gnutls_pubkey_export_ecc_raw2(pub, &curve, &d, NULL, 0) < 0 ||
-		    curve != GNUTLS_ECC_CURVE_ED25519 ||
+		if (gnutls_pubkey_export_ecc_raw2(pub, &curve, &d, NULL,
+		    0) < 0 || curve != GNUTLS_ECC_CURVE_ED25519 ||
 		    d.size != DKIM_ED25519_LEN)
 			goto out;
 	} else if (gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &d) < 0)

@@ -30,14 +30,14 @@ struct dns_rr {
 
 struct dns {
 	struct event_base *base;
-	bool own_base;			/* base made by dns_new (carteiroctl) */
+	bool own_base;			/* base made by dns_new */
 	char *view;			/* resolver string: the cache key's
 					 * first part ("" = system) */
 	void *channel;			/* ares_channel, dns.c only */
 	struct event *timer;
 	struct dns_sock *socks;
 	struct dns_req *reqs;
-	struct dns_call *hits;		/* cache answers not yet delivered */
+	struct dns_call *hits;		/* cache hits not yet delivered */
 	bool destroying;
 	/* dns_sync.c: requests posted by worker threads. */
 	pthread_t loop_thread;

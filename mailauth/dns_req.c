@@ -113,7 +113,7 @@ void
 dns_cancel(struct dns_req *req)
 {
 	if (req == NULL || req->in_cb)
-		return;		/* inside its own callback: freed after it */
+		return;	/* inside its own callback: freed after it */
 	/* A query still holds req as its callback argument: let the last
 	 * answer free it. */
 	if (req->pending > 0) {

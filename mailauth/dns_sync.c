@@ -21,7 +21,7 @@
 /* One blocking query. Owned by the waiting thread (on its stack); the
  * loop touches it only under d->sync_lock until it sets done. */
 struct dns_sync {
-	struct dns_sync *next;		/* d->sync_queue or d->sync_active */
+	struct dns_sync *next;	/* d->sync_queue or d->sync_active */
 	struct dns *d;
 	enum dns_type type;
 	const char *name;		/* the caller's */

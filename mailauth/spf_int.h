@@ -18,7 +18,7 @@
 /* One spf_check(): the client, the counters (4.6.4), the reason. */
 struct spf_ctx {
 	const struct spf_request *req;
-	int family;			/* 4 or 6: req->ip (v4-mapped is 4) */
+	int family;			/* 4 or 6 (v4-mapped is 4) */
 	unsigned char ip[16];
 	unsigned lookups;
 	unsigned voids;

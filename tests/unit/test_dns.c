@@ -289,105 +289,87 @@ lookup_a(struct dns *d, const char *name, char *text, size_t size)
 	return r.st;
 }
 
+/*
+ * name's answer (status st) is asked once, served from the cache until
+ * secs seconds have passed, and asked again after that: queries are
+ * counted at the fake server.
+ */
+static void
+assert_cached_for(struct dns *d, const char *name, enum dns_status st,
+    unsigned secs)
+{
+	char text[64];
+	unsigned q = fdns.queries;
+
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	dns_cache_advance(secs - 1);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 1);
+	dns_cache_advance(2);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 2);
+}
+
+/* name is asked every time. */
+static void
+assert_not_cached(struct dns *d, const char *name, enum dns_status st)
+{
+	char text[64];
+	unsigned q = fdns.queries;
+
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 2);
+}
+
 static void
 test_ttl(struct dns *d)
 {
 	char text[64];
-	unsigned q;
 
 	dns_cache_flush();
 	t_begin("dns cache: TTL 1 is asked again once it expired");
-	q = fdns.queries;
 	t_assert_int(lookup_a(d, "ttl1.test", text, sizeof(text)), DNS_OK);
 	t_assert_str(text, "127.0.0.11");
-	t_assert_int(lookup_a(d, "ttl1.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 1);
 	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "ttl1.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "ttl1.test", DNS_OK, 1);
 	t_end();
 
 	t_begin("dns cache: TTL 300 is served from the cache for 300 s");
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "ttl300.test", text, sizeof(text)), DNS_OK);
-	dns_cache_advance(299);
-	t_assert_int(lookup_a(d, "ttl300.test", text, sizeof(text)), DNS_OK);
-	t_assert_str(text, "127.0.0.12");
-	t_assert_int(fdns.queries, q + 1);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "ttl300.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "ttl300.test", DNS_OK, 300);
 	t_end();
 
 	t_begin("dns cache: a long TTL is capped");
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "day.test", text, sizeof(text)), DNS_OK);
-	dns_cache_advance(DNS_CACHE_POS_MAX - 1);
-	t_assert_int(lookup_a(d, "day.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 1);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "day.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "day.test", DNS_OK, DNS_CACHE_POS_MAX);
 	t_end();
 
 	t_begin("dns cache: TTL 0 (and 2^31, RFC 2181 8) is not cached");
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "zero.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(lookup_a(d, "zero.test", text, sizeof(text)), DNS_OK);
-	t_assert_int(fdns.queries, q + 2);
+	assert_not_cached(d, "zero.test", DNS_OK);
 	t_end();
 
 	t_begin("dns cache: negative answers live for the SOA minimum");
 	fdns.soa_ttl = 3600;
 	fdns.soa_min = 5;
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "gone1.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	dns_cache_advance(4);
-	t_assert_int(lookup_a(d, "gone1.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(fdns.queries, q + 1);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "gone1.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "gone1.test", DNS_NXDOMAIN, 5);
 	/* NODATA the same; the SOA's own TTL when it is smaller. */
 	fdns.soa_ttl = 3;
 	fdns.soa_min = 600;
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "v6.test", text, sizeof(text)), DNS_NODATA);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "v6.test", text, sizeof(text)), DNS_NODATA);
-	t_assert_int(fdns.queries, q + 1);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "v6.test", text, sizeof(text)), DNS_NODATA);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "v6.test", DNS_NODATA, 3);
 	t_end();
 
 	t_begin("dns cache: negative caching is capped");
 	fdns.soa_ttl = 86400;
 	fdns.soa_min = 86400;
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "gone2.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	dns_cache_advance(DNS_CACHE_NEG_MAX - 1);
-	t_assert_int(lookup_a(d, "gone2.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(fdns.queries, q + 1);
-	dns_cache_advance(2);
-	t_assert_int(lookup_a(d, "gone2.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(fdns.queries, q + 2);
+	assert_cached_for(d, "gone2.test", DNS_NXDOMAIN, DNS_CACHE_NEG_MAX);
 	t_end();
 
 	t_begin("dns cache: a negative answer without SOA is not cached");
 	fdns.soa_ttl = fdns.soa_min = 0;
-	q = fdns.queries;
-	t_assert_int(lookup_a(d, "gone3.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(lookup_a(d, "gone3.test", text, sizeof(text)),
-	    DNS_NXDOMAIN);
-	t_assert_int(fdns.queries, q + 2);
+	assert_not_cached(d, "gone3.test", DNS_NXDOMAIN);
+	t_end();
+
+	t_begin("dns cache: temporary failures are not cached");
+	assert_not_cached(d, "fail.test", DNS_TEMPFAIL);
 	t_end();
 	fdns.soa_ttl = fdns.soa_min = 60;
 }
