@@ -66,7 +66,8 @@ dkim_parse_sigs(struct dkim_msg *m)
 		if (f->namelen != 14 ||
 		    strncasecmp(m->hdr + f->off, "DKIM-Signature", 14) != 0)
 			continue;
-		const char *v = (const char *)memchr(m->hdr + f->off, ':', f->len) + 1;
+		const char *v = (const char *)memchr(m->hdr + f->off, ':',
+		    f->len) + 1;
 		size_t vlen = f->len - (size_t)(v - (m->hdr + f->off));
 		struct dkim_sig s = { .field = i };
 		s.d = dkim_tag(v, vlen, "d");
@@ -140,7 +141,8 @@ dkim_verify(struct dkim_msg *m, size_t i, const char *txt,
 		char *slash = strchr(s->c, '/');
 		size_t hl = slash ? (size_t)(slash - s->c) : strlen(s->c);
 		hrelaxed = hl == 7 && strncmp(s->c, "relaxed", 7) == 0;
-		if (!hrelaxed && !(hl == 6 && strncmp(s->c, "simple", 6) == 0)) {
+		if (!hrelaxed &&
+		    !(hl == 6 && strncmp(s->c, "simple", 6) == 0)) {
 			*why_r = "unsupported canonicalization";
 			return DKIM_NEUTRAL;
 		}

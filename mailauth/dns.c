@@ -197,7 +197,8 @@ dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 		}
 		return;
 	}
-	what = EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+	what = EV_PERSIST | (readable ? EV_READ : 0) |
+	    (writable ? EV_WRITE : 0);
 	if (s == NULL) {
 		s = xcalloc(1, sizeof(*s));
 		s->fd = fd;

@@ -23,7 +23,7 @@ enum dns_status {
 	DNS_OK,
 	DNS_NXDOMAIN,		/* the name does not exist: permanent */
 	DNS_NODATA,		/* the name exists, no record of that type */
-	DNS_TEMPFAIL,		/* SERVFAIL, timeout, refused, ...: retry later */
+	DNS_TEMPFAIL,		/* SERVFAIL, timeout, refused: retry later */
 	DNS_NULLMX,		/* MX lookup only: RFC 7505 "0 ." */
 	DNS_STATUS_COUNT
 };

@@ -55,7 +55,7 @@ typedef enum spf_dns_status spf_lookup_fn(void *ctx, enum spf_qtype type,
 spf_lookup_fn spf_lookup_dns;
 
 struct spf_request {
-	const char *ip;		/* client address, "192.0.2.1" or "2001:db8::1" */
+	const char *ip;		/* client, "192.0.2.1" or "2001:db8::1" */
 	const char *sender;	/* MAIL FROM address; "" for <> */
 	const char *helo;	/* HELO/EHLO name */
 	const char *receiver;	/* our hostname, for %{r} */

@@ -112,9 +112,14 @@ spf_expand(const struct spf_request *req, const char *domain,
 			continue;
 		}
 		p++;
-		if (*p == '%') { spf_append(&out, &len, &cap, "%", 1); p++; continue; }
-		if (*p == '_') { spf_append(&out, &len, &cap, " ", 1); p++; continue; }
-		if (*p == '-') { spf_append(&out, &len, &cap, "%20", 3); p++; continue; }
+		/* 7.1: "%%", "%_", "%-" */
+		const char *lit = *p == '%' ? "%" : *p == '_' ? " " :
+		    *p == '-' ? "%20" : NULL;
+		if (lit != NULL) {
+			spf_append(&out, &len, &cap, lit, strlen(lit));
+			p++;
+			continue;
+		}
 		if (*p != '{')
 			goto bad;
 		p++;
