@@ -2,9 +2,10 @@
  * The DNS module's transport (dns.h): c-ares on libevent. The channel's
  * sockets are watched through the sock_state callback, its
  * retransmissions by one timer re-armed from ares_timeout() after every
- * activity. dns_call() is the one query every request goes through: the
- * cache first (dns_cache.c), then c-ares; the answer is parsed by
- * dns_wire.c and cached for its TTL. The only file that includes ares.h.
+ * activity; handles with the same base and settings share one channel.
+ * dns_call() is the one query every request goes through: the cache
+ * first (dns_cache.c), then c-ares; the answer is parsed by dns_wire.c
+ * and cached for its TTL. The only file that includes ares.h.
  * Does not own: the typed requests (dns_req.c), the blocking entry point
  * (dns_sync.c).
  */
@@ -21,13 +22,32 @@
 struct dns_sock {
 	ares_socket_t fd;
 	struct event *ev;
-	struct dns *d;
+	struct dns_resolver *r;
 	struct dns_sock *next;
+};
+
+/*
+ * One c-ares channel on one event base, shared by every handle made with
+ * the same base, server, timeout and tries (the daemon's DNSBL and
+ * inbound checks, and the relay, get one resolver). Loop thread only.
+ */
+struct dns_resolver {
+	struct dns_resolver *next;	/* dns_resolvers */
+	unsigned refs;			/* handles */
+	struct event_base *base;
+	bool own_base;			/* never shared */
+	char *view;			/* resolver string, "" = system */
+	int timeout_ms, tries;
+	ares_channel channel;
+	struct event *timer;
+	struct dns_sock *socks;
+	bool destroying;
 };
 
 /* One query through the cache (answered by c-ares or the cache). */
 struct dns_call {
-	struct dns *d;
+	struct dns_resolver *r;
+	struct dns *d;			/* NULL: orphaned by dns_free */
 	dns_call_cb *cb;
 	void *arg;
 	char *name;			/* lower case */
@@ -37,15 +57,18 @@ struct dns_call {
 	enum dns_status st;
 	struct dns_rr *rr;
 	size_t n;
-	struct dns_call *prev, *next;	/* d->hits */
+	struct dns_call *prev, *next;	/* d->calls */
 };
+
+static struct dns_resolver *dns_resolvers;	/* shareable, live */
 
 static void dns_sock_state(void *, ares_socket_t, int, int);
 static void dns_sock_event(evutil_socket_t, short, void *);
 static void dns_timer_event(evutil_socket_t, short, void *);
-static void dns_rearm(struct dns *);
+static void dns_rearm(struct dns_resolver *);
 static void dns_call_answer(void *, int, int, unsigned char *, int);
 static void dns_call_hit(evutil_socket_t, short, void *);
+static void dns_call_unlink(struct dns_call *);
 static void dns_call_free(struct dns_call *);
 
 static const char *const dns_status_names[DNS_STATUS_COUNT] = {
@@ -85,15 +108,15 @@ dns_type_code(enum dns_type type)
 	return type < DNS_TYPE_COUNT ? dns_types[type].code : 0;
 }
 
-struct dns *
-dns_new(struct event_base *base, const char *resolver, int timeout_ms,
+/* A new channel; base NULL: on a base of its own. NULL and *error_r. */
+static struct dns_resolver *
+dns_resolver_new(struct event_base *base, const char *view, int timeout_ms,
     int tries, const char **error_r)
 {
 	static pthread_mutex_t lib_lock = PTHREAD_MUTEX_INITIALIZER;
 	static bool lib_init;
 	struct ares_options opts;
-	ares_channel ch;
-	struct dns *d;
+	struct dns_resolver *r;
 	int rc, mask;
 
 	pthread_mutex_lock(&lib_lock);
@@ -104,43 +127,104 @@ dns_new(struct event_base *base, const char *resolver, int timeout_ms,
 		*error_r = "ares_library_init failed";
 		return NULL;
 	}
-	d = xcalloc(1, sizeof(*d));
+	r = xcalloc(1, sizeof(*r));
 	memset(&opts, 0, sizeof(opts));
 	opts.sock_state_cb = dns_sock_state;
-	opts.sock_state_cb_data = d;
-	opts.timeout = timeout_ms > 0 ? timeout_ms : 2000;
-	opts.tries = tries > 0 ? tries : 2;
+	opts.sock_state_cb_data = r;
+	opts.timeout = timeout_ms;
+	opts.tries = tries;
 	/* Names we ask for are always fully qualified: no search list. */
 	opts.flags = ARES_FLAG_NOSEARCH;
 	opts.ndomains = 0;
 	mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
 	    ARES_OPT_FLAGS | ARES_OPT_DOMAINS;
-	rc = ares_init_options(&ch, &opts, mask);
+	rc = ares_init_options(&r->channel, &opts, mask);
 	if (rc != ARES_SUCCESS) {
 		*error_r = ares_strerror(rc);
-		free(d);
+		free(r);
 		return NULL;
 	}
-	if (resolver != NULL && resolver[0] != '\0' &&
-	    ares_set_servers_ports_csv(ch, resolver) != ARES_SUCCESS) {
+	if (view[0] != '\0' &&
+	    ares_set_servers_ports_csv(r->channel, view) != ARES_SUCCESS) {
 		*error_r = "bad [relay] resolver address";
-		ares_destroy(ch);
-		free(d);
+		ares_destroy(r->channel);
+		free(r);
 		return NULL;
 	}
 	if (base == NULL) {
 		if ((base = event_base_new()) == NULL) {
 			*error_r = "event_base_new failed";
-			ares_destroy(ch);
-			free(d);
+			ares_destroy(r->channel);
+			free(r);
 			return NULL;
 		}
-		d->own_base = true;
+		r->own_base = true;
 	}
-	d->channel = ch;
-	d->base = base;
-	d->view = xstrdup(resolver != NULL ? resolver : "");
-	d->timer = evtimer_new(base, dns_timer_event, d);
+	r->base = base;
+	r->view = xstrdup(view);
+	r->timeout_ms = timeout_ms;
+	r->tries = tries;
+	r->timer = evtimer_new(base, dns_timer_event, r);
+	return r;
+}
+
+/* The last handle is gone. */
+static void
+dns_resolver_free(struct dns_resolver *r)
+{
+	struct dns_resolver **rp;
+	struct dns_sock *s;
+
+	for (rp = &dns_resolvers; *rp != NULL; rp = &(*rp)->next)
+		if (*rp == r) {
+			*rp = r->next;
+			break;
+		}
+	r->destroying = true;
+	/* Runs every outstanding c-ares callback (orphans by now) with
+	 * ARES_EDESTRUCTION. */
+	ares_destroy(r->channel);
+	while ((s = r->socks) != NULL) {
+		r->socks = s->next;
+		event_free(s->ev);
+		free(s);
+	}
+	event_free(r->timer);
+	if (r->own_base)
+		event_base_free(r->base);
+	free(r->view);
+	free(r);
+}
+
+struct dns *
+dns_new(struct event_base *base, const char *resolver, int timeout_ms,
+    int tries, const char **error_r)
+{
+	const char *view = resolver != NULL ? resolver : "";
+	struct dns_resolver *r = NULL;
+	struct dns *d;
+
+	timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+	tries = tries > 0 ? tries : 2;
+	for (r = base != NULL ? dns_resolvers : NULL; r != NULL; r = r->next)
+		if (r->base == base && r->timeout_ms == timeout_ms &&
+		    r->tries == tries && strcmp(r->view, view) == 0)
+			break;
+	if (r == NULL) {
+		r = dns_resolver_new(base, view, timeout_ms, tries, error_r);
+		if (r == NULL)
+			return NULL;
+		if (!r->own_base) {
+			r->next = dns_resolvers;
+			dns_resolvers = r;
+		}
+	}
+	r->refs++;
+	d = xcalloc(1, sizeof(*d));
+	d->res = r;
+	d->base = r->base;
+	d->own_base = r->own_base;
+	d->view = r->view;
 	dns_sync_init(d);
 	return d;
 }
@@ -148,45 +232,38 @@ dns_new(struct event_base *base, const char *resolver, int timeout_ms,
 void
 dns_free(struct dns *d)
 {
-	struct dns_sock *s;
+	struct dns_call *c;
 
 	if (d == NULL)
 		return;
 	/* Waiting worker threads first: their requests are cancelled. */
 	dns_sync_fini(d);
 	d->destroying = true;
-	/* Runs every outstanding c-ares callback with ARES_EDESTRUCTION. */
-	ares_destroy(d->channel);
-	/* Cache answers not delivered yet: the same, so that per-query
-	 * state (e.g. dns_addr's halves) is released. */
-	while (d->hits != NULL) {
-		struct dns_call *c = d->hits;
-
+	/* Every query in flight answers now (TEMPFAIL), so per-query state
+	 * (e.g. dns_addr's halves) is released; the requests see
+	 * d->destroying and wait to be freed below. A query still on the
+	 * wire is orphaned: c-ares' answer only fills the cache. */
+	while ((c = d->calls) != NULL) {
+		dns_call_unlink(c);
 		c->cb(c->arg, DNS_TEMPFAIL, NULL, 0);
-		dns_call_free(c);
+		if (c->ev != NULL)
+			dns_call_free(c);
 	}
 	while (d->reqs != NULL)
 		dns_req_free(d->reqs);
-	while ((s = d->socks) != NULL) {
-		d->socks = s->next;
-		event_free(s->ev);
-		free(s);
-	}
-	event_free(d->timer);
-	if (d->own_base)
-		event_base_free(d->base);
-	free(d->view);
+	if (--d->res->refs == 0)
+		dns_resolver_free(d->res);
 	free(d);
 }
 
 static void
 dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct dns *d = data;
+	struct dns_resolver *r = data;
 	struct dns_sock *s, **sp;
 	short what;
 
-	for (sp = &d->socks; (s = *sp) != NULL; sp = &s->next)
+	for (sp = &r->socks; (s = *sp) != NULL; sp = &s->next)
 		if (s->fd == fd)
 			break;
 	if (!readable && !writable) {
@@ -202,12 +279,12 @@ dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	if (s == NULL) {
 		s = xcalloc(1, sizeof(*s));
 		s->fd = fd;
-		s->d = d;
-		s->next = d->socks;
-		d->socks = s;
+		s->r = r;
+		s->next = r->socks;
+		r->socks = s;
 	} else
 		event_free(s->ev);
-	s->ev = event_new(d->base, fd, what, dns_sock_event, s);
+	s->ev = event_new(r->base, fd, what, dns_sock_event, s);
 	event_add(s->ev, NULL);
 }
 
@@ -215,37 +292,37 @@ static void
 dns_sock_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_sock *s = arg;
-	struct dns *d = s->d;
+	struct dns_resolver *r = s->r;
 
 	/* s may be freed inside ares_process_fd (socket closed). */
-	ares_process_fd(d->channel,
+	ares_process_fd(r->channel,
 	    (what & EV_READ) ? fd : ARES_SOCKET_BAD,
 	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	dns_rearm(d);
+	dns_rearm(r);
 }
 
 static void
 dns_timer_event(evutil_socket_t fd, short what, void *arg)
 {
-	struct dns *d = arg;
+	struct dns_resolver *r = arg;
 
-	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	dns_rearm(d);
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(r);
 }
 
 static void
-dns_rearm(struct dns *d)
+dns_rearm(struct dns_resolver *r)
 {
 	struct timeval tv, *tvp;
 
-	if (d->destroying)
+	if (r->destroying)
 		return;
-	tvp = ares_timeout(d->channel, NULL, &tv);
+	tvp = ares_timeout(r->channel, NULL, &tv);
 	if (tvp == NULL) {
-		evtimer_del(d->timer);
+		evtimer_del(r->timer);
 		return;
 	}
-	evtimer_add(d->timer, tvp);
+	evtimer_add(r->timer, tvp);
 }
 
 void
@@ -255,24 +332,25 @@ dns_call(struct dns *d, const char *name, enum dns_type type,
 	struct dns_call *c;
 
 	c = xcalloc(1, sizeof(*c));
+	c->r = d->res;
 	c->d = d;
 	c->cb = cb;
 	c->arg = arg;
 	c->name = util_strlower(xstrdup(name));
 	c->type = type;
+	c->next = d->calls;
+	if (d->calls != NULL)
+		d->calls->prev = c;
+	d->calls = c;
 	if (dns_cache_get(d->view, c->name, type, &c->st, &c->rr, &c->n)) {
 		/* Delivered from the loop like any answer. */
 		c->ev = event_new(d->base, -1, 0, dns_call_hit, c);
-		c->next = d->hits;
-		if (d->hits != NULL)
-			d->hits->prev = c;
-		d->hits = c;
 		event_active(c->ev, EV_TIMEOUT, 1);
 		return;
 	}
-	ares_query(d->channel, c->name, 1 /* IN */, dns_type_code(type),
+	ares_query(c->r->channel, c->name, 1 /* IN */, dns_type_code(type),
 	    dns_call_answer, c);
-	dns_rearm(d);
+	dns_rearm(c->r);
 }
 
 static void
@@ -280,7 +358,6 @@ dns_call_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     int alen)
 {
 	struct dns_call *c = arg;
-	struct dns *d = c->d;
 	uint32_t ttl = 0;
 
 	switch (status) {
@@ -316,10 +393,13 @@ dns_call_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 	}
 	if (c->st != DNS_OK && ttl > DNS_CACHE_NEG_MAX)
 		ttl = DNS_CACHE_NEG_MAX;
-	if (!d->destroying)
-		dns_cache_put(d->view, c->name, c->type, c->st, c->rr, c->n,
+	if (!c->r->destroying)
+		dns_cache_put(c->r->view, c->name, c->type, c->st, c->rr, c->n,
 		    ttl);
-	c->cb(c->arg, c->st, c->rr, c->n);
+	if (c->d != NULL) {
+		dns_call_unlink(c);
+		c->cb(c->arg, c->st, c->rr, c->n);
+	}
 	dns_call_free(c);
 }
 
@@ -328,24 +408,35 @@ dns_call_hit(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_call *c = arg;
 
+	dns_call_unlink(c);
 	c->cb(c->arg, c->st, c->rr, c->n);
 	dns_call_free(c);
+}
+
+/* Off its handle's list; an orphan from then on. */
+static void
+dns_call_unlink(struct dns_call *c)
+{
+	struct dns *d = c->d;
+
+	if (d == NULL)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		d->calls = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	c->d = NULL;
 }
 
 static void
 dns_call_free(struct dns_call *c)
 {
-	struct dns *d = c->d;
-
-	if (c->ev != NULL) {
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else if (d->hits == c)
-			d->hits = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
+	dns_call_unlink(c);
+	if (c->ev != NULL)
 		event_free(c->ev);
-	}
 	dns_rrs_free(c->rr, c->n);
 	free(c->name);
 	free(c);

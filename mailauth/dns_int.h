@@ -28,16 +28,19 @@ struct dns_rr {
 	unsigned pref;
 };
 
+/*
+ * A user's handle on the loop's resolver. Handles made with the same
+ * base and settings share one c-ares channel (struct dns_resolver,
+ * dns.c); each handle owns its requests, so dns_free cancels only its own.
+ */
 struct dns {
-	struct event_base *base;
+	struct dns_resolver *res;	/* shared, counted */
+	struct event_base *base;	/* res's */
 	bool own_base;			/* base made by dns_new */
-	char *view;			/* resolver string: the cache key's
-					 * first part ("" = system) */
-	void *channel;			/* ares_channel, dns.c only */
-	struct event *timer;
-	struct dns_sock *socks;
+	const char *view;		/* res's resolver string: the cache
+					 * key's first part ("" = system) */
 	struct dns_req *reqs;
-	struct dns_call *hits;		/* cache hits not yet delivered */
+	struct dns_call *calls;		/* queries and cache hits in flight */
 	bool destroying;
 	/* dns_sync.c: requests posted by worker threads. */
 	pthread_t loop_thread;

@@ -374,6 +374,49 @@ test_ttl(struct dns *d)
 	fdns.soa_ttl = fdns.soa_min = 60;
 }
 
+/* Handles with the same base and settings share one resolver; freeing
+ * one cancels only its own requests. */
+static void
+test_shared(const char *resolver)
+{
+	const char *err = NULL;
+	struct dns *d1 = dns_new(base, resolver, 300, 1, &err);
+	struct dns *d2 = dns_new(base, resolver, 300, 1, &err);
+	struct dns *d3 = dns_new(base, resolver, 300, 2, &err);
+	struct result r1, r2;
+	unsigned q;
+
+	dns_cache_flush();
+	t_begin("dns handles share one resolver per base and settings");
+	t_assert(d1 != NULL && d2 != NULL && d3 != NULL);
+	t_assert(d1->res == d2->res);
+	t_assert(d1->res != d3->res);
+	t_end();
+
+	t_begin("dns_free of one handle leaves the other's requests");
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	q = fdns.queries;
+	dns_txt(d1, "txt.test", txt_cb, &r1);	/* orphaned on the wire */
+	dns_mx(d2, "two.test", mx_cb, &r2);
+	dns_free(d1);
+	run(&r2);
+	t_assert(!r1.done);
+	t_assert_int(r2.st, DNS_OK);
+	t_assert_str(r2.text, "10:mx1.two.test 20:mx2.two.test 30:mx3.two.test ");
+	/* The orphan's answer still filled the cache. */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	memset(&r2, 0, sizeof(r2));
+	dns_txt(d2, "txt.test", txt_cb, &r2);
+	run(&r2);
+	t_assert_int(r2.st, DNS_OK);
+	t_assert_str(r2.text, "v=spf1 -all");
+	t_assert_int(fdns.queries, q + 2);
+	t_end();
+	dns_free(d2);
+	dns_free(d3);
+}
+
 /* ---- the blocking entry point ---- */
 
 struct sync_job {
@@ -596,6 +639,7 @@ main(void)
 	dns_free(d);
 	/* Let the fake server read what is still in its socket. */
 	event_base_loop(base, EVLOOP_NONBLOCK);
+	test_shared(resolver);
 	/* A second resolver for the thread tests: the first has a request
 	 * pending on purpose (test_txt_cancel). */
 	d = dns_new(base, resolver, 300, 1, &err);
