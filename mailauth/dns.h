@@ -55,13 +55,16 @@ int dns_threads_init(void);
  * timeout_ms / tries: per-server timeout and number of tries (0 = defaults
  * 2000 ms, 2). base NULL: the resolver runs an event_base of its own for
  * the duration of each dns_lookup_sync() call (carteiroctl); then only
- * dns_lookup_sync() may be used, from one thread at a time. NULL and
- * *error_r (static string) on failure.
+ * dns_lookup_sync() may be used, from one thread at a time. Handles made
+ * on one base with the same resolver, timeout and tries share one c-ares
+ * channel (and every handle shares the cache). NULL and *error_r (static
+ * string) on failure.
  */
 struct dns *dns_new(struct event_base *base, const char *resolver,
     int timeout_ms, int tries, const char **error_r);
-/* Cancels every pending request; their callbacks are NOT called. Pending
- * dns_lookup_sync() calls return DNS_TEMPFAIL. On the loop thread. */
+/* Cancels every pending request of this handle; their callbacks are NOT
+ * called. Pending dns_lookup_sync() calls on it return DNS_TEMPFAIL. On
+ * the loop thread. */
 void dns_free(struct dns *d);
 
 /*
