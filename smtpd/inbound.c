@@ -210,7 +210,7 @@ static void
 inbound_work(void *arg, void *ctx)
 {
 	struct inbound_job *j = arg;
-	struct dns *dq = j->in->dns;
+	struct dns *dns = j->in->dns;
 	const char *hostname = j->in->cfg->server.hostname;
 	struct dkim_msg *m = dkim_msg_new();
 	char buf[64 * 1024], tok[256], tok2[256];
@@ -236,12 +236,12 @@ inbound_work(void *arg, void *ctx)
 	/* SPF */
 	struct spf_request sreq = {
 		.ip = j->ip, .sender = j->mail_from, .helo = j->helo,
-		.receiver = hostname, .lookup = dq ? spf_lookup_dns : NULL,
-		.ctx = dq,
+		.receiver = hostname, .lookup = dns ? spf_lookup_dns : NULL,
+		.ctx = dns,
 	};
 	char *spf_domain = NULL;
 	const char *why = NULL;
-	enum spf_result spf = dq ? spf_check(&sreq, &spf_domain, &why) :
+	enum spf_result spf = dns ? spf_check(&sreq, &spf_domain, &why) :
 	    SPF_TEMPERROR;
 	if (spf_domain == NULL)
 		spf_domain = xstrdup(j->helo);
@@ -271,7 +271,7 @@ inbound_work(void *arg, void *ctx)
 		char *name = xasprintf("%s._domainkey.%s", s, d);
 		char **txt = NULL;
 		size_t ntxt = 0;
-		enum dns_status st = dq ? dns_lookup_sync(dq, DNS_T_TXT, name,
+		enum dns_status st = dns ? dns_lookup_sync(dns, DNS_T_TXT, name,
 		    &txt, &ntxt) : DNS_TEMPFAIL;
 		free(name);
 		if (st == DNS_TEMPFAIL) {
@@ -302,11 +302,11 @@ inbound_work(void *arg, void *ctx)
 	size_t nfrom = dkim_msg_header_count(m, "From");
 	char *fromv = nfrom == 1 ? dkim_msg_header_value(m, "From", 0) : NULL;
 	char *from_domain = fromv ? dmarc_from_domain(fromv) : NULL;
-	if (from_domain != NULL && dq != NULL) {
+	if (from_domain != NULL && dns != NULL) {
 		struct dmarc_request dreq = {
 			.from_domain = from_domain, .spf = spf,
 			.spf_domain = spf_domain, .dkim = passed,
-			.ndkim = npassed, .lookup = spf_lookup_dns, .ctx = dq,
+			.ndkim = npassed, .lookup = spf_lookup_dns, .ctx = dns,
 		};
 		struct dmarc_outcome out;
 		dmarc_check(&dreq, &out);

@@ -24,7 +24,7 @@
 #include <strings.h>
 
 struct ctl_check {
-	struct dns *dq;
+	struct dns *dns;
 	const char *domain;
 	const char *hostname;
 	char **ips;		/* the server's addresses */
@@ -90,7 +90,7 @@ ctl_check_mx(struct ctl_check *c)
 {
 	char **mx;
 	size_t n;
-	enum dns_status st = dns_lookup_sync(c->dq, DNS_T_MX, c->domain, &mx,
+	enum dns_status st = dns_lookup_sync(c->dns, DNS_T_MX, c->domain, &mx,
 	    &n);
 	bool ours = false;
 
@@ -118,9 +118,9 @@ ctl_check_host(struct ctl_check *c, const char *given_ip)
 {
 	char **a4 = NULL, **a6 = NULL;
 	size_t n4 = 0, n6 = 0;
-	enum dns_status s4 = dns_lookup_sync(c->dq, DNS_T_A, c->hostname, &a4,
+	enum dns_status s4 = dns_lookup_sync(c->dns, DNS_T_A, c->hostname, &a4,
 	    &n4);
-	enum dns_status s6 = dns_lookup_sync(c->dq, DNS_T_AAAA, c->hostname,
+	enum dns_status s6 = dns_lookup_sync(c->dns, DNS_T_AAAA, c->hostname,
 	    &a6, &n6);
 
 	if (n4 + n6 > 0) {
@@ -192,12 +192,12 @@ ctl_check_ptr(struct ctl_check *c)
 		bool confirmed = false, matches_host = false;
 
 		ctl_check_rev(c->ips[i], rev, sizeof(rev));
-		enum dns_status st = dns_lookup_sync(c->dq, DNS_T_PTR, rev,
+		enum dns_status st = dns_lookup_sync(c->dns, DNS_T_PTR, rev,
 		    &names, &n);
 		for (size_t j = 0; st == DNS_OK && j < n; j++) {
 			char **addrs;
 			size_t na;
-			if (dns_lookup_sync(c->dq, ctl_check_is_v6(c->ips[i]) ?
+			if (dns_lookup_sync(c->dns, ctl_check_is_v6(c->ips[i]) ?
 			    DNS_T_AAAA : DNS_T_A, names[j], &addrs, &na) !=
 			    DNS_OK)
 				continue;
@@ -240,7 +240,7 @@ ctl_check_spf(struct ctl_check *c)
 		struct spf_request req = {
 			.ip = c->ips[i], .sender = sender,
 			.helo = c->hostname, .receiver = c->hostname,
-			.lookup = spf_lookup_dns, .ctx = c->dq,
+			.lookup = spf_lookup_dns, .ctx = c->dns,
 		};
 		const char *why = NULL;
 		enum spf_result r = spf_check(&req, NULL, &why);
@@ -316,7 +316,7 @@ ctl_check_dkim(struct ctl_check *c, const struct ctl *ctl)
 		}
 		name = xasprintf("%s._domainkey.%s", keys[i].selector,
 		    c->domain);
-		enum dns_status st = dns_lookup_sync(c->dq, DNS_T_TXT, name,
+		enum dns_status st = dns_lookup_sync(c->dns, DNS_T_TXT, name,
 		    &txt, &nt);
 		char *wp = ctl_check_dkim_p(want);
 		for (size_t j = 0; st == DNS_OK && j < nt; j++) {
@@ -350,7 +350,7 @@ ctl_check_dmarc(struct ctl_check *c)
 	char *name = xasprintf("_dmarc.%s", c->domain), **txt;
 	size_t n;
 	const char *found = NULL;
-	enum dns_status st = dns_lookup_sync(c->dq, DNS_T_TXT, name, &txt, &n);
+	enum dns_status st = dns_lookup_sync(c->dns, DNS_T_TXT, name, &txt, &n);
 
 	for (size_t i = 0; st == DNS_OK && i < n; i++)
 		if (strncmp(txt[i], "v=DMARC1", 8) == 0)
@@ -387,7 +387,7 @@ ctl_check_dnsbl(struct ctl_check *c, const struct ctl *ctl)
 			*strstr(rev, ctl_check_is_v6(c->ips[i]) ? ".ip6.arpa" :
 			    ".in-addr.arpa") = '\0';
 			name = xasprintf("%s.%s", rev, zones->v[z]);
-			enum dns_status st = dns_lookup_sync(c->dq, DNS_T_A,
+			enum dns_status st = dns_lookup_sync(c->dns, DNS_T_A,
 			    name, &a, &n);
 			if (st == DNS_OK) {
 				ctl_check_line(c, "FAIL", "dnsbl", "%s is listed "
@@ -434,8 +434,8 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	if (ctl_domain_arg(argv[1], &domain) < 0)
 		return 1;
 	/* No loop here: the resolver runs its own for each lookup. */
-	c.dq = dns_new(NULL, ctl->cfg->relay.resolver, 2000, 2, &error);
-	if (c.dq == NULL) {
+	c.dns = dns_new(NULL, ctl->cfg->relay.resolver, 2000, 2, &error);
+	if (c.dns == NULL) {
 		ctl_err("check: cannot set up the resolver: %s", error);
 		free(domain);
 		return 1;
@@ -455,7 +455,7 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < c.nips; i++)
 		free(c.ips[i]);
 	free(c.ips);
-	dns_free(c.dq);
+	dns_free(c.dns);
 	free(domain);
 	return c.fails ? 1 : 0;
 }
