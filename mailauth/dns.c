@@ -60,7 +60,9 @@ struct dns_call {
 	struct dns_call *prev, *next;	/* d->calls */
 };
 
-static struct dns_resolver *dns_resolvers;	/* shareable, live */
+/* The shareable resolvers (not own-base ones), of every loop. */
+static pthread_mutex_t dns_resolvers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dns_resolver *dns_resolvers;
 
 static void dns_sock_state(void *, ares_socket_t, int, int);
 static void dns_sock_event(evutil_socket_t, short, void *);
@@ -168,18 +170,12 @@ dns_resolver_new(struct event_base *base, const char *view, int timeout_ms,
 	return r;
 }
 
-/* The last handle is gone. */
+/* The last handle is gone (and r off dns_resolvers). */
 static void
 dns_resolver_free(struct dns_resolver *r)
 {
-	struct dns_resolver **rp;
 	struct dns_sock *s;
 
-	for (rp = &dns_resolvers; *rp != NULL; rp = &(*rp)->next)
-		if (*rp == r) {
-			*rp = r->next;
-			break;
-		}
 	r->destroying = true;
 	/* Runs every outstanding c-ares callback (orphans by now) with
 	 * ARES_EDESTRUCTION. */
@@ -206,20 +202,23 @@ dns_new(struct event_base *base, const char *resolver, int timeout_ms,
 
 	timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
 	tries = tries > 0 ? tries : 2;
+	pthread_mutex_lock(&dns_resolvers_lock);
 	for (r = base != NULL ? dns_resolvers : NULL; r != NULL; r = r->next)
 		if (r->base == base && r->timeout_ms == timeout_ms &&
 		    r->tries == tries && strcmp(r->view, view) == 0)
 			break;
 	if (r == NULL) {
 		r = dns_resolver_new(base, view, timeout_ms, tries, error_r);
-		if (r == NULL)
-			return NULL;
-		if (!r->own_base) {
+		if (r != NULL && !r->own_base) {
 			r->next = dns_resolvers;
 			dns_resolvers = r;
 		}
 	}
-	r->refs++;
+	if (r != NULL)
+		r->refs++;
+	pthread_mutex_unlock(&dns_resolvers_lock);
+	if (r == NULL)
+		return NULL;
 	d = xcalloc(1, sizeof(*d));
 	d->res = r;
 	d->base = r->base;
@@ -232,7 +231,9 @@ dns_new(struct event_base *base, const char *resolver, int timeout_ms,
 void
 dns_free(struct dns *d)
 {
+	struct dns_resolver **rp;
 	struct dns_call *c;
+	bool last;
 
 	if (d == NULL)
 		return;
@@ -251,7 +252,16 @@ dns_free(struct dns *d)
 	}
 	while (d->reqs != NULL)
 		dns_req_free(d->reqs);
-	if (--d->res->refs == 0)
+	pthread_mutex_lock(&dns_resolvers_lock);
+	last = --d->res->refs == 0;
+	if (last)
+		for (rp = &dns_resolvers; *rp != NULL; rp = &(*rp)->next)
+			if (*rp == d->res) {
+				*rp = d->res->next;
+				break;
+			}
+	pthread_mutex_unlock(&dns_resolvers_lock);
+	if (last)
 		dns_resolver_free(d->res);
 	free(d);
 }
