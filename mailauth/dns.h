@@ -89,7 +89,8 @@ struct dns_req *dns_lookup(struct dns *d, enum dns_type type,
 
 /*
  * The same, blocking, for worker threads (never the loop thread itself):
- * the query runs on d's loop and the caller waits for it. On DNS_OK,
+ * a cached answer is read on the calling thread; otherwise the query runs
+ * on d's loop and the caller waits for it. On DNS_OK,
  * *rr_r is a malloc'd array of *n_r malloc'd strings, freed with
  * dns_rr_free(); otherwise NULL and 0.
  */
@@ -97,9 +98,10 @@ enum dns_status dns_lookup_sync(struct dns *d, enum dns_type type,
     const char *name, char ***rr_r, size_t *n_r);
 void dns_rr_free(char **rr, size_t n);
 /*
- * From now on dns_lookup_sync() on d returns DNS_TEMPFAIL at once, and
- * the calls waiting return it now: for a loop that has stopped while
- * worker threads are to be joined. On the loop thread.
+ * From now on dns_lookup_sync() on d returns DNS_TEMPFAIL at once for
+ * what is not in the cache, and the calls waiting return it now: for a
+ * loop that has stopped while worker threads are to be joined. On the
+ * loop thread.
  */
 void dns_sync_close(struct dns *d);
 

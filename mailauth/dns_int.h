@@ -66,6 +66,11 @@ int dns_type_code(enum dns_type type);
 
 /* dns_req.c: the typed requests; dns.c frees them at dns_free. */
 void dns_req_free(struct dns_req *req);
+/* An answer's records as dns_lookup hands them out (MX: exchanges in
+ * delivery order, or DNS_NULLMX). The status; on DNS_OK *text_r (n >= 1,
+ * caller frees with dns_rr_free), else NULL and 0. Any thread. */
+enum dns_status dns_rr_text(enum dns_type type, enum dns_status st,
+    const struct dns_rr *rr, size_t n, char ***text_r, size_t *n_r);
 
 /* dns_sync.c */
 void dns_sync_init(struct dns *d);

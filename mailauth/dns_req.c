@@ -191,13 +191,17 @@ dns_mx_sort(struct dns_mx *mx, size_t n)
 	}
 }
 
-/* The MX records of an answer into req->mx, sorted; the status. */
+/* The MX records of an answer (n >= 1) into *mx_r (caller frees the
+ * hosts and the array), sorted: DNS_OK, or DNS_NULLMX. */
 static enum dns_status
-dns_mx_take(struct dns_req *req, const struct dns_rr *rr, size_t n)
+dns_mx_build(const struct dns_rr *rr, size_t n, struct dns_mx **mx_r,
+    size_t *nmx_r)
 {
-	size_t i;
+	struct dns_mx *mx = xcalloc(n, sizeof(*mx));
+	size_t i, nmx = 0;
 
-	req->mx = xcalloc(n, sizeof(*req->mx));
+	*mx_r = mx;
+	*nmx_r = 0;
 	for (i = 0; i < n; i++) {
 		/* RFC 7505: a single "0 ." record means no mail at all. */
 		if (rr[i].text[0] == '\0') {
@@ -205,14 +209,47 @@ dns_mx_take(struct dns_req *req, const struct dns_rr *rr, size_t n)
 				return DNS_NULLMX;
 			continue;	/* malformed mix: ignore the root */
 		}
-		req->mx[req->nmx].host = xstrdup(rr[i].text);
-		req->mx[req->nmx].pref = rr[i].pref;
-		req->nmx++;
+		mx[nmx].host = xstrdup(rr[i].text);
+		mx[nmx].pref = rr[i].pref;
+		nmx++;
 	}
-	if (req->nmx == 0)
+	*nmx_r = nmx;
+	if (nmx == 0)
 		return DNS_NULLMX;
-	dns_mx_sort(req->mx, req->nmx);
+	dns_mx_sort(mx, nmx);
 	return DNS_OK;
+}
+
+enum dns_status
+dns_rr_text(enum dns_type type, enum dns_status st, const struct dns_rr *rr,
+    size_t n, char ***text_r, size_t *n_r)
+{
+	struct dns_mx *mx;
+	size_t i, nmx;
+
+	*text_r = NULL;
+	*n_r = 0;
+	if (st != DNS_OK)
+		return st;
+	if (type != DNS_T_MX) {
+		*text_r = xcalloc(n, sizeof(char *));
+		for (i = 0; i < n; i++)
+			(*text_r)[i] = xstrdup(rr[i].text);
+		*n_r = n;
+		return DNS_OK;
+	}
+	/* Exchanges in delivery order. */
+	st = dns_mx_build(rr, n, &mx, &nmx);
+	if (st == DNS_OK) {
+		*text_r = xcalloc(nmx, sizeof(char *));
+		for (i = 0; i < nmx; i++)
+			(*text_r)[i] = mx[i].host;
+		*n_r = nmx;
+	} else
+		for (i = 0; i < nmx; i++)
+			free(mx[i].host);
+	free(mx);
+	return st;
 }
 
 struct dns_req *
@@ -233,7 +270,7 @@ dns_mx_answer(void *arg, enum dns_status st, const struct dns_rr *rr,
 
 	req->st = st;
 	if (st == DNS_OK && !req->d->destroying && !req->cancelled)
-		req->st = dns_mx_take(req, rr, n);
+		req->st = dns_mx_build(rr, n, &req->mx, &req->nmx);
 	dns_req_finish(req);
 }
 
@@ -262,24 +299,11 @@ dns_lookup_answer(void *arg, enum dns_status st, const struct dns_rr *rr,
     size_t n)
 {
 	struct dns_req *req = arg;
-	size_t i;
 
 	req->st = st;
-	if (st != DNS_OK || req->d->destroying || req->cancelled) {
-		dns_req_finish(req);
-		return;
-	}
-	if (req->type == DNS_T_MX) {
-		/* Exchanges in delivery order. */
-		req->st = dns_mx_take(req, rr, n);
-		req->text = xcalloc(req->nmx + 1, sizeof(char *));
-		for (i = 0; i < req->nmx; i++)
-			req->text[req->ntext++] = xstrdup(req->mx[i].host);
-	} else {
-		req->text = xcalloc(n, sizeof(char *));
-		for (i = 0; i < n; i++)
-			req->text[req->ntext++] = xstrdup(rr[i].text);
-	}
+	if (st == DNS_OK && !req->d->destroying && !req->cancelled)
+		req->st = dns_rr_text(req->type, st, rr, n, &req->text,
+		    &req->ntext);
 	dns_req_finish(req);
 }
 

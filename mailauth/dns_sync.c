@@ -1,6 +1,7 @@
 /*
  * The DNS module's blocking entry point (dns.h: dns_lookup_sync). A
- * worker thread queues its query on the resolver under sync_lock, wakes
+ * cached answer is read from the (locked) cache on the calling thread.
+ * Otherwise the worker thread queues its query under sync_lock, wakes
  * the loop with event_active() (libevent's pthread locking, turned on by
  * dns_threads_init) and waits on its own condition variable; the loop
  * starts the query with dns_lookup() and hands the answer back. A
@@ -145,14 +146,38 @@ dns_sync_answer(enum dns_status st, const char *const *rr, size_t n,
 	pthread_mutex_unlock(&d->sync_lock);
 }
 
+/* A live cache entry answers on the calling thread: the loop is only
+ * bothered for what must go on the wire. 1 and *st_r on a hit. */
+static int
+dns_sync_cached(struct dns *d, enum dns_type type, const char *name,
+    enum dns_status *st_r, char ***rr_r, size_t *n_r)
+{
+	char *key = util_strlower(xstrdup(name));
+	struct dns_rr *rr;
+	enum dns_status st;
+	size_t n;
+	int hit;
+
+	hit = dns_cache_get(d->view, key, type, &st, &rr, &n);
+	free(key);
+	if (!hit)
+		return 0;
+	*st_r = dns_rr_text(type, st, rr, n, rr_r, n_r);
+	dns_rrs_free(rr, n);
+	return 1;
+}
+
 enum dns_status
 dns_lookup_sync(struct dns *d, enum dns_type type, const char *name,
     char ***rr_r, size_t *n_r)
 {
 	struct dns_sync s;
+	enum dns_status st;
 
 	*rr_r = NULL;
 	*n_r = 0;
+	if (dns_sync_cached(d, type, name, &st, rr_r, n_r))
+		return st;
 	memset(&s, 0, sizeof(s));
 	s.d = d;
 	s.type = type;

@@ -523,6 +523,7 @@ test_sync(struct dns *d, const char *resolver)
 	t_end();
 
 	t_begin("dns sync shares the loop resolver's cache");
+	/* Answered on the worker thread from the cache: no query. */
 	memset(jobs, 0, sizeof(jobs));
 	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_MX,
 	    .name = "two.test" };
@@ -575,12 +576,19 @@ test_sync(struct dns *d, const char *resolver)
 	}
 	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
 	t_assert_int(jobs[1].st, DNS_TEMPFAIL);
-	/* And later calls fail at once. */
+	/* Later calls that need the wire fail at once; what the cache
+	 * holds is still answered. */
 	memset(jobs, 0, sizeof(jobs));
 	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "two.test" };
+	jobs[1] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
 	    .name = "txt.test" };
-	run_jobs(jobs, 1, false, d);
+	q = fdns.queries;
+	run_jobs(jobs, 2, false, d);
 	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
+	t_assert_int(jobs[1].st, DNS_OK);
+	t_assert_str(jobs[1].text, "v=spf1 -all");
+	t_assert_int(fdns.queries, q);
 	t_end();
 }
 
