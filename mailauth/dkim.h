@@ -1,11 +1,10 @@
 /*
  * DKIM (RFC 6376) signing and signature checking, relaxed/relaxed,
- * sha256, for ed25519-sha256 (RFC 8463, libsodium) and rsa-sha256
- * (GnuTLS). The message is fed in pieces as it streams (the body is hashed
- * on the fly, only the header block is kept, bounded), so a 25 MB message
- * costs no more memory than a small one. Key files and DNS are the
- * caller's business: this file only does the cryptography and the
- * canonicalisation.
+ * sha256, for ed25519-sha256 (RFC 8463) and rsa-sha256. The message is
+ * fed in pieces as it streams (the body is hashed on the fly, only the
+ * header block is kept, bounded), so a 25 MB message costs no more memory
+ * than a small one. Key files and DNS are the caller's business.
+ * Files: dkim_canon.c, dkim_sign.c, dkim_verify.c, dkim_crypto.c (GnuTLS).
  */
 #ifndef CARTEIRO_DKIM_H
 #define CARTEIRO_DKIM_H
@@ -43,10 +42,6 @@ struct dkim_msg;
 struct dkim_msg *dkim_msg_new(void);
 void dkim_msg_free(struct dkim_msg *m);
 void dkim_msg_update(struct dkim_msg *m, const void *data, size_t len);
-/* 1 if the header block passed DKIM_MAX_HEADER bytes (then nothing can
- * be signed or verified). */
-#define DKIM_MAX_HEADER (256 * 1024)
-int dkim_msg_header_overflow(const struct dkim_msg *m);
 
 /*
  * After the whole message was fed: the "DKIM-Signature: ..." header field

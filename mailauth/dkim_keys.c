@@ -1,6 +1,6 @@
 /*
  * DKIM key files on disk (see dkim_keys.h). Owns paths, permissions and
- * the file format; the cryptography is dkim.c's.
+ * the file format; the cryptography is dkim_sign.c and dkim_crypto.c's.
  */
 #include "mailauth/dkim_keys.h"
 #include "common/config.h"

@@ -1,10 +1,12 @@
 /*
- * Asynchronous DNS on the libevent loop (c-ares): one channel per struct
- * dns, its sockets watched by libevent, its timeouts by one timer. Never
- * blocks. Offers a generic query (any class/type, raw answer), typed
- * helpers for MX (RFC 5321 5.1 ordering, RFC 7505 null MX), addresses
- * (A + AAAA, or an IP literal) and TXT, on which the outbound relay and the
- * inbound deliverability checks (SPF, DKIM, DMARC, DNSBL) build.
+ * The DNS module: one asynchronous c-ares resolver on the libevent loop
+ * with one answer cache that honours TTLs (mailauth/dns_cache.c), one MX
+ * sorter, and its own query types. The loop API (dns_mx, dns_addr,
+ * dns_txt, dns_lookup) never blocks; worker threads and carteiroctl use
+ * dns_lookup_sync(), which posts the query to the same resolver. SPF,
+ * DKIM, DMARC, DNSBL and the relay build on it.
+ * Files: dns.c (c-ares transport), dns_req.c (typed requests, MX order),
+ * dns_sync.c (blocking entry point), dns_cache.c, dns_wire.c (parser).
  */
 #ifndef CARTEIRO_DNS_H
 #define CARTEIRO_DNS_H
@@ -21,22 +23,48 @@ enum dns_status {
 	DNS_OK,
 	DNS_NXDOMAIN,		/* the name does not exist: permanent */
 	DNS_NODATA,		/* the name exists, no record of that type */
-	DNS_TEMPFAIL,		/* SERVFAIL, timeout, refused, ...: retry later */
+	DNS_TEMPFAIL,		/* SERVFAIL, timeout, refused: retry later */
 	DNS_NULLMX,		/* MX lookup only: RFC 7505 "0 ." */
 	DNS_STATUS_COUNT
 };
 
+/* Query types; answers are handed out as text (see dns_lookup). */
+enum dns_type {
+	DNS_T_A,
+	DNS_T_AAAA,
+	DNS_T_MX,
+	DNS_T_TXT,
+	DNS_T_PTR,
+	DNS_TYPE_COUNT
+};
+
 /* "ok", "nxdomain", ... (static). */
 const char *dns_status_str(enum dns_status st);
+/* "A", "MX", ... (static). */
+const char *dns_type_str(enum dns_type type);
+
+/*
+ * Worker threads may call dns_lookup_sync() on a loop resolver only if
+ * this ran before the loop's event_base was created (it turns on
+ * libevent's pthread locking). 0 / -1.
+ */
+int dns_threads_init(void);
 
 /*
  * resolver: "ip:port" (IPv6 as "[::1]:53") or NULL for /etc/resolv.conf.
  * timeout_ms / tries: per-server timeout and number of tries (0 = defaults
- * 2000 ms, 2). NULL and *error_r (static string) on failure.
+ * 2000 ms, 2). base NULL: the resolver runs an event_base of its own for
+ * the duration of each dns_lookup_sync() call (carteiroctl); then only
+ * dns_lookup_sync() may be used, from one thread at a time. Handles made
+ * on one base with the same resolver, timeout and tries share one c-ares
+ * channel (and every handle shares the cache). NULL and *error_r (static
+ * string) on failure.
  */
 struct dns *dns_new(struct event_base *base, const char *resolver,
     int timeout_ms, int tries, const char **error_r);
-/* Cancels every pending request; their callbacks are NOT called. */
+/* Cancels every pending request of this handle; their callbacks are NOT
+ * called. Pending dns_lookup_sync() calls on it return DNS_TEMPFAIL. On
+ * the loop thread. */
 void dns_free(struct dns *d);
 
 /*
@@ -48,11 +76,34 @@ void dns_free(struct dns *d);
  */
 void dns_cancel(struct dns_req *req);
 
-/* Generic: raw DNS answer (abuf/alen valid only with DNS_OK). */
-typedef void dns_raw_cb(enum dns_status st, const unsigned char *abuf,
-    int alen, void *arg);
-struct dns_req *dns_query(struct dns *d, const char *name, int dnsclass,
-    int type, dns_raw_cb *cb, void *arg);
+/*
+ * Any type, answers as text: A/AAAA addresses ("192.0.2.1", "2001:db8::1"),
+ * MX exchanges in RFC 5321 5.1 order (DNS_NULLMX for "0 ."), TXT records
+ * with each record's strings joined (RFC 7208 3.3), PTR names. DNS_OK
+ * always comes with n >= 1.
+ */
+typedef void dns_lookup_cb(enum dns_status st, const char *const *rr,
+    size_t n, void *arg);
+struct dns_req *dns_lookup(struct dns *d, enum dns_type type,
+    const char *name, dns_lookup_cb *cb, void *arg);
+
+/*
+ * The same, blocking, for worker threads (never the loop thread itself):
+ * a cached answer is read on the calling thread; otherwise the query runs
+ * on d's loop and the caller waits for it. On DNS_OK,
+ * *rr_r is a malloc'd array of *n_r malloc'd strings, freed with
+ * dns_rr_free(); otherwise NULL and 0.
+ */
+enum dns_status dns_lookup_sync(struct dns *d, enum dns_type type,
+    const char *name, char ***rr_r, size_t *n_r);
+void dns_rr_free(char **rr, size_t n);
+/*
+ * From now on dns_lookup_sync() on d returns DNS_TEMPFAIL at once for
+ * what is not in the cache, and the calls waiting return it now: for a
+ * loop that has stopped while worker threads are to be joined. On the
+ * loop thread.
+ */
+void dns_sync_close(struct dns *d);
 
 /*
  * MX: hosts sorted by preference, random order among equal preferences.
@@ -82,9 +133,8 @@ typedef void dns_addr_cb(enum dns_status st,
 struct dns_req *dns_addr(struct dns *d, const char *host, unsigned port,
     dns_addr_cb *cb, void *arg);
 
-/* TXT: each record's strings concatenated (RFC 7208 3.3). */
-typedef void dns_txt_cb(enum dns_status st, const char *const *txt,
-    size_t n, void *arg);
+/* TXT: dns_lookup(DNS_T_TXT). */
+typedef dns_lookup_cb dns_txt_cb;
 struct dns_req *dns_txt(struct dns *d, const char *name, dns_txt_cb *cb,
     void *arg);
 
@@ -96,5 +146,11 @@ socklen_t dns_sockaddr_len(const struct sockaddr_storage *ss);
 /* "1.2.3.4" / "::1" into buf (>= 46 bytes); returns buf. */
 const char *dns_sockaddr_str(const struct sockaddr_storage *ss, char *buf,
     size_t size);
+
+/* ---- the cache, for tests ---- */
+/* Forget every cached answer. */
+void dns_cache_flush(void);
+/* Move the cache's clock forward (tests of expiry without sleeping). */
+void dns_cache_advance(unsigned seconds);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * DNSBL checks at connect (RFC 5782): the client address, reversed, is
  * looked up under every configured zone in parallel on the event loop
- * (mailauth/dns.c). A listing (an A record in 127.0.0.0/8) ends the check
+ * (mailauth/dns.h). A listing (an A record in 127.0.0.0/8) ends the check
  * with that zone and its TXT reason; a zone that fails or times out is
  * logged (temperror) and counts as "not listed", so a dead blacklist never
  * stops mail.

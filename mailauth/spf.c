@@ -1,11 +1,12 @@
 /*
- * SPF check_host() (RFC 7208 section 4-7). Owns record selection, term
- * parsing, mechanism matching, macro expansion and the lookup limits; the
- * DNS is the caller's lookup function. Recursion (include, redirect) is
- * bounded by the 10-lookup limit, which every include/redirect counts
+ * SPF check_host() (RFC 7208 4-6). Owns record selection, the mechanism
+ * table (one row per mechanism: name, syntax, evaluation), the modifier
+ * table, matching and the lookup limits; macros are spf_macro.c's and
+ * the DNS is the caller's lookup function. Recursion (include, redirect)
+ * is bounded by the 10-lookup limit, which every include/redirect counts
  * against, so the depth can never exceed 10.
  */
-#include "mailauth/spf.h"
+#include "mailauth/spf_int.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
@@ -17,29 +18,13 @@
 #include <string.h>
 #include <strings.h>
 
-#define SPF_MAX_LOOKUPS		10	/* RFC 7208 4.6.4 */
-#define SPF_MAX_VOID		2	/* RFC 7208 4.6.4 */
-#define SPF_MAX_MX_NAMES	10
-#define SPF_MAX_PTR_NAMES	10
-#define SPF_MAX_EXPANSION	253	/* domain-spec result length */
-
-struct spf_ctx {
-	const struct spf_request *req;
-	int family;			/* AF_INET / AF_INET6 of req->ip */
-	unsigned char ip[16];
-	unsigned lookups;
-	unsigned voids;
-	const char *why;
-	char *validated;		/* %{p} cache */
-};
+static enum spf_result spf_check_host(struct spf_ctx *, const char *,
+    const char *);
 
 static const char *const spf_result_names[SPF_RESULT_COUNT] = {
 	"none", "neutral", "pass", "fail", "softfail", "temperror",
 	"permerror",
 };
-
-static enum spf_result spf_check_host(struct spf_ctx *, const char *,
-    const char *);
 
 const char *
 spf_result_str(enum spf_result r)
@@ -75,231 +60,6 @@ spf_lookup(struct spf_ctx *c, enum spf_qtype t, const char *name,
 		}
 	}
 	return st;
-}
-
-/* ---- macros (RFC 7208 7) ---- */
-
-static void
-spf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-	if (*len + n + 1 > *cap) {
-		*cap = (*len + n + 1) * 2;
-		*buf = xrealloc(*buf, *cap);
-	}
-	memcpy(*buf + *len, s, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
-
-static char *
-spf_ip_dotted(const struct spf_ctx *c)
-{
-	if (c->family == 4)
-		return xasprintf("%u.%u.%u.%u", c->ip[0], c->ip[1], c->ip[2],
-		    c->ip[3]);
-	char *s = xmalloc(64), *p = s;
-	for (int i = 0; i < 16; i++) {
-		p += sprintf(p, "%x.%x", c->ip[i] >> 4, c->ip[i] & 15);
-		if (i < 15)
-			*p++ = '.';
-	}
-	return s;
-}
-
-/* The value of one macro letter (before transformers). Caller frees. */
-static char *
-spf_macro_value(struct spf_ctx *c, const char *domain, char letter)
-{
-	const struct spf_request *r = c->req;
-	const char *sender = r->sender[0] ? r->sender : NULL;
-	char *tmp;
-
-	switch (tolower((unsigned char)letter)) {
-	case 's':
-		return sender ? xstrdup(sender) :
-		    xasprintf("postmaster@%s", r->helo);
-	case 'l':
-		if (sender && strrchr(sender, '@'))
-			return xstrndup(sender,
-			    (size_t)(strrchr(sender, '@') - sender));
-		return xstrdup("postmaster");
-	case 'o':
-		if (sender && strrchr(sender, '@'))
-			return xstrdup(strrchr(sender, '@') + 1);
-		return xstrdup(r->helo);
-	case 'd':
-		return xstrdup(domain);
-	case 'i':
-		return spf_ip_dotted(c);
-	case 'p':
-		/* Discouraged (RFC 7208 7.3); validated name not looked up
-		 * again here: "unknown" is what the RFC allows. */
-		return xstrdup(c->validated ? c->validated : "unknown");
-	case 'v':
-		return xstrdup(c->family == 4 ? "in-addr" : "ip6");
-	case 'h':
-		return xstrdup(r->helo);
-	case 'c':
-		tmp = xmalloc(64);
-		inet_ntop(c->family == 4 ? AF_INET : AF_INET6, c->ip, tmp, 64);
-		return tmp;
-	case 'r':
-		return xstrdup(r->receiver ? r->receiver : "unknown");
-	case 't':
-		return xasprintf("%lld", (long long)util_time());
-	default:
-		return NULL;
-	}
-}
-
-char *
-spf_expand(const struct spf_request *req, const char *domain,
-    const char *macro, int is_exp)
-{
-	struct spf_ctx c = { .req = req };
-	char *out = NULL;
-	size_t len = 0, cap = 0;
-	struct in6_addr a6;
-
-	if (inet_pton(AF_INET, req->ip, c.ip) == 1) {
-		c.family = 4;
-	} else if (inet_pton(AF_INET6, req->ip, &a6) == 1) {
-		c.family = 6;
-		memcpy(c.ip, &a6, 16);
-	} else {
-		return NULL;
-	}
-	spf_append(&out, &len, &cap, "", 0);
-	for (const char *p = macro; *p;) {
-		if (*p != '%') {
-			spf_append(&out, &len, &cap, p, 1);
-			p++;
-			continue;
-		}
-		p++;
-		if (*p == '%') { spf_append(&out, &len, &cap, "%", 1); p++; continue; }
-		if (*p == '_') { spf_append(&out, &len, &cap, " ", 1); p++; continue; }
-		if (*p == '-') { spf_append(&out, &len, &cap, "%20", 3); p++; continue; }
-		if (*p != '{')
-			goto bad;
-		p++;
-		char letter = *p++;
-		if (strchr("slodiphcrtvSLODIPHCRTV", letter) == NULL ||
-		    letter == '\0')
-			goto bad;
-		if (!is_exp && strchr("crtCRT", letter))
-			goto bad;
-		unsigned digits = 0;
-		bool has_digits = false, reverse = false;
-		while (isdigit((unsigned char)*p)) {
-			digits = digits * 10 + (unsigned)(*p++ - '0');
-			if (digits > 128)
-				digits = 128;
-			has_digits = true;
-		}
-		if (has_digits && digits == 0)
-			goto bad;
-		if (*p == 'r' || *p == 'R') {
-			reverse = true;
-			p++;
-		}
-		char delims[16] = "";
-		size_t nd = 0;
-		while (*p && strchr(".-+,/_=", *p) && nd < sizeof(delims) - 1)
-			delims[nd++] = *p++;
-		if (nd == 0)
-			delims[nd++] = '.';
-		delims[nd] = '\0';
-		if (*p != '}')
-			goto bad;
-		p++;
-
-		char *val = spf_macro_value(&c, domain, letter);
-		if (val == NULL)
-			goto bad;
-		/* Split on delimiters, optionally reverse, keep the
-		 * rightmost `digits` parts, join with '.'. */
-		char *parts[128];
-		size_t np = 0;
-		char *save = NULL;
-		for (char *t = strtok_r(val, delims, &save); t && np < 128;
-		    t = strtok_r(NULL, delims, &save))
-			parts[np++] = t;
-		if (reverse)
-			for (size_t i = 0; i < np / 2; i++) {
-				char *x = parts[i];
-				parts[i] = parts[np - 1 - i];
-				parts[np - 1 - i] = x;
-			}
-		size_t start = has_digits && digits < np ? np - digits : 0;
-		for (size_t i = start; i < np; i++) {
-			if (i > start)
-				spf_append(&out, &len, &cap, ".", 1);
-			if (isupper((unsigned char)letter)) {
-				/* URL-escape (7.3) */
-				for (const char *q = parts[i]; *q; q++) {
-					unsigned char ch = (unsigned char)*q;
-					if (isalnum(ch) || strchr("-._~", ch)) {
-						spf_append(&out, &len, &cap,
-						    q, 1);
-					} else {
-						char hex[4];
-						snprintf(hex, sizeof(hex),
-						    "%%%02X", ch);
-						spf_append(&out, &len, &cap,
-						    hex, 3);
-					}
-				}
-			} else {
-				spf_append(&out, &len, &cap, parts[i],
-				    strlen(parts[i]));
-			}
-		}
-		free(val);
-	}
-	free(c.validated);
-	return out;
-bad:
-	free(out);
-	free(c.validated);
-	return NULL;
-}
-
-/* Expand a domain-spec; over 253 octets, drop labels from the left
- * (RFC 7208 7.3). NULL on syntax error. */
-static char *
-spf_domain_spec(struct spf_ctx *c, const char *domain, const char *spec)
-{
-	char *d = spf_expand(c->req, domain, spec, 0);
-
-	if (d == NULL)
-		return NULL;
-	size_t n = strlen(d);
-	if (n > 0 && d[n - 1] == '.')
-		d[--n] = '\0';
-	while (n > SPF_MAX_EXPANSION) {
-		char *dot = strchr(d, '.');
-		if (dot == NULL)
-			break;
-		memmove(d, dot + 1, strlen(dot + 1) + 1);
-		n = strlen(d);
-	}
-	/* A domain-spec must end in a toplabel (4.8): at least one dot and
-	 * the last label not all digits. */
-	char *last = strrchr(d, '.');
-	bool numeric = true;
-	if (last == NULL || last[1] == '\0') {
-		free(d);
-		return NULL;
-	}
-	for (const char *q = last + 1; *q; q++)
-		if (!isdigit((unsigned char)*q))
-			numeric = false;
-	if (numeric) {
-		free(d);
-		return NULL;
-	}
-	return d;
 }
 
 /* ---- matching ---- */
@@ -497,212 +257,468 @@ spf_fetch(struct spf_ctx *c, const char *domain, char **record_r)
 	return SPF_PASS;	/* means "found" here */
 }
 
+/* ---- the mechanism table (RFC 7208 5) ---- */
+
+/* One mechanism term, parsed. Strings point into the record copy. */
+struct spf_term {
+	enum spf_result q;		/* qualifier (4.6.2) */
+	const char *spec;		/* domain-spec, or NULL: <domain> */
+	const char *addr;		/* ip4/ip6: the network */
+	int c4, c6;			/* CIDR lengths */
+	bool v6;			/* ip6 */
+};
+
+/* What evaluating a term came to. */
+enum spf_eval {
+	SPF_EV_NOMATCH,
+	SPF_EV_MATCH,
+	SPF_EV_SYNTAX,			/* permerror, syntax */
+	SPF_EV_STOP,			/* check_host ends with *result_r */
+};
+
+struct spf_mech {
+	const char *name;
+	/* Syntax of the text after the name (arg NULL when there is none;
+	 * may write into it). 0 / -1 (permerror, syntax). */
+	int (*parse)(struct spf_term *t, char *arg);
+	/* Counts against the 10 DNS-lookup limit (4.6.4), before eval. */
+	bool lookup;
+	enum spf_eval (*eval)(struct spf_ctx *c, const char *domain,
+	    const char *sender, const struct spf_term *t,
+	    enum spf_result *result_r);
+};
+
+/* Modifiers (6): redirect and exp; unknown ones are ignored. */
+struct spf_record {
+	char *redirect;			/* domain-spec of redirect= */
+};
+
+struct spf_modifier {
+	const char *name;
+	/* 0, or -1 with c->why set: permerror. */
+	int (*apply)(struct spf_ctx *c, struct spf_record *rec,
+	    const char *value);
+};
+
+static int spf_parse_none(struct spf_term *, char *);
+static int spf_parse_domain(struct spf_term *, char *);
+static int spf_parse_opt_domain(struct spf_term *, char *);
+static int spf_parse_dual(struct spf_term *, char *);
+static int spf_parse_ip4(struct spf_term *, char *);
+static int spf_parse_ip6(struct spf_term *, char *);
+static enum spf_eval spf_eval_all(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_include(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_a(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_mx(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_ptr(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_ip(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static enum spf_eval spf_eval_exists(struct spf_ctx *, const char *,
+    const char *, const struct spf_term *, enum spf_result *);
+static int spf_mod_redirect(struct spf_ctx *, struct spf_record *,
+    const char *);
+static int spf_mod_exp(struct spf_ctx *, struct spf_record *, const char *);
+
+static const struct spf_mech spf_mechs[] = {
+	{ "all", spf_parse_none, false, spf_eval_all },
+	{ "include", spf_parse_domain, true, spf_eval_include },
+	{ "a", spf_parse_dual, true, spf_eval_a },
+	{ "mx", spf_parse_dual, true, spf_eval_mx },
+	{ "ptr", spf_parse_opt_domain, true, spf_eval_ptr },
+	{ "ip4", spf_parse_ip4, false, spf_eval_ip },
+	{ "ip6", spf_parse_ip6, false, spf_eval_ip },
+	{ "exists", spf_parse_domain, true, spf_eval_exists },
+};
+
+static const struct spf_modifier spf_modifiers[] = {
+	{ "redirect", spf_mod_redirect },
+	{ "exp", spf_mod_exp },
+};
+
 static bool
 spf_name_is(const char *s, size_t n, const char *name)
 {
 	return strlen(name) == n && strncasecmp(s, name, n) == 0;
 }
 
+/* "all": nothing may follow. */
+static int
+spf_parse_none(struct spf_term *t, char *arg)
+{
+	return arg == NULL ? 0 : -1;
+}
+
+/* "include:", "exists:": a domain-spec is required. */
+static int
+spf_parse_domain(struct spf_term *t, char *arg)
+{
+	if (arg == NULL || *arg != ':')
+		return -1;
+	t->spec = arg + 1;
+	return 0;
+}
+
+/* "ptr[:domain-spec]" */
+static int
+spf_parse_opt_domain(struct spf_term *t, char *arg)
+{
+	if (arg != NULL && *arg != ':')
+		return -1;
+	t->spec = arg != NULL ? arg + 1 : NULL;
+	return 0;
+}
+
+/* "a" / "mx" [":" domain-spec] [dual-cidr-length] */
+static int
+spf_parse_dual(struct spf_term *t, char *arg)
+{
+	char *spec = arg != NULL && *arg == ':' ? arg + 1 : arg ? arg : "";
+
+	if (arg != NULL && *arg != ':' && *arg != '/')
+		return -1;
+	if (spf_parse_dual_cidr(spec, &t->c4, &t->c6) < 0)
+		return -1;
+	t->spec = spec[0] != '\0' ? spec : NULL;
+	return 0;
+}
+
+/* "ip4:" / "ip6:" network ["/" length]; no leading zeros (4.6.1). */
+static int
+spf_parse_ip(struct spf_term *t, char *arg, bool v6)
+{
+	unsigned char tmp[16];
+	long bits = v6 ? 128 : 32;
+	char *slash, *end;
+
+	if (arg == NULL || *arg != ':')
+		return -1;
+	if ((slash = strchr(arg + 1, '/')) != NULL) {
+		*slash = '\0';
+		bits = strtol(slash + 1, &end, 10);
+		if (*end || slash[1] == '\0' || bits < 0 ||
+		    bits > (v6 ? 128 : 32) || (slash[1] == '0' && slash[2]))
+			return -1;
+	}
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, arg + 1, tmp) != 1)
+		return -1;
+	t->addr = arg + 1;
+	t->c4 = t->c6 = (int)bits;
+	t->v6 = v6;
+	return 0;
+}
+
+static int
+spf_parse_ip4(struct spf_term *t, char *arg)
+{
+	return spf_parse_ip(t, arg, false);
+}
+
+static int
+spf_parse_ip6(struct spf_term *t, char *arg)
+{
+	return spf_parse_ip(t, arg, true);
+}
+
+/* The term's target domain: its domain-spec expanded, or <domain>.
+ * Caller frees; NULL on a macro syntax error. */
+static char *
+spf_target(struct spf_ctx *c, const char *domain, const struct spf_term *t)
+{
+	return t->spec != NULL ? spf_domain_spec(c, domain, t->spec) :
+	    xstrdup(domain);
+}
+
+/* 5.1 */
+static enum spf_eval
+spf_eval_all(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	return SPF_EV_MATCH;
+}
+
+/* 5.2: the included record's result decides. */
+static enum spf_eval
+spf_eval_include(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	char *target = spf_target(c, domain, t);
+	enum spf_result ir;
+
+	if (target == NULL)
+		return SPF_EV_SYNTAX;
+	ir = spf_check_host(c, target, sender);
+	free(target);
+	switch (ir) {
+	case SPF_PASS:
+		return SPF_EV_MATCH;
+	case SPF_TEMPERROR:
+		*result_r = SPF_TEMPERROR;
+		return SPF_EV_STOP;
+	case SPF_NONE:
+		c->why = "include of a domain without SPF";
+		/* FALLTHROUGH */
+	case SPF_PERMERROR:
+		*result_r = SPF_PERMERROR;
+		return SPF_EV_STOP;
+	default:
+		return SPF_EV_NOMATCH;
+	}
+}
+
+/* A spf_match_host-style answer (1, 0, -1 temperror, -2 permerror) as an
+ * evaluation. */
+static enum spf_eval
+spf_eval_match(struct spf_ctx *c, int m, enum spf_result *result_r)
+{
+	if (m == -1) {
+		c->why = "DNS error";
+		*result_r = SPF_TEMPERROR;
+		return SPF_EV_STOP;
+	}
+	if (m == -2) {
+		*result_r = SPF_PERMERROR;
+		return SPF_EV_STOP;
+	}
+	return m == 1 ? SPF_EV_MATCH : SPF_EV_NOMATCH;
+}
+
+/* 5.3 */
+static enum spf_eval
+spf_eval_a(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	char *target = spf_target(c, domain, t);
+	int m;
+
+	if (target == NULL)
+		return SPF_EV_SYNTAX;
+	m = spf_match_host(c, target, t->c4, t->c6);
+	free(target);
+	return spf_eval_match(c, m, result_r);
+}
+
+/* 5.4: no implicit MX here; at most 10 exchanges. */
+static enum spf_eval
+spf_eval_mx(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	char *target = spf_target(c, domain, t), **mx;
+	size_t n;
+	bool perm = false;
+	enum spf_dns_status st;
+	int m = 0;
+
+	if (target == NULL)
+		return SPF_EV_SYNTAX;
+	st = spf_lookup(c, SPF_Q_MX, target, &mx, &n, &perm);
+	if (perm)
+		m = -2;
+	else if (st == SPF_DNS_TEMPFAIL)
+		m = -1;
+	else if (n > SPF_MAX_MX_NAMES) {
+		c->why = "more than 10 MX names";
+		m = -2;
+	}
+	for (size_t i = 0; i < n && m == 0; i++)
+		m = spf_match_host(c, mx[i], t->c4, t->c6);
+	if (st == SPF_DNS_OK)
+		spf_free_answers(mx, n);
+	free(target);
+	return spf_eval_match(c, m, result_r);
+}
+
+/* 5.5 */
+static enum spf_eval
+spf_eval_ptr(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	char *target = spf_target(c, domain, t);
+	int m;
+
+	if (target == NULL)
+		return SPF_EV_SYNTAX;
+	m = spf_match_ptr(c, target);
+	free(target);
+	return spf_eval_match(c, m, result_r);
+}
+
+/* 5.6: a network of the other family never matches. */
+static enum spf_eval
+spf_eval_ip(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	if ((c->family == 6) != t->v6)
+		return SPF_EV_NOMATCH;
+	return spf_ip_in(c, t->addr, t->c4, t->c6) ? SPF_EV_MATCH :
+	    SPF_EV_NOMATCH;
+}
+
+/* 5.7: any A record matches, whatever its address. */
+static enum spf_eval
+spf_eval_exists(struct spf_ctx *c, const char *domain, const char *sender,
+    const struct spf_term *t, enum spf_result *result_r)
+{
+	char *target = spf_target(c, domain, t), **ans;
+	size_t n;
+	bool perm = false;
+	enum spf_dns_status st;
+
+	if (target == NULL)
+		return SPF_EV_SYNTAX;
+	st = spf_lookup(c, SPF_Q_A, target, &ans, &n, &perm);
+	free(target);
+	if (perm) {
+		*result_r = SPF_PERMERROR;
+		return SPF_EV_STOP;
+	}
+	if (st == SPF_DNS_TEMPFAIL) {
+		*result_r = SPF_TEMPERROR;
+		return SPF_EV_STOP;
+	}
+	if (st != SPF_DNS_OK)
+		return SPF_EV_NOMATCH;
+	spf_free_answers(ans, n);
+	return SPF_EV_MATCH;
+}
+
+/* 6.1: at most one. */
+static int
+spf_mod_redirect(struct spf_ctx *c, struct spf_record *rec,
+    const char *value)
+{
+	if (rec->redirect != NULL) {
+		c->why = "two redirect modifiers";
+		return -1;
+	}
+	rec->redirect = xstrdup(value);
+	return 0;
+}
+
+/* 6.2: the explanation is not needed for a result. */
+static int
+spf_mod_exp(struct spf_ctx *c, struct spf_record *rec, const char *value)
+{
+	return 0;
+}
+
+/* A modifier term name=value (name is nl bytes; qualified: a qualifier
+ * came first). 0, or -1 with c->why set: permerror. */
+static int
+spf_modifier(struct spf_ctx *c, struct spf_record *rec, const char *name,
+    size_t nl, bool qualified, const char *value)
+{
+	if (qualified || nl == 0) {
+		c->why = "bad modifier";
+		return -1;
+	}
+	for (size_t i = 0; i < nl; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' &&
+		    name[i] != '_' && name[i] != '.') {
+			c->why = "bad modifier name";
+			return -1;
+		}
+	for (size_t i = 0; i < nitems(spf_modifiers); i++)
+		if (spf_name_is(name, nl, spf_modifiers[i].name))
+			return spf_modifiers[i].apply(c, rec, value);
+	return 0;		/* 6: unknown modifiers are ignored */
+}
+
+static const struct spf_mech *
+spf_mech_find(const char *name, size_t nl)
+{
+	for (size_t i = 0; i < nitems(spf_mechs); i++)
+		if (spf_name_is(name, nl, spf_mechs[i].name))
+			return &spf_mechs[i];
+	return NULL;
+}
+
+/* The qualifier in front of a term (4.6.2); *name moves past it. */
+static enum spf_result
+spf_qualifier(char **name)
+{
+	switch (**name) {
+	case '+': (*name)++; return SPF_PASS;
+	case '-': (*name)++; return SPF_FAIL;
+	case '~': (*name)++; return SPF_SOFTFAIL;
+	case '?': (*name)++; return SPF_NEUTRAL;
+	default: return SPF_PASS;
+	}
+}
+
+/*
+ * check_host() (4): fetch the record, then every term left to right.
+ * Mechanisms are evaluated until one matches; the terms after it are
+ * only checked as modifiers. No match: redirect, else neutral (4.7).
+ */
 static enum spf_result
 spf_check_host(struct spf_ctx *c, const char *domain, const char *sender)
 {
-	char *record = NULL, *redirect = NULL;
-	enum spf_result r = spf_fetch(c, domain, &record);
-
-	(void)sender;
-	if (r != SPF_PASS)
-		return r;
-
-	char *save = NULL;
-	enum spf_result result = SPF_NEUTRAL;	/* 4.7: no match, no redirect */
+	struct spf_record rec = { NULL };
+	char *record = NULL, *save = NULL;
+	enum spf_result result = SPF_NEUTRAL;
 	bool matched = false;
 
-	/* First pass: syntax of modifiers (redirect/exp once each). */
+	result = spf_fetch(c, domain, &record);
+	if (result != SPF_PASS)
+		return result;
+	result = SPF_NEUTRAL;
 	for (char *term = strtok_r(record + 6, " ", &save); term != NULL;
 	    term = strtok_r(NULL, " ", &save)) {
-		enum spf_result q = SPF_PASS;
-		char *name = term;
+		struct spf_term t = { .q = SPF_PASS };
+		const struct spf_mech *mech;
+		char *name = term, *arg;
+		size_t nl;
 
-		switch (*term) {
-		case '+': q = SPF_PASS; name++; break;
-		case '-': q = SPF_FAIL; name++; break;
-		case '~': q = SPF_SOFTFAIL; name++; break;
-		case '?': q = SPF_NEUTRAL; name++; break;
-		default: break;
-		}
-		size_t nl = strcspn(name, ":/=");
-		char *arg = name[nl] ? name + nl : NULL;
-		int m = 0;
-
-		if (arg && *arg == '=') {
-			/* modifier */
-			if (name != term || nl == 0) {
-				c->why = "bad modifier";
+		t.q = spf_qualifier(&name);
+		nl = strcspn(name, ":/=");
+		arg = name[nl] != '\0' ? name + nl : NULL;
+		if (arg != NULL && *arg == '=') {
+			if (spf_modifier(c, &rec, name, nl, name != term,
+			    arg + 1) < 0) {
 				result = SPF_PERMERROR;
 				goto out;
-			}
-			for (size_t i = 0; i < nl; i++) {
-				if (!isalnum((unsigned char)name[i]) &&
-				    name[i] != '-' && name[i] != '_' &&
-				    name[i] != '.') {
-					c->why = "bad modifier name";
-					result = SPF_PERMERROR;
-					goto out;
-				}
-			}
-			if (spf_name_is(name, nl, "redirect")) {
-				if (redirect != NULL) {
-					c->why = "two redirect modifiers";
-					result = SPF_PERMERROR;
-					goto out;
-				}
-				redirect = xstrdup(arg + 1);
-			} else if (spf_name_is(name, nl, "exp")) {
-				/* explanation: not needed for results */
 			}
 			continue;
 		}
 		if (matched)
-			continue;	/* keep scanning for bad syntax */
-
-		if (spf_name_is(name, nl, "all")) {
-			if (arg) goto syntax;
-			m = 1;
-		} else if (spf_name_is(name, nl, "include")) {
-			if (!arg || *arg != ':') goto syntax;
-			if (!spf_count_lookup(c)) { result = SPF_PERMERROR; goto out; }
-			char *target = spf_domain_spec(c, domain, arg + 1);
-			if (!target) goto syntax;
-			enum spf_result ir = spf_check_host(c, target, sender);
-			free(target);
-			/* RFC 7208 5.2 */
-			if (ir == SPF_PASS)
-				m = 1;
-			else if (ir == SPF_TEMPERROR) {
-				result = SPF_TEMPERROR; goto out;
-			} else if (ir == SPF_PERMERROR || ir == SPF_NONE) {
-				if (ir == SPF_NONE)
-					c->why = "include of a domain without SPF";
-				result = SPF_PERMERROR; goto out;
-			}
-		} else if (spf_name_is(name, nl, "a") ||
-		    spf_name_is(name, nl, "mx")) {
-			bool is_mx = nl == 2;
-			int c4, c6;
-			char *spec = xstrdup(arg && *arg == ':' ? arg + 1 :
-			    arg ? arg : "");
-			char *target;
-			if (arg && *arg != ':' && *arg != '/') { free(spec); goto syntax; }
-			if (spf_parse_dual_cidr(spec, &c4, &c6) < 0) {
-				free(spec);
-				goto syntax;
-			}
-			if (!spf_count_lookup(c)) {
-				free(spec);
-				result = SPF_PERMERROR;
-				goto out;
-			}
-			target = spec[0] ? spf_domain_spec(c, domain, spec) :
-			    xstrdup(domain);
-			free(spec);
-			if (!target) goto syntax;
-			if (!is_mx) {
-				m = spf_match_host(c, target, c4, c6);
-			} else {
-				char **mx;
-				size_t n;
-				bool perm = false;
-				enum spf_dns_status st = spf_lookup(c,
-				    SPF_Q_MX, target, &mx, &n, &perm);
-				if (perm) m = -2;
-				else if (st == SPF_DNS_TEMPFAIL) m = -1;
-				else if (n > SPF_MAX_MX_NAMES) {
-					c->why = "more than 10 MX names";
-					m = -2;
-				}
-				for (size_t i = 0; i < n && m == 0; i++)
-					m = spf_match_host(c, mx[i], c4, c6);
-				if (st == SPF_DNS_OK)
-					spf_free_answers(mx, n);
-			}
-			free(target);
-			if (m == -1) { c->why = "DNS error"; result = SPF_TEMPERROR; goto out; }
-			if (m == -2) { result = SPF_PERMERROR; goto out; }
-		} else if (spf_name_is(name, nl, "ptr")) {
-			if (arg && *arg != ':') goto syntax;
-			if (!spf_count_lookup(c)) { result = SPF_PERMERROR; goto out; }
-			char *target = arg ? spf_domain_spec(c, domain, arg + 1) :
-			    xstrdup(domain);
-			if (!target) goto syntax;
-			m = spf_match_ptr(c, target);
-			free(target);
-			if (m == -2) { result = SPF_PERMERROR; goto out; }
-		} else if (spf_name_is(name, nl, "ip4") ||
-		    spf_name_is(name, nl, "ip6")) {
-			bool v6 = name[2] == '6';
-			if (!arg || *arg != ':') goto syntax;
-			char *a = xstrdup(arg + 1);
-			char *slash = strchr(a, '/');
-			long bits = v6 ? 128 : 32;
-			unsigned char tmp[16];
-			if (slash) {
-				char *end;
-				*slash = '\0';
-				bits = strtol(slash + 1, &end, 10);
-				if (*end || slash[1] == '\0' || bits < 0 ||
-				    bits > (v6 ? 128 : 32) ||
-				    (slash[1] == '0' && slash[2])) {
-					free(a);
-					goto syntax;
-				}
-			}
-			if (inet_pton(v6 ? AF_INET6 : AF_INET, a, tmp) != 1) {
-				free(a);
-				goto syntax;
-			}
-			if ((c->family == 6) == v6)
-				m = spf_ip_in(c, a, (int)bits, (int)bits);
-			free(a);
-		} else if (spf_name_is(name, nl, "exists")) {
-			if (!arg || *arg != ':') goto syntax;
-			if (!spf_count_lookup(c)) { result = SPF_PERMERROR; goto out; }
-			char *target = spf_domain_spec(c, domain, arg + 1);
-			if (!target) goto syntax;
-			char **ans;
-			size_t n;
-			bool perm = false;
-			enum spf_dns_status st = spf_lookup(c, SPF_Q_A,
-			    target, &ans, &n, &perm);
-			free(target);
-			if (perm) { result = SPF_PERMERROR; goto out; }
-			if (st == SPF_DNS_TEMPFAIL) { result = SPF_TEMPERROR; goto out; }
-			if (st == SPF_DNS_OK) {
-				m = 1;
-				spf_free_answers(ans, n);
-			}
-		} else {
+			continue;
+		if ((mech = spf_mech_find(name, nl)) == NULL) {
 			c->why = "unknown mechanism";
 			result = SPF_PERMERROR;
 			goto out;
 		}
-		if (m == 1) {
-			matched = true;
-			result = q;
+		if (mech->parse(&t, arg) < 0)
+			goto syntax;
+		if (mech->lookup && !spf_count_lookup(c)) {
+			result = SPF_PERMERROR;
+			goto out;
 		}
-		continue;
-syntax:
-		c->why = "syntax error in SPF record";
-		result = SPF_PERMERROR;
-		goto out;
+		switch (mech->eval(c, domain, sender, &t, &result)) {
+		case SPF_EV_MATCH:
+			matched = true;
+			result = t.q;
+			break;
+		case SPF_EV_NOMATCH:
+			break;
+		case SPF_EV_SYNTAX:
+			goto syntax;
+		case SPF_EV_STOP:
+			goto out;
+		}
 	}
 
-	if (!matched && redirect != NULL) {
+	if (!matched && rec.redirect != NULL) {
 		/* 6.1 */
 		if (!spf_count_lookup(c)) {
 			result = SPF_PERMERROR;
 			goto out;
 		}
-		char *target = spf_domain_spec(c, domain, redirect);
+		char *target = spf_domain_spec(c, domain, rec.redirect);
 		if (target == NULL) {
 			c->why = "syntax error in redirect";
 			result = SPF_PERMERROR;
@@ -719,9 +735,13 @@ syntax:
 	} else {
 		c->why = "mechanism matched";
 	}
+	goto out;
+syntax:
+	c->why = "syntax error in SPF record";
+	result = SPF_PERMERROR;
 out:
 	free(record);
-	free(redirect);
+	free(rec.redirect);
 	return result;
 }
 

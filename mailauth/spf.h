@@ -47,8 +47,15 @@ enum spf_dns_status {
 typedef enum spf_dns_status spf_lookup_fn(void *ctx, enum spf_qtype type,
     const char *name, char ***answers_r, size_t *n_r);
 
+/*
+ * The lookup the daemon and carteiroctl use: ctx is a struct dns
+ * (mailauth/dns.h), asked through dns_lookup_sync(), so from a worker
+ * thread or on a resolver without a loop. Answers free with free().
+ */
+spf_lookup_fn spf_lookup_dns;
+
 struct spf_request {
-	const char *ip;		/* client address, "192.0.2.1" or "2001:db8::1" */
+	const char *ip;		/* client, "192.0.2.1" or "2001:db8::1" */
 	const char *sender;	/* MAIL FROM address; "" for <> */
 	const char *helo;	/* HELO/EHLO name */
 	const char *receiver;	/* our hostname, for %{r} */

@@ -3,7 +3,8 @@
  * message — read the spool once through the DKIM canonicaliser, SPF,
  * each DKIM signature's key lookup and verification, DMARC — and the
  * Authentication-Results header built from it. Owns the worker pool
- * (common/workq) and one blocking resolver per worker.
+ * (common/workq); the workers ask the loop's resolver (mailauth/dns.h,
+ * dns_lookup_sync), so every lookup shares one cache.
  */
 #include "smtpd/inbound.h"
 #include "smtpd/spool.h"
@@ -11,7 +12,7 @@
 #include "common/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
-#include "mailauth/dnsq.h"
+#include "mailauth/dns.h"
 #include "common/log.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
@@ -34,6 +35,7 @@
 
 struct inbound {
 	const struct cfg *cfg;
+	struct dns *dns;	/* borrowed: the loop's resolver */
 	char *spooldir;		/* the store's directory: not tmpfs */
 	struct workq *wq;
 };
@@ -49,31 +51,18 @@ struct inbound_job {
 	struct inbound_result res;
 };
 
-static void *
-inbound_thread_init(void *arg)
-{
-	const struct cfg *cfg = arg;
-
-	return dnsq_new(cfg->relay.resolver, 2000, 2);
-}
-
-static void
-inbound_thread_fini(void *ctx)
-{
-	dnsq_free(ctx);
-}
-
 struct inbound *
-inbound_new(struct event_base *base, const struct cfg *cfg)
+inbound_new(struct event_base *base, const struct cfg *cfg, struct dns *dns)
 {
 	struct inbound *in = xcalloc(1, sizeof(*in));
 
 	in->cfg = cfg;
+	in->dns = dns;
 	char *copy = xstrdup(cfg->store.path);
 	in->spooldir = xstrdup(dirname(copy));
 	free(copy);
-	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING,
-	    inbound_thread_init, inbound_thread_fini, (void *)(uintptr_t)cfg);
+	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING, NULL,
+	    NULL, NULL);
 	return in;
 }
 
@@ -82,6 +71,9 @@ inbound_free(struct inbound *in)
 {
 	if (in == NULL)
 		return;
+	/* The loop has stopped: workers waiting on DNS give up now. */
+	if (in->dns != NULL)
+		dns_sync_close(in->dns);
 	workq_free(in->wq);
 	free(in->spooldir);
 	free(in);
@@ -218,7 +210,7 @@ static void
 inbound_work(void *arg, void *ctx)
 {
 	struct inbound_job *j = arg;
-	struct dnsq *dq = ctx;
+	struct dns *dns = j->in->dns;
 	const char *hostname = j->in->cfg->server.hostname;
 	struct dkim_msg *m = dkim_msg_new();
 	char buf[64 * 1024], tok[256], tok2[256];
@@ -244,12 +236,12 @@ inbound_work(void *arg, void *ctx)
 	/* SPF */
 	struct spf_request sreq = {
 		.ip = j->ip, .sender = j->mail_from, .helo = j->helo,
-		.receiver = hostname, .lookup = dq ? dnsq_lookup : NULL,
-		.ctx = dq,
+		.receiver = hostname, .lookup = dns ? spf_lookup_dns : NULL,
+		.ctx = dns,
 	};
 	char *spf_domain = NULL;
 	const char *why = NULL;
-	enum spf_result spf = dq ? spf_check(&sreq, &spf_domain, &why) :
+	enum spf_result spf = dns ? spf_check(&sreq, &spf_domain, &why) :
 	    SPF_TEMPERROR;
 	if (spf_domain == NULL)
 		spf_domain = xstrdup(j->helo);
@@ -279,13 +271,13 @@ inbound_work(void *arg, void *ctx)
 		char *name = xasprintf("%s._domainkey.%s", s, d);
 		char **txt = NULL;
 		size_t ntxt = 0;
-		enum spf_dns_status st = dq ? dnsq_lookup(dq, SPF_Q_TXT, name,
-		    &txt, &ntxt) : SPF_DNS_TEMPFAIL;
+		enum dns_status st = dns ? dns_lookup_sync(dns, DNS_T_TXT, name,
+		    &txt, &ntxt) : DNS_TEMPFAIL;
 		free(name);
-		if (st == SPF_DNS_TEMPFAIL) {
+		if (st == DNS_TEMPFAIL) {
 			word = "temperror";
 			dwhy = "key lookup failed";
-		} else if (st != SPF_DNS_OK) {
+		} else if (st != DNS_OK) {
 			word = "permerror";
 			dwhy = "no key for signature";
 		} else {
@@ -294,7 +286,7 @@ inbound_work(void *arg, void *ctx)
 			    "fail" : r == DKIM_PERMERROR ? "permerror" :
 			    "neutral";
 		}
-		dnsq_free_answers(txt, ntxt);
+		dns_rr_free(txt, ntxt);
 		if (r == DKIM_PASS && npassed < INBOUND_MAX_SIGS)
 			passed[npassed++].domain = d;
 		if (i == 0 || r == DKIM_PASS)
@@ -310,11 +302,11 @@ inbound_work(void *arg, void *ctx)
 	size_t nfrom = dkim_msg_header_count(m, "From");
 	char *fromv = nfrom == 1 ? dkim_msg_header_value(m, "From", 0) : NULL;
 	char *from_domain = fromv ? dmarc_from_domain(fromv) : NULL;
-	if (from_domain != NULL && dq != NULL) {
+	if (from_domain != NULL && dns != NULL) {
 		struct dmarc_request dreq = {
 			.from_domain = from_domain, .spf = spf,
 			.spf_domain = spf_domain, .dkim = passed,
-			.ndkim = npassed, .lookup = dnsq_lookup, .ctx = dq,
+			.ndkim = npassed, .lookup = spf_lookup_dns, .ctx = dns,
 		};
 		struct dmarc_outcome out;
 		dmarc_check(&dreq, &out);

@@ -1,7 +1,7 @@
 /*
  * Inbound message checks on the MX listener: SPF (MAIL FROM / HELO),
- * DKIM verification of every signature, DMARC, run on worker threads with
- * the blocking resolver of [relay] resolver (never on the event loop).
+ * DKIM verification of every signature, DMARC, run on worker threads
+ * (never on the event loop) that ask the loop's resolver.
  * The result is one Authentication-Results header (RFC 8601, authserv-id
  * = [server] hostname) to prepend, and the DMARC verdict. Fields
  * "Authentication-Results" that claim our authserv-id are removed from
@@ -15,6 +15,7 @@
 
 struct event_base;
 struct cfg;
+struct dns;
 struct inbound;
 
 struct inbound_req {
@@ -43,7 +44,11 @@ struct inbound_result {
 typedef void inbound_done_cb(uint64_t token, struct inbound_result *res,
     void *arg);
 
-struct inbound *inbound_new(struct event_base *base, const struct cfg *cfg);
+/* dns: the loop's resolver (borrowed, outlives the struct inbound; made
+ * after dns_threads_init); NULL: every check is a temperror. */
+struct inbound *inbound_new(struct event_base *base, const struct cfg *cfg,
+    struct dns *dns);
+/* After the loop stopped: waiting lookups fail, the workers are joined. */
 void inbound_free(struct inbound *in);
 /* Token, or 0 when the pool is full (then accept without checks). */
 uint64_t inbound_submit(struct inbound *in, const struct inbound_req *req,

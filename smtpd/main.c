@@ -166,6 +166,9 @@ main(int argc, char **argv)
 		srv.timeout_cmd_ms = srv.timeout_data_ms = tmo;
 
 	proc_raise_nofile();
+	/* Before the base: worker threads post DNS queries to the loop. */
+	if (dns_threads_init() != 0)
+		log_fatal("event=smtpd.start error=\"libevent threads\"");
 	if ((srv.base = event_base_new()) == NULL)
 		log_fatal("event=smtpd.start error=\"event_base_new failed\"");
 	/* Before the ports listen: a SIGTERM that comes as soon as they do
@@ -215,12 +218,11 @@ main(int argc, char **argv)
 	delivery_set_notify(srv.delivery, queue_changed);
 	if ((srv.relay = relay_new(srv.base, cfg, queue_changed)) == NULL)
 		log_fatal("event=smtpd.start error=\"relay failed\"");
-	if (cfg->smtpd.dnsbl.n > 0) {
-		srv.dns = dns_new(srv.base, cfg->relay.resolver, 0, 0, &error);
-		if (srv.dns == NULL)
-			log_fatal("event=smtpd.start error=\"dns: %s\"", error);
-	}
-	srv.inbound = inbound_new(srv.base, cfg);
+	/* DNSBL and the inbound checks' worker threads share it. */
+	srv.dns = dns_new(srv.base, cfg->relay.resolver, 0, 0, &error);
+	if (srv.dns == NULL)
+		log_fatal("event=smtpd.start error=\"dns: %s\"", error);
+	srv.inbound = inbound_new(srv.base, cfg, srv.dns);
 	srv.signer = signer_new(srv.base, cfg);
 
 	if (priv_drop(cfg->server.user, &err) != 0)

@@ -81,7 +81,7 @@ struct smtp_server {
 	struct delivery *delivery;
 	struct auth_pool *auth;
 	struct relay *relay;
-	struct dns *dns;		/* DNSBL lookups; NULL without zones */
+	struct dns *dns;		/* DNSBL and inbound-check lookups */
 	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
 	struct signer *signer;		/* DKIM signing on submission */
 	char *spool_dir;		/* directory of the database */

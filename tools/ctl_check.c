@@ -10,7 +10,7 @@
 #include "common/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_keys.h"
-#include "mailauth/dnsq.h"
+#include "mailauth/dns.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
 
@@ -24,7 +24,7 @@
 #include <strings.h>
 
 struct ctl_check {
-	struct dnsq *dq;
+	struct dns *dns;
 	const char *domain;
 	const char *hostname;
 	char **ips;		/* the server's addresses */
@@ -90,18 +90,18 @@ ctl_check_mx(struct ctl_check *c)
 {
 	char **mx;
 	size_t n;
-	enum spf_dns_status st = dnsq_lookup(c->dq, SPF_Q_MX, c->domain, &mx,
+	enum dns_status st = dns_lookup_sync(c->dns, DNS_T_MX, c->domain, &mx,
 	    &n);
 	bool ours = false;
 
-	for (size_t i = 0; st == SPF_DNS_OK && i < n; i++)
+	for (size_t i = 0; st == DNS_OK && i < n; i++)
 		if (ctl_check_name_eq(mx[i], c->hostname))
 			ours = true;
 	if (ours) {
 		ctl_check_line(c, "OK", "mx", "%s MX points at %s", c->domain,
 		    c->hostname);
 	} else {
-		if (st == SPF_DNS_TEMPFAIL)
+		if (st == DNS_TEMPFAIL)
 			ctl_check_line(c, "FAIL", "mx", "%s: MX lookup failed "
 			    "(DNS error)", c->domain);
 		else
@@ -109,8 +109,8 @@ ctl_check_mx(struct ctl_check *c)
 			    "pointing at %s", c->domain, c->hostname);
 		ctl_check_publish("%s. IN MX 10 %s.", c->domain, c->hostname);
 	}
-	if (st == SPF_DNS_OK)
-		dnsq_free_answers(mx, n);
+	if (st == DNS_OK)
+		dns_rr_free(mx, n);
 }
 
 static void
@@ -118,9 +118,9 @@ ctl_check_host(struct ctl_check *c, const char *given_ip)
 {
 	char **a4 = NULL, **a6 = NULL;
 	size_t n4 = 0, n6 = 0;
-	enum spf_dns_status s4 = dnsq_lookup(c->dq, SPF_Q_A, c->hostname, &a4,
+	enum dns_status s4 = dns_lookup_sync(c->dns, DNS_T_A, c->hostname, &a4,
 	    &n4);
-	enum spf_dns_status s6 = dnsq_lookup(c->dq, SPF_Q_AAAA, c->hostname,
+	enum dns_status s6 = dns_lookup_sync(c->dns, DNS_T_AAAA, c->hostname,
 	    &a6, &n6);
 
 	if (n4 + n6 > 0) {
@@ -139,8 +139,8 @@ ctl_check_host(struct ctl_check *c, const char *given_ip)
 		}
 	} else {
 		ctl_check_line(c, "FAIL", "host", "%s has no A/AAAA record%s",
-		    c->hostname, s4 == SPF_DNS_TEMPFAIL ||
-		    s6 == SPF_DNS_TEMPFAIL ? " (DNS error)" : "");
+		    c->hostname, s4 == DNS_TEMPFAIL ||
+		    s6 == DNS_TEMPFAIL ? " (DNS error)" : "");
 		ctl_check_publish("%s. IN %s %s", c->hostname,
 		    given_ip && ctl_check_is_v6(given_ip) ? "AAAA" : "A",
 		    given_ip ? given_ip : "<this server's public address>");
@@ -156,10 +156,10 @@ ctl_check_host(struct ctl_check *c, const char *given_ip)
 		for (size_t i = 0; i < n6; i++)
 			c->ips[c->nips++] = xstrdup(a6[i]);
 	}
-	if (s4 == SPF_DNS_OK)
-		dnsq_free_answers(a4, n4);
-	if (s6 == SPF_DNS_OK)
-		dnsq_free_answers(a6, n6);
+	if (s4 == DNS_OK)
+		dns_rr_free(a4, n4);
+	if (s6 == DNS_OK)
+		dns_rr_free(a6, n6);
 }
 
 /* The in-addr.arpa / ip6.arpa name of ip into buf. */
@@ -192,14 +192,14 @@ ctl_check_ptr(struct ctl_check *c)
 		bool confirmed = false, matches_host = false;
 
 		ctl_check_rev(c->ips[i], rev, sizeof(rev));
-		enum spf_dns_status st = dnsq_lookup(c->dq, SPF_Q_PTR, rev,
+		enum dns_status st = dns_lookup_sync(c->dns, DNS_T_PTR, rev,
 		    &names, &n);
-		for (size_t j = 0; st == SPF_DNS_OK && j < n; j++) {
+		for (size_t j = 0; st == DNS_OK && j < n; j++) {
 			char **addrs;
 			size_t na;
-			if (dnsq_lookup(c->dq, ctl_check_is_v6(c->ips[i]) ?
-			    SPF_Q_AAAA : SPF_Q_A, names[j], &addrs, &na) !=
-			    SPF_DNS_OK)
+			if (dns_lookup_sync(c->dns, ctl_check_is_v6(c->ips[i]) ?
+			    DNS_T_AAAA : DNS_T_A, names[j], &addrs, &na) !=
+			    DNS_OK)
 				continue;
 			for (size_t k = 0; k < na; k++)
 				if (strcmp(addrs[k], c->ips[i]) == 0) {
@@ -208,7 +208,7 @@ ctl_check_ptr(struct ctl_check *c)
 					    c->hostname))
 						matches_host = true;
 				}
-			dnsq_free_answers(addrs, na);
+			dns_rr_free(addrs, na);
 		}
 		if (confirmed && matches_host)
 			ctl_check_line(c, "OK", "ptr", "%s has forward-confirmed "
@@ -223,8 +223,8 @@ ctl_check_ptr(struct ctl_check *c)
 			    "to set it)", c->ips[i]);
 			ctl_check_publish("%s. IN PTR %s.", rev, c->hostname);
 		}
-		if (st == SPF_DNS_OK)
-			dnsq_free_answers(names, n);
+		if (st == DNS_OK)
+			dns_rr_free(names, n);
 	}
 	if (c->nips == 0)
 		ctl_check_line(c, "FAIL", "ptr", "no server address known "
@@ -240,7 +240,7 @@ ctl_check_spf(struct ctl_check *c)
 		struct spf_request req = {
 			.ip = c->ips[i], .sender = sender,
 			.helo = c->hostname, .receiver = c->hostname,
-			.lookup = dnsq_lookup, .ctx = c->dq,
+			.lookup = spf_lookup_dns, .ctx = c->dns,
 		};
 		const char *why = NULL;
 		enum spf_result r = spf_check(&req, NULL, &why);
@@ -316,10 +316,10 @@ ctl_check_dkim(struct ctl_check *c, const struct ctl *ctl)
 		}
 		name = xasprintf("%s._domainkey.%s", keys[i].selector,
 		    c->domain);
-		enum spf_dns_status st = dnsq_lookup(c->dq, SPF_Q_TXT, name,
+		enum dns_status st = dns_lookup_sync(c->dns, DNS_T_TXT, name,
 		    &txt, &nt);
 		char *wp = ctl_check_dkim_p(want);
-		for (size_t j = 0; st == SPF_DNS_OK && j < nt; j++) {
+		for (size_t j = 0; st == DNS_OK && j < nt; j++) {
 			char *gp = ctl_check_dkim_p(txt[j]);
 			if (strcmp(gp, wp) == 0)
 				match = true;
@@ -330,12 +330,12 @@ ctl_check_dkim(struct ctl_check *c, const struct ctl *ctl)
 			    "%s key", name, dkim_alg_name(keys[i].alg));
 		else {
 			ctl_check_line(c, "FAIL", "dkim", "%s %s", name,
-			    st == SPF_DNS_OK ? "does not match the local key" :
+			    st == DNS_OK ? "does not match the local key" :
 			    "has no TXT record");
 			ctl_check_publish("%s. IN TXT \"%s\"", name, want);
 		}
-		if (st == SPF_DNS_OK)
-			dnsq_free_answers(txt, nt);
+		if (st == DNS_OK)
+			dns_rr_free(txt, nt);
 		free(wp);
 		free(want);
 		free(name);
@@ -350,9 +350,9 @@ ctl_check_dmarc(struct ctl_check *c)
 	char *name = xasprintf("_dmarc.%s", c->domain), **txt;
 	size_t n;
 	const char *found = NULL;
-	enum spf_dns_status st = dnsq_lookup(c->dq, SPF_Q_TXT, name, &txt, &n);
+	enum dns_status st = dns_lookup_sync(c->dns, DNS_T_TXT, name, &txt, &n);
 
-	for (size_t i = 0; st == SPF_DNS_OK && i < n; i++)
+	for (size_t i = 0; st == DNS_OK && i < n; i++)
 		if (strncmp(txt[i], "v=DMARC1", 8) == 0)
 			found = txt[i];
 	if (found != NULL) {
@@ -367,8 +367,8 @@ ctl_check_dmarc(struct ctl_check *c)
 		ctl_check_publish("%s. IN TXT \"v=DMARC1; p=quarantine; "
 		    "rua=mailto:postmaster@%s\"", name, c->domain);
 	}
-	if (st == SPF_DNS_OK)
-		dnsq_free_answers(txt, n);
+	if (st == DNS_OK)
+		dns_rr_free(txt, n);
 	free(name);
 }
 
@@ -387,13 +387,13 @@ ctl_check_dnsbl(struct ctl_check *c, const struct ctl *ctl)
 			*strstr(rev, ctl_check_is_v6(c->ips[i]) ? ".ip6.arpa" :
 			    ".in-addr.arpa") = '\0';
 			name = xasprintf("%s.%s", rev, zones->v[z]);
-			enum spf_dns_status st = dnsq_lookup(c->dq, SPF_Q_A,
+			enum dns_status st = dns_lookup_sync(c->dns, DNS_T_A,
 			    name, &a, &n);
-			if (st == SPF_DNS_OK) {
+			if (st == DNS_OK) {
 				ctl_check_line(c, "FAIL", "dnsbl", "%s is listed "
 				    "on %s (%s)", c->ips[i], zones->v[z], a[0]);
-				dnsq_free_answers(a, n);
-			} else if (st == SPF_DNS_TEMPFAIL) {
+				dns_rr_free(a, n);
+			} else if (st == DNS_TEMPFAIL) {
 				ctl_check_line(c, "WARN", "dnsbl", "%s: %s did "
 				    "not answer", c->ips[i], zones->v[z]);
 			} else {
@@ -409,7 +409,7 @@ int
 ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 {
 	struct ctl_check c = { 0 };
-	const char *ip = NULL;
+	const char *ip = NULL, *error = NULL;
 	char *domain = NULL;
 	unsigned char tmp[16];
 
@@ -433,9 +433,10 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	}
 	if (ctl_domain_arg(argv[1], &domain) < 0)
 		return 1;
-	c.dq = dnsq_new(ctl->cfg->relay.resolver, 2000, 2);
-	if (c.dq == NULL) {
-		ctl_err("check: cannot set up the resolver");
+	/* No loop here: the resolver runs its own for each lookup. */
+	c.dns = dns_new(NULL, ctl->cfg->relay.resolver, 2000, 2, &error);
+	if (c.dns == NULL) {
+		ctl_err("check: cannot set up the resolver: %s", error);
 		free(domain);
 		return 1;
 	}
@@ -454,7 +455,7 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < c.nips; i++)
 		free(c.ips[i]);
 	free(c.ips);
-	dnsq_free(c.dq);
+	dns_free(c.dns);
 	free(domain);
 	return c.fails ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-/* Fuzz DKIM canonicalisation and DKIM-Signature parsing (mailauth/dkim.c):
+/* Fuzz DKIM canonicalisation and DKIM-Signature parsing (mailauth/dkim_*.c):
  * the message is fed in pieces, every signature is checked against a
  * fixed key record, and the header accessors are exercised. */
 #include "mailauth/dkim.h"

@@ -9,14 +9,15 @@
     dns.start(); ... dns.port ...; dns.stop()
 
 Names missing from the table are NXDOMAIN; a known name without the asked
-type is NOERROR with no answers. dns.set(name, value) changes the table
+type is NOERROR with no answers. Both carry an SOA (TTL and MINIMUM 60),
+as RFC 2308 3 has authoritative servers do, so they may be cached. dns.set(name, value) changes the table
 while the server runs; dns.queries counts (name, type) pairs asked.
 """
 
 import socket
 import threading
 
-from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, SOA, TXT, DNSRecord
 
 
 class FakeDNS:
@@ -59,7 +60,7 @@ class FakeDNS:
         reply = req.reply()
         if entry is None:
             reply.header.rcode = RCODE.NXDOMAIN
-            return reply.pack()
+            return self._negative(reply, q)
         if entry == "DROP":
             return None
         if entry == "SERVFAIL":
@@ -67,7 +68,7 @@ class FakeDNS:
             return reply.pack()
         if entry == "NXDOMAIN":
             reply.header.rcode = RCODE.NXDOMAIN
-            return reply.pack()
+            return self._negative(reply, q)
         for value in entry.get(qtype, []):
             if qtype == "MX":
                 pref, host = value
@@ -81,6 +82,15 @@ class FakeDNS:
             else:
                 continue
             reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=60))
+        if not reply.rr:
+            return self._negative(reply, q)
+        return reply.pack()
+
+    @staticmethod
+    def _negative(reply, q):
+        reply.add_auth(RR(q.qname, QTYPE.SOA, ttl=60, rdata=SOA(
+            "ns.fake.test", "hostmaster.fake.test",
+            (1, 3600, 600, 86400, 60))))
         return reply.pack()
 
     def _serve(self):

@@ -30,7 +30,8 @@
 
 /* ---- DNS ---- */
 
-enum { FAKE_A = 1, FAKE_MX = 15, FAKE_TXT = 16, FAKE_AAAA = 28 };
+enum { FAKE_A = 1, FAKE_PTR = 12, FAKE_MX = 15, FAKE_TXT = 16,
+    FAKE_AAAA = 28 };
 enum { FAKE_OK = 0, FAKE_SERVFAIL = 2, FAKE_NXDOMAIN = 3, FAKE_DROP = 99 };
 
 struct fake_rr {
@@ -47,6 +48,10 @@ struct fake_dns {
 	size_t nrr;
 	unsigned port;
 	unsigned queries;
+	/* RFC 2308: NXDOMAIN/NODATA answers carry an SOA with this TTL and
+	 * MINIMUM when either is set. */
+	unsigned soa_ttl, soa_min;
+	unsigned (*ttl)(const char *name);	/* NULL: 60 s for every record */
 };
 
 static size_t
@@ -125,8 +130,14 @@ fake_dns_read(evutil_socket_t fd, short what, void *arg)
 		r[o++] = (unsigned char)qtype;
 		r[o++] = 0;
 		r[o++] = 1;
-		memset(r + o, 0, 3);
-		r[o + 3] = 60;
+		{
+			unsigned ttl = fd_->ttl ? fd_->ttl(name) : 60;
+
+			r[o] = (unsigned char)(ttl >> 24);
+			r[o + 1] = (unsigned char)(ttl >> 16);
+			r[o + 2] = (unsigned char)(ttl >> 8);
+			r[o + 3] = (unsigned char)ttl;
+		}
 		o += 4;
 		rd = r + o + 2;
 		if (qtype == FAKE_A) {
@@ -142,6 +153,8 @@ fake_dns_read(evutil_socket_t fd, short what, void *arg)
 			rd[0] = (unsigned char)(pref >> 8);
 			rd[1] = (unsigned char)pref;
 			rdl = 2 + fake_dns_put_name(rd + 2, h);
+		} else if (qtype == FAKE_PTR) {
+			rdl = fake_dns_put_name(rd, rr->data);
 		} else {
 			size_t tl = strlen(rr->data);
 
@@ -163,6 +176,27 @@ fake_dns_read(evutil_socket_t fd, short what, void *arg)
 	r[6] = 0;
 	r[7] = (unsigned char)ancount;
 	memset(r + 8, 0, 4);
+	if ((fd_->soa_ttl || fd_->soa_min) && ancount == 0 &&
+	    (rcode == FAKE_NXDOMAIN || rcode == FAKE_OK)) {
+		static const unsigned char soa_head[] = { 0xc0, 12, 0, 6, 0, 1 };
+		size_t rdo;
+		unsigned v[5] = { 1, 3600, 600, 86400, fd_->soa_min };
+
+		memcpy(r + o, soa_head, sizeof(soa_head));
+		o += sizeof(soa_head);
+		for (i = 0; i < 4; i++)
+			r[o++] = (unsigned char)(fd_->soa_ttl >> (24 - 8 * i));
+		rdo = o;
+		o += 2;
+		o += fake_dns_put_name(r + o, "ns.test");
+		o += fake_dns_put_name(r + o, "hostmaster.test");
+		for (size_t k = 0; k < 5; k++)
+			for (i = 0; i < 4; i++)
+				r[o++] = (unsigned char)(v[k] >> (24 - 8 * i));
+		r[rdo] = (unsigned char)((o - rdo - 2) >> 8);
+		r[rdo + 1] = (unsigned char)(o - rdo - 2);
+		r[9] = 1;	/* NSCOUNT */
+	}
 	sendto(fd, r, o, 0, (struct sockaddr *)&from, fl);
 }
 

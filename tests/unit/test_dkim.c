@@ -39,6 +39,46 @@ static const char *const messages[] = {
 	"Subject: empty\r\n\r\n"),
 };
 
+/* RFC 8463 Appendix A: keys (A.2) and the message signed with both
+ * algorithms (A.3), byte for byte. */
+static const char rfc8463_seed[] =
+    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+static const char rfc8463_ed_txt[] =
+    "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+static const char rfc8463_rsa_txt[] =
+    "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWR"
+    "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
+    "DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3"
+    "Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
+static const char rfc8463_msg[] =
+    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+    " d=football.example.com; i=@football.example.com;\r\n"
+    " q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
+    " subject : date : message-id : from : subject : date;\r\n"
+    " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+    " b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n"
+    " Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==\r\n"
+    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
+    " d=football.example.com; i=@football.example.com;\r\n"
+    " q=dns/txt; s=test; t=1528637909; h=from : to : subject :\r\n"
+    " date : message-id : from : subject : date;\r\n"
+    " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+    " b=F45dVWDfMbQDGHJFlXUNB2HKfbCeLRyhDXgFpEL8GwpsRe0IeIixNTe3\r\n"
+    " DhCVlUrSjV4BwcVcOF6+FF3Zo9Rpo1tFOeS9mPYQTnGdaSGsgeefOsk2Jz\r\n"
+    " dA+L10TeYt9BgDfQNZtKdN1WO//KgIqXP7OdEFE4LjFYNcUxZQ4FADY+8=\r\n"
+    "From: Joe SixPack <joe@football.example.com>\r\n"
+    "To: Suzie Q <suzie@shopping.example.net>\r\n"
+    "Subject: Is dinner ready?\r\n"
+    "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+    "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+    "\r\n"
+    "Hi.\r\n"
+    "\r\n"
+    "We lost the game.  Are you hungry yet?\r\n"
+    "\r\n"
+    "Joe.\r\n"
+    "\r\n";
+
 static char tmpdir[] = "/tmp/carteiro-dkim-XXXXXX";
 
 static void
@@ -119,6 +159,75 @@ main(void)
 		return 1;
 	if (srcdir == NULL)
 		srcdir = ".";
+
+	t_begin("RFC 8463 A: the Ed25519 key's public half");
+	{
+		char *t = NULL;
+
+		t_assert(dkim_txt_for_key(DKIM_ALG_ED25519, rfc8463_seed,
+		    &t) == 0);
+		t_assert_str(t, rfc8463_ed_txt);
+		free(t);
+	}
+	t_end();
+
+	t_begin("RFC 8463 A.3: both signatures verify, in any pieces");
+	{
+		size_t len = strlen(rfc8463_msg);
+		const size_t pieces[] = { len, 1, 3, 64 };
+
+		for (size_t i = 0; i < nitems(pieces); i++) {
+			t_assert_int(verify_msg(rfc8463_msg, len, 0,
+			    rfc8463_ed_txt, pieces[i]), DKIM_PASS);
+			t_assert_int(verify_msg(rfc8463_msg, len, 1,
+			    rfc8463_rsa_txt, pieces[i]), DKIM_PASS);
+		}
+		/* Swapped keys and a changed byte fail. */
+		t_assert_int(verify_msg(rfc8463_msg, len, 0, rfc8463_rsa_txt,
+		    len), DKIM_PERMERROR);
+		char *bad = xstrdup(rfc8463_msg);
+		char *p = strstr(bad, "hungry");
+		p[0] = 'H';
+		t_assert_int(verify_msg(bad, len, 0, rfc8463_ed_txt, len),
+		    DKIM_FAIL);
+		t_assert_int(verify_msg(bad, len, 1, rfc8463_rsa_txt, len),
+		    DKIM_FAIL);
+		free(bad);
+	}
+	t_end();
+
+	t_begin("RFC 8463 key signs deterministically (RFC 8032)");
+	{
+		struct dkim_key *k = dkim_key_load(DKIM_ALG_ED25519,
+		    "football.example.com", "brisbane", rfc8463_seed);
+		char *s1, *s2;
+
+		t_assert(k != NULL);
+		s1 = sign_msg(messages[0], k, 1 << 20);
+		s2 = sign_msg(messages[0], k, 3);
+		t_assert(s1 != NULL && s2 != NULL);
+		t_assert_str(s1, s2);
+		t_assert_int(verify_msg(s1, strlen(s1), 0, rfc8463_ed_txt,
+		    strlen(s1)), DKIM_PASS);
+		write_file("rfc8463-signed.eml", s1, strlen(s1));
+		/* Known answer, made with libsodium before DKIM moved to
+		 * GnuTLS: the same key signs the same bytes. */
+		static const char want[] = "DKIM-Signature: v=1; "
+		    "a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+		    "\td=football.example.com; s=brisbane; t=1790000000;\r\n"
+		    "\th=from:from:subject:date:to:message-id;\r\n"
+		    "\tbh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
+		    "\tb=UVZP5MXNErtwb33ewY4hS3kzZRE/bEkAwW7quo5TopH0zOfZwInD"
+		    "npCKbqWei53g5+Fgwuvh\r\n"
+		    "\t KfsV4qE7tEP+Ag==\r\n"
+		    "From: Alice";
+
+		t_assert(s1 != NULL && strncmp(s1, want, strlen(want)) == 0);
+		free(s1);
+		free(s2);
+		dkim_key_free(k);
+	}
+	t_end();
 
 	t_begin("keygen both algorithms");
 	for (int a = 0; a < DKIM_ALG_COUNT; a++) {

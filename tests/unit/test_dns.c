@@ -1,10 +1,19 @@
-/* Unit tests for mailauth/dns.c against the in-process fake DNS server. */
+/*
+ * Unit tests for the DNS module (mailauth/dns*.c) against the in-process
+ * fake DNS server: typed requests, MX order, the TTL-honouring cache
+ * (queries counted at the server), the blocking entry point from worker
+ * threads while the loop runs, and the own-base mode of carteiroctl.
+ */
 #include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay_fakes.h"
 #include "mailauth/dns.h"
+#include "mailauth/dns_int.h"
+#include "common/util.h"
 #include "t.h"
 
 static const struct fake_rr zone[] = {
@@ -19,7 +28,27 @@ static const struct fake_rr zone[] = {
 	{ "fail.test", 0, NULL, FAKE_SERVFAIL },
 	{ "silent.test", 0, NULL, FAKE_DROP },
 	{ "txt.test", FAKE_TXT, "v=spf1 -all", 0 },
+	{ "ttl1.test", FAKE_A, "127.0.0.11", 0 },
+	{ "ttl300.test", FAKE_A, "127.0.0.12", 0 },
+	{ "day.test", FAKE_A, "127.0.0.13", 0 },
+	{ "zero.test", FAKE_A, "127.0.0.14", 0 },
+	{ "1.0.0.127.in-addr.arpa", FAKE_PTR, "host.test", 0 },
 };
+
+/* The TTL the fake server gives each name's records. */
+static unsigned
+zone_ttl(const char *name)
+{
+	if (strcmp(name, "ttl1.test") == 0)
+		return 1;
+	if (strcmp(name, "ttl300.test") == 0)
+		return 300;
+	if (strcmp(name, "day.test") == 0)
+		return 86400;
+	if (strcmp(name, "zero.test") == 0)
+		return 0x80000000u;	/* RFC 2181 8: counts as 0 */
+	return 60;
+}
 
 struct result {
 	struct dns_req *self;	/* cancelled from inside its callback */
@@ -247,6 +276,322 @@ test_txt_cancel(struct dns *d)
 	dns_mx(d, "silent.test", mx_cb, &r);
 }
 
+/* One blocking A lookup on the test thread's loop, as text. */
+static enum dns_status
+lookup_a(struct dns *d, const char *name, char *text, size_t size)
+{
+	struct result r;
+
+	memset(&r, 0, sizeof(r));
+	dns_lookup(d, DNS_T_A, name, txt_cb, &r);
+	run(&r);
+	util_strlcpy(text, r.text, size);
+	return r.st;
+}
+
+/*
+ * name's answer (status st) is asked once, served from the cache until
+ * secs seconds have passed, and asked again after that: queries are
+ * counted at the fake server.
+ */
+static void
+assert_cached_for(struct dns *d, const char *name, enum dns_status st,
+    unsigned secs)
+{
+	char text[64];
+	unsigned q = fdns.queries;
+
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	dns_cache_advance(secs - 1);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 1);
+	dns_cache_advance(2);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 2);
+}
+
+/* name is asked every time. */
+static void
+assert_not_cached(struct dns *d, const char *name, enum dns_status st)
+{
+	char text[64];
+	unsigned q = fdns.queries;
+
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(lookup_a(d, name, text, sizeof(text)), st);
+	t_assert_int(fdns.queries, q + 2);
+}
+
+static void
+test_ttl(struct dns *d)
+{
+	char text[64];
+
+	dns_cache_flush();
+	t_begin("dns cache: TTL 1 is asked again once it expired");
+	t_assert_int(lookup_a(d, "ttl1.test", text, sizeof(text)), DNS_OK);
+	t_assert_str(text, "127.0.0.11");
+	dns_cache_advance(2);
+	assert_cached_for(d, "ttl1.test", DNS_OK, 1);
+	t_end();
+
+	t_begin("dns cache: TTL 300 is served from the cache for 300 s");
+	assert_cached_for(d, "ttl300.test", DNS_OK, 300);
+	t_end();
+
+	t_begin("dns cache: a long TTL is capped");
+	assert_cached_for(d, "day.test", DNS_OK, DNS_CACHE_POS_MAX);
+	t_end();
+
+	t_begin("dns cache: TTL 0 (and 2^31, RFC 2181 8) is not cached");
+	assert_not_cached(d, "zero.test", DNS_OK);
+	t_end();
+
+	t_begin("dns cache: negative answers live for the SOA minimum");
+	fdns.soa_ttl = 3600;
+	fdns.soa_min = 5;
+	assert_cached_for(d, "gone1.test", DNS_NXDOMAIN, 5);
+	/* NODATA the same; the SOA's own TTL when it is smaller. */
+	fdns.soa_ttl = 3;
+	fdns.soa_min = 600;
+	assert_cached_for(d, "v6.test", DNS_NODATA, 3);
+	t_end();
+
+	t_begin("dns cache: negative caching is capped");
+	fdns.soa_ttl = 86400;
+	fdns.soa_min = 86400;
+	assert_cached_for(d, "gone2.test", DNS_NXDOMAIN, DNS_CACHE_NEG_MAX);
+	t_end();
+
+	t_begin("dns cache: a negative answer without SOA is not cached");
+	fdns.soa_ttl = fdns.soa_min = 0;
+	assert_not_cached(d, "gone3.test", DNS_NXDOMAIN);
+	t_end();
+
+	t_begin("dns cache: temporary failures are not cached");
+	assert_not_cached(d, "fail.test", DNS_TEMPFAIL);
+	t_end();
+	fdns.soa_ttl = fdns.soa_min = 60;
+}
+
+/* Handles with the same base and settings share one resolver; freeing
+ * one cancels only its own requests. */
+static void
+test_shared(const char *resolver)
+{
+	const char *err = NULL;
+	struct dns *d1 = dns_new(base, resolver, 300, 1, &err);
+	struct dns *d2 = dns_new(base, resolver, 300, 1, &err);
+	struct dns *d3 = dns_new(base, resolver, 300, 2, &err);
+	struct result r1, r2;
+	unsigned q;
+
+	dns_cache_flush();
+	t_begin("dns handles share one resolver per base and settings");
+	t_assert(d1 != NULL && d2 != NULL && d3 != NULL);
+	t_assert(d1->res == d2->res);
+	t_assert(d1->res != d3->res);
+	t_end();
+
+	t_begin("dns_free of one handle leaves the other's requests");
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	q = fdns.queries;
+	dns_txt(d1, "txt.test", txt_cb, &r1);	/* orphaned on the wire */
+	dns_mx(d2, "two.test", mx_cb, &r2);
+	dns_free(d1);
+	run(&r2);
+	t_assert(!r1.done);
+	t_assert_int(r2.st, DNS_OK);
+	t_assert_str(r2.text, "10:mx1.two.test 20:mx2.two.test 30:mx3.two.test ");
+	/* The orphan's answer still filled the cache. */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	memset(&r2, 0, sizeof(r2));
+	dns_txt(d2, "txt.test", txt_cb, &r2);
+	run(&r2);
+	t_assert_int(r2.st, DNS_OK);
+	t_assert_str(r2.text, "v=spf1 -all");
+	t_assert_int(fdns.queries, q + 2);
+	t_end();
+	dns_free(d2);
+	dns_free(d3);
+}
+
+/* ---- the blocking entry point ---- */
+
+struct sync_job {
+	struct dns *d;
+	const char *resolver;	/* own-base mode: make a resolver */
+	enum dns_type type;
+	const char *name;
+	enum dns_status st;
+	char text[256];
+	size_t n;
+	atomic_bool done;
+};
+
+static void *
+sync_thread(void *arg)
+{
+	struct sync_job *j = arg;
+	struct dns *d = j->d;
+	const char *err = NULL;
+	char **rr;
+	size_t o = 0;
+
+	if (j->resolver != NULL)
+		d = dns_new(NULL, j->resolver, 300, 1, &err);
+	j->st = dns_lookup_sync(d, j->type, j->name, &rr, &j->n);
+	for (size_t i = 0; i < j->n; i++)
+		o += (size_t)snprintf(j->text + o, sizeof(j->text) - o, "%s%s",
+		    i ? " " : "", rr[i]);
+	dns_rr_free(rr, j->n);
+	if (j->resolver != NULL)
+		dns_free(d);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Run the loop (the fake server, the resolver) until every job is done;
+ * the tick keeps the loop returning to look. */
+static void
+run_jobs(struct sync_job *jobs, size_t n, bool close_early, struct dns *d)
+{
+	struct timeval tv = { 0, 5000 };
+	struct event *ev = event_new(base, -1, EV_PERSIST, tick, NULL);
+	pthread_t th[8];
+	uint64_t start = util_now_ms();
+	size_t i, ndone;
+
+	event_add(ev, &tv);
+	for (i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, sync_thread, &jobs[i]);
+	do {
+		event_base_loop(base, EVLOOP_ONCE);
+		if (close_early && util_now_ms() - start > 50) {
+			dns_sync_close(d);
+			close_early = false;
+		}
+		for (ndone = 0, i = 0; i < n; i++)
+			ndone += atomic_load(&jobs[i].done);
+	} while (ndone < n && util_now_ms() - start < 10000);
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	event_free(ev);
+}
+
+static void
+test_sync(struct dns *d, const char *resolver)
+{
+	struct sync_job jobs[6];
+	unsigned q;
+
+	dns_cache_flush();
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "txt.test" };
+	jobs[1] = (struct sync_job){ .d = d, .type = DNS_T_MX,
+	    .name = "two.test" };
+	jobs[2] = (struct sync_job){ .d = d, .type = DNS_T_PTR,
+	    .name = "1.0.0.127.in-addr.arpa" };
+	jobs[3] = (struct sync_job){ .d = d, .type = DNS_T_AAAA,
+	    .name = "mx1.two.test" };
+	jobs[4] = (struct sync_job){ .d = d, .type = DNS_T_A,
+	    .name = "nowhere.test" };
+	jobs[5] = (struct sync_job){ .d = d, .type = DNS_T_MX,
+	    .name = "null.test" };
+	t_begin("dns sync from worker threads while the loop runs");
+	q = fdns.queries;
+	run_jobs(jobs, 6, false, d);
+	t_assert_int(jobs[0].st, DNS_OK);
+	t_assert_str(jobs[0].text, "v=spf1 -all");
+	t_assert_int(jobs[1].st, DNS_OK);
+	t_assert_str(jobs[1].text, "mx1.two.test mx2.two.test mx3.two.test");
+	t_assert_int(jobs[2].st, DNS_OK);
+	t_assert_str(jobs[2].text, "host.test");
+	t_assert_int(jobs[3].st, DNS_OK);
+	t_assert_str(jobs[3].text, "::1");
+	t_assert_int(jobs[4].st, DNS_NXDOMAIN);
+	t_assert_int(jobs[4].n, 0);
+	t_assert_int(jobs[5].st, DNS_NULLMX);
+	t_assert_int(fdns.queries, q + 6);
+	t_end();
+
+	t_begin("dns sync shares the loop resolver's cache");
+	/* Answered on the worker thread from the cache: no query. */
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_MX,
+	    .name = "two.test" };
+	q = fdns.queries;
+	run_jobs(jobs, 1, false, d);
+	t_assert_int(jobs[0].st, DNS_OK);
+	t_assert_int(fdns.queries, q);
+	{
+		struct result r;
+
+		memset(&r, 0, sizeof(r));
+		dns_txt(d, "txt.test", txt_cb, &r);
+		run(&r);
+		t_assert_int(r.st, DNS_OK);
+		t_assert_int(fdns.queries, q);
+	}
+	t_end();
+
+	t_begin("dns sync timeout");
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "silent.test" };
+	run_jobs(jobs, 1, false, d);
+	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
+	t_end();
+
+	t_begin("dns sync own event_base (carteiroctl)");
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .resolver = resolver, .type = DNS_T_A,
+	    .name = "mx1.two.test" };
+	jobs[1] = (struct sync_job){ .resolver = resolver, .type = DNS_T_TXT,
+	    .name = "silent.test" };
+	run_jobs(jobs, 2, false, d);
+	t_assert_int(jobs[0].st, DNS_OK);
+	t_assert_str(jobs[0].text, "127.0.0.2");
+	t_assert_int(jobs[1].st, DNS_TEMPFAIL);
+	t_end();
+
+	t_begin("dns sync close releases waiting threads");
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "silent.test" };
+	jobs[1] = (struct sync_job){ .d = d, .type = DNS_T_A,
+	    .name = "silent.test" };
+	{
+		uint64_t t0 = util_now_ms();
+
+		run_jobs(jobs, 2, true, d);
+		t_assert(util_now_ms() - t0 < 250);	/* not the timeout */
+	}
+	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
+	t_assert_int(jobs[1].st, DNS_TEMPFAIL);
+	/* Later calls that need the wire fail at once; what the cache
+	 * holds is still answered. */
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "two.test" };
+	jobs[1] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "txt.test" };
+	q = fdns.queries;
+	run_jobs(jobs, 2, false, d);
+	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
+	t_assert_int(jobs[1].st, DNS_OK);
+	t_assert_str(jobs[1].text, "v=spf1 -all");
+	t_assert_int(fdns.queries, q);
+	t_end();
+}
+
 static void
 test_sort(void)
 {
@@ -275,8 +620,13 @@ main(void)
 	const char *err = NULL;
 	char resolver[64];
 
+	t_begin("dns threads init");
+	t_assert_int(dns_threads_init(), 0);
+	t_end();
 	base = event_base_new();
 	fake_dns_start(&fdns, base, zone, sizeof(zone) / sizeof(zone[0]));
+	fdns.soa_ttl = fdns.soa_min = 60;
+	fdns.ttl = zone_ttl;
 	snprintf(resolver, sizeof(resolver), "127.0.0.1:%u", fdns.port);
 
 	t_begin("dns new bad resolver");
@@ -291,8 +641,17 @@ main(void)
 		return t_exit();
 	test_mx(d);
 	test_addr(d);
+	test_ttl(d);
 	test_txt_cancel(d);
 	test_sort();
+	dns_free(d);
+	/* Let the fake server read what is still in its socket. */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	test_shared(resolver);
+	/* A second resolver for the thread tests: the first has a request
+	 * pending on purpose (test_txt_cancel). */
+	d = dns_new(base, resolver, 300, 1, &err);
+	test_sync(d, resolver);
 	dns_free(d);
 	fake_dns_stop(&fdns);
 	event_base_free(base);

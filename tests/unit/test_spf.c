@@ -169,6 +169,48 @@ static const struct spf_case cases[] = {
 	{ "v=spf1 a a a a a a a a a a a -all", "192.0.2.1", SPF_PERMERROR, NULL },
 	/* the matched mechanism stops evaluation: later errors don't count */
 	{ "v=spf1 +all a a a a a a a a a a a", "192.0.2.1", SPF_PASS, NULL },
+	/* one row per table entry's syntax: all, include, a, mx, ptr, ip4,
+	 * ip6, exists; modifiers redirect, exp */
+	{ "v=spf1 all:example.com", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 all/24", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 include -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 include/24 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 a=x -all", "192.0.2.10", SPF_FAIL, NULL },
+	{ "v=spf1 a/24 -all", "192.0.2.200", SPF_PASS, NULL },
+	{ "v=spf1 a/33 -all", "192.0.2.10", SPF_PERMERROR, NULL },
+	{ "v=spf1 a:example.com/24//64 -all", "192.0.2.77", SPF_PASS, NULL },
+	{ "v=spf1 a//129 -all", "192.0.2.10", SPF_PERMERROR, NULL },
+	{ "v=spf1 a:%{z} -all", "192.0.2.10", SPF_PERMERROR, NULL },
+	{ "v=spf1 mx:%{z} -all", "192.0.2.10", SPF_PERMERROR, NULL },
+	{ "v=spf1 mx:tempa.example.com -all", "192.0.2.1", SPF_FAIL, NULL },
+	{ "v=spf1 ptr:example.com -all", "192.0.2.65", SPF_PASS, NULL },
+	{ "v=spf1 ptr:example.org -all", "192.0.2.65", SPF_FAIL, NULL },
+	{ "v=spf1 ptr/24 -all", "192.0.2.65", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip4 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip4:192.0.2.1/ -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip4:192.0.2.0/024 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip4:2001:db8::1 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip4:192.0.2.0/0 -all", "2001:db8::1", SPF_FAIL, NULL },
+	{ "v=spf1 ip6:192.0.2.1 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ip6:2001:db8::/129 -all", "2001:db8::1", SPF_PERMERROR, NULL },
+	{ "v=spf1 ?ip6:2001:db8::1 -all", "2001:db8::1", SPF_NEUTRAL, NULL },
+	{ "v=spf1 exists -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 exists:tempa.example.com -all", "192.0.2.1", SPF_TEMPERROR,
+	  NULL },
+	{ "v=spf1 ~exists:amy.example.com -all", "192.0.2.1", SPF_SOFTFAIL,
+	  NULL },
+	{ "v=spf1 -all exp=explain.%{d}", "192.0.2.1", SPF_FAIL, NULL },
+	{ "v=spf1 exp=a.test exp=b.test ?all", "192.0.2.1", SPF_NEUTRAL, NULL },
+	{ "v=spf1 -exp=a.test +all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 =x +all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 b$d=x +all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 redirect=%{z}", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 redirect=_spf.example.net -all", "198.51.100.9", SPF_FAIL,
+	  NULL },
+	/* after a match only modifiers are still checked */
+	{ "v=spf1 +all frobnicate", "192.0.2.1", SPF_PASS, NULL },
+	{ "v=spf1 +all redirect=a.test redirect=b.test", "192.0.2.1",
+	  SPF_PERMERROR, NULL },
 	/* empty sender: postmaster@helo is checked */
 	{ NULL, "203.0.113.5", SPF_PASS, "" },
 	{ NULL, "203.0.113.6", SPF_FAIL, "" },
@@ -260,6 +302,47 @@ main(void)
 			    spf_result_str(cases[i].want), why ? why : "");
 		t_assert_int(r, cases[i].want);
 		free(dom);
+	}
+	t_end();
+
+	t_begin("check_host reasons");
+	{
+		static const struct {
+			const char *txt, *why;
+		} whys[] = {
+			{ "v=spf1 frobnicate -all", "unknown mechanism" },
+			{ "v=spf1 a/33 -all", "syntax error in SPF record" },
+			{ "v=spf1 -exp=x +all", "bad modifier" },
+			{ "v=spf1 b$d=x +all", "bad modifier name" },
+			{ "v=spf1 redirect=a redirect=b", "two redirect modifiers" },
+			{ "v=spf1 a a a a a a a a a a a -all",
+			  "more than 10 DNS lookups" },
+			{ "v=spf1 mx:many.example.com -all",
+			  "more than 10 MX names" },
+			{ "v=spf1 a:tempa.example.com -all", "DNS error" },
+			{ "v=spf1 include:nospf.example.net -all",
+			  "include of a domain without SPF" },
+			{ "v=spf1 redirect=nospf.example.net",
+			  "redirect to a domain without SPF" },
+			{ "v=spf1 redirect=%{z}", "syntax error in redirect" },
+			{ "v=spf1 ?all", "mechanism matched" },
+			{ "v=spf1 ip4:192.0.2.200", "no mechanism matched" },
+			{ "v=spf1 a:n1.example.com a:n2.example.com "
+			  "a:n3.example.com -all", "too many void lookups" },
+		};
+
+		for (size_t i = 0; i < nitems(whys); i++) {
+			struct fake f = { whys[i].txt };
+			struct spf_request req = {
+				.ip = "192.0.2.1", .sender = "user@example.com",
+				.helo = "mx.example.org", .receiver = "mail.test",
+				.lookup = fake_lookup, .ctx = &f,
+			};
+			const char *why = NULL;
+
+			(void)spf_check(&req, NULL, &why);
+			t_assert_str(why, whys[i].why);
+		}
 	}
 	t_end();
 

@@ -1,0 +1,163 @@
+/*
+ * Unit test for smtpd/inbound.c: the SPF/DKIM/DMARC job runs on worker
+ * threads whose lookups go to the loop's resolver (mailauth/dns.h) and
+ * its one cache, answered by the in-process fake DNS server; the
+ * Authentication-Results header and the DMARC verdict come back on the
+ * loop.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay_fakes.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mailauth/dns.h"
+#include "smtpd/inbound.h"
+#include "t.h"
+
+static const struct fake_rr zone[] = {
+	{ "remote.test", FAKE_TXT, "v=spf1 ip4:192.0.2.0/24 -all", 0 },
+	{ "_dmarc.remote.test", FAKE_TXT, "v=DMARC1; p=reject", 0 },
+	{ "down.test", 0, NULL, FAKE_DROP },
+};
+
+static const char msg[] =
+    "From: Alice <alice@remote.test>\r\n"
+    "To: bob@mx.test\r\n"
+    "Subject: hi\r\n"
+    "\r\n"
+    "hello\r\n";
+
+struct result {
+	bool done;
+	char *headers;
+	bool reject;
+	char summary[160];
+};
+
+static struct event_base *base;
+static struct fake_dns fdns;
+
+static void
+done_cb(uint64_t token, struct inbound_result *res, void *arg)
+{
+	struct result *r = arg;
+
+	r->done = true;
+	r->headers = xstrdup(res->headers);
+	r->reject = res->reject;
+	util_strlcpy(r->summary, res->summary, sizeof(r->summary));
+	event_base_loopbreak(base);
+}
+
+static void
+check(struct inbound *in, const char *ip, const char *from,
+    struct result *r)
+{
+	struct inbound_req req = {
+		.ip = ip, .helo = "mail.remote.test", .mail_from = from,
+		.spool_fd = -1, .mem = (const unsigned char *)msg,
+		.data_size = sizeof(msg) - 1,
+	};
+	struct timeval tv = { 10, 0 };
+
+	memset(r, 0, sizeof(*r));
+	t_assert(inbound_submit(in, &req, done_cb, r) != 0);
+	event_base_loopexit(base, &tv);
+	while (!r->done)
+		if (event_base_dispatch(base) != 0 || !r->done)
+			break;
+}
+
+int
+main(void)
+{
+	static struct cfg cfg;
+	char resolver[64], tdir[] = "/tmp/carteiro-inbound-XXXXXX", db[128];
+	const char *err = NULL;
+	struct inbound *in;
+	struct result r;
+	struct dns *d;
+	unsigned q;
+
+	log_init("test_inbound", 1, getenv("TEST_DEBUG") ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERROR);
+	if (mkdtemp(tdir) == NULL)
+		return 1;
+	snprintf(db, sizeof(db), "%s/mail.db", tdir);
+	cfg.server.hostname = "mx.test";
+	cfg.store.path = db;
+	t_begin("inbound setup");
+	t_assert_int(dns_threads_init(), 0);
+	base = event_base_new();
+	fake_dns_start(&fdns, base, zone, nitems(zone));
+	fdns.soa_ttl = fdns.soa_min = 60;
+	snprintf(resolver, sizeof(resolver), "127.0.0.1:%u", fdns.port);
+	d = dns_new(base, resolver, 300, 1, &err);
+	t_assert(d != NULL);
+	t_end();
+	if (d == NULL)
+		return t_exit();
+	in = inbound_new(base, &cfg, d);
+
+	t_begin("inbound: SPF and DMARC pass through the loop's resolver");
+	q = fdns.queries;
+	check(in, "192.0.2.7", "alice@remote.test", &r);
+	t_assert(r.done);
+	t_assert_str(r.summary, "spf=pass dkim=none dmarc=pass");
+	t_assert(r.headers != NULL && strstr(r.headers,
+	    "Authentication-Results: mx.test;\r\n\tspf=pass "
+	    "smtp.mailfrom=alice@remote.test;\r\n\tdkim=none;\r\n\t"
+	    "dmarc=pass header.from=remote.test\r\n") != NULL);
+	t_assert(!r.reject);
+	/* SPF TXT and _dmarc TXT. */
+	t_assert_int(fdns.queries, q + 2);
+	free(r.headers);
+	t_end();
+
+	t_begin("inbound: the second message is answered from the cache");
+	q = fdns.queries;
+	check(in, "198.51.100.1", "alice@remote.test", &r);
+	t_assert_str(r.summary, "spf=fail dkim=none dmarc=fail");
+	t_assert(r.reject);
+	t_assert(r.headers != NULL && strstr(r.headers,
+	    "dmarc=fail (p=reject) header.from=remote.test") != NULL);
+	t_assert_int(fdns.queries, q);
+	free(r.headers);
+	t_end();
+
+	t_begin("inbound: a silent DNS is a temperror, not a hang");
+	check(in, "192.0.2.7", "alice@down.test", &r);
+	t_assert(r.done);
+	t_assert(strncmp(r.summary, "spf=temperror", 13) == 0);
+	free(r.headers);
+	t_end();
+
+	t_begin("inbound: freeing with the loop stopped releases workers");
+	{
+		struct inbound_req req = {
+			.ip = "192.0.2.7", .helo = "h.test",
+			.mail_from = "alice@down.test", .spool_fd = -1,
+			.mem = (const unsigned char *)msg,
+			.data_size = sizeof(msg) - 1,
+		};
+		uint64_t t0;
+
+		memset(&r, 0, sizeof(r));
+		t_assert(inbound_submit(in, &req, done_cb, &r) != 0);
+		usleep(20000);	/* a worker is waiting on the loop now */
+		t0 = util_now_ms();
+		inbound_free(in);
+		t_assert(util_now_ms() - t0 < 250);
+		t_assert(!r.done);	/* cancelled: no callback */
+	}
+	t_end();
+	dns_free(d);
+	fake_dns_stop(&fdns);
+	event_base_free(base);
+	rmdir(tdir);
+	return t_exit();
+}
