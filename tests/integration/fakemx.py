@@ -235,40 +235,21 @@ def submit(env, rcpts, msg, user="alice@example.test", password="secret",
             pass
 
 
-def queue_insert(env, mail_from, rcpts, data, created=None,
-                 next_attempt=None, is_bounce=0, smtputf8=0):
-    """Insert a queued message the way store_deliver does (bodies +
-    body_chunks + queue + queue_rcpt), for scenarios submission cannot
-    produce (null sender) or bulk loads. Returns the queue id."""
-    import sqlite3
-    now = int(time.time())
-    con = sqlite3.connect(env.db, timeout=30)
-    try:
-        with con:
-            cur = con.execute(
-                "INSERT INTO bodies(size, refs, created) VALUES (?, 1, ?)",
-                (len(data), now))
-            bid = cur.lastrowid
-            chunk = 64 * 1024
-            for seq, off in enumerate(range(0, max(len(data), 1), chunk)):
-                con.execute("INSERT INTO body_chunks(body_id, seq, data) "
-                            "VALUES (?, ?, ?)",
-                            (bid, seq, data[off:off + chunk]))
-            cur = con.execute(
-                "INSERT INTO queue(mail_from, body_id, auth_user, created, "
-                "next_attempt, attempts, warned, smtputf8, is_bounce) "
-                "VALUES (?, ?, NULL, ?, ?, 0, 0, ?, ?)",
-                (mail_from, bid, created or now,
-                 next_attempt if next_attempt is not None else now,
-                 smtputf8, is_bounce))
-            qid = cur.lastrowid
-            for r in rcpts:
-                con.execute("INSERT INTO queue_rcpt(queue_id, address, "
-                            "domain, status) VALUES (?, ?, ?, 0)",
-                            (qid, r, r.rsplit("@", 1)[1].lower()))
-        return qid
-    finally:
-        con.close()
+def queue_insert(env, mail_from, rcpts, data, next_attempt=None,
+                 is_bounce=0, smtputf8=0):
+    """Queue a message for remote rcpts through the store API
+    (tests/tools/store_fixture.c, store_deliver), for scenarios submission
+    cannot produce (null sender) or bulk loads. next_attempt: unix time
+    (default now). Returns the queue id."""
+    args = ["queue", "--from", mail_from]
+    if next_attempt is not None:
+        args += ["--next-attempt", str(int(next_attempt))]
+    if is_bounce:
+        args.append("--bounce")
+    if smtputf8:
+        args.append("--smtputf8")
+    rows = env.store_fixture(*args, ",".join(rcpts), "-", input=data)
+    return int(rows[0]["queue"])
 
 
 def queue_ids(env):
