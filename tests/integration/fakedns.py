@@ -11,22 +11,37 @@
 Names missing from the table are NXDOMAIN; a known name without the asked
 type is NOERROR with no answers. dns.set(name, value) changes the table
 while the server runs; dns.queries counts (name, type) pairs asked.
+FakeDNS(records, port=P, ttl=S) binds a given port and sets the answers'
+TTL (default 60 s).
+
+The benches run the same server as a process (bench/relay, bench/checks):
+
+    python3 fakedns.py --port P [--ttl S] [--ready FILE] ZONE.json|-
+
+ZONE is the table above as JSON (MX values as [pref, host] lists); with
+--ready the bound port is written to FILE once it answers. It serves until
+SIGTERM.
 """
 
+import json
+import os
+import signal
 import socket
+import sys
 import threading
 
 from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, TXT, DNSRecord
 
 
 class FakeDNS:
-    def __init__(self, records=None):
+    def __init__(self, records=None, port=0, ttl=60):
         self.records = {k.lower().rstrip("."): v
                         for k, v in (records or {}).items()}
+        self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.thread = None
         self.running = False
@@ -80,7 +95,8 @@ class FakeDNS:
                 rdata = TXT(value)
             else:
                 continue
-            reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=60))
+            reply.add_answer(RR(q.qname, q.qtype, rdata=rdata,
+                                ttl=self.ttl))
         return reply.pack()
 
     def _serve(self):
@@ -100,3 +116,34 @@ class FakeDNS:
                     self.sock.sendto(out, addr)
                 except OSError:
                     pass
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description="fake DNS server (UDP)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--ttl", type=int, default=60)
+    ap.add_argument("--ready", help="write the bound port here when up")
+    ap.add_argument("zone", help="JSON file of records, or - for stdin")
+    a = ap.parse_args(argv)
+    if a.zone == "-":
+        records = json.load(sys.stdin)
+    else:
+        with open(a.zone) as f:
+            records = json.load(f)
+    dns = FakeDNS(records, port=a.port, ttl=a.ttl).start()
+    if a.ready:
+        tmp = a.ready + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % dns.port)
+        os.rename(tmp, a.ready)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(3600):
+        pass
+    dns.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -10,13 +10,27 @@
 
     Refuser(ip, port, "421 4.3.2 busy")             # greets with 421, hangs up
 
+    fast = FastSink("0.0.0.0", port).start()        # load: counts only
+    fast.messages, fast.rcpts, fast.connections; fast.stop()
+
 Every fake MX binds its own 127.0.0.x address on the same port, so the
-relay's [relay] mx_port reaches all of them.
+relay's [relay] mx_port reaches all of them (FastSink on 0.0.0.0 answers
+for every 127.0.0.x at once).
+
+The benches run FastSink as a process (bench/relay):
+
+    python3 fakemx.py sink --port P [--host H] [--ready FILE] [--stats FILE]
+
+--ready: FILE gets the port once it listens; on SIGTERM it writes
+"messages=N rcpts=N connections=N" to --stats (or stdout) and exits.
 """
 
 import asyncio
+import os
+import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -186,6 +200,107 @@ class Refuser:
         self.sock.close()
 
 
+class _FastSession(asyncio.Protocol):
+    """One SMTP session of FastSink: every command is answered at once;
+    pipelined commands are answered in one write. Message data is
+    scanned for the end of DATA and dropped."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.buf = b""
+        self.in_data = False
+        self.pre = b""
+        self.tr = None
+
+    def connection_made(self, transport):
+        self.tr = transport
+        self.sink.connections += 1
+        transport.write(b"220 fakemx ESMTP\r\n")
+
+    def data_received(self, data):
+        self.buf += data
+        out = []
+        while True:
+            if self.in_data:
+                # The DATA line's own CRLF precedes the body (an empty
+                # body ends at ".\r\n" at once); later, the last 4 bytes
+                # of the previous read may start the terminator.
+                self.buf = self.pre + self.buf
+                i = self.buf.find(b"\r\n.\r\n")
+                if i < 0:
+                    self.pre, self.buf = self.buf[-4:], b""
+                    break
+                self.buf = self.buf[i + 5:]
+                self.in_data = False
+                self.sink.messages += 1
+                out.append(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            i = self.buf.find(b"\r\n")
+            if i < 0:
+                break
+            line, self.buf = self.buf[:i], self.buf[i + 2:]
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                out.append(b"250-fakemx\r\n250-PIPELINING\r\n"
+                           b"250-8BITMIME\r\n250-SMTPUTF8\r\n"
+                           b"250 ENHANCEDSTATUSCODES\r\n")
+            elif verb == b"RCPT":
+                self.sink.rcpts += 1
+                out.append(b"250 2.1.5 Ok\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self.pre = b"\r\n"
+                out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif verb == b"QUIT":
+                out.append(b"221 2.0.0 Bye\r\n")
+                self.tr.write(b"".join(out))
+                self.tr.close()
+                return
+            elif verb in (b"HELO", b"MAIL", b"RSET", b"NOOP"):
+                out.append(b"250 2.0.0 Ok\r\n")
+            else:
+                out.append(b"502 5.5.2 Command not recognized\r\n")
+        if out:
+            self.tr.write(b"".join(out))
+
+
+class FastSink:
+    """An SMTP sink for load (bench/relay): no aiosmtpd, no copies of the
+    mail, only counters. host "0.0.0.0" serves every 127.0.0.x."""
+
+    def __init__(self, host, port):
+        self.host = host
+        self.port = port
+        self.messages = 0
+        self.rcpts = 0
+        self.connections = 0
+        self.loop = asyncio.new_event_loop()
+        self.server = self.loop.run_until_complete(
+            self.loop.create_server(lambda: _FastSession(self), host, port,
+                                    reuse_address=True, backlog=1024))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.loop.run_forever,
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        def _close():
+            self.server.close()
+            self.loop.stop()
+        if self.thread:
+            self.loop.call_soon_threadsafe(_close)
+            self.thread.join(5)
+        self.loop.close()
+
+    def stats(self):
+        return "messages=%d rcpts=%d connections=%d" % (
+            self.messages, self.rcpts, self.connections)
+
+
 def queue_rows(env):
     """(id, mail_from, attempts, warned, is_bounce) of the queue."""
     return env.query("SELECT id, mail_from, attempts, warned, is_bounce "
@@ -265,3 +380,37 @@ def db_exec(env, sql, args=()):
             con.execute(sql, args)
     finally:
         con.close()
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description="fake MX for benches")
+    ap.add_argument("mode", choices=["sink"])
+    ap.add_argument("--host", default="0.0.0.0")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--ready", help="write the bound port here when up")
+    ap.add_argument("--stats", help="write the counters here at SIGTERM")
+    a = ap.parse_args(argv)
+    sink = FastSink(a.host, a.port)
+    done = asyncio.Event()
+
+    def _stop(*_):
+        done.set()
+    sink.loop.add_signal_handler(signal.SIGTERM, _stop)
+    sink.loop.add_signal_handler(signal.SIGINT, _stop)
+    if a.ready:
+        with open(a.ready + ".tmp", "w") as f:
+            f.write("%d\n" % sink.port)
+        os.rename(a.ready + ".tmp", a.ready)
+    sink.loop.run_until_complete(done.wait())
+    sink.server.close()
+    if a.stats:
+        with open(a.stats, "w") as f:
+            f.write(sink.stats() + "\n")
+    else:
+        print(sink.stats())
+    sink.loop.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
