@@ -297,6 +297,9 @@ static int
 fix_write_one(struct store *st, struct fix *f, struct fix_msg *m)
 {
 	struct store_delivery d = {
+		/* No prefix, but not NULL: delivery.c memcpy()s it even when
+		 * prefix_len is 0 (UBSan: null argument). */
+		.prefix = "",
 		.fd = -1,
 		.data_size = m->len,
 		.mail_from = f->from,
