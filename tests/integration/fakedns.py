@@ -4,6 +4,8 @@
         "remote.test": {"MX": [(10, "mx1.remote.test"), (20, "mx2.remote.test")]},
         "mx1.remote.test": {"A": ["127.0.0.2"]},
         "null.test": {"MX": [(0, ".")]},
+        "example.test": {"TXT": ["v=spf1 -all"]},  # split at 255 octets
+        "1.2.0.192.in-addr.arpa": {"PTR": ["mail.example.test"]},
         "broken.test": "SERVFAIL",      # or "NXDOMAIN", or "DROP" (no answer)
     })
     dns.start(); ... dns.port ...; dns.stop()
@@ -30,7 +32,7 @@ import socket
 import sys
 import threading
 
-from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, TXT, DNSRecord
 
 
 class FakeDNS:
@@ -92,7 +94,13 @@ class FakeDNS:
             elif qtype == "AAAA":
                 rdata = AAAA(value)
             elif qtype == "TXT":
-                rdata = TXT(value)
+                # One record; its text in strings of at most 255 octets
+                # (RFC 1035 3.3.14), as DKIM keys need.
+                b = value.encode() if isinstance(value, str) else value
+                rdata = TXT([b[i:i + 255] for i in range(0, len(b), 255)]
+                            or [b""])
+            elif qtype == "PTR":
+                rdata = PTR(value)
             else:
                 continue
             reply.add_answer(RR(q.qname, q.qtype, rdata=rdata,
