@@ -12,6 +12,12 @@ unittest; a failing assertion fails the meson test.
 Env() creates domain example.test and users alice@/bob@example.test with
 password "secret" (argon2id via carteiroctl). Config overrides:
 Env(conf={"smtpd": {"max_recipients": "3"}}).
+
+Mail is created through the store API, never with SQL of the test's own:
+env.store_fixture(...) runs tests/tools/store_fixture.c (wrapped by
+pop3_fixtures.deliver_many and fakemx.queue_insert). Tests read the store
+with SQL (env.query) for their assertions. The fakes are fakedns.py (DNS)
+and fakemx.py (remote MX servers); the benches run the same two.
 """
 
 import os
