@@ -389,9 +389,8 @@ def db_exec(env, sql, args=()):
         con.close()
 
 
-def _sink_worker(sock, out):
-    """Serve sock until SIGTERM; then write the counters to out (a pipe's
-    write end) as "messages rcpts connections"."""
+def _sink_worker(sock):
+    """A FastSink on the listening sock and an event SIGTERM sets."""
     sink = FastSink(None, 0, sock=sock)
     done = asyncio.Event()
     sink.loop.add_signal_handler(signal.SIGTERM, done.set)
@@ -423,14 +422,14 @@ def main(argv):
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            sink, done = _sink_worker(lsock, w)
+            sink, done = _sink_worker(lsock)
             sink.loop.run_until_complete(done.wait())
             os.write(w, b"%d %d %d" % (sink.messages, sink.rcpts,
                                        sink.connections))
             os._exit(0)
         os.close(w)
         children.append((pid, r))
-    sink, done = _sink_worker(lsock, None)
+    sink, done = _sink_worker(lsock)
     if a.ready:
         with open(a.ready + ".tmp", "w") as f:
             f.write("%d\n" % lsock.getsockname()[1])
