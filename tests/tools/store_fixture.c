@@ -47,9 +47,9 @@
 struct fix_msg {
 	unsigned char *data;		/* owned; NULL for a file */
 	size_t len;
-	char *path;			/* owned; a regular file, opened at
-					 * write time (no fd limit) */
-	char *addr_buf;			/* owned, commas replaced by NULs */
+	char *path;			/* owned; a regular file, opened
+					 * at write time (no fd limit) */
+	char *addr_buf;			/* owned; commas become NULs */
 	const char *addrs[FIX_MAX_ADDRS];
 	size_t naddrs;
 	int64_t body_id, queue_id;
@@ -250,8 +250,8 @@ fix_add_framed(struct fix *f, const char *addrs)
 		line[--len] = '\0';
 		errno = 0;
 		size = strtoull(line, &end, 10);
-		if (errno != 0 || end == line || (*end != '\0' && *end != ' ') ||
-		    size > SIZE_MAX / 2)
+		if (errno != 0 || end == line ||
+		    (*end != '\0' && *end != ' ') || size > SIZE_MAX / 2)
 			fix_die("framed input: bad header \"%s\"", line);
 		m = fix_add(f, *end == ' ' ? end + 1 : addrs);
 		m->len = (size_t)size;
