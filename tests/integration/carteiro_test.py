@@ -12,6 +12,12 @@ unittest; a failing assertion fails the meson test.
 Env() creates domain example.test and users alice@/bob@example.test with
 password "secret" (argon2id via carteiroctl). Config overrides:
 Env(conf={"smtpd": {"max_recipients": "3"}}).
+
+Mail is created through the store API, never with SQL of the test's own:
+env.store_fixture(...) runs tests/tools/store_fixture.c (wrapped by
+pop3_fixtures.deliver_many and fakemx.queue_insert). Tests read the store
+with SQL (env.query) for their assertions. The fakes are fakedns.py (DNS)
+and fakemx.py (remote MX servers); the benches run the same two.
 """
 
 import os
@@ -34,6 +40,7 @@ SRC = os.environ.get("CARTEIRO_SRC") or os.path.join(
 SMTPD = os.path.join(BUILD, "smtpd", "carteiro-smtpd")
 POP3D = os.path.join(BUILD, "pop3d", "carteiro-pop3d")
 CTL = os.path.join(BUILD, "tools", "carteiroctl")
+STORE_FIXTURE = os.path.join(BUILD, "tests", "store_fixture")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "WARNING: ThreadSanitizer")
@@ -223,6 +230,19 @@ class Env:
             raise RuntimeError("carteiroctl %s failed (%d): %s%s" % (
                 " ".join(args), r.returncode, r.stdout, r.stderr))
         return r.stdout
+
+    # -- creating mail (tests/tools/store_fixture.c: the store API) --
+    def store_fixture(self, *args, input=b""):
+        """Run store_fixture on this store; one dict per created message
+        ({"body": 3, "uidl": "..."} or {"queue": 2, "body": 3})."""
+        r = subprocess.run([STORE_FIXTURE, self.db] + list(args),
+                           input=input, capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("store_fixture %s failed (%d): %s" % (
+                " ".join(args), r.returncode,
+                r.stderr.decode(errors="replace")))
+        return [dict(kv.split("=", 1) for kv in line.split())
+                for line in r.stdout.decode().splitlines()]
 
     # -- daemons --
     def repick_ports(self):

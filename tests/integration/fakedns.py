@@ -4,6 +4,8 @@
         "remote.test": {"MX": [(10, "mx1.remote.test"), (20, "mx2.remote.test")]},
         "mx1.remote.test": {"A": ["127.0.0.2"]},
         "null.test": {"MX": [(0, ".")]},
+        "example.test": {"TXT": ["v=spf1 -all"]},  # split at 255 octets
+        "1.2.0.192.in-addr.arpa": {"PTR": ["mail.example.test"]},
         "broken.test": "SERVFAIL",      # or "NXDOMAIN", or "DROP" (no answer)
     })
     dns.start(); ... dns.port ...; dns.stop()
@@ -12,22 +14,37 @@ Names missing from the table are NXDOMAIN; a known name without the asked
 type is NOERROR with no answers. Both carry an SOA (TTL and MINIMUM 60),
 as RFC 2308 3 has authoritative servers do, so they may be cached. dns.set(name, value) changes the table
 while the server runs; dns.queries counts (name, type) pairs asked.
+FakeDNS(records, port=P, ttl=S) binds a given port and sets the answers'
+TTL (default 60 s).
+
+The benches run the same server as a process (bench/relay, bench/checks):
+
+    python3 fakedns.py --port P [--ttl S] [--ready FILE] ZONE.json|-
+
+ZONE is the table above as JSON (MX values as [pref, host] lists); with
+--ready the bound port is written to FILE once it answers. It serves until
+SIGTERM.
 """
 
+import json
+import os
+import signal
 import socket
+import sys
 import threading
 
-from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, SOA, TXT, DNSRecord
+from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, TXT, DNSRecord
 
 
 class FakeDNS:
-    def __init__(self, records=None):
+    def __init__(self, records=None, port=0, ttl=60):
         self.records = {k.lower().rstrip("."): v
                         for k, v in (records or {}).items()}
+        self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.thread = None
         self.running = False
@@ -78,10 +95,17 @@ class FakeDNS:
             elif qtype == "AAAA":
                 rdata = AAAA(value)
             elif qtype == "TXT":
-                rdata = TXT(value)
+                # One record; its text in strings of at most 255 octets
+                # (RFC 1035 3.3.14), as DKIM keys need.
+                b = value.encode() if isinstance(value, str) else value
+                rdata = TXT([b[i:i + 255] for i in range(0, len(b), 255)]
+                            or [b""])
+            elif qtype == "PTR":
+                rdata = PTR(value)
             else:
                 continue
-            reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=60))
+            reply.add_answer(RR(q.qname, q.qtype, rdata=rdata,
+                                ttl=self.ttl))
         if not reply.rr:
             return self._negative(reply, q)
         return reply.pack()
@@ -110,3 +134,34 @@ class FakeDNS:
                     self.sock.sendto(out, addr)
                 except OSError:
                     pass
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description="fake DNS server (UDP)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--ttl", type=int, default=60)
+    ap.add_argument("--ready", help="write the bound port here when up")
+    ap.add_argument("zone", help="JSON file of records, or - for stdin")
+    a = ap.parse_args(argv)
+    if a.zone == "-":
+        records = json.load(sys.stdin)
+    else:
+        with open(a.zone) as f:
+            records = json.load(f)
+    dns = FakeDNS(records, port=a.port, ttl=a.ttl).start()
+    if a.ready:
+        tmp = a.ready + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % dns.port)
+        os.rename(tmp, a.ready)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(3600):
+        pass
+    dns.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,23 +1,20 @@
 """Helpers for the pop3d integration tests (owned by pop3d).
 
-deliver() puts a message into a mailbox with plain sqlite3 INSERTs that
-mirror store_deliver's rows (bodies + 64 KB body_chunks, one mailbox row
-with UIDL "<epoch hex>.<uid>", users.used/next_uid), so the POP3 tests do
-not depend on carteiro-smtpd.
+deliver() puts a message into a mailbox through the store API
+(tests/tools/store_fixture.c, store_deliver: the rows carteiro-smtpd
+writes, UIDL "<epoch hex>.<uid>"), so the POP3 tests do not depend on
+carteiro-smtpd.
 """
 
 import os
 import poplib
 import socket
-import sqlite3
 import ssl
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import carteiro_test as ct  # noqa: E402
-
-CHUNK = 64 * 1024
 
 
 def start(env):
@@ -32,36 +29,14 @@ def start(env):
 
 def deliver_many(env, address, messages):
     """Deliver each bytes message of the list to address, in order, in one
-    transaction. Returns the UIDLs."""
-    con = sqlite3.connect(env.db, timeout=30)
-    uidls = []
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        now = int(time.time())
-        for data in messages:
-            cur = con.execute(
-                "INSERT INTO bodies(size, refs, created) VALUES (?, 1, ?)",
-                (len(data), now))
-            body_id = cur.lastrowid
-            for seq, off in enumerate(range(0, len(data), CHUNK)):
-                con.execute(
-                    "INSERT INTO body_chunks(body_id, seq, data) "
-                    "VALUES (?, ?, ?)", (body_id, seq, data[off:off + CHUNK]))
-            row = con.execute(
-                "UPDATE users SET next_uid = next_uid + 1, used = used + ? "
-                "WHERE address = ? RETURNING id, next_uid - 1, uid_epoch",
-                (len(data), address)).fetchone()
-            user_id, uid, epoch = row
-            uidl = "%x.%d" % (epoch, uid)
-            con.execute(
-                "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (user_id, uidl, body_id, len(data), now))
-            uidls.append(uidl)
-        con.commit()
-    finally:
-        con.close()
-    return uidls
+    transaction (store_fixture: store_deliver with no prefix and no
+    envelope sender, so RETR shows exactly these bytes). Returns the
+    UIDLs."""
+    framed = b"".join(b"%d\n" % len(m) + m for m in messages)
+    rows = env.store_fixture("deliver", "--framed", address, "-",
+                             input=framed)
+    assert len(rows) == len(messages), rows
+    return [r["uidl"] for r in rows]
 
 
 def deliver(env, address, data):

@@ -5,35 +5,8 @@ import os
 import re
 import unittest
 
-from dnslib import PTR, QTYPE, RR, TXT, DNSRecord
-
 import carteiro_test as ct
 from fakedns import FakeDNS
-
-
-class CheckDNS(FakeDNS):
-    """FakeDNS plus PTR answers and TXT records longer than 255 octets."""
-
-    def _answer(self, data):
-        req = DNSRecord.parse(data)
-        name = str(req.q.qname).lower().rstrip(".")
-        qtype = QTYPE[req.q.qtype]
-        with self.lock:
-            entry = self.records.get(name)
-        if isinstance(entry, dict) and qtype in ("PTR", "TXT") and qtype in entry:
-            with self.lock:
-                self.queries.append((name, qtype))
-            reply = req.reply()
-            for v in entry[qtype]:
-                if qtype == "PTR":
-                    rdata = PTR(v)
-                else:
-                    b = v.encode()
-                    rdata = TXT([b[i:i + 255] for i in range(0, len(b), 255)])
-                reply.add_answer(RR(req.q.qname, req.q.qtype, rdata=rdata,
-                                    ttl=60))
-            return reply.pack()
-        return super()._answer(data)
 
 
 IP = "192.0.2.25"
@@ -41,7 +14,7 @@ IP = "192.0.2.25"
 
 class CtlCheck(unittest.TestCase):
     def setUp(self):
-        self.dns = CheckDNS().start()
+        self.dns = FakeDNS().start()
         self.env = ct.Env(users=("alice@example.test",), conf={
             "relay": {"resolver": "127.0.0.1:%d" % self.dns.port},
             "smtpd": {"dnsbl": "bl.test"}})
