@@ -1,0 +1,94 @@
+"""bench/loop/report.py: the numbers of one bench/loop run.
+
+    report.py PROBE.json WALMON.json SECONDS LOCAL_MSGS REMOTE_MSGS RELAYED TARGET_MS
+
+Prints count/p50/p99/max per command kind, the store's side (writer rate,
+checkpoint work), where the slow RCPTs fell, and last the verdict line
+rcpt_rtt_p99_ms=X target<T PASS|FAIL (exit status 0 for PASS, 1 for FAIL).
+"""
+
+import bisect
+import json
+import sys
+
+
+def pct(sorted_ms, p):
+    if not sorted_ms:
+        return float("nan")
+    i = min(len(sorted_ms) - 1, max(0, int(round(p / 100.0 *
+                                                  len(sorted_ms) + 0.5)) - 1))
+    return sorted_ms[i]
+
+
+def main():
+    probe = json.load(open(sys.argv[1]))
+    wal = json.load(open(sys.argv[2]))
+    secs = float(sys.argv[3])
+    nloc, nrem, nrel = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    target = float(sys.argv[7])
+
+    print("%-8s %7s %8s %8s %8s %8s %6s" % ("probe", "count", "p50_ms",
+                                             "p99_ms", "p99.9_ms", "max_ms",
+                                             ">5ms"))
+    stats = {}
+    for kind in ("rcpt", "rcpt550", "noop", "mail", "rset"):
+        ms = sorted(r / 1e6 for _, r in probe.get(kind, []))
+        stats[kind] = ms
+        print("%-8s %7d %8.3f %8.3f %8.3f %8.3f %6d" % (
+            kind, len(ms), pct(ms, 50), pct(ms, 99), pct(ms, 99.9),
+            ms[-1] if ms else float("nan"), sum(1 for x in ms if x > 5)))
+
+    print("writer: %d local + %d remote-bound messages in %.1f s = %.0f "
+          "msgs/s committed (%d relayed out)" % (
+              nloc, nrem, secs, (nloc + nrem) / secs, nrel))
+    steps = wal.get("checkpoint_step_times", [])
+    print("wal: %d frames appended, %d checkpointed in %d checkpoint steps, "
+          "%d WAL restarts, longest WAL %d frames" % (
+              wal.get("frames_appended", 0),
+              wal.get("frames_checkpointed", 0),
+              wal.get("checkpoint_steps", 0), wal.get("wal_restarts", 0),
+              wal.get("wal_max_frames", 0)))
+    ev = wal.get("events", [])
+    holds = [e for e in ev if e[0] == "hold"]
+    pas = [e for e in ev if e[0] == "passive"]
+    if pas:
+        print("walmon: %d long reads (%.1f s each), %d PASSIVE checkpoints "
+              "(longest %.0f ms, %d frames copied by the largest)" % (
+                  len(holds), wal.get("hold_s", 0), len(pas),
+                  max(e[2] for e in pas) / 1e6, max(e[5] for e in pas)))
+
+    # Where did the slow RCPTs fall? Near a checkpoint step (within 50 ms
+    # of nBackfill moving) or not; and did a NOOP stall at the same time
+    # (then the whole process or machine stalled, not the store)?
+    slow = [(t, r) for t, r in probe.get("rcpt", []) if r > 5e6]
+    if slow:
+        steps.sort()
+        noops = sorted(tuple(x) for x in probe.get("noop", []))
+        near_ck = 0
+        noop_too = 0
+        for t, r in slow:
+            i = bisect.bisect_left(steps, t - 50_000_000)
+            if i < len(steps) and steps[i] <= t + r + 50_000_000:
+                near_ck += 1
+            j = bisect.bisect_left(noops, (t - 200_000_000, 0))
+            for t2, r2 in noops[j:]:
+                if t2 > t + 200_000_000:
+                    break
+                if r2 > 5e6:
+                    noop_too += 1
+                    break
+        print("slow rcpt (>5 ms): %d; within 50 ms of a checkpoint step: "
+              "%d; with a NOOP >5 ms within 200 ms: %d" % (
+                  len(slow), near_ck, noop_too))
+    if probe.get("errors"):
+        print("probe errors: %d, first: %s" % (len(probe["errors"]),
+                                               probe["errors"][0]))
+    p99 = pct(stats["rcpt"], 99)
+    ok = p99 < target and not probe.get("errors")
+    print("rcpt_rtt_p99_ms=%.2f target<%g %s" % (p99, target,
+                                                  "PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
