@@ -1,6 +1,10 @@
 """bench/loop/report.py: the numbers of one bench/loop run.
 
-    report.py PROBE.json WALMON.json SECONDS LOCAL_MSGS REMOTE_MSGS RELAYED TARGET_MS
+    report.py PROBE.json WALMON.json SECONDS LOCAL_MSGS REMOTE_MSGS RELAYED \
+        TARGET_MS [SLEEPS.json]
+
+SLEEPS.json (TRACE=1, from trace.py): the loop thread's sleeps inside
+store calls; then the slow RCPTs are also matched against those.
 
 Prints count/p50/p99/max per command kind, the store's side (writer rate,
 checkpoint work), where the slow RCPTs fell, and last the verdict line
@@ -88,6 +92,27 @@ def main():
                   len(slow), share(slow, near_step), share(rc, near_step),
                   share(slow, lambda t, r: near_slow_noop(t)),
                   share(rc, lambda t, r: near_slow_noop(t))))
+    if len(sys.argv) > 8 and slow:
+        # Sleeps inside SQLite that overlap a slow RCPT: the store's part.
+        tl = sorted(json.load(open(sys.argv[8])))
+        starts = [x[0] for x in tl]
+        hit, why = 0, {}
+        for t, r in slow:
+            i = bisect.bisect_left(starts, t - 200_000_000)
+            best = None
+            for t_off, t_on, sl, w in tl[i:]:
+                if t_off > t + r:
+                    break
+                if t_on >= t and (best is None or sl > best[0]):
+                    best = (sl, w)
+            if best and best[0] >= 1e6:
+                hit += 1
+                why[best[1]] = why.get(best[1], 0) + 1
+        print("slow rcpt (>5 ms) during which the loop thread slept >= 1 ms "
+              "inside a store call: %d of %d%s" % (
+                  hit, len(slow), "".join(
+                      "\n  %d x %s" % (n, w) for w, n in
+                      sorted(why.items(), key=lambda kv: -kv[1])[:4])))
     if probe.get("errors"):
         print("probe errors: %d, first: %s" % (len(probe["errors"]),
                                                probe["errors"][0]))

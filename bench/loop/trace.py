@@ -3,7 +3,7 @@ each SQLite-touching call, how long of that it slept and on what, from
 uprobes and scheduler events (bench/loop/run with TRACE=1).
 
     perf script --ns -F tid,time,event,trace -i perf.data |
-        trace.py LOOP_TID [CHAINS]
+        trace.py LOOP_TID [CHAINS [SLEEPS.json]]
 
 Input: "TID SECONDS.NANOS: GROUP:FUNC:" for a call, "GROUP:FUNC_r__return:"
 for its return, sched_switch lines (prev_pid/prev_state/next_pid) and
@@ -13,6 +13,9 @@ the loop thread's switches away in state S/D and of its wakeups by threads
 of its own process, with their call chains (kernel and user frames, one
 per line); a sleep is matched to its chain and to the chain of the
 thread that woke it (the one that released the lock) by the time stamp.
+SLEEPS.json gets each sleep inside a store call: [t_off, t_on, slept_ns,
+label] (perf's clock: CLOCK_MONOTONIC when recorded with -k mono, the
+probe's clock).
 
 While a call is open, every stretch the loop thread spends off the CPU is
 charged to it:
@@ -26,6 +29,7 @@ ___pthread_mutex_lock <- sqlite3Malloc".
 """
 
 import bisect
+import json
 import re
 import sys
 
@@ -72,6 +76,7 @@ class Loop:
         self.off = None		# [t_out, state, why, t_wake]
         self.durs, self.slept, self.longest = {}, {}, []
         self.sleeps = {}	# why -> [(slept_ns, runq_after_ns)]
+        self.timeline = []	# (t_out, t_in, slept_ns, why) of each
 
     def inside(self):
         return any(self.open.values())
@@ -82,7 +87,7 @@ class Loop:
     def wakeup(self, t, by):
         if self.off is not None and self.off[3] is None:
             self.off[3] = t
-            self.off[2] += "; woken from " + (by or "outside the process")
+            self.off[2] += "; woken from " + (by or "? (waker not recorded)")
 
     def switch_in(self, t):
         if self.off is None:
@@ -100,6 +105,7 @@ class Loop:
                 c[2] += rq
         if state in "SD" and self.inside():
             self.sleeps.setdefault(w, []).append((sl, rq))
+            self.timeline.append((t_out, t, sl, w))
 
     def call(self, t, ev):
         if ev.endswith("_r__return"):
@@ -212,6 +218,9 @@ def main():
                 lp.wakeup(t, chains.find("sched_wakeup", t))
         elif m.group(1) == lp.tid:
             lp.call(t, ev)
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], "w") as f:
+            json.dump(lp.timeline, f)
     return lp.report()
 
 
