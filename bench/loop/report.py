@@ -13,15 +13,16 @@ rcpt_rtt_p99_ms=X target<T PASS|FAIL (exit status 0 for PASS, 1 for FAIL).
 
 import bisect
 import json
+import math
 import sys
 
 
 def pct(sorted_ms, p):
+    """Nearest-rank percentile of a sorted list."""
     if not sorted_ms:
         return float("nan")
-    i = min(len(sorted_ms) - 1, max(0, int(round(p / 100.0 *
-                                                  len(sorted_ms) + 0.5)) - 1))
-    return sorted_ms[i]
+    i = max(0, math.ceil(p / 100.0 * len(sorted_ms)) - 1)
+    return sorted_ms[min(i, len(sorted_ms) - 1)]
 
 
 def main():
