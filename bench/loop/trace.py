@@ -122,7 +122,7 @@ class Loop:
 
     def report(self):
         if not self.durs:
-            print("trace: no calls recorded")
+            print("trace: the loop thread made none of the probed store calls")
             return 1
         print("%-17s %7s %7s %7s %7s %8s %6s %9s %9s" % (
             "loop thread in", "calls", "p50_ms", "p99_ms", "max_ms",
