@@ -37,7 +37,7 @@ struct delivery_job {
 	 * owned by delivery from delivery_submit on. */
 	unsigned char *mem;
 	uint64_t data_size;
-	const char *prefix;		/* Return-Path + Received lines, CRLF */
+	const char *prefix;		/* Received line(s), CRLF; no Return-Path */
 	size_t prefix_len;
 	const char *mail_from;		/* "" for <> */
 	const char *const *local;	/* resolved local mailboxes */

@@ -15,7 +15,6 @@
 #include "store/store.h"
 
 static ssize_t relay_body_read(void *, uint64_t, void *, size_t);
-static uint64_t relay_return_path_len(struct store_body *);
 static void relay_job_rcpt(struct mta_session *, struct mta_rcpt *, void *);
 static void relay_job_done(struct mta_session *, void *);
 
@@ -34,12 +33,12 @@ relay_job_try_start(struct relay_job *job)
 		return;
 	}
 	job->body = store_body_open(r->st, rm->q.body_id, &size);
+	/* RFC 5321 4.4: Return-Path is added at final delivery only. It is
+	 * a column of the mailbox row, never bytes of the body, so the body
+	 * goes out as stored. */
 	if (job->body == NULL)
 		log_warn("event=relay.body qid=%s result=fail error=\"%s\"",
 		    rm->id, store_error(r->st));
-	else
-		job->skip = relay_return_path_len(job->body);
-	size -= job->skip;
 	job->mm.id = rm->id;
 	job->mm.domain = job->domain;
 	job->mm.mail_from = rm->q.mail_from;
@@ -82,29 +81,7 @@ relay_body_read(void *arg, uint64_t off, void *buf, size_t len)
 
 	if (job->body == NULL)
 		return -1;
-	return store_body_read(job->body, off + job->skip, buf, len);
-}
-
-/*
- * The stored body starts with the prefix smtpd wrote for the mailbox
- * copies (Return-Path + Received). RFC 5321 4.4: Return-Path is added at
- * final delivery only, so it is not sent on: its bytes are skipped.
- */
-static uint64_t
-relay_return_path_len(struct store_body *b)
-{
-	char buf[1024];
-	ssize_t n;
-	size_t i;
-
-	n = store_body_read(b, 0, buf, sizeof(buf));
-	if (n < 14 || strncasecmp(buf, "Return-Path:", 12) != 0)
-		return 0;
-	for (i = 0; i + 2 < (size_t)n; i++)
-		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] != ' ' &&
-		    buf[i + 2] != '\t')
-			return i + 2;
-	return 0;
+	return store_body_read(job->body, off, buf, len);
 }
 
 /* Results are collected in relay_job_done, which mta.c calls right after

@@ -44,7 +44,6 @@ struct relay_job {
 	struct mta_msg mm;
 	struct mta_session *s;		/* NULL while waiting */
 	struct store_body *body;
-	uint64_t skip;			/* leading Return-Path: bytes */
 	bool done;
 	TAILQ_ENTRY(relay_job) wait;	/* r->waiting */
 };
