@@ -44,13 +44,6 @@ const char *dns_status_str(enum dns_status st);
 const char *dns_type_str(enum dns_type type);
 
 /*
- * Worker threads may call dns_lookup_sync() on a loop resolver only if
- * this ran before the loop's event_base was created (it turns on
- * libevent's pthread locking). 0 / -1.
- */
-int dns_threads_init(void);
-
-/*
  * resolver: "ip:port" (IPv6 as "[::1]:53") or NULL for /etc/resolv.conf.
  * timeout_ms / tries: per-server timeout and number of tries (0 = defaults
  * 2000 ms, 2). base NULL: the resolver runs an event_base of its own for

@@ -44,11 +44,11 @@ struct dns {
 	bool destroying;
 	/* dns_sync.c: requests posted by worker threads. */
 	pthread_t loop_thread;
-	bool notifiable;		/* event_active works across threads */
+	struct workq *sync_wake;	/* wakes the loop (NULL: own base) */
+	bool sync_wake_posted;		/* a wake-up is on its way */
 	pthread_mutex_t sync_lock;
 	struct dns_sync *sync_queue;	/* posted, not yet started */
 	struct dns_sync *sync_active;	/* started on the loop */
-	struct event *sync_ev;
 	bool sync_closed;
 };
 

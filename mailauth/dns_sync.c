@@ -2,9 +2,10 @@
  * The DNS module's blocking entry point (dns.h: dns_lookup_sync). A
  * cached answer is read from the (locked) cache on the calling thread.
  * Otherwise the worker thread queues its query under sync_lock, wakes
- * the loop with event_active() (libevent's pthread locking, turned on by
- * dns_threads_init) and waits on its own condition variable; the loop
- * starts the query with dns_lookup() and hands the answer back. A
+ * the loop through common/workq (the one thread-to-loop bridge; its
+ * batch thread does nothing but hand the wake-up over) and waits on its
+ * own condition variable; the loop starts the query with dns_lookup()
+ * and hands the answer back. A
  * resolver without a loop (carteiroctl) runs its private event_base for
  * the duration of the call instead. Same resolver, same cache, either way.
  */
@@ -12,12 +13,12 @@
 
 #include <assert.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/workq.h"
 
 /* One blocking query. Owned by the waiting thread (on its stack); the
  * loop touches it only under d->sync_lock until it sets done. */
@@ -34,32 +35,26 @@ struct dns_sync {
 	size_t n;
 };
 
-/* dns_threads_init() ran: libevent locks bases made from now on. */
-static bool dns_threads_on;
-
-static void dns_sync_start(evutil_socket_t, short, void *);
+static void dns_sync_wake_work(void *const *, size_t, void *);
+static void dns_sync_start(void *, bool);
 static void dns_sync_answer(enum dns_status, const char *const *, size_t,
     void *);
-
-int
-dns_threads_init(void)
-{
-	if (evthread_use_pthreads() != 0)
-		return -1;
-	dns_threads_on = true;
-	return 0;
-}
 
 void
 dns_sync_init(struct dns *d)
 {
 	d->loop_thread = pthread_self();
 	pthread_mutex_init(&d->sync_lock, NULL);
-	/* Without libevent's thread support only the loop thread (or
-	 * own-base mode) may ask. */
-	d->notifiable = dns_threads_on && !d->own_base &&
-	    evthread_make_base_notifiable(d->base) == 0;
-	d->sync_ev = event_new(d->base, -1, 0, dns_sync_start, d);
+	/* One wake-up is posted at a time (sync_wake_posted). */
+	if (!d->own_base)
+		d->sync_wake = workq_new_batch(d->base, 4, 4,
+		    dns_sync_wake_work, NULL, NULL, NULL, NULL);
+}
+
+/* The wake-up's "work": nothing; what matters is its done() on the loop. */
+static void
+dns_sync_wake_work(void *const *jobs, size_t n, void *ctx)
+{
 }
 
 /* Unlink s from the list at *head. Locked. */
@@ -96,19 +91,23 @@ void
 dns_sync_fini(struct dns *d)
 {
 	dns_sync_close(d);
-	event_free(d->sync_ev);
+	/* A wake-up still on its way gets done(cancelled): d is alive. */
+	workq_free(d->sync_wake);
 	pthread_mutex_destroy(&d->sync_lock);
 }
 
-/* On the loop: start every queued query. */
+/* On the loop (the wake-up's done): start every queued query. */
 static void
-dns_sync_start(evutil_socket_t fd, short what, void *arg)
+dns_sync_start(void *arg, bool cancelled)
 {
 	struct dns *d = arg;
 	struct dns_sync *s;
 
 	pthread_mutex_lock(&d->sync_lock);
-	while ((s = d->sync_queue) != NULL) {
+	/* Cleared under the lock that guards the queue: a query posted after
+	 * this point posts a wake-up of its own. */
+	d->sync_wake_posted = false;
+	while (!cancelled && (s = d->sync_queue) != NULL) {
 		d->sync_queue = s->next;
 		s->next = d->sync_active;
 		d->sync_active = s;
@@ -194,17 +193,14 @@ dns_lookup_sync(struct dns *d, enum dns_type type, const char *name,
 	}
 	/* From the loop thread this would wait for itself. */
 	assert(!pthread_equal(pthread_self(), d->loop_thread));
-	if (!d->notifiable) {
-		log_warn("event=dns.sync error=\"libevent thread support off: "
-		    "dns_threads_init not called\"");
-		return DNS_TEMPFAIL;
-	}
 	pthread_cond_init(&s.cond, NULL);
 	pthread_mutex_lock(&d->sync_lock);
-	if (!d->sync_closed) {
+	if (!d->sync_closed && !d->sync_wake_posted &&
+	    workq_submit(d->sync_wake, d, NULL, dns_sync_start) != 0)
+		d->sync_wake_posted = true;
+	if (!d->sync_closed && d->sync_wake_posted) {
 		s.next = d->sync_queue;
 		d->sync_queue = &s;
-		event_active(d->sync_ev, EV_TIMEOUT, 1);
 		while (!s.done)
 			pthread_cond_wait(&s.cond, &d->sync_lock);
 	}

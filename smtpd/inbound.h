@@ -45,7 +45,7 @@ typedef void inbound_done_cb(uint64_t token, struct inbound_result *res,
     void *arg);
 
 /* dns: the loop's resolver (borrowed, outlives the struct inbound; made
- * after dns_threads_init); NULL: every check is a temperror. */
+ * on the same base); NULL: every check is a temperror. */
 struct inbound *inbound_new(struct event_base *base, const struct cfg *cfg,
     struct dns *dns);
 /* After the loop stopped: waiting lookups fail, the workers are joined. */

@@ -166,9 +166,6 @@ main(int argc, char **argv)
 		srv.timeout_cmd_ms = srv.timeout_data_ms = tmo;
 
 	proc_raise_nofile();
-	/* Before the base: worker threads post DNS queries to the loop. */
-	if (dns_threads_init() != 0)
-		log_fatal("event=smtpd.start error=\"libevent threads\"");
 	if ((srv.base = event_base_new()) == NULL)
 		log_fatal("event=smtpd.start error=\"event_base_new failed\"");
 	/* Before the ports listen: a SIGTERM that comes as soon as they do

@@ -620,9 +620,6 @@ main(void)
 	const char *err = NULL;
 	char resolver[64];
 
-	t_begin("dns threads init");
-	t_assert_int(dns_threads_init(), 0);
-	t_end();
 	base = event_base_new();
 	fake_dns_start(&fdns, base, zone, sizeof(zone) / sizeof(zone[0]));
 	fdns.soa_ttl = fdns.soa_min = 60;

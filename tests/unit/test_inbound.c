@@ -91,7 +91,6 @@ main(void)
 	cfg.server.hostname = "mx.test";
 	cfg.store.path = db;
 	t_begin("inbound setup");
-	t_assert_int(dns_threads_init(), 0);
 	base = event_base_new();
 	fake_dns_start(&fdns, base, zone, nitems(zone));
 	fdns.soa_ttl = fdns.soa_min = 60;
