@@ -141,6 +141,24 @@ class ArStrip(unittest.TestCase):
                                    login="bob@example.test")[0], 250)
         self.check_stored("submission", exp, ours=0)
 
+    def test_bdat_exempt(self):
+        # BDAT (RFC 3030) ends the data elsewhere: same end, same strip.
+        sent, exp = forged_message("bdat")
+        s = smtplib.SMTP("127.0.0.1", self.env.ports["mx"], timeout=60,
+                         source_address=("127.0.0.2", 0))
+        try:
+            s.ehlo("client.example.net")
+            s.mail("mallory@sender.test")
+            s.rcpt("alice@example.test")
+            half = len(sent) // 2
+            s.send(b"BDAT %d\r\n" % half + sent[:half])
+            self.assertEqual(s.getreply()[0], 250)
+            s.send(b"BDAT %d LAST\r\n" % (len(sent) - half) + sent[half:])
+            self.assertEqual(s.getreply()[0], 250)
+        finally:
+            s.quit()
+        self.check_stored("bdat", exp, ours=0)
+
     def test_after_300k_of_fields(self):
         # Past 256 KB (the old scan window) and on a disk spool.
         sent, exp = forged_message("deep", filler(300 * 1024))
