@@ -84,6 +84,8 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	    srv->nsessions > cfg->pop3d.max_clients) ||
 	    (cfg->pop3d.max_clients_per_ip > 0 && !trusted &&
 	    ipcount_n(s->ipc) > cfg->pop3d.max_clients_per_ip)) {
+		/* Implicit TLS: the client expects a ServerHello, a
+		 * cleartext -ERR reads as "wrong version number"; close. */
 		if (implicit_tls) {
 			pop3_session_free(s, "too-many-clients");
 			return;

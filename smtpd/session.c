@@ -125,6 +125,14 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
 	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	if (full && lst->kind == SMTP_LST_SUBMISSIONS) {
+		/* Implicit TLS: the client's first read expects a
+		 * ServerHello, and a cleartext 421 shows up as "wrong version
+		 * number". Close instead; a refused client costs no
+		 * handshake. */
+		smtp_session_free(s, "too_many_connections");
+		return;
+	}
 	if (full) {
 		s->greeted = true;
 		smtp_reply(s, "421 4.7.0 %s Error: too many connections, "

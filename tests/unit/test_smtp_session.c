@@ -6,7 +6,7 @@
  * error limit, the EHLO keywords of an MX listener without TLS, and the
  * per-client limits (sessions, connect rate) keyed by the client key: the
  * exact IPv4 address, the IPv6 /64; trusted_networks exempt from them and
- * from greet_pause.
+ * from greet_pause; refusals on the implicit-TLS listener send nothing.
  */
 #include "common/ipcount.h"
 #include "smtpd/smtpd.h"
@@ -29,7 +29,7 @@
 
 static struct event_base *base;
 static struct smtp_server srv;
-static struct smtp_listener lst;
+static struct smtp_listener lst, lst_tls;
 static struct cfg cfg;
 static int peer = -1;
 static char out[65536];
@@ -281,6 +281,32 @@ test_trusted_networks(void)
 	t_end();
 }
 
+/* Over a limit on the implicit-TLS listener: no cleartext 421 (a TLS
+ * client would read it as a bad record), the connection just closes. */
+static void
+test_refusal_implicit_tls(void)
+{
+	char r[256];
+	int fds[4];
+	size_t n = 0;
+	bool eof;
+
+	t_begin("refusal on the implicit-TLS listener: closed, no bytes");
+	cfg.smtpd.max_clients_per_ip = 1;
+	fds[n++] = accept_from("192.0.2.77", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_on(&lst_tls, "192.0.2.77", r, sizeof(r), &eof);
+	t_assert_str(r, "");
+	t_assert(eof);
+	/* The plaintext listeners still say why. */
+	fds[n++] = accept_from("192.0.2.77", r, sizeof(r));
+	t_assert_str(r, busy);
+	hang_up(fds, n);
+	t_assert_int(srv.nsessions, 0);
+	cfg.smtpd.max_clients_per_ip = 10;
+	t_end();
+}
+
 int
 main(void)
 {
@@ -299,6 +325,8 @@ main(void)
 	srv.ipcount = ipcount_new();
 	lst.srv = &srv;
 	lst.kind = SMTP_LST_MX;
+	lst_tls.srv = &srv;
+	lst_tls.kind = SMTP_LST_SUBMISSIONS;
 
 	t_begin("greeting and EHLO keywords");
 	start();
@@ -394,6 +422,7 @@ main(void)
 
 	test_client_key_limits();
 	test_trusted_networks();
+	test_refusal_implicit_tls();
 
 	smtp_session_free_all(&srv);
 	ipcount_free(srv.ipcount);
