@@ -46,6 +46,8 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 {
 	struct pop3_session *s;
 	const struct cfg *cfg = srv->cfg;
+	const struct sockaddr *sa;
+	bool trusted;
 
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
@@ -57,7 +59,12 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	s->conn = conn_new(srv->base, fd, pop3_session_conn_cb, s);
 	util_strlcpy(s->ip, conn_peer_ip(s->conn) ? conn_peer_ip(s->conn) : "?",
 	    sizeof(s->ip));
-	client_key_from_ip(&s->key, s->ip);
+	sa = conn_peer_addr(s->conn, NULL);
+	client_key_from_sockaddr(&s->key, sa);
+	/* [pop3d] trusted_networks (a webmail on this host) are exempt from
+	 * max_clients_per_ip; max_clients holds for everyone. */
+	trusted = sa != NULL &&
+	    cfg_cidrlist_match(&cfg->pop3d.trusted_networks, sa);
 	sasl_init(&s->sasl, srv->base, srv->auth);
 	s->ipc = ipcount_ref(srv->ipcount, &s->key);
 	s->next = srv->sessions;
@@ -75,8 +82,10 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	}
 	if ((cfg->pop3d.max_clients > 0 &&
 	    srv->nsessions > cfg->pop3d.max_clients) ||
-	    (cfg->pop3d.max_clients_per_ip > 0 &&
+	    (cfg->pop3d.max_clients_per_ip > 0 && !trusted &&
 	    ipcount_n(s->ipc) > cfg->pop3d.max_clients_per_ip)) {
+		/* Implicit TLS: the client expects a ServerHello, a
+		 * cleartext -ERR reads as "wrong version number"; close. */
 		if (implicit_tls) {
 			pop3_session_free(s, "too-many-clients");
 			return;
