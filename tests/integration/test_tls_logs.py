@@ -15,6 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import carteiro_test as ct  # noqa: E402
 import pop3_fixtures as pf  # noqa: E402
+from test_log_fields import parse  # noqa: E402
 
 DISTRUST = ("error=\"client closed the handshake (it probably does not "
             "trust our certificate)\"")
@@ -120,6 +121,16 @@ class TlsLogs(unittest.TestCase):
                          r"user=alice@example\.test reason=quit .*")
         self.assertIn(" retrieved=3 retrieved_bytes=%d " %
                       (len(top) + len(head) + len(retr)), line)
+
+    def test_zz_lines_strict(self):
+        # Last (names run in order): every line both daemons wrote,
+        # failed handshakes included, is strictly key=value.
+        for d in (self.env.smtpd, self.env.pop3d):
+            lines = d.log().splitlines()
+            self.assertTrue(lines)
+            for line in lines:
+                keys = [k for k, _ in parse(line)]
+                self.assertEqual(len(keys), len(set(keys)), line)
 
 
 if __name__ == "__main__":
