@@ -477,13 +477,17 @@ smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
 		smtp_session_free(s, s->mode == SMTP_MODE_DATA ||
 		    s->mode == SMTP_MODE_BDAT ? "eof_in_data" : "eof");
 		break;
-	case CONN_EV_ERROR:
-		log_info("event=smtp.io sid=%s error=\"%s\"", s->sid,
-		    conn_error(c));
-		smtp_session_free(s, !s->greeted &&
-		    s->lst->kind == SMTP_LST_SUBMISSIONS ? "tls_error" :
-		    "io_error");
+	case CONN_EV_ERROR: {
+		/* The reason words are conn's, the same in pop3d. */
+		const char *reason = conn_error_reason(c);
+
+		log_info("event=%s sid=%s ip=%s result=fail reason=%s error=%s",
+		    strcmp(reason, "tls_handshake") == 0 ? "smtp.tls" :
+		    "smtp.io", s->sid, conn_peer_ip(c), reason,
+		    LOG_VALUE(conn_error(c)));
+		smtp_session_free(s, reason);
 		break;
+	}
 	case CONN_EV_CONNECTED:
 		break;	/* server side: never */
 	case CONN_EV_TIMEOUT:

@@ -246,7 +246,7 @@ smtp_tx_signed(uint64_t token, const char *headers, const char *domain,
 	tx->token = 0;
 	if (headers != NULL && *headers != '\0') {
 		log_info("event=smtp.dkim sid=%s msgid=%s result=signed "
-		    "domain=%s", s->sid, tx->msgid, domain ? domain : "-");
+		    "domain=%s", s->sid, tx->msgid, LOG_VALUE(domain));
 		smtp_tx_extra_add(tx, headers);
 	}
 	smtp_tx_commit(s);

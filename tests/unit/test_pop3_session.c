@@ -74,6 +74,7 @@ bool conn_is_tls(struct conn *c) { return c->tls; }
 const char *conn_tls_version(struct conn *c) { return "TLSv1.3"; }
 const char *conn_tls_cipher(struct conn *c) { return "X"; }
 const char *conn_error(struct conn *c) { return "none"; }
+const char *conn_error_reason(struct conn *c) { return "io_error"; }
 const char *conn_peer_ip(struct conn *c) { return "192.0.2.1"; }
 
 const struct sockaddr *
