@@ -101,7 +101,7 @@ class ImplicitTlsRefusal(unittest.TestCase):
         self.assert_refused(tls_first_line(env, port), b"-ERR ")
         self.assertTrue(wait_for(lambda: [
             l for l in env.log_lines(env.pop3d, "pop3.disconnect")
-            if "reason=too-many-clients" in l]))
+            if "reason=too_many_connections" in l]))
         held.sendall(b"CAPA\r\n")
         self.assertTrue(ct.recv_until(held, rb"\r\n").startswith(b"+OK"))
         held.close()
