@@ -3,7 +3,7 @@ SMTP (submission, loopback) and POP3, and failed logins end a session.
 
 - 20 guesses from one address, hanging up as soon as the verdict is out
   (the reply, or the daemon's log line: what an attacker who waits ~100 ms
-  for a reply that does not come learns) and, every other attempt, after
+  for a reply that does not come learns) and, every third attempt, after
   0.1 s of silence, take at least the sum of the penalties owed between
   them.
 - A right password right after wrong ones is not answered sooner than the
