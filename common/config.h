@@ -68,6 +68,9 @@ struct cfg {
 		struct cfg_strlist inbound_checks_exempt;
 		unsigned greet_pause;		/* seconds, 0 = off */
 		unsigned max_connect_rate_per_ip;	/* per minute, 0 = off */
+		/* CIDRs exempt from max_clients_per_ip, the connect rate
+		 * and greet_pause (default loopback). */
+		struct cfg_strlist trusted_networks;
 	} smtpd;
 
 	struct {
@@ -90,6 +93,7 @@ struct cfg {
 		bool lock_session;
 		unsigned max_clients;
 		unsigned max_clients_per_ip;
+		struct cfg_strlist trusted_networks;	/* exempt from per IP */
 		unsigned max_auth_failures;	/* per session, 0 = no limit */
 	} pop3d;
 };

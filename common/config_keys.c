@@ -69,6 +69,10 @@ const struct cfg_key cfg_keys[] = {
 	{ "smtpd", "max_connect_rate_per_ip", CFG_T_UINT, 0, 0, 1000000, "60",
 	  O(smtpd.max_connect_rate_per_ip),
 	  "new sessions per client IP per minute; 0 = no limit" },
+	{ "smtpd", "trusted_networks", CFG_T_CIDRLIST, 0, 0, 0,
+	  "127.0.0.0/8, ::1/128", O(smtpd.trusted_networks),
+	  "comma-separated CIDRs exempt from max_clients_per_ip, "
+	  "max_connect_rate_per_ip and greet_pause; empty = none" },
 
 	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
 	  O(relay.smarthost), "host:port; empty = direct MX delivery" },
@@ -109,6 +113,10 @@ const struct cfg_key cfg_keys[] = {
 	  O(pop3d.max_clients), "concurrent sessions, all listeners" },
 	{ "pop3d", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
 	  O(pop3d.max_clients_per_ip), "concurrent sessions per client IP" },
+	{ "pop3d", "trusted_networks", CFG_T_CIDRLIST, 0, 0, 0,
+	  "127.0.0.0/8, ::1/128", O(pop3d.trusted_networks),
+	  "comma-separated CIDRs exempt from max_clients_per_ip; "
+	  "empty = none" },
 	{ "pop3d", "max_auth_failures", CFG_T_UINT, 0, 0, 100, "3",
 	  O(pop3d.max_auth_failures),
 	  "failed logins in a session before -ERR and close; 0 = no limit" },

@@ -131,6 +131,13 @@ const char *conn_tls_version(struct conn *c);
 const char *conn_tls_cipher(struct conn *c);
 /* Text of the last error ("" if none); valid while c lives. */
 const char *conn_error(struct conn *c);
+/*
+ * After CONN_EV_ERROR, the disconnect reason every daemon logs for it:
+ * "tls_handshake" (the handshake failed; conn_error says what the client
+ * did), "tls_error" (TLS failed after it) or "io_error" (the socket).
+ * Static string.
+ */
+const char *conn_error_reason(struct conn *c);
 
 /* Peer address as text ("127.0.0.1", "::1"; IPv4-mapped IPv6 is shown as
  * IPv4; "local" for AF_UNIX) and whether it is loopback (127.0.0.0/8, ::1,

@@ -99,6 +99,18 @@ conn_tls_version(struct conn *c)
 }
 
 const char *
+conn_error_reason(struct conn *c)
+{
+	const char *r = NULL;
+
+	/* Before the handshake starts, failures are the plaintext
+	 * socket's. */
+	if (c->tls != NULL && c->tls_state != CONN_TLS_WAIT_FLUSH)
+		r = tls_session_error_reason(c->tls);
+	return r != NULL ? r : TLS_REASON_IO;
+}
+
+const char *
 conn_tls_cipher(struct conn *c)
 {
 	return c->tls_state == CONN_TLS_ON ? tls_session_cipher(c->tls) :

@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ static const char *log_ident = "carteiro";
 
 static void log_vmsg(enum log_level, const char *, va_list)
     __attribute__((format(printf, 2, 0)));
+static void log_scrub(char *);
+static bool log_is_token(const char *, size_t);
 
 void
 log_init(const char *ident, int foreground, enum log_level level)
@@ -68,6 +71,20 @@ log_enabled(enum log_level level)
 	return level <= log_threshold;
 }
 
+/*
+ * The last line of defence: a value that missed log_value must still not
+ * start a second line (syslog and journald split on LF) or hide text
+ * behind a CR or an escape sequence in a terminal.
+ */
+static void
+log_scrub(char *line)
+{
+	for (unsigned char *p = (unsigned char *)line; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+}
+
 static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
@@ -76,6 +93,7 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 
 	n = snprintf(line, sizeof(line), "level=%s ", log_level_names[level]);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	log_scrub(line);
 	if (log_foreground) {
 		/* One write per line so concurrent writers never interleave. */
 		size_t len = strlen(line);
@@ -138,4 +156,38 @@ log_escape(char *buf, size_t size, const char *s, size_t len)
 	buf[o++] = '"';
 	buf[o] = '\0';
 	return buf;
+}
+
+/* A value that cannot be mistaken for more than one field. */
+static bool
+log_is_token(const char *s, size_t len)
+{
+	if (len == 0 || len > 200)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' ||
+		    c == '=')
+			return false;
+	}
+	return true;
+}
+
+const char *
+log_value_n(char *buf, size_t size, const char *s, size_t len)
+{
+	if (s == NULL)
+		return "-";
+	if (!log_is_token(s, len) || len >= size)
+		return log_escape(buf, size, s, len);
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+const char *
+log_value(char *buf, size_t size, const char *s)
+{
+	return log_value_n(buf, size, s, s != NULL ? strlen(s) : 0);
 }

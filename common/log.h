@@ -1,8 +1,10 @@
 /*
  * Logging: one line per event, key=value pairs, to stderr in the foreground
  * and to syslog otherwise. Callers write "event=smtp.connect sid=... ip=...";
- * log.c prefixes "level=<lvl> ". Client-supplied text must go through
- * log_escape() first. Never pass passwords, AUTH data or message bodies.
+ * log.c prefixes "level=<lvl> ". Every value that is not a fixed word goes
+ * through log_value() / LOG_VALUE() or log_escape() first; a control byte
+ * that still reaches the sink is replaced, so one event is one line.
+ * Never pass passwords, AUTH data or message bodies.
  */
 #ifndef CARTEIRO_LOG_H
 #define CARTEIRO_LOG_H
@@ -38,12 +40,31 @@ void log_fatal(const char *fmt, ...)
 int log_enabled(enum log_level level);
 
 /*
- * Escape client-supplied text for a log value: printable ASCII kept,
- * '"', '\\' and everything else as \xNN, truncated to 200 input bytes, and
- * wrapped in double quotes. Writes into buf (size >= 4) and returns buf.
- * LOG_ESCAPE_MAX is a buffer size that never truncates the escaping.
+ * The one escaping path for log values. Every value that did not come from
+ * a fixed word in our own source (addresses, host names, replies, errors,
+ * user names, paths) goes through log_value or log_escape, so that no
+ * input can add a key=value field or a line of its own.
+ *
+ * log_escape: printable ASCII kept, '"', '\\' and everything else as
+ * \xNN, truncated to 200 input bytes, wrapped in double quotes. Writes into
+ * buf (size >= 4) and returns buf. LOG_ESCAPE_MAX is a buffer size that
+ * never truncates the escaping.
  */
 #define LOG_ESCAPE_MAX (200 * 4 + 8)
 const char *log_escape(char *buf, size_t size, const char *s, size_t len);
+/*
+ * A value for "key=%s": s as it is when it is a plain token (1 to 200
+ * bytes of printable ASCII without space, '"', '\\' or '='), otherwise
+ * log_escape's quoted form; "-" for NULL. Returns buf (or a static).
+ */
+const char *log_value(char *buf, size_t size, const char *s);
+/* The same for len bytes (s need not be NUL-terminated). */
+const char *log_value_n(char *buf, size_t size, const char *s, size_t len);
+/*
+ * log_value with a buffer that lives until the end of the enclosing
+ * statement's block: log_info("... from=%s", LOG_VALUE(addr)).
+ */
+#define LOG_VALUE(s) \
+	log_value((char[LOG_ESCAPE_MAX]){ 0 }, LOG_ESCAPE_MAX, (s))
 
 #endif

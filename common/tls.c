@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ struct tls_session {
 	char version[32];
 	char cipher[128];
 	char error[256];
+	const char *reason;		/* TLS_REASON_*, NULL: no error yet */
 };
 
 static struct tls_ctx *tls_ctx_alloc(int, const char **);
@@ -70,6 +72,8 @@ static void tls_cred_unref(struct tls_cred *cr);
 static int tls_session_again(struct tls_session *s);
 static void tls_session_set_error(struct tls_session *s, const char *what,
     int ret);
+static void tls_session_set_hs_error(struct tls_session *s, int ret);
+static bool tls_session_sent_certificate(struct tls_session *s);
 static int tls_write_file(const char *path, mode_t mode,
     const gnutls_datum_t *d, const char **error_r);
 
@@ -361,6 +365,7 @@ static void
 tls_session_set_error(struct tls_session *s, const char *what, int ret)
 {
 	const char *alert = "";
+	int saved = errno;
 
 	if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED ||
 	    ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
@@ -369,8 +374,123 @@ tls_session_set_error(struct tls_session *s, const char *what, int ret)
 		if (name != NULL)
 			alert = name;
 	}
+	if ((ret == GNUTLS_E_PULL_ERROR || ret == GNUTLS_E_PUSH_ERROR) &&
+	    saved != 0) {
+		/* The socket failed under TLS: say how, as conn.c does for
+		 * a plain socket. */
+		snprintf(s->error, sizeof(s->error), "%s: %s", what,
+		    strerror(saved));
+		s->reason = TLS_REASON_IO;
+		return;
+	}
 	snprintf(s->error, sizeof(s->error), "%s: %s%s%s", what,
 	    gnutls_strerror(ret), *alert ? ": " : "", alert);
+	s->reason = TLS_REASON_TLS;
+}
+
+/*
+ * In TLS 1.3 the server's certificate goes out in its first flight
+ * (ending in Finished); in TLS 1.2 before ServerHelloDone. A client that
+ * gives up after that has seen our certificate.
+ */
+static bool
+tls_session_sent_certificate(struct tls_session *s)
+{
+	switch (gnutls_handshake_get_last_out(s->gs)) {
+	case GNUTLS_HANDSHAKE_CERTIFICATE_PKT:
+	case GNUTLS_HANDSHAKE_CERTIFICATE_VERIFY:
+	case GNUTLS_HANDSHAKE_SERVER_KEY_EXCHANGE:
+	case GNUTLS_HANDSHAKE_SERVER_HELLO_DONE:
+	case GNUTLS_HANDSHAKE_FINISHED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * A failed handshake, in words an operator can act on. GnuTLS's own text
+ * reads like a server fault: when a client refuses our certificate it
+ * usually just hangs up, or (TLS 1.3, OpenSSL) sends its alert in
+ * plaintext where GnuTLS expects a protected record, which GnuTLS
+ * reports as "Decryption has failed.". Errors we cannot put in words keep
+ * the library's text. Client sessions (the relay) keep it too: the fault
+ * there is on the remote side.
+ */
+static void
+tls_session_set_hs_error(struct tls_session *s, int ret)
+{
+	const char *words = NULL;
+	int alert = -1;
+
+	tls_session_set_error(s, "handshake", ret);
+	s->reason = TLS_REASON_HANDSHAKE;
+	if (!s->is_server)
+		return;
+	if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
+		alert = (int)gnutls_alert_get(s->gs);
+	switch (alert) {
+	case GNUTLS_A_BAD_CERTIFICATE:
+	case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+	case GNUTLS_A_CERTIFICATE_REVOKED:
+	case GNUTLS_A_CERTIFICATE_EXPIRED:
+	case GNUTLS_A_CERTIFICATE_UNKNOWN:
+	case GNUTLS_A_UNKNOWN_CA:
+		words = "client rejected our certificate";
+		break;
+	case GNUTLS_A_PROTOCOL_VERSION:
+	case GNUTLS_A_HANDSHAKE_FAILURE:
+	case GNUTLS_A_INSUFFICIENT_SECURITY:
+		words = "client shares no TLS version or cipher with us";
+		break;
+	case -1:
+		break;
+	default:
+		words = "client aborted the handshake";
+		break;
+	}
+	if (words == NULL) {
+		switch (ret) {
+		case GNUTLS_E_DECRYPTION_FAILED:
+		case GNUTLS_E_PREMATURE_TERMINATION:
+		case GNUTLS_E_PULL_ERROR:
+		case GNUTLS_E_UNEXPECTED_PACKET:
+		case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+			if (tls_session_sent_certificate(s))
+				words = "client closed the handshake (it "
+				    "probably does not trust our "
+				    "certificate)";
+			else if (ret == GNUTLS_E_PREMATURE_TERMINATION ||
+			    ret == GNUTLS_E_PULL_ERROR)
+				words = "client closed the connection before "
+				    "the handshake";
+			else
+				words = "client did not start a TLS handshake "
+				    "(plaintext on a TLS port?)";
+			break;
+		case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+		case GNUTLS_E_RECORD_OVERFLOW:
+			words = "client did not start a TLS handshake "
+			    "(plaintext on a TLS port?)";
+			break;
+		case GNUTLS_E_NO_CIPHER_SUITES:
+		case GNUTLS_E_INSUFFICIENT_SECURITY:
+		case GNUTLS_E_NO_COMMON_KEY_SHARE:
+		case GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM:
+			words = "client shares no TLS version or cipher with us";
+			break;
+		default:
+			/* Not a client's doing we know of: the library's
+			 * text, as set above. */
+			return;
+		}
+	}
+	if (alert >= 0 && gnutls_alert_get_name((gnutls_alert_description_t)
+	    alert) != NULL)
+		snprintf(s->error, sizeof(s->error), "%s (alert: %s)", words,
+		    gnutls_alert_get_name((gnutls_alert_description_t)alert));
+	else
+		util_strlcpy(s->error, words, sizeof(s->error));
 }
 
 int
@@ -386,7 +506,7 @@ tls_session_handshake(struct tls_session *s)
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
 			return tls_session_again(s);
 		if (gnutls_error_is_fatal(ret)) {
-			tls_session_set_error(s, "handshake", ret);
+			tls_session_set_hs_error(s, ret);
 			return TLS_IO_ERROR;
 		}
 		/* Non-fatal (a warning alert, ...): call again. */
@@ -538,6 +658,12 @@ const char *
 tls_session_error(struct tls_session *s)
 {
 	return s->error[0] ? s->error : "unknown TLS error";
+}
+
+const char *
+tls_session_error_reason(struct tls_session *s)
+{
+	return s->reason;
 }
 
 int

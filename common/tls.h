@@ -58,8 +58,20 @@ void tls_session_bye(struct tls_session *s);
  * by the session. */
 const char *tls_session_version(struct tls_session *s);
 const char *tls_session_cipher(struct tls_session *s);
-/* Last error text. */
+/* Last error text. A server's failed handshake says what the client did
+ * in words where it can ("client closed the handshake (it probably does
+ * not trust our certificate)", "client rejected our certificate (alert:
+ * Unknown CA)"); otherwise "handshake: <GnuTLS's text>". */
 const char *tls_session_error(struct tls_session *s);
+/*
+ * The log reason of the last error, shared by every daemon's
+ * disconnect line: TLS_REASON_HANDSHAKE, TLS_REASON_TLS (after the
+ * handshake), TLS_REASON_IO (the socket under TLS failed); NULL if none.
+ */
+#define TLS_REASON_HANDSHAKE	"tls_handshake"
+#define TLS_REASON_TLS		"tls_error"
+#define TLS_REASON_IO		"io_error"
+const char *tls_session_error_reason(struct tls_session *s);
 /* 1 if the peer certificate verified for server_name (client sessions,
  * after the handshake); always 0 for server sessions. */
 int tls_session_verified(struct tls_session *s);

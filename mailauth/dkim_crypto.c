@@ -184,10 +184,6 @@ dkim_privkey_free(struct dkim_privkey *k)
 int
 dkim_privkey_generate(enum dkim_alg alg, char **text_r)
 {
-	gnutls_x509_privkey_t x;
-	gnutls_datum_t pem = { NULL, 0 };
-	int ret = -1;
-
 	if (alg == DKIM_ALG_ED25519) {
 		unsigned char seed[DKIM_ED25519_LEN];
 
@@ -197,9 +193,19 @@ dkim_privkey_generate(enum dkim_alg alg, char **text_r)
 		gnutls_memset(seed, 0, sizeof(seed));
 		return 0;
 	}
+	return dkim_privkey_generate_rsa(2048, text_r);
+}
+
+int
+dkim_privkey_generate_rsa(unsigned bits, char **text_r)
+{
+	gnutls_x509_privkey_t x;
+	gnutls_datum_t pem = { NULL, 0 };
+	int ret = -1;
+
 	if (gnutls_x509_privkey_init(&x) < 0)
 		return -1;
-	if (gnutls_x509_privkey_generate(x, GNUTLS_PK_RSA, 2048, 0) >= 0 &&
+	if (gnutls_x509_privkey_generate(x, GNUTLS_PK_RSA, bits, 0) >= 0 &&
 	    gnutls_x509_privkey_export2_pkcs8(x, GNUTLS_X509_FMT_PEM, NULL,
 	    GNUTLS_PKCS_PLAIN, &pem) >= 0) {
 		*text_r = xstrndup((const char *)pem.data, pem.size);
@@ -288,6 +294,7 @@ dkim_pubkey_verify(enum dkim_alg alg, const unsigned char *pk, size_t pklen,
 	    (unsigned)siglen };
 	gnutls_sign_algorithm_t sa = GNUTLS_SIGN_RSA_SHA256;
 	enum dkim_result res = DKIM_FAIL;
+	unsigned bits = 0;
 	int rc;
 
 	if (alg == DKIM_ALG_ED25519 && (pklen != DKIM_ED25519_LEN ||
@@ -314,6 +321,14 @@ dkim_pubkey_verify(enum dkim_alg alg, const unsigned char *pk, size_t pklen,
 	if (rc < 0) {
 		*why_r = "unusable public key";
 		res = DKIM_PERMERROR;
+	} else if (alg == DKIM_ALG_RSA && (gnutls_pubkey_get_pk_algorithm(pub,
+	    &bits) != GNUTLS_PK_RSA || bits < DKIM_RSA_MIN_BITS)) {
+		/* RFC 8301 3.2: verifiers MUST NOT consider signatures
+		 * with RSA keys of less than 1024 bits valid. A fail, not a
+		 * permerror: the key is usable, the signature is not good
+		 * enough. Checked before the signature, so the answer does
+		 * not depend on it. */
+		*why_r = "RSA key shorter than 1024 bits (RFC 8301)";
 	} else if (gnutls_pubkey_verify_data2(pub, sa, 0, &in, &sd) >= 0)
 		res = DKIM_PASS;
 	else

@@ -13,6 +13,8 @@
 #include <stddef.h>
 
 #define DKIM_SHA256_LEN 32
+/* RFC 8301 3.2: RSA keys under 1024 bits never verify. */
+#define DKIM_RSA_MIN_BITS 1024
 
 /* SHA-256 in pieces. dkim_hash_new aborts when out of memory. */
 struct dkim_hash;
@@ -35,6 +37,9 @@ struct dkim_privkey *dkim_privkey_load(enum dkim_alg alg, const char *text);
 void dkim_privkey_free(struct dkim_privkey *k);
 /* A new key as text to store (caller frees). RSA: 2048 bits. 0 / -1. */
 int dkim_privkey_generate(enum dkim_alg alg, char **text_r);
+/* An RSA key of `bits` bits, PKCS#8 PEM (caller frees). Tests use it for
+ * keys verifiers must refuse. 0 / -1. */
+int dkim_privkey_generate_rsa(unsigned bits, char **text_r);
 /* The p= value of the key record (RFC 6376 3.6.1, RFC 8463 4): base64 of
  * the DER SubjectPublicKeyInfo (RSA) or the raw 32 bytes (Ed25519).
  * Caller frees. 0 / -1. */
@@ -45,8 +50,9 @@ int dkim_privkey_sign(const struct dkim_privkey *k, const void *data,
     size_t len, unsigned char **sig_r, size_t *siglen_r);
 
 /* Check sig over data with the key record's decoded p= value. DKIM_PASS,
- * DKIM_FAIL, DKIM_PERMERROR (unusable key) or DKIM_NEUTRAL; *why_r a
- * static reason on anything but a pass. */
+ * DKIM_FAIL (also for an RSA key under DKIM_RSA_MIN_BITS), DKIM_PERMERROR
+ * (unusable key) or DKIM_NEUTRAL; *why_r a static reason on anything but
+ * a pass. */
 enum dkim_result dkim_pubkey_verify(enum dkim_alg alg,
     const unsigned char *pk, size_t pklen, const void *data, size_t len,
     const unsigned char *sig, size_t siglen, const char **why_r);

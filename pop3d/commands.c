@@ -82,7 +82,7 @@ pop3_cmd_bad(struct pop3_session *s, const char *reply)
 	pop3_reply(s, "%s", reply);
 	if (++s->bad_cmds >= POP3_BAD_CMDS_MAX) {
 		pop3_reply(s, "-ERR Too many bad commands.");
-		pop3_session_close(s, "too-many-bad-commands");
+		pop3_session_close(s, "too_many_errors");
 	}
 }
 
@@ -242,7 +242,7 @@ pop3_cmd_stls(struct pop3_session *s, char *args)
 	if (conn_starttls(s->conn, s->srv->tls) < 0) {
 		log_warn("event=pop3.tls sid=%s ip=%s result=error", s->sid,
 		    s->ip);
-		pop3_session_close(s, "tls-error");
+		pop3_session_close(s, "tls_error");
 	}
 }
 
@@ -447,11 +447,11 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 			if (r < 0) {
 				log_error("event=pop3.cmd sid=%s user=%s "
 				    "cmd=%s result=err error=\"%s\"", s->sid,
-				    s->maildrop, s->cmd,
+				    LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd),
 				    store_error(srv->store));
 				store_body_close(s->body);
 				s->body = NULL;
-				pop3_session_close(s, "store-error");
+				pop3_session_close(s, "store_error");
 				return true;
 			}
 			if (r == 0) {
@@ -470,11 +470,12 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 		conn_write(s->conn, srv->scratch, n);
 		store_body_close(s->body);
 		s->body = NULL;
-		if (!s->stuff.top) {
-			s->retrieved++;
-			s->retrieved_bytes += s->body_size;
-		}
 		s->cmd_bytes += n;
+		/* pop3.disconnect counts TOP as RETR: fetchmail downloads
+		 * through TOP (issue #11 item 12). Bytes of the whole
+		 * response, as sent. */
+		s->retrieved++;
+		s->retrieved_bytes += s->cmd_bytes;
 		pop3_session_cmd_done(s);
 		return true;
 	}
@@ -500,7 +501,8 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	s->body = store_message_open(s->srv->store, m->id, &size);
 	if (s->body == NULL) {
 		log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
-		    "error=\"%s\"", s->sid, s->maildrop, s->cmd,
+		    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop),
+		    LOG_VALUE(s->cmd),
 		    store_error(s->srv->store));
 		pop3_reply(s, "-ERR [SYS/TEMP] Couldn't read the message, try "
 		    "again later.");

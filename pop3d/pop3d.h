@@ -178,7 +178,8 @@ struct pop3_session {
 	uint64_t body_off, body_size;
 	struct pop3_stuff stuff;
 
-	/* statistics for pop3.disconnect */
+	/* statistics for pop3.disconnect: RETR and TOP responses sent
+	 * whole, and their bytes (status line and terminator included) */
 	unsigned retrieved;
 	uint64_t retrieved_bytes;
 };

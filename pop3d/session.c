@@ -46,6 +46,8 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 {
 	struct pop3_session *s;
 	const struct cfg *cfg = srv->cfg;
+	const struct sockaddr *sa;
+	bool trusted;
 
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
@@ -57,7 +59,12 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	s->conn = conn_new(srv->base, fd, pop3_session_conn_cb, s);
 	util_strlcpy(s->ip, conn_peer_ip(s->conn) ? conn_peer_ip(s->conn) : "?",
 	    sizeof(s->ip));
-	client_key_from_ip(&s->key, s->ip);
+	sa = conn_peer_addr(s->conn, NULL);
+	client_key_from_sockaddr(&s->key, sa);
+	/* [pop3d] trusted_networks (a webmail on this host) are exempt from
+	 * max_clients_per_ip; max_clients holds for everyone. */
+	trusted = sa != NULL &&
+	    cfg_cidrlist_match(&cfg->pop3d.trusted_networks, sa);
 	sasl_init(&s->sasl, srv->base, srv->auth);
 	s->ipc = ipcount_ref(srv->ipcount, &s->key);
 	s->next = srv->sessions;
@@ -75,15 +82,17 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	}
 	if ((cfg->pop3d.max_clients > 0 &&
 	    srv->nsessions > cfg->pop3d.max_clients) ||
-	    (cfg->pop3d.max_clients_per_ip > 0 &&
+	    (cfg->pop3d.max_clients_per_ip > 0 && !trusted &&
 	    ipcount_n(s->ipc) > cfg->pop3d.max_clients_per_ip)) {
+		/* Implicit TLS: the client expects a ServerHello, a
+		 * cleartext -ERR reads as "wrong version number"; close. */
 		if (implicit_tls) {
-			pop3_session_free(s, "too-many-clients");
+			pop3_session_free(s, "too_many_connections");
 			return;
 		}
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections, try "
 		    "again later.");
-		pop3_session_close(s, "too-many-clients");
+		pop3_session_close(s, "too_many_connections");
 		return;
 	}
 	conn_set_timeout(s->conn, srv->timeout_ms);
@@ -91,7 +100,7 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	if (implicit_tls) {
 		s->tls_pending = true;
 		if (conn_starttls(s->conn, srv->tls) < 0) {
-			pop3_session_free(s, "tls-error");
+			pop3_session_free(s, "tls_error");
 			return;
 		}
 	} else
@@ -113,8 +122,9 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 		return;
 	srv = s->srv;
 	log_info("event=pop3.disconnect sid=%s ip=%s user=%s reason=%s "
-	    "retrieved=%u bytes=%llu duration_ms=%llu", s->sid, s->ip,
-	    pop3_session_user(s), reason, s->retrieved,
+	    "retrieved=%u retrieved_bytes=%llu bytes=%llu duration_ms=%llu",
+	    s->sid, s->ip, LOG_VALUE(pop3_session_user(s)), reason,
+	    s->retrieved, (unsigned long long)s->retrieved_bytes,
 	    (unsigned long long)conn_bytes_out(s->conn),
 	    (unsigned long long)(util_now_ms() - s->started_ms));
 	sasl_clear(&s->sasl);
@@ -206,11 +216,17 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		pop3_session_free(s, conn_is_closing(c) ? (s->close_reason ?
 		    s->close_reason : "closed") : "eof");
 		break;
-	case CONN_EV_ERROR:
-		log_info("event=pop3.error sid=%s ip=%s error=\"%s\"", s->sid,
-		    s->ip, conn_error(c) ? conn_error(c) : "-");
-		pop3_session_free(s, s->tls_pending ? "tls-error" : "io-error");
+	case CONN_EV_ERROR: {
+		/* The reason words are conn's, the same in smtpd. */
+		const char *reason = conn_error_reason(c);
+
+		log_info("event=%s sid=%s ip=%s result=fail reason=%s error=%s",
+		    strcmp(reason, "tls_handshake") == 0 ? "pop3.tls" :
+		    "pop3.io", s->sid, s->ip, reason,
+		    LOG_VALUE(conn_error(c)));
+		pop3_session_free(s, reason);
 		break;
+	}
 	case CONN_EV_TIMEOUT:
 		if (conn_is_closing(c)) {
 			pop3_session_free(s, s->close_reason ?
@@ -278,7 +294,7 @@ pop3_session_input(struct pop3_session *s)
 			    POP3_INPUT_MAX) {
 				log_info("event=pop3.flood sid=%s ip=%s", s->sid,
 				    s->ip);
-				pop3_session_close(s, "input-flood");
+				pop3_session_close(s, "input_flood");
 				break;
 			}
 			/* Small pipelines just wait in the buffer (no
@@ -300,7 +316,7 @@ pop3_session_input(struct pop3_session *s)
 			util_strlcpy(s->cmd, "-", sizeof(s->cmd));
 			s->cmd_args_len = 0;
 			pop3_reply(s, "-ERR Input line too long.");
-			pop3_session_close(s, "line-too-long");
+			pop3_session_close(s, "line_too_long");
 			break;
 		}
 		/* A SASL response, or an AUTHORIZATION command (PASS,
@@ -357,13 +373,15 @@ pop3_session_log_cmd(struct pop3_session *s, bool ok, const char *reply)
 		if (!log_enabled(LOG_LVL_DEBUG))
 			return;
 		log_debug("event=pop3.cmd sid=%s user=%s cmd=%s result=ok "
-		    "bytes=%llu", s->sid, pop3_session_user(s), s->cmd,
+		    "bytes=%llu", s->sid, LOG_VALUE(pop3_session_user(s)),
+		    LOG_VALUE(s->cmd),
 		    (unsigned long long)s->cmd_bytes);
 		return;
 	}
 	log_info("event=pop3.cmd sid=%s ip=%s user=%s cmd=%s args=%s "
-	    "result=err reply=%s", s->sid, s->ip, pop3_session_user(s),
-	    s->cmd[0] != '\0' ? s->cmd : "-",
+	    "result=err reply=%s", s->sid, s->ip,
+	    LOG_VALUE(pop3_session_user(s)),
+	    LOG_VALUE(s->cmd[0] != '\0' ? s->cmd : "-"),
 	    log_escape(args, sizeof(args), s->cmd_args, s->cmd_args_len),
 	    log_escape(rep, sizeof(rep), reply, strlen(reply)));
 }

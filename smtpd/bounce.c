@@ -261,7 +261,7 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	if (rk == STORE_RCPT_NOUSER) {
 		log_warn("event=relay.bounce qid=%" PRId64 " from=%s "
 		    "result=dropped reason=\"sender is a local address "
-		    "without mailbox\"", m->id, m->mail_from);
+		    "without mailbox\"", m->id, LOG_VALUE(m->mail_from));
 		ret = 1;
 		goto out;
 	}
@@ -303,7 +303,7 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	if (ret == 0)
 		log_info("event=relay.bounce qid=%" PRId64 " from=%s kind=%s "
 		    "rcpts=%zu result=%s dsn_qid=%" PRId64, m->id,
-		    m->mail_from, kind == BOUNCE_FAILED ? "failed" : "delayed",
+		    LOG_VALUE(m->mail_from), kind == BOUNCE_FAILED ? "failed" : "delayed",
 		    n, rk == STORE_RCPT_LOCAL && nremote == 0 ? "mailbox" :
 		    "queued", qid);
 out:

@@ -4,11 +4,13 @@
  * each DKIM signature's key lookup and verification, DMARC — and the
  * Authentication-Results header built from it. Owns the worker pool
  * (common/workq); the workers ask the loop's resolver (mailauth/dns.h,
- * dns_lookup_sync), so every lookup shares one cache.
+ * dns_lookup_sync), so every lookup shares one cache. Also applies the
+ * forged-field scanner (arstrip.h) to a finished message's spool, on the
+ * loop, for every listener.
  */
 #include "smtpd/inbound.h"
 #include "smtpd/spool.h"
-#include "smtpd/delivery.h"
+#include "smtpd/arstrip.h"
 #include "common/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
@@ -18,15 +20,13 @@
 #include "common/util.h"
 #include "common/workq.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #define INBOUND_THREADS		4	/* DNS-bound, not CPU-bound */
@@ -36,7 +36,6 @@
 struct inbound {
 	const struct cfg *cfg;
 	struct dns *dns;	/* borrowed: the loop's resolver */
-	char *spooldir;		/* the store's directory: not tmpfs */
 	struct workq *wq;
 };
 
@@ -58,9 +57,6 @@ inbound_new(struct event_base *base, const struct cfg *cfg, struct dns *dns)
 
 	in->cfg = cfg;
 	in->dns = dns;
-	char *copy = xstrdup(cfg->store.path);
-	in->spooldir = xstrdup(dirname(copy));
-	free(copy);
 	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING, NULL,
 	    NULL, NULL);
 	return in;
@@ -75,100 +71,103 @@ inbound_free(struct inbound *in)
 	if (in->dns != NULL)
 		dns_sync_close(in->dns);
 	workq_free(in->wq);
-	free(in->spooldir);
 	free(in);
 }
 
-/* Is this header field an Authentication-Results claiming our id? */
-static bool
-inbound_is_forged_ar(const char *field, size_t len, const char *hostname)
+/* pread/pwrite all of len, restarting on EINTR; -1 with errno (EIO on
+ * a short file). */
+static int
+inbound_pio(int fd, void *buf, size_t len, uint64_t off, bool wr)
 {
-	static const char name[] = "authentication-results:";
-	size_t nl = sizeof(name) - 1, hl = strlen(hostname);
-	size_t i = nl;
+	unsigned char *p = buf;
 
-	if (len < nl || strncasecmp(field, name, nl) != 0)
-		return false;
-	while (i < len && isspace((unsigned char)field[i]))
-		i++;
-	return len - i >= hl && strncasecmp(field + i, hostname, hl) == 0 &&
-	    (len - i == hl || field[i + hl] == ';' ||
-	    isspace((unsigned char)field[i + hl]));
+	while (len > 0) {
+		ssize_t n = wr ? pwrite(fd, p, len, (off_t)off) :
+		    pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
 }
 
-/*
- * Remove our-id Authentication-Results fields from the header block.
- * Returns a new spool fd (and *size_r), or -1 when none was found or on
- * error (then the original is used).
- */
-static int
-inbound_strip_forged(const struct spool_copy *src, uint64_t size,
-    const char *hostname, const char *spooldir, uint64_t *size_r)
+int
+inbound_strip(const char *id, int fd, unsigned char *mem, uint64_t *size_r,
+    unsigned *removed_r)
 {
-	size_t cap = 256 * 1024, len;
-	char *hdr = xmalloc(cap + 1);
-	ssize_t n = spool_copy_pread(src, hdr, cap, 0);
-	int out = -1;
-	bool found = false;
+	uint64_t size = *size_r, src, dst;
+	size_t hlen = 0, kept = 0, have = 0, want, chunk = 64 * 1024;
+	enum arstrip_status st;
+	char *buf = NULL;
 
-	if (n <= 0) {
-		free(hdr);
-		return -1;
-	}
-	len = (size_t)n;
-	hdr[len] = '\0';
-	/* End of the header block. */
-	char *end = strstr(hdr, "\r\n\r\n");
-	size_t hlen = end ? (size_t)(end - hdr) + 2 : len;
-	for (size_t i = 0; i < hlen;) {
-		size_t j = i;
-		do {
-			char *lf = memchr(hdr + j, '\n', hlen - j);
-			j = lf ? (size_t)(lf - hdr) + 1 : hlen;
-		} while (j < hlen && (hdr[j] == ' ' || hdr[j] == '\t'));
-		if (inbound_is_forged_ar(hdr + i, j - i, hostname))
-			found = true;
-		i = j;
-	}
-	if (!found) {
-		free(hdr);
-		return -1;
+	*removed_r = 0;
+	if (size == 0)
+		return 0;
+	if (mem != NULL) {
+		st = arstrip_header((char *)mem, (size_t)size, true, id,
+		    ARSTRIP_MAX_HEADER, &hlen, &kept, removed_r);
+		if (st == ARSTRIP_TOO_LARGE)
+			return 1;
+		assert(st == ARSTRIP_DONE);
+		memmove(mem + kept, mem + hlen, (size_t)size - hlen);
+		*size_r = size - (hlen - kept);
+		return 0;
 	}
 
-	out = delivery_spool_open(spooldir);
-	if (out < 0) {
-		free(hdr);
-		return -1;
-	}
-	uint64_t written = 0;
-	for (size_t i = 0; i < hlen;) {
-		size_t j = i;
-		do {
-			char *lf = memchr(hdr + j, '\n', hlen - j);
-			j = lf ? (size_t)(lf - hdr) + 1 : hlen;
-		} while (j < hlen && (hdr[j] == ' ' || hdr[j] == '\t'));
-		if (!inbound_is_forged_ar(hdr + i, j - i, hostname)) {
-			if (write(out, hdr + i, j - i) != (ssize_t)(j - i))
-				goto fail;
-			written += j - i;
-		}
-		i = j;
-	}
-	/* The rest of the message, copied in chunks. */
-	uint64_t off = hlen;
-	while (off < size) {
-		ssize_t r = spool_copy_pread(src, hdr, cap, off);
-		if (r <= 0 || write(out, hdr, (size_t)r) != r)
+	/* A disk spool: its first 64 KB hold the header section of almost
+	 * every message; read up to the limit (+2 for the empty line) only
+	 * when they do not. */
+	for (;;) {
+		want = size < chunk ? (size_t)size : chunk;
+		buf = xrealloc(buf, want);
+		if (inbound_pio(fd, buf + have, want - have, have, false) != 0)
 			goto fail;
-		off += (uint64_t)r;
-		written += (uint64_t)r;
+		have = want;
+		st = arstrip_header(buf, have, have == size, id,
+		    ARSTRIP_MAX_HEADER, &hlen, &kept, removed_r);
+		if (st != ARSTRIP_MORE)
+			break;
+		/* MORE only comes with fewer than max + 2 bytes. */
+		assert(chunk < ARSTRIP_MAX_HEADER + 2);
+		chunk = ARSTRIP_MAX_HEADER + 2;
 	}
-	free(hdr);
-	*size_r = written;
-	return out;
+	if (st == ARSTRIP_TOO_LARGE) {
+		free(buf);
+		return 1;
+	}
+	if (*removed_r == 0) {
+		free(buf);
+		return 0;
+	}
+	/* Rewrite in place: the kept fields, then the rest of the message
+	 * moved down (reads stay ahead of writes), then the new end. The
+	 * spool is ours alone until the checks or delivery get it. */
+	if (inbound_pio(fd, buf, kept, 0, true) != 0)
+		goto fail;
+	for (src = hlen, dst = kept; src < size;) {
+		size_t n = size - src < have ? (size_t)(size - src) : have;
+
+		if (inbound_pio(fd, buf, n, src, false) != 0 ||
+		    inbound_pio(fd, buf, n, dst, true) != 0)
+			goto fail;
+		src += n;
+		dst += n;
+	}
+	if (ftruncate(fd, (off_t)dst) != 0)
+		goto fail;
+	free(buf);
+	*size_r = dst;
+	return 0;
 fail:
-	free(hdr);
-	close(out);
+	free(buf);
 	return -1;
 }
 
@@ -217,16 +216,8 @@ inbound_work(void *arg, void *ctx)
 	uint64_t off = 0;
 	char *ar = NULL;
 
-	j->res.spool_fd = inbound_strip_forged(&j->src, j->size, hostname,
-	    j->in->spooldir, &j->res.data_size);
-	struct spool_copy stripped = { .fd = j->res.spool_fd,
-	    .size = j->res.data_size };
-	const struct spool_copy *src = j->res.spool_fd >= 0 ? &stripped :
-	    &j->src;
-	uint64_t size = j->res.spool_fd >= 0 ? j->res.data_size : j->size;
-
-	while (off < size) {
-		ssize_t n = spool_copy_pread(src, buf, sizeof(buf), off);
+	while (off < j->size) {
+		ssize_t n = spool_copy_pread(&j->src, buf, sizeof(buf), off);
 		if (n <= 0)
 			break;
 		dkim_msg_update(m, buf, (size_t)n);
@@ -358,8 +349,6 @@ inbound_done(void *arg, bool cancelled)
 		}
 		j->cb(j->token, &j->res, j->arg);
 	}
-	if (j->res.spool_fd >= 0)
-		close(j->res.spool_fd);
 	spool_copy_clear(&j->src);
 	free(j->res.headers);
 	free(j->ip);
@@ -386,7 +375,6 @@ inbound_submit(struct inbound *in, const struct inbound_req *req,
 	j->size = req->data_size;
 	j->cb = cb;
 	j->arg = arg;
-	j->res.spool_fd = -1;
 	j->token = workq_submit(in->wq, j, inbound_work, inbound_done);
 	if (j->token == 0) {
 		spool_copy_clear(&j->src);

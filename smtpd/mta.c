@@ -232,7 +232,7 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		mta_enter(s, MTA_S_GREETING);
 		conn_set_timeout(c, s->m->reply_timeout_ms);
 		log_debug("event=relay.connect sid=%s msgid=%s mx=%s",
-		    s->sid, s->msg->id, s->label);
+		    s->sid, s->msg->id, LOG_VALUE(s->label));
 		break;
 	case CONN_EV_INPUT:
 		mta_read(s);
@@ -246,7 +246,8 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 	case CONN_EV_TLS_READY:
 		s->tls_on = true;
 		log_info("event=relay.tls sid=%s msgid=%s mx=%s tls=yes "
-		    "version=%s cipher=%s", s->sid, s->msg->id, s->label,
+		    "version=%s cipher=%s", s->sid, s->msg->id,
+		    LOG_VALUE(s->label),
 		    conn_tls_version(c) ? conn_tls_version(c) : "?",
 		    conn_tls_cipher(c) ? conn_tls_cipher(c) : "?");
 		s->ext = 0;
@@ -447,7 +448,7 @@ mta_after_ehlo(struct mta_session *s)
 	}
 	if (!s->tls_on) {
 		log_info("event=relay.tls sid=%s msgid=%s mx=%s tls=no",
-		    s->sid, s->msg->id, s->label);
+		    s->sid, s->msg->id, LOG_VALUE(s->label));
 		if (smarthost) {
 			mta_host_fail(s, "451 4.7.5 smarthost %s does not "
 			    "offer STARTTLS (required)", s->label);
@@ -520,7 +521,8 @@ mta_on_auth(struct mta_session *s)
 	}
 	s->authed = true;
 	log_info("event=relay.auth sid=%s msgid=%s mx=%s user=%s result=ok",
-	    s->sid, s->msg->id, s->label, s->m->auth_user);
+	    s->sid, s->msg->id, LOG_VALUE(s->label),
+	    LOG_VALUE(s->m->auth_user));
 	mta_start_mail(s);
 }
 

@@ -133,7 +133,7 @@ mta_addr_cb(enum dns_status st, const struct sockaddr_storage *addrs,
 		mta_set_error(s, "451 4.4.3 cannot resolve host %s (DNS: %s)",
 		    host, dns_status_str(st));
 		log_info("event=relay.host sid=%s msgid=%s host=%s "
-		    "result=dns-%s", s->sid, s->msg->id, host,
+		    "result=dns-%s", s->sid, s->msg->id, LOG_VALUE(host),
 		    dns_status_str(st));
 		mta_next_host(s);
 		goto out;
@@ -208,7 +208,8 @@ mta_host_fail(struct mta_session *s, const char *fmt, ...)
 	va_end(ap);
 	/* why may carry the remote's text: escaped. */
 	log_info("event=relay.host sid=%s msgid=%s mx=%s state=%s "
-	    "result=fail reason=%s", s->sid, s->msg->id, s->label,
+	    "result=fail reason=%s", s->sid, s->msg->id,
+	    LOG_VALUE(s->label),
 	    mta_state_names[s->state], log_escape(esc, sizeof(esc), why,
 	    strlen(why)));
 	if (s->state == MTA_S_DOT || s->state == MTA_S_BODY) {

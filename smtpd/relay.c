@@ -343,8 +343,8 @@ relay_msg_start(struct relay *r, int64_t id)
 		job->n++;
 	}
 	rm->left = rm->njobs;
-	log_debug("event=relay.attempt qid=%s from=<%s> rcpts=%zu domains=%zu "
-	    "attempts=%u", rm->id, rm->q.mail_from, rm->q.nrcpts, rm->njobs,
+	log_debug("event=relay.attempt qid=%s from=%s rcpts=%zu domains=%zu "
+	    "attempts=%u", rm->id, LOG_VALUE(rm->q.mail_from), rm->q.nrcpts, rm->njobs,
 	    rm->q.attempts);
 	if (rm->njobs == 0) {
 		/* Only DSN work left (e.g. after a crash). */

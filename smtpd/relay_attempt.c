@@ -51,7 +51,7 @@ relay_job_try_start(struct relay_job *job)
 	r->sessions++;
 	d->sessions++;
 	log_debug("event=relay.session qid=%s domain=%s rcpts=%zu sessions=%u "
-	    "domain_sessions=%u", rm->id, job->domain, job->n, r->sessions,
+	    "domain_sessions=%u", rm->id, LOG_VALUE(job->domain), job->n, r->sessions,
 	    d->sessions);
 	job->s = mta_session_start(r->mta, &job->mm, relay_job_rcpt,
 	    relay_job_done, job);
@@ -135,7 +135,8 @@ relay_job_done(struct mta_session *s, void *arg)
 		rm->dirty[k] = true;
 		log_info("event=relay.delivery qid=%s rcpt=%s domain=%s "
 		    "mx=%s status=%s attempt=%u reply=%s", rm->id,
-		    qr->address, job->domain, mr->mx ? mr->mx : "-",
+		    LOG_VALUE(qr->address), LOG_VALUE(job->domain),
+		    LOG_VALUE(mr->mx),
 		    st == STORE_QUEUE_RCPT_DELIVERED ? "sent" : st ==
 		    STORE_QUEUE_RCPT_PENDING ? "deferred" : "bounced",
 		    rm->q.attempts + 1, log_escape(esc, sizeof(esc),

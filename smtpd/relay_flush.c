@@ -371,7 +371,7 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 				if (qr->status == STORE_QUEUE_RCPT_PENDING)
 					log_info("event=relay.expire qid=%s "
 					    "rcpt=%s status=bounced", rm->id,
-					    qr->address);
+					    LOG_VALUE(qr->address));
 			}
 		}
 	}

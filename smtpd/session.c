@@ -46,6 +46,7 @@ static void smtp_session_io(struct conn *c, enum conn_event ev, void *arg);
 static void smtp_session_input(struct smtp_session *s);
 static void smtp_session_greet(struct smtp_session *s);
 static bool smtp_session_check_exempt(struct smtp_session *s);
+static bool smtp_session_is_trusted(struct smtp_session *s);
 static void smtp_session_greet_hold_done(struct smtp_session *s);
 static void smtp_session_greet_timer(evutil_socket_t fd, short what,
     void *arg);
@@ -95,7 +96,7 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	const struct cfg *cfg = srv->cfg;
 	struct smtp_session *s;
 	const char *ip;
-	bool full;
+	bool full, trusted;
 
 	s = xcalloc(1, sizeof(*s));
 	s->lst = lst;
@@ -108,19 +109,30 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	client_key_from_sockaddr(&s->key, conn_peer_addr(s->conn, NULL));
 	sasl_init(&s->sasl, srv->base, srv->auth);
 	s->exempt = smtp_session_check_exempt(s);
-	/* Counted against the limits before this session joins them. */
+	trusted = smtp_session_is_trusted(s);
+	/* Counted against the limits before this session joins them.
+	 * max_clients protects our fds and holds for everyone; the
+	 * per-client limits do not hold for trusted_networks. */
 	full = srv->nsessions >= cfg->smtpd.max_clients;
 	s->ipc = ipcount_ref(srv->ipcount, &s->key);
-	if (!full && ipcount_n(s->ipc) > cfg->smtpd.max_clients_per_ip)
+	if (!full && !trusted &&
+	    ipcount_n(s->ipc) > cfg->smtpd.max_clients_per_ip)
 		full = true;
-	if (!full && !s->exempt &&
-	    smtp_session_rate_exceeded(srv, &s->key))
+	if (!full && !trusted && smtp_session_rate_exceeded(srv, &s->key))
 		full = true;
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
 	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	if (full && lst->kind == SMTP_LST_SUBMISSIONS) {
+		/* Implicit TLS: the client's first read expects a
+		 * ServerHello, and a cleartext 421 shows up as "wrong version
+		 * number". Close instead; a refused client costs no
+		 * handshake. */
+		smtp_session_free(s, "too_many_connections");
+		return;
+	}
 	if (full) {
 		s->greeted = true;
 		smtp_reply(s, "421 4.7.0 %s Error: too many connections, "
@@ -142,12 +154,13 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	}
 	if (lst->kind == SMTP_LST_MX && !s->exempt &&
 	    ((srv->dns != NULL && cfg->smtpd.dnsbl.n > 0) ||
-	    cfg->smtpd.greet_pause > 0)) {
+	    (cfg->smtpd.greet_pause > 0 && !trusted))) {
 		/* The greeting waits for the DNSBL verdict (RFC 5782) and
-		 * the greet pause; a client that talks meanwhile is an early
-		 * talker. */
+		 * the greet pause (not for trusted_networks: our own
+		 * applications are no spam engines); a client that talks
+		 * meanwhile is an early talker. */
 		smtp_session_wait(s);
-		if (cfg->smtpd.greet_pause > 0) {
+		if (cfg->smtpd.greet_pause > 0 && !trusted) {
 			struct timeval tv = { (time_t)cfg->smtpd.greet_pause,
 			    0 };
 			s->greet_timer = evtimer_new(srv->base,
@@ -206,6 +219,17 @@ smtp_session_check_exempt(struct smtp_session *s)
 
 	return sa != NULL && cfg_cidrlist_match(
 	    &s->lst->srv->cfg->smtpd.inbound_checks_exempt, sa);
+}
+
+/* [smtpd] trusted_networks: exempt from the per-client limits and the
+ * greet pause (smtp_session_accept). */
+static bool
+smtp_session_is_trusted(struct smtp_session *s)
+{
+	const struct sockaddr *sa = conn_peer_addr(s->conn, NULL);
+
+	return sa != NULL && cfg_cidrlist_match(
+	    &s->lst->srv->cfg->smtpd.trusted_networks, sa);
 }
 
 static void
@@ -453,13 +477,17 @@ smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
 		smtp_session_free(s, s->mode == SMTP_MODE_DATA ||
 		    s->mode == SMTP_MODE_BDAT ? "eof_in_data" : "eof");
 		break;
-	case CONN_EV_ERROR:
-		log_info("event=smtp.io sid=%s error=\"%s\"", s->sid,
-		    conn_error(c));
-		smtp_session_free(s, !s->greeted &&
-		    s->lst->kind == SMTP_LST_SUBMISSIONS ? "tls_error" :
-		    "io_error");
+	case CONN_EV_ERROR: {
+		/* The reason words are conn's, the same in pop3d. */
+		const char *reason = conn_error_reason(c);
+
+		log_info("event=%s sid=%s ip=%s result=fail reason=%s error=%s",
+		    strcmp(reason, "tls_handshake") == 0 ? "smtp.tls" :
+		    "smtp.io", s->sid, conn_peer_ip(c), reason,
+		    LOG_VALUE(conn_error(c)));
+		smtp_session_free(s, reason);
 		break;
+	}
 	case CONN_EV_CONNECTED:
 		break;	/* server side: never */
 	case CONN_EV_TIMEOUT:

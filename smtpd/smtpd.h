@@ -128,6 +128,8 @@ enum smtp_tx_err {
 	SMTP_TX_ERR_SIZE,	/* 552 5.3.4 */
 	SMTP_TX_ERR_BARE,	/* 550 5.5.2 bare CR or LF */
 	SMTP_TX_ERR_IO,		/* 451 4.3.0 spool write failed */
+	SMTP_TX_ERR_HEADER,	/* 552 5.3.4 header section too large to
+				 * scan (arstrip.h, set at the end) */
 };
 
 /* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */

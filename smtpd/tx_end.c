@@ -7,6 +7,7 @@
  */
 #include "smtpd/smtpd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static void smtp_tx_signed(uint64_t token, const char *headers,
 static void smtp_tx_checked(uint64_t token, struct inbound_result *res,
     void *arg);
 static void smtp_tx_commit(struct smtp_session *s);
+static void smtp_tx_strip(struct smtp_session *s);
 
 /* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321 4.1.3). */
 static void
@@ -119,8 +121,33 @@ smtp_tx_error_name(enum smtp_tx_err e)
 		return "bare_newline";
 	case SMTP_TX_ERR_IO:
 		return "spool_error";
+	case SMTP_TX_ERR_HEADER:
+		return "header_too_large";
 	}
 	return "?";
+}
+
+/* Forged Authentication-Results out (inbound.h), before anything reads
+ * the message, on every listener and path; latches the error. */
+static void
+smtp_tx_strip(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	unsigned removed = 0;
+	int rc;
+
+	rc = inbound_strip(smtp_session_hostname(s), tx->spool_fd,
+	    tx->spool_in_mem ? tx->spool_mem : NULL, &tx->size, &removed);
+	if (rc < 0) {
+		log_error("event=smtp.spool sid=%s msgid=%s error=\"%s\"",
+		    s->sid, tx->msgid, strerror(errno));
+		tx->error = SMTP_TX_ERR_IO;
+	} else if (rc > 0) {
+		tx->error = SMTP_TX_ERR_HEADER;
+	} else if (removed > 0) {
+		log_info("event=smtp.ar_strip sid=%s msgid=%s removed=%u",
+		    s->sid, tx->msgid, removed);
+	}
 }
 
 /* End of data (or a failed BDAT chunk): exactly one reply, now or from
@@ -135,6 +162,8 @@ smtp_tx_end(struct smtp_session *s)
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
+	if (tx->error == SMTP_TX_OK)
+		smtp_tx_strip(s);
 	log_info("event=smtp.data sid=%s msgid=%s result=%s bytes=%llu",
 	    s->sid, tx->msgid, smtp_tx_error_name(tx->error),
 	    (unsigned long long)tx->size);
@@ -147,6 +176,10 @@ smtp_tx_end(struct smtp_session *s)
 		case SMTP_TX_ERR_BARE:
 			smtp_reply(s, "550 5.5.2 Message contains bare CR or "
 			    "LF, not allowed");
+			break;
+		case SMTP_TX_ERR_HEADER:
+			smtp_reply(s, "552 5.3.4 Message header section "
+			    "exceeds fixed limit");
 			break;
 		default:
 			smtp_reply(s, "451 4.3.0 Temporary storage failure");
@@ -213,7 +246,7 @@ smtp_tx_signed(uint64_t token, const char *headers, const char *domain,
 	tx->token = 0;
 	if (headers != NULL && *headers != '\0') {
 		log_info("event=smtp.dkim sid=%s msgid=%s result=signed "
-		    "domain=%s", s->sid, tx->msgid, domain ? domain : "-");
+		    "domain=%s", s->sid, tx->msgid, LOG_VALUE(domain));
 		smtp_tx_extra_add(tx, headers);
 	}
 	smtp_tx_commit(s);
@@ -229,18 +262,6 @@ smtp_tx_checked(uint64_t token, struct inbound_result *res, void *arg)
 	log_info("event=smtp.inbound sid=%s msgid=%s %s%s", s->sid, tx->msgid,
 	    res->summary ? res->summary : "",
 	    res->reject ? " action=reject" : "");
-	if (res->spool_fd != -1) {
-		/* Forged Authentication-Results removed: a new spool. */
-		if (tx->spool_fd != -1)
-			close(tx->spool_fd);
-		free(tx->spool_mem);
-		tx->spool_mem = NULL;
-		tx->spool_cap = 0;
-		tx->spool_in_mem = false;
-		tx->spool_fd = res->spool_fd;
-		res->spool_fd = -1;
-		tx->size = res->data_size;
-	}
 	if (res->reject) {
 		smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 		smtp_reply(s, "550 5.7.1 %s", res->reject_text ?

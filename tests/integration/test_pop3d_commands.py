@@ -325,7 +325,9 @@ class Pop3Operation(unittest.TestCase):
     """-t, SIGHUP (TLS reload, log reopen) and max_clients_per_ip."""
 
     def test_operation(self):
-        env = ct.Env(conf={"pop3d": {"max_clients_per_ip": "2"}})
+        # Loopback is in the default trusted_networks: trust nothing.
+        env = ct.Env(conf={"pop3d": {"max_clients_per_ip": "2",
+                                     "trusted_networks": ""}})
         try:
             r = subprocess.run([ct.POP3D, "-t", "-c", env.conf],
                                capture_output=True, text=True, timeout=30)

@@ -1,6 +1,8 @@
 """Abuse limits on a non-exempt client: the per-IP connection rate, the
 early-talker check behind greet_pause, and AUTH failure throttling that is
-shared by the submission and submissions listeners."""
+shared by the submission and submissions listeners. Loopback is in the
+default trusted_networks, so the first two trust nothing
+(test_smtpd_trusted shows the exemption)."""
 
 import os
 import socket
@@ -19,6 +21,7 @@ class Abuse(unittest.TestCase):
 
     def test_connect_rate(self):
         self.env = ct.Env(conf={"smtpd": {"inbound_checks_exempt": "",
+                                          "trusted_networks": "",
                                           "max_connect_rate_per_ip": "3"}})
         self.env.start_smtpd()
 
@@ -41,6 +44,7 @@ class Abuse(unittest.TestCase):
 
     def test_early_talker(self):
         self.env = ct.Env(conf={"smtpd": {"inbound_checks_exempt": "",
+                                          "trusted_networks": "",
                                           "greet_pause": "1s"}})
         self.env.start_smtpd()
         # Talks before the greeting: dropped.

@@ -24,7 +24,10 @@ def connect_from(src, port):
 class Limits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Loopback is in the default trusted_networks, exempt from
+        # max_clients_per_ip: trust nothing here.
         cls.env = Env(conf={"smtpd": {"max_clients": "3",
+                                          "trusted_networks": "",
                                           "max_clients_per_ip": "2",
                                           "max_message_size": "100000"}})
         cls.env.start_smtpd()

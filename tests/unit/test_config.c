@@ -375,6 +375,16 @@ test_defaults(void)
 	t_assert_int(cfg->smtpd.daily_send_limit, 500);
 	t_assert_int(cfg->smtpd.dnsbl.n, 0);
 	t_assert_int(cfg->smtpd.inbound_checks_exempt.n, 0);
+	/* Loopback is trusted (exempt from per-client limits) by default. */
+	t_assert_int(cfg->smtpd.trusted_networks.n, 2);
+	t_assert_int(cfg->pop3d.trusted_networks.n, 2);
+	if (cfg->smtpd.trusted_networks.n == 2 &&
+	    cfg->pop3d.trusted_networks.n == 2) {
+		t_assert_str(cfg->smtpd.trusted_networks.v[0], "127.0.0.0/8");
+		t_assert_str(cfg->smtpd.trusted_networks.v[1], "::1/128");
+		t_assert_str(cfg->pop3d.trusted_networks.v[0], "127.0.0.0/8");
+		t_assert_str(cfg->pop3d.trusted_networks.v[1], "::1/128");
+	}
 	t_assert(cfg->relay.smarthost == NULL);
 	t_assert(cfg->relay.smarthost_user == NULL);
 	t_assert(cfg->relay.smarthost_password_file == NULL);

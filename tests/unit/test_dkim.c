@@ -4,6 +4,7 @@
  * message in any pieces gives the same result.
  */
 #include "mailauth/dkim.h"
+#include "mailauth/dkim_crypto.h"
 #include "common/util.h"
 #include "t.h"
 
@@ -133,17 +134,57 @@ sign_msg(const char *msg, const struct dkim_key *k, size_t piece)
 }
 
 static enum dkim_result
-verify_msg(const char *msg, size_t len, size_t idx, const char *txt,
-    size_t piece)
+verify_msg_why(const char *msg, size_t len, size_t idx, const char *txt,
+    size_t piece, const char **why_r)
 {
 	struct dkim_msg *m = dkim_msg_new();
-	const char *why;
 	enum dkim_result r;
 
 	for (size_t i = 0; i < len; i += piece)
 		dkim_msg_update(m, msg + i, len - i < piece ? len - i : piece);
-	r = dkim_verify(m, idx, txt, &why);
+	*why_r = "";
+	r = dkim_verify(m, idx, txt, why_r);
 	dkim_msg_free(m);
+	return r;
+}
+
+static enum dkim_result
+verify_msg(const char *msg, size_t len, size_t idx, const char *txt,
+    size_t piece)
+{
+	const char *why;
+
+	return verify_msg_why(msg, len, idx, txt, piece, &why);
+}
+
+/*
+ * RFC 8301 3.2: a signature made with an RSA key of `bits` bits, the key
+ * made now (never a committed key), checked against its own record.
+ */
+static enum dkim_result
+verify_rsa_bits(unsigned bits, const char **why_r)
+{
+	char *priv = NULL, *txt = NULL, *s;
+	struct dkim_key *k;
+	enum dkim_result r = DKIM_NEUTRAL;
+
+	*why_r = "no key";
+	t_assert(dkim_privkey_generate_rsa(bits, &priv) == 0);
+	if (priv == NULL)
+		return r;
+	t_assert(dkim_txt_for_key(DKIM_ALG_RSA, priv, &txt) == 0);
+	k = dkim_key_load(DKIM_ALG_RSA, "example.test", "small", priv);
+	t_assert(k != NULL);
+	if (k != NULL && txt != NULL) {
+		s = sign_msg(messages[0], k, 1 << 20);
+		t_assert(s != NULL);
+		if (s != NULL)
+			r = verify_msg_why(s, strlen(s), 0, txt, 13, why_r);
+		free(s);
+	}
+	dkim_key_free(k);
+	free(txt);
+	free(priv);
 	return r;
 }
 
@@ -302,6 +343,19 @@ main(void)
 		write_file(fn, both2, bl);
 		free(both);
 		free(both2);
+	}
+	t_end();
+
+	t_begin("RFC 8301 3.2: RSA keys under 1024 bits never verify");
+	{
+		const char *why;
+
+		t_assert_int(verify_rsa_bits(512, &why), DKIM_FAIL);
+		t_assert_str(why, "RSA key shorter than 1024 bits (RFC 8301)");
+		t_assert_int(verify_rsa_bits(768, &why), DKIM_FAIL);
+		t_assert_str(why, "RSA key shorter than 1024 bits (RFC 8301)");
+		t_assert_int(verify_rsa_bits(1024, &why), DKIM_PASS);
+		t_assert_str(why, "good signature");
 	}
 	t_end();
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <event2/buffer.h>
 #include <sodium.h>
@@ -72,7 +74,20 @@ bool conn_is_tls(struct conn *c) { return c->tls; }
 const char *conn_tls_version(struct conn *c) { return "TLSv1.3"; }
 const char *conn_tls_cipher(struct conn *c) { return "X"; }
 const char *conn_error(struct conn *c) { return "none"; }
+const char *conn_error_reason(struct conn *c) { return "io_error"; }
 const char *conn_peer_ip(struct conn *c) { return "192.0.2.1"; }
+
+const struct sockaddr *
+conn_peer_addr(struct conn *c, socklen_t *len_r)
+{
+	static struct sockaddr_in sin;
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(0xc0000201);	/* 192.0.2.1 */
+	if (len_r != NULL)
+		*len_r = sizeof(sin);
+	return (const struct sockaddr *)&sin;
+}
 bool conn_peer_is_loopback(struct conn *c) { return true; }
 size_t conn_bytes_out(struct conn *c) { return c->outlen; }
 

@@ -5,7 +5,8 @@
  * pipelined order, the input modes (refused BDAT skips its chunk), the
  * error limit, the EHLO keywords of an MX listener without TLS, and the
  * per-client limits (sessions, connect rate) keyed by the client key: the
- * exact IPv4 address, the IPv6 /64.
+ * exact IPv4 address, the IPv6 /64; trusted_networks exempt from them and
+ * from greet_pause; refusals on the implicit-TLS listener send nothing.
  */
 #include "common/ipcount.h"
 #include "smtpd/smtpd.h"
@@ -28,7 +29,7 @@
 
 static struct event_base *base;
 static struct smtp_server srv;
-static struct smtp_listener lst;
+static struct smtp_listener lst, lst_tls;
 static struct cfg cfg;
 static int peer = -1;
 static char out[65536];
@@ -97,10 +98,12 @@ stop(void)
 	}
 }
 
-/* A session whose peer address is ip; returns our end after its first
- * reply, copied into first (NUL-terminated). */
+/* A session on listener l whose peer address is ip; returns our end after
+ * its first reply line, copied into first (NUL-terminated), or after EOF
+ * (*eof_r). */
 static int
-accept_from(const char *ip, char *first, size_t size)
+accept_on(struct smtp_listener *l, const char *ip, char *first, size_t size,
+    bool *eof_r)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -120,20 +123,33 @@ accept_from(const char *ip, char *first, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		abort();
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	smtp_session_accept(&lst, sv[1], (struct sockaddr *)&ss,
+	smtp_session_accept(l, sv[1], (struct sockaddr *)&ss,
 	    ss.ss_family == AF_INET ? sizeof(*s4) : sizeof(*s6));
 	first[0] = '\0';
+	*eof_r = false;
 	while (strchr(first, '\n') == NULL && util_now_ms() < deadline) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		r = read(sv[0], first + n, size - 1 - n);
 		if (r > 0) {
 			n += (size_t)r;
 			first[n] = '\0';
+		} else if (r == 0) {
+			*eof_r = true;
+			break;
 		} else {
 			poll(NULL, 0, 1);
 		}
 	}
 	return sv[0];
+}
+
+/* The same on the MX listener. */
+static int
+accept_from(const char *ip, char *first, size_t size)
+{
+	bool eof;
+
+	return accept_on(&lst, ip, first, size, &eof);
 }
 
 /* Close our ends and let the sessions free themselves. */
@@ -202,6 +218,95 @@ test_client_key_limits(void)
 	t_end();
 }
 
+static void
+test_trusted_networks(void)
+{
+	static char net6[] = "2001:db8:aa::/48", net4[] = "203.0.113.0/24";
+	static char *nets[] = { net6, net4 };
+	char r[256];
+	int fds[16];
+	size_t n = 0;
+	uint64_t t0;
+
+	t_begin("trusted_networks: exempt from the per-client limits");
+	cfg.smtpd.trusted_networks.n = 2;
+	cfg.smtpd.trusted_networks.v = nets;
+	cfg.smtpd.max_clients_per_ip = 1;
+	cfg.smtpd.max_connect_rate_per_ip = 1;
+	for (int i = 0; i < 3; i++) {
+		fds[n++] = accept_from("203.0.113.5", r, sizeof(r));
+		t_assert_str(r, hello);
+	}
+	/* Rotating inside a trusted /48: all in. */
+	fds[n++] = accept_from("2001:db8:aa:1::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("2001:db8:aa:1::2", r, sizeof(r));
+	t_assert_str(r, hello);
+	/* Next door, untrusted: limited. */
+	fds[n++] = accept_from("2001:db8:ab:1::1", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("2001:db8:ab:1::2", r, sizeof(r));
+	t_assert_str(r, busy);
+	fds[n++] = accept_from("203.0.114.5", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_from("203.0.114.5", r, sizeof(r));
+	t_assert_str(r, busy);
+	/* max_clients holds for trusted clients too. */
+	cfg.smtpd.max_clients = srv.nsessions;
+	fds[n++] = accept_from("203.0.113.5", r, sizeof(r));
+	t_assert_str(r, busy);
+	cfg.smtpd.max_clients = 10;
+	hang_up(fds, n);
+	n = 0;
+	t_assert_int(srv.nsessions, 0);
+	t_end();
+
+	t_begin("trusted_networks: no greet pause");
+	cfg.smtpd.max_clients_per_ip = 10;
+	cfg.smtpd.max_connect_rate_per_ip = 0;
+	cfg.smtpd.greet_pause = 1;
+	t0 = util_now_ms();
+	fds[n++] = accept_from("203.0.113.9", r, sizeof(r));
+	t_assert_str(r, hello);
+	t_assert(util_now_ms() - t0 < 500);
+	t0 = util_now_ms();
+	fds[n++] = accept_from("198.51.100.9", r, sizeof(r));
+	t_assert_str(r, hello);
+	t_assert(util_now_ms() - t0 >= 900);
+	cfg.smtpd.greet_pause = 0;
+	hang_up(fds, n);
+	t_assert_int(srv.nsessions, 0);
+	cfg.smtpd.trusted_networks.n = 0;
+	cfg.smtpd.trusted_networks.v = NULL;
+	t_end();
+}
+
+/* Over a limit on the implicit-TLS listener: no cleartext 421 (a TLS
+ * client would read it as a bad record), the connection just closes. */
+static void
+test_refusal_implicit_tls(void)
+{
+	char r[256];
+	int fds[4];
+	size_t n = 0;
+	bool eof;
+
+	t_begin("refusal on the implicit-TLS listener: closed, no bytes");
+	cfg.smtpd.max_clients_per_ip = 1;
+	fds[n++] = accept_from("192.0.2.77", r, sizeof(r));
+	t_assert_str(r, hello);
+	fds[n++] = accept_on(&lst_tls, "192.0.2.77", r, sizeof(r), &eof);
+	t_assert_str(r, "");
+	t_assert(eof);
+	/* The plaintext listeners still say why. */
+	fds[n++] = accept_from("192.0.2.77", r, sizeof(r));
+	t_assert_str(r, busy);
+	hang_up(fds, n);
+	t_assert_int(srv.nsessions, 0);
+	cfg.smtpd.max_clients_per_ip = 10;
+	t_end();
+}
+
 int
 main(void)
 {
@@ -220,6 +325,8 @@ main(void)
 	srv.ipcount = ipcount_new();
 	lst.srv = &srv;
 	lst.kind = SMTP_LST_MX;
+	lst_tls.srv = &srv;
+	lst_tls.kind = SMTP_LST_SUBMISSIONS;
 
 	t_begin("greeting and EHLO keywords");
 	start();
@@ -314,6 +421,8 @@ main(void)
 	t_assert_int(srv.nsessions, 0);
 
 	test_client_key_limits();
+	test_trusted_networks();
+	test_refusal_implicit_tls();
 
 	smtp_session_free_all(&srv);
 	ipcount_free(srv.ipcount);
