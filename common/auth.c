@@ -333,16 +333,21 @@ auth_pool_cancel(struct auth_pool *pool, uint64_t token)
 
 /* ---- failure penalty ---- */
 
-#define AUTH_PENALTY_MAX	4096	/* entries; the oldest is dropped */
+#define AUTH_PENALTY_MAX	4096	/* entries; the least recently used
+					 * is dropped */
 #define AUTH_PENALTY_BUCKETS	8192	/* power of two */
 #define AUTH_PENALTY_EXPIRE_MS	(15 * 60 * 1000)
+#define AUTH_PENALTY_FIRST_MS	1000
 #define AUTH_PENALTY_CAP_MS	15000
 #define AUTH_PENALTY_FAIL_CAP	32	/* failures counted per entry */
+#define AUTH_PENALTY_ENV	"CARTEIRO_TEST_AUTH_PENALTY_MS"
 
 /* Keyed by struct client_key (IPv4 address, IPv6 /64). */
 struct auth_penalty {
 	struct client_key key;
-	uint64_t last_ms;	/* monotonic time of the last failure */
+	uint64_t last_ms;	/* monotonic time of the last failure or
+				 * check start */
+	uint64_t next_ms;	/* no check may start before this */
 	unsigned failures;
 	int hnext;		/* bucket chain, -1 ends */
 	int newer, older;	/* recency list, -1 ends */
@@ -356,15 +361,45 @@ static struct {
 	int nused;		/* e[0..nused) handed out at least once */
 	int free_head;		/* freed entries, chained by hnext */
 	int newest, oldest;
+	unsigned first_ms, cap_ms;
 	uint64_t (*clock)(void);
 } auth_pen;
 
 static void auth_penalty_init(void);
+static void auth_penalty_env(void);
 static unsigned auth_penalty_bucket(const struct client_key *key);
 static int auth_penalty_find(const struct client_key *key, uint64_t now);
+static int auth_penalty_get(const struct client_key *key, uint64_t now);
+static unsigned auth_penalty_ms(unsigned failures);
 static void auth_penalty_remove(int idx);
 static void auth_penalty_unlink_recency(int idx);
 static void auth_penalty_push_newest(int idx);
+
+/* CARTEIRO_TEST_AUTH_PENALTY_MS=first[,cap]: short penalties for tests. */
+static void
+auth_penalty_env(void)
+{
+	const char *v = getenv(AUTH_PENALTY_ENV);
+	unsigned long first, cap;
+	char *end;
+
+	auth_pen.first_ms = AUTH_PENALTY_FIRST_MS;
+	auth_pen.cap_ms = AUTH_PENALTY_CAP_MS;
+	if (v == NULL || *v == '\0')
+		return;
+	first = strtoul(v, &end, 10);
+	cap = first;
+	if (*end == ',')
+		cap = strtoul(end + 1, &end, 10);
+	if (*end != '\0' || first == 0 || first > 3600000 || cap < first ||
+	    cap > 3600000) {
+		log_warn("event=auth.penalty error=\"bad %s, ignored\"",
+		    AUTH_PENALTY_ENV);
+		return;
+	}
+	auth_pen.first_ms = (unsigned)first;
+	auth_pen.cap_ms = (unsigned)cap;
+}
 
 static void
 auth_penalty_init(void)
@@ -382,6 +417,7 @@ auth_penalty_init(void)
 	auth_pen.newest = auth_pen.oldest = -1;
 	if (auth_pen.clock == NULL)
 		auth_pen.clock = util_now_ms;
+	auth_penalty_env();
 	auth_pen.ready = true;
 }
 
@@ -475,57 +511,113 @@ auth_penalty_find(const struct client_key *key, uint64_t now)
 	return -1;
 }
 
+/* The live entry for key, created (dropping the least recently used one
+ * when full) if there is none; it becomes the most recent. */
+static int
+auth_penalty_get(const struct client_key *key, uint64_t now)
+{
+	struct auth_penalty *p;
+	unsigned b;
+	int idx;
+
+	idx = auth_penalty_find(key, now);
+	if (idx >= 0) {
+		auth_penalty_unlink_recency(idx);
+		auth_penalty_push_newest(idx);
+		return idx;
+	}
+	if (auth_pen.free_head < 0 && auth_pen.nused == AUTH_PENALTY_MAX)
+		auth_penalty_remove(auth_pen.oldest);
+	if (auth_pen.free_head >= 0) {
+		idx = auth_pen.free_head;
+		auth_pen.free_head = auth_pen.e[idx].hnext;
+	} else
+		idx = auth_pen.nused++;
+	p = &auth_pen.e[idx];
+	p->key = *key;
+	p->failures = 0;
+	p->next_ms = 0;
+	p->last_ms = now;
+	b = auth_penalty_bucket(key);
+	p->hnext = auth_pen.buckets[b];
+	auth_pen.buckets[b] = idx;
+	auth_penalty_push_newest(idx);
+	return idx;
+}
+
+/* first after one failure, doubling, capped. */
+static unsigned
+auth_penalty_ms(unsigned n)
+{
+	uint64_t ms;
+
+	if (n == 0)
+		return 0;
+	ms = (uint64_t)auth_pen.first_ms << (n > 32 ? 32 : n - 1);
+	return ms > auth_pen.cap_ms ? auth_pen.cap_ms : (unsigned)ms;
+}
+
 unsigned
 auth_penalty_delay_ms(const struct client_key *key)
 {
-	unsigned n, ms;
 	int idx;
 
 	auth_penalty_init();
 	idx = auth_penalty_find(key, auth_pen.clock());
-	if (idx < 0 || auth_pen.e[idx].failures == 0)
+	return idx < 0 ? 0 : auth_penalty_ms(auth_pen.e[idx].failures);
+}
+
+unsigned
+auth_penalty_wait_ms(const struct client_key *key)
+{
+	uint64_t now;
+	int idx;
+
+	auth_penalty_init();
+	now = auth_pen.clock();
+	idx = auth_penalty_find(key, now);
+	if (idx < 0 || auth_pen.e[idx].next_ms <= now)
 		return 0;
-	n = auth_pen.e[idx].failures;
-	/* 1 s after one failure, doubling, capped. */
-	ms = n > 5 ? AUTH_PENALTY_CAP_MS : 1000u << (n - 1);
-	return ms > AUTH_PENALTY_CAP_MS ? AUTH_PENALTY_CAP_MS : ms;
+	return (unsigned)(auth_pen.e[idx].next_ms - now);
+}
+
+void
+auth_penalty_start(const struct client_key *key)
+{
+	struct auth_penalty *p;
+	uint64_t now;
+	int idx;
+
+	auth_penalty_init();
+	now = auth_pen.clock();
+	idx = auth_penalty_find(key, now);
+	if (idx < 0)
+		return;		/* no failures: checks run side by side */
+	auth_penalty_unlink_recency(idx);
+	auth_penalty_push_newest(idx);
+	p = &auth_pen.e[idx];
+	p->last_ms = now;
+	/* Until this check fails (or succeeds), the next one waits as if it
+	 * had failed already: parallel sessions take turns. */
+	if (p->next_ms < now + auth_penalty_ms(p->failures))
+		p->next_ms = now + auth_penalty_ms(p->failures);
 }
 
 void
 auth_penalty_fail(const struct client_key *key)
 {
 	struct auth_penalty *p;
-	uint64_t now;
-	unsigned b;
-	int idx;
+	uint64_t now, next;
 
 	auth_penalty_init();
 	now = auth_pen.clock();
-	idx = auth_penalty_find(key, now);
-	if (idx < 0) {
-		if (auth_pen.free_head < 0 &&
-		    auth_pen.nused == AUTH_PENALTY_MAX)
-			auth_penalty_remove(auth_pen.oldest);
-		if (auth_pen.free_head >= 0) {
-			idx = auth_pen.free_head;
-			auth_pen.free_head = auth_pen.e[idx].hnext;
-		} else
-			idx = auth_pen.nused++;
-		p = &auth_pen.e[idx];
-		p->key = *key;
-		p->failures = 0;
-		b = auth_penalty_bucket(key);
-		p->hnext = auth_pen.buckets[b];
-		auth_pen.buckets[b] = idx;
-		auth_penalty_push_newest(idx);
-	} else {
-		auth_penalty_unlink_recency(idx);
-		auth_penalty_push_newest(idx);
-	}
-	p = &auth_pen.e[idx];
+	p = &auth_pen.e[auth_penalty_get(key, now)];
 	p->last_ms = now;
 	if (p->failures < AUTH_PENALTY_FAIL_CAP)
 		p->failures++;
+	next = now + auth_penalty_ms(p->failures);
+	if (p->next_ms < next)
+		p->next_ms = next;
 }
 
 void

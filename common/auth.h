@@ -3,7 +3,8 @@
  * includes <sodium.h>. auth_check() is blocking (tens of ms, 64 MB): the
  * daemons call it through struct auth_pool, a small bounded worker pool that
  * hands the result back to the libevent loop. Also the per-client failure
- * penalty (growing delay after failed logins) shared by smtpd and pop3d,
+ * penalty (growing wait before the next check after failed logins) shared
+ * by smtpd and pop3d,
  * base64 and the wipe helper the SASL engine (sasl.h) uses. Knows nothing
  * of the store: users are looked up through struct auth_db, which the
  * daemons set up.
@@ -115,21 +116,33 @@ uint64_t auth_pool_submit(struct auth_pool *pool, const char *address,
 void auth_pool_cancel(struct auth_pool *pool, uint64_t token);
 
 /*
- * Failed-login penalty per client (clientkey.h: IPv4 address, IPv6 /64):
- * delay in ms before answering the next failure (0, then growing, capped at
- * 15 s); table bounded in size. On a failed login:
- * d = auth_penalty_delay_ms(k); auth_penalty_fail(k); send the failure
- * reply after d ms (sasl_fail does this). So the first failure is answered
- * at once, then after 1 s, 2 s, 4 s, 8 s, 15 s, 15 s ... A success clears
- * the entry; entries expire 15 min after their last failure; at most 4096
- * entries (the one with the oldest failure is dropped). Loop thread only
- * (not thread-safe).
+ * Failed-login penalty per client (clientkey.h: IPv4 address, IPv6 /64).
+ * It is paid before the next password check, not before the failure
+ * reply: a check for a client that owes a penalty waits until the penalty
+ * is over (sasl_check does this), so hanging up and reconnecting skips
+ * nothing, and a right password is not answered sooner than a wrong one.
+ *
+ * After n failures the next check may start auth_penalty_delay_ms() after
+ * the last failure: 0, then 1 s, 2 s, 4 s, 8 s, 15 s, 15 s ... A check that
+ * starts while the client has failures reserves that delay too, so
+ * parallel sessions from one client take turns instead of guessing side by
+ * side. A success clears the entry; entries expire 15 min after their last
+ * failure or check; at most 4096 entries (the least recently used one is
+ * dropped). Loop thread only (not thread-safe).
+ *
+ * CARTEIRO_TEST_AUTH_PENALTY_MS=first[,cap] (tests only, read when the
+ * table is first used or reset) replaces 1000 and 15000.
  */
+/* The delay the client's failures so far impose (0: none). */
 unsigned auth_penalty_delay_ms(const struct client_key *k);
+/* How long a check for k must still wait (0: it may start now). */
+unsigned auth_penalty_wait_ms(const struct client_key *k);
+/* A check for k starts now (its wait is 0). */
+void auth_penalty_start(const struct client_key *k);
 void auth_penalty_fail(const struct client_key *k);
 void auth_penalty_success(const struct client_key *k);
-/* For tests: forget every entry; replace the millisecond clock
- * (NULL = util_now_ms). */
+/* For tests: forget every entry (and read the test knob again); replace
+ * the millisecond clock (NULL = util_now_ms). */
 void auth_penalty_reset(void);
 void auth_penalty_set_clock(uint64_t (*now_ms)(void));
 

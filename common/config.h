@@ -60,6 +60,7 @@ struct cfg {
 		unsigned max_recipients;
 		unsigned max_clients;
 		unsigned max_clients_per_ip;
+		unsigned max_auth_failures;	/* per session, 0 = no limit */
 		unsigned daily_send_limit;	/* remote rcpts/user/24 h, 0 = no limit */
 		struct cfg_strlist dnsbl;	/* DNSBL zones, empty = off */
 		/* CIDRs ("10.0.0.0/8", "::1") whose connections skip the
@@ -93,6 +94,7 @@ struct cfg {
 		unsigned max_clients;
 		unsigned max_clients_per_ip;
 		struct cfg_strlist trusted_networks;	/* exempt from per IP */
+		unsigned max_auth_failures;	/* per session, 0 = no limit */
 	} pop3d;
 };
 

@@ -51,6 +51,9 @@ const struct cfg_key cfg_keys[] = {
 	  O(smtpd.max_clients), "concurrent sessions, all listeners" },
 	{ "smtpd", "max_clients_per_ip", CFG_T_UINT, 0, 1, 1000000, "20",
 	  O(smtpd.max_clients_per_ip), "concurrent sessions per client IP" },
+	{ "smtpd", "max_auth_failures", CFG_T_UINT, 0, 0, 100, "3",
+	  O(smtpd.max_auth_failures),
+	  "failed AUTHs in a session before 421 and close; 0 = no limit" },
 	{ "smtpd", "daily_send_limit", CFG_T_UINT, 0, 0, 10000000, "500",
 	  O(smtpd.daily_send_limit),
 	  "remote recipients per user per 24 h; 0 = no limit" },
@@ -114,6 +117,9 @@ const struct cfg_key cfg_keys[] = {
 	  "127.0.0.0/8, ::1/128", O(pop3d.trusted_networks),
 	  "comma-separated CIDRs exempt from max_clients_per_ip; "
 	  "empty = none" },
+	{ "pop3d", "max_auth_failures", CFG_T_UINT, 0, 0, 100, "3",
+	  O(pop3d.max_auth_failures),
+	  "failed logins in a session before -ERR and close; 0 = no limit" },
 };
 const size_t cfg_nkeys = nitems(cfg_keys);
 

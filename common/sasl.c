@@ -1,8 +1,9 @@
 /*
- * The SASL engine (sasl.h): the mechanism table, the step function, the
- * credential check on the auth pool and the failure delay. Wipes every
- * decoded buffer and every copy of a password it makes; the line it is fed
- * is the caller's. Never logs: the daemons log with their session ids.
+ * The SASL engine (sasl.h): the mechanism table, the step function and
+ * the credential check on the auth pool, after the client's failure
+ * penalty. Wipes every decoded buffer and every copy of a password it
+ * makes; the line it is fed is the caller's. Never logs: the daemons log
+ * with their session ids.
  */
 #include "common/sasl.h"
 
@@ -15,6 +16,7 @@
 
 #include "common/addr.h"
 #include "common/auth.h"
+#include "common/log.h"
 #include "common/util.h"
 
 /* One mechanism: its name, the challenge when there is no initial
@@ -31,7 +33,9 @@ static enum sasl_status sasl_plain_step(struct sasl *, char *, size_t,
 static enum sasl_status sasl_login_step(struct sasl *, char *, size_t,
     const char **);
 static bool sasl_authcid_ok(const char *s, size_t len);
-static void sasl_delay_fire(evutil_socket_t fd, short what, void *arg);
+static void sasl_wait_fire(evutil_socket_t fd, short what, void *arg);
+static void sasl_wait_arm(struct sasl *sa, unsigned ms);
+static int sasl_submit(struct sasl *sa);
 
 static const struct sasl_mech sasl_mechs[] = {
 	/* RFC 4954 4: an empty challenge asks for the PLAIN response. */
@@ -51,17 +55,9 @@ void
 sasl_clear(struct sasl *sa)
 {
 	sasl_reset(sa);
-	if (sa->delay != NULL)
-		event_free(sa->delay);
-	sa->delay = NULL;
-}
-
-void
-sasl_stop(struct sasl *sa)
-{
-	sasl_reset(sa);
-	if (sa->delay != NULL)
-		evtimer_del(sa->delay);
+	if (sa->wait != NULL)
+		event_free(sa->wait);
+	sa->wait = NULL;
 }
 
 const struct sasl_mech *
@@ -89,9 +85,16 @@ sasl_is_active(const struct sasl *sa)
 void
 sasl_reset(struct sasl *sa)
 {
-	if (sa->token != 0 && sa->pool != NULL)
+	if (sa->token != 0 && sa->token != SASL_TOKEN_LOCAL &&
+	    sa->pool != NULL)
 		auth_pool_cancel(sa->pool, sa->token);
 	sa->token = 0;
+	if (sa->waiting)
+		evtimer_del(sa->wait);
+	sa->waiting = false;
+	sa->key = NULL;
+	sa->cb = NULL;
+	sa->cb_arg = NULL;
 	auth_wipe_free(sa->password);
 	auth_wipe_free(sa->authcid);
 	auth_wipe_free(sa->authzid);
@@ -225,18 +228,78 @@ sasl_set_creds(struct sasl *sa, const char *authcid, const char *password)
 	sa->password = xstrdup(password);
 }
 
-int
-sasl_check(struct sasl *sa, auth_done_cb *cb, void *arg)
+/* Hand the credentials to the pool now; the password is wiped either
+ * way. 0 with sa->token set, or -1 (pool full or absent). */
+static int
+sasl_submit(struct sasl *sa)
 {
 	uint64_t token = 0;
 
 	if (sa->pool != NULL && sa->authcid != NULL && sa->password != NULL)
 		token = auth_pool_submit(sa->pool, sa->authcid, sa->password,
-		    cb, arg);
+		    sa->cb, sa->cb_arg);
 	auth_wipe_free(sa->password);
 	sa->password = NULL;
 	sa->token = token;
-	return token != 0 ? 0 : -1;
+	if (token == 0)
+		return -1;
+	if (sa->key != NULL)
+		auth_penalty_start(sa->key);
+	return 0;
+}
+
+static void
+sasl_wait_arm(struct sasl *sa, unsigned ms)
+{
+	struct timeval tv;
+
+	if (sa->wait == NULL)
+		sa->wait = evtimer_new(sa->base, sasl_wait_fire, sa);
+	if (sa->wait == NULL)
+		log_fatal("event=oom where=sasl_wait_arm");
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(sa->wait, &tv);
+	sa->waiting = true;
+}
+
+/* The penalty is over, unless another session of the client took the turn
+ * meanwhile (then wait again). */
+static void
+sasl_wait_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct sasl *sa = arg;
+	unsigned ms;
+
+	(void)fd;
+	(void)what;
+	sa->waiting = false;
+	if ((ms = auth_penalty_wait_ms(sa->key)) > 0) {
+		sasl_wait_arm(sa, ms);
+		return;
+	}
+	if (sasl_submit(sa) != 0) {
+		sa->token = SASL_TOKEN_LOCAL;
+		sa->cb(SASL_TOKEN_LOCAL, AUTH_TEMPFAIL, NULL, sa->cb_arg);
+	}
+}
+
+int
+sasl_check(struct sasl *sa, const struct client_key *k, auth_done_cb *cb,
+    void *arg)
+{
+	unsigned ms;
+
+	sa->key = k;
+	sa->cb = cb;
+	sa->cb_arg = arg;
+	if (sa->pool == NULL || sa->authcid == NULL || sa->password == NULL ||
+	    k == NULL || (ms = auth_penalty_wait_ms(k)) == 0)
+		return sasl_submit(sa);
+	/* The client owes a penalty: the check itself waits, so neither a
+	 * hang-up nor a right password gets an answer sooner. */
+	sasl_wait_arm(sa, ms);
+	return 0;
 }
 
 bool
@@ -258,40 +321,7 @@ sasl_success(struct sasl *sa, const struct client_key *k)
 unsigned
 sasl_fail(struct sasl *sa, const struct client_key *k)
 {
-	unsigned delay = auth_penalty_delay_ms(k);
-
 	(void)sa;
 	auth_penalty_fail(k);
-	return delay;
-}
-
-static void
-sasl_delay_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct sasl *sa = arg;
-
-	(void)fd;
-	(void)what;
-	sa->delay_cb(sa->delay_arg);
-}
-
-void
-sasl_delay(struct sasl *sa, unsigned delay_ms, void (*cb)(void *arg),
-    void *arg)
-{
-	struct timeval tv;
-
-	if (delay_ms == 0) {
-		cb(arg);
-		return;
-	}
-	/* Growing delay per client before the failure reply (RFC 4954 4
-	 * leaves it to us; it slows brute force down). */
-	sa->delay_cb = cb;
-	sa->delay_arg = arg;
-	if (sa->delay == NULL)
-		sa->delay = evtimer_new(sa->base, sasl_delay_fire, sa);
-	tv.tv_sec = delay_ms / 1000;
-	tv.tv_usec = (delay_ms % 1000) * 1000;
-	evtimer_add(sa->delay, &tv);
+	return auth_penalty_delay_ms(k);
 }

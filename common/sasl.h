@@ -3,8 +3,8 @@
  * and RFC 1939 USER/PASS, which takes the same check and delay path): the
  * mechanism table (PLAIN, RFC 4616; LOGIN), one step function that turns
  * each client line into a challenge, credentials, an abort or bad input,
- * the password check on the auth pool and the growing delay before a
- * failure reply. It decodes base64 and wipes every buffer of its own that
+ * and the password check on the auth pool, which first waits out the
+ * client's failure penalty (auth.h). It decodes base64 and wipes every buffer of its own that
  * held a password or its base64 (through auth.c, the one file that sees
  * libsodium). The line itself belongs to the conn: the daemons wipe it with
  * conn_wipe_line. No protocol text here; the daemons turn results into
@@ -40,23 +40,30 @@ struct sasl_mech;
 
 /*
  * One exchange per session, embedded in the session. Between exchanges
- * only the pool, base and timer fields mean anything.
+ * only the pool and base fields mean anything.
  */
 struct sasl {
 	const struct sasl_mech *mech;	/* NULL: no exchange running */
 	uint8_t step;			/* lines taken so far */
+	bool waiting;			/* check held back by the penalty */
 	char *authcid;			/* owned: kept for the logs until
 					 * sasl_reset */
 	char *authzid;			/* owned: "" or equal to authcid */
-	char *password;			/* owned, wiped: SASL_CREDS until
-					 * sasl_check */
+	char *password;			/* owned, wiped: from SASL_CREDS
+					 * until the check is submitted */
 	uint64_t token;			/* auth pool request, 0 if none */
 	struct auth_pool *pool;		/* borrowed */
-	struct event_base *base;	/* borrowed, for the delay timer */
-	struct event *delay;		/* failure delay, lazy */
-	void (*delay_cb)(void *arg);
-	void *delay_arg;
+	struct event_base *base;	/* borrowed, for the wait timer */
+	struct event *wait;		/* penalty wait, lazy */
+	const struct client_key *key;	/* borrowed (the session's): whose
+					 * penalty the check pays */
+	auth_done_cb *cb;		/* sasl_check's callback */
+	void *cb_arg;
 };
+
+/* A token of our own: the check could not be submitted after its wait
+ * (pool full), and cb gets AUTH_TEMPFAIL with it. */
+#define SASL_TOKEN_LOCAL	UINT64_MAX
 
 /* Set up an embedded struct sasl (pool may be NULL: every check is a
  * tempfail). */
@@ -65,9 +72,6 @@ void sasl_init(struct sasl *sa, struct event_base *base,
 /* End of the session: cancel a pending check and the timer, wipe and free
  * everything. The struct may be freed afterwards. */
 void sasl_clear(struct sasl *sa);
-/* The session is closing: like sasl_clear, but the timer is only stopped
- * (safe from inside its own callback). */
-void sasl_stop(struct sasl *sa);
 
 /* The mechanism named name[0..len) (case-insensitive), NULL if we have no
  * such mechanism. */
@@ -92,28 +96,32 @@ void sasl_set_creds(struct sasl *sa, const char *authcid,
     const char *password);
 
 /*
- * Hand authcid/password to the auth pool; the password is wiped and freed
- * here whatever happens. 0 with sa->token set (cb runs on the loop unless
- * sasl_clear/sasl_reset cancels it; it should start with sasl_checked), or
- * -1 when the pool is full or absent (treat as AUTH_TEMPFAIL).
+ * Check authcid/password for the client k (borrowed: it must outlive the
+ * exchange) on the auth pool. While k owes a failure penalty (auth.h) the
+ * check waits on a timer first, with the password kept (wiped) here, and
+ * takes its turn after the other sessions of k; sasl_reset (a hang-up)
+ * drops it, which shortens nothing for the next session from k. The
+ * password is wiped and freed once submitted, whatever happens. 0: cb
+ * runs on the loop later (it should start with sasl_checked) unless
+ * sasl_clear/sasl_reset cancels it; when the pool is full after a wait it
+ * gets SASL_TOKEN_LOCAL and AUTH_TEMPFAIL. -1 when the pool is full or
+ * absent now (treat as AUTH_TEMPFAIL; cb never runs).
  */
-int sasl_check(struct sasl *sa, auth_done_cb *cb, void *arg);
+int sasl_check(struct sasl *sa, const struct client_key *k,
+    auth_done_cb *cb, void *arg);
 /* The check's callback ran: whether token is the one we wait for (false:
  * stale, ignore it). Clears sa->token. */
 bool sasl_checked(struct sasl *sa, uint64_t token);
 
 /* A good login from k: forget its failures. */
 void sasl_success(struct sasl *sa, const struct client_key *k);
-/* A failed login from k: count it and return the delay (ms) before the
- * failure reply (0 for the first one, then growing; auth.h). */
+/* A failed login from k: count it and return the penalty (ms) its next
+ * check now owes (auth_penalty_delay_ms). Reply at once: the next check
+ * waits instead. */
 unsigned sasl_fail(struct sasl *sa, const struct client_key *k);
-/* Run cb(arg) after delay_ms: now (before returning) when 0, else from
- * the loop. sasl_clear cancels it. Used for the failure reply. */
-void sasl_delay(struct sasl *sa, unsigned delay_ms, void (*cb)(void *arg),
-    void *arg);
 
-/* End the exchange: wipe and free the credentials, cancel a pending check.
- * The delay timer keeps running. */
+/* End the exchange: wipe and free the credentials, cancel a pending check
+ * (and its penalty wait). */
 void sasl_reset(struct sasl *sa);
 /* Whether an exchange runs (between sasl_begin and its end). */
 bool sasl_is_active(const struct sasl *sa);

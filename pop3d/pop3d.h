@@ -53,7 +53,8 @@ enum pop3_state {
 enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
-	POP3_IN_WAIT,		/* auth check running, input paused */
+	POP3_IN_WAIT,		/* auth check waiting or running, input
+				 * paused */
 };
 
 /*
@@ -146,9 +147,11 @@ struct pop3_session {
 	/* AUTHORIZATION */
 	char *user;			/* USER argument, owned */
 	struct sasl sasl;		/* AUTH exchange or USER/PASS check,
-					 * failure delay */
+					 * penalty wait */
 	const char *auth_mech;		/* "USER", "PLAIN", "LOGIN" (static) */
 	unsigned bad_cmds;
+	unsigned auth_failures;		/* failed logins, [pop3d]
+					 * max_auth_failures ends the session */
 
 	/* TRANSACTION: the snapshot taken at login. Message number n (1-based,
 	 * as the client sees it) is msgs[n - 1]; numbers never change during

@@ -1,7 +1,8 @@
 /*
  * One POP3 session: the connection, its state and input mode, the replies
- * and their logs, the asynchronous login (auth pool + failure penalty), the
- * maildrop snapshot and locks, and the long-output driver. The verb table
+ * and their logs, the asynchronous login (auth pool after the failure
+ * penalty, [pop3d] max_auth_failures), the maildrop snapshot and locks,
+ * and the long-output driver. The verb table
  * and the handlers live in commands.c; the pure parsers in parse.c.
  */
 #include "pop3d/pop3d.h"
@@ -30,7 +31,6 @@ static void pop3_session_kick(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
 static void pop3_session_auth_fail(struct pop3_session *);
-static void pop3_session_fail_reply(void *);
 static void pop3_session_login(struct pop3_session *, const char *);
 static void pop3_session_log_cmd(struct pop3_session *, bool, const char *);
 static size_t pop3_format_line(char *, size_t, const char *, va_list)
@@ -161,7 +161,7 @@ pop3_session_close(struct pop3_session *s, const char *reason)
 		return;
 	s->close_reason = reason;
 	/* No late login reply after the goodbye. */
-	sasl_stop(&s->sasl);
+	sasl_reset(&s->sasl);
 	conn_close_after_flush(s->conn);
 }
 
@@ -469,7 +469,7 @@ pop3_session_start_cont(struct pop3_session *s, pop3_cont_fn *cont)
 void
 pop3_session_auth(struct pop3_session *s)
 {
-	if (sasl_check(&s->sasl, pop3_session_auth_done, s) != 0) {
+	if (sasl_check(&s->sasl, &s->key, pop3_session_auth_done, s) != 0) {
 		log_warn("event=pop3.login sid=%s ip=%s result=tempfail "
 		    "reason=pool-full", s->sid, s->ip);
 		sasl_reset(&s->sasl);
@@ -482,8 +482,8 @@ pop3_session_auth(struct pop3_session *s)
 }
 
 /* Runs on the loop; the pool never calls it after auth_pool_cancel, which
- * sasl_clear does (pop3_session_close, pop3_session_free), so s is
- * alive. */
+ * sasl_reset and sasl_clear do (pop3_session_close, pop3_session_free), so
+ * s is alive. */
 static void
 pop3_session_auth_done(uint64_t token, enum auth_result res,
     const char *canonical, void *arg)
@@ -491,6 +491,7 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 	struct pop3_session *s = arg;
 	const char *user = s->sasl.authcid;
 	char u[LOG_ESCAPE_MAX];
+	unsigned penalty;
 
 	if (!sasl_checked(&s->sasl, token))
 		return;
@@ -500,12 +501,14 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 		pop3_session_login(s, canonical);
 		break;
 	case AUTH_FAIL:
+		penalty = sasl_fail(&s->sasl, &s->key);
 		log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s "
-		    "result=fail", s->sid, s->ip, log_escape(u, sizeof(u),
-		    user ? user : "", user ? strlen(user) : 0),
-		    s->auth_mech ? s->auth_mech : "-");
+		    "result=fail penalty_ms=%u", s->sid, s->ip,
+		    log_escape(u, sizeof(u), user ? user : "",
+		    user ? strlen(user) : 0), s->auth_mech ? s->auth_mech : "-",
+		    penalty);
 		pop3_session_auth_fail(s);
-		return;
+		break;
 	default:
 		log_warn("event=pop3.login sid=%s ip=%s result=tempfail",
 		    s->sid, s->ip);
@@ -518,29 +521,26 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 	pop3_session_kick(s);
 }
 
-/* A failed login: answer after the growing per-client delay, no hint
- * whether the user exists. Input stays paused meanwhile. */
+/* A failed login: answer at once, no hint whether the user exists (the
+ * client's next check waits out the penalty); after [pop3d]
+ * max_auth_failures of them the session ends. */
 static void
 pop3_session_auth_fail(struct pop3_session *s)
 {
-	unsigned delay = sasl_fail(&s->sasl, &s->key);
+	unsigned max = s->srv->cfg->pop3d.max_auth_failures;
 
 	sasl_reset(&s->sasl);
 	if (s->user != NULL) {
 		free(s->user);
 		s->user = NULL;
 	}
-	sasl_delay(&s->sasl, delay, pop3_session_fail_reply, s);
-}
-
-static void
-pop3_session_fail_reply(void *arg)
-{
-	struct pop3_session *s = arg;
-
 	s->input = POP3_IN_CMD;
 	pop3_reply(s, "-ERR [AUTH] Authentication failed.");
-	pop3_session_kick(s);
+	s->auth_failures++;
+	if (max > 0 && s->auth_failures >= max) {
+		pop3_reply(s, "-ERR Too many failed logins.");
+		pop3_session_close(s, "too-many-auth-failures");
+	}
 }
 
 /* Authenticated as canonical: lock (if configured), take the snapshot and

@@ -1,9 +1,10 @@
 /*
  * SMTP AUTH (RFC 4954): the AUTH verb, the 334 continuations and the
  * replies. The exchange itself (PLAIN, LOGIN, "*", base64, the authzid
- * rule), the check on the auth pool and the failure delay are the shared
- * SASL engine's (common/sasl.c); this file only turns its results into
- * SMTP replies and log lines. Never logs or keeps a password.
+ * rule), the check on the auth pool and the failure penalty it waits out
+ * are the shared SASL engine's (common/sasl.c); this file only turns its
+ * results into SMTP replies and log lines, and ends a session after
+ * [smtpd] max_auth_failures failed checks. Never logs or keeps a password.
  */
 #include "smtpd/smtpd.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common/auth.h"
+#include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/sasl.h"
@@ -22,7 +24,6 @@ static void smtp_sasl_result(struct smtp_session *s, enum sasl_status st,
 static void smtp_sasl_abort(struct smtp_session *s, const char *reply);
 static void smtp_sasl_done(uint64_t token, enum auth_result res,
     const char *canonical, void *arg);
-static void smtp_sasl_fail_reply(void *arg);
 
 bool
 smtp_cmd_auth_allowed(const struct smtp_session *s)
@@ -107,7 +108,7 @@ smtp_sasl_result(struct smtp_session *s, enum sasl_status st,
 	case SASL_CREDS:
 		break;
 	}
-	if (sasl_check(&s->sasl, smtp_sasl_done, s) != 0) {
+	if (sasl_check(&s->sasl, &s->key, smtp_sasl_done, s) != 0) {
 		log_warn("event=smtp.auth sid=%s result=tempfail "
 		    "error=pool_full", s->sid);
 		smtp_sasl_abort(s, "454 4.7.0 Temporary authentication "
@@ -124,7 +125,7 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 	struct smtp_session *s = arg;
 	const char *ip = conn_peer_ip(s->conn), *mech, *reply;
 	char esc[LOG_ESCAPE_MAX], cmd[16];
-	unsigned delay;
+	unsigned penalty, max;
 
 	if (!sasl_checked(&s->sasl, token))
 		return;
@@ -148,24 +149,29 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 		break;
 	case AUTH_FAIL:
 	default:
-		delay = sasl_fail(&s->sasl, &s->key);
+		penalty = sasl_fail(&s->sasl, &s->key);
 		log_info("event=smtp.auth sid=%s ip=%s result=fail mech=%s "
-		    "user=%s delay_ms=%u", s->sid, ip, mech, esc, delay);
+		    "user=%s penalty_ms=%u", s->sid, ip, mech, esc, penalty);
 		smtp_sasl_free(s);
-		sasl_delay(&s->sasl, delay, smtp_sasl_fail_reply, s);
+		/* At once: the client's next check waits out the penalty. */
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		max = s->lst->srv->cfg->smtpd.max_auth_failures;
+		if (s->auth_failures < UINT8_MAX)
+			s->auth_failures++;
+		if (max > 0 && (unsigned)s->auth_failures >= max) {
+			/* The 535 answers this AUTH; the 421 follows
+			 * unasked and ends the session, as Postfix does at
+			 * its error limit. */
+			smtp_session_set_cmd(s, "(auth limit)", 12);
+			smtp_reply(s, "421 4.7.0 %s Error: too many failed "
+			    "authentication attempts",
+			    smtp_session_hostname(s));
+			smtp_session_close(s, "too_many_auth_failures");
+		}
+		smtp_session_resume(s);
 		return;
 	}
 	smtp_sasl_free(s);
 	smtp_reply(s, "%s", reply);
-	smtp_session_resume(s);
-}
-
-static void
-smtp_sasl_fail_reply(void *arg)
-{
-	struct smtp_session *s = arg;
-
-	smtp_session_set_cmd(s, "AUTH", 4);
-	smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
 	smtp_session_resume(s);
 }

@@ -266,7 +266,7 @@ struct smtp_session {
 	struct client_key key;		/* the client, for limits and penalty */
 	struct ipcount_entry *ipc;	/* this client's counter (shared) */
 	struct smtp_tx *tx;		/* NULL outside a transaction */
-	struct sasl sasl;		/* AUTH exchange and failure delay */
+	struct sasl sasl;		/* AUTH exchange and penalty wait */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
 	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
@@ -278,6 +278,7 @@ struct smtp_session {
 	uint8_t state;			/* enum smtp_state */
 	uint8_t mode;			/* enum smtp_mode */
 	uint8_t errors;			/* protocol errors so far */
+	uint8_t auth_failures;		/* failed AUTH checks so far */
 	bool esmtp;			/* EHLO, not HELO */
 	bool greeted;			/* 220 sent (after TLS on 465) */
 	bool peer_eof;			/* EOF arrived during an async step */

@@ -481,6 +481,49 @@ test_penalty(void)
 	t_assert_int(auth_penalty_delay_ms(key("10.0.19.135")), 2000);
 	t_end();
 
+	t_begin("penalty: the next check waits, a started one reserves");
+	auth_penalty_reset();
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 0);
+	auth_penalty_start(key("192.0.2.5"));	/* no failures: no turn */
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 0);
+	auth_penalty_fail(key("192.0.2.5"));
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 1000);
+	test_clock_ms += 400;
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 600);
+	test_clock_ms += 600;
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 0);
+	/* A check starts: a second session's check waits its turn. */
+	auth_penalty_start(key("192.0.2.5"));
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 1000);
+	test_clock_ms += 50;
+	auth_penalty_fail(key("192.0.2.5"));	/* it failed */
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 2000);
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.5")), 2000);
+	auth_penalty_success(key("192.0.2.5"));
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.5")), 0);
+	t_end();
+
+	t_begin("penalty: CARTEIRO_TEST_AUTH_PENALTY_MS");
+	setenv("CARTEIRO_TEST_AUTH_PENALTY_MS", "50,120", 1);
+	auth_penalty_reset();
+	auth_penalty_fail(key("192.0.2.6"));
+	t_assert_int(auth_penalty_wait_ms(key("192.0.2.6")), 50);
+	auth_penalty_fail(key("192.0.2.6"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.6")), 100);
+	auth_penalty_fail(key("192.0.2.6"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.6")), 120);
+	setenv("CARTEIRO_TEST_AUTH_PENALTY_MS", "30", 1);
+	auth_penalty_reset();
+	auth_penalty_fail(key("192.0.2.6"));
+	auth_penalty_fail(key("192.0.2.6"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.6")), 30);
+	setenv("CARTEIRO_TEST_AUTH_PENALTY_MS", "50,x", 1);	/* ignored */
+	auth_penalty_reset();
+	auth_penalty_fail(key("192.0.2.6"));
+	t_assert_int(auth_penalty_delay_ms(key("192.0.2.6")), 1000);
+	unsetenv("CARTEIRO_TEST_AUTH_PENALTY_MS");
+	t_end();
+
 	auth_penalty_set_clock(NULL);
 	auth_penalty_reset();
 }

@@ -168,6 +168,8 @@ auth_pool_submit(struct auth_pool *pool, const char *address,
 
 void auth_pool_cancel(struct auth_pool *pool, uint64_t token) { auth_cb = NULL; }
 unsigned auth_penalty_delay_ms(const struct client_key *k) { return 0; }
+unsigned auth_penalty_wait_ms(const struct client_key *k) { return 0; }
+void auth_penalty_start(const struct client_key *k) { }
 void auth_penalty_fail(const struct client_key *k) { }
 void auth_penalty_success(const struct client_key *k) { }
 void auth_wipe(void *p, size_t n) { sodium_memzero(p, n); }

@@ -3,7 +3,9 @@
  * with and without an initial response, LOGIN in two steps, "*" at every
  * step, bad base64, over-long lines, NUL bytes, empty fields, the authzid
  * rule, "=" as the empty initial response; then the check without a pool
- * and the failure delay on a real event loop.
+ * and, on a real event loop with a pool, the check that waits out the
+ * client's failure penalty (a right password as late as a wrong one, a
+ * hang-up skips nothing, parallel sessions take turns).
  */
 #include "common/auth.h"
 #include "common/clientkey.h"
@@ -366,36 +368,124 @@ test_plain_table(void)
 	t_end();
 }
 
-static int delay_calls;
+/* ---- the check and the penalty, on a loop with a pool ---- */
+
+/* A user database of one: alice@example.test, password "secret". */
+static char *fake_hash;
+static int fake_handle;
+
+static void *
+fake_open(const char *path, const char **error_r)
+{
+	(void)path;
+	(void)error_r;
+	return &fake_handle;
+}
 
 static void
-delay_cb(void *arg)
+fake_close(void *h)
 {
-	delay_calls++;
+	(void)h;
+}
+
+static int
+fake_lookup(void *h, const char *address, struct auth_user *u)
+{
+	(void)h;
+	if (strcmp(address, "alice@example.test") != 0)
+		return 1;
+	u->address = xstrdup(address);
+	u->hash = xstrdup(fake_hash);
+	u->enabled = true;
+	return 0;
+}
+
+static int
+fake_set_hash(void *h, const char *address, const char *hash)
+{
+	(void)h;
+	(void)address;
+	(void)hash;
+	return 0;
+}
+
+static const struct auth_db fake_db = {
+	fake_open, fake_close, fake_lookup, fake_set_hash,
+};
+
+/* One session's view: which struct sasl, what came back, when. */
+struct check_ctx {
+	struct sasl *sa;
+	struct event_base *base;
+	int calls;
+	enum auth_result res;
+	uint64_t at_ms;
+	int *pending;		/* loop breaks when it reaches 0 */
+};
+
+static void
+check_cb(uint64_t token, enum auth_result res, const char *canonical,
+    void *arg)
+{
+	struct check_ctx *c = arg;
+
+	(void)canonical;
+	if (!sasl_checked(c->sa, token))
+		return;
+	c->calls++;
+	c->res = res;
+	c->at_ms = util_now_ms();
+	if (--*c->pending == 0)
+		event_base_loopbreak(c->base);
+}
+
+static void
+check_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
 	event_base_loopbreak(arg);
 }
 
-static uint64_t test_now;
-
-static uint64_t
-test_clock(void)
+/* Run the loop until *pending callbacks came (or 10 s passed). */
+static void
+check_run(struct event_base *base)
 {
-	return test_now;
+	struct timeval tv = { 10, 0 };
+	struct event *t = evtimer_new(base, check_timeout, base);
+
+	evtimer_add(t, &tv);
+	event_base_dispatch(base);
+	event_free(t);
+}
+
+/* Submit user/password from k on sa; 0 or -1 as sasl_check. */
+static int
+check_start(struct check_ctx *c, const struct client_key *k,
+    const char *user, const char *password)
+{
+	sasl_set_creds(c->sa, user, password);
+	return sasl_check(c->sa, k, check_cb, c);
 }
 
 static void
-test_check_and_delay(void)
+test_check_and_penalty(void)
 {
 	struct event_base *base = event_base_new();
+	struct auth_pool *pool;
+	struct sasl sb;
+	struct check_ctx c, d;
 	struct client_key k;
-	uint64_t t0;
+	int pending;
+	uint64_t t0, fail_at;
 
 	t_begin("check without a pool: -1, password wiped and gone");
 	sasl_init(&sa, base, NULL);
 	sasl_set_creds(&sa, "alice@example.test", "secret");
 	t_assert_str(sa.authcid, "alice@example.test");
 	t_assert_str(sa.password, "secret");
-	t_assert_int(sasl_check(&sa, NULL, NULL), -1);
+	client_key_from_ip(&k, "192.0.2.9");
+	t_assert_int(sasl_check(&sa, &k, NULL, NULL), -1);
 	t_assert(sa.password == NULL);
 	t_assert(sa.token == 0);
 	t_assert_str(sa.authcid, "alice@example.test");	/* for logs */
@@ -403,40 +493,115 @@ test_check_and_delay(void)
 	t_assert(!sasl_checked(&sa, 7));
 	sasl_reset(&sa);
 	t_assert(ended());
+	sasl_clear(&sa);
 	t_end();
 
-	t_begin("failure delay: counted per client, 0 runs at once");
-	auth_penalty_set_clock(test_clock);
+	/* 100 ms after one failure, 200 ms after two and more. */
+	setenv("CARTEIRO_TEST_AUTH_PENALTY_MS", "100,200", 1);
 	auth_penalty_reset();
+	t_assert_int(auth_hash_password("secret", &fake_hash), 0);
+	pool = auth_pool_new(base, &fake_db, "-", 2, 16);
+	t_assert(pool != NULL);
+	sasl_init(&sa, base, pool);
+	sasl_init(&sb, base, pool);
+	memset(&c, 0, sizeof(c));
+	c.sa = &sa;
+	c.base = base;
+	c.pending = &pending;
+	d = c;
+	d.sa = &sb;
+
+	t_begin("penalty: fail counts per client, the reply is not delayed");
 	client_key_from_ip(&k, "2001:db8:1:1::5");
-	t_assert_int(sasl_fail(&sa, &k), 0);
-	client_key_from_ip(&k, "2001:db8:1:1::6");
-	t_assert_int(sasl_fail(&sa, &k), 1000);
-	t_assert_int(sasl_fail(&sa, &k), 2000);
+	t_assert_int(sasl_fail(&sa, &k), 100);
+	client_key_from_ip(&k, "2001:db8:1:1::6");	/* the same /64 */
+	t_assert_int(sasl_fail(&sa, &k), 200);
 	sasl_success(&sa, &k);
-	t_assert_int(sasl_fail(&sa, &k), 0);
-	delay_calls = 0;
-	sasl_delay(&sa, 0, delay_cb, base);
-	t_assert_int(delay_calls, 1);
+	client_key_from_ip(&k, "2001:db8:1:1::5");
+	t_assert_int(auth_penalty_wait_ms(&k), 0);
 	t_end();
 
-	t_begin("failure delay: the timer fires from the loop");
-	delay_calls = 0;
+	t_begin("penalty: a first check runs at once");
+	client_key_from_ip(&k, "192.0.2.9");
+	pending = 1;
 	t0 = util_now_ms();
-	sasl_delay(&sa, 30, delay_cb, base);
-	t_assert_int(delay_calls, 0);
-	event_base_dispatch(base);
-	t_assert_int(delay_calls, 1);
-	t_assert(util_now_ms() - t0 >= 25);
-	/* Stopped before it fires: never runs. */
-	sasl_delay(&sa, 10, delay_cb, base);
-	sasl_stop(&sa);
+	t_assert_int(check_start(&c, &k, "alice@example.test", "wrong"), 0);
+	t_assert(!sa.waiting);
+	t_assert(sa.token != 0);
+	t_assert(sa.password == NULL);
+	check_run(base);
+	t_assert_int(c.calls, 1);
+	t_assert_int(c.res, AUTH_FAIL);
+	t_assert_int(sasl_fail(&sa, &k), 100);
+	fail_at = util_now_ms();
+	fprintf(stderr, "  first check: %llu ms\n",
+	    (unsigned long long)(fail_at - t0));
+	t_end();
+
+	t_begin("penalty: a right password right after is not checked sooner");
+	pending = 1;
+	t_assert_int(check_start(&c, &k, "alice@example.test", "secret"), 0);
+	t_assert(sa.waiting);
+	t_assert(sa.token == 0);
+	t_assert(sa.password != NULL);	/* kept for the check, wiped after */
+	check_run(base);
+	t_assert_int(c.calls, 2);
+	t_assert_int(c.res, AUTH_OK);
+	t_assert(c.at_ms - fail_at >= 95);
+	t_assert(sa.password == NULL);
+	sasl_success(&sa, &k);
+	t_assert_int(auth_penalty_wait_ms(&k), 0);
+	t_end();
+
+	t_begin("penalty: a hang-up during the wait skips nothing");
+	sasl_fail(&sa, &k);
+	t_assert_int(sasl_fail(&sa, &k), 200);
+	fail_at = util_now_ms();
+	t_assert_int(check_start(&c, &k, "alice@example.test", "x"), 0);
+	t_assert(sa.waiting);
+	sasl_reset(&sa);			/* the client hangs up */
+	t_assert(!sa.waiting);
+	t_assert(sa.password == NULL);
+	t_assert(auth_penalty_wait_ms(&k) > 150);
+	/* It reconnects: the new session waits the rest. */
+	pending = 1;
+	t_assert_int(check_start(&c, &k, "alice@example.test", "y"), 0);
+	t_assert(sa.waiting);
+	check_run(base);
+	t_assert_int(c.calls, 3);		/* the dropped one never ran */
+	t_assert_int(c.res, AUTH_FAIL);
+	t_assert(c.at_ms - fail_at >= 195);
+	sasl_fail(&sa, &k);
+	t_end();
+
+	t_begin("penalty: two sessions of one client take turns");
+	fail_at = util_now_ms();
+	pending = 2;
+	t_assert_int(check_start(&c, &k, "alice@example.test", "a"), 0);
+	t_assert_int(check_start(&d, &k, "alice@example.test", "b"), 0);
+	t_assert(sa.waiting && sb.waiting);
+	check_run(base);
+	t_assert_int(c.calls, 4);
+	t_assert_int(d.calls, 1);
+	t_assert(c.at_ms - fail_at >= 195 && d.at_ms - fail_at >= 195);
+	/* The second check started a whole penalty after the first. */
+	t_assert((c.at_ms > d.at_ms ? c.at_ms - d.at_ms : d.at_ms - c.at_ms)
+	    >= 100);
+	t_end();
+
+	t_begin("penalty: clear during the wait, the timer never fires");
+	t_assert_int(check_start(&c, &k, "alice@example.test", "z"), 0);
+	t_assert(sa.waiting);
+	sasl_clear(&sa);
 	event_base_loop(base, EVLOOP_NONBLOCK);
-	t_assert_int(delay_calls, 1);
+	t_assert_int(c.calls, 4);
 	t_end();
 
 	sasl_clear(&sa);
-	auth_penalty_set_clock(NULL);
+	sasl_clear(&sb);
+	auth_pool_free(pool);
+	free(fake_hash);
+	unsetenv("CARTEIRO_TEST_AUTH_PENALTY_MS");
 	auth_penalty_reset();
 	event_base_free(base);
 }
@@ -453,7 +618,7 @@ main(void)
 	test_bad_input();
 	test_empty_ir();
 	test_plain_table();
-	test_check_and_delay();
+	test_check_and_penalty();
 	sasl_clear(&sa);
 	return t_exit();
 }
