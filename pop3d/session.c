@@ -539,7 +539,7 @@ pop3_session_auth_fail(struct pop3_session *s)
 	s->auth_failures++;
 	if (max > 0 && s->auth_failures >= max) {
 		pop3_reply(s, "-ERR Too many failed logins.");
-		pop3_session_close(s, "too-many-auth-failures");
+		pop3_session_close(s, "too_many_auth_failures");
 	}
 }
 

@@ -281,7 +281,7 @@ class RepliesTest(Base):
         self.assertEqual(s.cmd("QUIT"), b"+OK Logging out.")
         s.close()
         self.assertEqual(len(re.findall(
-            r"event=pop3\.disconnect .*reason=too-many-auth-failures",
+            r"event=pop3\.disconnect .*reason=too_many_auth_failures",
             self.env.pop3d.log())), 1)
 
 
