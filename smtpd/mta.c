@@ -271,6 +271,41 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		mta_session_free(s);
 }
 
+int
+mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
+    const char *line, size_t len)
+{
+	int c;
+	size_t n;
+
+	if (len < 3 || line[0] < '2' || line[0] > '5' ||
+	    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+	    line[2] > '9' || (len > 3 && line[3] != ' ' &&
+	    line[3] != '-'))
+		return MTA_REPLY_MALFORMED;
+	c = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (*code != 0 && c != *code)
+		return MTA_REPLY_INCONSISTENT;
+	if (*code == 0)
+		*replylen = 0;
+	*code = c;
+	/* "250-a" + "250 b" -> "250 a b": the exact text, joined. */
+	n = *replylen == 0 ? len : (len > 4 ? len - 4 : 0);
+	if (*replylen > 0 && n > 0 && *replylen + 1 < size)
+		reply[(*replylen)++] = ' ';
+	if (n > size - 1 - *replylen)
+		n = size - 1 - *replylen;
+	memcpy(reply + *replylen, *replylen == 0 ? line : line + 4, n);
+	*replylen += n;
+	reply[*replylen] = '\0';
+	if (*replylen >= 4 && reply[3] == '-')
+		reply[3] = ' ';
+	if (len > 3 && line[3] == '-')
+		return 0;
+	*code = 0;
+	return c;
+}
+
 /* Assemble replies line by line; dispatch each complete one. */
 static void
 mta_read(struct mta_session *s)
@@ -278,8 +313,8 @@ mta_read(struct mta_session *s)
 	struct conn *c = s->c;
 	enum conn_line lr;
 	char *line;
-	size_t len, n;
-	int code;
+	size_t len;
+	int code, r;
 
 	while (!s->dead && s->c == c) {
 		lr = conn_getline(c, MTA_LINE_MAX, &line, &len, NULL);
@@ -291,40 +326,21 @@ mta_read(struct mta_session *s)
 		}
 		if (s->state == MTA_S_QUIT)
 			continue;
-		if (len < 3 || line[0] < '2' || line[0] > '5' ||
-		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-		    line[2] > '9' || (len > 3 && line[3] != ' ' &&
-		    line[3] != '-')) {
+		r = mta_reply_line(&s->code, s->reply, sizeof(s->reply),
+		    &s->replylen, line, len);
+		if (r == MTA_REPLY_MALFORMED) {
 			mta_host_fail(s, "malformed reply");
 			return;
 		}
-		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-		    (line[2] - '0');
-		if (s->code != 0 && code != s->code) {
+		if (r == MTA_REPLY_INCONSISTENT) {
 			mta_host_fail(s, "inconsistent multi-line reply");
 			return;
 		}
-		if (s->code == 0)
-			s->replylen = 0;
-		s->code = code;
-		/* "250-a" + "250 b" -> "250 a b": the exact text, joined. */
-		n = s->replylen == 0 ? len : (len > 4 ? len - 4 : 0);
-		if (s->replylen > 0 && n > 0 &&
-		    s->replylen + 1 < sizeof(s->reply))
-			s->reply[s->replylen++] = ' ';
-		if (n > sizeof(s->reply) - 1 - s->replylen)
-			n = sizeof(s->reply) - 1 - s->replylen;
-		memcpy(s->reply + s->replylen, s->replylen == 0 ? line :
-		    line + 4, n);
-		s->replylen += n;
-		s->reply[s->replylen] = '\0';
-		if (s->replylen >= 4 && s->reply[3] == '-')
-			s->reply[3] = ' ';
+		code = r > 0 ? r : s->code;
 		if (s->state == MTA_S_EHLO && code / 100 == 2)
 			mta_ehlo_line(s, len > 4 ? line + 4 : "");
-		if (len > 3 && line[3] == '-')
+		if (r == 0)
 			continue;
-		s->code = 0;
 		if (log_enabled(LOG_LVL_DEBUG)) {
 			char esc[LOG_ESCAPE_MAX];
 

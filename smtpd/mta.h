@@ -105,4 +105,17 @@ size_t mta_stuff(unsigned *state, const unsigned char *in, size_t len,
 /* Terminating bytes (CRLF if needed, then ".\r\n") into out (>= 6). */
 size_t mta_stuff_end(unsigned *state, unsigned char *out);
 
+/*
+ * One line of a server reply (without its CRLF) into the reply being
+ * assembled (exposed for tests): *code is the code of its lines so far
+ * (0 between replies), reply[0..*replylen) their text joined ("250-a" +
+ * "250 b" -> "250 a b"), cut to size - 1 bytes (size >= 5) and
+ * NUL-terminated. Returns the reply's code when the line ends it (*code
+ * is 0 again), 0 when more lines follow, or one of the errors below.
+ */
+#define MTA_REPLY_MALFORMED	(-1)	/* not "[2-5][0-9][0-9]( |-|$)" */
+#define MTA_REPLY_INCONSISTENT	(-2)	/* code differs from the first line's */
+int mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
+    const char *line, size_t len);
+
 #endif

@@ -537,6 +537,72 @@ test_states(void)
 	t_end();
 }
 
+/* Feed lines[] (NULL-terminated) to mta_reply_line into a reply buffer of
+ * size bytes; the last result, the reply text and the code left over. */
+static int
+reply_lines(const char *const *lines, size_t size, char *reply, int *code)
+{
+	size_t replylen = 0;
+	int r = 0;
+
+	*code = 0;
+	reply[0] = '\0';
+	for (; *lines != NULL; lines++)
+		if ((r = mta_reply_line(code, reply, size, &replylen, *lines,
+		    strlen(*lines))) < 0)
+			break;
+	t_assert_int(strlen(reply), replylen);
+	return r;
+}
+
+static void
+test_reply_lines(void)
+{
+	static const char *const one[] = { "250 ok", NULL };
+	static const char *const multi[] = { "250-mx.test hi", "250-SIZE 10",
+	    "250 PIPELINING", NULL };
+	static const char *const bare[] = { "354", NULL };
+	static const char *const empty[] = { "250-", "250-", "250 x", NULL };
+	static const char *const open_[] = { "220-a", "220-b", NULL };
+	static const char *const bad_code[] = { "250-a", "251 b", NULL };
+	static const char *const bad[] = { "25", "199 x", "600 x", "2x0 x",
+	    "250x", "250_x", NULL };
+	static const char *const cut[] = { "550-aaaaaaaa", "550 bbbbbbbbbb",
+	    NULL };
+	char reply[1024], small[12];
+	const char *line[2] = { NULL, NULL };
+	int code;
+	size_t i;
+
+	t_begin("mta reply lines join into one reply");
+	t_assert_int(reply_lines(one, sizeof(reply), reply, &code), 250);
+	t_assert_str(reply, "250 ok");
+	t_assert_int(code, 0);
+	t_assert_int(reply_lines(multi, sizeof(reply), reply, &code), 250);
+	t_assert_str(reply, "250 mx.test hi SIZE 10 PIPELINING");
+	t_assert_int(code, 0);
+	t_assert_int(reply_lines(bare, sizeof(reply), reply, &code), 354);
+	t_assert_str(reply, "354");
+	t_assert_int(reply_lines(empty, sizeof(reply), reply, &code), 250);
+	t_assert_str(reply, "250  x");
+	t_assert_int(reply_lines(open_, sizeof(reply), reply, &code), 0);
+	t_assert_str(reply, "220 a b");
+	t_assert_int(code, 220);
+	t_end();
+
+	t_begin("mta reply lines: malformed, inconsistent, cut to size");
+	t_assert_int(reply_lines(bad_code, sizeof(reply), reply, &code),
+	    MTA_REPLY_INCONSISTENT);
+	for (i = 0; bad[i] != NULL; i++) {
+		line[0] = bad[i];
+		t_assert_int(reply_lines(line, sizeof(reply), reply, &code),
+		    MTA_REPLY_MALFORMED);
+	}
+	t_assert_int(reply_lines(cut, sizeof(small), small, &code), 550);
+	t_assert_str(small, "550 aaaaaaa");
+	t_end();
+}
+
 static void
 test_helpers(void)
 {
@@ -571,6 +637,7 @@ test_helpers(void)
 	}
 	t_end();
 
+	test_reply_lines();
 }
 
 int
