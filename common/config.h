@@ -66,6 +66,8 @@ struct cfg {
 		/* CIDRs ("10.0.0.0/8", "::1") whose connections skip the
 		 * inbound checks (DNSBL, SPF, ...); see cfg_cidrlist_match. */
 		struct cfg_strlist inbound_checks_exempt;
+		/* seconds of DNS per message for SPF+DKIM+DMARC */
+		unsigned check_timeout;
 		unsigned greet_pause;		/* seconds, 0 = off */
 		unsigned max_connect_rate_per_ip;	/* per minute, 0 = off */
 		/* CIDRs exempt from max_clients_per_ip, the connect rate

@@ -62,6 +62,10 @@ const struct cfg_key cfg_keys[] = {
 	{ "smtpd", "inbound_checks_exempt", CFG_T_CIDRLIST, 0, 0, 0, "",
 	  O(smtpd.inbound_checks_exempt),
 	  "comma-separated CIDRs that skip DNSBL/SPF/DKIM/DMARC checks" },
+	{ "smtpd", "check_timeout", CFG_T_DURATION, 0, 1, 3600, "20",
+	  O(smtpd.check_timeout),
+	  "DNS budget per message for SPF, DKIM and DMARC together; past "
+	  "it they are temperror and the mail is accepted" },
 	{ "smtpd", "greet_pause", CFG_T_DURATION, 0, 0, 60, "0",
 	  O(smtpd.greet_pause),
 	  "wait this long before the MX greeting; a client that talks first "
