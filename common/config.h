@@ -86,6 +86,12 @@ struct cfg {
 		unsigned retry_max;
 		unsigned queue_lifetime;
 		unsigned delay_warning;	/* 0 = off */
+		/* Deadlines, seconds (RFC 5321 4.5.3.2): the greeting, each
+		 * reply, each body block; DATA gets 2/5 of command_timeout
+		 * and the final dot 10/3 of data_timeout. */
+		unsigned connect_timeout;
+		unsigned command_timeout;
+		unsigned data_timeout;
 	} relay;
 
 	struct {
