@@ -10,8 +10,9 @@ capability is CAP_NET_BIND_SERVICE, no new privileges, umask 077
 (setpriv), and the unit's own SystemCallFilter= (expanded by
 systemd-analyze) and MemoryDenyWriteExecute= as seccomp filters
 (libseccomp). Under all that the daemons bind ports below 1024, store
-mail, log in with argon2id over TLS, reload the certificate on SIGHUP and
-serve RETR/DELE. Not rebuilt: PrivateTmp=, PrivateDevices=, the
+mail, log in with argon2id over TLS, reload the certificate on SIGHUP,
+serve RETR/DELE and relay a submitted message (DNS, an outbound
+connection, STARTTLS) to a fake MX. Not rebuilt: PrivateTmp=, PrivateDevices=, the
 Protect{Kernel*,ControlGroups,Clock,Hostname,Proc}= and Restrict*=
 settings."""
 
@@ -29,6 +30,7 @@ import time
 import unittest
 
 import carteiro_test as ct
+from fakemx import Sink, queue_ids, relay_setup, submit, wait_for
 from smtpd_util import sanitized_build
 
 ETC = os.path.join(ct.SRC, "etc")
@@ -227,7 +229,11 @@ class AsServiceUser(unittest.TestCase):
     through libseccomp."""
 
     def setUp(self):
-        self.env = ct.Env(conf={"server": {"user": "nobody"}})
+        # DNS and a remote MX for the relay (127.0.0.2, STARTTLS).
+        self.env, self.dns, self.mx_port = relay_setup(
+            {"remote.test": {"MX": [(10, "mx1.remote.test")]},
+             "mx1.remote.test": {"A": ["127.0.0.2"]}},
+            conf={"server": {"user": "nobody"}})
         self.env.ports["mx"] = low_port()
         self.env.ports["pop3s"] = low_port()
         self.env.sections["smtpd"]["mx_listen"] = \
@@ -244,6 +250,7 @@ class AsServiceUser(unittest.TestCase):
 
     def tearDown(self):
         self.env.stop()
+        self.dns.stop()
 
     def sandboxed(self, caps):
         return [SETPRIV, "--reuid=%d" % UID, "--regid=%d" % UID,
@@ -355,6 +362,20 @@ class AsServiceUser(unittest.TestCase):
         finally:
             p.quit()
         self.assertEqual(self.env.mailbox_bodies("alice@example.test"), [])
+
+        # The relay: DNS lookups, an outbound connection, STARTTLS.
+        sink = Sink("127.0.0.2", self.mx_port,
+                    tls=(self.env.cert, self.env.key)).start()
+        try:
+            msg = b"Subject: out\r\n\r\nrelayed from the sandbox\r\n"
+            self.assertEqual(submit(self.env, ["bob@remote.test"], msg), {})
+            got = sink.wait(1)
+        finally:
+            sink.stop()
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0].tls)
+        self.assertEqual(ct.strip_added_headers(got[0].data), msg)
+        self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
 
 
 if __name__ == "__main__":
