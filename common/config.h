@@ -66,6 +66,8 @@ struct cfg {
 		/* CIDRs ("10.0.0.0/8", "::1") whose connections skip the
 		 * inbound checks (DNSBL, SPF, ...); see cfg_cidrlist_match. */
 		struct cfg_strlist inbound_checks_exempt;
+		/* seconds of DNS per message for SPF+DKIM+DMARC */
+		unsigned check_timeout;
 		unsigned greet_pause;		/* seconds, 0 = off */
 		unsigned max_connect_rate_per_ip;	/* per minute, 0 = off */
 		/* CIDRs exempt from max_clients_per_ip, the connect rate
@@ -84,6 +86,12 @@ struct cfg {
 		unsigned retry_max;
 		unsigned queue_lifetime;
 		unsigned delay_warning;	/* 0 = off */
+		/* Deadlines, seconds (RFC 5321 4.5.3.2): the greeting, each
+		 * reply, each body block; DATA gets 2/5 of command_timeout
+		 * and the final dot 10/3 of data_timeout. */
+		unsigned connect_timeout;
+		unsigned command_timeout;
+		unsigned data_timeout;
 	} relay;
 
 	struct {

@@ -62,6 +62,10 @@ const struct cfg_key cfg_keys[] = {
 	{ "smtpd", "inbound_checks_exempt", CFG_T_CIDRLIST, 0, 0, 0, "",
 	  O(smtpd.inbound_checks_exempt),
 	  "comma-separated CIDRs that skip DNSBL/SPF/DKIM/DMARC checks" },
+	{ "smtpd", "check_timeout", CFG_T_DURATION, 0, 1, 3600, "20",
+	  O(smtpd.check_timeout),
+	  "DNS budget per message for SPF, DKIM and DMARC together; past "
+	  "it they are temperror and the mail is accepted" },
 	{ "smtpd", "greet_pause", CFG_T_DURATION, 0, 0, 60, "0",
 	  O(smtpd.greet_pause),
 	  "wait this long before the MX greeting; a client that talks first "
@@ -98,6 +102,16 @@ const struct cfg_key cfg_keys[] = {
 	  O(relay.queue_lifetime), "then bounce" },
 	{ "relay", "delay_warning", CFG_T_DURATION, 0, 0, 365 * CFG_DAY, "4h",
 	  O(relay.delay_warning), "warn the sender after this; 0 = off" },
+	{ "relay", "connect_timeout", CFG_T_DURATION, 0, 1, 3600, "5m",
+	  O(relay.connect_timeout),
+	  "deadline for a remote server's whole greeting (TCP connect: at most "
+	  "30 s of it)" },
+	{ "relay", "command_timeout", CFG_T_DURATION, 0, 1, 3600, "5m",
+	  O(relay.command_timeout),
+	  "deadline for each reply (EHLO, MAIL, RCPT...; DATA gets 2/5)" },
+	{ "relay", "data_timeout", CFG_T_DURATION, 0, 1, 3600, "3m",
+	  O(relay.data_timeout),
+	  "deadline for each block of the body (the final dot gets 10/3)" },
 
 	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
 	  O(pop3d.listen), "POP3 with STLS; empty = off" },

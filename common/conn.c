@@ -36,6 +36,7 @@ static void conn_set_peer(struct conn *c, const struct sockaddr *sa,
     socklen_t salen);
 static void conn_timer_add(struct conn *c, int ms);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_on_deadline(evutil_socket_t fd, short what, void *arg);
 static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
 static bool conn_can_write_now(struct conn *c);
 static void conn_on_output(struct evbuffer *buf,
@@ -136,6 +137,8 @@ conn_free(struct conn *c)
 		event_del(c->ev_write);
 		event_del(c->ev_flush);
 		event_del(c->ev_timer);
+		if (c->ev_deadline != NULL)
+			event_del(c->ev_deadline);
 		return;
 	}
 	conn_destroy(c);
@@ -150,6 +153,8 @@ conn_destroy(struct conn *c)
 	event_free(c->ev_write);
 	event_free(c->ev_flush);
 	event_free(c->ev_timer);
+	if (c->ev_deadline != NULL)
+		event_free(c->ev_deadline);
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	if (c->fd != -1)
@@ -229,6 +234,8 @@ conn_fail(struct conn *c, const char *fmt, ...)
 	event_del(c->ev_write);
 	event_del(c->ev_flush);
 	event_del(c->ev_timer);
+	if (c->ev_deadline != NULL)
+		event_del(c->ev_deadline);
 	c->read_added = c->write_added = false;
 	(void)conn_dispatch(c, CONN_EV_ERROR);
 	return false;
@@ -405,7 +412,53 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	conn_frame_leave(c);
 }
 
+/* The deadline passed: reported like the idle timeout, once. */
+static void
+conn_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_frame_enter(c);
+	if (!c->failed && !c->freed) {
+		c->deadline_passed = true;
+		if (c->connecting) {
+			c->connecting = false;
+			(void)conn_fail(c, "connect %s: timed out", c->peer_ip);
+		} else
+			(void)conn_dispatch(c, CONN_EV_TIMEOUT);
+	}
+	conn_frame_leave(c);
+}
+
 /* ---- settings and buffers --------------------------------------------- */
+
+void
+conn_set_deadline(struct conn *c, int ms)
+{
+	struct timeval tv;
+
+	if (c->freed || c->failed)
+		return;
+	c->deadline_passed = false;
+	if (ms <= 0) {
+		if (c->ev_deadline != NULL)
+			event_del(c->ev_deadline);
+		return;
+	}
+	if (c->ev_deadline == NULL &&
+	    (c->ev_deadline = evtimer_new(c->base, conn_on_deadline,
+	    c)) == NULL)
+		log_fatal("event=oom where=conn_set_deadline");
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->ev_deadline, &tv);
+}
+
+bool
+conn_deadline_passed(struct conn *c)
+{
+	return c->deadline_passed;
+}
 
 void
 conn_set_timeout(struct conn *c, int timeout_ms)

@@ -24,7 +24,8 @@ enum conn_event {
 	CONN_EV_TLS_READY,	/* TLS handshake done */
 	CONN_EV_EOF,		/* peer closed (or TLS close_notify) */
 	CONN_EV_ERROR,		/* I/O or TLS error: see conn_error() */
-	CONN_EV_TIMEOUT,	/* no progress for conn_set_timeout() */
+	CONN_EV_TIMEOUT,	/* no progress for conn_set_timeout(), or
+				 * the conn_set_deadline() passed */
 };
 
 /*
@@ -61,6 +62,15 @@ void conn_free(struct conn *c);
  * made progress for timeout_ms. Also bounds a TLS handshake and a
  * conn_close_after_flush. Reported once, re-armed by the next progress. */
 void conn_set_timeout(struct conn *c, int timeout_ms);
+/* Deadline (0 = none): CONN_EV_TIMEOUT once ms from now, however much
+ * I/O happens meanwhile (a peer trickling a byte at a time cannot push it
+ * back, unlike the idle timeout). Each call replaces the previous
+ * deadline; the idle timeout keeps running next to it. During a
+ * conn_connect it fails the connect like the connect timeout. */
+void conn_set_deadline(struct conn *c, int ms);
+/* The last CONN_EV_TIMEOUT came from the deadline (until the next
+ * conn_set_deadline). */
+bool conn_deadline_passed(struct conn *c);
 /* CONN_EV_LOWAT is reported when output drains to <= lowat (default 0)
  * after having been above it (also after direct evbuffer writes to
  * conn_output()). */

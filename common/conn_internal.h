@@ -39,6 +39,9 @@ struct conn {
 				 * outside our own callbacks (made active,
 				 * never added) */
 	struct event *ev_timer;	/* idle timeout, or connect timeout */
+	struct event *ev_deadline; /* conn_set_deadline; NULL until first
+				 * used (servers never pay for it) */
+	bool deadline_passed;	/* ev_deadline fired since it was set */
 	bool read_added;
 	bool write_added;
 	bool flush_pending;	/* ev_flush is active */

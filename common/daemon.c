@@ -154,8 +154,8 @@ daemon_check_reloadable(const struct cfg *cfg)
 		if (paths[i] == NULL || access(paths[i], R_OK) == 0)
 			continue;
 		log_warn("event=tls.not_reloadable path=%s error=\"%s\" "
-		    "hint=\"SIGHUP cannot re-read it as user %s; make it "
-		    "readable by one of its groups, or restart after "
+		    "hint=\"SIGHUP cannot re-read it as user %s; let that "
+		    "user own it (mode 0600), or restart after "
 		    "renewing\"", paths[i], strerror(errno),
 		    cfg->server.user ? cfg->server.user : "-");
 		ok = false;

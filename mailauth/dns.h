@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct event_base;
@@ -89,6 +90,15 @@ struct dns_req *dns_lookup(struct dns *d, enum dns_type type,
  */
 enum dns_status dns_lookup_sync(struct dns *d, enum dns_type type,
     const char *name, char ***rr_r, size_t *n_r);
+/*
+ * The same with a deadline: deadline_ms is absolute, on util_now_ms()'s
+ * clock (CLOCK_MONOTONIC), 0 = none. Past it (or when it has already
+ * passed and the answer is not cached) DNS_TEMPFAIL; the query still
+ * in flight is cancelled on the loop. A message's checks share one
+ * deadline (smtpd/inbound.c: [smtpd] check_timeout).
+ */
+enum dns_status dns_lookup_sync_until(struct dns *d, enum dns_type type,
+    const char *name, uint64_t deadline_ms, char ***rr_r, size_t *n_r);
 void dns_rr_free(char **rr, size_t n);
 /*
  * From now on dns_lookup_sync() on d returns DNS_TEMPFAIL at once for

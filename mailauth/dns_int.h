@@ -49,6 +49,7 @@ struct dns {
 	pthread_mutex_t sync_lock;
 	struct dns_sync *sync_queue;	/* posted, not yet started */
 	struct dns_sync *sync_active;	/* started on the loop */
+	struct dns_sync *sync_cancel;	/* given up by their waiter */
 	bool sync_closed;
 };
 

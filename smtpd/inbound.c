@@ -7,6 +7,15 @@
  * dns_lookup_sync), so every lookup shares one cache. Also applies the
  * forged-field scanner (arstrip.h) to a finished message's spool, on the
  * loop, for every listener.
+ *
+ * Slow DNS: every lookup of one message shares one deadline, taken at
+ * submission ([smtpd] check_timeout): past it the lookups fail at once
+ * (dns_lookup_sync_until) and the checks report temperror. And a sender
+ * whose DNS never answers must not hold the pool: at most
+ * INBOUND_PER_SENDER messages of one sender domain (MAIL FROM's, or the
+ * HELO name for <>) are in the pool at a time; the rest wait here, on the
+ * loop, without a thread, their deadline running, until one of that
+ * domain's finishes. Other senders find a free thread at once.
  */
 #include "smtpd/inbound.h"
 #include "smtpd/spool.h"
@@ -29,18 +38,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#define INBOUND_THREADS		4	/* DNS-bound, not CPU-bound */
-#define INBOUND_MAX_PENDING	1024
+#define INBOUND_THREADS		8	/* DNS-bound, not CPU-bound */
+#define INBOUND_MAX_PENDING	1024	/* held + in the pool */
+/* Of one sender domain at a time in the pool: less than half of it, so
+ * that one black-holed domain leaves most threads to everyone else. */
+#define INBOUND_PER_SENDER	2
 #define INBOUND_MAX_SIGS	8	/* DKIM signatures checked per message */
 
 struct inbound {
 	const struct cfg *cfg;
 	struct dns *dns;	/* borrowed: the loop's resolver */
 	struct workq *wq;
+	struct inbound_job *jobs;	/* in the pool, then held (FIFO) */
+	size_t njobs;
+	uint64_t last_token;
+	bool stopping;
 };
 
 struct inbound_job {
+	struct inbound_job *next, **prevp;	/* in->jobs */
 	struct inbound *in;
+	uint64_t wq_token;	/* 0: held, not in the pool yet */
+	char *sender;		/* sender domain, lower case */
+	uint64_t deadline_ms;	/* for every lookup (util_now_ms) */
 	char *ip, *helo, *mail_from;
 	struct spool_copy src;	/* the caller's spool: dup or copy */
 	uint64_t size;
@@ -57,20 +77,32 @@ inbound_new(struct event_base *base, const struct cfg *cfg, struct dns *dns)
 
 	in->cfg = cfg;
 	in->dns = dns;
-	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING, NULL,
-	    NULL, NULL);
+	/* Room for a job whose done() is running while the next one of
+	 * its sender is submitted. */
+	in->wq = workq_new(base, INBOUND_THREADS, INBOUND_MAX_PENDING + 1,
+	    NULL, NULL, NULL);
 	return in;
 }
+
+static void inbound_job_free(struct inbound_job *);
 
 void
 inbound_free(struct inbound *in)
 {
+	struct inbound_job *j;
+
 	if (in == NULL)
 		return;
+	in->stopping = true;
 	/* The loop has stopped: workers waiting on DNS give up now. */
 	if (in->dns != NULL)
 		dns_sync_close(in->dns);
 	workq_free(in->wq);
+	/* Held jobs never reached the pool: dropped like cancelled ones. */
+	while ((j = in->jobs) != NULL) {
+		assert(j->wq_token == 0);
+		inbound_job_free(j);
+	}
 	free(in);
 }
 
@@ -205,6 +237,37 @@ inbound_token(const char *s, char *buf, size_t size)
 	return o ? buf : "unknown";
 }
 
+/* The SPF/DMARC lookup hook (spf.h) with the message's deadline; the
+ * mapping is spf_dns.c's. */
+struct inbound_dns {
+	struct dns *dns;
+	uint64_t deadline_ms;
+};
+
+static enum spf_dns_status
+inbound_lookup(void *ctx, enum spf_qtype type, const char *name,
+    char ***answers_r, size_t *n_r)
+{
+	static const enum dns_type types[] = {
+		[SPF_Q_TXT] = DNS_T_TXT,
+		[SPF_Q_A] = DNS_T_A,
+		[SPF_Q_AAAA] = DNS_T_AAAA,
+		[SPF_Q_MX] = DNS_T_MX,
+		[SPF_Q_PTR] = DNS_T_PTR,
+	};
+	const struct inbound_dns *id = ctx;
+
+	switch (dns_lookup_sync_until(id->dns, types[type], name,
+	    id->deadline_ms, answers_r, n_r)) {
+	case DNS_OK:
+		return SPF_DNS_OK;
+	case DNS_TEMPFAIL:
+		return SPF_DNS_TEMPFAIL;
+	default:
+		return SPF_DNS_NONE;
+	}
+}
+
 static void
 inbound_work(void *arg, void *ctx)
 {
@@ -215,6 +278,7 @@ inbound_work(void *arg, void *ctx)
 	char buf[64 * 1024], tok[256], tok2[256];
 	uint64_t off = 0;
 	char *ar = NULL;
+	struct inbound_dns idns = { dns, j->deadline_ms };
 
 	while (off < j->size) {
 		ssize_t n = spool_copy_pread(&j->src, buf, sizeof(buf), off);
@@ -227,8 +291,8 @@ inbound_work(void *arg, void *ctx)
 	/* SPF */
 	struct spf_request sreq = {
 		.ip = j->ip, .sender = j->mail_from, .helo = j->helo,
-		.receiver = hostname, .lookup = dns ? spf_lookup_dns : NULL,
-		.ctx = dns,
+		.receiver = hostname, .lookup = dns ? inbound_lookup : NULL,
+		.ctx = &idns,
 	};
 	char *spf_domain = NULL;
 	const char *why = NULL;
@@ -262,8 +326,8 @@ inbound_work(void *arg, void *ctx)
 		char *name = xasprintf("%s._domainkey.%s", s, d);
 		char **txt = NULL;
 		size_t ntxt = 0;
-		enum dns_status st = dns ? dns_lookup_sync(dns, DNS_T_TXT, name,
-		    &txt, &ntxt) : DNS_TEMPFAIL;
+		enum dns_status st = dns ? dns_lookup_sync_until(dns, DNS_T_TXT,
+		    name, j->deadline_ms, &txt, &ntxt) : DNS_TEMPFAIL;
 		free(name);
 		if (st == DNS_TEMPFAIL) {
 			word = "temperror";
@@ -297,7 +361,8 @@ inbound_work(void *arg, void *ctx)
 		struct dmarc_request dreq = {
 			.from_domain = from_domain, .spf = spf,
 			.spf_domain = spf_domain, .dkim = passed,
-			.ndkim = npassed, .lookup = spf_lookup_dns, .ctx = dns,
+			.ndkim = npassed, .lookup = inbound_lookup,
+			.ctx = &idns,
 		};
 		struct dmarc_outcome out;
 		dmarc_check(&dreq, &out);
@@ -337,9 +402,73 @@ inbound_work(void *arg, void *ctx)
 }
 
 static void
+inbound_job_free(struct inbound_job *j)
+{
+	if (j->prevp != NULL) {
+		*j->prevp = j->next;
+		if (j->next != NULL)
+			j->next->prevp = j->prevp;
+		j->in->njobs--;
+	}
+	spool_copy_clear(&j->src);
+	free(j->res.headers);
+	free(j->sender);
+	free(j->ip);
+	free(j->helo);
+	free(j->mail_from);
+	free(j);
+}
+
+/* Jobs of this sender in the pool. */
+static size_t
+inbound_sender_running(struct inbound *in, const char *sender)
+{
+	struct inbound_job *j;
+	size_t n = 0;
+
+	for (j = in->jobs; j != NULL; j = j->next)
+		if (j->wq_token != 0 && strcmp(j->sender, sender) == 0)
+			n++;
+	return n;
+}
+
+static void inbound_done(void *, bool);
+
+/* Into the pool. 0, or -1 when it refuses (stopping). */
+static int
+inbound_start(struct inbound_job *j)
+{
+	j->wq_token = workq_submit(j->in->wq, j, inbound_work, inbound_done);
+	return j->wq_token != 0 ? 0 : -1;
+}
+
+/* A job of this sender left the pool: its oldest held one goes in. */
+static void
+inbound_next(struct inbound *in, const char *sender)
+{
+	struct inbound_job *j;
+
+	if (in->stopping)
+		return;
+	for (j = in->jobs; j != NULL; j = j->next)
+		if (j->wq_token == 0 && strcmp(j->sender, sender) == 0)
+			break;
+	if (j == NULL || inbound_start(j) == 0)
+		return;
+	/* Cannot happen while running (room for one more): no checks, as
+	 * when the pool is full at submission. */
+	j->res.headers = xstrdup("");
+	j->res.summary = "unchecked";
+	j->cb(j->token, &j->res, j->arg);
+	inbound_job_free(j);
+}
+
+static void
 inbound_done(void *arg, bool cancelled)
 {
 	struct inbound_job *j = arg;
+	struct inbound *in = j->in;
+	char *sender = j->sender;
 
 	if (!cancelled) {
 		if (j->res.headers == NULL) {
@@ -349,20 +478,32 @@ inbound_done(void *arg, bool cancelled)
 		}
 		j->cb(j->token, &j->res, j->arg);
 	}
-	spool_copy_clear(&j->src);
-	free(j->res.headers);
-	free(j->ip);
-	free(j->helo);
-	free(j->mail_from);
-	free(j);
+	j->sender = NULL;
+	inbound_job_free(j);
+	inbound_next(in, sender);
+	free(sender);
+}
+
+/* The domain the checks ask about first: MAIL FROM's, else the HELO
+ * name. */
+static char *
+inbound_sender(const char *mail_from, const char *helo)
+{
+	const char *at = strrchr(mail_from, '@');
+
+	return util_strlower(xstrdup(at != NULL ? at + 1 :
+	    mail_from[0] != '\0' ? mail_from : helo));
 }
 
 uint64_t
 inbound_submit(struct inbound *in, const struct inbound_req *req,
     inbound_done_cb *cb, void *arg)
 {
-	struct inbound_job *j = xcalloc(1, sizeof(*j));
+	struct inbound_job *j, **tail;
 
+	if (in->njobs >= INBOUND_MAX_PENDING || in->stopping)
+		return 0;
+	j = xcalloc(1, sizeof(*j));
 	if (spool_copy_init(&j->src, req->spool_fd, req->mem,
 	    req->data_size) != 0) {
 		free(j);
@@ -372,23 +513,41 @@ inbound_submit(struct inbound *in, const struct inbound_req *req,
 	j->ip = xstrdup(req->ip);
 	j->helo = xstrdup(req->helo ? req->helo : "");
 	j->mail_from = xstrdup(req->mail_from ? req->mail_from : "");
+	j->sender = inbound_sender(j->mail_from, j->helo);
 	j->size = req->data_size;
 	j->cb = cb;
 	j->arg = arg;
-	j->token = workq_submit(in->wq, j, inbound_work, inbound_done);
-	if (j->token == 0) {
-		spool_copy_clear(&j->src);
-		free(j->ip);
-		free(j->helo);
-		free(j->mail_from);
-		free(j);
+	/* The budget runs from the end of data, held or not (0: none; the
+	 * configuration's minimum is 1 s). */
+	if (in->cfg->smtpd.check_timeout != 0)
+		j->deadline_ms = util_now_ms() +
+		    (uint64_t)in->cfg->smtpd.check_timeout * 1000;
+	if (inbound_sender_running(in, j->sender) < INBOUND_PER_SENDER &&
+	    inbound_start(j) != 0) {
+		inbound_job_free(j);
 		return 0;
 	}
+	j->token = ++in->last_token;
+	for (tail = &in->jobs; *tail != NULL; tail = &(*tail)->next)
+		;
+	j->prevp = tail;
+	*tail = j;
+	in->njobs++;
 	return j->token;
 }
 
 void
 inbound_cancel(struct inbound *in, uint64_t token)
 {
-	workq_cancel(in->wq, token);
+	struct inbound_job *j;
+
+	for (j = in->jobs; j != NULL; j = j->next)
+		if (j->token == token)
+			break;
+	if (j == NULL)
+		return;
+	if (j->wq_token != 0)
+		workq_cancel(in->wq, j->wq_token);	/* done() frees it */
+	else
+		inbound_job_free(j);
 }

@@ -36,6 +36,7 @@ const char *const mta_state_names[MTA_S_COUNT] = {
 typedef void mta_reply_fn(struct mta_session *);
 
 static void mta_read(struct mta_session *);
+static void mta_arm_deadline(struct mta_session *);
 static void mta_send(struct mta_session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static void mta_after_ehlo(struct mta_session *);
@@ -105,8 +106,14 @@ mta_new(const struct mta_params *p)
 		m->auth_pass = xstrdup(p->auth_pass);
 	m->connect_timeout_ms = p->connect_timeout_ms > 0 ?
 	    p->connect_timeout_ms : 30 * 1000;
+	m->greeting_timeout_ms = p->greeting_timeout_ms > 0 ?
+	    p->greeting_timeout_ms : 300 * 1000;
 	m->reply_timeout_ms = p->reply_timeout_ms > 0 ?
 	    p->reply_timeout_ms : 300 * 1000;
+	m->data_init_timeout_ms = p->data_init_timeout_ms > 0 ?
+	    p->data_init_timeout_ms : 120 * 1000;
+	m->block_timeout_ms = p->block_timeout_ms > 0 ?
+	    p->block_timeout_ms : 180 * 1000;
 	m->data_timeout_ms = p->data_timeout_ms > 0 ?
 	    p->data_timeout_ms : 600 * 1000;
 	return m;
@@ -146,6 +153,34 @@ mta_enter(struct mta_session *s, enum mta_state st)
 	log_debug("event=relay.state sid=%s from=%s to=%s", s->sid,
 	    mta_state_names[s->state], mta_state_names[st]);
 	s->state = st;
+	if (s->c != NULL && st >= MTA_S_GREETING)
+		mta_arm_deadline(s);
+}
+
+/* The deadline of the phase we are in (RFC 5321 4.5.3.2), from now. */
+static void
+mta_arm_deadline(struct mta_session *s)
+{
+	struct mta *m = s->m;
+
+	switch (s->state) {
+	case MTA_S_GREETING:
+		s->deadline_ms = m->greeting_timeout_ms;
+		break;
+	case MTA_S_DATA:
+		s->deadline_ms = m->data_init_timeout_ms;
+		break;
+	case MTA_S_BODY:
+		s->deadline_ms = m->block_timeout_ms;
+		break;
+	case MTA_S_DOT:
+		s->deadline_ms = m->data_timeout_ms;
+		break;
+	default:
+		s->deadline_ms = m->reply_timeout_ms;
+		break;
+	}
+	conn_set_deadline(s->c, s->deadline_ms);
 }
 
 /* ---- helpers exposed for tests ---- */
@@ -262,9 +297,19 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 			mta_session_release(s);
 			break;
 		}
-		mta_host_fail(s, "%s", ev == CONN_EV_TIMEOUT ? "timeout" :
-		    ev == CONN_EV_EOF ? "connection closed" :
-		    conn_error(c) ? conn_error(c) : "I/O error");
+		if (ev == CONN_EV_TIMEOUT && conn_deadline_passed(c) &&
+		    s->state == MTA_S_BODY)
+			mta_host_fail(s, "timeout: a data block not taken "
+			    "within %d ms", s->deadline_ms);
+		else if (ev == CONN_EV_TIMEOUT && conn_deadline_passed(c))
+			mta_host_fail(s, "timeout: no complete %s reply "
+			    "within %d ms", mta_state_names[s->state],
+			    s->deadline_ms);
+		else
+			mta_host_fail(s, "%s", ev == CONN_EV_TIMEOUT ?
+			    "timeout" : ev == CONN_EV_EOF ?
+			    "connection closed" : conn_error(c) ?
+			    conn_error(c) : "I/O error");
 		break;
 	}
 	if (--s->depth == 0 && s->dead)
@@ -315,6 +360,7 @@ mta_read(struct mta_session *s)
 	char *line;
 	size_t len;
 	int code, r;
+	bool fresh;
 
 	while (!s->dead && s->c == c) {
 		lr = conn_getline(c, MTA_LINE_MAX, &line, &len, NULL);
@@ -326,6 +372,7 @@ mta_read(struct mta_session *s)
 		}
 		if (s->state == MTA_S_QUIT)
 			continue;
+		fresh = s->code == 0;	/* the first line of a reply */
 		r = mta_reply_line(&s->code, s->reply, sizeof(s->reply),
 		    &s->replylen, line, len);
 		if (r == MTA_REPLY_MALFORMED) {
@@ -334,6 +381,22 @@ mta_read(struct mta_session *s)
 		}
 		if (r == MTA_REPLY_INCONSISTENT) {
 			mta_host_fail(s, "inconsistent multi-line reply");
+			return;
+		}
+		/* A reply's lines and bytes are capped; the counts start
+		 * again with each reply. */
+		if (fresh) {
+			s->reply_lines = 0;
+			s->reply_bytes = 0;
+		}
+		s->reply_lines++;
+		s->reply_bytes += len + 2;
+		if (s->reply_lines > MTA_REPLY_MAX_LINES ||
+		    s->reply_bytes > MTA_REPLY_MAX_BYTES) {
+			mta_host_fail(s, "451 4.5.0 reply in state %s longer "
+			    "than %d lines or %d bytes",
+			    mta_state_names[s->state], MTA_REPLY_MAX_LINES,
+			    MTA_REPLY_MAX_BYTES);
 			return;
 		}
 		code = r > 0 ? r : s->code;
@@ -664,6 +727,7 @@ mta_on_rcpt(struct mta_session *s)
 		mta_rcpt_final(s, i, s->reply[0] == '4' ? MTA_TEMP : MTA_PERM,
 		    s->reply, true);
 	if (s->cursor < s->nactive) {
+		mta_arm_deadline(s);	/* the next RCPT's reply */
 		if (!(s->ext & MTA_EXT_PIPELINING))
 			mta_send_rcpt(s, s->active[s->cursor]);
 		return;
@@ -714,6 +778,8 @@ mta_pump(struct mta_session *s)
 	ssize_t n;
 	size_t o;
 
+	/* Called at the start and whenever a block has drained. */
+	mta_arm_deadline(s);
 	while (conn_output_len(s->c) < MTA_OUT_HIGH) {
 		n = msg->read(msg->read_arg, s->off, s->inbuf, MTA_CHUNK);
 		if (n < 0) {

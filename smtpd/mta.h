@@ -32,8 +32,20 @@ struct mta_params {
 	const char *smarthost;		/* "host:port" or NULL: MX delivery */
 	const char *auth_user;		/* smarthost AUTH, NULL: none */
 	const char *auth_pass;		/* wiped by mta_free */
-	int connect_timeout_ms;		/* 0: 30 s */
-	int reply_timeout_ms;		/* 0: 300 s (RFC 5321 4.5.3.2) */
+	/*
+	 * Deadlines (RFC 5321 4.5.3.2 defaults when 0). Each runs from the
+	 * start of its phase and is not pushed back by the bytes that
+	 * arrive, so a server trickling a continuation line at a time
+	 * cannot hold a session (the idle timeout alone could be).
+	 */
+	int connect_timeout_ms;		/* TCP connect; 0: 30 s */
+	int greeting_timeout_ms;	/* the whole 220 greeting; 0: 300 s */
+	int reply_timeout_ms;		/* each command's reply (EHLO,
+					 * STARTTLS with its handshake, AUTH,
+					 * MAIL, RCPT, QUIT); 0: 300 s */
+	int data_init_timeout_ms;	/* the reply to DATA; 0: 120 s */
+	int block_timeout_ms;		/* each block of the body to drain;
+					 * 0: 180 s */
 	int data_timeout_ms;		/* after the final dot; 0: 600 s */
 };
 

@@ -19,6 +19,9 @@ struct dns_req;
 struct dns_mx;
 
 #define MTA_REPLY_MAX	1024		/* joined reply text kept */
+/* A longer reply ends the attempt: a server that never finishes one. */
+#define MTA_REPLY_MAX_LINES	100
+#define MTA_REPLY_MAX_BYTES	(64 * 1024)
 
 enum mta_state {
 	MTA_S_NEW,		/* allocated, not started yet */
@@ -66,7 +69,10 @@ struct mta {
 	char *auth_user;
 	char *auth_pass;
 	int connect_timeout_ms;
+	int greeting_timeout_ms;
 	int reply_timeout_ms;
+	int data_init_timeout_ms;
+	int block_timeout_ms;
 	int data_timeout_ms;
 	struct mta_session *sessions;	/* every live session */
 	size_t nsessions;
@@ -101,6 +107,9 @@ struct mta_session {
 	int code;			/* reply being assembled */
 	char reply[MTA_REPLY_MAX];
 	size_t replylen;
+	unsigned reply_lines;		/* of the reply being assembled */
+	size_t reply_bytes;
+	int deadline_ms;		/* the phase deadline now armed */
 
 	size_t *active;			/* rcpt indices in this transaction */
 	size_t nactive, cursor, naccepted;

@@ -110,9 +110,21 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	p.smarthost = cfg->relay.smarthost;
 	p.auth_user = cfg->relay.smarthost_user;
 	p.auth_pass = pass;
-	p.connect_timeout_ms = tmo;
-	p.reply_timeout_ms = tmo;
-	p.data_timeout_ms = tmo;
+	if (tmo > 0) {
+		p.connect_timeout_ms = p.greeting_timeout_ms = tmo;
+		p.reply_timeout_ms = p.data_init_timeout_ms = tmo;
+		p.block_timeout_ms = p.data_timeout_ms = tmo;
+	} else {
+		/* RFC 5321 4.5.3.2 from three keys: greeting 5 min,
+		 * MAIL/RCPT 5, DATA 2, each block 3, final dot 10. */
+		p.greeting_timeout_ms = (int)cfg->relay.connect_timeout * 1000;
+		p.connect_timeout_ms = p.greeting_timeout_ms < 30000 ?
+		    p.greeting_timeout_ms : 30000;
+		p.reply_timeout_ms = (int)cfg->relay.command_timeout * 1000;
+		p.data_init_timeout_ms = p.reply_timeout_ms / 5 * 2;
+		p.block_timeout_ms = (int)cfg->relay.data_timeout * 1000;
+		p.data_timeout_ms = p.block_timeout_ms / 3 * 10;
+	}
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));

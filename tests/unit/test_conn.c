@@ -628,6 +628,87 @@ test_timeout(void)
 	t_end();
 }
 
+/* A peer that sends one byte every 20 ms: progress for the idle timer. */
+static void
+trickle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	write_all(*(int *)arg, "x", 1);
+}
+
+static void
+test_deadline(void)
+{
+	struct rec r;
+	struct conn *c;
+	struct event *tr;
+	struct timeval tv = { 0, 20 * 1000 };
+	uint64_t t0, took;
+	int sv[2];
+
+	t_begin("deadline: not pushed back by a trickling peer");
+	make_pair(sv);
+	memset(&r, 0, sizeof(r));
+	r.max = 100000;
+	c = conn_new(base, sv[0], rec_cb, &r);
+	tr = event_new(base, -1, EV_PERSIST, trickle_cb, &sv[1]);
+	evtimer_add(tr, &tv);
+	/* The idle timeout alone never fires while bytes keep coming. */
+	conn_set_timeout(c, 100);
+	run_briefly(300);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 0);
+	t_assert(r.events[CONN_EV_INPUT] > 0);
+	t_assert(!conn_deadline_passed(c));
+	/* A deadline does: once, 150 ms on, however much arrives. */
+	conn_set_deadline(c, 400);
+	conn_set_deadline(c, 150);	/* replaces the first */
+	t0 = util_now_ms();
+	while (r.events[CONN_EV_TIMEOUT] == 0 && util_now_ms() - t0 < 2000)
+		event_base_loop(base, EVLOOP_ONCE);
+	took = util_now_ms() - t0;
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(conn_deadline_passed(c));
+	t_assert(took >= 140 && took < 400);
+	run_briefly(400);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);	/* reported once */
+	/* A new deadline clears the flag; 0 cancels it. */
+	conn_set_deadline(c, 50);
+	t_assert(!conn_deadline_passed(c));
+	conn_set_deadline(c, 0);
+	run_briefly(150);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(!conn_deadline_passed(c));
+	event_free(tr);
+	conn_free(c);
+	close(sv[1]);
+	t_end();
+}
+
+static void
+test_deadline_connect(void)
+{
+	struct rec r;
+	struct conn *c;
+	struct sockaddr_in sin;
+
+	/* A blackholed address (TEST-NET-1 is not routed): the deadline
+	 * fails the connect before the 5 s connect timeout. */
+	t_begin("deadline: bounds a connect");
+	memset(&r, 0, sizeof(r));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(9);
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	c = conn_connect(base, (struct sockaddr *)&sin, sizeof(sin), 5000,
+	    rec_cb, &r);
+	t_assert(c != NULL);
+	conn_set_deadline(c, 50);
+	t_assert(run_until(&r.done));
+	t_assert_int(r.events[CONN_EV_ERROR], 1);
+	t_assert_int(r.events[CONN_EV_CONNECTED], 0);
+	conn_free(c);
+	t_end();
+}
+
 /* ---- TLS ---------------------------------------------------------------- */
 
 /*
@@ -1281,6 +1362,8 @@ main(void)
 	test_free_from_callback();
 	test_pause_resume();
 	test_timeout();
+	test_deadline();
+	test_deadline_connect();
 	test_tls_certs();
 	test_tls_key_secrecy();
 	test_tls_session(false);

@@ -427,6 +427,8 @@ struct sync_job {
 	enum dns_status st;
 	char text[256];
 	size_t n;
+	unsigned budget_ms;	/* dns_lookup_sync_until now + this */
+	uint64_t took_ms;
 	atomic_bool done;
 };
 
@@ -441,7 +443,13 @@ sync_thread(void *arg)
 
 	if (j->resolver != NULL)
 		d = dns_new(NULL, j->resolver, 300, 1, &err);
-	j->st = dns_lookup_sync(d, j->type, j->name, &rr, &j->n);
+	uint64_t t0 = util_now_ms();
+	if (j->budget_ms != 0)
+		j->st = dns_lookup_sync_until(d, j->type, j->name,
+		    t0 + j->budget_ms, &rr, &j->n);
+	else
+		j->st = dns_lookup_sync(d, j->type, j->name, &rr, &j->n);
+	j->took_ms = util_now_ms() - t0;
 	for (size_t i = 0; i < j->n; i++)
 		o += (size_t)snprintf(j->text + o, sizeof(j->text) - o, "%s%s",
 		    i ? " " : "", rr[i]);
@@ -592,6 +600,64 @@ test_sync(struct dns *d, const char *resolver)
 	t_end();
 }
 
+/* A deadline far inside the resolver's own timeout (2 s x 2 tries). */
+static void
+test_sync_deadline(const char *resolver)
+{
+	struct sync_job jobs[3];
+	const char *err = NULL;
+	struct dns *d = dns_new(base, resolver, 2000, 2, &err);
+	unsigned q;
+
+	t_begin("dns sync deadline: tempfail at the deadline, not the timeout");
+	t_assert(d != NULL);
+	dns_cache_flush();
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "silent.test", .budget_ms = 300 };
+	jobs[1] = (struct sync_job){ .d = d, .type = DNS_T_A,
+	    .name = "silent.test", .budget_ms = 600 };
+	/* An answer within the budget is an answer. */
+	jobs[2] = (struct sync_job){ .d = d, .type = DNS_T_TXT,
+	    .name = "txt.test", .budget_ms = 1000 };
+	run_jobs(jobs, 3, false, d);
+	t_assert_int(jobs[0].st, DNS_TEMPFAIL);
+	t_assert(jobs[0].took_ms >= 290 && jobs[0].took_ms < 900);
+	t_assert_int(jobs[1].st, DNS_TEMPFAIL);
+	t_assert(jobs[1].took_ms >= 590 && jobs[1].took_ms < 1200);
+	t_assert_int(jobs[2].st, DNS_OK);
+	t_assert_str(jobs[2].text, "v=spf1 -all");
+	t_end();
+
+	t_begin("dns sync deadline spent: no query at all");
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_MX,
+	    .name = "two.test" };
+	q = fdns.queries;
+	{
+		char **rr;
+		size_t n;
+
+		t_assert_int(dns_lookup_sync_until(d, DNS_T_MX, "two.test",
+		    util_now_ms() - 1, &rr, &n), DNS_TEMPFAIL);
+		t_assert(rr == NULL && n == 0);
+	}
+	t_assert_int(fdns.queries, q);
+	t_end();
+
+	t_begin("dns sync deadline: the resolver still works afterwards");
+	/* The given-up queries were cancelled on the loop (no callback into
+	 * freed memory: ASan), and the handle goes on. */
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct sync_job){ .d = d, .type = DNS_T_MX,
+	    .name = "two.test", .budget_ms = 2000 };
+	run_jobs(jobs, 1, false, d);
+	t_assert_int(jobs[0].st, DNS_OK);
+	t_assert_str(jobs[0].text, "mx1.two.test mx2.two.test mx3.two.test");
+	t_end();
+	dns_free(d);
+}
+
 static void
 test_sort(void)
 {
@@ -650,6 +716,7 @@ main(void)
 	d = dns_new(base, resolver, 300, 1, &err);
 	test_sync(d, resolver);
 	dns_free(d);
+	test_sync_deadline(resolver);
 	fake_dns_stop(&fdns);
 	event_base_free(base);
 	return t_exit();

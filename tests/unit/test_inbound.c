@@ -33,6 +33,7 @@ static const char msg[] =
 
 struct result {
 	bool done;
+	uint64_t at_ms;		/* util_now_ms() of the callback */
 	char *headers;
 	bool reject;
 	char summary[160];
@@ -47,6 +48,7 @@ done_cb(uint64_t token, struct inbound_result *res, void *arg)
 	struct result *r = arg;
 
 	r->done = true;
+	r->at_ms = util_now_ms();
 	r->headers = xstrdup(res->headers);
 	r->reject = res->reject;
 	util_strlcpy(r->summary, res->summary, sizeof(r->summary));
@@ -72,6 +74,66 @@ check(struct inbound *in, const char *ip, const char *from,
 			break;
 }
 
+/* [smtpd] check_timeout: more messages than the pool has threads from a
+ * sender whose DNS never answers, then one from a sender whose DNS does,
+ * on a resolver that would wait 2 s x 2 tries per lookup. */
+#define BUDGET_HOLES	9
+static void
+test_budget(struct cfg *cfg, const char *resolver)
+{
+	struct inbound_req req = {
+		.ip = "192.0.2.7", .helo = "mail.remote.test",
+		.spool_fd = -1, .mem = (const unsigned char *)msg,
+		.data_size = sizeof(msg) - 1,
+	};
+	const char *err = NULL;
+	struct dns *d = dns_new(base, resolver, 2000, 2, &err);
+	struct result r[BUDGET_HOLES + 1];
+	struct inbound *in;
+	struct timeval tv = { 10, 0 };
+	uint64_t t0;
+	int i, ndone;
+
+	t_begin("inbound: check_timeout ends every check; one sender cannot "
+	    "hold the pool");
+	dns_cache_flush();
+	cfg->smtpd.check_timeout = 1;
+	in = inbound_new(base, cfg, d);
+	memset(r, 0, sizeof(r));
+	t0 = util_now_ms();
+	for (i = 0; i <= BUDGET_HOLES; i++) {
+		req.mail_from = i < BUDGET_HOLES ? "x@down.test" :
+		    "alice@remote.test";
+		t_assert(inbound_submit(in, &req, done_cb, &r[i]) != 0);
+	}
+	event_base_loopexit(base, &tv);
+	do {
+		if (event_base_dispatch(base) != 0)
+			break;
+		for (ndone = 0, i = 0; i <= BUDGET_HOLES; i++)
+			ndone += r[i].done;
+	} while (ndone <= BUDGET_HOLES && util_now_ms() - t0 < 10000);
+	/* The other sender is not behind the black hole. */
+	t_assert(r[BUDGET_HOLES].done);
+	t_assert(r[BUDGET_HOLES].at_ms - t0 < 500);
+	t_assert_str(r[BUDGET_HOLES].summary, "spf=pass dkim=none dmarc=pass");
+	/* The black-holed ones, most held while two ran: temperror at the
+	 * budget, not at the resolver's timeouts. */
+	for (i = 0; i < BUDGET_HOLES; i++) {
+		t_assert(r[i].done);
+		t_assert(r[i].at_ms - t0 >= 990 && r[i].at_ms - t0 < 1800);
+		t_assert(strncmp(r[i].summary, "spf=temperror", 13) == 0);
+		t_assert(r[i].headers != NULL && strstr(r[i].headers,
+		    "spf=temperror smtp.mailfrom=") != NULL);
+		free(r[i].headers);
+	}
+	free(r[BUDGET_HOLES].headers);
+	t_end();
+	inbound_free(in);
+	dns_free(d);
+	cfg->smtpd.check_timeout = 20;
+}
+
 int
 main(void)
 {
@@ -90,6 +152,7 @@ main(void)
 	snprintf(db, sizeof(db), "%s/mail.db", tdir);
 	cfg.server.hostname = "mx.test";
 	cfg.store.path = db;
+	cfg.smtpd.check_timeout = 20;
 	t_begin("inbound setup");
 	base = event_base_new();
 	fake_dns_start(&fdns, base, zone, nitems(zone));
@@ -155,6 +218,7 @@ main(void)
 	}
 	t_end();
 	dns_free(d);
+	test_budget(&cfg, resolver);
 	fake_dns_stop(&fdns);
 	event_base_free(base);
 	rmdir(tdir);

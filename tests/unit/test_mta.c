@@ -14,6 +14,7 @@
 #include "mailauth/dns.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/util.h"
 #include "smtpd/mta.h"
 #include "t.h"
 
@@ -44,6 +45,7 @@ struct run {
 	 * set without mta_enter), "?" a second session id, "#" a line not
 	 * logged at debug level. */
 	char states[512];
+	char reply[512];	/* the last recipient's reply text */
 };
 
 /*
@@ -126,6 +128,7 @@ on_rcpt(struct mta_session *s, struct mta_rcpt *r, void *arg)
 	size_t l = strlen(ru->results);
 
 	ru->rcpt_calls++;
+	snprintf(ru->reply, sizeof(ru->reply), "%s", r->reply);
 	snprintf(ru->results + l, sizeof(ru->results) - l, "%s=%s:%.3s;",
 	    r->address, r->result == MTA_OK ? "ok" : r->result == MTA_TEMP ?
 	    "temp" : r->result == MTA_PERM ? "perm" : "?", r->reply);
@@ -208,6 +211,7 @@ new_mta_tls(const char *smarthost, struct tls_ctx *tls, int timeout_ms)
 	p.port = port;
 	p.smarthost = smarthost;
 	p.connect_timeout_ms = timeout_ms;
+	p.greeting_timeout_ms = timeout_ms;
 	p.reply_timeout_ms = timeout_ms;
 	return mta_new(&p);
 }
@@ -455,6 +459,133 @@ test_dns_errors(void)
 
 /* The exact path each kind of delivery takes through the states, as
  * mta_enter logs it. */
+/*
+ * A hostile MX: at accept it sends burst "220-" lines at once, then one
+ * more every 20 ms for ever (trickle), never the final "220 " line.
+ */
+struct trickler {
+	struct evconnlistener *lis;
+	struct event *tick;
+	int fds[8];
+	size_t nfds;
+	unsigned burst;
+	bool trickle;
+	unsigned sent;
+};
+
+static void
+trickler_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct trickler *t = arg;
+	unsigned i;
+
+	if (t->nfds == 8) {
+		close(fd);
+		return;
+	}
+	t->fds[t->nfds++] = fd;
+	for (i = 0; i < t->burst; i++)
+		if (send(fd, "220-slow.test\r\n", 15, MSG_NOSIGNAL) != 15)
+			abort();
+}
+
+static void
+trickler_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct trickler *t = arg;
+	size_t i;
+
+	for (i = 0; i < t->nfds && t->trickle; i++)
+		if (send(t->fds[i], "220-slow.test\r\n", 15,
+		    MSG_NOSIGNAL) == 15)
+			t->sent++;
+}
+
+static void
+trickler_start(struct trickler *t, const char *ip, unsigned burst,
+    bool trickle)
+{
+	struct sockaddr_in sin;
+	struct timeval tv = { 0, 20 * 1000 };
+
+	memset(t, 0, sizeof(*t));
+	t->burst = burst;
+	t->trickle = trickle;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	sin.sin_port = htons((uint16_t)port);
+	t->lis = evconnlistener_new_bind(base, trickler_accept, t,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	if (t->lis == NULL)
+		abort();
+	t->tick = event_new(base, -1, EV_PERSIST, trickler_tick, t);
+	evtimer_add(t->tick, &tv);
+}
+
+static void
+trickler_stop(struct trickler *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nfds; i++)
+		close(t->fds[i]);
+	event_free(t->tick);
+	evconnlistener_free(t->lis);
+}
+
+static void
+test_deadlines(void)
+{
+	struct trickler t;
+	struct mta *m;
+	struct run ru;
+	uint64_t t0, took;
+
+	t_begin("mta greeting trickled line by line: given up at the deadline");
+	trickler_start(&t, "127.0.0.2", 0, true);
+	/* Idle timeout and deadline are both 300 ms; a line comes every
+	 * 20 ms, so only a deadline can end this. */
+	m = new_mta_tls(NULL, NULL, 300);
+	t0 = util_now_ms();
+	deliver(m, "one.test", "a@one.test", "x\r\n", false, &ru);
+	took = util_now_ms() - t0;
+	t_assert(ru.done);
+	t_assert_str(ru.results, "a@one.test=temp:451;");
+	t_assert(strstr(ru.reply, "451 4.4.1 ") == ru.reply);
+	t_assert(strstr(ru.reply, "timeout: no complete greeting reply "
+	    "within 300 ms") != NULL);
+	t_assert(took >= 290 && took < 1500);
+	t_assert(t.sent >= 5);
+	t_assert_str(ru.states, "new>mx>addr>connect>greeting");
+	mta_free(m);
+	trickler_stop(&t);
+	t_end();
+
+	t_begin("mta 101-line reply ends the attempt, 100 lines do not");
+	trickler_start(&t, "127.0.0.2", 101, false);
+	m = new_mta_tls(NULL, NULL, 2000);
+	t0 = util_now_ms();
+	deliver(m, "one.test", "a@one.test", "x\r\n", false, &ru);
+	took = util_now_ms() - t0;
+	t_assert_str(ru.results, "a@one.test=temp:451;");
+	t_assert(strstr(ru.reply, "451 4.5.0 reply in state greeting longer "
+	    "than 100 lines or 65536 bytes") == ru.reply);
+	t_assert(took < 1000);		/* at once, not at the deadline */
+	trickler_stop(&t);
+	/* 100 continuation lines and nothing more: the deadline ends it,
+	 * not the line limit. */
+	trickler_start(&t, "127.0.0.2", 100, false);
+	deliver(m, "one.test", "a@one.test", "x\r\n", false, &ru);
+	t_assert(strstr(ru.reply, "timeout: no complete greeting reply "
+	    "within 2000 ms") != NULL);
+	trickler_stop(&t);
+	mta_free(m);
+	t_end();
+}
+
 static void
 test_states(void)
 {
@@ -663,6 +794,7 @@ main(void)
 	test_backup();
 	test_dns_errors();
 	test_states();
+	test_deadlines();
 
 	dns_free(dns);
 	fake_dns_stop(&fd);
