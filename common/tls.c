@@ -66,12 +66,11 @@ static int tls_initialised;
 static const char *tls_err(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static int tls_check_file_secrecy(const char *file, const char **error_r);
-static struct tls_cred *tls_cred_server_load(const char *cert_file,
-    const char *key_file, const char **error_r);
+static struct tls_cred *tls_cred_server_load(const char *, const char *,
+    const char **);
 static void tls_cred_unref(struct tls_cred *cr);
 static int tls_session_again(struct tls_session *s);
-static void tls_session_set_error(struct tls_session *s, const char *what,
-    int ret);
+static void tls_session_set_error(struct tls_session *, const char *, int);
 static void tls_session_set_hs_error(struct tls_session *s, int ret);
 static bool tls_session_sent_certificate(struct tls_session *s);
 static int tls_write_file(const char *path, mode_t mode,
