@@ -374,11 +374,11 @@ inbound_work(void *arg, void *ctx)
 		inbound_append(&ar, " header.from=%s",
 		    inbound_token(from_domain, tok, sizeof(tok)));
 		if (out.result == DMARC_FAIL && out.apply) {
-			if (out.policy == DMARC_P_REJECT) {
+			if (out.disposition == DMARC_P_REJECT) {
 				j->res.reject = true;
 				j->res.reject_text = "5.7.1 Message rejected "
 				    "by the sender domain's DMARC policy";
-			} else if (out.policy == DMARC_P_QUARANTINE) {
+			} else if (out.disposition == DMARC_P_QUARANTINE) {
 				inbound_append(&ar, "\r\nX-Carteiro-DMARC: "
 				    "quarantine");
 			}
