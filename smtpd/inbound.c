@@ -336,7 +336,8 @@ inbound_work(void *arg, void *ctx)
 			word = "permerror";
 			dwhy = "no key for signature";
 		} else {
-			r = dkim_verify(m, i, txt[0], &dwhy);
+			r = dkim_verify_records(m, i,
+			    (const char *const *)txt, ntxt, &dwhy);
 			word = r == DKIM_PASS ? "pass" : r == DKIM_FAIL ?
 			    "fail" : r == DKIM_PERMERROR ? "permerror" :
 			    "neutral";
