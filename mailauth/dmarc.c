@@ -128,9 +128,7 @@ dmarc_check(const struct dmarc_request *req, struct dmarc_outcome *out)
 		dmarc_record_clear(&rec);
 		return;
 	}
-	/* sp= is for subdomains of the organizational domain, so only when
-	 * the record was found there (6.3). */
-	out->policy = at_org ? rec.sp : rec.p;
+	out->policy = dmarc_record_policy(&rec, at_org);
 	if (req->spf == SPF_PASS && dmarc_aligned(req->spf_domain,
 	    req->from_domain, rec.aspf_strict)) {
 		pass = true;

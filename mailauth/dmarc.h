@@ -64,14 +64,15 @@ struct dmarc_record {
 	char *text;			/* the TXT record */
 	char *p_raw, *sp_raw, *pct_raw, *adkim_raw, *aspf_raw, *rua;
 	enum dmarc_policy p;		/* none while !p_valid */
-	enum dmarc_policy sp;		/* p when absent */
+	enum dmarc_policy sp;		/* p when absent or invalid */
 	bool p_valid;
 	bool sp_valid;			/* also true when sp= is absent */
 	unsigned pct;			/* 0-100; 100 when absent or invalid */
-	bool adkim_strict, aspf_strict;	/* relaxed when absent or invalid */
-	bool rua_valid;			/* at least one syntactically valid URI */
+	bool adkim_strict, aspf_strict;	/* relaxed if absent or invalid */
+	bool pct_valid, adkim_valid, aspf_valid;	/* also if absent */
+	bool rua_valid;			/* at least one valid URI */
 	/* 6.6.3 step 6: p= missing or invalid, or sp= invalid, but a valid
-	 * rua=: acting as p=none (p and sp are then none). */
+	 * rua=: act as if the record were "v=DMARC1; p=none". */
 	bool as_none;
 };
 
@@ -80,6 +81,10 @@ struct dmarc_record {
  * Clear r with dmarc_record_clear either way. */
 int dmarc_record_parse(const char *txt, struct dmarc_record *r);
 void dmarc_record_clear(struct dmarc_record *r);
+/* The policy r asks for mail from a domain: sp when r was found at the
+ * organizational domain (at_org), else p; none under as_none. */
+enum dmarc_policy dmarc_record_policy(const struct dmarc_record *r,
+    bool at_org);
 
 enum dmarc_found {
 	DMARC_FOUND,		/* one usable record */

@@ -163,34 +163,49 @@ dmarc_record_parse(const char *txt, struct dmarc_record *r)
 	r->p_valid = dmarc_parse_policy(r->p_raw, &r->p) == 0;
 	if (!r->p_valid)
 		r->p = DMARC_P_NONE;
-	r->sp = r->p;
 	r->sp_valid = r->sp_raw == NULL ||
 	    dmarc_parse_policy(r->sp_raw, &r->sp) == 0;
+	if (r->sp_raw == NULL || !r->sp_valid)
+		r->sp = r->p;
 	r->rua_valid = dmarc_rua_valid(r->rua);
-	if (!r->p_valid || !r->sp_valid) {
-		/* 6.6.3 step 6.1: act as if "v=DMARC1; p=none" was found;
-		 * without a valid rua= the caller has no policy (6.2). */
-		r->as_none = r->rua_valid;
-		r->p = r->sp = DMARC_P_NONE;
-	}
+	/* 6.6.3 step 6.1: act as if "v=DMARC1; p=none" was found; without
+	 * a valid rua= there is no policy at all (6.2, dmarc_discover). */
+	r->as_none = (!r->p_valid || !r->sp_valid) && r->rua_valid;
 
 	/* 6.4: pct = 1*3DIGIT, 0-100. A typo must not turn enforcement
 	 * off: anything else is the default, 100 (6.3: syntax errors in
 	 * the rest of the record give the default value). */
 	r->pct = 100;
+	r->pct_valid = r->pct_raw == NULL;
 	if (r->pct_raw != NULL) {
 		size_t l = strlen(r->pct_raw);
 		if (l >= 1 && l <= 3 &&
 		    strspn(r->pct_raw, "0123456789") == l &&
-		    atoi(r->pct_raw) <= 100)
+		    atoi(r->pct_raw) <= 100) {
 			r->pct = (unsigned)atoi(r->pct_raw);
+			r->pct_valid = true;
+		}
 	}
 	/* adkim / aspf = "r" / "s"; default r. */
 	r->adkim_strict = r->adkim_raw != NULL &&
 	    strcasecmp(r->adkim_raw, "s") == 0;
+	r->adkim_valid = r->adkim_raw == NULL || r->adkim_strict ||
+	    strcasecmp(r->adkim_raw, "r") == 0;
 	r->aspf_strict = r->aspf_raw != NULL &&
 	    strcasecmp(r->aspf_raw, "s") == 0;
+	r->aspf_valid = r->aspf_raw == NULL || r->aspf_strict ||
+	    strcasecmp(r->aspf_raw, "r") == 0;
 	return 0;
+}
+
+enum dmarc_policy
+dmarc_record_policy(const struct dmarc_record *r, bool at_org)
+{
+	if (r->as_none)
+		return DMARC_P_NONE;
+	/* 6.3: sp= is for subdomains of the organizational domain, so it
+	 * applies only when the record was found there. */
+	return at_org ? r->sp : r->p;
 }
 
 void

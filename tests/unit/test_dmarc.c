@@ -299,7 +299,23 @@ main(void)
 		t_assert_str(r.adkim_raw, "s");
 		t_assert_str(r.aspf_raw, "x");
 		t_assert(r.adkim_strict && !r.aspf_strict);
+		t_assert(r.adkim_valid && !r.aspf_valid && !r.pct_valid);
 		t_assert_str(r.rua, "mailto:a@b.test");
+		t_assert_int(dmarc_record_policy(&r, true), DMARC_P_QUARANTINE);
+		dmarc_record_clear(&r);
+		/* an invalid sp= keeps p= as published; the policy is none
+		 * under a valid rua= */
+		t_assert(dmarc_record_parse("v=DMARC1; p=reject; sp=x; "
+		    "rua=mailto:a@b.test", &r) == 0);
+		t_assert(r.p_valid && !r.sp_valid && r.as_none);
+		t_assert_int(r.p, DMARC_P_REJECT);
+		t_assert_int(dmarc_record_policy(&r, false), DMARC_P_NONE);
+		t_assert_int(dmarc_record_policy(&r, true), DMARC_P_NONE);
+		dmarc_record_clear(&r);
+		t_assert(dmarc_record_parse("v=DMARC1; p=reject; sp=none",
+		    &r) == 0);
+		t_assert_int(dmarc_record_policy(&r, false), DMARC_P_REJECT);
+		t_assert_int(dmarc_record_policy(&r, true), DMARC_P_NONE);
 		dmarc_record_clear(&r);
 	}
 	t_end();
