@@ -12,6 +12,7 @@
 
 #include "common/addr.h"
 #include "common/util.h"
+#include "mailauth/srs.h"
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets including "<>". */
 #define SMTP_PATH_MAX	256
@@ -167,7 +168,7 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
     const char **error_r)
 {
 	const char *at = NULL, *dom;
-	size_t llen, dlen, i;
+	size_t llen, dlen, i, lmax;
 	char *tmp;
 	bool quoted = false;
 
@@ -190,7 +191,14 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
 	dlen = len - llen - 1;
 	if (s[0] != '"' && (memchr(s, '%', llen) || memchr(s, '!', llen)))
 		p->percent = true;
-	if (addr_check_local(s, llen, error_r) != 0)
+	/*
+	 * RFC 5321 4.5.3.1.1 sets 64 octets for a local part, but SRS
+	 * addresses (a forwarder's rewritten sender, a bounce to ours)
+	 * routinely pass it, and 4.5.3.1 asks that longer objects be
+	 * accepted where possible: those may fill the path.
+	 */
+	lmax = srs_is_srs(s) ? SMTP_PATH_MAX : ADDR_LOCAL_MAX;
+	if (addr_check_local_max(s, llen, lmax, error_r) != 0)
 		return SMTP_PATH_ERR_ADDRESS;
 	if (dom[0] == '[') {
 		if (!smtp_path_literal_ok(dom, dlen)) {
@@ -202,7 +210,7 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
 		return SMTP_PATH_OK;
 	}
 	tmp = xstrndup(s, len);
-	if (addr_normalize(tmp, &p->addr, error_r) != 0) {
+	if (addr_normalize_max(tmp, lmax, &p->addr, error_r) != 0) {
 		free(tmp);
 		p->addr = NULL;
 		return SMTP_PATH_ERR_ADDRESS;

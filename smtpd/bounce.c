@@ -18,10 +18,30 @@
 #include "store/queue.h"
 #include "store/store.h"
 
-#define BOUNCE_HEADERS_MAX	(64 * 1024)	/* original headers quoted */
 #define BOUNCE_REPLY_MAX	900		/* keeps lines < 998 octets */
 
 static char *bounce_read_headers(struct store *, int64_t, size_t *);
+
+size_t
+bounce_quote_len(const char *buf, size_t len)
+{
+	const char *end;
+
+	if (buf == NULL)
+		return 0;
+	if (len > BOUNCE_QUOTE_MAX)
+		len = BOUNCE_QUOTE_MAX;
+	/* A message without a header section: nothing of it is quoted. */
+	if (len >= 2 && buf[0] == '\r' && buf[1] == '\n')
+		return 0;
+	end = memmem(buf, len, "\r\n\r\n", 4);
+	if (end != NULL)
+		return (size_t)(end - buf) + 2;
+	/* Cut at the last complete line. */
+	while (len > 0 && buf[len - 1] != '\n')
+		len--;
+	return len;
+}
 
 const char *
 bounce_status(const char *reply, char *buf, size_t size)
@@ -176,12 +196,8 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 	    boundary, bi->utf8 ? "message/global-headers" :
 	    "text/rfc822-headers", failed ? "Undelivered Message Headers" :
 	    "Delayed Message Headers");
-	if (bi->headers != NULL && bi->headers_len > 0) {
-		evbuffer_add(b, bi->headers, bi->headers_len);
-		if (bi->headers_len < 2 ||
-		    memcmp(bi->headers + bi->headers_len - 2, "\r\n", 2) != 0)
-			evbuffer_add(b, "\r\n", 2);
-	}
+	if ((len = bounce_quote_len(bi->headers, bi->headers_len)) > 0)
+		evbuffer_add(b, bi->headers, len);
 	evbuffer_add_printf(b, "\r\n--%s--\r\n", boundary);
 
 	len = evbuffer_get_length(b);
@@ -194,16 +210,16 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 }
 
 /*
- * The header block of a stored body (up to the empty line, at most
- * BOUNCE_HEADERS_MAX bytes, cut at a line end). Caller frees; NULL if the
- * body cannot be read (the DSN goes without headers).
+ * The header block of a stored body as bounce_quote_len bounds it.
+ * Caller frees; NULL if the body cannot be read (the DSN goes without
+ * headers).
  */
 static char *
 bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 {
 	struct store_body *sb;
 	uint64_t size;
-	char *buf, *end;
+	char *buf;
 	ssize_t n;
 	size_t have = 0;
 
@@ -211,10 +227,10 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 	sb = store_body_open(st, body_id, &size);
 	if (sb == NULL)
 		return NULL;
-	buf = xmalloc(BOUNCE_HEADERS_MAX + 1);
-	while (have < BOUNCE_HEADERS_MAX) {
+	buf = xmalloc(BOUNCE_QUOTE_MAX + 1);
+	while (have < BOUNCE_QUOTE_MAX) {
 		n = store_body_read(sb, have, buf + have,
-		    BOUNCE_HEADERS_MAX - have);
+		    BOUNCE_QUOTE_MAX - have);
 		if (n <= 0)
 			break;
 		have += (size_t)n;
@@ -224,14 +240,7 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 	}
 	store_body_close(sb);
 	buf[have] = '\0';
-	end = memmem(buf, have, "\r\n\r\n", 4);
-	if (end != NULL)
-		have = (size_t)(end - buf) + 2;
-	else {
-		/* Cut at the last complete line. */
-		while (have > 0 && buf[have - 1] != '\n')
-			have--;
-	}
+	have = bounce_quote_len(buf, have);
 	/* Received: lines we prepended stay: they are the
 	 * trace the sender's admin wants to see. */
 	*len_r = have;

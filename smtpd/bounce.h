@@ -43,7 +43,20 @@ struct bounce_info {
 				 * message/global-headers) */
 };
 
-/* The DSN text (CRLF lines). Caller frees; *len_r its length. */
+/*
+ * The most of the original message a DSN quotes: its header section, cut
+ * at a line end. A DSN goes to a sender nobody verified (backscatter), so
+ * it must not carry an attacker's payload back out.
+ */
+#define BOUNCE_QUOTE_MAX	(16 * 1024)
+
+/* Bytes of buf (len bytes, the start of a message) that a DSN quotes:
+ * the header lines up to, not including, the empty line, at most
+ * BOUNCE_QUOTE_MAX and ending in CRLF; 0 for none. */
+size_t bounce_quote_len(const char *buf, size_t len);
+
+/* The DSN text (CRLF lines); bi->headers is bounded by bounce_quote_len.
+ * Caller frees; *len_r its length. */
 char *bounce_build(const struct bounce_info *bi, size_t *len_r);
 
 /* The RFC 3463 status of a reply ("5.1.1"), into buf (>= 16 bytes):

@@ -119,6 +119,8 @@ delivery_submit(struct delivery *d, const struct delivery_job *job,
 		memcpy(it->prefix, job->prefix, it->prefix_len);
 	it->prefix[it->prefix_len] = '\0';
 	it->mail_from = xstrdup(job->mail_from != NULL ? job->mail_from : "");
+	it->queue_mail_from = job->queue_mail_from != NULL ?
+	    xstrdup(job->queue_mail_from) : NULL;
 	it->local = delivery_strv_dup(job->local, job->nlocal);
 	it->nlocal = job->nlocal;
 	it->remote = delivery_strv_dup(job->remote, job->nremote);
@@ -197,6 +199,7 @@ delivery_item_free(struct delivery_item *it)
 	free(it->mem);
 	free(it->prefix);
 	free(it->mail_from);
+	free(it->queue_mail_from);
 	delivery_strv_free(it->local, it->nlocal);
 	delivery_strv_free(it->remote, it->nremote);
 	free(it->auth_user);

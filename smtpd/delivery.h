@@ -40,6 +40,9 @@ struct delivery_job {
 	const char *prefix;		/* Received line(s), CRLF; no Return-Path */
 	size_t prefix_len;
 	const char *mail_from;		/* "" for <> */
+	/* The queue row's sender instead (SRS for forwarded copies), or
+	 * NULL: mail_from. */
+	const char *queue_mail_from;
 	const char *const *local;	/* resolved local mailboxes */
 	size_t nlocal;
 	const char *const *remote;	/* remote recipients (queued) */

@@ -36,6 +36,7 @@ struct delivery_item {
 	char *prefix;
 	size_t prefix_len;
 	char *mail_from;
+	char *queue_mail_from;		/* or NULL: mail_from */
 	char **local;
 	size_t nlocal;
 	char **remote;

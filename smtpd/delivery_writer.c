@@ -141,6 +141,7 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		sd.fd = it->spool_fd;
 		sd.data_size = it->data_size;
 		sd.mail_from = it->mail_from;
+		sd.queue_mail_from = it->queue_mail_from;
 		sd.local = (const char *const *)it->local;
 		sd.nlocal = it->nlocal;
 		sd.remote = (const char *const *)it->remote;

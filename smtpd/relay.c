@@ -44,6 +44,12 @@ static bool relay_is_active(struct relay *, int64_t);
 static void relay_msg_start(struct relay *, int64_t);
 static char *relay_read_password(const char *);
 
+void
+relay_set_srs(struct relay *r, const struct srs *srs)
+{
+	r->srs = srs;
+}
+
 struct relay *
 relay_new(struct event_base *base, const struct cfg *cfg,
     struct notify *queue_changed)

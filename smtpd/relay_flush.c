@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "smtpd/bounce.h"
+#include "smtpd/forward.h"
 #include "store/store.h"
 
 /* One recipient result to store (phase 1 of a flush). */
@@ -310,6 +311,39 @@ relay_next_delay(const struct cfg *cfg, unsigned attempts)
 }
 
 /*
+ * The message as its DSNs see it: a forwarded copy queued with our SRS
+ * sender is reported to the sender behind it (forward.h). 0 and *dq (a
+ * shallow copy of rm->q; *orig_r, owned, replaces its sender), 1 if no
+ * DSN can go anywhere (the SRS sender does not verify), -1 store error.
+ */
+static int
+relay_dsn_msg(struct relay_msg *rm, struct store *st,
+    struct store_queue_msg *dq, char **orig_r)
+{
+	const struct store_queue_msg *q = &rm->q;
+	enum srs_result res;
+	int rc;
+
+	*dq = *q;
+	*orig_r = NULL;
+	if (rm->r->srs == NULL)
+		return 0;
+	rc = forward_dsn_rcpt(st, rm->r->srs, q->mail_from, q->created,
+	    orig_r, &res);
+	if (rc < 0)
+		return -1;
+	if (rc == 2) {
+		log_warn("event=relay.bounce qid=%s from=%s result=dropped "
+		    "reason=\"SRS sender does not verify: %s\"", rm->id,
+		    LOG_VALUE(q->mail_from), srs_result_str(res));
+		return 1;
+	}
+	if (rc == 1)
+		dq->mail_from = *orig_r;
+	return 0;
+}
+
+/*
  * The attempt is over for every domain: DSNs for new permanent failures
  * (and expired recipients), a delay warning if due, then reschedule or
  * delete. Runs inside relay_flush's transaction; *kick_r is set when a
@@ -322,6 +356,9 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	const struct cfg *cfg = r->cfg;
 	struct store_queue_msg *q = &rm->q;
 	struct bounce_rcpt *fail, *delay;
+	struct store_queue_msg dq;
+	char *orig = NULL;
+	bool dsn_ok = true;
 	size_t nfail = 0, ndelay = 0, npending = 0, i;
 	int64_t now = util_time(), expires, next;
 	unsigned attempts = q->attempts + 1;
@@ -354,9 +391,14 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		}
 	}
 
+	if (nfail > 0 || (warn && npending > 0)) {
+		if ((rc = relay_dsn_msg(rm, st, &dq, &orig)) < 0)
+			goto out;
+		dsn_ok = rc == 0;
+	}
 	if (nfail > 0) {
-		rc = bounce_send(st, cfg->server.hostname,
-		    cfg->server.postmaster, q, BOUNCE_FAILED, 0, fail, nfail);
+		rc = !dsn_ok ? 1 : bounce_send(st, cfg->server.hostname,
+		    cfg->server.postmaster, &dq, BOUNCE_FAILED, 0, fail, nfail);
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
@@ -376,8 +418,8 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		}
 	}
 	if (warn && npending > 0) {
-		rc = bounce_send(st, cfg->server.hostname,
-		    cfg->server.postmaster, q, BOUNCE_DELAYED, expires, delay,
+		rc = !dsn_ok ? 1 : bounce_send(st, cfg->server.hostname,
+		    cfg->server.postmaster, &dq, BOUNCE_DELAYED, expires, delay,
 		    ndelay);
 		if (rc < 0)
 			goto out;
@@ -403,6 +445,7 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	}
 	ret = 0;
 out:
+	free(orig);
 	free(fail);
 	free(delay);
 	return ret;

@@ -31,6 +31,7 @@ struct dns;
 struct dnsbl_check;
 struct inbound;
 struct signer;
+struct srs;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
@@ -84,6 +85,7 @@ struct smtp_server {
 	struct dns *dns;		/* DNSBL and inbound-check lookups */
 	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
 	struct signer *signer;		/* DKIM signing on submission */
+	const struct srs *srs;		/* SRS key for forwarded mail */
 	char *spool_dir;		/* directory of the database */
 	struct smtp_listener *listeners;
 	size_t nlisteners;
@@ -224,6 +226,11 @@ struct smtp_tx {
 	char msgid[17];		/* carteiro's id, 16 hex */
 	char *mail_from;	/* normalised, "" for <> */
 	char *first_rcpt;	/* as given in the first RCPT, for Received */
+	/* The queue row's envelope sender when an alias or catch-all
+	 * forwards to remote recipients (SRS, forward.h); NULL: mail_from.
+	 * Local mailboxes keep mail_from. */
+	char *queue_from;
+	char *fwd_domain;	/* domain of the first forwarding RCPT */
 	char **local;		/* deduplicated local mailboxes */
 	size_t nlocal;
 	char **remote;		/* deduplicated remote recipients */

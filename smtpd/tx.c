@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
+#include "smtpd/forward.h"
 #include "smtpd/inbound.h"
 #include "smtpd/signer.h"
 #include "store/store.h"
@@ -32,6 +33,8 @@ smtp_tx_free(struct smtp_tx *tx)
 		return;
 	free(tx->mail_from);
 	free(tx->first_rcpt);
+	free(tx->queue_from);
+	free(tx->fwd_domain);
 	for (i = 0; i < tx->nlocal; i++)
 		free(tx->local[i]);
 	free(tx->local);
@@ -262,6 +265,66 @@ smtp_tx_check_quota(struct smtp_session *s, char **local, size_t nlocal)
 	return full;
 }
 
+/*
+ * RCPT of an SRS address at a local domain (forward.h): 0 with *orig_r
+ * set when it verifies (or NULL when it is no SRS address of ours), 1
+ * refused with 550 (reply sent), -1 store error (reply sent).
+ */
+static int
+smtp_tx_rcpt_srs(struct smtp_session *s, const char *addr, char **orig_r)
+{
+	struct smtp_server *srv = s->lst->srv;
+	enum srs_result res;
+	int rc;
+
+	*orig_r = NULL;
+	if (srv->srs == NULL)
+		return 0;
+	rc = forward_rcpt(srv->store, srv->srs, addr, util_time(), orig_r,
+	    &res);
+	if (rc < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return -1;
+	}
+	if (rc == 2) {
+		log_info("event=smtp.srs sid=%s msgid=%s result=%s",
+		    s->sid, s->tx->msgid, srs_result_str(res));
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
+		    "%s", addr, res == SRS_EXPIRED ? "SRS address has expired" :
+		    "SRS address does not verify");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * An accepted rcpt forwards to remote recipients: the first one fixes the
+ * queue row's sender (SRS at the domain of rcpt, forward.h). 0, or -1 on
+ * a store error (nothing changed).
+ */
+static int
+smtp_tx_forwarding(struct smtp_session *s, const char *rcpt, bool forwards)
+{
+	struct smtp_server *srv = s->lst->srv;
+	struct smtp_tx *tx = s->tx;
+	const char *domain = strrchr(rcpt, '@');
+	char esc[LOG_ESCAPE_MAX], *sender;
+
+	if (!forwards || tx->fwd_domain != NULL || srv->srs == NULL ||
+	    domain == NULL)
+		return 0;
+	if (forward_sender(srv->store, srv->srs, tx->mail_from, domain + 1,
+	    util_time(), &sender) < 0)
+		return -1;
+	tx->fwd_domain = xstrdup(domain + 1);
+	tx->queue_from = sender;
+	if (sender != NULL)
+		log_info("event=smtp.forward sid=%s msgid=%s srs_from=%s",
+		    s->sid, tx->msgid, log_escape(esc, sizeof(esc), sender,
+		    strlen(sender)));
+	return 0;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 {
@@ -276,6 +339,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	enum smtp_path_err err;
 	bool mx = !smtp_session_is_submission(s);
 	bool snap = false;
+	char *orig = NULL;	/* the sender behind a verified SRS rcpt */
 	int rc;
 
 	err = smtp_path_parse(args, SMTP_PATH_RCPT, tx->smtputf8, &p, &error);
@@ -300,9 +364,15 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	/* One snapshot for the lookups of this RCPT (domain, aliases,
 	 * users, quota). */
 	snap = store_read_begin(srv->store) == 0;
-	if (!snap || store_resolve(srv->store, p.addr,
+	if (snap && (rc = smtp_tx_rcpt_srs(s, p.addr, &orig)) != 0) {
+		result = rc < 0 ? "tempfail" : "srs-invalid";
+		goto out;
+	}
+	if (!snap || store_resolve(srv->store, orig != NULL ? orig : p.addr,
 	    srv->cfg->server.postmaster, &kind, &local, &nlocal, &remote,
-	    &nremote) != 0) {
+	    &nremote) != 0 || smtp_tx_forwarding(s, p.addr,
+	    (kind == STORE_RCPT_REMOTE && orig != NULL) ||
+	    (kind == STORE_RCPT_LOCAL && nremote > 0)) != 0) {
 		log_warn("event=smtp.store sid=%s error=\"%s\"", s->sid,
 		    store_error(srv->store));
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -315,7 +385,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		    "User unknown", p.addr);
 		goto out;
 	case STORE_RCPT_REMOTE:
-		if (mx) {
+		/* A verified SRS address forwards a bounce back out. */
+		if (mx && orig == NULL) {
 			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied",
 			    p.addr);
 			goto out;
@@ -330,7 +401,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 			}
 			goto out;
 		}
-		smtp_tx_list_add(&tx->remote, &tx->nremote, p.addr);
+		smtp_tx_list_add(&tx->remote, &tx->nremote,
+		    orig != NULL ? orig : p.addr);
 		break;
 	case STORE_RCPT_LOCAL:
 		if ((rc = smtp_tx_check_quota(s, local, nlocal)) != 0) {
@@ -361,5 +433,6 @@ out:
 	    nremote);
 	store_rcpt_free_list(local, nlocal);
 	store_rcpt_free_list(remote, nremote);
+	free(orig);
 	smtp_path_clear(&p);
 }

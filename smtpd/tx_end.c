@@ -292,6 +292,7 @@ smtp_tx_commit(struct smtp_session *s)
 	job.prefix = prefix;
 	job.prefix_len = strlen(prefix);
 	job.mail_from = tx->mail_from;
+	job.queue_mail_from = tx->queue_from;
 	job.local = (const char *const *)tx->local;
 	job.nlocal = tx->nlocal;
 	job.remote = (const char *const *)tx->remote;

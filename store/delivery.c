@@ -251,7 +251,8 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
 	if (s == NULL)
 		return -1;
-	store_bind_text(s, 1, d->mail_from != NULL ? d->mail_from : "");
+	store_bind_text(s, 1, d->queue_mail_from != NULL ?
+	    d->queue_mail_from : d->mail_from != NULL ? d->mail_from : "");
 	sqlite3_bind_int64(s, 2, body_id);
 	if (d->auth_user != NULL)
 		store_bind_text(s, 3, d->auth_user);

@@ -130,6 +130,13 @@ static const char *const store_schema_migrations[] = {
 	"  t.eol - 16) AS TEXT) FROM temp.store_m4 t WHERE t.id ="
 	"  mailbox.body_id) WHERE body_id IN (SELECT id FROM temp.store_m4);"
 	"DROP TABLE temp.store_m4;",
+
+	/* 5: values the server generates once and keeps (store/settings.h),
+	 *    such as the SRS secret (smtpd/forward.c). */
+	"CREATE TABLE settings ("
+	"  name TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 size_t

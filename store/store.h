@@ -180,6 +180,9 @@ struct store_delivery {
 	 * Return-Path line (imported mail, test fixtures); a queue row
 	 * stores "". */
 	const char *mail_from;
+	/* The queue row's sender when it differs (SRS for forwarded
+	 * copies), or NULL: mail_from. */
+	const char *queue_mail_from;
 	const char *const *local;	/* local user addresses */
 	size_t nlocal;
 	const char *const *remote;	/* remote recipient addresses */
