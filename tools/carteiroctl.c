@@ -91,6 +91,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "[--algorithm ed25519|rsa]", ctl_cmd_dkim, CTL_F_EXTERN },
 	{ "check", NULL, 0, 0, "check DOMAIN [--ip ADDR]", ctl_cmd_check,
 	  CTL_F_EXTERN },
+	/* tools/ctl_spf.c */
+	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
+	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
 };
 
 void
