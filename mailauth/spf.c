@@ -224,8 +224,8 @@ spf_record_free(struct spf_record *rec)
 
 /*
  * 6.2: the explanation of a fail: the TXT record at exp='s target,
- * expanded. Any trouble (DNS, no record or several, a macro error)
- * leaves none. Its lookup counts against no limit (4.6.4).
+ * expanded. Any trouble (DNS, no record or several, a syntax error, a
+ * character outside visible ASCII and SP) leaves none. Its lookup counts against no limit (4.6.4).
  */
 static void
 spf_explain(struct spf_ctx *c, const char *domain, const char *spec)
@@ -241,7 +241,9 @@ spf_explain(struct spf_ctx *c, const char *domain, const char *spec)
 		return;
 	}
 	free(target);
-	text = n == 1 ? spf_expand_ctx(c, domain, ans[0], true) : NULL;
+	/* explain-string = *( macro-string / SP ): visible ASCII */
+	text = n == 1 && spf_macro_string_is_valid(ans[0], true) ?
+	    spf_expand_ctx(c, domain, ans[0], true) : NULL;
 	spf_free_answers(ans, n);
 	if (text == NULL)
 		return;
