@@ -59,7 +59,7 @@ static const struct rr zone[] = {
 	{ SPF_Q_A, "foo:bar/baz.example.com", "192.0.2.77" },
 	/* %{p}: 192.0.2.65 validates as amy.example.com */
 	{ SPF_Q_A, "amy.example.com.ok.example.com", "127.0.0.2" },
-	{ SPF_Q_A, "unknown.ok.example.com", "127.0.0.2" },
+	{ SPF_Q_A, "unknown.other.example.com", "127.0.0.2" },
 	/* exp= (6.2) */
 	{ SPF_Q_TXT, "explain.example.com", "%{i} is not one of %{d}'s" },
 	{ SPF_Q_TXT, "badexp.example.com", "bad %{z} macro" },
@@ -266,8 +266,10 @@ static const struct spf_case cases[] = {
 	/* %{p} (7.3): the validated name, else "unknown" */
 	{ "v=spf1 exists:%{p}.ok.example.com -all", "192.0.2.65", SPF_PASS,
 	  NULL },
-	{ "v=spf1 -exists:%{p}.ok.example.com +all", "192.0.2.200", SPF_FAIL,
-	  NULL },
+	{ "v=spf1 -exists:%{p}.other.example.com +all", "192.0.2.200",
+	  SPF_FAIL, NULL },
+	{ "v=spf1 -exists:%{p}.other.example.com +all", "192.0.2.65",
+	  SPF_PASS, NULL },
 	{ "v=spf1 +all redirect=a.test redirect=b.test", "192.0.2.1",
 	  SPF_PERMERROR, NULL },
 	/* empty sender: postmaster@helo is checked */
