@@ -350,6 +350,9 @@ spf_ctx_fini(struct spf_ctx *c)
 {
 	free(c->exp);
 	c->exp = NULL;
+	spf_free_answers(c->validated, c->nvalidated);
+	c->validated = NULL;
+	c->nvalidated = 0;
 }
 
 enum spf_result

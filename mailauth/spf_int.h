@@ -29,6 +29,11 @@ struct spf_ctx {
 	unsigned include_depth;		/* > 0: inside include (6.2) */
 	const char *why;
 	char *exp;			/* explanation of a fail (owned) */
+	/* %{p}: the client's validated names, looked up once per check
+	 * (a record may hold the macro many times). Owned. */
+	char **validated;
+	size_t nvalidated;
+	bool validated_done;
 };
 
 /* ---- spf_mech.c ---- */

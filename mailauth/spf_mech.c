@@ -209,26 +209,34 @@ spf_match_ptr(struct spf_ctx *c, const char *target)
 char *
 spf_validated_name(struct spf_ctx *c, const char *domain)
 {
-	char **names, *best = NULL;
+	char **names;
 	size_t n;
 	bool perm = false;
+	const char *best = "unknown";
 	int best_rank = 3;
 
-	if (spf_ptr_names(c, false, &names, &n, &perm) != SPF_DNS_OK)
-		return xstrdup("unknown");
+	if (!c->validated_done) {
+		c->validated_done = true;
+		if (spf_ptr_names(c, false, &names, &n, &perm) == SPF_DNS_OK) {
+			c->validated = xcalloc(n, sizeof(char *));
+			for (size_t i = 0; i < n && i < SPF_MAX_PTR_NAMES; i++)
+				if (spf_ptr_confirms(c, names[i]))
+					c->validated[c->nvalidated++] =
+					    xstrdup(names[i]);
+			spf_free_answers(names, n);
+		}
+	}
 	/* 7.3: domain itself, else a subdomain of it, else any. */
-	for (size_t i = 0; i < n && i < SPF_MAX_PTR_NAMES && best_rank; i++) {
-		int under = spf_name_under(names[i], domain);
+	for (size_t i = 0; i < c->nvalidated && best_rank > 0; i++) {
+		int under = spf_name_under(c->validated[i], domain);
 		int rank = under == 0 ? 0 : under == 1 ? 1 : 2;
 
-		if (rank < best_rank && spf_ptr_confirms(c, names[i])) {
-			best = names[i];
+		if (rank < best_rank) {
+			best = c->validated[i];
 			best_rank = rank;
 		}
 	}
-	best = xstrdup(best != NULL ? best : "unknown");
-	spf_free_answers(names, n);
-	return best;
+	return xstrdup(best);
 }
 
 /* ---- syntax ---- */
