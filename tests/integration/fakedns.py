@@ -150,8 +150,13 @@ class FakeDNS:
             except Exception:  # a malformed query: ignore it
                 continue
             if out is not None and self.tcp is not None and len(out) > 512:
-                # RFC 1035 4.2.1: the client retries over TCP.
-                out = DNSRecord.parse(out).truncate().pack()
+                # RFC 1035 4.2.1: the client retries over TCP. The
+                # question stays (dnslib's truncate() drops it, and
+                # c-ares ignores a reply that does not echo its question).
+                trunc = DNSRecord.parse(out)
+                trunc.rr, trunc.auth, trunc.ar = [], [], []
+                trunc.header.tc = 1
+                out = trunc.pack()
             if out is not None:
                 try:
                     self.sock.sendto(out, addr)

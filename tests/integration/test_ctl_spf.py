@@ -18,6 +18,9 @@ ZONE = {
     "redir.example.test": {"TXT": ["v=spf1 redirect=%{d2}"]},
     "helo.example.test": {"TXT": ["v=spf1 ?all"]},
     "broken.example.test": {"TXT": ["v=spf1 -all exp="]},
+    # Over 512 octets: truncated over UDP, asked again over TCP.
+    "long.example.test": {"TXT": ["v=spf1 " + " ".join(
+        "ip4:198.51.100.%d" % i for i in range(1, 40)) + " ip4:192.0.2.1 -all"]},
 }
 
 RECORD = '"v=spf1 include:_spf.example.test -all exp=why.example.test"'
@@ -31,7 +34,7 @@ COMMON = (
 
 class CtlSpf(unittest.TestCase):
     def setUp(self):
-        self.dns = FakeDNS(ZONE).start()
+        self.dns = FakeDNS(ZONE, tcp=True).start()
         self.env = ct.Env(users=(), domains=(), conf={
             "relay": {"resolver": "127.0.0.1:%d" % self.dns.port}})
 
@@ -97,6 +100,16 @@ class CtlSpf(unittest.TestCase):
             'temperror\ndomain "example.test"\n'
             'why DNS error fetching the SPF record\n'
             'query TXT "example.test" tempfail\n')
+
+    def test_long_record_over_tcp(self):
+        out = self.spf("192.0.2.1", "a@long.example.test")
+        self.assertEqual(out.split("\n")[:3],
+                         ["pass", 'domain "long.example.test"',
+                          "why mechanism matched"])
+        self.assertIn('match "long.example.test" "ip4:192.0.2.1"\n', out)
+        # Once over UDP (truncated), once over TCP.
+        self.assertEqual(self.dns.queries.count(("long.example.test", "TXT")),
+                         2)
 
     def test_usage(self):
         for args, err in (
