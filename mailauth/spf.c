@@ -225,7 +225,8 @@ spf_record_free(struct spf_record *rec)
 /*
  * 6.2: the explanation of a fail: the TXT record at exp='s target,
  * expanded. Any trouble (DNS, no record or several, a syntax error, a
- * character outside visible ASCII and SP) leaves none. Its lookup counts against no limit (4.6.4).
+ * character outside visible ASCII and SP) leaves none. Its lookup
+ * counts against no limit (4.6.4).
  */
 static void
 spf_explain(struct spf_ctx *c, const char *domain, const char *spec)

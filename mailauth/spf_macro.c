@@ -18,7 +18,7 @@
 
 /* One macro-expand (7.1), parsed. */
 struct spf_macro {
-	const char *lit;		/* "%%", "%_", "%-": the text; else NULL */
+	const char *lit;	/* "%%", "%_", "%-": the text; else NULL */
 	char letter;
 	unsigned digits;		/* 0: all */
 	bool reverse;
