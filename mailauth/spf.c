@@ -12,6 +12,7 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,6 +308,7 @@ spf_check_host(struct spf_ctx *c, const char *domain, const char *sender)
 			goto out;
 		}
 		target = spf_domain_spec(c, domain, rec.redirect);
+		assert(target != NULL);	/* checked by spf_modifier */
 		spf_trace(c, SPF_TRACE_MATCH, domain, "redirect");
 		result = spf_check_host(c, target, sender);
 		free(target);

@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,14 +387,16 @@ spf_parse_ip6(struct spf_term *t, char *arg)
 /* ---- evaluation ---- */
 
 /* The term's target domain: its domain-spec expanded, or <domain>.
- * Caller frees. The syntax was checked when the record was parsed. */
+ * Caller frees. */
 static char *
 spf_target(struct spf_ctx *c, const char *domain, const struct spf_term *t)
 {
 	char *target = t->spec != NULL ? spf_domain_spec(c, domain, t->spec) :
-	    NULL;
+	    xstrdup(domain);
 
-	return target != NULL ? target : xstrdup(domain);
+	/* The syntax was checked when the record was parsed. */
+	assert(target != NULL);
+	return target;
 }
 
 /* A spf_match_host-style answer (1, 0, -1 temperror, -2 permerror) as an
