@@ -101,6 +101,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  ctl_cmd_dmarc, 0 },
 	{ "dnsbl", NULL, 1, 1, "dnsbl IP  (each [smtpd] dnsbl zone)",
 	  ctl_cmd_dnsbl, 0 },
+	/* tools/ctl_spf.c */
+	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
+	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
 };
 
 void
