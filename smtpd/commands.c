@@ -175,6 +175,8 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args)
 	kw[n++] = "ENHANCEDSTATUSCODES";
 	kw[n++] = "8BITMIME";
 	kw[n++] = "SMTPUTF8";
+	/* RFC 3461 on every listener: MX mail may ask for notices too. */
+	kw[n++] = "DSN";
 	kw[n++] = "CHUNKING";
 	smtp_reply(s, "250-%s", smtp_session_hostname(s));
 	for (i = 0; i < n; i++)

@@ -16,6 +16,7 @@
 
 #include "common/clientkey.h"
 #include "common/sasl.h"
+#include "smtpd/dsn.h"
 
 struct conn;
 struct cfg;
@@ -196,6 +197,9 @@ struct smtp_path {
 	uint64_t size;
 	enum smtp_body body;
 	bool smtputf8;
+	struct dsn_mail dsn_mail;	/* MAIL RET, ENVID (owned) */
+	/* RCPT parameters */
+	struct dsn_rcpt dsn_rcpt;	/* NOTIFY, ORCPT (owned) */
 };
 
 /*
@@ -228,6 +232,11 @@ struct smtp_tx {
 	size_t nlocal;
 	char **remote;		/* deduplicated remote recipients */
 	size_t nremote;
+	/* RFC 3461: per local[i] / remote[i] (the RCPT that first named
+	 * it), and the transaction's MAIL parameters; all owned. */
+	struct dsn_rcpt *local_dsn;
+	struct dsn_rcpt *remote_dsn;
+	struct dsn_mail dsn;
 	unsigned nrcpt;		/* accepted RCPT commands */
 	uint64_t declared_size;	/* MAIL SIZE=, 0 if none */
 	bool smtputf8;
