@@ -1,11 +1,13 @@
 /*
  * Unit tests for smtpd/dsn.c (RFC 3461 parameters: NOTIFY, ORCPT, RET,
- * ENVID, xtext, limits) and the parameters through smtp_path_parse.
+ * ENVID, xtext, limits), the parameters through smtp_path_parse, and the
+ * RFC 3461 fields bounce_build writes from them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpd/bounce.h"
 #include "smtpd/dsn.h"
 #include "smtpd/smtpd.h"
 #include "t.h"
@@ -328,6 +330,87 @@ test_path(void)
 	t_end();
 }
 
+/* bounce_build with ENVID, ORCPT, RET=FULL and the success actions. */
+static void
+test_notice(void)
+{
+	const char hdrs[] = "From: a@example.test\r\nSubject: hi\r\n";
+	const char full[] = "From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n";
+	struct bounce_rcpt rc[2] = {
+		{ "x@remote.test", "250 2.0.0 Ok: queued",
+		  "mx1.remote.test[127.0.0.2]", "rfc822;X+2Bme@remote.test" },
+		{ "y@remote.test", "250 2.0.0 Ok: queued",
+		  "mx1.remote.test[127.0.0.2]", NULL },
+	};
+	struct bounce_info bi = {
+		.kind = BOUNCE_RELAYED, .hostname = "mail.example.test",
+		.mail_from = "a@example.test", .queue_id = 7,
+		.arrival = 1700000000, .rcpts = rc, .nrcpts = 2,
+		.headers = hdrs, .headers_len = sizeof(hdrs) - 1,
+		.envid = "env+2B1",
+	};
+	char *t;
+	size_t len;
+
+	t_begin("relayed notice: ENVID, ORCPT, headers only");
+	t = bounce_build(&bi, &len);
+	t_assert(strstr(t, "Subject: Successful Mail Delivery Report\r\n") !=
+	    NULL);
+	t_assert(strstr(t, "\r\n\r\nOriginal-Envelope-Id: env+1\r\n"
+	    "Reporting-MTA: dns; mail.example.test\r\n") != NULL);
+	t_assert(strstr(t, "\r\n\r\nOriginal-Recipient: "
+	    "rfc822;X+me@remote.test\r\n"
+	    "Final-Recipient: rfc822; x@remote.test\r\n"
+	    "Action: relayed\r\nStatus: 2.0.0\r\n"
+	    "Remote-MTA: dns; mx1.remote.test\r\n"
+	    "Diagnostic-Code: smtp; 250 2.0.0 Ok: queued\r\n") != NULL);
+	t_assert(strstr(t, "\r\n\r\nFinal-Recipient: rfc822; y@remote.test\r\n"
+	    "Action: relayed\r\n") != NULL);
+	t_assert(strstr(t, "Content-Type: text/rfc822-headers\r\n"
+	    "Content-Description: Relayed Message Headers\r\n") != NULL);
+	free(t);
+	t_end();
+
+	t_begin("delivered notice");
+	rc[0].reply = NULL;
+	rc[0].remote_mta = NULL;
+	bi.kind = BOUNCE_DELIVERED;
+	bi.nrcpts = 1;
+	bi.queue_id = 0;
+	bi.envid = NULL;
+	t = bounce_build(&bi, &len);
+	t_assert(strstr(t, "<x@remote.test>: delivered to mailbox\r\n") !=
+	    NULL);
+	t_assert(strstr(t, "Final-Recipient: rfc822; x@remote.test\r\n"
+	    "Action: delivered\r\nStatus: 2.0.0\r\nLast-Attempt-Date: ") !=
+	    NULL);
+	t_assert(strstr(t, "Original-Envelope-Id") == NULL);
+	t_assert(strstr(t, "X-Carteiro-Queue-ID") == NULL);
+	free(t);
+	t_end();
+
+	t_begin("failed with RET=FULL: message/rfc822");
+	rc[0].reply = "550 5.1.1 unknown";
+	bi.kind = BOUNCE_FAILED;
+	bi.full = full;
+	bi.full_len = sizeof(full) - 1;
+	t = bounce_build(&bi, &len);
+	t_assert(strstr(t, "Action: failed\r\nStatus: 5.1.1\r\n") != NULL);
+	t_assert(strstr(t, "Content-Type: message/rfc822\r\n"
+	    "Content-Description: Undelivered Message\r\n\r\n"
+	    "From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n\r\n--") !=
+	    NULL);
+	t_assert(strstr(t, "text/rfc822-headers") == NULL);
+	free(t);
+	/* A delay never returns the body, whatever RET says. */
+	bi.kind = BOUNCE_DELAYED;
+	t = bounce_build(&bi, &len);
+	t_assert(strstr(t, "message/rfc822") == NULL);
+	t_assert(strstr(t, "Content-Type: text/rfc822-headers\r\n") != NULL);
+	free(t);
+	t_end();
+}
+
 int
 main(void)
 {
@@ -336,5 +419,6 @@ main(void)
 	test_rcpt();
 	test_helpers();
 	test_path();
+	test_notice();
 	return t_exit();
 }

@@ -156,7 +156,7 @@ test_bounce_send(struct store *st)
 {
 	const char *rc[] = { "x@remote.test" };
 	struct bounce_rcpt br = { "x@remote.test", "550 5.1.1 unknown",
-	    "mx.remote.test[1.2.3.4]" };
+	    "mx.remote.test[1.2.3.4]", NULL };
 	struct store_msg *msgs;
 	struct store_queue_msg m, b;
 	int64_t qid, *ids;
