@@ -35,6 +35,11 @@ struct signer;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
+/* RFC 3461 4: the DSN parameters make MAIL up to 100 and RCPT up to 500
+ * octets longer. The reader takes the longest; the dispatcher holds each
+ * verb to its own limit. */
+#define SMTP_MAIL_LINE_MAX	(SMTP_LINE_MAX + 100)
+#define SMTP_RCPT_LINE_MAX	(SMTP_LINE_MAX + 500)
 /* RFC 4954 4: SASL lines may be up to 12288 octets. */
 #define SMTP_SASL_LINE_MAX	12288
 /* RFC 5321 4.5.3.2.7 and 4.5.3.2.6. */

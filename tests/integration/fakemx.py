@@ -32,6 +32,7 @@ QUIT) costs FastSink about 0.2 ms of CPU, twice Postfix's smtp-sink.
 """
 
 import asyncio
+import collections
 import os
 import signal
 import socket
@@ -80,6 +81,9 @@ class _Handler:
         session.host_name = hostname
         if self.sink.dsn:
             responses.insert(len(responses) - 1, "250-DSN")
+            # RFC 3461 4: MAIL 100 and RCPT 500 octets longer.
+            server.command_size_limits["MAIL"] += 100
+            server.command_size_limits["RCPT"] += 500
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address,
@@ -133,6 +137,13 @@ class _SMTP(SMTP):
     cases them) on the envelope. A sink with dsn=True takes the RFC 3461
     ones off before aiosmtpd, which knows none, sees them; without it
     they stay, so a client that sends them anyway gets aiosmtpd's 555."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        # aiosmtpd keeps the per-verb line limits in a class attribute
+        # (shared by every session); each session gets its own here.
+        self.command_size_limits = collections.defaultdict(
+            lambda x=self.command_size_limit: x)
 
     def _dsn_params(self, arg):
         if arg is None:

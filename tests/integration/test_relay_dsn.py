@@ -175,6 +175,28 @@ class Listeners(RelayDsn):
         s.quit()
 
 
+    def test_long_lines(self):
+        # RFC 3461 4: RCPT may be 500 octets and MAIL 100 octets longer
+        # than 512 (CRLF included); other verbs are not.
+        s = smtplib.SMTP("127.0.0.1", self.env.ports["mx"], timeout=10)
+        s.ehlo()
+        mail = "MAIL FROM:<a@plain.test> RET=FULL ENVID=e AUTH="
+        self.assertEqual(s.docmd(mail + "x" * (611 - len(mail))),
+                         (500, b"5.5.2 Error: line too long"))
+        self.assertEqual(s.docmd(mail + "x" * (610 - len(mail)))[0], 250)
+        rcpt = "RCPT TO:<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;"
+        self.assertEqual(s.docmd(rcpt + "o" * 480), (250, b"2.1.5 Ok"))
+        self.assertEqual(s.docmd(rcpt + "o" * 490 + " X=" + "x" * 463),
+                         (500, b"5.5.2 Error: line too long"))   # 1011
+        self.assertEqual(s.docmd(rcpt + "o" * 490 + " X=" + "x" * 462),
+                         (555, b"5.5.4 Unsupported parameter"))  # 1010
+        self.assertEqual(s.docmd(rcpt + "o" * 494),
+                         (501, b"5.5.4 Bad ORCPT parameter"))    # > 500
+        self.assertEqual(s.docmd("NOOP " + "x" * 506),
+                         (500, b"5.5.2 Error: line too long"))
+        s.quit()
+
+
 class PassThrough(RelayDsn):
     def test_parameters_and_relayed_notice(self):
         env = self.env
@@ -185,6 +207,7 @@ class PassThrough(RelayDsn):
             ("c@plain.test", ["NOTIFY=SUCCESS",
                               "ORCPT=rfc822;c@plain.test"]),
             ("d@plain.test", []),
+            ("e@dsn.test", ["ORCPT=rfc822;" + "E" * 480]),
         ], mail_opts=["RET=HDRS", "ENVID=Env+2B42"])
         [m] = self.dsn_mx.wait(1)
         self.assertEqual(dsn_params(m.mail_params),
@@ -193,6 +216,7 @@ class PassThrough(RelayDsn):
             "a@dsn.test": ["NOTIFY=SUCCESS,FAILURE",
                            "ORCPT=rfc822;A+2Bx@dsn.test"],
             "b@dsn.test": ["NOTIFY=NEVER"],
+            "e@dsn.test": ["ORCPT=rfc822;" + "E" * 480],
         })
         [m] = self.plain_mx.wait(1)
         self.assertEqual(dsn_params(m.mail_params), [])
