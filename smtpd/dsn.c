@@ -88,8 +88,8 @@ dsn_atom_ok(const char *s, size_t len)
 		char ch = s[i];
 
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-/=?^_`{|}~",
-		    ch) != NULL))
+		    (ch >= '0' && ch <= '9') || (ch != '\0' &&
+		    strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL)))
 			return false;
 	}
 	return true;
@@ -116,10 +116,10 @@ dsn_param_mail(struct dsn_mail *d, const char *k, size_t klen, const char *v,
 		return DSN_PARAM_OK;
 	}
 	if (dsn_kw(k, klen, "ENVID")) {
-		/* RFC 3461 4.4: xtext of printable (graphic) US-ASCII, at
-		 * most 100 characters, at most once. */
+		/* RFC 3461 4.4: xtext of printable (graphic and white
+		 * space) US-ASCII, at most 100 characters, at most once. */
 		if (d->envid != NULL || v == NULL || vlen == 0 ||
-		    vlen > DSN_ENVID_MAX || !dsn_xtext_ok(v, vlen, 33)) {
+		    vlen > DSN_ENVID_MAX || !dsn_xtext_ok(v, vlen, 32)) {
 			*error_r = "Bad ENVID parameter";
 			return DSN_PARAM_BAD;
 		}

@@ -67,8 +67,8 @@ void dsn_rcpt_copy(struct dsn_rcpt *dst, const struct dsn_rcpt *src);
  * RFC 3461 4: xtext = *( xchar / "+" 2HEXDIGIT-upper ), xchar = "!".."~"
  * but "+" and "=". Decodes len bytes of s into a new string (caller
  * frees), or NULL when s is not xtext or decodes to a byte outside
- * min..126 (min 33 for ENVID, 32 for ORCPT: 4.2 and 4.4 allow only
- * printable US-ASCII).
+ * min..126 (4.2 and 4.4: ENVID and ORCPT are printable US-ASCII, space
+ * included: min 32).
  */
 char *dsn_xtext_decode(const char *s, size_t len, int min);
 

@@ -29,7 +29,7 @@ test_xtext(void)
 		{ "+3D+2B", 33, "=+" },
 		{ "x+7E", 33, "x~" },
 		{ "+20", 32, " " },
-		{ "+20", 33, NULL },		/* ENVID: graphic only */
+		{ "+20", 33, NULL },		/* min: graphic only */
 		{ "+0A", 32, NULL },		/* no controls */
 		{ "+7F", 32, NULL },
 		{ "+C3+A9", 32, NULL },		/* US-ASCII only */
@@ -80,7 +80,8 @@ test_mail(void)
 		{ "Envid", "a+2Bb+3Dc", OK, 0, "a+2Bb+3Dc" },
 		{ "ENVID", "", BAD, 0, NULL },
 		{ "ENVID", NULL, BAD, 0, NULL },
-		{ "ENVID", "a+20b", BAD, 0, NULL },	/* space: not graphic */
+		{ "ENVID", "a+20b", OK, 0, "a+20b" },	/* white space is ok */
+		{ "ENVID", "a+09b", BAD, 0, NULL },	/* a control is not */
 		{ "ENVID", "a+2xb", BAD, 0, NULL },
 		{ "NOTIFY", "NEVER", OTHER, 0, NULL },	/* RCPT's */
 		{ "ORCPT", "rfc822;a@b", OTHER, 0, NULL },
