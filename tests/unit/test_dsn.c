@@ -403,6 +403,21 @@ test_notice(void)
 	    NULL);
 	t_assert(strstr(t, "text/rfc822-headers") == NULL);
 	free(t);
+	/* Too large to return (BOUNCE_FULL_MAX): headers, and a word why. */
+	bi.full = NULL;
+	bi.full_len = 0;
+	bi.full_cut = true;
+	t = bounce_build(&bi, &len);
+	t_assert(strstr(t, "The message was too large to return in full; its"
+	    "\r\nheaders are attached instead.\r\n") != NULL);
+	t_assert(strstr(t, "Content-Type: text/rfc822-headers\r\n"
+	    "Content-Description: Undelivered Message Headers\r\n\r\n"
+	    "From: a@example.test\r\nSubject: hi\r\n\r\n--") != NULL);
+	t_assert(strstr(t, "message/rfc822") == NULL);
+	free(t);
+	bi.full = full;
+	bi.full_len = sizeof(full) - 1;
+	bi.full_cut = false;
 	/* A delay never returns the body, whatever RET says. */
 	bi.kind = BOUNCE_DELAYED;
 	t = bounce_build(&bi, &len);
