@@ -20,6 +20,8 @@
 struct event_base;
 struct cfg;
 struct delivery;
+struct dsn_mail;
+struct dsn_rcpt;
 
 enum delivery_result {
 	DELIVERY_OK,		/* committed: send 250 */
@@ -55,6 +57,12 @@ struct delivery_job {
 	 * so the count is atomic with the 250 and costs no write on the loop.
 	 * Ignored without auth_user or remote recipients. */
 	bool count_sent;
+	/* RFC 3461: per local[i] / remote[i], or NULL (none for any); the
+	 * MAIL's RET and ENVID, or NULL. Local recipients whose NOTIFY has
+	 * SUCCESS get a "delivered" DSN in the same commit. */
+	const struct dsn_rcpt *local_dsn;
+	const struct dsn_rcpt *remote_dsn;
+	const struct dsn_mail *dsn;
 };
 
 /* done runs on the loop thread. queue_id is the outbound queue row or 0. */

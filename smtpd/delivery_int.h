@@ -45,6 +45,14 @@ struct delivery_item {
 	bool smtputf8;
 	bool count_sent;
 	char *msgid;
+	/* RFC 3461 (NULL arrays: none): per local[i] / remote[i]. */
+	unsigned *local_notify;
+	char **local_orcpt;
+	unsigned *remote_notify;
+	char **remote_orcpt;
+	int dsn_ret;
+	char *dsn_envid;
+	bool notice_queued;		/* a success DSN went to the queue */
 
 	/* Writer thread while in a batch, then read by the loop. */
 	enum delivery_result res;
@@ -54,6 +62,7 @@ struct delivery_item {
 
 struct delivery {
 	struct event_base *base;
+	const struct cfg *cfg;		/* borrowed: hostname, postmaster */
 	/* Batch mode: every job waiting when the writer wakes is one
 	 * transaction; the results come back to the loop in one wake-up. */
 	struct workq *writer;

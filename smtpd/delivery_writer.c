@@ -12,8 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "smtpd/bounce.h"
+#include "smtpd/dsn.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 /* Attempts of a batch that fails with SQLITE_BUSY (each already waited the
@@ -35,6 +39,8 @@ static enum delivery_try delivery_try_batch(struct delivery *,
 static void delivery_finish(struct delivery *, struct delivery_item **,
     size_t);
 static void delivery_sleep_ms(unsigned);
+static void delivery_notify_success(struct delivery *,
+    struct delivery_item *, int64_t);
 static const char *delivery_result_name(enum delivery_result);
 
 void
@@ -148,6 +154,10 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		sd.nremote = it->nremote;
 		sd.auth_user = it->auth_user;
 		sd.smtputf8 = it->smtputf8;
+		sd.dsn_ret = it->dsn_ret;
+		sd.dsn_envid = it->dsn_envid;
+		sd.remote_notify = it->remote_notify;
+		sd.remote_orcpt = (const char *const *)it->remote_orcpt;
 		/* Checked inside the transaction by the same statement that
 		 * counts the message; a refused job leaves nothing (its own
 		 * savepoint) and the other jobs of the batch are untouched. */
@@ -170,6 +180,7 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		it->res = DELIVERY_OK;
 		it->queue_id = queue_id;
 		delivered++;
+		delivery_notify_success(d, it, body_id);
 	}
 	if (store_commit(d->st) != 0) {
 		/* store_commit has rolled back. */
@@ -178,6 +189,52 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		return DELIVERY_TRY_SPLIT;
 	}
 	return DELIVERY_TRY_OK;
+}
+
+/*
+ * RFC 3461 5.2.2/6.2: the local recipients whose NOTIFY has SUCCESS get
+ * one "delivered" DSN, committed with the delivery itself. A notice that
+ * cannot be stored is logged and the mail still delivered: the sender's
+ * receipt is worth less than the message.
+ */
+static void
+delivery_notify_success(struct delivery *d, struct delivery_item *it,
+    int64_t body_id)
+{
+	struct store_queue_msg m;
+	struct bounce_rcpt *br;
+	size_t i, n = 0;
+	int rc;
+
+	if (it->local_notify == NULL || it->mail_from[0] == '\0')
+		return;
+	br = xcalloc(it->nlocal, sizeof(*br));
+	for (i = 0; i < it->nlocal; i++) {
+		if (!dsn_notify_wants(it->local_notify[i], DSN_NOTIFY_SUCCESS))
+			continue;
+		br[n].address = it->local[i];
+		br[n].orcpt = it->local_orcpt[i];
+		n++;
+	}
+	if (n > 0) {
+		/* Not a queued message: id 0 (no queue id in the report);
+		 * the strings stay owned by the item. */
+		memset(&m, 0, sizeof(m));
+		m.mail_from = it->mail_from;
+		m.body_id = body_id;
+		m.created = util_time();
+		m.smtputf8 = it->smtputf8;
+		m.dsn_ret = it->dsn_ret;
+		m.dsn_envid = it->dsn_envid;
+		rc = bounce_send(d->st, d->cfg->server.hostname,
+		    d->cfg->server.postmaster, &m, BOUNCE_DELIVERED, 0, br, n);
+		if (rc < 0)
+			log_warn("event=delivery.notify msgid=%s result=fail "
+			    "error=\"%s\"", it->msgid, store_error(d->st));
+		else if (rc == 0)
+			it->notice_queued = true;
+	}
+	free(br);
 }
 
 /* Log each job and recycle its spool before the batch goes to the loop. */

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "smtpd/bounce.h"
+#include "smtpd/dsn.h"
 #include "smtpd/forward.h"
 #include "store/store.h"
 
@@ -355,11 +356,11 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	struct relay *r = rm->r;
 	const struct cfg *cfg = r->cfg;
 	struct store_queue_msg *q = &rm->q;
-	struct bounce_rcpt *fail, *delay;
+	struct bounce_rcpt *fail, *delay, *relayed;
 	struct store_queue_msg dq;
 	char *orig = NULL;
 	bool dsn_ok = true;
-	size_t nfail = 0, ndelay = 0, npending = 0, i;
+	size_t nfail = 0, ndelay = 0, nrelayed = 0, npending = 0, i;
 	int64_t now = util_time(), expires, next;
 	unsigned attempts = q->attempts + 1;
 	bool expired, warn;
@@ -371,27 +372,42 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	    now >= q->created + (int64_t)cfg->relay.delay_warning;
 	fail = xcalloc(q->nrcpts + 1, sizeof(*fail));
 	delay = xcalloc(q->nrcpts + 1, sizeof(*delay));
+	relayed = xcalloc(q->nrcpts + 1, sizeof(*relayed));
+	/* RFC 3461 4.1: FAILED and RELAYED rows already owe their notice
+	 * (relay_attempt.c asked NOTIFY); an expiry or a delay asks here. */
 	for (i = 0; i < q->nrcpts; i++) {
 		struct store_queue_rcpt *qr = &q->rcpts[i];
 
 		if (qr->status == STORE_QUEUE_RCPT_FAILED ||
-		    (qr->status == STORE_QUEUE_RCPT_PENDING && expired)) {
+		    (qr->status == STORE_QUEUE_RCPT_PENDING && expired &&
+		    dsn_notify_wants(qr->dsn_notify, DSN_NOTIFY_FAILURE))) {
 			fail[nfail].address = qr->address;
 			fail[nfail].reply = qr->last_error != NULL &&
 			    qr->last_error[0] != '\0' ? qr->last_error :
 			    "451 4.4.7 delivery time expired";
 			fail[nfail].remote_mta = rm->mx[i];
+			fail[nfail].orcpt = qr->dsn_orcpt;
 			nfail++;
+		} else if (qr->status == STORE_QUEUE_RCPT_RELAYED) {
+			relayed[nrelayed].address = qr->address;
+			relayed[nrelayed].reply = qr->last_error;
+			relayed[nrelayed].remote_mta = rm->mx[i];
+			relayed[nrelayed].orcpt = qr->dsn_orcpt;
+			nrelayed++;
 		} else if (qr->status == STORE_QUEUE_RCPT_PENDING) {
+			npending++;
+			if (!dsn_notify_wants(qr->dsn_notify,
+			    DSN_NOTIFY_DELAY))
+				continue;
 			delay[ndelay].address = qr->address;
 			delay[ndelay].reply = qr->last_error;
 			delay[ndelay].remote_mta = rm->mx[i];
+			delay[ndelay].orcpt = qr->dsn_orcpt;
 			ndelay++;
-			npending++;
 		}
 	}
 
-	if (nfail > 0 || (warn && npending > 0)) {
+	if (nfail > 0 || nrelayed > 0 || (warn && ndelay > 0)) {
 		if ((rc = relay_dsn_msg(rm, st, &dq, &orig)) < 0)
 			goto out;
 		dsn_ok = rc == 0;
@@ -402,6 +418,9 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
+	}
+	if (nfail > 0 || expired) {
+		/* NOTIFY without FAILURE expires quietly. */
 		for (i = 0; i < q->nrcpts; i++) {
 			struct store_queue_rcpt *qr = &q->rcpts[i];
 
@@ -417,13 +436,29 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 			}
 		}
 	}
-	if (warn && npending > 0) {
+	if (nrelayed > 0) {
 		rc = !dsn_ok ? 1 : bounce_send(st, cfg->server.hostname,
-		    cfg->server.postmaster, &dq, BOUNCE_DELAYED, expires, delay,
-		    ndelay);
+		    cfg->server.postmaster, &dq, BOUNCE_RELAYED, 0, relayed,
+		    nrelayed);
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
+		for (i = 0; i < q->nrcpts; i++)
+			if (q->rcpts[i].status == STORE_QUEUE_RCPT_RELAYED &&
+			    store_queue_rcpt_set(st, q->rcpts[i].id,
+			    STORE_QUEUE_RCPT_DELIVERED, NULL, now) < 0)
+				goto out;
+	}
+	if (warn && npending > 0) {
+		if (ndelay > 0) {
+			rc = !dsn_ok ? 1 : bounce_send(st,
+			    cfg->server.hostname, cfg->server.postmaster, &dq,
+			    BOUNCE_DELAYED, expires,
+			    delay, ndelay);
+			if (rc < 0)
+				goto out;
+			*kick_r |= rc == 0;
+		}
 		if (store_queue_set_warned(st, q->id) < 0)
 			goto out;
 	}
@@ -448,5 +483,6 @@ out:
 	free(orig);
 	free(fail);
 	free(delay);
+	free(relayed);
 	return ret;
 }

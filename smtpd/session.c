@@ -598,7 +598,8 @@ smtp_session_input(struct smtp_session *s)
 			break;
 		}
 		r = conn_getline(s->conn, mode == SMTP_MODE_SASL ?
-		    SMTP_SASL_LINE_MAX : SMTP_LINE_MAX, &line, &len, &bare);
+		    SMTP_SASL_LINE_MAX : SMTP_RCPT_LINE_MAX, &line, &len,
+		    &bare);
 		if (r == CONN_LINE_NONE)
 			return;
 		if (r == CONN_LINE_TOO_LONG) {

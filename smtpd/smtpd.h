@@ -16,6 +16,7 @@
 
 #include "common/clientkey.h"
 #include "common/sasl.h"
+#include "smtpd/dsn.h"
 
 struct conn;
 struct cfg;
@@ -35,6 +36,11 @@ struct srs;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
+/* RFC 3461 4: the DSN parameters make MAIL up to 100 and RCPT up to 500
+ * octets longer. The reader takes the longest; the dispatcher holds each
+ * verb to its own limit. */
+#define SMTP_MAIL_LINE_MAX	(SMTP_LINE_MAX + 100)
+#define SMTP_RCPT_LINE_MAX	(SMTP_LINE_MAX + 500)
 /* RFC 4954 4: SASL lines may be up to 12288 octets. */
 #define SMTP_SASL_LINE_MAX	12288
 /* RFC 5321 4.5.3.2.7 and 4.5.3.2.6. */
@@ -198,6 +204,9 @@ struct smtp_path {
 	uint64_t size;
 	enum smtp_body body;
 	bool smtputf8;
+	struct dsn_mail dsn_mail;	/* MAIL RET, ENVID (owned) */
+	/* RCPT parameters */
+	struct dsn_rcpt dsn_rcpt;	/* NOTIFY, ORCPT (owned) */
 };
 
 /*
@@ -235,6 +244,11 @@ struct smtp_tx {
 	size_t nlocal;
 	char **remote;		/* deduplicated remote recipients */
 	size_t nremote;
+	/* RFC 3461: per local[i] / remote[i] (the RCPT that first named
+	 * it), and the transaction's MAIL parameters; all owned. */
+	struct dsn_rcpt *local_dsn;
+	struct dsn_rcpt *remote_dsn;
+	struct dsn_mail dsn;
 	unsigned nrcpt;		/* accepted RCPT commands */
 	uint64_t declared_size;	/* MAIL SIZE=, 0 if none */
 	bool smtputf8;

@@ -304,6 +304,9 @@ smtp_tx_commit(struct smtp_session *s)
 	 * sees the real history). */
 	job.count_sent = true;
 	job.msgid = tx->msgid;
+	job.local_dsn = tx->local_dsn;
+	job.remote_dsn = tx->remote_dsn;
+	job.dsn = &tx->dsn;
 	tx->spool_fd = -1;	/* delivery owns it now */
 	tx->spool_mem = NULL;
 	tx->spool_in_mem = false;

@@ -137,6 +137,18 @@ static const char *const store_schema_migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  value TEXT NOT NULL"
 	") WITHOUT ROWID;",
+
+	/* 6: RFC 3461 DSN parameters of queued mail, kept to pass them on
+	 *    and to honour them in our own notices. queue.dsn_ret: 0 none,
+	 *    1 FULL, 2 HDRS; queue.dsn_envid: the ENVID xtext as received.
+	 *    queue_rcpt.dsn_notify: NOTIFY bits (1 NEVER, 2 SUCCESS,
+	 *    4 FAILURE, 8 DELAY; 0 none); queue_rcpt.dsn_orcpt: the ORCPT
+	 *    value "addr-type;xtext" as received. (smtpd/dsn.h) */
+	"ALTER TABLE queue ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN dsn_envid TEXT;"
+	"ALTER TABLE queue_rcpt ADD COLUMN dsn_notify INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE queue_rcpt ADD COLUMN dsn_orcpt TEXT;",
 };
 
 size_t

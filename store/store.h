@@ -190,6 +190,13 @@ struct store_delivery {
 	const char *auth_user;		/* submitter or NULL */
 	bool smtputf8;
 	bool is_bounce;
+	/* RFC 3461, stored as given (values: smtpd/dsn.h, schema 5): the
+	 * MAIL's RET (0 none) and ENVID (NULL none); per remote[i] NOTIFY
+	 * bits and ORCPT (either array NULL: none for every recipient). */
+	int dsn_ret;
+	const char *dsn_envid;
+	const unsigned *remote_notify;
+	const char *const *remote_orcpt;
 	/* Refuse, leaving nothing behind, when a local recipient would pass
 	 * its quota: -1 with store_error_is_quota() true. */
 	bool check_quota;
