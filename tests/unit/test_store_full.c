@@ -483,6 +483,41 @@ test_error_mapping(void)
 		store_close(st);
 		t_end();
 	}
+
+	/* POP3's QUIT when even a delete finds no space: it fails as a
+	 * whole (pop3d answers -ERR [SYS/TEMP]) and every message stays. */
+	{
+		struct store *st = t_open(NULL);
+		struct store_msg *msgs = NULL;
+		size_t n = 0, deleted = 9;
+		int64_t id;
+		char *before, *after;
+
+		t_begin("full: a delete that finds no space keeps everything");
+		t_assert_int(t_deliver(st, 20 * 1024), 0);
+		t_assert_int(store_mailbox_list(st, "alice@ex.test", &msgs,
+		    &n), 0);
+		t_assert_int(n, 1);
+		id = n == 1 ? msgs[0].id : 0;
+		free(msgs);
+		before = t_state(st);
+		shim_fail_rc = SQLITE_FULL;
+		shim_fail_errno = ENOSPC;
+		shim_fail_sync = false;
+		t_assert_int(store_mailbox_delete(st, "alice@ex.test", &id, 1,
+		    &deleted), -1);
+		t_assert(store_error_is_full(st));
+		shim_fail_rc = 0;
+		after = t_state(st);
+		t_assert_str(after, before);
+		free(after);
+		free(before);
+		t_assert_int(store_mailbox_delete(st, "alice@ex.test", &id, 1,
+		    &deleted), 0);
+		t_assert_int(deleted, 1);
+		store_close(st);
+		t_end();
+	}
 	shim_remove();
 }
 
