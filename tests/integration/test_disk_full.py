@@ -26,6 +26,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import carteiro_test as ct  # noqa: E402
 from fakemx import Sink, queue_insert, relay_setup, wait_for  # noqa: E402
+from smtpd_util import Raw  # noqa: E402
 
 KNOB = "CARTEIRO_TEST_MAX_PAGE_COUNT"
 FULL = (452, b"4.3.1 Insufficient system storage")
@@ -203,9 +204,24 @@ class DiskFull(unittest.TestCase):
         self.assertEqual(r[0], 250, r)
         self.assertIn("event=store.full result=ok", env.smtpd.log())
 
-        # Full again; then the limit goes: accepted without a restart.
-        rr, r = self.send(["alice@example.test"], message("fifth", 400 * 1024))
-        self.assertEqual(r, FULL)
+        # Full again, this time through BDAT (RFC 3030): the same reply
+        # to the LAST chunk. Then the limit goes: accepted without a
+        # restart.
+        raw = Raw(self.port)
+        try:
+            self.assertEqual(raw.code("EHLO full.test"), 250)
+            self.assertEqual(raw.code("MAIL FROM:<s@remote.test>"), 250)
+            self.assertEqual(raw.code("RCPT TO:<alice@example.test>"), 250)
+            chunk = message("fifth", 400 * 1024)
+            half = len(chunk) // 2
+            raw.send(b"BDAT %d\r\n" % half + chunk[:half])
+            self.assertEqual(raw.reply()[0], 250)
+            raw.send(b"BDAT %d LAST\r\n" % (len(chunk) - half) +
+                     chunk[half:])
+            self.assertEqual(raw.reply(), (452, [FULL[1].decode()]))
+        finally:
+            raw.close()
+        self.assertEqual(state(env)["mailbox"], 2)
         set_limit(self.limit, 0)
         self.wait_accepting()
         rr, r = self.send(["alice@example.test"], message("fifth", 400 * 1024))
