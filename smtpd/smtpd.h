@@ -137,7 +137,6 @@ enum smtp_tx_err {
  * (at RCPT while delivery_is_full, or at the end of data). */
 #define SMTP_REPLY_FULL	"452 4.3.1 Insufficient system storage"
 
-
 /* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */
 
 enum smtp_data_state {

@@ -395,19 +395,18 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 		st->tx_lost = false;
 		return -1;
 	}
-	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
+	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) != NULL) {
+		rc = sqlite3_step(s);
 		/* Before the reset: store_fail_db reads errno. */
-		store_fail_db(st, rc, "commit");
+		if (rc != SQLITE_DONE)
+			store_fail_db(st, rc, "commit");
 		sqlite3_reset(s);
-		if (!sqlite3_get_autocommit(st->db))
-			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		if (rc == SQLITE_DONE)
+			return 0;
 	}
-	sqlite3_reset(s);
-	return 0;
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 int
