@@ -178,6 +178,44 @@ delivery_stats(struct delivery *d, uint64_t *batches_r, uint64_t *jobs_r)
 }
 
 void
+delivery_full_update(struct delivery *d, bool full)
+{
+	uint64_t now = util_now_ms();
+	bool was;
+
+	pthread_mutex_lock(&d->mu);
+	was = d->full_until != 0;
+	if (full)
+		d->full_until = now + DELIVERY_FULL_HOLD_MS;
+	else
+		d->full_until = 0;
+	pthread_mutex_unlock(&d->mu);
+	/* An operator must act: once per episode, not per refused message. */
+	if (full && !was)
+		log_error("event=store.full result=fail hold_ms=%d",
+		    DELIVERY_FULL_HOLD_MS);
+	else if (!full && was)
+		log_info("event=store.full result=ok");
+}
+
+bool
+delivery_is_full(struct delivery *d)
+{
+	uint64_t until;
+
+	pthread_mutex_lock(&d->mu);
+	until = d->full_until;
+	pthread_mutex_unlock(&d->mu);
+	return until != 0 && util_now_ms() < until;
+}
+
+void
+delivery_note_full(struct delivery *d)
+{
+	delivery_full_update(d, true);
+}
+
+void
 delivery_hold(struct delivery *d, bool hold)
 {
 	workq_hold(d->writer, hold);

@@ -79,9 +79,12 @@ struct delivery {
 	struct notify *queued;		/* borrowed, may be NULL */
 	bool freeing;			/* loop: delivery_free has begun */
 
-	pthread_mutex_t mu;		/* the counters */
+	pthread_mutex_t mu;		/* the counters and full_until */
 	uint64_t n_batches;		/* committed transactions */
 	uint64_t n_jobs;		/* jobs finished (any result) */
+	/* util_now_ms() until which the store counts as full (delivery.h),
+	 * 0 when it is not. */
+	uint64_t full_until;
 };
 
 /* delivery_writer.c: the writer queue's batch function (arg: d). */
@@ -95,6 +98,10 @@ void delivery_ckpt_stop(struct delivery *d);
 /* The writer queue's after function (arg: d): between two batches, asks
  * for a background pass or checkpoints itself when the WAL is long. */
 void delivery_ckpt_after(void *arg);
+
+/* delivery.c: the full state, from either thread (takes d->mu). full:
+ * a job failed for lack of space; else a job committed. */
+void delivery_full_update(struct delivery *d, bool full);
 
 /* delivery_spool.c */
 /* A finished job's spool file: truncated and kept for the next

@@ -30,6 +30,7 @@ enum delivery_try {
 	DELIVERY_TRY_RETRY,		/* busy/locked: back off, run again */
 	DELIVERY_TRY_BADJOB,		/* one job failed: drop it, run again */
 	DELIVERY_TRY_SPLIT,		/* commit failed: deliver one by one */
+	DELIVERY_TRY_FULL,		/* one job's commit found no space */
 };
 
 static void delivery_run_batch(struct delivery *, struct delivery_item **,
@@ -90,9 +91,21 @@ delivery_run_batch(struct delivery *d, struct delivery_item **items,
 		case DELIVERY_TRY_BADJOB:
 			log_warn("event=delivery.fail msgid=%s error=\"%s\"",
 			    items[bad]->msgid, store_error(d->st));
-			items[bad]->res = DELIVERY_TEMPFAIL;
+			/* Out of space: 452 4.3.1 (the rest may still fit). */
+			items[bad]->res = store_error_is_full(d->st) ?
+			    DELIVERY_FULL : DELIVERY_TEMPFAIL;
 			items[bad]->decided = true;
 			continue;
+		case DELIVERY_TRY_FULL:
+			log_warn("event=delivery.fail jobs=1 error=\"%s\"",
+			    store_error(d->st));
+			for (size_t i = 0; i < n; i++) {
+				if (!items[i]->decided) {
+					items[i]->res = DELIVERY_FULL;
+					items[i]->decided = true;
+				}
+			}
+			return;
 		case DELIVERY_TRY_SPLIT:
 			for (size_t i = 0; i < n; i++)
 				if (!items[i]->decided)
@@ -183,7 +196,10 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		delivery_notify_success(d, it, body_id);
 	}
 	if (store_commit(d->st) != 0) {
-		/* store_commit has rolled back. */
+		/* store_commit has rolled back. In WAL mode the pages are
+		 * written at the commit, so that is where ENOSPC shows. */
+		if (store_error_is_full(d->st) && delivered <= 1)
+			return DELIVERY_TRY_FULL;
 		if (store_error_is_busy(d->st) || delivered <= 1)
 			return DELIVERY_TRY_RETRY;
 		return DELIVERY_TRY_SPLIT;
@@ -241,8 +257,13 @@ delivery_notify_success(struct delivery *d, struct delivery_item *it,
 static void
 delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
 {
+	bool full = false, stored = false;
+
 	for (size_t i = 0; i < n; i++) {
 		struct delivery_item *it = items[i];
+
+		full |= it->res == DELIVERY_FULL;
+		stored |= it->res == DELIVERY_OK;
 
 		log_info("event=smtp.deliver msgid=%s rcpts=%zu bytes=%" PRIu64
 		    " result=%s queue_id=%" PRId64, it->msgid,
@@ -258,6 +279,11 @@ delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
 	pthread_mutex_lock(&d->mu);
 	d->n_jobs += n;
 	pthread_mutex_unlock(&d->mu);
+	/* Before the results reach the loop: the next RCPT already knows. */
+	if (full)
+		delivery_full_update(d, true);
+	else if (stored)
+		delivery_full_update(d, false);
 }
 
 static void
@@ -280,6 +306,8 @@ delivery_result_name(enum delivery_result res)
 		return "tempfail";
 	case DELIVERY_QUOTA:
 		return "quota";
+	case DELIVERY_FULL:
+		return "full";
 	}
 	return "unknown";
 }

@@ -56,6 +56,8 @@ static void relay_batch_free(struct relay_batch *);
 static void relay_writer_done(void *, bool);
 static int relay_msg_finish(struct relay_msg *, struct store *, bool *);
 static int64_t relay_next_delay(const struct cfg *, unsigned);
+static void relay_defer_full(struct relay *, struct store *,
+    struct relay_batch *, const bool *, int64_t);
 
 void
 relay_flush_add(struct relay_msg *rm)
@@ -158,9 +160,12 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 		}
 	}
 	if (b->nfin > 0) {
+		bool *undone = xcalloc(b->nfin, sizeof(*undone)), full = false;
+
 		if (store_begin(st) < 0) {
 			log_error("event=relay.store result=fail error=\"%s\"",
 			    store_error(st));
+			free(undone);
 			return;
 		}
 		for (i = 0; i < b->nfin; i++) {
@@ -170,21 +175,64 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 				log_error("event=relay.store qid=%s result=fail "
 				    "error=\"%s\"", b->fin[i]->id,
 				    store_error(st));
+				full |= store_error_is_full(st);
+				undone[i] = true;
 				store_rollback(st);
 			} else if (store_commit(st) < 0)
 				break;
 		}
+		/* The ones not reached (the transaction is gone). */
+		for (; i < b->nfin; i++)
+			undone[i] = true;
 		if (store_commit(st) < 0) {
+			full |= store_error_is_full(st);
 			store_rollback(st);
 			log_error("event=relay.store result=fail error=\"%s\"",
 			    store_error(st));
+			for (i = 0; i < b->nfin; i++)
+				undone[i] = true;
 		}
+		if (full)
+			relay_defer_full(r, st, b, undone, now);
+		free(undone);
 	}
 	if (b->gc && store_gc(st, RELAY_GC_BODIES, NULL) < 0)
 		log_warn("event=relay.gc result=fail error=\"%s\"",
 		    store_error(st));
 	log_debug("event=relay.flush rcpts=%zu finished=%zu ms=%" PRIu64,
 	    b->nupd, b->nfin, util_now_ms() - t0);
+}
+
+/*
+ * The store had no room for what finished attempts left to write (a DSN
+ * above all): the undone ones would stay due and be picked up again at
+ * the next scan, every second. Defer them to their next retry instead
+ * (attempts unchanged): the recipient results are stored, and the DSN is
+ * written when the message finishes next time, once there is space. An
+ * UPDATE in place needs no new page; if even that fails the message just
+ * stays due.
+ */
+static void
+relay_defer_full(struct relay *r, struct store *st, struct relay_batch *b,
+    const bool *undone, int64_t now)
+{
+	for (size_t i = 0; i < b->nfin; i++) {
+		struct store_queue_msg *q = &b->fin[i]->q;
+		int64_t next = now + relay_next_delay(r->cfg, q->attempts);
+
+		if (!undone[i])
+			continue;
+		if (store_begin(st) < 0 || store_queue_reschedule(st, q->id,
+		    next, q->attempts) < 0 || store_commit(st) < 0) {
+			store_rollback(st);
+			log_error("event=relay.defer qid=%s result=fail "
+			    "reason=store_full error=\"%s\"", b->fin[i]->id,
+			    store_error(st));
+			continue;
+		}
+		log_warn("event=relay.defer qid=%s reason=store_full "
+		    "next_in=%" PRId64 "s", b->fin[i]->id, next - now);
+	}
 }
 
 /* Loop thread: the batch is back; free what it finished. */

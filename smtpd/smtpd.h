@@ -138,7 +138,12 @@ enum smtp_tx_err {
 	SMTP_TX_ERR_IO,		/* 451 4.3.0 spool write failed */
 	SMTP_TX_ERR_HEADER,	/* 552 5.3.4 header section too large to
 				 * scan (arstrip.h, set at the end) */
+	SMTP_TX_ERR_FULL,	/* 452 4.3.1 spool write: ENOSPC/EDQUOT */
 };
+
+/* RFC 5321 4.2.2/RFC 3463 X.3.1: the store or the spool is out of space
+ * (at RCPT while delivery_is_full, or at the end of data). */
+#define SMTP_REPLY_FULL	"452 4.3.1 Insufficient system storage"
 
 /* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */
 
@@ -379,5 +384,8 @@ int smtp_tx_parse_bdat(const char *args, uint64_t *size_r, bool *last_r);
 /* tx_end.c: the data is complete (or a BDAT chunk failed): send the one
  * reply, now or from the async steps' callbacks. Ends the transaction. */
 void smtp_tx_end(struct smtp_session *s);
+/* A spool write failed with errno err: latches SMTP_TX_ERR_FULL for lack
+ * of space (and tells delivery.h the store is full), else ERR_IO. */
+void smtp_tx_spool_failed(struct smtp_session *s, int err);
 
 #endif

@@ -374,6 +374,13 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", p.addr);
 		goto out;
 	}
+	/* A message now could not be stored (delivery.h): say so before
+	 * the client sends it. */
+	if (delivery_is_full(srv->delivery)) {
+		smtp_reply(s, SMTP_REPLY_FULL);
+		result = "full";
+		goto out;
+	}
 	/* One snapshot for the lookups of this RCPT (domain, aliases,
 	 * users, quota). */
 	snap = store_read_begin(srv->store) == 0;

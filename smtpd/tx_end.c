@@ -123,6 +123,8 @@ smtp_tx_error_name(enum smtp_tx_err e)
 		return "spool_error";
 	case SMTP_TX_ERR_HEADER:
 		return "header_too_large";
+	case SMTP_TX_ERR_FULL:
+		return "no_space";
 	}
 	return "?";
 }
@@ -139,9 +141,7 @@ smtp_tx_strip(struct smtp_session *s)
 	rc = inbound_strip(smtp_session_hostname(s), tx->spool_fd,
 	    tx->spool_in_mem ? tx->spool_mem : NULL, &tx->size, &removed);
 	if (rc < 0) {
-		log_error("event=smtp.spool sid=%s msgid=%s error=\"%s\"",
-		    s->sid, tx->msgid, strerror(errno));
-		tx->error = SMTP_TX_ERR_IO;
+		smtp_tx_spool_failed(s, errno);
 	} else if (rc > 0) {
 		tx->error = SMTP_TX_ERR_HEADER;
 	} else if (removed > 0) {
@@ -180,6 +180,9 @@ smtp_tx_end(struct smtp_session *s)
 		case SMTP_TX_ERR_HEADER:
 			smtp_reply(s, "552 5.3.4 Message header section "
 			    "exceeds fixed limit");
+			break;
+		case SMTP_TX_ERR_FULL:
+			smtp_reply(s, SMTP_REPLY_FULL);
 			break;
 		default:
 			smtp_reply(s, "451 4.3.0 Temporary storage failure");
@@ -339,6 +342,9 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 	case DELIVERY_TEMPFAIL:
 		smtp_reply(s, "451 4.3.0 Temporary storage failure, try "
 		    "again later");
+		break;
+	case DELIVERY_FULL:
+		smtp_reply(s, SMTP_REPLY_FULL);
 		break;
 	}
 	smtp_tx_reset(s);
