@@ -143,6 +143,11 @@ struct pop3_session {
 	bool tls_pending;		/* handshake running (STLS or implicit) */
 	bool in_input;			/* inside pop3_session_input */
 	const char *close_reason;	/* static string, set when closing */
+	struct event *life_timer;	/* [pop3d] max_session_time, or NULL */
+	bool line_deadline;		/* the next command line's deadline is
+					 * armed on the conn */
+	bool expired;			/* max_session_time passed: -ERR at
+					 * the next safe point */
 
 	/* AUTHORIZATION */
 	char *user;			/* USER argument, owned */
@@ -218,12 +223,31 @@ void pop3_session_sasl_result(struct pop3_session *s, enum sasl_status st,
  * caller wipes it). */
 void pop3_session_sasl_line(struct pop3_session *s, const char *line,
     size_t len);
+/* Run the commands already buffered if the session is ready for them
+ * (not in long output, an auth check or a TLS handshake). */
+void pop3_session_kick(struct pop3_session *s);
 /* Shut every session down (SIGTERM). */
 void pop3_server_close_all(struct pop3_server *srv);
 
 /* Maildrop locks (lock_session = yes). 0, or -1 if already locked. */
 int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
 void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
+
+/* deadline.c: slow clients (per-line deadline, max_session_time). */
+/* Accept: start the max_session_time timer. */
+void pop3_deadline_start(struct pop3_session *s);
+void pop3_deadline_stop(struct pop3_session *s);
+/* A command (or SASL) line is awaited: its deadline runs from the first
+ * call after a line or pop3_deadline_clear (s->line_deadline reset). */
+void pop3_deadline_line(struct pop3_session *s);
+/* Nothing is awaited from the client (long output, auth, TLS). */
+void pop3_deadline_clear(struct pop3_session *s);
+/* CONN_EV_TIMEOUT (not while closing): true when handled here (a line
+ * deadline: -ERR and close; a response that outlived max_session_time:
+ * the session is FREED); false: an idle timeout for the caller. */
+bool pop3_deadline_timeout(struct pop3_session *s);
+/* If max_session_time passed: -ERR [SYS/TEMP], close, true. */
+bool pop3_deadline_expired(struct pop3_session *s);
 
 /* commands.c */
 /* Dispatch one command line (borrowed, may be modified). */
