@@ -1,8 +1,9 @@
 /*
  * carteiro-smtpd internals shared by session.c (connections, replies,
  * input modes), commands.c (the verb table and the session-level verbs),
- * sasl.c (AUTH), tx.c (MAIL..end of data), address.c (pure path/parameter
- * parser) and data.c (pure DATA/BDAT byte-stream decoder). Not for other
+ * sasl.c (AUTH), tx.c (MAIL..end of data), deadline.c (slow clients),
+ * address.c (pure path/parameter parser) and data.c (pure DATA/BDAT
+ * byte-stream decoder). Not for other
  * modules: delivery.h and relay.h are the public seams.
  */
 #ifndef CARTEIRO_SMTPD_H

@@ -125,8 +125,9 @@ class SmtpSlow(unittest.TestCase):
     def test_trickled_command_line_is_cut(self):
         r = su.Raw(self.env.ports["mx"])
         self.assertEqual(r.greeting[0], 220)
-        # One byte every 0.25 s: each is progress for an idle timer.
-        line = b"EHLO " + b"x" * 60
+        # One byte every 0.25 s: each is progress for an idle timer, and
+        # the line is complete after 9 s (an EHLO reply on the old code).
+        line = b"EHLO " + b"x" * 30 + b"\r\n"
         got, first, eof = trickle(r.sock, [bytes([c]) for c in line], 0.25)
         self.assertEqual(got, b"421 4.4.2 %s Error: timeout exceeded\r\n"
                          % HOST.encode())
@@ -143,8 +144,9 @@ class SmtpSlow(unittest.TestCase):
         self.assertEqual(r.code("EHLO client.example.org"), 250)
         time.sleep(1.2)
         self.assertEqual(r.code("NOOP"), 250)
-        got, first, eof = trickle(r.sock, [b"N", b"O", b"O", b"P"] +
-                                  [b" "] * 40, 0.25)
+        got, first, eof = trickle(r.sock, [bytes([c]) for c in
+                                           b"NOOP" + b" " * 30 + b"\r\n"],
+                                  0.25)
         self.assertEqual(got, b"421 4.4.2 %s Error: timeout exceeded\r\n"
                          % HOST.encode())
         self.assertTrue(eof)
@@ -158,7 +160,8 @@ class SmtpSlow(unittest.TestCase):
         # 200 bytes/s, a fifth of the minimum: the 2 s of credit last
         # 2 / (1 - 0.2) = 2.5 s.
         body = b"Subject: slow\r\n\r\n" + b"y" * 78 + b"\r\n"
-        chunks = [body] + [b"z" * 38 + b"\r\n"] * 100 + [b".\r\n"]
+        # (All of it in 8 s, a 250 on the old code.)
+        chunks = [body] + [b"z" * 38 + b"\r\n"] * 40 + [b".\r\n"]
         got, first, eof = trickle(r.sock, chunks, 0.2, limit=15)
         self.assertEqual(got, b"421 4.4.2 %s Error: timeout exceeded, data "
                          b"rate below %d bytes/s\r\n" % (HOST.encode(), RATE))
@@ -177,8 +180,8 @@ class SmtpSlow(unittest.TestCase):
     def test_slow_bdat_is_cut(self):
         before = store_state(self.env)
         r = self.open_tx()
-        r.send("BDAT 100000 LAST\r\n")
-        got, first, eof = trickle(r.sock, [b"w" * 40] * 100, 0.2, limit=15)
+        r.send("BDAT 1600 LAST\r\n")
+        got, first, eof = trickle(r.sock, [b"w" * 40] * 40, 0.2, limit=15)
         self.assertEqual(got, b"421 4.4.2 %s Error: timeout exceeded, data "
                          b"rate below %d bytes/s\r\n" % (HOST.encode(), RATE))
         self.assertTrue(eof)
@@ -292,8 +295,10 @@ class Pop3Slow(unittest.TestCase):
     def test_trickled_command_line_is_cut(self):
         r = pf.Raw(self.env)
         self.assertEqual(r.line(), b"+OK carteiro ready.")
-        got, first, eof = trickle(r.sock, [b"N", b"O", b"O", b"P"] +
-                                  [b" "] * 40, 0.25)
+        # Complete after 9 s: a +OK on the old code.
+        got, first, eof = trickle(r.sock, [bytes([c]) for c in
+                                           b"USER " + b"u" * 30 + b"\r\n"],
+                                  0.25)
         self.assertEqual(got, b"-ERR Command line not completed in time.\r\n")
         self.assertTrue(eof)
         self.assertGreater(first, 1.5)
@@ -306,8 +311,8 @@ class Pop3Slow(unittest.TestCase):
         self.assertEqual(r.cmd("PASS " + ct.PASSWORD), b"+OK Logged in.")
         time.sleep(1.2)
         self.assertTrue(r.cmd("STAT").startswith(b"+OK 1 "))
-        got, first, eof = trickle(r.sock, [b"S", b"T", b"A", b"T"] +
-                                  [b" "] * 40, 0.25)
+        got, first, eof = trickle(r.sock, [bytes([c]) for c in
+                                           b"STAT\r\n"], 0.7)
         self.assertEqual(got, b"-ERR Command line not completed in time.\r\n")
         self.assertTrue(eof)
         self.assertGreater(first, 1.5)
