@@ -14,6 +14,7 @@ command, DATA and autologout timeouts to keep the test fast.
 import os
 import select
 import socket
+import sqlite3
 import time
 import unittest
 
@@ -271,6 +272,41 @@ class SmtpSessionTime(unittest.TestCase):
                          b"exceeded\r\n" % HOST.encode())
         self.assertTrue(eof)
         self.assertEqual(store_state(self.env), before)
+
+    def test_commit_under_way_is_answered_first(self):
+        # The store is locked while the message commits: the limit passes
+        # during the commit, which still gets its 250, then the 421.
+        n = len(self.env.mailbox_bodies(ALICE))
+        r = su.Raw(self.env.ports["mx"])
+        t0 = time.time()
+        r.send(b"EHLO client.example.org\r\nMAIL FROM:<sender@example.org>"
+               b"\r\nRCPT TO:<%s>\r\nDATA\r\n" % ALICE.encode())
+        self.assertEqual([r.reply()[0] for _ in range(4)],
+                         [250, 250, 250, 354])
+        body = b"Subject: committed late\r\n\r\nbody\r\n"
+        con = sqlite3.connect(self.env.db, timeout=10, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            r.send(body + b".\r\n")
+            time.sleep(max(0.0, 4.0 - (time.time() - t0)))
+            r.sock.settimeout(0.2)
+            try:
+                early = r.sock.recv(4096)
+            except socket.timeout:
+                early = b""
+            self.assertEqual(early, b"")
+        finally:
+            con.execute("COMMIT")
+            con.close()
+        code, texts = r.reply()
+        self.assertEqual(code, 250)
+        self.assertTrue(texts[0].startswith("2.0.0 Ok: queued as "), texts)
+        self.assertEqual(r.reply(), (421, ["4.4.2 %s Error: session time "
+                                           "limit exceeded" % HOST]))
+        self.assertTrue(r.at_eof())
+        got = self.env.mailbox_bodies(ALICE)
+        self.assertEqual(len(got), n + 1)
+        self.assertEqual(ct.strip_added_headers(got[-1]), body)
 
     def test_short_session_unaffected(self):
         r = su.Raw(self.env.ports["mx"])
