@@ -144,8 +144,8 @@ struct pop3_session {
 	bool in_input;			/* inside pop3_session_input */
 	const char *close_reason;	/* static string, set when closing */
 	struct event *life_timer;	/* [pop3d] max_session_time, or NULL */
-	bool line_deadline;		/* the next command line's deadline is
-					 * armed on the conn */
+	bool line_deadline;		/* the next command line's
+					 * deadline is armed on the conn */
 	bool expired;			/* max_session_time passed: -ERR at
 					 * the next safe point */
 

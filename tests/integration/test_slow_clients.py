@@ -266,7 +266,8 @@ class SmtpSessionTime(unittest.TestCase):
         self.assertEqual(r.code("RCPT TO:<%s>" % ALICE), 250)
         self.assertEqual(r.code("DATA"), 354)
         # 50 KB/s, well above min_data_rate: only the session limit ends it.
-        chunks = [b"Subject: long\r\n\r\n"] + [(b"d" * 998 + b"\r\n") * 10] * 200
+        chunks = ([b"Subject: long\r\n\r\n"] +
+                  [(b"d" * 998 + b"\r\n") * 10] * 200)
         got, first, eof = trickle(r.sock, chunks, 0.2, limit=20)
         self.assertEqual(got, b"421 4.4.2 %s Error: session time limit "
                          b"exceeded\r\n" % HOST.encode())

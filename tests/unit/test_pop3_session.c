@@ -435,7 +435,8 @@ main(void)
 	t_assert_int(fake->deadline_ms, POP3_TIMEOUT_MS);
 	feed("CA");
 	feed("P");
-	t_assert_int(fake->deadline_sets, 1);	/* bytes push nothing back */
+	/* The bytes push nothing back. */
+	t_assert_int(fake->deadline_sets, 1);
 	feed("A\r\nNO");
 	t_assert(strstr(take(), "IMPLEMENTATION carteiro") != NULL);
 	t_assert_int(fake->deadline_sets, 2);	/* from the CAPA reply */
