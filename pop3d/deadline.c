@@ -45,21 +45,28 @@ pop3_deadline_stop(struct pop3_session *s)
 void
 pop3_deadline_line(struct pop3_session *s)
 {
-	if (s->line_deadline)
+	if (s->line_deadline == POP3_DL_ARMED)
 		return;
 	/* RFC 1939 3's autologout timer, counted from the reply and not
 	 * pushed back by each byte of the next line. */
 	conn_set_deadline(s->conn, s->srv->timeout_ms);
-	s->line_deadline = true;
+	s->line_deadline = POP3_DL_ARMED;
+}
+
+void
+pop3_deadline_line_taken(struct pop3_session *s)
+{
+	if (s->line_deadline == POP3_DL_ARMED)
+		s->line_deadline = POP3_DL_SPENT;
 }
 
 void
 pop3_deadline_clear(struct pop3_session *s)
 {
-	if (!s->line_deadline)
+	if (s->line_deadline == POP3_DL_NONE)
 		return;
 	conn_set_deadline(s->conn, 0);
-	s->line_deadline = false;
+	s->line_deadline = POP3_DL_NONE;
 }
 
 bool
@@ -73,7 +80,8 @@ pop3_deadline_timeout(struct pop3_session *s)
 		pop3_session_free(s, "max_session_time");
 		return true;
 	}
-	if (!conn_deadline_passed(s->conn) || !s->line_deadline)
+	if (!conn_deadline_passed(s->conn) ||
+	    s->line_deadline == POP3_DL_NONE)
 		return false;
 	log_info("event=pop3.slow sid=%s ip=%s limit=command_line", s->sid,
 	    s->ip);

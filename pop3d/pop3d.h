@@ -50,6 +50,14 @@ enum pop3_state {
 	POP3_ST_UPDATE = 1 << 2,	/* UPDATE (after QUIT) */
 };
 
+/* The command line deadline on the conn (deadline.c). */
+enum pop3_line_deadline {
+	POP3_DL_NONE,
+	POP3_DL_ARMED,		/* for the line being awaited */
+	POP3_DL_SPENT,		/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
+};
+
 enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
@@ -144,8 +152,7 @@ struct pop3_session {
 	bool in_input;			/* inside pop3_session_input */
 	const char *close_reason;	/* static string, set when closing */
 	struct event *life_timer;	/* [pop3d] max_session_time, or NULL */
-	bool line_deadline;		/* the next command line's
-					 * deadline is armed on the conn */
+	uint8_t line_deadline;		/* enum pop3_line_deadline */
 	bool expired;			/* max_session_time passed: -ERR at
 					 * the next safe point */
 
@@ -238,8 +245,10 @@ void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
 void pop3_deadline_start(struct pop3_session *s);
 void pop3_deadline_stop(struct pop3_session *s);
 /* A command (or SASL) line is awaited: its deadline runs from the first
- * call after a line or pop3_deadline_clear (s->line_deadline reset). */
+ * call after pop3_deadline_line_taken or pop3_deadline_clear. */
 void pop3_deadline_line(struct pop3_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void pop3_deadline_line_taken(struct pop3_session *s);
 /* Nothing is awaited from the client (long output, auth, TLS). */
 void pop3_deadline_clear(struct pop3_session *s);
 /* CONN_EV_TIMEOUT (not while closing): true when handled here (a line

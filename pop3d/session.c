@@ -326,8 +326,7 @@ pop3_session_input(struct pop3_session *s)
 			pop3_deadline_line(s);
 			break;
 		}
-		/* The next line gets its own deadline. */
-		s->line_deadline = false;
+		pop3_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			util_strlcpy(s->cmd, "-", sizeof(s->cmd));
 			s->cmd_args_len = 0;

@@ -56,6 +56,13 @@ smtp_deadline_line(struct smtp_session *s)
 }
 
 void
+smtp_deadline_line_taken(struct smtp_session *s)
+{
+	if (s->deadline == SMTP_DL_LINE)
+		s->deadline = SMTP_DL_LINE_SPENT;
+}
+
+void
 smtp_deadline_data(struct smtp_session *s)
 {
 	struct smtp_server *srv = s->lst->srv;

@@ -616,8 +616,7 @@ smtp_session_input(struct smtp_session *s)
 			smtp_deadline_line(s);
 			return;
 		}
-		/* The next line gets its own deadline. */
-		s->deadline = SMTP_DL_NONE;
+		smtp_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			smtp_session_set_cmd(s, "(line too long)", 15);
 			if (mode == SMTP_MODE_SASL) {

@@ -261,6 +261,8 @@ enum smtp_deadline_kind {
 	SMTP_DL_NONE,		/* none (async step, or not yet re-armed
 				 * after a reply) */
 	SMTP_DL_LINE,		/* the next command line, from the reply */
+	SMTP_DL_LINE_SPENT,	/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
 	SMTP_DL_DATA,		/* DATA/BDAT bytes: min_data_rate credit */
 };
 
@@ -341,8 +343,10 @@ const char *smtp_session_hostname(const struct smtp_session *s);
 void smtp_deadline_start(struct smtp_session *s);
 void smtp_deadline_stop(struct smtp_session *s);
 /* A command (or SASL) line is awaited: its deadline runs from the first
- * call after smtp_deadline_clear or a line (s->deadline reset). */
+ * call after smtp_deadline_clear or smtp_deadline_line_taken. */
 void smtp_deadline_line(struct smtp_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void smtp_deadline_line_taken(struct smtp_session *s);
 /* DATA/BDAT/skipped bytes are awaited: the min_data_rate deadline. */
 void smtp_deadline_data(struct smtp_session *s);
 /* n data bytes were consumed: they earn time. */

@@ -230,6 +230,40 @@ class SmtpSlow(unittest.TestCase):
         self.assertEqual(ct.strip_added_headers(got[-1]), body)
 
 
+class SmtpAsyncStep(unittest.TestCase):
+    """The previous line's deadline does not run on into an async step:
+    an AUTH check that waits out a 4 s penalty (3 s timeouts) gets its
+    reply."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = su.Env()
+        os.environ["CARTEIRO_TEST_TIMEOUT_MS"] = "3000"
+        os.environ["CARTEIRO_TEST_AUTH_PENALTY_MS"] = "4000"
+        try:
+            cls.env.start_smtpd()
+        finally:
+            del os.environ["CARTEIRO_TEST_TIMEOUT_MS"]
+            del os.environ["CARTEIRO_TEST_AUTH_PENALTY_MS"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.stop()
+
+    def test_auth_check_outlasts_line_deadline(self):
+        r = su.Raw(self.env.ports["submission"])
+        self.assertEqual(r.code("EHLO client.example.org"), 250)
+        bad = "AUTH PLAIN " + su.plain(ALICE, "wrong")
+        no = "535 5.7.8 Authentication credentials invalid"
+        self.assertEqual(r.text(bad), no)
+        t1 = time.time()
+        # Sent 2.5 s after that reply (in time), checked from 4 s after
+        # it: the line's deadline (3 s) passes while the check waits.
+        time.sleep(2.5)
+        self.assertEqual(r.text(bad), no)
+        self.assertGreater(time.time() - t1, 3.9)
+
+
 class SmtpSessionTime(unittest.TestCase):
     """smtpd with max_session_time = 3s (default timeouts and rate)."""
 

@@ -449,6 +449,19 @@ main(void)
 	pop3_session_free(s, "test");
 	t_end();
 
+	t_begin("no command line deadline while a login is checked");
+	pop3_session_accept(&srv, -1, false);
+	s = srv.sessions;
+	take();
+	feed("USER alice@example.test\r\nPASS secret\r\n");
+	t_assert(s->input == POP3_IN_WAIT);
+	t_assert_int(fake->deadline_ms, 0);	/* the PASS line's is gone */
+	finish_auth(AUTH_OK);
+	t_assert_str(take(), "+OK\r\n+OK Logged in.\r\n");
+	t_assert_int(fake->deadline_ms, POP3_TIMEOUT_MS);
+	pop3_session_free(s, "test");
+	t_end();
+
 	t_begin("pipelined input at every split point");
 	{
 		static const char script[] = "STAT\r\nLIST\r\nUIDL 1\r\n"
