@@ -1,8 +1,9 @@
 /*
  * carteiro-smtpd internals shared by session.c (connections, replies,
  * input modes), commands.c (the verb table and the session-level verbs),
- * sasl.c (AUTH), tx.c (MAIL..end of data), address.c (pure path/parameter
- * parser) and data.c (pure DATA/BDAT byte-stream decoder). Not for other
+ * sasl.c (AUTH), tx.c (MAIL..end of data), deadline.c (slow clients),
+ * address.c (pure path/parameter parser) and data.c (pure DATA/BDAT
+ * byte-stream decoder). Not for other
  * modules: delivery.h and relay.h are the public seams.
  */
 #ifndef CARTEIRO_SMTPD_H
@@ -281,6 +282,16 @@ struct smtp_tx {
 	char *extra;		/* owned: header lines the checks added */
 };
 
+/* Which deadline of deadline.c is armed on the conn. */
+enum smtp_deadline_kind {
+	SMTP_DL_NONE,		/* none (async step, or not yet re-armed
+				 * after a reply) */
+	SMTP_DL_LINE,		/* the next command line, from the reply */
+	SMTP_DL_LINE_SPENT,	/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
+	SMTP_DL_DATA,		/* DATA/BDAT bytes: min_data_rate credit */
+};
+
 /* The command being answered, for failure logs: the first bytes of the
  * line (log_escape never shows more), AUTH data cut off. */
 #define SMTP_CUR_CMD_MAX	200
@@ -295,6 +306,13 @@ struct smtp_session {
 	struct sasl sasl;		/* AUTH exchange and penalty wait */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
 	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
+	struct event *life_timer;	/* [smtpd] max_session_time, or NULL */
+	uint64_t data_bytes;		/* DATA/BDAT bytes since the data
+					 * deadline was armed */
+	uint64_t data_credit_ms;	/* deadline they earned so far */
+	uint8_t deadline;		/* enum smtp_deadline_kind */
+	bool expired;			/* max_session_time passed: 421 at
+					 * the next safe point */
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
 	char *helo;			/* owned */
 	char *auth_user;		/* owned: canonical address */
@@ -344,6 +362,27 @@ void smtp_session_set_cmd(struct smtp_session *s, const char *line,
     size_t len);
 bool smtp_session_is_submission(const struct smtp_session *s);
 const char *smtp_session_hostname(const struct smtp_session *s);
+
+/* deadline.c: slow clients (per-line deadline, min_data_rate,
+ * max_session_time). None of these frees the session. */
+/* Accept: start the max_session_time timer. */
+void smtp_deadline_start(struct smtp_session *s);
+void smtp_deadline_stop(struct smtp_session *s);
+/* A command (or SASL) line is awaited: its deadline runs from the first
+ * call after smtp_deadline_clear or smtp_deadline_line_taken. */
+void smtp_deadline_line(struct smtp_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void smtp_deadline_line_taken(struct smtp_session *s);
+/* DATA/BDAT/skipped bytes are awaited: the min_data_rate deadline. */
+void smtp_deadline_data(struct smtp_session *s);
+/* n data bytes were consumed: they earn time. */
+void smtp_deadline_bytes(struct smtp_session *s, size_t n);
+/* Nothing is awaited from the client (async step, output blocked). */
+void smtp_deadline_clear(struct smtp_session *s);
+/* CONN_EV_TIMEOUT (not while closing): 421 4.4.2 and close. */
+void smtp_deadline_timeout(struct smtp_session *s);
+/* If max_session_time passed: 421 4.4.2, close, true. */
+bool smtp_deadline_expired(struct smtp_session *s);
 
 /* commands.c */
 void smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len);

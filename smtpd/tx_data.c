@@ -281,6 +281,7 @@ smtp_tx_input(struct smtp_session *s)
 			tx->error = SMTP_TX_ERR_BARE;
 		smtp_tx_write(s, smtp_tx_out, olen);
 		evbuffer_drain(in, used);
+		smtp_deadline_bytes(s, used);
 		if (s->mode == SMTP_MODE_BDAT) {
 			tx->bdat_left -= used;
 		} else if (smtp_data_is_done(&tx->parser)) {
