@@ -47,15 +47,28 @@ class FakeDNS:
         self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
         self.tcp = None
-        if tcp:
+        # With TCP, the same port number must be free for both: a random
+        # UDP port may already be taken on TCP, so try again.
+        for attempt in range(50):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", port))
+            self.port = self.sock.getsockname()[1]
+            if not tcp:
+                break
             self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind(("127.0.0.1", self.port))
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+            except OSError:
+                self.tcp.close()
+                self.sock.close()
+                self.tcp = None
+                if port != 0 or attempt == 49:
+                    raise
+                continue
             self.tcp.listen(16)
+            break
         self.thread = None
         self.tcp_thread = None
         self.running = False
