@@ -191,8 +191,8 @@ test_mx(struct dns *d)
 	{
 		static const char *const bad[] = {
 			"a..b.test", ".test", "a.test..",
-			"a1234567890123456789012345678901234567890123456789"
-			"01234567890123.test",
+			("a1234567890123456789012345678901234567890123456789"
+			"01234567890123.test"),	/* a 64-octet label */
 			"a\\.test",
 		};
 		char long_name[300];

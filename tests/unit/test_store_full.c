@@ -53,6 +53,9 @@ t_set_limit(long long pages)
 }
 
 /* One integer from a query (-999 on error). */
+static long long q_int(struct store *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static long long
 q_int(struct store *st, const char *fmt, ...)
 {
