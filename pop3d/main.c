@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "pop3d/pop3d.h"
 #include "store/auth_db.h"
+#include "store/backup.h"
 
 /* Grace period for sessions to flush their goodbye after SIGTERM. */
 #define POP3_SHUTDOWN_MS 3000
@@ -173,6 +174,9 @@ main(int argc, char **argv)
 	if (store_check_schema(srv.store) < 0)
 		log_fatal("event=pop3.fatal reason=\"store %s: schema is not "
 		    "current, run carteiroctl init\"", cfg->store.path);
+	/* carteiroctl restore refuses while this lock is held. */
+	if (store_daemon_lock(cfg->store.path, &error) < 0)
+		log_fatal("event=pop3.fatal reason=\"%s\"", error);
 
 	if (priv_drop(cfg->server.user, &perr) < 0)
 		log_fatal("event=pop3.fatal reason=\"%s\"",

@@ -43,6 +43,7 @@ struct ctl_cmd {
 };
 #define CTL_F_INIT	0x1	/* runs on an uninitialised database */
 #define CTL_F_EXTERN	0x2	/* fn gets the whole group argv */
+#define CTL_F_NOSTORE	0x4	/* runs without opening the store (restore) */
 
 int main(int argc, char **argv);
 
@@ -91,6 +92,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "[--algorithm ed25519|rsa]", ctl_cmd_dkim, CTL_F_EXTERN },
 	{ "check", NULL, 0, 0, "check DOMAIN [--ip ADDR]", ctl_cmd_check,
 	  CTL_F_EXTERN },
+	/* issue 14: data safety (ctl_backup.c, ctl_verify.c) */
+	{ "backup", NULL, 1, 1, "backup DIR  (consistent while the daemons "
+	  "run)", ctl_backup, 0 },
+	{ "restore", NULL, 1, 1, "restore DIR  (into an empty store location, "
+	  "daemons stopped)", ctl_restore, CTL_F_NOSTORE },
+	{ "verify", NULL, 0, 0, "verify  (consistency checks; exit 1 lists "
+	  "the problems)", ctl_verify, 0 },
 };
 
 void
@@ -592,6 +600,8 @@ main(int argc, char **argv)
 	}
 	log_set_level(LOG_LVL_WARN);	/* the config's level is for daemons */
 	ctl.cfg = cfg;
+	if (cmd->flags & CTL_F_NOSTORE)
+		goto run;
 
 	if (!(cmd->flags & CTL_F_INIT) && stat(cfg->store.path, &sb) < 0) {
 		if (errno == ENOENT)
@@ -619,6 +629,7 @@ main(int argc, char **argv)
 		}
 		goto out;
 	}
+run:
 	ret = cmd->fn(&ctl, sub_argc, sub_argv);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		ctl_err("writing the output: %s", strerror(errno));

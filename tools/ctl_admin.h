@@ -58,4 +58,9 @@ int ctl_alias_list(struct ctl *ctl, int argc, char **argv);
 /* ctl_mailbox.c */
 int ctl_mailbox_list(struct ctl *ctl, int argc, char **argv);
 
+/* ctl_backup.c, ctl_verify.c */
+int ctl_backup(struct ctl *ctl, int argc, char **argv);
+int ctl_restore(struct ctl *ctl, int argc, char **argv);
+int ctl_verify(struct ctl *ctl, int argc, char **argv);
+
 #endif
