@@ -9,6 +9,7 @@
  */
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
+#include "tools/ctl_import.h"
 #include "common/addr.h"
 #include "common/auth.h"
 #include "common/config.h"
@@ -86,6 +87,11 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "alias", "list", 0, 1, "alias list [SOURCE]", ctl_alias_list, 0 },
 	{ "mailbox", "list", 1, 1, "mailbox list ADDRESS  (uidl size date "
 	  "from subject)", ctl_mailbox_list, 0 },
+	{ "mailbox", "import", 2, 7, "mailbox import ADDRESS SOURCE "
+	  "[--uidl-format F] [--uidl-map FILE] [--ignore-quota]  (mbox, "
+	  "Maildir, Dovecot Maildir)", ctl_mailbox_import, 0 },
+	{ "mailbox", "export", 3, 3, "mailbox export ADDRESS --mbox FILE | "
+	  "--maildir DIR", ctl_mailbox_export, 0 },
 	{ "queue", NULL, 0, 0, "queue list|show ID|flush|delete ID",
 	  ctl_cmd_queue, CTL_F_EXTERN },
 	{ "dkim", NULL, 0, 0, "dkim keygen DOMAIN [--selector S] "
