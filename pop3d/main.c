@@ -216,6 +216,10 @@ main(int argc, char **argv)
 	sigs = daemon_signals(srv.base, pop3_main_term, pop3_main_hup, &srv);
 	sigprocmask(SIG_UNBLOCK, &term_set, NULL);
 
+	/* RFC 2449 EXPIRE: the expiry sweep (CARTEIRO_TEST_EXPIRE_SWEEP_MS:
+	 * test hook for the interval). */
+	pop3_retention_start(&srv, (unsigned)pop3_main_env_int(
+	    "CARTEIRO_TEST_EXPIRE_SWEEP_MS", 0));
 	log_info("event=pop3.start listeners=%zu tls=%s lock_session=%s",
 	    srv.nlisteners, srv.tls ? "yes" : "no",
 	    cfg->pop3d.lock_session ? "yes" : "no");
@@ -236,6 +240,7 @@ main(int argc, char **argv)
 	free(srv.locks);
 	free(srv.readbuf);
 	free(srv.scratch);
+	pop3_retention_stop(&srv);
 	store_close(srv.store);
 	tls_ctx_free(srv.tls);
 	event_base_free(srv.base);

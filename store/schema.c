@@ -137,7 +137,7 @@ static const char *const store_schema_migrations[] = {
 	 *    mailbox.mbox_from: an mbox import's "From " line (after
 	 *    "From "), so mailbox export --mbox gives it back; NULL for
 	 *    mail that came over SMTP. users.expire: [pop3d] expire for
-	 *    this user in days, -1 = never, NULL = the server's.
+	 *    this user in seconds, -1 = never, NULL = the server's.
 	 *    imported: every message ever imported per user, by key
 	 *    ("uidl:<UIDL>" when the source gave a UIDL, else a content
 	 *    hash), so a re-run adds nothing twice and a given UIDL is

@@ -80,6 +80,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "user", "enable", 1, 1, "user enable ADDRESS", ctl_user_enable, 0 },
 	{ "user", "quota", 2, 2, "user quota ADDRESS BYTES  (0 = unlimited; "
 	  "k, M, G suffixes)", ctl_user_quota, 0 },
+	{ "user", "set", 2, 2, "user set ADDRESS expire=DAYS|never|default  "
+	  "(RFC 2449 EXPIRE for this user)", ctl_user_set, 0 },
 	{ "alias", "add", 2, 2, "alias add SOURCE DEST[,DEST...]  (SOURCE "
 	  "may be @DOMAIN)", ctl_alias_add, 0 },
 	{ "alias", "del", 1, 2, "alias del SOURCE [DEST[,DEST...]]",

@@ -51,6 +51,7 @@ int ctl_user_show(struct ctl *ctl, int argc, char **argv);
 int ctl_user_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_user_disable(struct ctl *ctl, int argc, char **argv);
 int ctl_user_enable(struct ctl *ctl, int argc, char **argv);
+int ctl_user_set(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_add(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_del(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_list(struct ctl *ctl, int argc, char **argv);
