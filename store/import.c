@@ -87,7 +87,7 @@ store_import(struct store *st, const char *address,
 {
 	const char *local[1] = { address };
 	struct store_delivery d = {
-		.fd = -1, .local = local, .nlocal = 1,
+		.prefix = "", .fd = -1, .local = local, .nlocal = 1,
 		.check_quota = m->check_quota, .uidl = m->uidl,
 	};
 	sqlite3_stmt *s = NULL;
