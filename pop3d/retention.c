@@ -189,15 +189,15 @@ pop3_retention_quit(struct pop3_session *s, size_t *deleted_r,
 	}
 	/* One transaction: the marks and the first-retrieved times. */
 	if (store_begin(srv->store) < 0)
-		goto out;
+		goto fail;
 	if (store_mailbox_retrieved(srv->store, s->maildrop, ret, nret,
 	    util_time()) < 0 || store_mailbox_delete(srv->store, s->maildrop,
 	    del, ndel, deleted_r) < 0) {
 		store_rollback(srv->store);
-		goto out;
+		goto fail;
 	}
 	if (store_commit(srv->store) < 0)
-		goto out;
+		goto fail;
 	for (size_t i = 0; expired > 0 && i < s->nmsgs; i++) {
 		if (!s->deleted[i] && s->retrieved_msg[i])
 			log_info("event=pop3.expire sid=%s user=%s uidl=%s "
@@ -207,6 +207,16 @@ pop3_retention_quit(struct pop3_session *s, size_t *deleted_r,
 	*expired_r = expired;
 	*deleted_r -= expired < *deleted_r ? expired : *deleted_r;
 	r = 0;
+	goto out;
+fail:
+	/* Nothing to delete, only first-retrieved times: those are not
+	 * worth a failed QUIT; a later session records them (and until
+	 * then the messages only stay longer). */
+	if (ndel == 0) {
+		log_warn("event=pop3.expire sid=%s user=%s error=\"%s\"",
+		    s->sid, s->maildrop, store_error(srv->store));
+		r = 0;
+	}
 out:
 	free(del);
 	free(ret);
