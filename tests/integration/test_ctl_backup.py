@@ -130,7 +130,8 @@ class BackupTest(unittest.TestCase):
                          r"messages, \d+ queued, 1 DKIM keys\n$" % bdir)
         self.assertEqual(sorted(os.listdir(bdir)),
                          ["MANIFEST", "dkim", "mail.db"])
-        manifest = open(os.path.join(bdir, "MANIFEST")).read().splitlines()
+        with open(os.path.join(bdir, "MANIFEST")) as f:
+            manifest = f.read().splitlines()
         self.assertEqual(manifest[0], "carteiro-backup 1")
         self.assertIn("count users 2", manifest)
         self.assertIn("count dkim_keys 1", manifest)
@@ -158,7 +159,8 @@ class BackupTest(unittest.TestCase):
         a = os.path.join(env.dir, "dkim", "example.test", "ed25519.key")
         b = os.path.join(os.path.dirname(db2), "dkim", "example.test",
                          "ed25519.key")
-        self.assertEqual(open(a, "rb").read(), open(b, "rb").read())
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            self.assertEqual(fa.read(), fb.read())
         self.assertEqual(os.stat(b).st_mode & 0o777, 0o600)
 
     def test_restore_refuses_while_a_daemon_runs(self):
@@ -167,7 +169,8 @@ class BackupTest(unittest.TestCase):
         env.ctl_ok("backup", bdir)
         for start in (env.start_smtpd, lambda: pf.start(env)):
             d = start()
-            before = open(env.db, "rb").read()
+            with open(env.db, "rb") as f:
+                before = f.read()
             r = env.ctl("restore", bdir)
             self.assertEqual(r.returncode, 1)
             self.assertEqual(r.stdout, "")
@@ -175,7 +178,8 @@ class BackupTest(unittest.TestCase):
                 r.stderr, "carteiroctl: restore: a carteiro daemon is "
                 "running on %s (stop carteiro-smtpd and carteiro-pop3d "
                 "first)\n" % env.db)
-            self.assertEqual(open(env.db, "rb").read(), before)
+            with open(env.db, "rb") as f:
+                self.assertEqual(f.read(), before)
             d.stop()
         # Both stopped: the daemon check passes, the store is not empty.
         r = env.ctl("restore", bdir)
