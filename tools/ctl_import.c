@@ -140,7 +140,7 @@ ctl_import_uidls(struct ctl_isrc *src, const struct ctl_import_opts *o)
 {
 	struct ctl_imsg **v;
 	const char *error;
-	size_t n = 0;
+	size_t n = 0, unlisted = 0;
 	int ret = 0;
 
 	if (o->format != NULL && !src->dovecot) {
@@ -153,6 +153,8 @@ ctl_import_uidls(struct ctl_isrc *src, const struct ctl_import_opts *o)
 	for (size_t i = 0; src->dovecot && i < src->n; i++) {
 		struct ctl_imsg *m = &src->v[i];
 
+		if (m->uid == 0 && m->uidl == NULL)
+			unlisted++;
 		if (m->uidl != NULL || m->uid == 0)
 			continue;	/* mapped; or new since Dovecot ran */
 		if (m->saved_uidl != NULL)
@@ -164,6 +166,12 @@ ctl_import_uidls(struct ctl_isrc *src, const struct ctl_import_opts *o)
 			return -1;
 		}
 	}
+	/* Dovecot gives such a file its UID (and UIDL) only when it sees
+	 * it: ours would differ from what it would have shown. */
+	if (unlisted > 0)
+		ctl_err("warning: %zu messages are not in dovecot-uidlist yet "
+		    "and get new UIDLs (log in to Dovecot once before the "
+		    "import to keep theirs)", unlisted);
 	v = xmalloc((src->n + 1) * sizeof(*v));
 	for (size_t i = 0; i < src->n; i++) {
 		if (src->v[i].uidl == NULL)

@@ -324,6 +324,34 @@ class DovecotTest(unittest.TestCase):
         self.assertEqual(got_msgs, want_msgs)
         return want_uidl
 
+    def test_file_dovecot_has_not_seen(self):
+        env = self.env
+        dc = self.dovecot = dv.Dovecot(env.dir)
+        self.fill(dc)
+        dc.start()
+        p = dc.pop3()
+        want = [l.decode() for l in p.uidl()[1]]
+        p.quit()
+        dc.stop()
+        with open(os.path.join(dc.maildir, "new", "1800000000.M1P1.late"),
+                  "wb") as f:
+            f.write(b"Subject: late\n\nafter Dovecot ran\n")
+        r = subprocess.run([ct.CTL, "-c", env.conf, "mailbox", "import",
+                            ALICE, dc.maildir], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "carteiroctl: warning: 1 messages are not "
+                         "in dovecot-uidlist yet and get new UIDLs (log in to "
+                         "Dovecot once before the import to keep theirs)\n")
+        pf.start(env)
+        got, msgs = retr_all(env)
+        self.assertEqual(got[:40], want)
+        epoch = env.query("SELECT uid_epoch FROM users WHERE address = ?",
+                          (ALICE,))[0][0]
+        self.assertRegex(got[40], r"^41 %x\.\d+$" % epoch)
+        self.assertEqual(msgs[40], b"Subject: late\r\n\r\nafter Dovecot "
+                         b"ran\r\n")
+
     def test_default_uidl_format(self):
         uidl = self.compare("", [])
         self.assertRegex(uidl[0], r"^1 [0-9a-f]{16}$")
