@@ -352,6 +352,30 @@ class DovecotTest(unittest.TestCase):
         self.assertEqual(msgs[40], b"Subject: late\r\n\r\nafter Dovecot "
                          b"ran\r\n")
 
+    def test_export_to_dovecot_keeps_uidls(self):
+        # The other way: a Maildir export served by Dovecot shows
+        # carteiro's UIDLs (dovecot-uidlist P fields) and RETR bytes.
+        env = self.env
+        pf.deliver_many(env, ALICE, [pf.make_msg("out %d" % i)
+                                     for i in range(5)])
+        pf.start(env)
+        want_uidl, want_msgs = retr_all(env)
+        dc = self.dovecot = dv.Dovecot(env.dir)
+        import shutil
+        shutil.rmtree(dc.maildir)
+        r = subprocess.run([ct.CTL, "-c", env.conf, "mailbox", "export",
+                            ALICE, "--maildir", dc.maildir],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        dc.start()
+        p = dc.pop3()
+        got_uidl = [l.decode() for l in p.uidl()[1]]
+        got_msgs = [b"".join(l + b"\r\n" for l in p.retr(i + 1)[1])
+                    for i in range(len(got_uidl))]
+        p.quit()
+        self.assertEqual(got_uidl, want_uidl)
+        self.assertEqual(got_msgs, want_msgs)
+
     def test_default_uidl_format(self):
         uidl = self.compare("", [])
         self.assertRegex(uidl[0], r"^1 [0-9a-f]{16}$")
