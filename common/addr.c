@@ -308,12 +308,21 @@ addr_check_quoted(const char *s, size_t len, const char **error_r)
 int
 addr_check_local(const char *local, size_t len, const char **error_r)
 {
+	return addr_check_local_max(local, len, ADDR_LOCAL_MAX, error_r);
+}
+
+int
+addr_check_local_max(const char *local, size_t len, size_t max,
+    const char **error_r)
+{
 	if (len == 0) {
 		*error_r = "empty local part";
 		return -1;
 	}
-	if (len > ADDR_LOCAL_MAX) {
-		*error_r = "local part longer than 64 octets";
+	if (len > max) {
+		*error_r = max == ADDR_LOCAL_MAX ?
+		    "local part longer than 64 octets" :
+		    "local part too long";
 		return -1;
 	}
 	if (memchr(local, '\0', len) != NULL ||
@@ -329,6 +338,13 @@ addr_check_local(const char *local, size_t len, const char **error_r)
 int
 addr_normalize(const char *address, char **out_r, const char **error_r)
 {
+	return addr_normalize_max(address, ADDR_LOCAL_MAX, out_r, error_r);
+}
+
+int
+addr_normalize_max(const char *address, size_t local_max, char **out_r,
+    const char **error_r)
+{
 	const char *at = strrchr(address, '@');
 	char *domain, *out;
 	size_t local_len;
@@ -339,7 +355,7 @@ addr_normalize(const char *address, char **out_r, const char **error_r)
 		return -1;
 	}
 	local_len = (size_t)(at - address);
-	if (addr_check_local(address, local_len, error_r) < 0)
+	if (addr_check_local_max(address, local_len, local_max, error_r) < 0)
 		return -1;
 	if (addr_normalize_domain(at + 1, &domain, error_r) < 0)
 		return -1;

@@ -34,9 +34,16 @@ int addr_normalize_domain(const char *in, char **out_r, const char **error_r);
  * (static string).
  */
 int addr_normalize(const char *address, char **out_r, const char **error_r);
+/* The same with a local part of up to local_max octets (SRS addresses,
+ * smtpd/address.c). */
+int addr_normalize_max(const char *address, size_t local_max, char **out_r,
+    const char **error_r);
 
 /* Check only the local part (len octets at local). 0 / -1 and *error_r. */
 int addr_check_local(const char *local, size_t len, const char **error_r);
+/* The same with another length limit: max octets. */
+int addr_check_local_max(const char *local, size_t len, size_t max,
+    const char **error_r);
 
 /* Pointer just after the last '@' of address (borrowed), NULL if none. */
 const char *addr_domain(const char *address);

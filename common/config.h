@@ -74,6 +74,10 @@ struct cfg {
 		/* CIDRs exempt from max_clients_per_ip, the connect rate
 		 * and greet_pause (default loopback). */
 		struct cfg_strlist trusted_networks;
+		/* bytes/s in DATA/BDAT, 0 = off: each byte earns
+		 * 1/min_data_rate s of deadline, up to the DATA timeout */
+		unsigned min_data_rate;
+		unsigned max_session_time;	/* seconds, 0 = no limit */
 	} smtpd;
 
 	struct {
@@ -104,6 +108,7 @@ struct cfg {
 		unsigned max_clients_per_ip;
 		struct cfg_strlist trusted_networks;	/* exempt from per IP */
 		unsigned max_auth_failures;	/* per session, 0 = no limit */
+		unsigned max_session_time;	/* seconds, 0 = no limit */
 		/* RFC 2449 EXPIRE (issue 14): seconds after the first
 		 * RETR, CFG_EXPIRE_AT_QUIT ("0") or CFG_EXPIRE_NEVER (0,
 		 * so that a zeroed struct cfg never deletes mail) */

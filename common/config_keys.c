@@ -77,6 +77,14 @@ const struct cfg_key cfg_keys[] = {
 	  "127.0.0.0/8, ::1/128", O(smtpd.trusted_networks),
 	  "comma-separated CIDRs exempt from max_clients_per_ip, "
 	  "max_connect_rate_per_ip and greet_pause; empty = none" },
+	{ "smtpd", "min_data_rate", CFG_T_UINT, 0, 0, 1000000000, "1024",
+	  O(smtpd.min_data_rate),
+	  "bytes/s a client must keep up in DATA and BDAT after the DATA "
+	  "timeout's worth of credit; below it 421 4.4.2; 0 = off" },
+	{ "smtpd", "max_session_time", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "1h", O(smtpd.max_session_time),
+	  "a session ends with 421 4.4.2 at the next safe point after this "
+	  "long; 0 = no limit" },
 
 	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
 	  O(relay.smarthost), "host:port; empty = direct MX delivery" },
@@ -134,6 +142,10 @@ const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "max_auth_failures", CFG_T_UINT, 0, 0, 100, "3",
 	  O(pop3d.max_auth_failures),
 	  "failed logins in a session before -ERR and close; 0 = no limit" },
+	{ "pop3d", "max_session_time", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "4h", O(pop3d.max_session_time),
+	  "a session ends with -ERR [SYS/TEMP] at the next safe point after "
+	  "this long (nothing is deleted without QUIT); 0 = no limit" },
 	{ "pop3d", "expire", CFG_T_EXPIRE, 0, 0, 0, "never",
 	  O(pop3d.expire), "delete a message this many days after its first "
 	  "RETR (RFC 2449 EXPIRE); 0 = at QUIT; never = keep" },

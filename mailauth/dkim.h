@@ -9,6 +9,7 @@
 #ifndef CARTEIRO_DKIM_H
 #define CARTEIRO_DKIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,11 @@ char *dkim_sign(struct dkim_msg *m, const struct dkim_key *k, int64_t now);
 size_t dkim_msg_signature_count(struct dkim_msg *m);
 int dkim_msg_signature_ids(struct dkim_msg *m, size_t i, const char **d_r,
     const char **s_r);
+/* The d=, s= and a= of the i-th field as far as they are there, also when
+ * the field does not parse (NULL for each one absent; borrowed until
+ * dkim_msg_free): for showing a signature (carteiroctl dkim verify). */
+void dkim_msg_signature_info(struct dkim_msg *m, size_t i, const char **d_r,
+    const char **s_r, const char **a_r);
 
 /*
  * Header access after the whole message was fed: the number of fields
@@ -78,5 +84,22 @@ enum dkim_result {
  * static string for the log / Authentication-Results comment. */
 enum dkim_result dkim_verify(struct dkim_msg *m, size_t i, const char *txt,
     const char **why_r);
+/* "pass", "fail", "neutral", "permerror" (static). */
+const char *dkim_result_str(enum dkim_result r);
+/*
+ * Whether a TXT record at a selector name is a DKIM key record (RFC 6376
+ * 3.6.1): its v= tag is "DKIM1", or it has no v= tag and has a p= tag.
+ * Anything else there (a site verification token, an SPF record) is not
+ * ours to judge.
+ */
+bool dkim_is_key_record(const char *txt);
+/*
+ * Check signature i against every TXT record found at its selector name
+ * (txt[0..n-1], as the resolver returned them): the key records among
+ * them are tried in order, the first pass wins, else the first key
+ * record's result stands. None at all: DKIM_PERMERROR.
+ */
+enum dkim_result dkim_verify_records(struct dkim_msg *m, size_t i,
+    const char *const *txt, size_t n, const char **why_r);
 
 #endif

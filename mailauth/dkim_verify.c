@@ -106,6 +106,72 @@ dkim_msg_signature_ids(struct dkim_msg *m, size_t i, const char **d_r,
 	return 0;
 }
 
+void
+dkim_msg_signature_info(struct dkim_msg *m, size_t i, const char **d_r,
+    const char **s_r, const char **a_r)
+{
+	dkim_parse_sigs(m);
+	*d_r = *s_r = *a_r = NULL;
+	if (i >= m->nsigs)
+		return;
+	*d_r = m->sigs[i].d;
+	*s_r = m->sigs[i].s;
+	*a_r = m->sigs[i].a;
+}
+
+const char *
+dkim_result_str(enum dkim_result r)
+{
+	return r == DKIM_PASS ? "pass" : r == DKIM_FAIL ? "fail" :
+	    r == DKIM_PERMERROR ? "permerror" : "neutral";
+}
+
+bool
+dkim_is_key_record(const char *txt)
+{
+	char *v = dkim_tag(txt, strlen(txt), "v"), *p;
+	bool r;
+
+	if (v != NULL) {
+		r = strcmp(v, "DKIM1") == 0;
+		free(v);
+		return r;
+	}
+	p = dkim_tag(txt, strlen(txt), "p");
+	r = p != NULL;
+	free(p);
+	return r;
+}
+
+enum dkim_result
+dkim_verify_records(struct dkim_msg *m, size_t i, const char *const *txt,
+    size_t n, const char **why_r)
+{
+	enum dkim_result first = DKIM_PERMERROR;
+	const char *first_why = "no DKIM key record at the selector";
+	bool seen = false;
+
+	for (size_t k = 0; k < n; k++) {
+		const char *why = NULL;
+		enum dkim_result r;
+
+		if (!dkim_is_key_record(txt[k]))
+			continue;
+		r = dkim_verify(m, i, txt[k], &why);
+		if (r == DKIM_PASS) {
+			*why_r = why;
+			return r;
+		}
+		if (!seen) {
+			seen = true;
+			first = r;
+			first_why = why;
+		}
+	}
+	*why_r = first_why;
+	return first;
+}
+
 enum dkim_result
 dkim_verify(struct dkim_msg *m, size_t i, const char *txt,
     const char **why_r)

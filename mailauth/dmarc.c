@@ -94,73 +94,6 @@ dmarc_from_domain(const char *v)
 	return util_strlower(d);
 }
 
-/* Value of tag in a DMARC record (case-insensitive names). Caller frees. */
-static char *
-dmarc_tag(const char *rec, const char *name)
-{
-	char *copy = xstrdup(rec), *save = NULL, *val = NULL;
-
-	for (char *t = strtok_r(copy, ";", &save); t != NULL;
-	    t = strtok_r(NULL, ";", &save)) {
-		while (isspace((unsigned char)*t))
-			t++;
-		char *eq = strchr(t, '=');
-		if (eq == NULL)
-			continue;
-		char *ne = eq;
-		while (ne > t && isspace((unsigned char)ne[-1]))
-			ne--;
-		if ((size_t)(ne - t) == strlen(name) &&
-		    strncasecmp(t, name, strlen(name)) == 0) {
-			char *v = eq + 1;
-			while (isspace((unsigned char)*v))
-				v++;
-			size_t l = strlen(v);
-			while (l > 0 && isspace((unsigned char)v[l - 1]))
-				l--;
-			val = xstrndup(v, l);
-			break;
-		}
-	}
-	free(copy);
-	return val;
-}
-
-/* 1 found, 0 none, -1 temperror. */
-static int
-dmarc_fetch(const struct dmarc_request *req, const char *domain,
-    char **rec_r)
-{
-	char *name = xasprintf("_dmarc.%s", domain);
-	char **ans = NULL;
-	size_t n = 0, found = 0;
-	enum spf_dns_status st = req->lookup(req->ctx, SPF_Q_TXT, name, &ans,
-	    &n);
-
-	free(name);
-	if (st == SPF_DNS_TEMPFAIL)
-		return -1;
-	if (st != SPF_DNS_OK)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (strncmp(ans[i], "v=DMARC1", 8) == 0 &&
-		    (ans[i][8] == ';' || ans[i][8] == ' ' ||
-		    ans[i][8] == '\0')) {
-			if (found++ == 0)
-				*rec_r = xstrdup(ans[i]);
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		free(ans[i]);
-	free(ans);
-	if (found > 1) {	/* 6.6.3: more than one: no policy */
-		free(*rec_r);
-		*rec_r = NULL;
-		return 0;
-	}
-	return found == 1;
-}
-
 static bool
 dmarc_aligned(const char *a, const char *b, bool strict)
 {
@@ -175,93 +108,51 @@ dmarc_aligned(const char *a, const char *b, bool strict)
 	return r;
 }
 
-static int
-dmarc_parse_policy(const char *v, enum dmarc_policy *p)
-{
-	if (v == NULL)
-		return -1;
-	if (strcasecmp(v, "none") == 0)
-		*p = DMARC_P_NONE;
-	else if (strcasecmp(v, "quarantine") == 0)
-		*p = DMARC_P_QUARANTINE;
-	else if (strcasecmp(v, "reject") == 0)
-		*p = DMARC_P_REJECT;
-	else
-		return -1;
-	return 0;
-}
-
 void
 dmarc_check(const struct dmarc_request *req, struct dmarc_outcome *out)
 {
-	char *rec = NULL, *org = dmarc_org_domain(req->from_domain);
-	bool from_org = false;
-	int r;
+	struct dmarc_record rec;
+	char *name = NULL;
+	bool at_org = false, pass = false;
+	const char *why = NULL;
+	enum dmarc_found f;
 
 	memset(out, 0, sizeof(*out));
-	r = dmarc_fetch(req, req->from_domain, &rec);
-	if (r == 0 && strcasecmp(org, req->from_domain) != 0) {
-		r = dmarc_fetch(req, org, &rec);
-		from_org = true;
+	f = dmarc_discover(req->lookup, req->ctx, req->from_domain, &rec,
+	    &name, &at_org, &why);
+	free(name);
+	if (f != DMARC_FOUND) {
+		out->result = f == DMARC_FOUND_TEMPERROR ? DMARC_TEMPERROR :
+		    DMARC_NONE;
+		out->why = why;
+		dmarc_record_clear(&rec);
+		return;
 	}
-	if (r < 0) {
-		out->result = DMARC_TEMPERROR;
-		out->why = "DNS error fetching the DMARC record";
-		goto done;
+	out->policy = dmarc_record_policy(&rec, at_org);
+	if (req->spf == SPF_PASS && dmarc_aligned(req->spf_domain,
+	    req->from_domain, rec.aspf_strict)) {
+		pass = true;
+		out->why = "aligned SPF pass";
 	}
-	if (r == 0) {
-		out->result = DMARC_NONE;
-		out->why = "no DMARC record";
-		goto done;
-	}
-
-	char *p = dmarc_tag(rec, "p"), *sp = dmarc_tag(rec, "sp");
-	char *adkim = dmarc_tag(rec, "adkim"), *aspf = dmarc_tag(rec, "aspf");
-	char *pct = dmarc_tag(rec, "pct");
-	enum dmarc_policy pol;
-
-	if (dmarc_parse_policy(p, &pol) < 0) {
-		/* 6.6.3: no valid p= -> no policy (rua-only records
-		 * count as p=none, which gives the same behaviour). */
-		out->result = DMARC_NONE;
-		out->why = "DMARC record without a valid p=";
-	} else {
-		enum dmarc_policy spol;
-		if (from_org && sp != NULL && dmarc_parse_policy(sp, &spol) == 0)
-			pol = spol;
-		out->policy = pol;
-		bool sdkim = adkim && (adkim[0] == 's' || adkim[0] == 'S');
-		bool sspf = aspf && (aspf[0] == 's' || aspf[0] == 'S');
-		bool pass = false;
-
-		if (req->spf == SPF_PASS &&
-		    dmarc_aligned(req->spf_domain, req->from_domain, sspf)) {
+	for (size_t i = 0; !pass && i < req->ndkim; i++) {
+		if (dmarc_aligned(req->dkim[i].domain, req->from_domain,
+		    rec.adkim_strict)) {
 			pass = true;
-			out->why = "aligned SPF pass";
-		}
-		for (size_t i = 0; !pass && i < req->ndkim; i++) {
-			if (dmarc_aligned(req->dkim[i].domain,
-			    req->from_domain, sdkim)) {
-				pass = true;
-				out->why = "aligned DKIM pass";
-			}
-		}
-		out->result = pass ? DMARC_PASS : DMARC_FAIL;
-		if (!pass) {
-			long pc = pct ? strtol(pct, NULL, 10) : 100;
-			if (pc < 0) pc = 0;
-			if (pc > 100) pc = 100;
-			out->apply = pc == 100 ||
-			    (long)(util_random64() % 100) < pc;
-			out->why = "no aligned SPF or DKIM pass";
+			out->why = "aligned DKIM pass";
 		}
 	}
-	free(p);
-	free(sp);
-	free(adkim);
-	free(aspf);
-	free(pct);
-done:
-	free(rec);
-	free(org);
+	out->result = pass ? DMARC_PASS : DMARC_FAIL;
+	if (!pass) {
+		bool sampled = rec.pct == 100 ||
+		    util_random64() % 100 < rec.pct;
+		out->why = "no aligned SPF or DKIM pass";
+		/* 6.6.4: a message pct leaves out gets the next less
+		 * restrictive policy, so a rollout never relaxes what was
+		 * there before. */
+		out->disposition = sampled ? out->policy :
+		    out->policy == DMARC_P_REJECT ? DMARC_P_QUARANTINE :
+		    DMARC_P_NONE;
+		out->apply = out->disposition != DMARC_P_NONE;
+	}
+	dmarc_record_clear(&rec);
 }

@@ -54,6 +54,15 @@ dnsbl_reverse_name(const char *ip, char *buf, size_t size)
 	return -1;
 }
 
+bool
+dnsbl_is_listing(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+	return ss->ss_family == AF_INET &&
+	    (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+}
+
 static void
 dnsbl_finish(struct dnsbl_check *c, const char *zone, const char *reason)
 {
@@ -86,14 +95,9 @@ dnsbl_addr_cb(enum dns_status st, const struct sockaddr_storage *addrs,
 	if (st == DNS_TEMPFAIL)
 		log_warn("event=smtp.dnsbl result=temperror zone=%s ip=%s",
 		    zq->zone, c->ip);
-	for (size_t i = 0; st == DNS_OK && i < n; i++) {
-		const struct sockaddr_in *s4 =
-		    (const struct sockaddr_in *)&addrs[i];
-		/* RFC 5782 2.1: listings are 127.0.0.0/8 answers. */
-		if (addrs[i].ss_family == AF_INET &&
-		    (ntohl(s4->sin_addr.s_addr) >> 24) == 127)
+	for (size_t i = 0; st == DNS_OK && i < n; i++)
+		if (dnsbl_is_listing(&addrs[i]))
 			listed = true;
-	}
 	if (listed && c->listed_zone == NULL) {
 		char rev[128], *name;
 		c->listed_zone = zq->zone;

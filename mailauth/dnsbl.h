@@ -9,7 +9,9 @@
 #ifndef CARTEIRO_DNSBL_H
 #define CARTEIRO_DNSBL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct dns;
 struct event_base;
@@ -32,5 +34,29 @@ struct dnsbl_check *dnsbl_check_start(struct event_base *base, struct dns *d,
     void *arg);
 /* The callback will not run. */
 void dnsbl_check_cancel(struct dnsbl_check *c);
+
+/* RFC 5782 2.1: an answer is a listing when it is in 127.0.0.0/8. */
+bool dnsbl_is_listing(const struct sockaddr_storage *ss);
+
+/*
+ * One zone, blocking, for carteiroctl (dns_lookup_sync; files:
+ * dnsbl_query.c): is ip listed under zone, with the evidence. 0, or -1
+ * when ip does not parse. Clear a with dnsbl_answer_clear.
+ */
+enum dnsbl_verdict {
+	DNSBL_CLEAN,		/* no answer, or none in 127.0.0.0/8 */
+	DNSBL_LISTED,
+	DNSBL_TEMPERROR,	/* the zone did not answer */
+};
+struct dnsbl_answer {
+	enum dnsbl_verdict verdict;
+	char *name;		/* the name asked ("2.0.0.127.zone") */
+	char *addrs;		/* the A answers, ", " between, or NULL */
+	char *reason;		/* listed: the TXT records, "; " between;
+				 * NULL if there is none */
+};
+int dnsbl_query_sync(struct dns *d, const char *zone, const char *ip,
+    struct dnsbl_answer *a);
+void dnsbl_answer_clear(struct dnsbl_answer *a);
 
 #endif

@@ -50,6 +50,14 @@ enum pop3_state {
 	POP3_ST_UPDATE = 1 << 2,	/* UPDATE (after QUIT) */
 };
 
+/* The command line deadline on the conn (deadline.c). */
+enum pop3_line_deadline {
+	POP3_DL_NONE,
+	POP3_DL_ARMED,		/* for the line being awaited */
+	POP3_DL_SPENT,		/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
+};
+
 enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
@@ -151,6 +159,10 @@ struct pop3_session {
 	bool tls_pending;		/* handshake running (STLS or implicit) */
 	bool in_input;			/* inside pop3_session_input */
 	const char *close_reason;	/* static string, set when closing */
+	struct event *life_timer;	/* [pop3d] max_session_time, or NULL */
+	uint8_t line_deadline;		/* enum pop3_line_deadline */
+	bool expired;			/* max_session_time passed: -ERR at
+					 * the next safe point */
 
 	/* AUTHORIZATION */
 	char *user;			/* USER argument, owned */
@@ -231,6 +243,9 @@ void pop3_session_sasl_result(struct pop3_session *s, enum sasl_status st,
  * caller wipes it). */
 void pop3_session_sasl_line(struct pop3_session *s, const char *line,
     size_t len);
+/* Run the commands already buffered if the session is ready for them
+ * (not in long output, an auth check or a TLS handshake). */
+void pop3_session_kick(struct pop3_session *s);
 /* Shut every session down (SIGTERM). */
 void pop3_server_close_all(struct pop3_server *srv);
 
@@ -238,6 +253,23 @@ void pop3_server_close_all(struct pop3_server *srv);
 int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
 void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
 
+/* deadline.c: slow clients (per-line deadline, max_session_time). */
+/* Accept: start the max_session_time timer. */
+void pop3_deadline_start(struct pop3_session *s);
+void pop3_deadline_stop(struct pop3_session *s);
+/* A command (or SASL) line is awaited: its deadline runs from the first
+ * call after pop3_deadline_line_taken or pop3_deadline_clear. */
+void pop3_deadline_line(struct pop3_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void pop3_deadline_line_taken(struct pop3_session *s);
+/* Nothing is awaited from the client (long output, auth, TLS). */
+void pop3_deadline_clear(struct pop3_session *s);
+/* CONN_EV_TIMEOUT (not while closing): true when handled here (a line
+ * deadline: -ERR and close; a response that outlived max_session_time:
+ * the session is FREED); false: an idle timeout for the caller. */
+bool pop3_deadline_timeout(struct pop3_session *s);
+/* If max_session_time passed: -ERR [SYS/TEMP], close, true. */
+bool pop3_deadline_expired(struct pop3_session *s);
 /* retention.c: RFC 2449 EXPIRE and LOGIN-DELAY */
 /* Start the expiry sweep (every interval_ms; 0 = the default minute). */
 void pop3_retention_start(struct pop3_server *srv, unsigned interval_ms);

@@ -27,7 +27,6 @@
 
 static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
 static void pop3_session_input(struct pop3_session *);
-static void pop3_session_kick(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
 static void pop3_session_auth_fail(struct pop3_session *);
@@ -97,6 +96,7 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	}
 	conn_set_timeout(s->conn, srv->timeout_ms);
 	conn_set_lowat(s->conn, POP3_OUT_LOWAT);
+	pop3_deadline_start(s);
 	if (implicit_tls) {
 		s->tls_pending = true;
 		if (conn_starttls(s->conn, srv->tls) < 0) {
@@ -111,6 +111,7 @@ static void
 pop3_session_greet(struct pop3_session *s)
 {
 	pop3_reply(s, "%s", pop3_greeting);
+	pop3_deadline_line(s);
 }
 
 void
@@ -128,6 +129,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	    (unsigned long long)conn_bytes_out(s->conn),
 	    (unsigned long long)(util_now_ms() - s->started_ms));
 	sasl_clear(&s->sasl);
+	pop3_deadline_stop(s);
 	if (s->body != NULL)
 		store_body_close(s->body);
 	if (s->locked)
@@ -234,6 +236,8 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 			    s->close_reason : "timeout");
 			return;
 		}
+		if (pop3_deadline_timeout(s))
+			return;	/* (s may be freed) */
 		if (s->cont == NULL && !s->tls_pending)
 			pop3_reply(s, "-ERR Disconnected for inactivity.");
 		pop3_session_close(s, "timeout");
@@ -253,7 +257,7 @@ pop3_session_ready(struct pop3_session *s)
 }
 
 /* Run the commands already buffered, once the session is ready again. */
-static void
+void
 pop3_session_kick(struct pop3_session *s)
 {
 	if (!pop3_session_ready(s))
@@ -291,6 +295,9 @@ pop3_session_input(struct pop3_session *s)
 			 * LOWAT (or the auth/TLS completion) kicks us. */
 			if (conn_is_closing(s->conn))
 				break;
+			/* The next line's deadline starts when its reply
+			 * can be sent. */
+			pop3_deadline_clear(s);
 			if (evbuffer_get_length(conn_input(s->conn)) >
 			    POP3_INPUT_MAX) {
 				log_info("event=pop3.flood sid=%s ip=%s", s->sid,
@@ -306,13 +313,21 @@ pop3_session_input(struct pop3_session *s)
 				conn_pause_read(s->conn);
 			break;
 		}
+		/* max_session_time: here is a safe point. */
+		if (pop3_deadline_expired(s))
+			break;
 		/* Ready: take more (buffered input comes back from the
 		 * loop as CONN_EV_INPUT). */
 		conn_resume_read(s->conn);
 		r = conn_getline(s->conn, s->input == POP3_IN_SASL ?
 		    POP3_SASL_LINE_MAX : POP3_LINE_MAX, &line, &len, NULL);
-		if (r == CONN_LINE_NONE)
+		if (r == CONN_LINE_NONE) {
+			/* Counted from the previous reply, not from each
+			 * byte of the line. */
+			pop3_deadline_line(s);
 			break;
+		}
+		pop3_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			util_strlcpy(s->cmd, "-", sizeof(s->cmd));
 			s->cmd_args_len = 0;

@@ -1,8 +1,9 @@
 /*
  * The MAIL/RCPT argument parser: "FROM:<path> params" and "TO:<path>
  * params" (RFC 5321 4.1.2, RFC 1869 parameters, RFC 1870 SIZE, RFC 6152
- * BODY, RFC 6531 SMTPUTF8, RFC 4954 AUTH=). Pure: no I/O and no store; the
- * policy (relaying, literals, % hacks) is tx.c's, from the flags set here.
+ * BODY, RFC 6531 SMTPUTF8, RFC 4954 AUTH=; RFC 3461 DSN ones go to
+ * dsn.c). Pure: no I/O and no store; the policy (relaying, literals, %
+ * hacks) is tx.c's, from the flags set here.
  */
 #include "smtpd/smtpd.h"
 
@@ -12,6 +13,7 @@
 
 #include "common/addr.h"
 #include "common/util.h"
+#include "mailauth/srs.h"
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets including "<>". */
 #define SMTP_PATH_MAX	256
@@ -26,6 +28,8 @@ void
 smtp_path_clear(struct smtp_path *p)
 {
 	free(p->addr);
+	dsn_mail_clear(&p->dsn_mail);
+	dsn_rcpt_clear(&p->dsn_rcpt);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -167,7 +171,7 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
     const char **error_r)
 {
 	const char *at = NULL, *dom;
-	size_t llen, dlen, i;
+	size_t llen, dlen, i, lmax;
 	char *tmp;
 	bool quoted = false;
 
@@ -190,7 +194,14 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
 	dlen = len - llen - 1;
 	if (s[0] != '"' && (memchr(s, '%', llen) || memchr(s, '!', llen)))
 		p->percent = true;
-	if (addr_check_local(s, llen, error_r) != 0)
+	/*
+	 * RFC 5321 4.5.3.1.1 sets 64 octets for a local part, but SRS
+	 * addresses (a forwarder's rewritten sender, a bounce to ours)
+	 * routinely pass it, and 4.5.3.1 asks that longer objects be
+	 * accepted where possible: those may fill the path.
+	 */
+	lmax = srs_is_srs(s) ? SMTP_PATH_MAX : ADDR_LOCAL_MAX;
+	if (addr_check_local_max(s, llen, lmax, error_r) != 0)
 		return SMTP_PATH_ERR_ADDRESS;
 	if (dom[0] == '[') {
 		if (!smtp_path_literal_ok(dom, dlen)) {
@@ -202,7 +213,7 @@ smtp_path_mailbox(const char *s, size_t len, struct smtp_path *p,
 		return SMTP_PATH_OK;
 	}
 	tmp = xstrndup(s, len);
-	if (addr_normalize(tmp, &p->addr, error_r) != 0) {
+	if (addr_normalize_max(tmp, lmax, &p->addr, error_r) != 0) {
 		free(tmp);
 		p->addr = NULL;
 		return SMTP_PATH_ERR_ADDRESS;
@@ -275,6 +286,7 @@ smtp_path_params(const char *s, enum smtp_path_kind kind, struct smtp_path *p,
 	const char *k, *eq, *v, *end;
 	size_t klen, vlen, i;
 	bool seen_body = false, seen_auth = false;
+	enum dsn_param dr;
 
 	for (;;) {
 		while (*s == ' ')
@@ -333,6 +345,13 @@ smtp_path_params(const char *s, enum smtp_path_kind kind, struct smtp_path *p,
 			if (seen_auth || v == NULL)
 				goto bad_value;
 			seen_auth = true;
+		} else if ((dr = kind == SMTP_PATH_MAIL ?
+		    dsn_param_mail(&p->dsn_mail, k, klen, v, vlen, error_r) :
+		    dsn_param_rcpt(&p->dsn_rcpt, k, klen, v, vlen,
+		    error_r)) != DSN_PARAM_OTHER) {
+			/* RFC 3461 4: RET, ENVID, NOTIFY, ORCPT. */
+			if (dr == DSN_PARAM_BAD)
+				return SMTP_PATH_ERR_VALUE;
 		} else {
 			*error_r = "Unsupported parameter";
 			return SMTP_PATH_ERR_PARAM;

@@ -336,7 +336,8 @@ inbound_work(void *arg, void *ctx)
 			word = "permerror";
 			dwhy = "no key for signature";
 		} else {
-			r = dkim_verify(m, i, txt[0], &dwhy);
+			r = dkim_verify_records(m, i,
+			    (const char *const *)txt, ntxt, &dwhy);
 			word = r == DKIM_PASS ? "pass" : r == DKIM_FAIL ?
 			    "fail" : r == DKIM_PERMERROR ? "permerror" :
 			    "neutral";
@@ -374,11 +375,11 @@ inbound_work(void *arg, void *ctx)
 		inbound_append(&ar, " header.from=%s",
 		    inbound_token(from_domain, tok, sizeof(tok)));
 		if (out.result == DMARC_FAIL && out.apply) {
-			if (out.policy == DMARC_P_REJECT) {
+			if (out.disposition == DMARC_P_REJECT) {
 				j->res.reject = true;
 				j->res.reject_text = "5.7.1 Message rejected "
 				    "by the sender domain's DMARC policy";
-			} else if (out.policy == DMARC_P_QUARANTINE) {
+			} else if (out.disposition == DMARC_P_QUARANTINE) {
 				inbound_append(&ar, "\r\nX-Carteiro-DMARC: "
 				    "quarantine");
 			}

@@ -27,6 +27,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
+#include "smtpd/forward.h"
 #include "mailauth/dns.h"
 #include "smtpd/inbound.h"
 #include "smtpd/relay.h"
@@ -144,6 +145,7 @@ int
 main(int argc, char **argv)
 {
 	struct smtp_server srv;
+	struct srs srs;		/* outlives the relay and the sessions */
 	struct daemon_opts o;
 	struct daemon_signals *sig;
 	struct notify *queue_changed;
@@ -230,6 +232,13 @@ main(int argc, char **argv)
 		log_fatal("event=smtpd.start error=\"privilege drop: %s\"",
 		    err);
 	(void)daemon_check_reloadable(cfg);
+	/* After the drop: the first start writes the secret, and files
+	 * SQLite creates for that must belong to the service user. */
+	if (forward_srs_load(srv.store, &srs, &error) != 0)
+		log_fatal("event=smtpd.start error=\"SRS secret: %s\"",
+		    error);
+	srv.srs = &srs;
+	relay_set_srs(srv.relay, &srs);
 
 	srv.listeners = xcalloc(nfds, sizeof(*srv.listeners));
 	srv.nlisteners = nfds;
@@ -261,6 +270,7 @@ main(int argc, char **argv)
 	notify_free(queue_changed);
 	auth_pool_free(srv.auth);
 	store_close(srv.store);
+	srs_clear(&srs);
 	tls_ctx_free(srv.tls);
 	if (smtpd_drain_timer != NULL)
 		event_free(smtpd_drain_timer);

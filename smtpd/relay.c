@@ -44,6 +44,12 @@ static bool relay_is_active(struct relay *, int64_t);
 static void relay_msg_start(struct relay *, int64_t);
 static char *relay_read_password(const char *);
 
+void
+relay_set_srs(struct relay *r, const struct srs *srs)
+{
+	r->srs = srs;
+}
+
 struct relay *
 relay_new(struct event_base *base, const struct cfg *cfg,
     struct notify *queue_changed)
@@ -351,6 +357,8 @@ relay_msg_start(struct relay *r, int64_t id)
 			job->qidx = xcalloc(rm->q.nrcpts, sizeof(*job->qidx));
 		}
 		job->rcpts[job->n].address = qr->address;
+		job->rcpts[job->n].dsn_notify = qr->dsn_notify;
+		job->rcpts[job->n].dsn_orcpt = qr->dsn_orcpt;
 		job->qidx[job->n] = i;
 		job->n++;
 	}

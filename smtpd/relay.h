@@ -13,6 +13,7 @@ struct cfg;
 struct notify;
 
 struct relay;
+struct srs;
 
 /*
  * NULL and log on failure (e.g. cannot open the store). The relay scans
@@ -26,6 +27,10 @@ struct relay *relay_new(struct event_base *base, const struct cfg *cfg,
  * deliveries in flight (their recipients stay queued and are retried
  * after restart). */
 void relay_shutdown(struct relay *r);
+/* The SRS key (borrowed, set once before the loop runs): a DSN about a
+ * forwarded copy goes to the sender behind its SRS address. Without it
+ * DSNs go to the queued sender as it stands. */
+void relay_set_srs(struct relay *r, const struct srs *srs);
 void relay_free(struct relay *r);
 
 #endif

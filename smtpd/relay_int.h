@@ -73,6 +73,7 @@ struct relay {
 	const struct cfg *cfg;
 	struct store *st;		/* loop thread: reads only */
 	struct store *wst;		/* writer thread: every write */
+	const struct srs *srs;		/* borrowed (main.c), or NULL */
 	/* Batch mode, one relay_batch out at a time (busy): the store
 	 * writes, so that no fsync ever runs on the event loop. */
 	struct workq *writer;

@@ -140,6 +140,7 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 		smtp_session_close(s, "too_many_connections");
 		return;
 	}
+	smtp_deadline_start(s);
 	if (lst->kind == SMTP_LST_SUBMISSIONS) {
 		/* Implicit TLS (RFC 8314): greet after the handshake. */
 		smtp_session_wait(s);
@@ -267,6 +268,7 @@ smtp_session_greet(struct smtp_session *s)
 {
 	s->greeted = true;
 	smtp_reply(s, "220 %s ESMTP carteiro", smtp_session_hostname(s));
+	smtp_deadline_line(s);
 }
 
 const char *
@@ -296,6 +298,7 @@ smtp_session_wait(struct smtp_session *s)
 	/* Not conn_pause_read: see smtp_session_unpause. Input that
 	 * arrives meanwhile is buffered, and bounded in smtp_session_input. */
 	s->mode = SMTP_MODE_WAIT;
+	smtp_deadline_clear(s);
 }
 
 /*
@@ -344,6 +347,8 @@ smtp_session_resume(struct smtp_session *s)
 		smtp_session_close(s, "shutdown");
 		return;
 	}
+	if (smtp_deadline_expired(s))
+		return;
 	smtp_session_unpause(s);
 	/* Input already buffered gets no new event: process it now. */
 	smtp_session_input(s);
@@ -432,6 +437,7 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	dnsbl_check_cancel(s->dnsbl);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
+	smtp_deadline_stop(s);
 	conn_free(s->conn);
 	free(s->helo);
 	free(s->auth_user);
@@ -495,10 +501,7 @@ smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
 			smtp_session_free(s, "timeout");
 			break;
 		}
-		smtp_session_set_cmd(s, "(timeout)", 9);
-		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    smtp_session_hostname(s));
-		smtp_session_close(s, "timeout");
+		smtp_deadline_timeout(s);
 		break;
 	}
 }
@@ -538,6 +541,7 @@ smtp_session_skip(struct smtp_session *s)
 	if (n > s->skip_left)
 		n = (size_t)s->skip_left;
 	evbuffer_drain(in, n);
+	smtp_deadline_bytes(s, n);
 	s->skip_left -= n;
 	if (s->skip_left == 0)
 		s->mode = SMTP_MODE_CMD;
@@ -565,6 +569,11 @@ smtp_session_input(struct smtp_session *s)
 			}
 			s->out_blocked = true;
 			conn_set_lowat(s->conn, SMTP_OUTPUT_MAX / 4);
+			/* The next line's deadline starts when its reply
+			 * could be sent; the idle timeout (and
+			 * max_session_time) hold a client that never
+			 * reads. */
+			smtp_deadline_clear(s);
 			return;
 		}
 		if (s->errors >= SMTP_MAX_ERRORS) {
@@ -584,11 +593,13 @@ smtp_session_input(struct smtp_session *s)
 			return;
 		case SMTP_MODE_DATA:
 		case SMTP_MODE_BDAT:
+			smtp_deadline_data(s);
 			smtp_tx_input(s);
 			if (s->mode == mode)
 				return;	/* needs more input */
 			continue;
 		case SMTP_MODE_SKIP:
+			smtp_deadline_data(s);
 			smtp_session_skip(s);
 			if (s->mode == mode)
 				return;
@@ -598,9 +609,15 @@ smtp_session_input(struct smtp_session *s)
 			break;
 		}
 		r = conn_getline(s->conn, mode == SMTP_MODE_SASL ?
-		    SMTP_SASL_LINE_MAX : SMTP_LINE_MAX, &line, &len, &bare);
-		if (r == CONN_LINE_NONE)
+		    SMTP_SASL_LINE_MAX : SMTP_RCPT_LINE_MAX, &line, &len,
+		    &bare);
+		if (r == CONN_LINE_NONE) {
+			/* Counted from the previous reply, not from each
+			 * byte of the line. */
+			smtp_deadline_line(s);
 			return;
+		}
+		smtp_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			smtp_session_set_cmd(s, "(line too long)", 15);
 			if (mode == SMTP_MODE_SASL) {

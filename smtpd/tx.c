@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
+#include "smtpd/forward.h"
 #include "smtpd/inbound.h"
 #include "smtpd/signer.h"
 #include "store/store.h"
@@ -32,12 +33,21 @@ smtp_tx_free(struct smtp_tx *tx)
 		return;
 	free(tx->mail_from);
 	free(tx->first_rcpt);
-	for (i = 0; i < tx->nlocal; i++)
+	free(tx->queue_from);
+	free(tx->fwd_domain);
+	for (i = 0; i < tx->nlocal; i++) {
 		free(tx->local[i]);
+		dsn_rcpt_clear(&tx->local_dsn[i]);
+	}
 	free(tx->local);
-	for (i = 0; i < tx->nremote; i++)
+	free(tx->local_dsn);
+	for (i = 0; i < tx->nremote; i++) {
 		free(tx->remote[i]);
+		dsn_rcpt_clear(&tx->remote_dsn[i]);
+	}
 	free(tx->remote);
+	free(tx->remote_dsn);
+	dsn_mail_clear(&tx->dsn);
 	if (tx->spool_fd != -1)
 		close(tx->spool_fd);
 	free(tx->spool_mem);
@@ -70,9 +80,11 @@ smtp_tx_reset(struct smtp_session *s)
 	smtp_tx_free(tx);
 }
 
-/* Add addr to a deduplicated list (case-insensitive). */
+/* Add addr to a deduplicated list (case-insensitive), with its DSN
+ * parameters in the parallel list dv (the first RCPT naming it wins). */
 static void
-smtp_tx_list_add(char ***v, size_t *n, const char *addr)
+smtp_tx_list_add(char ***v, struct dsn_rcpt **dv, size_t *n,
+    const char *addr, const struct dsn_rcpt *dsn)
 {
 	size_t i;
 
@@ -80,6 +92,8 @@ smtp_tx_list_add(char ***v, size_t *n, const char *addr)
 		if (strcasecmp((*v)[i], addr) == 0)
 			return;
 	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	*dv = xrealloc(*dv, (*n + 1) * sizeof(**dv));
+	dsn_rcpt_copy(&(*dv)[*n], dsn);
 	(*v)[(*n)++] = xstrdup(addr);
 }
 
@@ -199,6 +213,8 @@ smtp_cmd_mail(struct smtp_session *s, const char *args)
 	tx->smtputf8 = p.smtputf8;
 	tx->body8bit = p.body == SMTP_BODY_8BITMIME;
 	tx->declared_size = p.has_size ? p.size : 0;
+	tx->dsn = p.dsn_mail;		/* RFC 3461 RET, ENVID: moved */
+	memset(&p.dsn_mail, 0, sizeof(p.dsn_mail));
 	s->tx = tx;
 	smtp_session_enter(s, SMTP_ST_MAIL);
 	log_info("event=smtp.mail sid=%s msgid=%s from=%s size=%llu%s", s->sid,
@@ -262,6 +278,66 @@ smtp_tx_check_quota(struct smtp_session *s, char **local, size_t nlocal)
 	return full;
 }
 
+/*
+ * RCPT of an SRS address at a local domain (forward.h): 0 with *orig_r
+ * set when it verifies (or NULL when it is no SRS address of ours), 1
+ * refused with 550 (reply sent), -1 store error (reply sent).
+ */
+static int
+smtp_tx_rcpt_srs(struct smtp_session *s, const char *addr, char **orig_r)
+{
+	struct smtp_server *srv = s->lst->srv;
+	enum srs_result res;
+	int rc;
+
+	*orig_r = NULL;
+	if (srv->srs == NULL)
+		return 0;
+	rc = forward_rcpt(srv->store, srv->srs, addr, util_time(), orig_r,
+	    &res);
+	if (rc < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return -1;
+	}
+	if (rc == 2) {
+		log_info("event=smtp.srs sid=%s msgid=%s result=%s",
+		    s->sid, s->tx->msgid, srs_result_str(res));
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
+		    "%s", addr, res == SRS_EXPIRED ? "SRS address has expired" :
+		    "SRS address does not verify");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * An accepted rcpt forwards to remote recipients: the first one fixes the
+ * queue row's sender (SRS at the domain of rcpt, forward.h). 0, or -1 on
+ * a store error (nothing changed).
+ */
+static int
+smtp_tx_forwarding(struct smtp_session *s, const char *rcpt, bool forwards)
+{
+	struct smtp_server *srv = s->lst->srv;
+	struct smtp_tx *tx = s->tx;
+	const char *domain = strrchr(rcpt, '@');
+	char esc[LOG_ESCAPE_MAX], *sender;
+
+	if (!forwards || tx->fwd_domain != NULL || srv->srs == NULL ||
+	    domain == NULL)
+		return 0;
+	if (forward_sender(srv->store, srv->srs, tx->mail_from, domain + 1,
+	    util_time(), &sender) < 0)
+		return -1;
+	tx->fwd_domain = xstrdup(domain + 1);
+	tx->queue_from = sender;
+	if (sender != NULL)
+		log_info("event=smtp.forward sid=%s msgid=%s srs_from=%s",
+		    s->sid, tx->msgid, log_escape(esc, sizeof(esc), sender,
+		    strlen(sender)));
+	return 0;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 {
@@ -276,6 +352,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	enum smtp_path_err err;
 	bool mx = !smtp_session_is_submission(s);
 	bool snap = false;
+	char *orig = NULL;	/* the sender behind a verified SRS rcpt */
 	int rc;
 
 	err = smtp_path_parse(args, SMTP_PATH_RCPT, tx->smtputf8, &p, &error);
@@ -297,12 +374,25 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", p.addr);
 		goto out;
 	}
+	/* A message now could not be stored (delivery.h): say so before
+	 * the client sends it. */
+	if (delivery_is_full(srv->delivery)) {
+		smtp_reply(s, SMTP_REPLY_FULL);
+		result = "full";
+		goto out;
+	}
 	/* One snapshot for the lookups of this RCPT (domain, aliases,
 	 * users, quota). */
 	snap = store_read_begin(srv->store) == 0;
-	if (!snap || store_resolve(srv->store, p.addr,
+	if (snap && (rc = smtp_tx_rcpt_srs(s, p.addr, &orig)) != 0) {
+		result = rc < 0 ? "tempfail" : "srs-invalid";
+		goto out;
+	}
+	if (!snap || store_resolve(srv->store, orig != NULL ? orig : p.addr,
 	    srv->cfg->server.postmaster, &kind, &local, &nlocal, &remote,
-	    &nremote) != 0) {
+	    &nremote) != 0 || smtp_tx_forwarding(s, p.addr,
+	    (kind == STORE_RCPT_REMOTE && orig != NULL) ||
+	    (kind == STORE_RCPT_LOCAL && nremote > 0)) != 0) {
 		log_warn("event=smtp.store sid=%s error=\"%s\"", s->sid,
 		    store_error(srv->store));
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -315,7 +405,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		    "User unknown", p.addr);
 		goto out;
 	case STORE_RCPT_REMOTE:
-		if (mx) {
+		/* A verified SRS address forwards a bounce back out. */
+		if (mx && orig == NULL) {
 			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied",
 			    p.addr);
 			goto out;
@@ -330,7 +421,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 			}
 			goto out;
 		}
-		smtp_tx_list_add(&tx->remote, &tx->nremote, p.addr);
+		smtp_tx_list_add(&tx->remote, &tx->remote_dsn, &tx->nremote,
+		    orig != NULL ? orig : p.addr, &p.dsn_rcpt);
 		break;
 	case STORE_RCPT_LOCAL:
 		if ((rc = smtp_tx_check_quota(s, local, nlocal)) != 0) {
@@ -341,10 +433,12 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 			goto out;
 		}
 		for (i = 0; i < nlocal; i++)
-			smtp_tx_list_add(&tx->local, &tx->nlocal, local[i]);
+			smtp_tx_list_add(&tx->local, &tx->local_dsn,
+			    &tx->nlocal, local[i], &p.dsn_rcpt);
 		/* An alias may forward outside: queued like submission. */
 		for (i = 0; i < nremote; i++)
-			smtp_tx_list_add(&tx->remote, &tx->nremote, remote[i]);
+			smtp_tx_list_add(&tx->remote, &tx->remote_dsn,
+			    &tx->nremote, remote[i], &p.dsn_rcpt);
 		break;
 	}
 	tx->nrcpt++;
@@ -361,5 +455,6 @@ out:
 	    nremote);
 	store_rcpt_free_list(local, nlocal);
 	store_rcpt_free_list(remote, nremote);
+	free(orig);
 	smtp_path_clear(&p);
 }

@@ -123,6 +123,8 @@ smtp_tx_error_name(enum smtp_tx_err e)
 		return "spool_error";
 	case SMTP_TX_ERR_HEADER:
 		return "header_too_large";
+	case SMTP_TX_ERR_FULL:
+		return "no_space";
 	}
 	return "?";
 }
@@ -139,9 +141,7 @@ smtp_tx_strip(struct smtp_session *s)
 	rc = inbound_strip(smtp_session_hostname(s), tx->spool_fd,
 	    tx->spool_in_mem ? tx->spool_mem : NULL, &tx->size, &removed);
 	if (rc < 0) {
-		log_error("event=smtp.spool sid=%s msgid=%s error=\"%s\"",
-		    s->sid, tx->msgid, strerror(errno));
-		tx->error = SMTP_TX_ERR_IO;
+		smtp_tx_spool_failed(s, errno);
 	} else if (rc > 0) {
 		tx->error = SMTP_TX_ERR_HEADER;
 	} else if (removed > 0) {
@@ -180,6 +180,9 @@ smtp_tx_end(struct smtp_session *s)
 		case SMTP_TX_ERR_HEADER:
 			smtp_reply(s, "552 5.3.4 Message header section "
 			    "exceeds fixed limit");
+			break;
+		case SMTP_TX_ERR_FULL:
+			smtp_reply(s, SMTP_REPLY_FULL);
 			break;
 		default:
 			smtp_reply(s, "451 4.3.0 Temporary storage failure");
@@ -292,6 +295,7 @@ smtp_tx_commit(struct smtp_session *s)
 	job.prefix = prefix;
 	job.prefix_len = strlen(prefix);
 	job.mail_from = tx->mail_from;
+	job.queue_mail_from = tx->queue_from;
 	job.local = (const char *const *)tx->local;
 	job.nlocal = tx->nlocal;
 	job.remote = (const char *const *)tx->remote;
@@ -303,6 +307,9 @@ smtp_tx_commit(struct smtp_session *s)
 	 * sees the real history). */
 	job.count_sent = true;
 	job.msgid = tx->msgid;
+	job.local_dsn = tx->local_dsn;
+	job.remote_dsn = tx->remote_dsn;
+	job.dsn = &tx->dsn;
 	tx->spool_fd = -1;	/* delivery owns it now */
 	tx->spool_mem = NULL;
 	tx->spool_in_mem = false;
@@ -335,6 +342,9 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 	case DELIVERY_TEMPFAIL:
 		smtp_reply(s, "451 4.3.0 Temporary storage failure, try "
 		    "again later");
+		break;
+	case DELIVERY_FULL:
+		smtp_reply(s, SMTP_REPLY_FULL);
 		break;
 	}
 	smtp_tx_reset(s);

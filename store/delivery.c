@@ -251,17 +251,21 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 
 	s = store_stmt(st, STMT_QUEUE_INSERT,
 	    "INSERT INTO queue(mail_from, body_id, auth_user, created, "
-	    "next_attempt, smtputf8, is_bounce) "
-	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
+	    "next_attempt, smtputf8, is_bounce, dsn_ret, dsn_envid) "
+	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)");
 	if (s == NULL)
 		return -1;
-	store_bind_text(s, 1, d->mail_from != NULL ? d->mail_from : "");
+	store_bind_text(s, 1, d->queue_mail_from != NULL ?
+	    d->queue_mail_from : d->mail_from != NULL ? d->mail_from : "");
 	sqlite3_bind_int64(s, 2, body_id);
 	if (d->auth_user != NULL)
 		store_bind_text(s, 3, d->auth_user);
 	sqlite3_bind_int64(s, 4, now);
 	sqlite3_bind_int(s, 5, d->smtputf8);
 	sqlite3_bind_int(s, 6, d->is_bounce);
+	sqlite3_bind_int(s, 7, d->dsn_ret);
+	if (d->dsn_envid != NULL)
+		store_bind_text(s, 8, d->dsn_envid);
 	if (store_step_done(st, s, "queue insert") < 0)
 		return -1;
 	qid = sqlite3_last_insert_rowid(st->db);
@@ -273,14 +277,18 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 			return store_fail(st, "remote recipient without "
 			    "domain");
 		s = store_stmt(st, STMT_QUEUE_RCPT_INSERT,
-		    "INSERT INTO queue_rcpt(queue_id, address, domain) "
-		    "VALUES (?1, ?2, ?3)");
+		    "INSERT INTO queue_rcpt(queue_id, address, domain, "
+		    "dsn_notify, dsn_orcpt) VALUES (?1, ?2, ?3, ?4, ?5)");
 		if (s == NULL)
 			return -1;
 		addr = store_addr_normalize(d->remote[i]);
 		sqlite3_bind_int64(s, 1, qid);
 		store_bind_text(s, 2, d->remote[i]);
 		store_bind_text(s, 3, store_addr_domain(addr));
+		sqlite3_bind_int64(s, 4, d->remote_notify != NULL ?
+		    (int64_t)d->remote_notify[i] : 0);
+		if (d->remote_orcpt != NULL && d->remote_orcpt[i] != NULL)
+			store_bind_text(s, 5, d->remote_orcpt[i]);
 		rc = store_step_done(st, s, "queue rcpt insert");
 		free(addr);
 		if (rc < 0)

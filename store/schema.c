@@ -131,7 +131,26 @@ static const char *const store_schema_migrations[] = {
 	"  mailbox.body_id) WHERE body_id IN (SELECT id FROM temp.store_m4);"
 	"DROP TABLE temp.store_m4;",
 
-	/* 5: data safety and migration (issue 14).
+	/* 5: values the server generates once and keeps (store/settings.h),
+	 *    such as the SRS secret (smtpd/forward.c). */
+	"CREATE TABLE settings ("
+	"  name TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
+
+	/* 6: RFC 3461 DSN parameters of queued mail, kept to pass them on
+	 *    and to honour them in our own notices. queue.dsn_ret: 0 none,
+	 *    1 FULL, 2 HDRS; queue.dsn_envid: the ENVID xtext as received.
+	 *    queue_rcpt.dsn_notify: NOTIFY bits (1 NEVER, 2 SUCCESS,
+	 *    4 FAILURE, 8 DELAY; 0 none); queue_rcpt.dsn_orcpt: the ORCPT
+	 *    value "addr-type;xtext" as received. (smtpd/dsn.h) */
+	"ALTER TABLE queue ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN dsn_envid TEXT;"
+	"ALTER TABLE queue_rcpt ADD COLUMN dsn_notify INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE queue_rcpt ADD COLUMN dsn_orcpt TEXT;",
+
+	/* 7: data safety and migration (issue 14).
 	 *    mailbox.first_retrieved: unix time of the first whole RETR,
 	 *    recorded at QUIT; NULL = never retrieved, never expired.
 	 *    mailbox.mbox_from: an mbox import's "From " line (after

@@ -9,6 +9,7 @@
  */
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
+#include "tools/ctl_mailauth.h"
 #include "tools/ctl_import.h"
 #include "common/addr.h"
 #include "common/auth.h"
@@ -100,6 +101,18 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "[--algorithm ed25519|rsa]", ctl_cmd_dkim, CTL_F_EXTERN },
 	{ "check", NULL, 0, 0, "check DOMAIN [--ip ADDR]", ctl_cmd_check,
 	  CTL_F_EXTERN },
+	/* Why a message got its verdict (ctl_mailauth.h). The dkim row
+	 * above takes "dkim verify" (ctl_cmd_dkim): this one is its usage
+	 * line. */
+	{ "dkim", "verify", 1, 1, "dkim verify FILE|-  (one line per "
+	  "signature)", ctl_dkim_verify, 0 },
+	{ "dmarc", NULL, 1, 1, "dmarc FROM-DOMAIN  (the policy found, parsed)",
+	  ctl_cmd_dmarc, 0 },
+	{ "dnsbl", NULL, 1, 1, "dnsbl IP  (each [smtpd] dnsbl zone)",
+	  ctl_cmd_dnsbl, 0 },
+	/* tools/ctl_spf.c */
+	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
+	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
 	/* issue 14: data safety (ctl_backup.c, ctl_verify.c) */
 	{ "backup", NULL, 1, 1, "backup DIR  (consistent while the daemons "
 	  "run)", ctl_backup, 0 },

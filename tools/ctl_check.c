@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_keys.h"
+#include "mailauth/dmarc.h"
 #include "mailauth/dns.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
@@ -352,11 +353,21 @@ ctl_check_dmarc(struct ctl_check *c)
 	const char *found = NULL;
 	enum dns_status st = dns_lookup_sync(c->dns, DNS_T_TXT, name, &txt, &n);
 
-	for (size_t i = 0; st == DNS_OK && i < n; i++)
-		if (strncmp(txt[i], "v=DMARC1", 8) == 0)
+	struct dmarc_record rec;
+	bool p_none = false;
+
+	/* The record as the daemon reads it (dmarc_record_parse): "V = DMARC1"
+	 * counts, and only the p= tag itself decides "monitoring only". */
+	for (size_t i = 0; st == DNS_OK && i < n && found == NULL; i++) {
+		if (dmarc_record_parse(txt[i], &rec) == 0) {
 			found = txt[i];
+			p_none = dmarc_record_policy(&rec, false) ==
+			    DMARC_P_NONE;
+		}
+		dmarc_record_clear(&rec);
+	}
 	if (found != NULL) {
-		if (strstr(found, "p=none") != NULL)
+		if (p_none)
 			ctl_check_line(c, "WARN", "dmarc", "%s has p=none "
 			    "(monitoring only)", name);
 		else

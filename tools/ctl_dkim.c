@@ -1,11 +1,12 @@
 /*
  * carteiroctl dkim: keygen DOMAIN [--selector S] [--algorithm ed25519|rsa],
- * list [DOMAIN], del DOMAIN SELECTOR. Keys live in files (dkim_keys.h),
- * readable only by the daemon's user; keygen prints the TXT record to
- * publish, in zone-file form, on one line.
+ * list [DOMAIN], del DOMAIN SELECTOR; verify FILE|- is ctl_dkim_verify.c's.
+ * Keys live in files (dkim_keys.h), readable only by the daemon's user;
+ * keygen prints the TXT record to publish, in zone-file form, on one line.
  */
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
+#include "tools/ctl_mailauth.h"
 #include "common/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_keys.h"
@@ -193,7 +194,10 @@ ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv)
 		return ctl_dkim_list(ctl, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "del") == 0)
 		return ctl_dkim_del(ctl, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+		return ctl_dkim_verify(ctl, argc, argv);
 	ctl_err("usage: dkim keygen DOMAIN [--selector S] [--algorithm "
-	    "ed25519|rsa] | dkim list [DOMAIN] | dkim del DOMAIN SELECTOR");
+	    "ed25519|rsa] | dkim list [DOMAIN] | dkim del DOMAIN SELECTOR | "
+	    "dkim verify FILE|-");
 	return 1;
 }

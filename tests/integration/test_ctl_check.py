@@ -102,6 +102,19 @@ class CtlCheck(unittest.TestCase):
         self.expect_fail("dmarc", '_dmarc.example.test. IN TXT "v=DMARC1; '
                          'p=quarantine; rua=mailto:postmaster@example.test"')
 
+    def test_dmarc_read_as_the_daemon_reads_it(self):
+        # RFC 7489 6.4: "V = DMARC1" is a record; sp=none is not p=none.
+        self.dns.set("_dmarc.example.test",
+                     {"TXT": ["V = DMARC1; sp=none; p=reject"]})
+        rc, out = self.check()
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^OK +dmarc ")
+        self.dns.set("_dmarc.example.test",
+                     {"TXT": ["v=DMARC1; p=none; sp=reject"]})
+        rc, out = self.check()
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^WARN +dmarc .*monitoring only")
+
     def test_listed_on_dnsbl(self):
         self.dns.set("25.2.0.192.bl.test", {"A": ["127.0.0.2"]})
         rc, out = self.check()

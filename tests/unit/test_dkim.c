@@ -237,6 +237,59 @@ main(void)
 	}
 	t_end();
 
+	t_begin("key record selection among a selector's TXT records");
+	{
+		static const struct {
+			const char *txt;
+			bool key;
+		} recs[] = {
+			{ "v=DKIM1; k=ed25519; p=abc", true },
+			{ "k=rsa; p=abc", true },
+			{ "p=", true },		/* revoked: still the key */
+			{ "v=DKIM1", true },	/* no p=: permerror later */
+			{ "v=spf1 -all", false },
+			{ "google-site-verification=abc", false },
+			{ "v=DKIM2; p=abc", false },
+			{ "P=abc", false },	/* tag names are case-sensitive */
+			{ "", false },
+		};
+		for (size_t i = 0; i < nitems(recs); i++)
+			t_assert(dkim_is_key_record(recs[i].txt) ==
+			    recs[i].key);
+
+		struct dkim_msg *m = dkim_msg_new();
+		size_t len = strlen(rfc8463_msg);
+		const char *why = NULL;
+		const char *two[] = { "v=spf1 -all", rfc8463_ed_txt };
+		const char *revoked_first[] = { "v=DKIM1; k=ed25519; p=",
+		    rfc8463_ed_txt };
+		const char *none[] = { "hello", "v=spf1 -all" };
+		const char *wrong[] = { rfc8463_rsa_txt, "x=y" };
+
+		dkim_msg_update(m, rfc8463_msg, len);
+		t_assert_int(dkim_verify_records(m, 0, two, 2, &why),
+		    DKIM_PASS);
+		t_assert_str(why, "good signature");
+		t_assert_int(dkim_verify_records(m, 0, revoked_first, 2, &why),
+		    DKIM_PASS);
+		t_assert_int(dkim_verify_records(m, 0, none, 2, &why),
+		    DKIM_PERMERROR);
+		t_assert_str(why, "no DKIM key record at the selector");
+		t_assert_int(dkim_verify_records(m, 0, wrong, 2, &why),
+		    DKIM_PERMERROR);
+		t_assert_str(why, "key type does not match signature");
+		t_assert_str(dkim_result_str(DKIM_PERMERROR), "permerror");
+		const char *d, *s, *a;
+		dkim_msg_signature_info(m, 1, &d, &s, &a);
+		t_assert_str(d, "football.example.com");
+		t_assert_str(s, "test");
+		t_assert_str(a, "rsa-sha256");
+		dkim_msg_signature_info(m, 2, &d, &s, &a);
+		t_assert(d == NULL && s == NULL && a == NULL);
+		dkim_msg_free(m);
+	}
+	t_end();
+
 	t_begin("RFC 8463 key signs deterministically (RFC 8032)");
 	{
 		struct dkim_key *k = dkim_key_load(DKIM_ALG_ED25519,

@@ -14,14 +14,30 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "mailauth/dkim.h"
 #include "mailauth/dns.h"
 #include "smtpd/inbound.h"
 #include "t.h"
+
+/* RFC 8463 A.2's ed25519 key, and its key record. */
+static const char dkim_seed[] =
+    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
 
 static const struct fake_rr zone[] = {
 	{ "remote.test", FAKE_TXT, "v=spf1 ip4:192.0.2.0/24 -all", 0 },
 	{ "_dmarc.remote.test", FAKE_TXT, "v=DMARC1; p=reject", 0 },
 	{ "down.test", 0, NULL, FAKE_DROP },
+	/* The selector name also carries unrelated TXT records, first in
+	 * the answer: only the key record is the key. */
+	{ "sel._domainkey.remote.test", FAKE_TXT,
+	  "google-site-verification=abc123", 0 },
+	{ "sel._domainkey.remote.test", FAKE_TXT, "v=spf1 -all", 0 },
+	{ "sel._domainkey.remote.test", FAKE_TXT,
+	  "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+	  0 },
+	/* RFC 7489 6.6.4: pct=0 under p=reject still quarantines. */
+	{ "sampled.test", FAKE_TXT, "v=spf1 -all", 0 },
+	{ "_dmarc.sampled.test", FAKE_TXT, "v=DMARC1; p=reject; pct=0", 0 },
 };
 
 static const char msg[] =
@@ -56,13 +72,13 @@ done_cb(uint64_t token, struct inbound_result *res, void *arg)
 }
 
 static void
-check(struct inbound *in, const char *ip, const char *from,
-    struct result *r)
+check_msg(struct inbound *in, const char *ip, const char *from,
+    const char *body, struct result *r)
 {
 	struct inbound_req req = {
 		.ip = ip, .helo = "mail.remote.test", .mail_from = from,
-		.spool_fd = -1, .mem = (const unsigned char *)msg,
-		.data_size = sizeof(msg) - 1,
+		.spool_fd = -1, .mem = (const unsigned char *)body,
+		.data_size = strlen(body),
 	};
 	struct timeval tv = { 10, 0 };
 
@@ -72,6 +88,31 @@ check(struct inbound *in, const char *ip, const char *from,
 	while (!r->done)
 		if (event_base_dispatch(base) != 0 || !r->done)
 			break;
+}
+
+static void
+check(struct inbound *in, const char *ip, const char *from,
+    struct result *r)
+{
+	check_msg(in, ip, from, msg, r);
+}
+
+/* msg signed by remote.test, selector sel. Caller frees. */
+static char *
+signed_msg(void)
+{
+	struct dkim_key *k = dkim_key_load(DKIM_ALG_ED25519, "remote.test",
+	    "sel", dkim_seed);
+	struct dkim_msg *m = dkim_msg_new();
+	char *sig, *out;
+
+	dkim_msg_update(m, msg, sizeof(msg) - 1);
+	sig = dkim_sign(m, k, 1790000000);
+	out = xasprintf("%s%s", sig, msg);
+	free(sig);
+	dkim_msg_free(m);
+	dkim_key_free(k);
+	return out;
 }
 
 /* [smtpd] check_timeout: more messages than the pool has threads from a
@@ -189,6 +230,41 @@ main(void)
 	    "dmarc=fail (p=reject) header.from=remote.test") != NULL);
 	t_assert_int(fdns.queries, q);
 	free(r.headers);
+	t_end();
+
+	t_begin("inbound: the DKIM key is the key record among the selector's "
+	    "TXT records");
+	{
+		char *sm = signed_msg();
+
+		check_msg(in, "198.51.100.1", "alice@remote.test", sm, &r);
+		t_assert_str(r.summary, "spf=fail dkim=pass dmarc=pass");
+		t_assert(!r.reject);
+		t_assert(r.headers != NULL && strstr(r.headers,
+		    "dkim=pass (good signature) header.d=remote.test "
+		    "header.s=sel") != NULL);
+		free(r.headers);
+		free(sm);
+	}
+	t_end();
+
+	t_begin("inbound: pct=0 under p=reject quarantines (RFC 7489 6.6.4)");
+	{
+		static const char smsg[] =
+		    "From: Alice <alice@sampled.test>\r\n"
+		    "To: bob@mx.test\r\n"
+		    "Subject: hi\r\n"
+		    "\r\n"
+		    "hello\r\n";
+
+		check_msg(in, "198.51.100.1", "alice@sampled.test", smsg, &r);
+		t_assert_str(r.summary, "spf=fail dkim=none dmarc=fail");
+		t_assert(!r.reject);
+		t_assert(r.headers != NULL && strstr(r.headers,
+		    "dmarc=fail (p=reject) header.from=sampled.test\r\n"
+		    "X-Carteiro-DMARC: quarantine\r\n") != NULL);
+		free(r.headers);
+	}
 	t_end();
 
 	t_begin("inbound: a silent DNS is a temperror, not a hang");
