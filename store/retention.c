@@ -103,17 +103,34 @@ store_expire_candidates(struct store *st, int64_t default_s, int64_t now,
 	size_t n = 0;
 	int rc;
 
+	int64_t min_e;
+
 	*v_r = NULL;
 	*n_r = 0;
 	if (max == 0)
 		return 0;
-	/* The partial index mailbox_retrieved holds only retrieved rows:
-	 * never-retrieved mail is not even looked at. */
+	/* The shortest expire anyone has: nobody (all never) means nothing
+	 * to do, else only rows retrieved that long ago are looked at. */
+	rc = sqlite3_prepare_v2(st->db, "SELECT min(coalesce(expire, ?1)) "
+	    "FROM users WHERE coalesce(expire, ?1) >= 0", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "expire");
+	sqlite3_bind_int64(s, 1, default_s);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
+		sqlite3_finalize(s);
+		return rc == SQLITE_ROW ? 0 : store_fail_db(st, rc, "expire");
+	}
+	min_e = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	/* The partial index mailbox_retrieved holds only retrieved rows
+	 * (never-retrieved mail is not even looked at), and ?5 bounds the
+	 * range read to rows old enough for the shortest expire. */
 	rc = sqlite3_prepare_v2(st->db, "SELECT m.id, u.address, m.uidl, "
 	    "m.first_retrieved FROM mailbox m INDEXED BY mailbox_retrieved "
 	    "JOIN users u ON u.id = m.user_id "
-	    "WHERE m.first_retrieved IS NOT NULL AND m.id > ?1 "
-	    "AND coalesce(u.expire, ?2) >= 0 "
+	    "WHERE m.first_retrieved IS NOT NULL AND m.first_retrieved <= ?5 "
+	    "AND m.id > ?1 AND coalesce(u.expire, ?2) >= 0 "
 	    "AND m.first_retrieved + coalesce(u.expire, ?2) <= ?3 "
 	    "ORDER BY m.id LIMIT ?4", -1, &s, NULL);
 	if (rc != SQLITE_OK)
@@ -122,6 +139,7 @@ store_expire_candidates(struct store *st, int64_t default_s, int64_t now,
 	sqlite3_bind_int64(s, 2, default_s);
 	sqlite3_bind_int64(s, 3, now);
 	sqlite3_bind_int64(s, 4, max);
+	sqlite3_bind_int64(s, 5, now - min_e);
 	v = xcalloc(max, sizeof(*v));
 	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		v[n].id = sqlite3_column_int64(s, 0);
