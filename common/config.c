@@ -282,6 +282,14 @@ cfg_set(struct cfg_loader *l, const struct cfg_key *k, const char *value,
 		}
 		*(int *)p = (int)lvl;
 		return 0;
+	case CFG_T_EXPIRE:
+		if (cfg_parse_expire(value, &u) == -1) {
+			error = "expected never, a number of days or a "
+			    "duration (s, m, h, d)";
+			goto bad;
+		}
+		*(unsigned *)p = u;
+		return 0;
 	case CFG_T_COUNT:
 		break;
 	}

@@ -146,6 +146,12 @@ const struct cfg_key cfg_keys[] = {
 	  "4h", O(pop3d.max_session_time),
 	  "a session ends with -ERR [SYS/TEMP] at the next safe point after "
 	  "this long (nothing is deleted without QUIT); 0 = no limit" },
+	{ "pop3d", "expire", CFG_T_EXPIRE, 0, 0, 0, "never",
+	  O(pop3d.expire), "delete a message this many days after its first "
+	  "RETR (RFC 2449 EXPIRE); 0 = at QUIT; never = keep" },
+	{ "pop3d", "login_delay", CFG_T_DURATION, 0, 0, CFG_DAY, "0",
+	  O(pop3d.login_delay), "minimum time between two logins of a user "
+	  "(RFC 2449 LOGIN-DELAY); 0 = off" },
 };
 const size_t cfg_nkeys = nitems(cfg_keys);
 

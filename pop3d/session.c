@@ -139,6 +139,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 		util_wipe(s->user, strlen(s->user));
 		free(s->user);
 	}
+	free(s->retrieved_msg);
 	free(s->maildrop);
 	free(s->msgs);
 	free(s->deleted);
@@ -572,6 +573,8 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		free(s->user);
 		s->user = NULL;
 	}
+	if (pop3_retention_login_check(s, canonical) < 0)
+		return;
 	if (srv->cfg->pop3d.lock_session) {
 		if (pop3_lock_take(srv, canonical) < 0) {
 			log_info("event=pop3.login sid=%s ip=%s user=%s "
@@ -604,6 +607,7 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		return;
 	}
 	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
+	pop3_retention_login(s);
 	pop3_session_enter(s, POP3_ST_TRANS);
 	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
 	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
