@@ -104,6 +104,17 @@ struct cfg {
 		struct cfg_strlist trusted_networks;	/* exempt from per IP */
 		unsigned max_auth_failures;	/* per session, 0 = no limit */
 	} pop3d;
+
+	struct {			/* carteiro-webd */
+		struct cfg_hostports listen;		/* plain HTTP */
+		struct cfg_hostports tls_listen;	/* HTTPS, [tls] cert */
+		struct cfg_strlist metrics_allow;	/* CIDRs for /metrics */
+		char *mta_sts_mode;	/* "none", "testing" or "enforce" */
+		unsigned mta_sts_max_age;	/* seconds */
+		struct cfg_strlist mta_sts_mx;	/* MX names besides hostname */
+		bool autoconfig;	/* Thunderbird autoconfig, Autodiscover */
+		bool mta_sts;		/* serve the MTA-STS policy */
+	} http;
 };
 
 /*

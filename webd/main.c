@@ -1,0 +1,185 @@
+/*
+ * carteiro-webd: start-up and shutdown. Loads the config (daemon.h), binds
+ * the [http] listeners, checks and loads the TLS certificate, opens the
+ * store, drops privileges and hands the sockets to http.c, whose threads
+ * serve them. The main thread only waits for signals: SIGTERM stops,
+ * SIGHUP reloads the certificate.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/listener.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/util.h"
+#include "webd/webd.h"
+
+struct webd_main {
+	struct cfg *cfg;
+	struct event_base *base;
+	struct webd_http *http;
+};
+
+static void webd_main_hup(void *);
+static void webd_main_check_tls(const struct cfg *);
+static void webd_main_bind(const struct cfg_hostports *, int **, size_t *);
+static unsigned webd_main_timeout(void);
+
+static void
+webd_main_hup(void *arg)
+{
+	struct webd_main *m = arg;
+	const char *error = NULL;
+	struct tls_ctx *t;
+
+	if (m->cfg->tls.cert == NULL || m->cfg->http.tls_listen.n == 0)
+		return;
+	/* The same checks as at start (key secrecy, key matches cert). */
+	t = tls_ctx_server_new(m->cfg->tls.cert, m->cfg->tls.key, &error);
+	if (t == NULL || webd_http_reload(m->http, m->cfg->tls.cert,
+	    m->cfg->tls.key, &error) < 0)
+		log_error("event=http.reload result=error error=%s",
+		    LOG_VALUE(error ? error : "-"));
+	else
+		log_info("event=http.reload result=ok");
+	tls_ctx_free(t);
+}
+
+/* Refuse a certificate or key the mail daemons would refuse. */
+static void
+webd_main_check_tls(const struct cfg *cfg)
+{
+	const char *error = NULL;
+	struct tls_ctx *t;
+
+	if (tls_init() < 0)
+		log_fatal("event=http.fatal reason=\"TLS init failed\"");
+	t = tls_ctx_server_new(cfg->tls.cert, cfg->tls.key, &error);
+	if (t == NULL)
+		log_fatal("event=http.fatal reason=%s",
+		    LOG_VALUE(error ? error : "cannot load certificate"));
+	tls_ctx_free(t);
+}
+
+static void
+webd_main_bind(const struct cfg_hostports *hp, int **fds_r, size_t *n_r)
+{
+	char *error = NULL;
+
+	if (listener_bind(hp, fds_r, n_r, &error) < 0)
+		log_fatal("event=http.fatal reason=%s",
+		    LOG_VALUE(error ? error : "bind failed"));
+}
+
+/* The idle timeout; CARTEIRO_TEST_HTTP_TIMEOUT (seconds) shortens it for
+ * the slow-client test. */
+static unsigned
+webd_main_timeout(void)
+{
+	const char *v = getenv("CARTEIRO_TEST_HTTP_TIMEOUT");
+	char *end;
+	unsigned long n;
+
+	if (v == NULL || *v == '\0')
+		return WEBD_TIMEOUT_S;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > 3600)
+		return WEBD_TIMEOUT_S;
+	return (unsigned)n;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon_opts opts;
+	struct daemon_signals *sigs;
+	struct webd_main m;
+	struct webd_ctx ctx;
+	const char *error = NULL;
+	char *perr = NULL;
+	int *fds = NULL, *tfds = NULL;
+	size_t nfds = 0, ntfds = 0;
+	sigset_t set;
+
+	daemon_parse_args(argc, argv, "carteiro-webd", &opts);
+	memset(&m, 0, sizeof(m));
+	m.cfg = daemon_load_config(&opts);
+	if (m.cfg->http.listen.n == 0 && m.cfg->http.tls_listen.n == 0)
+		log_fatal("event=http.fatal reason=\"no listen address in "
+		    "[http]\"");
+	if (m.cfg->http.tls_listen.n > 0 && m.cfg->tls.cert == NULL)
+		log_fatal("event=http.fatal reason=\"[http] tls_listen needs "
+		    "[tls] cert and key\"");
+
+	/* Signals wait for the loop (SIGTERM right after bind included);
+	 * the listener threads inherit the mask and never take them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	webd_main_bind(&m.cfg->http.listen, &fds, &nfds);
+	webd_main_bind(&m.cfg->http.tls_listen, &tfds, &ntfds);
+	ctx.cfg = m.cfg;
+	ctx.domains = webd_domains_open(m.cfg->store.path, &error);
+	if (ctx.domains == NULL)
+		log_fatal("event=http.fatal reason=%s",
+		    LOG_VALUE(error ? error : "cannot open the store"));
+	m.http = webd_http_new(&ctx, webd_main_timeout());
+	if (ntfds > 0) {
+		webd_main_check_tls(m.cfg);
+		if (webd_http_set_tls(m.http, m.cfg->tls.cert, m.cfg->tls.key,
+		    &error) < 0)
+			log_fatal("event=http.fatal reason=%s",
+			    LOG_VALUE(error));
+	}
+
+	if (priv_drop(m.cfg->server.user, &perr) < 0)
+		log_fatal("event=http.fatal reason=%s",
+		    LOG_VALUE(perr ? perr : "privilege drop failed"));
+	if (m.cfg->server.user != NULL)
+		log_info("event=http.privdrop user=%s", m.cfg->server.user);
+	if (ntfds > 0)
+		(void)daemon_check_reloadable(m.cfg);
+	daemon_detach(&opts);
+
+	/* After detach: the listener threads must live in the child. */
+	for (size_t i = 0; i < nfds + ntfds; i++) {
+		bool tls = i >= nfds;
+		int fd = tls ? tfds[i - nfds] : fds[i];
+
+		if (webd_http_listen(m.http, fd, tls) < 0)
+			log_fatal("event=http.fatal reason=\"cannot start "
+			    "the HTTP server\"");
+	}
+	free(fds);
+	free(tfds);
+
+	m.base = event_base_new();
+	if (m.base == NULL)
+		log_fatal("event=http.fatal reason=\"event_base_new failed\"");
+	sigs = daemon_signals(m.base, NULL, webd_main_hup, &m);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+
+	log_info("event=http.start listeners=%zu tls_listeners=%zu "
+	    "autoconfig=%s mta_sts=%s", nfds, ntfds,
+	    m.cfg->http.autoconfig ? "yes" : "no",
+	    m.cfg->http.mta_sts ? m.cfg->http.mta_sts_mode : "off");
+	event_base_dispatch(m.base);
+
+	webd_http_free(m.http);
+	daemon_signals_free(sigs);
+	event_base_free(m.base);
+	webd_domains_close(ctx.domains);
+	log_info("event=http.stop");
+	cfg_free(m.cfg);
+	return 0;
+}
