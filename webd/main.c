@@ -149,6 +149,7 @@ main(int argc, char **argv)
 		log_info("event=http.privdrop user=%s", m.cfg->server.user);
 	if (ntfds > 0)
 		(void)daemon_check_reloadable(m.cfg);
+	proc_raise_nofile();
 	daemon_detach(&opts);
 
 	/* After detach: the listener threads must live in the child. */
