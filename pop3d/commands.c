@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -312,6 +313,7 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 	free(ids);
 	log_info("event=pop3.quit sid=%s user=%s deleted=%zu", s->sid,
 	    s->maildrop, deleted);
+	stats_add(STATS_POP3_DELETED, deleted);
 	if (store_gc(srv->store, POP3_GC_BOUND, &freed) < 0)
 		log_warn("event=pop3.gc error=\"%s\"", store_error(srv->store));
 	pop3_reply(s, "+OK Logging out, messages deleted.");
@@ -512,6 +514,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	s->body_size = size;
 	pop3_stuff_init(&s->stuff, top, lines);
 	s->multi = true;
+	stats_inc(STATS_POP3_RETR);
 	if (top)
 		pop3_reply(s, "+OK");
 	else

@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -507,6 +508,7 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 		    log_escape(u, sizeof(u), user ? user : "",
 		    user ? strlen(user) : 0), s->auth_mech ? s->auth_mech : "-",
 		    penalty);
+		stats_inc(STATS_POP3_LOGIN_FAILED);
 		pop3_session_auth_fail(s);
 		break;
 	default:
@@ -593,6 +595,7 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
 	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
 	    conn_is_tls(s->conn) ? "yes" : "no", s->nmsgs);
+	stats_inc(STATS_POP3_LOGIN_OK);
 	pop3_reply(s, "+OK Logged in.");
 }
 

@@ -23,6 +23,7 @@
 #include "common/ipcount.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/notify.h"
 #include "common/tls.h"
 #include "common/util.h"
@@ -202,6 +203,8 @@ main(int argc, char **argv)
 	if (store_check_schema(srv.store) != 0)
 		log_fatal("event=smtpd.start error=\"store %s: schema is not "
 		    "current; run carteiroctl init\"", cfg->store.path);
+	if (stats_open(cfg->store.path, "smtpd", &error) < 0)
+		log_warn("event=smtpd.stats error=\"%s\"", error);
 	dir = xstrdup(cfg->store.path);
 	srv.spool_dir = xstrdup(dirname(dir));
 	free(dir);

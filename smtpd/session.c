@@ -23,6 +23,7 @@
 #include "common/conn.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "mailauth/dnsbl.h"
 
@@ -62,6 +63,14 @@ static void smtp_session_unpause(struct smtp_session *s);
 static const char *const smtp_listener_names[SMTP_LST_COUNT] = {
 	"mx", "submission", "submissions",
 };
+
+/* /metrics: sessions by listener (common/stats.h). */
+static const enum stats_id smtp_listener_stats[SMTP_LST_COUNT] = {
+	[SMTP_LST_MX] = STATS_SMTP_CONN_MX,
+	[SMTP_LST_SUBMISSION] = STATS_SMTP_CONN_SUBMISSION,
+	[SMTP_LST_SUBMISSIONS] = STATS_SMTP_CONN_SUBMISSIONS,
+};
+
 static const char *const smtp_state_names[SMTP_ST_COUNT] = {
 	"init", "ready", "mail", "rcpt", "bdat",
 };
@@ -125,6 +134,8 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
 	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	stats_inc(full ? STATS_SMTP_CONN_REFUSED :
+	    smtp_listener_stats[lst->kind]);
 	if (full && lst->kind == SMTP_LST_SUBMISSIONS) {
 		/* Implicit TLS: the client's first read expects a
 		 * ServerHello, and a cleartext 421 shows up as "wrong version

@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
 #include "smtpd/inbound.h"
@@ -328,12 +329,16 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 		    tx->nrcpt, tx->nlocal, tx->nremote,
 		    (unsigned long long)tx->size, (long long)queue_id);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->msgid);
+		stats_inc(STATS_SMTP_ACCEPTED);
+		stats_add(STATS_SMTP_ACCEPTED_BYTES, tx->size);
 		break;
 	case DELIVERY_QUOTA:
+		stats_inc(STATS_SMTP_REFUSED_5XX);
 		smtp_reply(s, "552 5.2.2 Mailbox full: message would exceed "
 		    "quota");
 		break;
 	case DELIVERY_TEMPFAIL:
+		stats_inc(STATS_SMTP_REFUSED_4XX);
 		smtp_reply(s, "451 4.3.0 Temporary storage failure, try "
 		    "again later");
 		break;

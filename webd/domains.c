@@ -1,12 +1,14 @@
 /*
- * The local domains, looked up in the store for each request (so a domain
- * added with carteiroctl is served at once). One store connection shared
- * by the listener threads behind a mutex; a lookup is one indexed row.
+ * webd's reads of the store: the local domains, looked up for each request
+ * (so a domain added with carteiroctl is served at once), and the queue
+ * figures for /metrics. One store connection shared by the listener
+ * threads behind a mutex; each read is one indexed row or one aggregate.
  */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "common/util.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "webd/webd.h"
 
@@ -52,6 +54,17 @@ webd_domains_is_local(struct webd_domains *d, const char *domain)
 
 	pthread_mutex_lock(&d->lock);
 	r = store_domain_is_local(d->st, domain);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int
+webd_domains_queue(struct webd_domains *d, int64_t *n_r, int64_t *oldest_r)
+{
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = store_queue_stats(d->st, n_r, oldest_r);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

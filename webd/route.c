@@ -30,6 +30,8 @@ static void webd_route_autodiscover(const struct webd_ctx *,
     const struct webd_request *, struct webd_reply *);
 static void webd_route_mtasts(const struct webd_ctx *,
     const struct webd_request *, struct webd_reply *);
+static void webd_route_metrics(const struct webd_ctx *,
+    const struct webd_request *, struct webd_reply *);
 static void webd_route_error(struct webd_reply *, unsigned, const char *);
 static bool webd_route_path_ok(const char *);
 static int webd_route_name(const char *, size_t, char *);
@@ -47,6 +49,7 @@ static const struct webd_route webd_routes[] = {
 	  webd_route_autodiscover },
 	/* RFC 8461 3.3: https://mta-sts.DOMAIN/.well-known/mta-sts.txt */
 	{ "/.well-known/mta-sts.txt", "GET", false, webd_route_mtasts },
+	{ "/metrics", "GET", false, webd_route_metrics },
 };
 
 static void
@@ -213,6 +216,20 @@ webd_route_mtasts(const struct webd_ctx *ctx, const struct webd_request *q,
 	/* RFC 8461 3.2: media type "text/plain". */
 	r->content_type = "text/plain";
 	webd_mtasts_render(r->body, ctx->cfg);
+}
+
+static void
+webd_route_metrics(const struct webd_ctx *ctx, const struct webd_request *q,
+    struct webd_reply *r)
+{
+	if (q->peer == NULL ||
+	    !cfg_cidrlist_match(&ctx->cfg->http.metrics_allow, q->peer)) {
+		webd_route_error(r, 403, "Forbidden");
+		return;
+	}
+	r->status = 200;
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	webd_metrics_render(r->body, ctx->cfg, ctx->domains);
 }
 
 void

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct cfg;
@@ -89,6 +90,17 @@ void webd_domains_close(struct webd_domains *d);
 /* 1 local, 0 not, -1 store error. domain is compared case-insensitively.
  * Serialised by a mutex: callable from every listener thread. */
 int webd_domains_is_local(struct webd_domains *d, const char *domain);
+/* Messages in the outbound queue and the creation time of the oldest
+ * (0 if none). 0 / -1. */
+int webd_domains_queue(struct webd_domains *d, int64_t *n_r,
+    int64_t *oldest_r);
+
+/* ---- metrics.c ---- */
+
+/* /metrics in the Prometheus text format (0.0.4): the counters of
+ * carteiro-smtpd and carteiro-pop3d (common/stats.h) and the queue. */
+void webd_metrics_render(struct evbuffer *b, const struct cfg *cfg,
+    struct webd_domains *d);
 
 /* ---- route.c: one request, independent of the HTTP library ---- */
 

@@ -1,0 +1,177 @@
+/*
+ * The counters file: layout, the writer's mapping and the reader. It does
+ * not count anything itself (the daemons call stats_add at their events)
+ * and does not format them (webd/metrics.c).
+ */
+#include "common/stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define STATS_MAGIC	0x31534154534f4143ull	/* "CAOSTATS1" */
+
+/* The file: this header, then one uint64_t per id (native byte order:
+ * the reader runs on the same machine). */
+struct stats_file {
+	uint64_t magic;
+	uint64_t count;		/* ids the writer knows */
+	uint64_t v[STATS_COUNT];
+};
+
+static const struct stats_def stats_defs[STATS_COUNT] = {
+	[STATS_SMTP_CONN_MX] = { "carteiro_smtp_connections_total",
+	    "listener=\"mx\"", STATS_COUNTER,
+	    "SMTP sessions accepted, by listener" },
+	[STATS_SMTP_CONN_SUBMISSION] = { "carteiro_smtp_connections_total",
+	    "listener=\"submission\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_CONN_SUBMISSIONS] = { "carteiro_smtp_connections_total",
+	    "listener=\"submissions\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_CONN_REFUSED] = {
+	    "carteiro_smtp_connections_refused_total", "", STATS_COUNTER,
+	    "SMTP sessions refused for max_clients, per-IP or rate limits" },
+	[STATS_SMTP_ACCEPTED] = { "carteiro_smtp_messages_accepted_total", "",
+	    STATS_COUNTER, "messages acknowledged with 250 after the data" },
+	[STATS_SMTP_ACCEPTED_BYTES] = {
+	    "carteiro_smtp_messages_accepted_bytes_total", "", STATS_COUNTER,
+	    "bytes of the accepted messages" },
+	[STATS_SMTP_REFUSED_4XX] = { "carteiro_smtp_messages_refused_total",
+	    "class=\"4xx\"", STATS_COUNTER,
+	    "messages refused after the data, by reply class" },
+	[STATS_SMTP_REFUSED_5XX] = { "carteiro_smtp_messages_refused_total",
+	    "class=\"5xx\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_AUTH_OK] = { "carteiro_smtp_auth_total",
+	    "result=\"ok\"", STATS_COUNTER, "SMTP AUTH attempts, by result" },
+	[STATS_SMTP_AUTH_FAILED] = { "carteiro_smtp_auth_total",
+	    "result=\"failed\"", STATS_COUNTER, NULL },
+	[STATS_POP3_LOGIN_OK] = { "carteiro_pop3_logins_total",
+	    "result=\"ok\"", STATS_COUNTER, "POP3 logins, by result" },
+	[STATS_POP3_LOGIN_FAILED] = { "carteiro_pop3_logins_total",
+	    "result=\"failed\"", STATS_COUNTER, NULL },
+	[STATS_POP3_RETR] = { "carteiro_pop3_retrievals_total", "",
+	    STATS_COUNTER, "POP3 RETR and TOP commands answered +OK" },
+	[STATS_POP3_DELETED] = { "carteiro_pop3_deleted_total", "",
+	    STATS_COUNTER, "messages deleted by POP3 QUIT" },
+};
+
+/* The writer's mapping; process-wide because the counters are. */
+static struct stats_file *stats_mem;
+
+static char *stats_path(const char *, const char *);
+
+const struct stats_def *
+stats_def(enum stats_id id)
+{
+	return &stats_defs[id];
+}
+
+/* "<dir of store_path>/carteiro-<role>.stats" (caller frees). */
+static char *
+stats_path(const char *store_path, const char *role)
+{
+	const char *slash = strrchr(store_path, '/');
+
+	if (slash == NULL)
+		return xasprintf("carteiro-%s.stats", role);
+	return xasprintf("%.*s/carteiro-%s.stats",
+	    (int)(slash - store_path), store_path, role);
+}
+
+int
+stats_open(const char *store_path, const char *role, const char **error_r)
+{
+	char *path = stats_path(store_path, role);
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	free(path);
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	(void)fchmod(fd, 0644);		/* webd reads it; umask 077 in units */
+	if (ftruncate(fd, sizeof(struct stats_file)) < 0) {
+		*error_r = strerror(errno);
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, sizeof(struct stats_file), PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	stats_mem = p;
+	stats_mem->count = STATS_COUNT;
+	__atomic_store_n(&stats_mem->magic, STATS_MAGIC, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void
+stats_close(void)
+{
+	if (stats_mem == NULL)
+		return;
+	munmap(stats_mem, sizeof(struct stats_file));
+	stats_mem = NULL;
+}
+
+void
+stats_add(enum stats_id id, uint64_t n)
+{
+	if (stats_mem != NULL)
+		__atomic_fetch_add(&stats_mem->v[id], n, __ATOMIC_RELAXED);
+}
+
+int
+stats_read(const char *store_path, const char *role,
+    uint64_t out[STATS_COUNT])
+{
+	char *path = stats_path(store_path, role);
+	const struct stats_file *f;
+	struct stat st;
+	uint64_t n;
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	free(path);
+	if (fd < 0)
+		return 1;
+	if (fstat(fd, &st) < 0 ||
+	    (size_t)st.st_size < offsetof(struct stats_file, v)) {
+		close(fd);
+		return 1;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return 1;
+	f = p;
+	if (__atomic_load_n(&f->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC) {
+		munmap(p, (size_t)st.st_size);
+		return 1;
+	}
+	/* An older or newer writer: the ids both know. */
+	n = f->count;
+	if (n > STATS_COUNT)
+		n = STATS_COUNT;
+	if (n > ((size_t)st.st_size - offsetof(struct stats_file, v)) /
+	    sizeof(uint64_t))
+		n = ((size_t)st.st_size - offsetof(struct stats_file, v)) /
+		    sizeof(uint64_t);
+	for (uint64_t i = 0; i < n; i++)
+		out[i] += __atomic_load_n(&f->v[i], __ATOMIC_RELAXED);
+	munmap(p, (size_t)st.st_size);
+	return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * Counters for /metrics. Each daemon counts into a small file beside the
+ * store ("carteiro-<role>.stats", mapped shared; relaxed atomic adds, no
+ * locks, no system call per event) and carteiro-webd maps the files
+ * read-only and renders them. One table (stats.c) names every counter:
+ * metric name, labels, help line. Counters start at 0 with each daemon
+ * (Prometheus counts a reset as a restart).
+ */
+#ifndef CARTEIRO_STATS_H
+#define CARTEIRO_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Stored by position: append new ids at the end, never renumber (webd
+ * may read a file written by an older daemon, up to its count). */
+enum stats_id {
+	STATS_SMTP_CONN_MX,		/* sessions, by listener */
+	STATS_SMTP_CONN_SUBMISSION,
+	STATS_SMTP_CONN_SUBMISSIONS,
+	STATS_SMTP_CONN_REFUSED,	/* over max_clients and friends */
+	STATS_SMTP_ACCEPTED,		/* messages, 250 after the data */
+	STATS_SMTP_ACCEPTED_BYTES,
+	STATS_SMTP_REFUSED_4XX,		/* refused after the data */
+	STATS_SMTP_REFUSED_5XX,
+	STATS_SMTP_AUTH_OK,
+	STATS_SMTP_AUTH_FAILED,
+	STATS_POP3_LOGIN_OK,
+	STATS_POP3_LOGIN_FAILED,
+	STATS_POP3_RETR,		/* RETR and TOP */
+	STATS_POP3_DELETED,		/* messages deleted at QUIT */
+	STATS_COUNT
+};
+
+enum stats_kind {
+	STATS_COUNTER,
+	STATS_GAUGE
+};
+
+struct stats_def {
+	const char *name;	/* "carteiro_smtp_connections_total" */
+	const char *labels;	/* "listener=\"mx\"" or "" */
+	enum stats_kind kind;
+	const char *help;	/* one line, same for rows of one name */
+};
+
+/* The row of id (id < STATS_COUNT). */
+const struct stats_def *stats_def(enum stats_id id);
+
+/*
+ * Start counting for role ("smtpd", "pop3d") into the file beside
+ * store_path, created empty (mode 0644: counts, no secrets). Call once,
+ * before threads start. -1 and *error_r (static) on failure; counting is
+ * then a no-op.
+ */
+int stats_open(const char *store_path, const char *role,
+    const char **error_r);
+void stats_close(void);
+
+/* Add n to a counter; callable from any thread. No-op without stats_open. */
+void stats_add(enum stats_id id, uint64_t n);
+#define stats_inc(id) stats_add((id), 1)
+
+/*
+ * Add role's counters (written by another process) into out. 0, or 1 when
+ * the file is missing or not ours (nothing added).
+ */
+int stats_read(const char *store_path, const char *role,
+    uint64_t out[STATS_COUNT]);
+
+#endif
