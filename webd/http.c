@@ -40,6 +40,7 @@ struct webd_http {
 	char *key_pem;		/* owned; wiped before free */
 	size_t nlisteners;
 	struct webd_listener **listeners;
+	struct webd_deadline *deadline;
 };
 
 /* Per request (MHD's con_cls): the POST body collected so far. */
@@ -52,6 +53,8 @@ static char *webd_http_read_pem(const char *, const char **);
 static void webd_http_free_pem(char *);
 static struct MHD_Daemon *webd_http_start(struct webd_listener *);
 static void webd_http_mhd_log(void *, const char *, va_list);
+static void webd_http_notify(void *, struct MHD_Connection *, void **,
+    enum MHD_ConnectionNotificationCode);
 static void webd_http_completed(void *, struct MHD_Connection *, void **,
     enum MHD_RequestTerminationCode);
 static enum MHD_Result webd_http_access(void *, struct MHD_Connection *,
@@ -120,6 +123,26 @@ webd_http_mhd_log(void *cls, const char *fmt, va_list ap)
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
 		msg[--len] = '\0';
 	log_debug("event=http.mhd msg=%s", LOG_VALUE(msg));
+}
+
+/* Each connection joins the deadline list at its start and leaves it
+ * before MHD closes its socket. */
+static void
+webd_http_notify(void *cls, struct MHD_Connection *conn, void **sock_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct webd_http *h = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		*sock_ctx = ci != NULL ?
+		    webd_deadline_add(h->deadline, ci->connect_fd) : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		webd_deadline_del(h->deadline, *sock_ctx);
+		*sock_ctx = NULL;
+	}
 }
 
 static void
@@ -288,6 +311,7 @@ webd_http_start(struct webd_listener *l)
 	    MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
 	    MHD_OPTION_STRICT_FOR_CLIENT, 1,
 	    MHD_OPTION_NOTIFY_COMPLETED, webd_http_completed, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, webd_http_notify, h,
 	    MHD_OPTION_ARRAY, l->tls ? tls_opts : none,
 	    MHD_OPTION_END);
 }
@@ -299,7 +323,17 @@ webd_http_new(const struct webd_ctx *ctx, unsigned timeout_s)
 
 	h->ctx = ctx;
 	h->timeout_s = timeout_s;
+	h->deadline = webd_deadline_new(2 * timeout_s);
 	return h;
+}
+
+void
+webd_http_sweep(struct webd_http *h)
+{
+	size_t n = webd_deadline_sweep(h->deadline);
+
+	if (n > 0)
+		log_info("event=http.deadline cut=%zu", n);
 }
 
 int
@@ -396,6 +430,7 @@ webd_http_free(struct webd_http *h)
 		free(h->listeners[i]);
 	}
 	free(h->listeners);
+	webd_deadline_free(h->deadline);
 	free(h->cert_pem);
 	webd_http_free_pem(h->key_pem);
 	free(h);

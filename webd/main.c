@@ -24,9 +24,11 @@ struct webd_main {
 	struct cfg *cfg;
 	struct event_base *base;
 	struct webd_http *http;
+	struct event *sweep;	/* each second: webd_http_sweep */
 };
 
 static void webd_main_hup(void *);
+static void webd_main_sweep(evutil_socket_t, short, void *);
 static void webd_main_check_tls(const struct cfg *);
 static void webd_main_bind(const struct cfg_hostports *, int **, size_t *);
 static unsigned webd_main_timeout(void);
@@ -49,6 +51,14 @@ webd_main_hup(void *arg)
 	else
 		log_info("event=http.reload result=ok");
 	tls_ctx_free(t);
+}
+
+static void
+webd_main_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct webd_main *m = arg;
+
+	webd_http_sweep(m->http);
 }
 
 /* Refuse a certificate or key the mail daemons would refuse. */
@@ -168,6 +178,10 @@ main(int argc, char **argv)
 	if (m.base == NULL)
 		log_fatal("event=http.fatal reason=\"event_base_new failed\"");
 	sigs = daemon_signals(m.base, NULL, webd_main_hup, &m);
+	m.sweep = event_new(m.base, -1, EV_PERSIST, webd_main_sweep, &m);
+	if (m.sweep == NULL ||
+	    event_add(m.sweep, &(struct timeval){ 1, 0 }) < 0)
+		log_fatal("event=http.fatal reason=\"timer failed\"");
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 
 	log_info("event=http.start listeners=%zu tls_listeners=%zu "
@@ -176,6 +190,7 @@ main(int argc, char **argv)
 	    m.cfg->http.mta_sts ? m.cfg->http.mta_sts_mode : "off");
 	event_base_dispatch(m.base);
 
+	event_free(m.sweep);
 	webd_http_free(m.http);
 	daemon_signals_free(sigs);
 	event_base_free(m.base);

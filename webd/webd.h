@@ -21,7 +21,7 @@ struct webd_domains;
 #define WEBD_MAX_BODY		(16 * 1024)	/* POST body (Autodiscover) */
 #define WEBD_MAX_CLIENTS	1024		/* per listener */
 #define WEBD_MAX_CLIENTS_PER_IP	32		/* per listener */
-#define WEBD_TIMEOUT_S		15		/* idle connection */
+#define WEBD_TIMEOUT_S		15		/* idle connection; twice it: any */
 
 /* ---- services.c: what the mail daemons listen on ---- */
 
@@ -132,14 +132,34 @@ struct webd_ctx {
 void webd_route(const struct webd_ctx *ctx, const struct webd_request *q,
     struct webd_reply *r);
 
+/* ---- deadline.c: the whole-connection deadline ---- */
+
+struct webd_deadline;
+struct webd_deadline_conn;
+
+/* Connections older than max_s seconds get shut down by the sweep. */
+struct webd_deadline *webd_deadline_new(unsigned max_s);
+void webd_deadline_free(struct webd_deadline *d);
+/* Remember a new connection on fd (from its listener thread). */
+struct webd_deadline_conn *webd_deadline_add(struct webd_deadline *d,
+    int fd);
+/* Forget it, before its fd is closed. c may be NULL. */
+void webd_deadline_del(struct webd_deadline *d,
+    struct webd_deadline_conn *c);
+/* shutdown(2) every connection past the deadline; how many. Any thread. */
+size_t webd_deadline_sweep(struct webd_deadline *d);
+
 /* ---- http.c: the listeners, on libmicrohttpd ---- */
 
 struct webd_http;
 
 /* A server for ctx (borrowed, must outlive it); timeout_s is the idle
- * timeout of a connection. Free with webd_http_free. */
+ * timeout of a connection, and twice it the most a connection may last
+ * (webd_http_sweep). Free with webd_http_free. */
 struct webd_http *webd_http_new(const struct webd_ctx *ctx,
     unsigned timeout_s);
+/* Cut the connections past their deadline (call about once a second). */
+void webd_http_sweep(struct webd_http *h);
 /* Read the PEM certificate chain and key for the HTTPS listeners (the
  * daemon has checked them with tls_ctx_server_new). 0 / -1, *error_r. */
 int webd_http_set_tls(struct webd_http *h, const char *cert,

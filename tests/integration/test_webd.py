@@ -5,7 +5,8 @@ on HTTP and on HTTPS with the test certificate, the 4xx answers to bad
 input (405 with Allow, 400 for "..", 404, 413, 414, 431), many connections
 (the per-address limit leaves other addresses served), a slow client cut
 after the idle timeout, SIGHUP loading a new certificate, -t, and that the
-daemon answers after all of it."""
+daemon answers after all of it. A client that trickles bytes is cut
+at the whole-connection deadline (twice the idle timeout)."""
 
 import http.client
 import os
@@ -411,6 +412,33 @@ class Webd(unittest.TestCase):
         self.assertEqual(data, b"")
         self.assertGreater(elapsed, TIMEOUT_S - 1)
         self.assertLess(elapsed, TIMEOUT_S + 25)
+        self.assert_alive()
+
+    def test_trickling_client_is_cut_at_the_deadline(self):
+        # A byte a second never lets the idle timeout fire; the whole
+        # connection may last twice the idle timeout.
+        s = socket.create_connection(("127.0.0.1", self.http), 20)
+        t0 = time.time()
+        s.sendall(b"GET /mail/config-v1.1.xml HTTP/1.1\r\nX-Slow: ")
+        s.settimeout(1.0)
+        closed = False
+        while time.time() - t0 < 4 * TIMEOUT_S + 20:
+            try:
+                s.sendall(b"a")
+                if s.recv(4096) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+                break
+        elapsed = time.time() - t0
+        s.close()
+        self.assertTrue(closed, "still open after %.1f s" % elapsed)
+        self.assertGreater(elapsed, 2 * TIMEOUT_S - 1)
+        self.assertLess(elapsed, 4 * TIMEOUT_S + 20)
+        self.assertIn("event=http.deadline cut=", self.webd.log())
         self.assert_alive()
 
     def test_zz_sighup_loads_a_new_certificate(self):
