@@ -59,6 +59,20 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	    STATS_COUNTER, "POP3 RETR and TOP commands answered +OK" },
 	[STATS_POP3_DELETED] = { "carteiro_pop3_deleted_total", "",
 	    STATS_COUNTER, "messages deleted by POP3 QUIT" },
+	[STATS_RELAY_SENT] = { "carteiro_relay_deliveries_total",
+	    "status=\"sent\"", STATS_COUNTER,
+	    "delivery attempts per remote recipient, by outcome" },
+	[STATS_RELAY_DEFERRED] = { "carteiro_relay_deliveries_total",
+	    "status=\"deferred\"", STATS_COUNTER, NULL },
+	[STATS_RELAY_BOUNCED] = { "carteiro_relay_deliveries_total",
+	    "status=\"bounced\"", STATS_COUNTER, NULL },
+	[STATS_DSN_FAILED] = { "carteiro_relay_dsn_total", "kind=\"failed\"",
+	    STATS_COUNTER, "delivery status notifications created, by kind" },
+	[STATS_DSN_DELAYED] = { "carteiro_relay_dsn_total",
+	    "kind=\"delayed\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_DNSBL_LISTED] = { "carteiro_smtp_dnsbl_listed_total", "",
+	    STATS_COUNTER, "SMTP sessions refused because a DNSBL lists "
+	    "the client" },
 };
 
 /* The writer's mapping; process-wide because the counters are. */

@@ -29,6 +29,12 @@ enum stats_id {
 	STATS_POP3_LOGIN_FAILED,
 	STATS_POP3_RETR,		/* RETR and TOP */
 	STATS_POP3_DELETED,		/* messages deleted at QUIT */
+	STATS_RELAY_SENT,		/* remote recipients, by outcome */
+	STATS_RELAY_DEFERRED,
+	STATS_RELAY_BOUNCED,
+	STATS_DSN_FAILED,		/* DSNs created, by kind */
+	STATS_DSN_DELAYED,
+	STATS_SMTP_DNSBL_LISTED,	/* sessions refused for a DNSBL */
 	STATS_COUNT
 };
 

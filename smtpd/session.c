@@ -257,6 +257,7 @@ smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
 	if (s->greet_timer != NULL)
 		evtimer_del(s->greet_timer);
 	reason = reason != NULL ? reason : "listed";
+	stats_inc(STATS_SMTP_DNSBL_LISTED);
 	/* The zone comes from our config; the reason from the DNS. */
 	log_info("event=smtp.dnsbl sid=%s ip=%s result=listed zone=%s "
 	    "reason=%s", s->sid, conn_peer_ip(s->conn), zone,

@@ -3,18 +3,21 @@
 format as python3-prometheus-client parses it; the values move with real
 traffic by exactly what was done (SMTP sessions by listener, accepted
 messages and bytes, AUTH ok/failed, POP3 logins ok/failed, RETR, deletes,
-queue length and oldest age), and only [http] metrics_allow may read it."""
+queue length and oldest age; relay deliveries sent/deferred/bounced, the
+DSN it creates, DNSBL refusals), and only [http] metrics_allow may read
+it."""
 
 import os
 import poplib
 import smtplib
+import socket
 import time
 import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
 import carteiro_test as ct
-from fakemx import db_exec, queue_insert
+from fakemx import Sink, db_exec, queue_insert, relay_setup, submit
 from test_webd import request, start_webd
 
 
@@ -137,6 +140,63 @@ class Metrics(unittest.TestCase):
             ("carteiro_pop3_deleted_total",): 1,
             ("carteiro_queue_messages",): 1,
         })
+
+
+class RelayMetrics(unittest.TestCase):
+    def test_relay_dsn_and_dnsbl(self):
+        env, dns, port = relay_setup({
+            "ok.test": {"MX": [(10, "mx.ok.test")]},
+            "perm.test": {"MX": [(10, "mx.ok.test")]},
+            "mx.ok.test": {"A": ["127.0.0.2"]},
+            # nothing listens there: every attempt is deferred
+            "temp.test": {"MX": [(10, "mx.temp.test")]},
+            "mx.temp.test": {"A": ["127.0.0.3"]},
+            "2.0.0.127.bl.test": {"A": ["127.0.0.2"], "TXT": ["listed"]},
+        }, conf={"smtpd": {"dnsbl": "bl.test", "inbound_checks_exempt": ""}})
+        sink = Sink("127.0.0.2", port)
+        sink.rcpt_reply = lambda a: ("550 5.1.1 no such user"
+                                     if a.endswith("@perm.test") else None)
+        sink.start()
+        try:
+            env.start_smtpd()
+            start_webd(env)
+            key = lambda n, **l: (n,) + tuple(sorted(l.items()))
+            rel = "carteiro_relay_deliveries_total"
+            before = scrape(env)
+            self.assertEqual(submit(env, ["a@ok.test", "b@perm.test",
+                                          "c@temp.test"],
+                                    b"Subject: r\r\n\r\nrelay\r\n"), {})
+            deadline = time.time() + 60
+            while True:
+                d = delta(before, scrape(env))
+                if (d.get(key(rel, status="sent")) == 1 and
+                        d.get(key(rel, status="bounced")) == 1 and
+                        d.get(key(rel, status="deferred"), 0) >= 1 and
+                        d.get(key("carteiro_relay_dsn_total",
+                                  kind="failed")) == 1):
+                    break
+                self.assertLess(time.time(), deadline, (d, env.logs()))
+                time.sleep(0.2)
+            self.assertEqual(len(sink.wait(1)), 1)
+            self.assertNotIn(key("carteiro_relay_dsn_total", kind="delayed"),
+                             d)
+            # A client a DNSBL lists is refused and counted.
+            s = socket.create_connection(("127.0.0.1", env.ports["mx"]), 20,
+                                         source_address=("127.0.0.2", 0))
+            try:
+                self.assertTrue(ct.recv_until(s, rb"\r\n", timeout=20)
+                                .startswith(b"554 "))
+            finally:
+                s.close()
+            deadline = time.time() + 20
+            while delta(before, scrape(env)).get(
+                    key("carteiro_smtp_dnsbl_listed_total")) != 1:
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.1)
+        finally:
+            env.stop()
+            sink.stop()
+            dns.stop()
 
 
 if __name__ == "__main__":
