@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,8 @@ static void webd_main_sweep(evutil_socket_t, short, void *);
 static void webd_main_check_tls(const struct cfg *);
 static void webd_main_bind(const struct cfg_hostports *, int **, size_t *);
 static unsigned webd_main_timeout(void);
+static const char *webd_main_check(const struct cfg *);
+static void webd_main_test(const struct daemon_opts *);
 
 static void
 webd_main_hup(void *arg)
@@ -87,6 +90,39 @@ webd_main_bind(const struct cfg_hostports *hp, int **fds_r, size_t *n_r)
 		    LOG_VALUE(error ? error : "bind failed"));
 }
 
+/* What only carteiro-webd needs of the config, or NULL when it is fine. */
+static const char *
+webd_main_check(const struct cfg *cfg)
+{
+	if (cfg->http.listen.n == 0 && cfg->http.tls_listen.n == 0)
+		return "no listen address in [http]";
+	if (cfg->http.tls_listen.n > 0 && cfg->tls.cert == NULL)
+		return "[http] tls_listen needs [tls] cert and key "
+		    "(or set it empty)";
+	return NULL;
+}
+
+/* -t: webd_main_check too, before daemon_load_config says "ok". */
+static void
+webd_main_test(const struct daemon_opts *o)
+{
+	struct cfg *cfg;
+	char *errors = NULL;
+	const char *why;
+
+	if (cfg_load(o->conf, &cfg, &errors) < 0) {
+		free(errors);	/* daemon_load_config reports them */
+		return;
+	}
+	why = webd_main_check(cfg);
+	cfg_free(cfg);
+	if (why != NULL) {
+		fprintf(stderr, "%s: %s\n%s: configuration %s has errors\n",
+		    o->progname, why, o->progname, o->conf);
+		exit(1);
+	}
+}
+
 /* The idle timeout; CARTEIRO_TEST_HTTP_TIMEOUT (seconds) shortens it for
  * the slow-client test. */
 static unsigned
@@ -119,14 +155,12 @@ main(int argc, char **argv)
 	sigset_t set;
 
 	daemon_parse_args(argc, argv, "carteiro-webd", &opts);
+	if (opts.test)
+		webd_main_test(&opts);
 	memset(&m, 0, sizeof(m));
 	m.cfg = daemon_load_config(&opts);
-	if (m.cfg->http.listen.n == 0 && m.cfg->http.tls_listen.n == 0)
-		log_fatal("event=http.fatal reason=\"no listen address in "
-		    "[http]\"");
-	if (m.cfg->http.tls_listen.n > 0 && m.cfg->tls.cert == NULL)
-		log_fatal("event=http.fatal reason=\"[http] tls_listen needs "
-		    "[tls] cert and key\"");
+	if ((error = webd_main_check(m.cfg)) != NULL)
+		log_fatal("event=http.fatal reason=%s", LOG_VALUE(error));
 
 	/* Signals wait for the loop (SIGTERM right after bind included);
 	 * the listener threads inherit the mask and never take them. */

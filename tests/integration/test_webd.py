@@ -507,6 +507,30 @@ class Config(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("[http] mta_sts_mode: expected none, testing or "
                           "enforce", r.stderr)
+            # HTTPS without a certificate, and nothing to listen on.
+            env.sections["http"]["mta_sts_mode"] = "none"
+            env.sections["http"]["tls_listen"] = "127.0.0.1:2"
+            del env.sections["tls"]
+            env.sections["smtpd"].update(submission_listen="",
+                                         submissions_listen="")
+            env.sections["pop3d"].update(listen="", tls_listen="")
+            env.write_conf()
+            r = subprocess.run([WEBD, "-t", "-c", env.conf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual((r.returncode, r.stderr), (1,
+                "carteiro-webd: [http] tls_listen needs [tls] cert and key "
+                "(or set it empty)\ncarteiro-webd: configuration %s has "
+                "errors\n" % env.conf))
+            r = subprocess.run([WEBD, "-f", "-c", env.conf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("tls_listen needs [tls] cert and key", r.stderr)
+            env.sections["http"].update(listen="", tls_listen="")
+            env.write_conf()
+            r = subprocess.run([WEBD, "-t", "-c", env.conf],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no listen address in [http]", r.stderr)
         finally:
             env.cleanup()
 
