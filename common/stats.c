@@ -73,6 +73,42 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	[STATS_SMTP_DNSBL_LISTED] = { "carteiro_smtp_dnsbl_listed_total", "",
 	    STATS_COUNTER, "SMTP sessions refused because a DNSBL lists "
 	    "the client" },
+	[STATS_SPF_NONE] = { "carteiro_smtp_spf_results_total",
+	    "result=\"none\"", STATS_COUNTER, "SPF results of inbound messages (RFC 8601 words)" },
+	[STATS_SPF_NEUTRAL] = { "carteiro_smtp_spf_results_total",
+	    "result=\"neutral\"", STATS_COUNTER, NULL },
+	[STATS_SPF_PASS] = { "carteiro_smtp_spf_results_total",
+	    "result=\"pass\"", STATS_COUNTER, NULL },
+	[STATS_SPF_FAIL] = { "carteiro_smtp_spf_results_total",
+	    "result=\"fail\"", STATS_COUNTER, NULL },
+	[STATS_SPF_SOFTFAIL] = { "carteiro_smtp_spf_results_total",
+	    "result=\"softfail\"", STATS_COUNTER, NULL },
+	[STATS_SPF_TEMPERROR] = { "carteiro_smtp_spf_results_total",
+	    "result=\"temperror\"", STATS_COUNTER, NULL },
+	[STATS_SPF_PERMERROR] = { "carteiro_smtp_spf_results_total",
+	    "result=\"permerror\"", STATS_COUNTER, NULL },
+	[STATS_DKIM_NONE] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"none\"", STATS_COUNTER, "DKIM results of inbound messages (the first passing signature, else the first)" },
+	[STATS_DKIM_PASS] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"pass\"", STATS_COUNTER, NULL },
+	[STATS_DKIM_FAIL] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"fail\"", STATS_COUNTER, NULL },
+	[STATS_DKIM_NEUTRAL] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"neutral\"", STATS_COUNTER, NULL },
+	[STATS_DKIM_TEMPERROR] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"temperror\"", STATS_COUNTER, NULL },
+	[STATS_DKIM_PERMERROR] = { "carteiro_smtp_dkim_results_total",
+	    "result=\"permerror\"", STATS_COUNTER, NULL },
+	[STATS_DMARC_NONE] = { "carteiro_smtp_dmarc_results_total",
+	    "result=\"none\"", STATS_COUNTER, "DMARC results of inbound messages" },
+	[STATS_DMARC_PASS] = { "carteiro_smtp_dmarc_results_total",
+	    "result=\"pass\"", STATS_COUNTER, NULL },
+	[STATS_DMARC_FAIL] = { "carteiro_smtp_dmarc_results_total",
+	    "result=\"fail\"", STATS_COUNTER, NULL },
+	[STATS_DMARC_TEMPERROR] = { "carteiro_smtp_dmarc_results_total",
+	    "result=\"temperror\"", STATS_COUNTER, NULL },
+	[STATS_DMARC_PERMERROR] = { "carteiro_smtp_dmarc_results_total",
+	    "result=\"permerror\"", STATS_COUNTER, NULL },
 };
 
 /* The writer's mapping; process-wide because the counters are. */
@@ -145,6 +181,24 @@ stats_add(enum stats_id id, uint64_t n)
 {
 	if (stats_mem != NULL)
 		__atomic_fetch_add(&stats_mem->v[id], n, __ATOMIC_RELAXED);
+}
+
+void
+stats_inc_word(enum stats_id first, enum stats_id last, const char *word)
+{
+	size_t len = strlen(word);
+
+	for (enum stats_id i = first; i <= last; i++) {
+		const char *l = stats_defs[i].labels;
+
+		/* result="<word>" */
+		if (strncmp(l, "result=\"", 8) == 0 &&
+		    strncmp(l + 8, word, len) == 0 &&
+		    strcmp(l + 8 + len, "\"") == 0) {
+			stats_inc(i);
+			return;
+		}
+	}
 }
 
 int

@@ -35,6 +35,25 @@ enum stats_id {
 	STATS_DSN_FAILED,		/* DSNs created, by kind */
 	STATS_DSN_DELAYED,
 	STATS_SMTP_DNSBL_LISTED,	/* sessions refused for a DNSBL */
+	/* Inbound check results, one row per RFC 8601 word (stats_inc_word). */
+	STATS_SPF_NONE,
+	STATS_SPF_NEUTRAL,
+	STATS_SPF_PASS,
+	STATS_SPF_FAIL,
+	STATS_SPF_SOFTFAIL,
+	STATS_SPF_TEMPERROR,
+	STATS_SPF_PERMERROR,
+	STATS_DKIM_NONE,
+	STATS_DKIM_PASS,
+	STATS_DKIM_FAIL,
+	STATS_DKIM_NEUTRAL,
+	STATS_DKIM_TEMPERROR,
+	STATS_DKIM_PERMERROR,
+	STATS_DMARC_NONE,
+	STATS_DMARC_PASS,
+	STATS_DMARC_FAIL,
+	STATS_DMARC_TEMPERROR,
+	STATS_DMARC_PERMERROR,
 	STATS_COUNT
 };
 
@@ -66,6 +85,11 @@ void stats_close(void);
 /* Add n to a counter; callable from any thread. No-op without stats_open. */
 void stats_add(enum stats_id id, uint64_t n);
 #define stats_inc(id) stats_add((id), 1)
+
+/* Count the row of first..last whose labels are result="word"; a word
+ * without a row is not counted. */
+void stats_inc_word(enum stats_id first, enum stats_id last,
+    const char *word);
 
 /*
  * Add role's counters (written by another process) into out. 0, or 1 when

@@ -180,6 +180,17 @@ class RelayMetrics(unittest.TestCase):
             self.assertEqual(len(sink.wait(1)), 1)
             self.assertNotIn(key("carteiro_relay_dsn_total", kind="delayed"),
                              d)
+            # An MX message gets SPF, DKIM and DMARC checks: all "none"
+            # here (no records for remote.test).
+            with smtplib.SMTP("127.0.0.1", env.ports["mx"], timeout=20) as c:
+                c.sendmail("x@remote.test", ["bob@example.test"],
+                           b"From: x@remote.test\r\nSubject: in\r\n\r\nin\r\n")
+            d = delta(before, scrape(env))
+            for m in ("spf", "dkim", "dmarc"):
+                self.assertEqual(
+                    [(k[1][1], v) for k, v in d.items()
+                     if k[0] == "carteiro_smtp_%s_results_total" % m],
+                    [("none", 1)], m)
             # A client a DNSBL lists is refused and counted.
             s = socket.create_connection(("127.0.0.1", env.ports["mx"]), 20,
                                          source_address=("127.0.0.2", 0))

@@ -14,6 +14,8 @@
 
 #include "common/config.h"
 #include "common/stats.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/spf.h"
 #include "store/store.h"
 #include "t.h"
 #include "webd/webd.h"
@@ -237,6 +239,24 @@ test_stats_file(void)
 	t_assert_int(v[STATS_POP3_RETR], 2);
 	t_assert_int(v[STATS_POP3_DELETED], 10);
 	t_assert_int(v[STATS_SMTP_ACCEPTED], 0);
+	/* Every SPF and DMARC result word has its row. */
+	for (int r = 0; r < SPF_RESULT_COUNT; r++)
+		stats_inc_word(STATS_SPF_NONE, STATS_SPF_PERMERROR,
+		    spf_result_str((enum spf_result)r));
+	for (int r = 0; r < DMARC_RESULT_COUNT; r++)
+		stats_inc_word(STATS_DMARC_NONE, STATS_DMARC_PERMERROR,
+		    dmarc_result_str((enum dmarc_result)r));
+	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "neutral");
+	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "nonsense");
+	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "pas");
+	memset(v, 0, sizeof(v));
+	t_assert_int(stats_read(db, "pop3d", v), 0);
+	for (int i = STATS_SPF_NONE; i <= STATS_SPF_PERMERROR; i++)
+		t_assert_int(v[i], 1);
+	for (int i = STATS_DMARC_NONE; i <= STATS_DMARC_PERMERROR; i++)
+		t_assert_int(v[i], 1);
+	for (int i = STATS_DKIM_NONE; i <= STATS_DKIM_PERMERROR; i++)
+		t_assert_int(v[i], i == STATS_DKIM_NEUTRAL);
 	stats_close();
 	/* Each row has a name; the first row of a name has the help. */
 	for (size_t i = 0; i < STATS_COUNT; i++) {
