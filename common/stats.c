@@ -5,6 +5,7 @@
  */
 #include "common/stats.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -74,7 +75,8 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	    STATS_COUNTER, "SMTP sessions refused because a DNSBL lists "
 	    "the client" },
 	[STATS_SPF_NONE] = { "carteiro_smtp_spf_results_total",
-	    "result=\"none\"", STATS_COUNTER, "SPF results of inbound messages (RFC 8601 words)" },
+	    "result=\"none\"", STATS_COUNTER,
+	    "SPF results of inbound messages (RFC 8601 words)" },
 	[STATS_SPF_NEUTRAL] = { "carteiro_smtp_spf_results_total",
 	    "result=\"neutral\"", STATS_COUNTER, NULL },
 	[STATS_SPF_PASS] = { "carteiro_smtp_spf_results_total",
@@ -88,7 +90,9 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	[STATS_SPF_PERMERROR] = { "carteiro_smtp_spf_results_total",
 	    "result=\"permerror\"", STATS_COUNTER, NULL },
 	[STATS_DKIM_NONE] = { "carteiro_smtp_dkim_results_total",
-	    "result=\"none\"", STATS_COUNTER, "DKIM results of inbound messages (the first passing signature, else the first)" },
+	    "result=\"none\"", STATS_COUNTER,
+	    "DKIM results of inbound messages (the first passing signature, "
+	    "else the first)" },
 	[STATS_DKIM_PASS] = { "carteiro_smtp_dkim_results_total",
 	    "result=\"pass\"", STATS_COUNTER, NULL },
 	[STATS_DKIM_FAIL] = { "carteiro_smtp_dkim_results_total",
@@ -109,6 +113,29 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	    "result=\"temperror\"", STATS_COUNTER, NULL },
 	[STATS_DMARC_PERMERROR] = { "carteiro_smtp_dmarc_results_total",
 	    "result=\"permerror\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_EOD_LE_50MS] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"0.05\"", STATS_HIST_BUCKET, "time from the end of the data "
+	    "to the 250 (checks, signing, commit)", 50 },
+	[STATS_SMTP_EOD_LE_100MS] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"0.1\"", STATS_HIST_BUCKET, NULL, 100 },
+	[STATS_SMTP_EOD_LE_250MS] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"0.25\"", STATS_HIST_BUCKET, NULL, 250 },
+	[STATS_SMTP_EOD_LE_500MS] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"0.5\"", STATS_HIST_BUCKET, NULL, 500 },
+	[STATS_SMTP_EOD_LE_1S] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"1.0\"", STATS_HIST_BUCKET, NULL, 1000 },
+	[STATS_SMTP_EOD_LE_2500MS] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"2.5\"", STATS_HIST_BUCKET, NULL, 2500 },
+	[STATS_SMTP_EOD_LE_5S] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"5.0\"", STATS_HIST_BUCKET, NULL, 5000 },
+	[STATS_SMTP_EOD_LE_10S] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"10.0\"", STATS_HIST_BUCKET, NULL, 10000 },
+	[STATS_SMTP_EOD_LE_INF] = { "carteiro_smtp_end_of_data_seconds",
+	    "le=\"+Inf\"", STATS_HIST_BUCKET, NULL, 0 },
+	[STATS_SMTP_EOD_SUM_MS] = { "carteiro_smtp_end_of_data_seconds", "",
+	    STATS_HIST_SUM_MS, NULL, 0 },
+	[STATS_SMTP_EOD_COUNT] = { "carteiro_smtp_end_of_data_seconds", "",
+	    STATS_HIST_COUNT, NULL, 0 },
 };
 
 /* The writer's mapping; process-wide because the counters are. */
@@ -181,6 +208,23 @@ stats_add(enum stats_id id, uint64_t n)
 {
 	if (stats_mem != NULL)
 		__atomic_fetch_add(&stats_mem->v[id], n, __ATOMIC_RELAXED);
+}
+
+void
+stats_observe_ms(enum stats_id first, uint64_t ms)
+{
+	enum stats_id i = first;
+
+	/* The first bucket that holds ms; +Inf (le_ms 0) holds all. */
+	while (stats_defs[i].le_ms != 0 && ms > stats_defs[i].le_ms)
+		i++;
+	stats_inc(i);
+	while (stats_defs[i].kind == STATS_HIST_BUCKET)
+		i++;
+	assert(stats_defs[i].kind == STATS_HIST_SUM_MS &&
+	    stats_defs[i + 1].kind == STATS_HIST_COUNT);
+	stats_add(i, ms);
+	stats_inc(i + 1);
 }
 
 void

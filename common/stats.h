@@ -54,19 +54,38 @@ enum stats_id {
 	STATS_DMARC_FAIL,
 	STATS_DMARC_TEMPERROR,
 	STATS_DMARC_PERMERROR,
+	/* A histogram: buckets (not cumulative here; the renderer adds them
+	 * up), then the sum in milliseconds and the count. */
+	STATS_SMTP_EOD_LE_50MS,		/* end of data to 250, seconds */
+	STATS_SMTP_EOD_LE_100MS,
+	STATS_SMTP_EOD_LE_250MS,
+	STATS_SMTP_EOD_LE_500MS,
+	STATS_SMTP_EOD_LE_1S,
+	STATS_SMTP_EOD_LE_2500MS,
+	STATS_SMTP_EOD_LE_5S,
+	STATS_SMTP_EOD_LE_10S,
+	STATS_SMTP_EOD_LE_INF,
+	STATS_SMTP_EOD_SUM_MS,
+	STATS_SMTP_EOD_COUNT,
 	STATS_COUNT
 };
 
 enum stats_kind {
 	STATS_COUNTER,
-	STATS_GAUGE
+	STATS_GAUGE,
+	STATS_HIST_BUCKET,	/* labels: the le="..." bound */
+	STATS_HIST_SUM_MS,	/* rendered in seconds */
+	STATS_HIST_COUNT
 };
 
 struct stats_def {
-	const char *name;	/* "carteiro_smtp_connections_total" */
+	const char *name;	/* "carteiro_smtp_connections_total"; for a
+				 * histogram the base name, without
+				 * _bucket/_sum/_count */
 	const char *labels;	/* "listener=\"mx\"" or "" */
 	enum stats_kind kind;
-	const char *help;	/* one line, same for rows of one name */
+	const char *help;	/* one line, on the first row of a name */
+	uint64_t le_ms;		/* STATS_HIST_BUCKET: upper bound, 0 = +Inf */
 };
 
 /* The row of id (id < STATS_COUNT). */
@@ -85,6 +104,10 @@ void stats_close(void);
 /* Add n to a counter; callable from any thread. No-op without stats_open. */
 void stats_add(enum stats_id id, uint64_t n);
 #define stats_inc(id) stats_add((id), 1)
+
+/* Count ms in the histogram whose first bucket is first (its buckets,
+ * then its sum and count rows). */
+void stats_observe_ms(enum stats_id first, uint64_t ms);
 
 /* Count the row of first..last whose labels are result="word"; a word
  * without a row is not counted. */

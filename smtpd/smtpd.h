@@ -260,6 +260,7 @@ struct smtp_tx {
 	uint8_t step;		/* enum smtp_tx_step */
 	uint64_t token;		/* token of the pending step, 0 if none */
 	char *extra;		/* owned: header lines the checks added */
+	uint64_t end_ms;	/* util_now_ms() at the end of the data */
 };
 
 /* The command being answered, for failure logs: the first bytes of the

@@ -160,6 +160,7 @@ smtp_tx_end(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	bool sign, check;
 
+	tx->end_ms = util_now_ms();
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
@@ -331,6 +332,10 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->msgid);
 		stats_inc(STATS_SMTP_ACCEPTED);
 		stats_add(STATS_SMTP_ACCEPTED_BYTES, tx->size);
+		/* Checks, signing and the durable commit: the wait a
+		 * client sees between its final dot and our 250. */
+		stats_observe_ms(STATS_SMTP_EOD_LE_50MS,
+		    util_now_ms() - tx->end_ms);
 		break;
 	case DELIVERY_QUOTA:
 		stats_inc(STATS_SMTP_REFUSED_5XX);

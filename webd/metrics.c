@@ -29,7 +29,7 @@ void
 webd_metrics_render(struct evbuffer *b, const struct cfg *cfg,
     struct webd_domains *d)
 {
-	uint64_t v[STATS_COUNT];
+	uint64_t v[STATS_COUNT], cum = 0;
 	int64_t n, oldest, now = util_time();
 
 	memset(v, 0, sizeof(v));
@@ -37,19 +37,42 @@ webd_metrics_render(struct evbuffer *b, const struct cfg *cfg,
 	(void)stats_read(cfg->store.path, "pop3d", v);
 	for (size_t i = 0; i < STATS_COUNT; i++) {
 		const struct stats_def *def = stats_def((enum stats_id)i);
+		static const char *const types[] = {
+			[STATS_COUNTER] = "counter",
+			[STATS_GAUGE] = "gauge",
+			[STATS_HIST_BUCKET] = "histogram",
+		};
 
 		/* Rows of one metric follow each other; the first has the
 		 * help line. */
 		if (def->help != NULL)
-			webd_metrics_head(b, def->name,
-			    def->kind == STATS_COUNTER ? "counter" : "gauge",
+			webd_metrics_head(b, def->name, types[def->kind],
 			    def->help);
-		if (def->labels[0] != '\0')
-			evbuffer_add_printf(b, "%s{%s} %" PRIu64 "\n",
-			    def->name, def->labels, v[i]);
-		else
-			evbuffer_add_printf(b, "%s %" PRIu64 "\n", def->name,
-			    v[i]);
+		switch (def->kind) {
+		case STATS_HIST_BUCKET:
+			/* The file has per-bucket counts; Prometheus wants
+			 * each bucket to include the ones below it. */
+			cum = def->help != NULL ? v[i] : cum + v[i];
+			evbuffer_add_printf(b, "%s_bucket{%s} %" PRIu64 "\n",
+			    def->name, def->labels, cum);
+			break;
+		case STATS_HIST_SUM_MS:
+			evbuffer_add_printf(b, "%s_sum %" PRIu64 ".%03u\n",
+			    def->name, v[i] / 1000, (unsigned)(v[i] % 1000));
+			break;
+		case STATS_HIST_COUNT:
+			evbuffer_add_printf(b, "%s_count %" PRIu64 "\n",
+			    def->name, v[i]);
+			break;
+		default:
+			if (def->labels[0] != '\0')
+				evbuffer_add_printf(b, "%s{%s} %" PRIu64 "\n",
+				    def->name, def->labels, v[i]);
+			else
+				evbuffer_add_printf(b, "%s %" PRIu64 "\n",
+				    def->name, v[i]);
+			break;
+		}
 	}
 	if (webd_domains_queue(d, &n, &oldest) == 0) {
 		webd_metrics_head(b, "carteiro_queue_messages", "gauge",

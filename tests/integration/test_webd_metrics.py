@@ -123,6 +123,19 @@ class Metrics(unittest.TestCase):
         size = len(ct.strip_added_headers(env.mailbox_bodies(
             "bob@example.test")[0]))
         self.assertGreater(size, 0)
+        # The end-of-data histogram: 2 observations, cumulative buckets.
+        hist = "carteiro_smtp_end_of_data_seconds"
+        self.assertEqual(d.pop((hist + "_count",)), 2)
+        self.assertGreaterEqual(d.pop((hist + "_sum",), 0), 0)
+        les = [k for k in after if k[0] == hist + "_bucket"]
+        self.assertEqual([dict(k[1:])["le"] for k in les],
+                         ["0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0",
+                          "10.0", "+Inf"])
+        counts = [after[k] for k in les]
+        self.assertEqual(counts, sorted(counts))
+        self.assertEqual(d.pop(les[-1]), 2)
+        for k in les[:-1]:
+            self.assertIn(d.pop(k, 0), (0, 1, 2))
         accepted_bytes = d.pop(
             ("carteiro_smtp_messages_accepted_bytes_total",))
         self.assertGreaterEqual(accepted_bytes, 2 * len(msg))
