@@ -136,6 +136,20 @@ static const struct stats_def stats_defs[STATS_COUNT] = {
 	    STATS_HIST_SUM_MS, NULL, 0 },
 	[STATS_SMTP_EOD_COUNT] = { "carteiro_smtp_end_of_data_seconds", "",
 	    STATS_HIST_COUNT, NULL, 0 },
+	[STATS_SMTP_TLS_13] = { "carteiro_smtp_tls_sessions_total",
+	    "version=\"TLSv1.3\"", STATS_COUNTER,
+	    "SMTP server TLS handshakes (STARTTLS and implicit), by version" },
+	[STATS_SMTP_TLS_12] = { "carteiro_smtp_tls_sessions_total",
+	    "version=\"TLSv1.2\"", STATS_COUNTER, NULL },
+	[STATS_SMTP_TLS_OTHER] = { "carteiro_smtp_tls_sessions_total",
+	    "version=\"other\"", STATS_COUNTER, NULL },
+	[STATS_POP3_TLS_13] = { "carteiro_pop3_tls_sessions_total",
+	    "version=\"TLSv1.3\"", STATS_COUNTER,
+	    "POP3 TLS handshakes (STLS and implicit), by version" },
+	[STATS_POP3_TLS_12] = { "carteiro_pop3_tls_sessions_total",
+	    "version=\"TLSv1.2\"", STATS_COUNTER, NULL },
+	[STATS_POP3_TLS_OTHER] = { "carteiro_pop3_tls_sessions_total",
+	    "version=\"other\"", STATS_COUNTER, NULL },
 };
 
 /* The writer's mapping; process-wide because the counters are. */
@@ -230,19 +244,21 @@ stats_observe_ms(enum stats_id first, uint64_t ms)
 void
 stats_inc_word(enum stats_id first, enum stats_id last, const char *word)
 {
-	size_t len = strlen(word);
+	size_t len = word != NULL ? strlen(word) : 0;
+	const char *v;
 
-	for (enum stats_id i = first; i <= last; i++) {
-		const char *l = stats_defs[i].labels;
-
-		/* result="<word>" */
-		if (strncmp(l, "result=\"", 8) == 0 &&
-		    strncmp(l + 8, word, len) == 0 &&
-		    strcmp(l + 8 + len, "\"") == 0) {
+	for (enum stats_id i = first; i <= last && word != NULL; i++) {
+		/* name="<word>" */
+		v = strchr(stats_defs[i].labels, '"');
+		if (v != NULL && strncmp(v + 1, word, len) == 0 &&
+		    strcmp(v + 1 + len, "\"") == 0) {
 			stats_inc(i);
 			return;
 		}
 	}
+	v = strchr(stats_defs[last].labels, '"');
+	if (v != NULL && strcmp(v, "\"other\"") == 0)
+		stats_inc(last);
 }
 
 int

@@ -67,6 +67,12 @@ enum stats_id {
 	STATS_SMTP_EOD_LE_INF,
 	STATS_SMTP_EOD_SUM_MS,
 	STATS_SMTP_EOD_COUNT,
+	STATS_SMTP_TLS_13,		/* TLS sessions by version */
+	STATS_SMTP_TLS_12,
+	STATS_SMTP_TLS_OTHER,
+	STATS_POP3_TLS_13,
+	STATS_POP3_TLS_12,
+	STATS_POP3_TLS_OTHER,
 	STATS_COUNT
 };
 
@@ -109,8 +115,9 @@ void stats_add(enum stats_id id, uint64_t n);
  * then its sum and count rows). */
 void stats_observe_ms(enum stats_id first, uint64_t ms);
 
-/* Count the row of first..last whose labels are result="word"; a word
- * without a row is not counted. */
+/* Count the row of first..last whose one label has the value word
+ * (result="pass": "pass"). A word without a row counts in the last row
+ * when its value is "other", else nowhere. word may be NULL. */
 void stats_inc_word(enum stats_id first, enum stats_id last,
     const char *word);
 

@@ -204,6 +204,8 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		log_info("event=pop3.tls sid=%s ip=%s version=%s cipher=%s",
 		    s->sid, s->ip, conn_tls_version(c) ? conn_tls_version(c) :
 		    "-", conn_tls_cipher(c) ? conn_tls_cipher(c) : "-");
+		stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER,
+		    conn_tls_version(c));
 		if (s->implicit_tls)
 			pop3_session_greet(s);
 		else if (s->user != NULL) {

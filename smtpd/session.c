@@ -521,6 +521,8 @@ smtp_session_tls_ready(struct smtp_session *s)
 	log_info("event=smtp.tls sid=%s ip=%s version=%s cipher=%s", s->sid,
 	    conn_peer_ip(s->conn), conn_tls_version(s->conn),
 	    conn_tls_cipher(s->conn));
+	stats_inc_word(STATS_SMTP_TLS_13, STATS_SMTP_TLS_OTHER,
+	    conn_tls_version(s->conn));
 	if (!s->greeted) {
 		smtp_session_greet(s);
 	} else {

@@ -11,6 +11,7 @@ import os
 import poplib
 import smtplib
 import socket
+import ssl
 import time
 import unittest
 
@@ -113,6 +114,17 @@ class Metrics(unittest.TestCase):
         db_exec(env, "UPDATE queue SET created = created - 1000 WHERE id = ?",
                 (qid,))
 
+        # TLS: one POP3S session, one STARTTLS submission session.
+        ctx = env.client_ssl_context()
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        p = poplib.POP3_SSL("127.0.0.1", env.ports["pop3s"], timeout=20,
+                            context=ctx)
+        p.quit()
+        with smtplib.SMTP("127.0.0.1", env.ports["submission"],
+                          timeout=20) as s:
+            s.starttls(context=env.client_ssl_context())
+            s.ehlo()
+
         after = scrape(env)
         d = delta(before, after)
         age = d.pop(("carteiro_queue_oldest_age_seconds",), None)
@@ -142,7 +154,9 @@ class Metrics(unittest.TestCase):
         self.assertEqual(d, {
             ("carteiro_smtp_connections_total", ("listener", "mx")): 2,
             ("carteiro_smtp_connections_total",
-             ("listener", "submission")): 2,
+             ("listener", "submission")): 3,
+            ("carteiro_smtp_tls_sessions_total", ("version", "TLSv1.3")): 1,
+            ("carteiro_pop3_tls_sessions_total", ("version", "TLSv1.2")): 1,
             ("carteiro_smtp_messages_accepted_total",): 2,
             # smtplib tries PLAIN, then LOGIN: two failed AUTHs
             ("carteiro_smtp_auth_total", ("result", "failed")): 2,

@@ -249,6 +249,9 @@ test_stats_file(void)
 	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "neutral");
 	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "nonsense");
 	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, "pas");
+	stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER, "TLSv1.3");
+	stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER, "SSL3.0");
+	stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER, NULL);
 	memset(v, 0, sizeof(v));
 	t_assert_int(stats_read(db, "pop3d", v), 0);
 	for (int i = STATS_SPF_NONE; i <= STATS_SPF_PERMERROR; i++)
@@ -257,6 +260,9 @@ test_stats_file(void)
 		t_assert_int(v[i], 1);
 	for (int i = STATS_DKIM_NONE; i <= STATS_DKIM_PERMERROR; i++)
 		t_assert_int(v[i], i == STATS_DKIM_NEUTRAL);
+	t_assert_int(v[STATS_POP3_TLS_13], 1);
+	t_assert_int(v[STATS_POP3_TLS_12], 0);
+	t_assert_int(v[STATS_POP3_TLS_OTHER], 2);
 	stats_close();
 	/* Each row has a name; the first row of a name has the help. */
 	for (size_t i = 0; i < STATS_COUNT; i++) {
