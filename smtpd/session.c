@@ -406,6 +406,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	conn_write(s->conn, buf, (size_t)n + 2);
 	buf[n] = '\0';
 	if (buf[0] >= '4') {
+		char code[4] = { buf[0], buf[1], buf[2], '\0' };
+
+		stats_inc_word(STATS_SMTP_REPLY_421, STATS_SMTP_REPLY_OTHER,
+		    code);
 		/* STYLE 7: every failed command logs itself and our reply. */
 		log_info("event=smtp.cmd sid=%s result=fail cmd=%s reply=%s",
 		    s->sid, s->cur_cmd_len > 0 ? log_escape(cmd, sizeof(cmd),

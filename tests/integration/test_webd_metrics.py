@@ -160,6 +160,7 @@ class Metrics(unittest.TestCase):
             ("carteiro_smtp_messages_accepted_total",): 2,
             # smtplib tries PLAIN, then LOGIN: two failed AUTHs
             ("carteiro_smtp_auth_total", ("result", "failed")): 2,
+            ("carteiro_smtp_error_replies_total", ("code", "535")): 2,
             ("carteiro_smtp_auth_total", ("result", "ok")): 1,
             ("carteiro_pop3_logins_total", ("result", "failed")): 1,
             ("carteiro_pop3_logins_total", ("result", "ok")): 1,
@@ -231,6 +232,8 @@ class RelayMetrics(unittest.TestCase):
                     key("carteiro_smtp_dnsbl_listed_total")) != 1:
                 self.assertLess(time.time(), deadline)
                 time.sleep(0.1)
+            self.assertEqual(delta(before, scrape(env)).get(
+                key("carteiro_smtp_error_replies_total", code="554")), 1)
         finally:
             env.stop()
             sink.stop()
