@@ -369,11 +369,11 @@ class Webd(unittest.TestCase):
         finally:
             for s in socks:
                 s.close()
-        # Then 100 requests, 16 at a time, all answered.
+        # Then 96 requests, 8 at a time, all answered.
         results = []
 
         def worker():
-            for _ in range(6):
+            for _ in range(12):
                 try:
                     results.append(request(
                         self.http, "/.well-known/mta-sts.txt",
@@ -389,7 +389,7 @@ class Webd(unittest.TestCase):
             except OSError:
                 pass
             time.sleep(0.1)
-        threads = [threading.Thread(target=worker) for _ in range(16)]
+        threads = [threading.Thread(target=worker) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
@@ -490,6 +490,31 @@ class Config(unittest.TestCase):
             st, _, _ = request(env.ports["http"], "/.well-known/mta-sts.txt",
                                host="mta-sts.example.test")
             self.assertEqual(st, 404)
+        finally:
+            env.stop()
+
+    @unittest.skipIf(os.geteuid() != 0, "needs root to drop privileges")
+    def test_privilege_drop_and_a_reload_that_cannot_read(self):
+        env = ct.Env(conf={"server": {"user": "nobody"}})
+        try:
+            webd = start_webd(env)
+            with open("/proc/%d/status" % webd.proc.pid) as f:
+                self.assertRegex(f.read(), r"Uid:\t65534\t65534\t65534\t65534")
+            self.assertIn("event=http.privdrop user=nobody", webd.log())
+            # The key is root's (0600): a reload as nobody fails, says
+            # so, and the old certificate keeps serving.
+            self.assertIn("event=tls.not_reloadable", webd.log())
+            webd.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 20
+            while "event=http.reload " not in webd.log():
+                self.assertLess(time.time(), deadline, webd.log())
+                time.sleep(0.05)
+            self.assertIn("event=http.reload result=error", webd.log())
+            for tls in (None, env.client_ssl_context()):
+                st, _, _ = request(env.ports["https" if tls else "http"],
+                                   "/.well-known/mta-sts.txt",
+                                   host="mta-sts.example.test", tls_ctx=tls)
+                self.assertEqual(st, 200)
         finally:
             env.stop()
 
