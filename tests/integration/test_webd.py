@@ -10,6 +10,7 @@ at the whole-connection deadline (twice the idle timeout)."""
 
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -54,6 +55,14 @@ def start_webd(env):
         finally:
             del os.environ["CARTEIRO_TEST_HTTP_TIMEOUT"]
         env.daemons.append(d)
+        # The ports listen from the bind on; the privilege drop and the
+        # listener threads come after. Ready is the start line.
+        deadline = time.time() + 20
+        while "event=http.start " not in d.log():
+            if time.time() > deadline or d.proc.poll() is not None:
+                raise RuntimeError("carteiro-webd did not start:\n" +
+                                   d.log())
+            time.sleep(0.05)
         return d
 
 
@@ -353,6 +362,43 @@ class Webd(unittest.TestCase):
         # HTTP/1.1 without Host is refused by the library (strict mode).
         self.assertEqual(raw(self.http, b"GET /mail/config-v1.1.xml "
                              b"HTTP/1.1\r\n\r\n"), 400)
+        self.assert_alive()
+
+    def test_junk(self):
+        # Random bytes, random request lines and random Autodiscover
+        # bodies (fixed seed): whatever comes back, the daemon stays.
+        rnd = random.Random(15)
+        for i in range(150):
+            kind = i % 3
+            if kind == 0:
+                data = bytes(rnd.randrange(256)
+                             for _ in range(rnd.randrange(1, 400)))
+            elif kind == 1:
+                data = (rnd.choice([b"GET", b"POST", b"G\x00T", b""]) +
+                        b" " + bytes(rnd.randrange(32, 127) for _ in
+                                     range(rnd.randrange(0, 80))) +
+                        rnd.choice([b" HTTP/1.1", b" HTTP/9.9", b""]) +
+                        b"\r\nHost: " +
+                        rnd.choice([b"autoconfig.example.test",
+                                    b"mta-sts.example.test", b"\xff\x00",
+                                    b"[::1]:x", b""]) + b"\r\n\r\n")
+            else:
+                body = bytes(rnd.choice(b"<>:/@ aEMailAdres.x\x00\xc3")
+                             for _ in range(rnd.randrange(0, 300)))
+                body += b"<EMailAddress>" + body[:40] + b"</EMailAddress>"
+                data = (b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\n"
+                        b"Host: example.test\r\nContent-Length: %d\r\n"
+                        b"\r\n" % len(body)) + body
+            # No waiting for the answer (an unfinished request waits
+            # for the idle timeout): send, read what is there, go.
+            try:
+                with socket.create_connection(("127.0.0.1", self.http),
+                                              20) as s:
+                    s.sendall(data)
+                    s.settimeout(0.05)
+                    s.recv(4096)
+            except OSError:
+                pass
         self.assert_alive()
 
     def test_many_connections(self):
