@@ -52,7 +52,8 @@ struct webd_req {
 static char *webd_http_read_pem(const char *, const char **);
 static void webd_http_free_pem(char *);
 static struct MHD_Daemon *webd_http_start(struct webd_listener *);
-static void webd_http_mhd_log(void *, const char *, va_list);
+static void webd_http_mhd_log(void *, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
 static void webd_http_notify(void *, struct MHD_Connection *, void **,
     enum MHD_ConnectionNotificationCode);
 static void webd_http_completed(void *, struct MHD_Connection *, void **,
