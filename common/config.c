@@ -543,6 +543,13 @@ cfg_validate(struct cfg_loader *l)
 	    c->relay.smarthost_password_file != NULL)
 		cfg_key_error(l, "relay", "smarthost_password_file",
 		    "set, but no smarthost_user");
+	/* RFC 8461 3.2: the three policy modes. */
+	if (c->http.mta_sts_mode == NULL ||
+	    (strcmp(c->http.mta_sts_mode, "none") != 0 &&
+	    strcmp(c->http.mta_sts_mode, "testing") != 0 &&
+	    strcmp(c->http.mta_sts_mode, "enforce") != 0))
+		cfg_key_error(l, "http", "mta_sts_mode",
+		    "expected none, testing or enforce");
 }
 
 /* ---- load / free ---- */

@@ -115,6 +115,17 @@ struct cfg {
 		unsigned expire;
 		unsigned login_delay;	/* RFC 2449 LOGIN-DELAY, s; 0 = off */
 	} pop3d;
+
+	struct {			/* carteiro-webd */
+		struct cfg_hostports listen;		/* plain HTTP */
+		struct cfg_hostports tls_listen;	/* HTTPS, [tls] cert */
+		struct cfg_strlist metrics_allow;	/* CIDRs for /metrics */
+		char *mta_sts_mode;	/* "none", "testing" or "enforce" */
+		unsigned mta_sts_max_age;	/* seconds */
+		struct cfg_strlist mta_sts_mx;	/* MX names besides hostname */
+		bool autoconfig;	/* Thunderbird autoconfig, Autodiscover */
+		bool mta_sts;		/* serve the MTA-STS policy */
+	} http;
 };
 
 /*

@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -299,6 +300,7 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 	}
 	log_info("event=pop3.quit sid=%s user=%s deleted=%zu", s->sid,
 	    s->maildrop, deleted);
+	stats_add(STATS_POP3_DELETED, deleted);
 	if (s->ndeleted == 0 && expired == 0) {
 		pop3_reply(s, "+OK Logging out.");
 		pop3_session_close(s, "quit");
@@ -507,6 +509,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
 	s->multi = true;
+	stats_inc(STATS_POP3_RETR);
 	if (top)
 		pop3_reply(s, "+OK");
 	else

@@ -18,6 +18,7 @@
 #include "common/daemon.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "pop3d/pop3d.h"
@@ -177,6 +178,8 @@ main(int argc, char **argv)
 	/* carteiroctl restore refuses while this lock is held. */
 	if (store_daemon_lock(cfg->store.path, &error) < 0)
 		log_fatal("event=pop3.fatal reason=\"%s\"", error);
+	if (stats_open(cfg->store.path, "pop3d", &error) < 0)
+		log_warn("event=pop3.stats error=\"%s\"", error);
 
 	if (priv_drop(cfg->server.user, &perr) < 0)
 		log_fatal("event=pop3.fatal reason=\"%s\"",

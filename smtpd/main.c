@@ -23,6 +23,7 @@
 #include "common/ipcount.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/notify.h"
 #include "common/tls.h"
 #include "common/util.h"
@@ -206,6 +207,8 @@ main(int argc, char **argv)
 	/* carteiroctl restore refuses while this lock is held. */
 	if (store_daemon_lock(cfg->store.path, &error) < 0)
 		log_fatal("event=smtpd.start error=\"%s\"", error);
+	if (stats_open(cfg->store.path, "smtpd", &error) < 0)
+		log_warn("event=smtpd.stats error=\"%s\"", error);
 	dir = xstrdup(cfg->store.path);
 	srv.spool_dir = xstrdup(dirname(dir));
 	free(dir);
