@@ -24,5 +24,6 @@ int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
 /* tools/ctl_spf.c */
 int ctl_cmd_spf(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_acme(struct ctl *ctl, int argc, char **argv);
 
 #endif
