@@ -1,5 +1,6 @@
 /*
- * The ACME (RFC 8555) client behind "carteiroctl acme": an ECDSA P-256 key
+ * The ACME (RFC 8555) client behind "carteiroctl acme" (whose HTTPS client
+ * "carteiroctl check" uses too): an ECDSA P-256 key
  * type (account and certificate keys), JWS signing (RFC 7515 flattened
  * JSON, ES256), the CSR and what an installed certificate says, an HTTPS
  * client on libcurl, and the order flow with HTTP-01 challenges. Errors
@@ -90,6 +91,10 @@ struct acme_resp {
 /* ca_file NULL: the system's trust store. */
 struct acme_http *acme_http_new(const char *ca_file);
 void acme_http_free(struct acme_http *h);
+/* Connect to addr for host:port instead of resolving host (libcurl's
+ * CURLOPT_RESOLVE), for the requests that follow; addr NULL: forget. */
+void acme_http_resolve(struct acme_http *h, const char *host,
+    unsigned port, const char *addr);
 /*
  * GET url (body NULL), or POST body as application/jose+json, or HEAD
  * (head). Fills r (clear it with acme_resp_clear). 0 when an HTTP answer

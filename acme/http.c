@@ -19,6 +19,7 @@
 struct acme_http {
 	CURL *curl;
 	char *ca_file;
+	struct curl_slist *resolve;	/* "host:port:addr" */
 	char err[CURL_ERROR_SIZE + 64];
 };
 
@@ -47,8 +48,26 @@ acme_http_free(struct acme_http *h)
 	if (h == NULL)
 		return;
 	curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->resolve);
 	free(h->ca_file);
 	free(h);
+}
+
+void
+acme_http_resolve(struct acme_http *h, const char *host, unsigned port,
+    const char *addr)
+{
+	char *e;
+
+	curl_slist_free_all(h->resolve);
+	h->resolve = NULL;
+	if (addr == NULL)
+		return;
+	/* An IPv6 address goes in brackets. */
+	e = xasprintf(strchr(addr, ':') ? "%s:%u:[%s]" : "%s:%u:%s", host,
+	    port, addr);
+	h->resolve = curl_slist_append(NULL, e);
+	free(e);
 }
 
 static size_t
@@ -124,6 +143,8 @@ acme_http_do(struct acme_http *h, const char *url, const char *body,
 	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
 	if (h->ca_file != NULL)
 		curl_easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_file);
+	if (h->resolve != NULL)
+		curl_easy_setopt(h->curl, CURLOPT_RESOLVE, h->resolve);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, acme_http_body);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, acme_http_header);
