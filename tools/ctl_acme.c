@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CTL_ACME_BACKOFF_FIRST	3600	/* s, doubled per failure */
 #define CTL_ACME_BACKOFF_MAX	86400
@@ -56,6 +58,7 @@ static const char *ctl_acme_due(const struct ctl *,
 static struct acme_key *ctl_acme_account(const struct ctl *, const char **);
 static int ctl_acme_install(const struct ctl *, const struct acme_key *,
     const char *, const char **);
+static void ctl_acme_owner(const struct ctl *, const char *);
 static void ctl_acme_reload(const struct ctl *, char *, size_t);
 static int ctl_acme_status(struct ctl *);
 static int ctl_acme_renew(struct ctl *, bool);
@@ -142,6 +145,8 @@ ctl_acme_state_write(const struct ctl *ctl, const struct ctl_acme_state *s)
 
 	if (rc < 0)
 		ctl_err("%s", e);
+	else
+		ctl_acme_owner(ctl, path);
 	free(text);
 	free(path);
 	return rc;
@@ -192,6 +197,20 @@ ctl_acme_due(const struct ctl *ctl, const struct ctl_acme_names *ns,
 	return why;
 }
 
+/* Run as root: hand what we wrote to [server] user, who runs the daemons
+ * (a SIGHUP must be able to read the key) and the next renew. */
+static void
+ctl_acme_owner(const struct ctl *ctl, const char *path)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || ctl->cfg->server.user == NULL ||
+	    (pw = getpwnam(ctl->cfg->server.user)) == NULL)
+		return;
+	if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		ctl_err("warning: chown %s: %s", path, strerror(errno));
+}
+
 /* acme/account.key, made (0600) on first use. */
 static struct acme_key *
 ctl_acme_account(const struct ctl *ctl, const char **error_r)
@@ -217,7 +236,8 @@ ctl_acme_account(const struct ctl *ctl, const char **error_r)
 			*error_r = "cannot export the account key";
 		acme_key_free(k);
 		k = NULL;
-	}
+	} else
+		ctl_acme_owner(ctl, path);
 	if (pem != NULL)
 		explicit_bzero(pem, strlen(pem));
 	free(pem);
@@ -243,8 +263,12 @@ ctl_acme_install(const struct ctl *ctl, const struct acme_key *key,
 	free(pem);
 	if (rc < 0)
 		return -1;
-	return acme_file_write(ctl->cfg->tls.cert, chain, strlen(chain), 0644,
-	    error_r);
+	ctl_acme_owner(ctl, ctl->cfg->tls.key);
+	if (acme_file_write(ctl->cfg->tls.cert, chain, strlen(chain), 0644,
+	    error_r) < 0)
+		return -1;
+	ctl_acme_owner(ctl, ctl->cfg->tls.cert);
+	return 0;
 }
 
 /* SIGHUP each running daemon (its pid file, checked against /proc). */
@@ -360,6 +384,8 @@ ctl_acme_renew(struct ctl *ctl, bool force)
 		ctl_err("%s: %s", dir, strerror(errno));
 		goto out;
 	}
+	ctl_acme_owner(ctl, dir);
+	ctl_acme_owner(ctl, chdir_);
 	if ((account = ctl_acme_account(ctl, &e)) == NULL) {
 		ctl_err("account key: %s", e);
 		goto out;
