@@ -360,6 +360,11 @@ ctl_acme_renew(struct ctl *ctl, bool force)
 		ctl_err("ACME installs at [tls] cert and key: set both");
 		return 1;
 	}
+	if (cfg->http.listen.n == 0) {
+		ctl_err("ACME proves the names over HTTP: carteiro-webd must "
+		    "listen on port 80 ([http] listen)");
+		return 1;
+	}
 	if (ctl_acme_names(ctl, &ns) < 0)
 		return 1;
 	why = ctl_acme_due(ctl, &ns, now, &due);

@@ -246,6 +246,13 @@ class AcmeTest(unittest.TestCase):
         self.assertEqual(served_cert(env.ports["pop3s"], root)
                          ["serialNumber"], third)
 
+    def test_no_http_listener(self):
+        self.env.sections["http"]["listen"] = ""
+        self.env.write_conf()
+        r = self.env.ctl("acme", "renew")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("carteiro-webd must listen on port 80", r.stderr)
+
     def test_off(self):
         self.env.sections["acme"]["enable"] = "no"
         self.env.write_conf()
