@@ -125,8 +125,8 @@ test_jws(void)
 	s.data = buf + 32;
 	s.size = 32;
 	t_assert(gnutls_encode_rs_value(&der, &r, &s) == 0);
-	input = malloc(strlen(prot) + strlen(payload) + 2);
-	sprintf(input, "%s.%s", prot, payload);
+	if (asprintf(&input, "%s.%s", prot, payload) < 0)
+		abort();
 	data.data = (unsigned char *)input;
 	data.size = (unsigned)strlen(input);
 	gnutls_pubkey_init(&pub);
