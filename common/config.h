@@ -77,6 +77,7 @@ struct cfg {
 		 * 1/min_data_rate s of deadline, up to the DATA timeout */
 		unsigned min_data_rate;
 		unsigned max_session_time;	/* seconds, 0 = no limit */
+		unsigned auth_cache_ttl;	/* seconds, 0 = off */
 	} smtpd;
 
 	struct {
@@ -108,6 +109,7 @@ struct cfg {
 		struct cfg_strlist trusted_networks;	/* exempt from per IP */
 		unsigned max_auth_failures;	/* per session, 0 = no limit */
 		unsigned max_session_time;	/* seconds, 0 = no limit */
+		unsigned auth_cache_ttl;	/* seconds, 0 = off */
 	} pop3d;
 };
 
