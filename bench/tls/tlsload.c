@@ -230,6 +230,7 @@ one_conn(struct worker *w)
 	char line[1200];
 
 	memset(&io, 0, sizeof(io));
+	io.fd = -1;
 	if ((io.fd = tcp_connect()) < 0)
 		FAIL("connect: %s", strerror(errno));
 	if (mode != MODE_FLOW) {
@@ -283,7 +284,7 @@ one_conn(struct worker *w)
 out:
 	if (io.s != NULL)
 		gnutls_deinit(io.s);
-	if (io.fd > 0)
+	if (io.fd >= 0)
 		close(io.fd);
 	return rc;
 }
