@@ -8,6 +8,7 @@
  */
 #include "common/auth.h"
 #include "common/addr.h"
+#include "common/auth_cache.h"
 #include "common/clientkey.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -104,12 +105,12 @@ auth_user_clear(struct auth_user *u)
 }
 
 enum auth_result
-auth_check(const struct auth_db *db, void *handle, const char *address,
-    const char *password, char **canonical_r)
+auth_check(const struct auth_db *db, void *handle, struct auth_cache *cache,
+    const char *address, const char *password, char **canonical_r)
 {
 	struct auth_user u;
-	const char *hash = auth_dummy_hash, *error;
-	char *norm = NULL, *newhash;
+	const char *hash = auth_dummy_hash, *error, *cached_hash;
+	char *norm = NULL, *newhash = NULL;
 	bool found = false, ok;
 	int r;
 
@@ -120,8 +121,8 @@ auth_check(const struct auth_db *db, void *handle, const char *address,
 	/* A malformed address is just an unknown user (same cost). */
 	if (addr_normalize(address, &norm, &error) == 0) {
 		r = db->lookup(handle, norm, &u);
-		free(norm);
 		if (r < 0) {
+			free(norm);
 			auth_user_clear(&u);
 			return AUTH_TEMPFAIL;
 		}
@@ -129,11 +130,23 @@ auth_check(const struct auth_db *db, void *handle, const char *address,
 	}
 	if (found && u.hash != NULL && strncmp(u.hash, "$argon2", 7) == 0)
 		hash = u.hash;
+	/* Verified before against this very stored hash (so no passwd, del
+	 * or re-add since), and the user is still enabled: no argon2id. */
+	if (cache != NULL && hash != auth_dummy_hash && u.enabled &&
+	    auth_cache_lookup(cache, norm, password, u.address, u.hash)) {
+		free(norm);
+		if (canonical_r != NULL)
+			*canonical_r = xstrdup(u.address);
+		auth_user_clear(&u);
+		return AUTH_OK;
+	}
 	ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 	if (!ok || !found || hash == auth_dummy_hash || !u.enabled) {
+		free(norm);
 		auth_user_clear(&u);
 		return AUTH_FAIL;
 	}
+	cached_hash = u.hash;
 	/* Parameters (or the argon2 variant) changed since the hash was made:
 	 * the password is known to be right now, so store a fresh hash. */
 	if (crypto_pwhash_str_needs_rehash(u.hash, AUTH_OPSLIMIT,
@@ -148,12 +161,19 @@ auth_check(const struct auth_db *db, void *handle, const char *address,
 			if (db->set_hash(handle, u.address, newhash) != 0)
 				log_warn("event=auth.rehash user=%s "
 				    "result=fail error=\"store\"", esc);
-			else
+			else {
 				log_info("event=auth.rehash user=%s "
 				    "result=ok", esc);
-			free(newhash);
+				cached_hash = newhash;
+			}
 		}
 	}
+	/* Only successes are cached (never a failure: see auth_cache.h). */
+	if (cache != NULL)
+		auth_cache_insert(cache, norm, password, u.address,
+		    cached_hash);
+	free(newhash);
+	free(norm);
 	if (canonical_r != NULL)
 		*canonical_r = xstrdup(u.address);
 	auth_user_clear(&u);
@@ -180,6 +200,7 @@ struct auth_req {
 struct auth_pool {
 	struct workq *wq;
 	const struct auth_db *db;	/* borrowed */
+	struct auth_cache *cache;	/* NULL: off */
 	pthread_mutex_t mtx;		/* guards the hand-out below */
 	void **handles;			/* one per worker */
 	unsigned nhandles, handed;
@@ -188,6 +209,7 @@ struct auth_pool {
 /* What a worker thread holds. */
 struct auth_worker {
 	const struct auth_db *db;
+	struct auth_cache *cache;	/* the pool's, NULL: off */
 	void *handle;			/* NULL: could not open, tempfail */
 };
 
@@ -216,6 +238,7 @@ auth_worker_init(void *arg)
 	struct auth_worker *w = xcalloc(1, sizeof(*w));
 
 	w->db = pool->db;
+	w->cache = pool->cache;
 	pthread_mutex_lock(&pool->mtx);
 	if (pool->handed < pool->nhandles)
 		w->handle = pool->handles[pool->handed++];
@@ -243,8 +266,9 @@ auth_work(void *job, void *ctx)
 	struct auth_req *req = job;
 	struct auth_worker *w = ctx;
 
-	req->res = w->handle != NULL ? auth_check(w->db, w->handle,
-	    req->address, req->password, &req->canonical) : AUTH_TEMPFAIL;
+	req->res = w->handle == NULL ? AUTH_TEMPFAIL : auth_check(w->db,
+	    w->handle, w->cache, req->address, req->password,
+	    &req->canonical);
 	auth_wipe_free(req->password);
 	req->password = NULL;
 	auth_wipe_stack(AUTH_STACK_WIPE);
@@ -264,7 +288,8 @@ auth_done(void *job, bool cancelled)
 
 struct auth_pool *
 auth_pool_new(struct event_base *base, const struct auth_db *db,
-    const char *path, unsigned nthreads, unsigned max_pending)
+    const char *path, unsigned nthreads, unsigned max_pending,
+    unsigned cache_ttl_s)
 {
 	struct auth_pool *pool;
 	const char *error;
@@ -274,6 +299,9 @@ auth_pool_new(struct event_base *base, const struct auth_db *db,
 		nthreads = 1;
 	pool = xcalloc(1, sizeof(*pool));
 	pool->db = db;
+	if (cache_ttl_s > 0 &&
+	    (pool->cache = auth_cache_new(cache_ttl_s * 1000ull)) == NULL)
+		log_warn("event=auth.pool error=\"no credential cache\"");
 	pthread_mutex_init(&pool->mtx, NULL);
 	pool->handles = xcalloc(nthreads, sizeof(*pool->handles));
 	for (pool->nhandles = 0; pool->nhandles < nthreads;
@@ -301,6 +329,7 @@ auth_pool_free(struct auth_pool *pool)
 	for (unsigned i = pool->handed; i < pool->nhandles; i++)
 		pool->db->close(pool->handles[i]);
 	free(pool->handles);
+	auth_cache_free(pool->cache);
 	pthread_mutex_destroy(&pool->mtx);
 	free(pool);
 }

@@ -1,6 +1,6 @@
 /*
- * Password hashing and checking (libsodium argon2id). The only file that
- * includes <sodium.h>. auth_check() is blocking (tens of ms, 64 MB): the
+ * Password hashing and checking (libsodium argon2id). With auth_cache.c the
+ * only file that includes <sodium.h>. auth_check() is blocking (tens of ms, 64 MB): the
  * daemons call it through struct auth_pool, a small bounded worker pool that
  * hands the result back to the libevent loop. Also the per-client failure
  * penalty (growing wait before the next check after failed logins) shared
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct auth_cache;
 struct client_key;
 struct event_base;
 
@@ -75,10 +76,15 @@ struct auth_db {
  * user. Takes the same time whether or not the user exists or is disabled
  * (verifies against a dummy hash). Rehashes and stores the new hash when
  * the parameters changed. *canonical_r (may be NULL) receives the stored
- * address (caller frees) on AUTH_OK.
+ * address (caller frees) on AUTH_OK. cache (auth_cache.h; NULL: none):
+ * an enabled user whose name, password and stored hash were verified
+ * within its TTL is AUTH_OK without argon2id; every success is put
+ * there. The lookup is done each time, so a changed hash, a deleted or
+ * disabled user misses at once.
  */
 enum auth_result auth_check(const struct auth_db *db, void *handle,
-    const char *address, const char *password, char **canonical_r);
+    struct auth_cache *cache, const char *address, const char *password,
+    char **canonical_r);
 
 struct auth_pool;
 
@@ -96,11 +102,13 @@ typedef void auth_done_cb(uint64_t token, enum auth_result res,
  * (waiting or being checked); beyond it submit returns 0. Results are
  * delivered through a pipe watched by an event on base, so no
  * evthread_use_pthreads() is needed. Create it after any fork() (daemon
- * mode): threads do not survive a fork. NULL (logged) on failure.
+ * mode): threads do not survive a fork. cache_ttl_s > 0: the workers
+ * share a verified-credential cache with that TTL (auth_check,
+ * auth_cache.h); 0: every check runs argon2id. NULL (logged) on failure.
  */
 struct auth_pool *auth_pool_new(struct event_base *base,
     const struct auth_db *db, const char *path, unsigned nthreads,
-    unsigned max_pending);
+    unsigned max_pending, unsigned cache_ttl_s);
 /* Joins the workers (a check in progress finishes first); pending
  * callbacks never run. Not from inside an auth_done_cb. NULL is fine. */
 void auth_pool_free(struct auth_pool *pool);

@@ -78,6 +78,7 @@ struct cfg {
 		 * 1/min_data_rate s of deadline, up to the DATA timeout */
 		unsigned min_data_rate;
 		unsigned max_session_time;	/* seconds, 0 = no limit */
+		unsigned auth_cache_ttl;	/* seconds, 0 = off */
 	} smtpd;
 
 	struct {
@@ -114,6 +115,7 @@ struct cfg {
 		 * so that a zeroed struct cfg never deletes mail) */
 		unsigned expire;
 		unsigned login_delay;	/* RFC 2449 LOGIN-DELAY, s; 0 = off */
+		unsigned auth_cache_ttl;	/* seconds, 0 = off */
 	} pop3d;
 
 	struct {			/* carteiro-webd */

@@ -85,6 +85,10 @@ const struct cfg_key cfg_keys[] = {
 	  "1h", O(smtpd.max_session_time),
 	  "a session ends with 421 4.4.2 at the next safe point after this "
 	  "long; 0 = no limit" },
+	{ "smtpd", "auth_cache_ttl", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "1h", O(smtpd.auth_cache_ttl),
+	  "a successful AUTH is remembered this long (keyed hash, memory "
+	  "only), so a repeat skips argon2id; 0 = off" },
 
 	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
 	  O(relay.smarthost), "host:port; empty = direct MX delivery" },
@@ -152,6 +156,11 @@ const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "login_delay", CFG_T_DURATION, 0, 0, CFG_DAY, "0",
 	  O(pop3d.login_delay), "minimum time between two logins of a user "
 	  "(RFC 2449 LOGIN-DELAY); 0 = off" },
+	{ "pop3d", "auth_cache_ttl", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "1h", O(pop3d.auth_cache_ttl),
+	  "a successful login is remembered this long (keyed hash, memory "
+	  "only), so a client polling with the same password skips "
+	  "argon2id; 0 = off" },
 
 	{ "http", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:80",
 	  O(http.listen), "carteiro-webd plain HTTP; empty = off" },

@@ -202,7 +202,7 @@ main(int argc, char **argv)
 	if (ncpu > 8)
 		ncpu = 8;
 	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
-	    (unsigned)ncpu, 1024);
+	    (unsigned)ncpu, 1024, cfg->pop3d.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=pop3.fatal reason=\"cannot start auth pool\"");
 	srv.readbuf = xmalloc(POP3_READ_CHUNK);

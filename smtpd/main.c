@@ -215,7 +215,7 @@ main(int argc, char **argv)
 	if ((srv.delivery = delivery_new(srv.base, cfg)) == NULL)
 		log_fatal("event=smtpd.start error=\"delivery writer failed\"");
 	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
-	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING);
+	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING, cfg->smtpd.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");
 	/* The delivery writer posts it, the relay listens: neither knows

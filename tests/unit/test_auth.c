@@ -46,7 +46,7 @@ static enum auth_result
 check(struct store *st, const char *address, const char *password,
     char **canonical_r)
 {
-	return auth_check(&store_auth_db, st, address, password, canonical_r);
+	return auth_check(&store_auth_db, st, NULL, address, password, canonical_r);
 }
 
 static char tmpdir[256];
@@ -288,7 +288,7 @@ test_pool(void)
 	c.base = event_base_new();
 
 	t_begin("pool: results arrive on the loop");
-	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 2, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 2, 16, 0);
 	t_assert(pool != NULL);
 	c.expect = 4;
 	t_assert(auth_pool_submit(pool, "alice@example.test", "secret",
@@ -309,7 +309,7 @@ test_pool(void)
 
 	t_begin("pool: cancel prevents the callback");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16, 0);
 	/* One worker, FIFO: when tok[2] is delivered, tok[0] and tok[1] are
 	 * done too, so their callbacks would have run by then. */
 	tok[0] = auth_pool_submit(pool, "alice@example.test", "secret",
@@ -332,7 +332,7 @@ test_pool(void)
 
 	t_begin("pool: free with work pending runs no callback");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16, 0);
 	for (i = 0; i < 4; i++)
 		t_assert(auth_pool_submit(pool, "alice@example.test", "secret",
 		    test_pool_cb, &c) != 0);
@@ -344,7 +344,7 @@ test_pool(void)
 
 	t_begin("pool: cancel after the result is ready");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 16, 0);
 	tok[0] = auth_pool_submit(pool, "alice@example.test", "secret",
 	    test_pool_cb, &c);
 	tok[1] = auth_pool_submit(pool, "alice@example.test", "secret",
@@ -361,7 +361,7 @@ test_pool(void)
 
 	t_begin("pool: full queue returns 0");
 	memset(&c.calls, 0, sizeof(c) - offsetof(struct test_pool_ctx, calls));
-	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 3);
+	pool = auth_pool_new(c.base, &store_auth_db, dbpath, 1, 3, 0);
 	accepted = 0;
 	for (i = 0; i < 6; i++) {
 		tok[i] = auth_pool_submit(pool, "alice@example.test",
@@ -385,7 +385,7 @@ test_pool(void)
 
 	t_begin("pool: bad store path fails cleanly");
 	pool = auth_pool_new(c.base, &store_auth_db,
-	    "/nonexistent-dir/x/mail.db", 1, 3);
+	    "/nonexistent-dir/x/mail.db", 1, 3, 0);
 	t_assert(pool == NULL);
 	t_end();
 

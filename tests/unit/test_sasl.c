@@ -500,7 +500,7 @@ test_check_and_penalty(void)
 	setenv("CARTEIRO_TEST_AUTH_PENALTY_MS", "100,200", 1);
 	auth_penalty_reset();
 	t_assert_int(auth_hash_password("secret", &fake_hash), 0);
-	pool = auth_pool_new(base, &fake_db, "-", 2, 16);
+	pool = auth_pool_new(base, &fake_db, "-", 2, 16, 0);
 	t_assert(pool != NULL);
 	sasl_init(&sa, base, pool);
 	sasl_init(&sb, base, pool);
