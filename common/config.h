@@ -73,6 +73,13 @@ struct cfg {
 		/* CIDRs exempt from max_clients_per_ip, the connect rate
 		 * and greet_pause (default loopback). */
 		struct cfg_strlist trusted_networks;
+		/* "inet:HOST:PORT" / "unix:/path", in order (milter.h) */
+		struct cfg_strlist milters;
+		struct cfg_strlist milter_listeners;	/* mx, submission(s) */
+		char *milter_default_action;	/* tempfail|accept|reject */
+		unsigned milter_connect_timeout;	/* seconds */
+		unsigned milter_command_timeout;	/* seconds */
+		unsigned milter_content_timeout;	/* seconds */
 	} smtpd;
 
 	struct {

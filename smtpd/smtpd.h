@@ -32,6 +32,7 @@ struct dnsbl_check;
 struct inbound;
 struct signer;
 struct srs;
+struct smtp_milter;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
@@ -219,6 +220,7 @@ enum smtp_tx_step {
 	SMTP_TX_STEP_NONE,
 	SMTP_TX_STEP_SIGN,	/* submission: DKIM signing (signer.h) */
 	SMTP_TX_STEP_INBOUND,	/* MX: SPF/DKIM/DMARC (inbound.h) */
+	SMTP_TX_STEP_MILTER,	/* [smtpd] milters (milter.h); token 1 */
 	SMTP_TX_STEP_COMMIT,	/* delivery.h: the 250 comes from here */
 };
 
@@ -260,6 +262,13 @@ struct smtp_tx {
 	uint8_t step;		/* enum smtp_tx_step */
 	uint64_t token;		/* token of the pending step, 0 if none */
 	char *extra;		/* owned: header lines the checks added */
+	char **rcpt_addrs;	/* owned: accepted RCPT addresses as given,
+				 * in order (milters see them) */
+	size_t nrcpt_addrs;
+	bool prefixed;		/* the spool already starts with our
+				 * Received and check fields (a milter
+				 * rewrote the message) */
+	struct smtp_milter *milter;	/* owned by milter_tx.c, or NULL */
 };
 
 /* The command being answered, for failure logs: the first bytes of the
@@ -279,6 +288,7 @@ struct smtp_session {
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
 	char *helo;			/* owned */
 	char *auth_user;		/* owned: canonical address */
+	const char *auth_mech;		/* static: "PLAIN", "LOGIN", or NULL */
 	uint64_t start_ms;
 	const char *close_reason;	/* static string, for the log */
 	uint64_t skip_left;		/* SMTP_MODE_SKIP: bytes to discard */
@@ -365,5 +375,9 @@ int smtp_tx_parse_bdat(const char *args, uint64_t *size_r, bool *last_r);
 /* tx_end.c: the data is complete (or a BDAT chunk failed): send the one
  * reply, now or from the async steps' callbacks. Ends the transaction. */
 void smtp_tx_end(struct smtp_session *s);
+/* tx_end.c: our Received and check fields for this message (caller
+ * frees); the hand-off to delivery whose callback sends the reply. */
+char *smtp_tx_prefix(struct smtp_session *s);
+void smtp_tx_commit(struct smtp_session *s);
 
 #endif
