@@ -1,0 +1,389 @@
+"""Milter client (issue 13): a python3-milter test milter (testmilter.py)
+performs each reply and each end-of-body modification on demand, over MX
+and submission; the stored message is checked byte for byte. The milter
+sees our Received and Authentication-Results fields, Postfix's macros at
+each stage and the body in chunks of at most 65535 bytes. Milters that are
+down, hang, or close mid-message get milter_default_action, nothing is
+stored, and the daemon keeps serving."""
+
+import glob
+import json
+import os
+import smtplib
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import carteiro_test as ct  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_port(port, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("milter exited: %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("nothing listens on %d" % port)
+
+
+def message(subject, extra=b"", body=b"Hello.\r\nBye.\r\n"):
+    return (b"From: carol@sender.test\r\nTo: alice@example.test\r\n"
+            b"Subject: " + subject.encode() + b"\r\n"
+            b"X-Change-Me: old value\r\nX-Remove-Me: gone\r\n" + extra +
+            b"\r\n" + body)
+
+
+class Base(unittest.TestCase):
+    def send(self, msg, rcpts=("alice@example.test",), port="mx",
+             login=None, sender="carol@sender.test"):
+        """End-of-data (code, text); refused RCPTs are skipped."""
+        s = smtplib.SMTP("127.0.0.1", self.env.ports[port], timeout=120)
+        try:
+            s.ehlo("client.example.net")
+            if port != "mx":
+                s.starttls(context=self.env.client_ssl_context())
+                s.ehlo("client.example.net")
+            if login:
+                s.login(login, ct.PASSWORD)
+            self.assertEqual(s.mail(sender)[0], 250)
+            for r in rcpts:
+                self.assertEqual(s.rcpt(r)[0], 250)
+            code, text = s.data(msg)
+            # The session goes on after any verdict.
+            self.assertEqual(s.noop()[0], 250)
+            return code, text.decode()
+        finally:
+            s.quit()
+
+    def stored(self, subject, who="alice@example.test"):
+        tag = b"\r\nSubject: " + subject.encode() + b"\r\n"
+        return [m for m in self.env.mailbox_bodies(who) if tag in m]
+
+
+class MilterReplies(Base):
+    @classmethod
+    def setUpClass(cls):
+        cls.mport = ct.free_port()
+        cls.env = ct.Env(conf={"smtpd": {
+            "milters": "inet:127.0.0.1:%d" % cls.mport,
+            "milter_listeners": "mx, submission",
+            # The checks run (no DNS: temperror), so the milter must see
+            # our Authentication-Results.
+            "inbound_checks_exempt": "",
+        }})
+        cls.seen = os.path.join(cls.env.dir, "seen")
+        os.mkdir(cls.seen)
+        cls.milter = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HERE, "testmilter.py"),
+             str(cls.mport), cls.seen], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_port(cls.mport, cls.milter)
+        cls.env.start_smtpd()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.milter.kill()
+        cls.milter.wait()
+        cls.env.stop()
+
+    def seen_for(self, text):
+        """What the milter recorded for the message whose 250 is text."""
+        qid = text.rsplit(" ", 1)[-1]
+        with open(os.path.join(self.seen, qid + ".json")) as f:
+            return json.load(f)
+
+    def check_kept(self, subject, expected, who="alice@example.test"):
+        got = self.stored(subject, who)
+        self.assertEqual(len(got), 1, subject)
+        self.assertEqual(ct.strip_added_headers(got[0]), expected)
+        return got[0]
+
+    def test_continue_sees_ar_macros_chunks(self):
+        body = b"".join(b"line %06d of a long body\r\n" % i
+                        for i in range(6000))
+        msg = message("plain", body=body)
+        code, text = self.send(msg)
+        self.assertEqual(code, 250, text)
+        got = self.check_kept("plain", msg)
+        seen = self.seen_for(text)
+        names = [h[0] for h in seen["headers"]]
+        # Our trace and check fields come first, as stored.
+        self.assertEqual(names[:2], ["Received", "Authentication-Results"])
+        self.assertEqual(names[2:], ["From", "To", "Subject", "X-Change-Me",
+                                     "X-Remove-Me"])
+        self.assertIn(b"\r\nAuthentication-Results: mail.example.test;",
+                      got)
+        self.assertEqual(seen["headers"][4], ["Subject", "plain"])
+        self.assertEqual(seen["body"], len(body))
+        self.assertTrue(all(c <= 65535 for c in seen["chunks"]))
+        self.assertGreater(len(seen["chunks"]), 1)
+        m = seen["macros"]
+        self.assertEqual(m["connect"]["j"], "mail.example.test")
+        self.assertEqual(m["connect"]["{daemon_name}"], "carteiro-mx")
+        self.assertEqual(m["connect"]["{client_addr}"], "127.0.0.1")
+        self.assertEqual(m["connect"]["{client_name}"], "unknown")
+        self.assertEqual(m["connect"]["_"], "unknown [127.0.0.1]")
+        qid = text.rsplit(" ", 1)[-1]
+        self.assertEqual(m["mail"]["i"], qid)
+        self.assertEqual(m["mail"]["{mail_addr}"], "carol@sender.test")
+        self.assertEqual(m["rcpt:<alice@example.test>"]["{rcpt_addr}"],
+                         "alice@example.test")
+        self.assertEqual(m["eom"]["i"], qid)
+        self.assertEqual(seen["helo"], "client.example.net")
+        self.assertEqual(seen["mail"], "<carol@sender.test>")
+
+    def test_reject_with_milter_text(self):
+        code, text = self.send(message("x [reject]"))
+        self.assertEqual((code, text),
+                         (554, "5.7.1 Rejected by the test milter"))
+        self.assertEqual(self.stored("x [reject]"), [])
+
+    def test_tempfail_with_milter_text(self):
+        code, text = self.send(message("x [tempfail]"))
+        self.assertEqual((code, text),
+                         (451, "4.7.1 Try again later, says the milter"))
+        self.assertEqual(self.stored("x [tempfail]"), [])
+
+    def test_discard(self):
+        code, text = self.send(message("x [discard]"))
+        self.assertEqual(code, 250, text)
+        self.assertEqual(self.stored("x [discard]"), [])
+        self.assertTrue([l for l in self.env.log_lines(
+            self.env.smtpd, "smtp.milter") if "action=discard" in l])
+
+    def test_accept(self):
+        msg = message("x [accept] [addheader]")
+        self.assertEqual(self.send(msg)[0], 250)
+        # ACCEPT at end of body without modifications: kept unchanged.
+        self.check_kept("x [accept] [addheader]", msg)
+
+    def test_quarantine_flags(self):
+        msg = message("x [quarantine]")
+        self.assertEqual(self.send(msg)[0], 250)
+        exp = msg.replace(b"X-Remove-Me: gone\r\n",
+                          b"X-Remove-Me: gone\r\nX-Spam-Flag: YES\r\n"
+                          b"X-Spam-Status: Yes, quarantined=\"test reason\""
+                          b"\r\n")
+        self.check_kept("x [quarantine]", exp)
+
+    def test_header_mods(self):
+        msg = message("x [addheader] [chgheader] [delheader]")
+        self.assertEqual(self.send(msg)[0], 250)
+        exp = msg.replace(b"X-Change-Me: old value\r\nX-Remove-Me: gone\r\n",
+                          b"X-Change-Me: new value\r\n"
+                          b"X-Test-Milter: added\r\n")
+        self.check_kept("x [addheader] [chgheader] [delheader]", exp)
+
+    def test_insheader_top(self):
+        msg = message("x [insheader]")
+        self.assertEqual(self.send(msg)[0], 250)
+        got = self.stored("x [insheader]")
+        self.assertEqual(len(got), 1)
+        # Index 0: above our own Received.
+        self.assertTrue(got[0].startswith(
+            b"Return-Path: <carol@sender.test>\r\n"
+            b"X-Inserted: at the top\r\nReceived: from client.example.net"),
+            got[0][:300])
+        rest = got[0].split(b"\r\n", 2)[2]
+        self.assertEqual(ct.strip_added_headers(rest), msg)
+
+    def test_replace_body(self):
+        msg = message("x [replbody]")
+        self.assertEqual(self.send(msg)[0], 250)
+        exp = msg.split(b"\r\n\r\n", 1)[0] + (
+            b"\r\n\r\nReplaced body.\r\nSecond line.\r\n")
+        self.check_kept("x [replbody]", exp)
+
+    def test_addrcpt(self):
+        msg = message("x [addrcpt]")
+        self.assertEqual(self.send(msg)[0], 250)
+        self.check_kept("x [addrcpt]", msg)
+        self.check_kept("x [addrcpt]", msg, who="bob@example.test")
+
+    def test_delrcpt(self):
+        msg = message("x [delrcpt]")
+        self.assertEqual(self.send(
+            msg, rcpts=("alice@example.test", "bob@example.test"))[0], 250)
+        self.assertEqual(self.stored("x [delrcpt]"), [])
+        self.check_kept("x [delrcpt]", msg, who="bob@example.test")
+
+    def test_delrcpt_last_rejects(self):
+        code, text = self.send(message("y [delrcpt]"))
+        self.assertEqual(code, 550, text)
+        self.assertEqual(self.stored("y [delrcpt]"), [])
+
+    def test_rcpt_stage_reject(self):
+        msg = message("x rcptrej")
+        self.assertEqual(self.send(
+            msg, rcpts=("alice@example.test", "bob@example.test"),
+            sender="rcptrej@sender.test")[0], 250)
+        self.check_kept("x rcptrej", msg)
+        self.assertEqual(self.stored("x rcptrej", "bob@example.test"), [])
+
+    def test_chgfrom(self):
+        msg = message("x [chgfrom]")
+        self.assertEqual(self.send(msg)[0], 250)
+        got = self.stored("x [chgfrom]")
+        self.assertTrue(got[0].startswith(
+            b"Return-Path: <changed@sender.test>\r\n"), got[0][:100])
+
+    def test_submission_modifications(self):
+        msg = message("sub [addheader] [replbody]").replace(
+            b"carol@sender.test", b"bob@example.test")
+        code, text = self.send(msg, port="submission",
+                               login="bob@example.test",
+                               sender="bob@example.test")
+        self.assertEqual(code, 250, text)
+        exp = msg.split(b"\r\n\r\n", 1)[0] + (
+            b"\r\nX-Test-Milter: added\r\n\r\n"
+            b"Replaced body.\r\nSecond line.\r\n")
+        self.check_kept("sub [addheader] [replbody]", exp)
+        seen = self.seen_for(text)
+        self.assertEqual(seen["macros"]["connect"]["{daemon_name}"],
+                         "carteiro-submission")
+        self.assertEqual(seen["macros"]["mail"]["{auth_authen}"],
+                         "bob@example.test")
+        self.assertEqual(seen["macros"]["mail"]["{auth_type}"], "PLAIN")
+        self.assertTrue(seen["macros"]["helo"]["{tls_version}"]
+                        .startswith("TLSv1."))
+
+    def test_submission_reject(self):
+        msg = message("sub [reject]").replace(b"carol@sender.test",
+                                              b"bob@example.test")
+        code, text = self.send(msg, port="submission",
+                               login="bob@example.test",
+                               sender="bob@example.test")
+        self.assertEqual((code, text),
+                         (554, "5.7.1 Rejected by the test milter"))
+
+    def test_large_message_rewritten_on_disk(self):
+        body = b"x" * 998 + b"\r\n"
+        body = body * 400    # 400 KB: past the in-memory spool
+        msg = message("big [addheader]", body=body)
+        self.assertEqual(self.send(msg)[0], 250)
+        exp = msg.replace(b"X-Remove-Me: gone\r\n",
+                          b"X-Remove-Me: gone\r\nX-Test-Milter: added\r\n")
+        self.check_kept("big [addheader]", exp)
+
+
+class FakeMilter:
+    """A raw milter that negotiates, answers 'c' and then misbehaves:
+    mode "hang" never answers end of body, "close" closes on the first
+    body chunk."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        buf = b""
+        try:
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack(
+                        ">I", buf[:4])[0]:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                n = struct.unpack(">I", buf[:4])[0]
+                cmd, buf = buf[4:5], buf[4 + n:]
+                if cmd == b"O":
+                    c.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x3f, 0))
+                elif cmd == b"D":
+                    continue
+                elif cmd == b"B" and self.mode == "close":
+                    c.close()
+                    return
+                elif cmd == b"E" and self.mode == "hang":
+                    continue
+                elif cmd in (b"A", b"Q"):
+                    continue
+                else:
+                    c.sendall(struct.pack(">Ic", 1, b"c"))
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class MilterFailures(Base):
+    def run_case(self, milter, action):
+        self.env = ct.Env(conf={"smtpd": {
+            "milters": "inet:127.0.0.1:%d" % milter,
+            "milter_default_action": action,
+            "milter_command_timeout": "2", "milter_content_timeout": "2",
+        }})
+        try:
+            self.env.start_smtpd()
+            t0 = time.time()
+            code, text = self.send(message("fail-" + action))
+            self.assertLess(time.time() - t0, 60)
+            want = {"tempfail": 451, "reject": 550, "accept": 250}[action]
+            self.assertEqual(code, want, text)
+            kept = self.stored("fail-" + action)
+            self.assertEqual(len(kept), 1 if action == "accept" else 0)
+            # The daemon keeps serving: a second message, same verdict.
+            code2, _ = self.send(message("again-" + action))
+            self.assertEqual(code2, want)
+            self.assertTrue(self.env.log_lines(self.env.smtpd,
+                                               "smtp.milter"))
+        finally:
+            self.env.stop()
+
+    def test_down(self):
+        port = ct.free_port()   # nothing listens
+        for action in ("tempfail", "reject", "accept"):
+            with self.subTest(action=action):
+                self.run_case(port, action)
+
+    def test_hang(self):
+        f = FakeMilter("hang")
+        try:
+            self.run_case(f.port, "tempfail")
+            self.assertTrue(True)
+        finally:
+            f.close()
+
+    def test_close_mid_message(self):
+        f = FakeMilter("close")
+        try:
+            for action in ("tempfail", "accept"):
+                with self.subTest(action=action):
+                    self.run_case(f.port, action)
+        finally:
+            f.close()
+
+
+if __name__ == "__main__":
+    ct.main()
