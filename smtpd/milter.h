@@ -139,13 +139,17 @@ void milter_run_free(struct milter_run *r);
 /*
  * Apply res's header and body modifications to m (quarantine adds the
  * X-Spam-Flag/X-Spam-Status pair unless the milter set them) and write
- * the whole new message: to *mem_r (malloc'd) when it fits in
+ * the whole new message (a spam flag, milter_result_flags_spam, adds the
+ * X-Spam-Flag/X-Spam-Status pair unless present): to *mem_r (malloc'd) when it fits in
  * mem_max bytes, else to a spool file from delivery_spool_open(dir)
  * in *fd_r (mem_r NULL). *size_r: its length. 0, or -1 with errno.
  */
 int milter_apply(const struct milter_msg *m, const struct milter_result *res,
     const char *dir, size_t mem_max, int *fd_r, unsigned char **mem_r,
     uint64_t *size_r);
+/* Whether the milter marked the message as spam: quarantine, or an
+ * "X-Spam: Yes" field (rspamd's add_header action). */
+bool milter_result_flags_spam(const struct milter_result *res);
 /* Whether res changes the message bytes (headers, body, quarantine). */
 bool milter_result_rewrites(const struct milter_result *res);
 

@@ -199,6 +199,23 @@ milter_msg_clear(struct milter_msg *m)
 }
 
 bool
+milter_result_flags_spam(const struct milter_result *res)
+{
+	size_t i;
+
+	if (res->quarantine != NULL)
+		return true;
+	for (i = 0; i < res->nmods; i++)
+		if ((res->mods[i].cmd == MILTER_R_ADDHEADER ||
+		    res->mods[i].cmd == MILTER_R_INSHEADER ||
+		    res->mods[i].cmd == MILTER_R_CHGHEADER) &&
+		    strcasecmp(res->mods[i].name, "X-Spam") == 0 &&
+		    strncasecmp(res->mods[i].value, "yes", 3) == 0)
+			return true;
+	return false;
+}
+
+bool
 milter_result_rewrites(const struct milter_result *res)
 {
 	size_t i;
@@ -354,16 +371,19 @@ milter_apply(const struct milter_msg *m, const struct milter_result *res,
 			break;
 		}
 	}
-	if (res->quarantine != NULL) {
+	if (milter_result_flags_spam(res)) {
 		/* Thunderbird's "trust junk mail headers set by
-		 * SpamAssassin" reads this pair. */
+		 * SpamAssassin" reads this pair; rspamd's add_header action
+		 * only says "X-Spam: Yes". */
 		if (milter_field_find(f, n, "X-Spam-Flag", 1) == n)
 			milter_field_insert(&f, &n, n, "X-Spam-Flag", "YES");
 		if (milter_field_find(f, n, "X-Spam-Status", 1) == n) {
 			char *c;
 
-			status = xasprintf("Yes, quarantined=\"%s\"",
-			    res->quarantine);
+			status = res->quarantine != NULL ?
+			    xasprintf("Yes, quarantined=\"%s\"",
+			    res->quarantine) : xstrdup("Yes, flagged by "
+			    "content filter");
 			for (c = status; *c; c++)
 				if ((unsigned char)*c < 32 ||
 				    (unsigned char)*c > 126)
