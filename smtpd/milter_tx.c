@@ -54,6 +54,7 @@ static int smtp_milter_rewrite(struct smtp_session *s,
     const struct milter_result *res);
 static char *smtp_milter_addr(const char *v);
 static void smtp_milter_list_add(char ***v, size_t *n, const char *addr);
+static void smtp_milter_clean_reply(char *t);
 
 bool
 smtp_milter_wanted(const struct smtp_session *s)
@@ -166,6 +167,22 @@ smtp_milter_next(struct smtp_session *s)
 		smtp_milter_done(NULL, s);	/* as if it had failed */
 }
 
+/* A milter's reply text goes to the client as is (libmilter's multi-line
+ * replies are "550-...\r\n550 ..."), except control characters and a CR
+ * or LF that is not part of a CRLF. */
+static void
+smtp_milter_clean_reply(char *t)
+{
+	for (; *t; t++) {
+		if (t[0] == '\r' && t[1] == '\n') {
+			t++;
+			continue;
+		}
+		if ((unsigned char)*t < 32 || *t == 127)
+			*t = '?';
+	}
+}
+
 /* The one reply for the message without a commit; ends the tx. */
 static void
 smtp_milter_end(struct smtp_session *s, const char *fmt, ...)
@@ -178,6 +195,7 @@ smtp_milter_end(struct smtp_session *s, const char *fmt, ...)
 	if (vasprintf(&t, fmt, ap) == -1)
 		abort();
 	va_end(ap);
+	smtp_milter_clean_reply(t);
 	tx->token = 0;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 	smtp_reply(s, "%s", t);
@@ -457,6 +475,11 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 		store_rcpt_free_list(remote, nremote);
 		local = remote = NULL;
 	}
-	store_rcpt_free_list(want, nwant);
+	/* The next milter sees the recipients as they are now. */
+	for (i = 0; i < tx->nrcpt_addrs; i++)
+		free(tx->rcpt_addrs[i]);
+	free(tx->rcpt_addrs);
+	tx->rcpt_addrs = want;
+	tx->nrcpt_addrs = nwant;
 	return tx->nlocal + tx->nremote > 0 ? 0 : -1;
 }

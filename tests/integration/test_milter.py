@@ -277,6 +277,47 @@ class MilterReplies(Base):
         self.check_kept("big [addheader]", exp)
 
 
+class TwoMilters(Base):
+    """[smtpd] milters in order: the second sees the message (and the
+    recipients) as the first left them."""
+
+    def test_chain(self):
+        mport = ct.free_port()
+        self.env = ct.Env(conf={"smtpd": {
+            "milters": "inet:127.0.0.1:%d, inet:127.0.0.1:%d" % (mport,
+                                                                mport)}})
+        seen = os.path.join(self.env.dir, "seen")
+        os.mkdir(seen)
+        milter = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HERE, "testmilter.py"),
+             str(mport), seen], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            wait_port(mport, milter)
+            self.env.start_smtpd()
+            msg = message("two [addheader] [addrcpt]")
+            code, text = self.send(msg)
+            self.assertEqual(code, 250, text)
+            exp = msg.replace(b"X-Remove-Me: gone\r\n",
+                              b"X-Remove-Me: gone\r\nX-Test-Milter: added"
+                              b"\r\nX-Test-Milter: added\r\n")
+            for who in ("alice@example.test", "bob@example.test"):
+                got = self.stored("two [addheader] [addrcpt]", who)
+                self.assertEqual(len(got), 1, who)
+                self.assertEqual(ct.strip_added_headers(got[0]), exp)
+            # The second milter's view (it wrote the file last).
+            with open(os.path.join(seen, text.rsplit(" ", 1)[-1] +
+                                   ".json")) as f:
+                last = json.load(f)
+            self.assertIn(["X-Test-Milter", "added"], last["headers"])
+            self.assertEqual(last["rcpts"], ["<alice@example.test>",
+                                             "<bob@example.test>"])
+        finally:
+            milter.kill()
+            milter.wait()
+            self.env.stop()
+
+
 class FakeMilter:
     """A raw milter that negotiates, answers 'c' and then misbehaves:
     mode "hang" never answers end of body, "close" closes on the first
