@@ -118,9 +118,15 @@ milter_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len_r)
 	host[hl] = '\0';
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	/* A name (localhost) is looked up here, on the loop: milters are
 	 * local services, found in /etc/hosts. */
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+		hints.ai_flags = 0;
+		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+			return -1;
+	}
+	if (ai == NULL)
 		return -1;
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
 	*len_r = ai->ai_addrlen;

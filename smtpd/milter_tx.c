@@ -32,9 +32,6 @@ struct smtp_milter {
 	size_t idx;			/* the milter running: milters.v[idx] */
 	struct milter_info info;
 	char daemon_name[32];
-	char *prefix;			/* owned: what the first milter sees
-					 * before the spool ("" once the
-					 * spool holds it) */
 	struct milter_msg msg;
 	struct milter_run *run;
 	bool quarantined;
@@ -112,7 +109,9 @@ smtp_milter_start(struct smtp_session *s)
 	in->connect_timeout_ms = (int)cfg->smtpd.milter_connect_timeout * 1000;
 	in->command_timeout_ms = (int)cfg->smtpd.milter_command_timeout * 1000;
 	in->content_timeout_ms = (int)cfg->smtpd.milter_content_timeout * 1000;
-	m->prefix = smtp_tx_prefix(s);
+	/* The commit stores the fields the milters saw, byte for byte. */
+	if (tx->prefix == NULL)
+		tx->prefix = smtp_tx_prefix(s);
 	m->idx = 0;
 	smtp_milter_next(s);
 }
@@ -126,7 +125,6 @@ smtp_milter_cancel(struct smtp_session *s)
 		return;
 	milter_run_free(m->run);
 	milter_msg_clear(&m->msg);
-	free(m->prefix);
 	free(m);
 	s->tx->milter = NULL;
 }
@@ -153,7 +151,7 @@ smtp_milter_next(struct smtp_session *s)
 	in->rcpts = (const char *const *)tx->rcpt_addrs;
 	in->nrcpts = tx->nrcpt_addrs;
 	milter_msg_clear(&m->msg);
-	if (milter_msg_load(&m->msg, tx->prefixed ? "" : m->prefix,
+	if (milter_msg_load(&m->msg, tx->prefix,
 	    tx->spool_fd, tx->spool_in_mem ? tx->spool_mem : NULL, tx->size,
 	    ARSTRIP_MAX_HEADER) != 0) {
 		log_warn("event=smtp.milter sid=%s msgid=%s error=\"%s\"",
@@ -313,7 +311,8 @@ smtp_milter_rewrite(struct smtp_session *s, const struct milter_result *res)
 	tx->spool_in_mem = fd < 0;
 	tx->spool_cap = fd < 0 ? (size_t)size : 0;
 	tx->size = size;
-	tx->prefixed = true;
+	free(tx->prefix);
+	tx->prefix = xstrdup("");	/* in the spool now */
 	log_info("event=smtp.milter sid=%s msgid=%s action=rewrite mods=%zu "
 	    "body=%s bytes=%llu", s->sid, tx->msgid, res->nmods,
 	    res->body_replaced ? "replaced" : "kept",

@@ -265,9 +265,10 @@ struct smtp_tx {
 	char **rcpt_addrs;	/* owned: accepted RCPT addresses as given,
 				 * in order (milters see them) */
 	size_t nrcpt_addrs;
-	bool prefixed;		/* the spool already starts with our
-				 * Received and check fields (a milter
-				 * rewrote the message) */
+	/* Owned: our Received and check fields as a milter saw them, for
+	 * the commit ("" once a milter's rewrite put them in the spool);
+	 * NULL: the commit makes them. */
+	char *prefix;
 	struct smtp_milter *milter;	/* owned by milter_tx.c, or NULL */
 };
 

@@ -46,6 +46,7 @@ smtp_tx_free(struct smtp_tx *tx)
 		close(tx->spool_fd);
 	free(tx->spool_mem);
 	free(tx->extra);
+	free(tx->prefix);
 	for (i = 0; i < tx->nrcpt_addrs; i++)
 		free(tx->rcpt_addrs[i]);
 	free(tx->rcpt_addrs);

@@ -295,7 +295,7 @@ smtp_tx_commit(struct smtp_session *s)
 	struct delivery_job job;
 	char *prefix;
 
-	prefix = tx->prefixed ? xstrdup("") : smtp_tx_prefix(s);
+	prefix = tx->prefix != NULL ? xstrdup(tx->prefix) : smtp_tx_prefix(s);
 	memset(&job, 0, sizeof(job));
 	job.spool_fd = tx->spool_fd;
 	job.mem = tx->spool_in_mem ? tx->spool_mem : NULL;

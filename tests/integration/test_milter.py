@@ -125,6 +125,13 @@ class MilterReplies(Base):
         self.assertIn(b"\r\nAuthentication-Results: mail.example.test;",
                       got)
         self.assertEqual(seen["headers"][4], ["Subject", "plain"])
+        # What the milter saw of our fields is what was stored (folds as
+        # LF, no space after the colon: libmilter's view).
+        ours = got.split(b"\r\nFrom: carol", 1)[0].split(b"\r\n", 1)[1]
+        self.assertEqual(
+            ours.decode(), "".join("%s: %s\r\n" % (n, v) for n, v in
+                                   seen["headers"][:2])
+            .replace("\n", "\r\n").replace("\r\r\n", "\r\n")[:-2])
         self.assertEqual(seen["body"], len(body))
         self.assertTrue(all(c <= 65535 for c in seen["chunks"]))
         self.assertGreater(len(seen["chunks"]), 1)
