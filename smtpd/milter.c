@@ -24,6 +24,9 @@
 #include "common/util.h"
 #include "smtpd/milter_proto.h"
 
+/* Modifications kept from one milter for one message (a header each, at
+ * most: 10000 is far past any real filter). */
+#define MILTER_MODS_MAX	10000
 /* Output queued before the body pump waits for LOWAT (NR_BODY milters). */
 #define MILTER_OUT_MAX	(256 * 1024)
 
@@ -182,7 +185,8 @@ milter_run_free(struct milter_run *r)
 	if (r == NULL)
 		return;
 	if (r->c != NULL && r->state != MILTER_S_CONNECTING &&
-	    !conn_is_closing(r->c)) {
+	    !conn_is_closing(r->c) && !(r->reported &&
+	    r->res.verdict == MILTER_V_FAILED)) {
 		/* Best effort: the milter forgets the message and the
 		 * connection (sent as the socket closes). */
 		if (r->state != MILTER_S_DONE)
@@ -596,7 +600,8 @@ milter_reply(struct milter_run *r, const struct milter_reply *p)
 			free(r->res.quarantine);
 			r->res.quarantine = xstrdup(p->value);
 		} else if (p->cmd == MILTER_R_REPLBODY) {
-			if (r->res.bodylen + p->bodylen > (size_t)1 << 31) {
+			if (r->res.bodylen + p->bodylen >
+			    r->info->max_body) {
 				milter_fail(r, "body_too_large");
 				return 1;
 			}
@@ -607,6 +612,10 @@ milter_reply(struct milter_run *r, const struct milter_reply *p)
 			r->res.bodylen += p->bodylen;
 			r->res.body_replaced = true;
 		} else {
+			if (r->res.nmods >= MILTER_MODS_MAX) {
+				milter_fail(r, "too_many_modifications");
+				return 1;
+			}
 			milter_mod_add(r, p);
 		}
 		return 0;

@@ -111,6 +111,7 @@ struct milter_info {
 	const char *mail_from;		/* "" for <> */
 	const char *const *rcpts;
 	size_t nrcpts;
+	uint64_t max_body;		/* a replaced body may be this long */
 	int connect_timeout_ms;
 	int command_timeout_ms;
 	int content_timeout_ms;

@@ -106,6 +106,7 @@ smtp_milter_start(struct smtp_session *s)
 	in->auth_type = s->auth_user != NULL ? s->auth_mech : NULL;
 	in->auth_authen = s->auth_user;
 	in->queue_id = tx->msgid;
+	in->max_body = cfg->smtpd.max_message_size;
 	in->connect_timeout_ms = (int)cfg->smtpd.milter_connect_timeout * 1000;
 	in->command_timeout_ms = (int)cfg->smtpd.milter_command_timeout * 1000;
 	in->content_timeout_ms = (int)cfg->smtpd.milter_content_timeout * 1000;

@@ -218,6 +218,27 @@ class MilterReplies(Base):
         self.check_kept("x [addrcpt]", msg)
         self.check_kept("x [addrcpt]", msg, who="bob@example.test")
 
+    def test_added_recipients_follow_rcpt_rules(self):
+        msg = message("x [addbad]")
+        self.assertEqual(self.send(msg)[0], 250)
+        self.check_kept("x [addbad]", msg)
+        lines = self.env.log_lines(self.env.smtpd, "smtp.milter")
+        self.assertTrue([l for l in lines if 'to="nobody@example.test" '
+                         'result=unknown' in l], lines)
+        self.assertTrue([l for l in lines if 'to="someone@remote.test" '
+                         'result=relay_denied' in l], lines)
+        self.assertEqual(self.env.query("SELECT count(*) FROM queue"),
+                         [(0,)])
+
+    def test_skip_rest_of_body(self):
+        body = b"y" * 998 + b"\r\n"
+        msg = message("x [skip]", body=body * 200)
+        code, text = self.send(msg)
+        self.assertEqual(code, 250, text)
+        self.check_kept("x [skip]", msg)
+        # One chunk, then SKIP: the rest of the body was not sent.
+        self.assertEqual(self.seen_for(text)["chunks"], [65535])
+
     def test_delrcpt(self):
         msg = message("x [delrcpt]")
         self.assertEqual(self.send(

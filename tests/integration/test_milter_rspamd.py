@@ -68,6 +68,21 @@ def rspamd_conf(d, normal, proxy, controller):
     return path
 
 
+def rspamd_command(d, proxy):
+    """Write a private configuration under d; the argv that runs rspamd
+    with it, its milter proxy on 127.0.0.1:proxy (also bench/smtp/run
+    MILTER=rspamd)."""
+    conf = rspamd_conf(d, ct.free_port(), proxy, ct.free_port())
+    args = [RSPAMD, "-f", "-i", "-c", conf,
+            "--var=LOCAL_CONFDIR=" + os.path.join(d, "local"),
+            "--var=DBDIR=" + os.path.join(d, "db"),
+            "--var=RUNDIR=" + os.path.join(d, "run"),
+            "--var=LOGDIR=" + os.path.join(d, "log")]
+    if os.getuid() == 0:
+        args += ["-u", "root", "-g", "root"]
+    return args
+
+
 class Rspamd(Base):
     @classmethod
     def setUpClass(cls):
@@ -76,17 +91,9 @@ class Rspamd(Base):
                                "installs the Debian package rspamd)")
         cls.env = ct.Env()
         d = os.path.join(cls.env.dir, "rspamd")
-        normal, cls.pport, ctl = ct.free_port(), ct.free_port(), \
-            ct.free_port()
-        conf = rspamd_conf(d, normal, cls.pport, ctl)
+        cls.pport = ct.free_port()
+        args = rspamd_command(d, cls.pport)
         cls.rlog = os.path.join(d, "log", "rspamd.log")
-        args = [RSPAMD, "-f", "-i", "-c", conf,
-                "--var=LOCAL_CONFDIR=" + os.path.join(d, "local"),
-                "--var=DBDIR=" + os.path.join(d, "db"),
-                "--var=RUNDIR=" + os.path.join(d, "run"),
-                "--var=LOGDIR=" + os.path.join(d, "log")]
-        if os.getuid() == 0:
-            args += ["-u", "root", "-g", "root"]
         cls.rspamd = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         try:

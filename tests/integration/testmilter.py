@@ -7,7 +7,8 @@ file per message into a directory, named by the queue id macro "i".
 
 Keywords: [reject] [tempfail] [discard] [accept] [quarantine] [addheader]
 [insheader] [chgheader] [delheader] [replbody] [addrcpt] [delrcpt]
-[chgfrom] [hang]; several may be combined. A sender containing
+[chgfrom] [hang] [skip] (after the first body chunk) [addbad] (adds an
+unknown local and a remote recipient); several may be combined. A sender containing
 "rcptrej" gets bob@example.test refused at RCPT."""
 
 import json
@@ -74,6 +75,8 @@ class TestMilter(Milter.Base):
     def body(self, chunk):
         self.seen["body"] += len(chunk)
         self.seen.setdefault("chunks", []).append(len(chunk))
+        if "[skip]" in self.subject:
+            return Milter.SKIP
         return Milter.CONTINUE
 
     def eom(self):
@@ -108,6 +111,9 @@ class TestMilter(Milter.Base):
             self.replacebody(b"Replaced body.\r\nSecond line.\r\n")
         if "[addrcpt]" in s:
             self.addrcpt("<bob@example.test>")
+        if "[addbad]" in s:
+            self.addrcpt("<nobody@example.test>")
+            self.addrcpt("<someone@remote.test>")
         if "[delrcpt]" in s:
             self.delrcpt("<alice@example.test>")
         if "[chgfrom]" in s:
