@@ -4,24 +4,24 @@
  * one command per state with the macros Postfix sends at that stage,
  * each answered unless the milter negotiated "no reply" or "skip this
  * step". Collects the verdict and the end-of-body modifications; applying
- * them is milter_apply.c, running milters for a transaction milter_tx.c.
+ * them is milter_apply.c, running milters for a transaction milter_tx.c,
+ * connecting and the pool of idle connections milter_link.c.
  */
 #include "smtpd/milter.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "smtpd/milter_int.h"
 #include "smtpd/milter_proto.h"
 
 /* Modifications kept from one milter for one message (a header each, at
@@ -30,52 +30,13 @@
 /* Output queued before the body pump waits for LOWAT (NR_BODY milters). */
 #define MILTER_OUT_MAX	(256 * 1024)
 
-enum milter_state {
-	MILTER_S_CONNECTING,
-	MILTER_S_OPTNEG,
-	MILTER_S_CONNECT,
-	MILTER_S_HELO,
-	MILTER_S_MAIL,
-	MILTER_S_RCPT,
-	MILTER_S_DATA,
-	MILTER_S_HEADER,
-	MILTER_S_EOH,
-	MILTER_S_BODY,
-	MILTER_S_EOM,
-	MILTER_S_DONE,
-	MILTER_S_COUNT
-};
-
 static const char *const milter_state_names[MILTER_S_COUNT] = {
 	"connecting", "optneg", "connect", "helo", "mail", "rcpt", "data",
 	"header", "eoh", "body", "eom", "done",
 };
 
-struct milter_run {
-	struct conn *c;
-	const struct milter_info *info;	/* borrowed */
-	const struct milter_msg *msg;	/* borrowed */
-	milter_done_cb *done;
-	void *arg;
-	char *spec;
-	char sid[17];
-	uint8_t state;		/* enum milter_state: the next to send */
-	uint8_t await;		/* state whose reply is awaited, or DONE */
-	bool waiting;		/* a reply is awaited */
-	bool lowat;		/* body pump waits for the output to drain */
-	bool reported;
-	size_t idx;		/* RCPT or header index */
-	uint64_t off;		/* body offset sent so far */
-	uint32_t protocol;	/* negotiated SMFIP_* */
-	struct milter_buf out;
-	unsigned char *pkt;	/* the reply being handled (owned) */
-	size_t pkt_cap;
-	struct milter_result res;
-};
-
-static int milter_addr(const char *spec, struct sockaddr_storage *ss,
-    socklen_t *len_r);
-static void milter_io(struct conn *c, enum conn_event ev, void *arg);
+static void milter_run_io(struct milter_run *r, enum conn_event ev);
+static void milter_kick(evutil_socket_t fd, short what, void *arg);
 static void milter_fail(struct milter_run *r, const char *error);
 static void milter_finish(struct milter_run *r, enum milter_verdict v);
 static void milter_flush(struct milter_run *r);
@@ -86,72 +47,17 @@ static void milter_input(struct milter_run *r);
 static int milter_reply(struct milter_run *r, const struct milter_reply *p);
 static void milter_mod_add(struct milter_run *r, const struct milter_reply *p);
 
-/* "inet:HOST:PORT" (HOST may be [v6]) or "unix:/path". 0 / -1. */
-static int
-milter_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len_r)
-{
-	struct addrinfo hints, *ai = NULL;
-	char host[256];
-	const char *h, *colon;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (strncmp(spec, "unix:", 5) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *)ss;
-
-		if (strlen(spec + 5) >= sizeof(un->sun_path))
-			return -1;
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, spec + 5);
-		*len_r = sizeof(*un);
-		return 0;
-	}
-	if (strncmp(spec, "inet:", 5) != 0 ||
-	    (colon = strrchr(spec + 5, ':')) == NULL)
-		return -1;
-	h = spec + 5;
-	hl = (size_t)(colon - h);
-	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	/* A name (localhost) is looked up here, on the loop: milters are
-	 * local services, found in /etc/hosts. */
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
-		hints.ai_flags = 0;
-		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-			return -1;
-	}
-	if (ai == NULL)
-		return -1;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len_r = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
 
 struct milter_run *
-milter_run_start(struct event_base *base, const char *spec, const char *sid,
+milter_run_start(struct milter_pool *pool, const char *spec, const char *sid,
     const struct milter_info *info, const struct milter_msg *msg,
     milter_done_cb *done, void *arg)
 {
 	struct milter_run *r;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+	struct milter_link *l;
 
-	if (milter_addr(spec, &ss, &sslen) != 0) {
-		log_warn("event=smtp.milter sid=%s milter=%s error=bad_address",
-		    sid, LOG_VALUE(spec));
-		return NULL;
-	}
 	r = xcalloc(1, sizeof(*r));
+	r->pool = pool;
 	r->info = info;
 	r->msg = msg;
 	r->done = done;
@@ -160,15 +66,44 @@ milter_run_start(struct event_base *base, const char *spec, const char *sid,
 	snprintf(r->sid, sizeof(r->sid), "%s", sid);
 	r->state = MILTER_S_CONNECTING;
 	r->await = MILTER_S_DONE;
-	r->c = conn_connect(base, (struct sockaddr *)&ss, sslen,
-	    info->connect_timeout_ms, milter_io, r);
-	if (r->c == NULL) {
+	if ((l = milter_pool_take(pool, spec)) != NULL) {
+		/* Negotiated already: straight to CONNECT, from the loop
+		 * (done is never called from here). */
+		l->run = r;
+		r->link = l;
+		r->c = l->c;
+		r->reused = true;
+		r->protocol = l->protocol;
+		r->res.actions = l->actions;
+		r->state = MILTER_S_CONNECT;
+		conn_set_timeout(r->c, info->command_timeout_ms);
+		r->kick = evtimer_new(pool->base, milter_kick, r);
+		event_active(r->kick, EV_TIMEOUT, 1);
+		return r;
+	}
+	if (milter_addr(spec, &r->ss, &r->sslen) != 0) {
+		log_warn("event=smtp.milter sid=%s milter=%s error=bad_address",
+		    sid, LOG_VALUE(spec));
+		milter_run_free(r);
+		return NULL;
+	}
+	if (milter_connect(r) != 0) {
 		log_warn("event=smtp.milter sid=%s milter=%s error=\"%s\"",
 		    sid, LOG_VALUE(spec), strerror(errno));
 		milter_run_free(r);
 		return NULL;
 	}
 	return r;
+}
+
+static void
+milter_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct milter_run *r = arg;
+
+	(void)fd;
+	(void)what;
+	(void)milter_pump(r);
 }
 
 struct milter_result *
@@ -180,21 +115,41 @@ milter_run_result(struct milter_run *r)
 void
 milter_run_free(struct milter_run *r)
 {
+	struct milter_link *l;
 	size_t i;
 
 	if (r == NULL)
 		return;
-	if (r->c != NULL && r->state != MILTER_S_CONNECTING &&
-	    !conn_is_closing(r->c) && !(r->reported &&
-	    r->res.verdict == MILTER_V_FAILED)) {
-		/* Best effort: the milter forgets the message and the
-		 * connection (sent as the socket closes). */
-		if (r->state != MILTER_S_DONE)
-			milter_enc_cmd(&r->out, MILTER_CMD_ABORT);
-		milter_enc_cmd(&r->out, MILTER_CMD_QUIT);
-		milter_flush(r);
+	if ((l = r->link) != NULL) {
+		bool clean = r->eom_done && r->res.verdict != MILTER_V_FAILED &&
+		    !conn_is_closing(l->c);
+
+		if (clean && r->pool->nidle < r->pool->max_idle) {
+			milter_enc_cmd(&r->out, MILTER_CMD_QUIT_NC);
+			milter_flush(r);
+			l->run = NULL;
+			l->protocol = r->protocol;
+			l->actions = r->res.actions;
+			conn_set_timeout(l->c, r->pool->idle_ms);
+			TAILQ_INSERT_HEAD(&r->pool->idle, l, entry);
+			r->pool->nidle++;
+		} else {
+			if (r->state != MILTER_S_CONNECTING &&
+			    !conn_is_closing(l->c) && !(r->reported &&
+			    r->res.verdict == MILTER_V_FAILED)) {
+				/* Best effort: the milter forgets the
+				 * message and the connection. */
+				if (r->state != MILTER_S_DONE)
+					milter_enc_cmd(&r->out,
+					    MILTER_CMD_ABORT);
+				milter_enc_cmd(&r->out, MILTER_CMD_QUIT);
+				milter_flush(r);
+			}
+			milter_link_free(l);
+		}
 	}
-	conn_free(r->c);
+	if (r->kick != NULL)
+		event_free(r->kick);
 	milter_buf_free(&r->out);
 	free(r->pkt);
 	free(r->spec);
@@ -238,6 +193,27 @@ milter_finish(struct milter_run *r, enum milter_verdict v)
 static void
 milter_fail(struct milter_run *r, const char *error)
 {
+	if (r->reused) {
+		/* The pooled connection was stale (the milter restarted or
+		 * timed it out): once more on a new one. */
+		struct milter_link *l = r->link;
+
+		log_info("event=smtp.milter sid=%s milter=%s state=%s "
+		    "error=%s action=reconnect", r->sid, LOG_VALUE(r->spec),
+		    milter_state_names[r->state], error);
+		r->reused = false;
+		r->link = NULL;
+		r->c = NULL;
+		milter_link_free(l);	/* safe inside its callback */
+		r->out.len = 0;
+		r->idx = 0;
+		r->off = 0;
+		r->lowat = false;
+		if (milter_addr(r->spec, &r->ss, &r->sslen) == 0 &&
+		    milter_connect(r) == 0)
+			return;
+		error = "connect_failed";
+	}
 	log_warn("event=smtp.milter sid=%s milter=%s state=%s error=%s",
 	    r->sid, LOG_VALUE(r->spec), milter_state_names[r->waiting ?
 	    r->await : r->state], error);
@@ -245,12 +221,25 @@ milter_fail(struct milter_run *r, const char *error)
 	milter_finish(r, MILTER_V_FAILED);
 }
 
-static void
+void
 milter_io(struct conn *c, enum conn_event ev, void *arg)
 {
-	struct milter_run *r = arg;
+	struct milter_link *l = arg;
 
 	(void)c;
+	if (l->run == NULL) {
+		/* Idle in the pool: whatever happens (EOF, idle timeout,
+		 * stray bytes), it is done. */
+		if (ev != CONN_EV_LOWAT)
+			milter_link_free(l);
+		return;
+	}
+	milter_run_io(l->run, ev);
+}
+
+static void
+milter_run_io(struct milter_run *r, enum conn_event ev)
+{
 	switch (ev) {
 	case CONN_EV_CONNECTED:
 		r->state = MILTER_S_OPTNEG;
@@ -536,6 +525,7 @@ milter_input(struct milter_run *r)
 			milter_fail(r, "bad_reply");
 			return;
 		}
+		r->reused = false;	/* the link works */
 		if (milter_reply(r, &rep) != 0)
 			return;		/* reported: r may be gone */
 	}
@@ -625,6 +615,7 @@ milter_reply(struct milter_run *r, const struct milter_reply *p)
 		return 0;
 	case MILTER_R_CONTINUE:
 		if (r->await == MILTER_S_EOM) {
+			r->eom_done = true;
 			milter_finish(r, MILTER_V_CONTINUE);
 			return 1;
 		}

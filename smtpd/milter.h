@@ -117,22 +117,35 @@ struct milter_info {
 	int content_timeout_ms;
 };
 
+/*
+ * Idle milter connections, shared by every session (one per process, in
+ * struct smtp_server): at most max_idle, each closed after idle_ms.
+ */
+struct milter_pool;
+struct milter_pool *milter_pool_new(struct event_base *base, size_t max_idle,
+    int idle_ms);
+/* Closes every idle connection. Accepts NULL. */
+void milter_pool_free(struct milter_pool *p);
+size_t milter_pool_idle(const struct milter_pool *p);
+
 /* Called once, from the event loop, when the run is over; the callee
  * reads milter_run_result and then calls milter_run_free (allowed here). */
 typedef void milter_done_cb(struct milter_run *r, void *arg);
 
 /*
  * Start a conversation with the milter at spec ("inet:HOST:PORT",
- * "unix:/path") about msg (borrowed, must live until done). NULL when spec
- * cannot be used (logged; treat as FAILED). done is never called from
- * inside this function.
+ * "unix:/path") about msg (borrowed, must live until done), on an idle
+ * connection from pool if there is one (a stale one is replaced once,
+ * transparently). NULL when spec cannot be used (logged; treat as
+ * FAILED). done is never called from inside this function.
  */
-struct milter_run *milter_run_start(struct event_base *base, const char *spec,
+struct milter_run *milter_run_start(struct milter_pool *pool, const char *spec,
     const char *sid, const struct milter_info *info,
     const struct milter_msg *msg, milter_done_cb *done, void *arg);
 /* The verdict and modifications; valid until milter_run_free. */
 struct milter_result *milter_run_result(struct milter_run *r);
-/* Ends the conversation (ABORT and QUIT if unfinished). Accepts NULL. */
+/* Ends the conversation: after a clean end of body the connection goes
+ * back to the pool (QUIT_NC), else ABORT and QUIT. Accepts NULL. */
 void milter_run_free(struct milter_run *r);
 
 /* ---- rewriting (milter_apply.c) ------------------------------------------ */

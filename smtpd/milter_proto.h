@@ -29,6 +29,7 @@
 #define MILTER_CMD_MACRO	'D'
 #define MILTER_CMD_BODYEOB	'E'
 #define MILTER_CMD_HELO		'H'
+#define MILTER_CMD_QUIT_NC	'K'	/* quit, a new connection follows */
 #define MILTER_CMD_HEADER	'L'
 #define MILTER_CMD_MAIL		'M'
 #define MILTER_CMD_EOH		'N'

@@ -28,6 +28,9 @@
 #include "smtpd/milter_proto.h"
 #include "store/store.h"
 
+/* Idle milter connections kept for the next message (all milters). */
+#define SMTP_MILTER_IDLE_MAX	64
+
 struct smtp_milter {
 	size_t idx;			/* the milter running: milters.v[idx] */
 	struct milter_info info;
@@ -160,7 +163,11 @@ smtp_milter_next(struct smtp_session *s)
 		smtp_milter_end(s, "451 4.3.0 Temporary storage failure");
 		return;
 	}
-	m->run = milter_run_start(srv->base, srv->cfg->smtpd.milters.v[m->idx],
+	if (srv->milter_pool == NULL)
+		srv->milter_pool = milter_pool_new(srv->base,
+		    SMTP_MILTER_IDLE_MAX, in->command_timeout_ms);
+	m->run = milter_run_start(srv->milter_pool,
+	    srv->cfg->smtpd.milters.v[m->idx],
 	    s->sid, in, &m->msg, smtp_milter_done, s);
 	if (m->run == NULL)
 		smtp_milter_done(NULL, s);	/* as if it had failed */

@@ -33,6 +33,7 @@ struct inbound;
 struct signer;
 struct srs;
 struct smtp_milter;
+struct milter_pool;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
@@ -87,6 +88,8 @@ struct smtp_server {
 	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
 	struct signer *signer;		/* DKIM signing on submission */
 	const struct srs *srs;		/* SRS key for forwarded mail */
+	struct milter_pool *milter_pool;	/* idle milter connections,
+						 * made at first use */
 	char *spool_dir;		/* directory of the database */
 	struct smtp_listener *listeners;
 	size_t nlisteners;

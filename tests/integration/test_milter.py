@@ -347,9 +347,10 @@ class TwoMilters(Base):
 
 
 class FakeMilter:
-    """A raw milter that negotiates, answers 'c' and then misbehaves:
-    mode "hang" never answers end of body, "close" closes on the first
-    body chunk."""
+    """A raw milter that negotiates and answers 'c' to everything; mode
+    "hang" never answers end of body, "close" closes on the first body
+    chunk, "stale" closes a connection reused after QUIT_NC, "ok" is well
+    behaved. It counts connections and QUIT_NCs."""
 
     def __init__(self, mode):
         self.mode = mode
@@ -358,6 +359,7 @@ class FakeMilter:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.quit_nc = 0
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
@@ -365,12 +367,17 @@ class FakeMilter:
             try:
                 c, _ = self.sock.accept()
             except OSError:
+                self.sock.close()
                 return
             self.conns.append(c)
             threading.Thread(target=self.one, args=(c,), daemon=True).start()
 
     def one(self, c):
-        buf = b""
+        with c:
+            self.talk(c)
+
+    def talk(self, c):
+        buf, parked = b"", False
         try:
             while True:
                 while len(buf) < 4 or len(buf) < 4 + struct.unpack(
@@ -386,10 +393,16 @@ class FakeMilter:
                 elif cmd == b"D":
                     continue
                 elif cmd == b"B" and self.mode == "close":
-                    c.close()
                     return
                 elif cmd == b"E" and self.mode == "hang":
                     continue
+                elif cmd == b"K":
+                    self.quit_nc += 1
+                    parked = True
+                elif parked and self.mode == "stale":
+                    # As if restarted while the link was parked: the
+                    # reused connection dies at its first command.
+                    return
                 elif cmd in (b"A", b"Q"):
                     continue
                 else:
@@ -398,12 +411,53 @@ class FakeMilter:
             return
 
     def close(self):
-        self.sock.close()
-        for c in self.conns:
+        # shutdown, not close: a thread blocked in accept/recv wakes up and
+        # closes its own socket (closing it under the thread would let the
+        # fd number be reused by the next test's socket, and the old
+        # thread read from it).
+        for c in [self.sock] + self.conns:
             try:
-                c.close()
+                c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class MilterPool(Base):
+    """After a clean end of body the milter connection is parked with
+    QUIT_NC and the next message reuses it; a parked connection the milter
+    closed is replaced without the client noticing."""
+
+    def run_three(self, mode):
+        f = FakeMilter(mode)
+        self.env = ct.Env(conf={"smtpd": {
+            "milters": "inet:127.0.0.1:%d" % f.port}})
+        try:
+            self.env.start_smtpd()
+            t0 = time.time()
+            for i in range(3):
+                msg = message("pool-%s-%d" % (mode, i))
+                self.assertEqual(self.send(msg)[0], 250)
+                self.assertEqual(len(self.stored("pool-%s-%d" %
+                                                 (mode, i))), 1)
+            # No timeout was waited out.
+            self.assertLess(time.time() - t0, 20)
+            return f, self.env.log_lines(self.env.smtpd, "smtp.milter")
+        finally:
+            f.close()
+            self.env.stop()
+
+    def test_reuse(self):
+        f, lines = self.run_three("ok")
+        self.assertEqual(len(f.conns), 1)
+        self.assertEqual(f.quit_nc, 3)
+
+    def test_stale_link_replaced(self):
+        f, lines = self.run_three("stale")
+        self.assertEqual(len(f.conns), 3, (f.quit_nc, lines))
+        # Each reuse died at once and was retried on a new connection.
+        self.assertEqual(len([l for l in lines if "action=reconnect" in l]),
+                         2, lines)
+        self.assertEqual([l for l in lines if "result=failed" in l], [])
 
 
 class MilterFailures(Base):
