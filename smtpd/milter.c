@@ -121,8 +121,12 @@ milter_run_free(struct milter_run *r)
 	if (r == NULL)
 		return;
 	if ((l = r->link) != NULL) {
+		/* A milter that skips CONNECT cannot tell a new "connection"
+		 * from the old one (pymilter then loses its state): only
+		 * those that see CONNECT are reused. */
 		bool clean = r->eom_done && r->res.verdict != MILTER_V_FAILED &&
-		    !conn_is_closing(l->c);
+		    !conn_is_closing(l->c) &&
+		    !(r->protocol & MILTER_P_NOCONNECT);
 
 		if (clean && r->pool->nidle < r->pool->max_idle) {
 			milter_enc_cmd(&r->out, MILTER_CMD_QUIT_NC);
@@ -242,6 +246,10 @@ milter_run_io(struct milter_run *r, enum conn_event ev)
 {
 	switch (ev) {
 	case CONN_EV_CONNECTED:
+		/* A request/reply protocol on a kept connection: without
+		 * this, Nagle and delayed ACKs cost 40 ms a message. */
+		if (r->ss.ss_family != AF_UNIX)
+			(void)conn_set_nodelay(r->c);
 		r->state = MILTER_S_OPTNEG;
 		conn_set_timeout(r->c, r->info->connect_timeout_ms);
 		milter_enc_optneg(&r->out, MILTER_VERSION,

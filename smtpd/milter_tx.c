@@ -55,6 +55,7 @@ static int smtp_milter_rewrite(struct smtp_session *s,
 static char *smtp_milter_addr(const char *v);
 static void smtp_milter_list_add(char ***v, size_t *n, const char *addr);
 static void smtp_milter_clean_reply(char *t);
+static bool smtp_milter_may_send(struct smtp_session *s);
 
 bool
 smtp_milter_wanted(const struct smtp_session *s)
@@ -359,9 +360,28 @@ smtp_milter_list_add(char ***v, size_t *n, const char *addr)
 	(*v)[(*n)++] = xstrdup(addr);
 }
 
+/* [smtpd] daily_send_limit leaves room for one more remote recipient
+ * (as at RCPT, tx.c); a store error counts as no room. */
+static bool
+smtp_milter_may_send(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->lst->srv;
+	struct smtp_tx *tx = s->tx;
+	unsigned limit = srv->cfg->smtpd.daily_send_limit;
+
+	if (limit == 0 || s->auth_user == NULL)
+		return true;
+	if (tx->sent_base < 0)
+		tx->sent_base = store_sent_count(srv->store, s->auth_user,
+		    util_time() - 24 * 60 * 60);
+	return tx->sent_base >= 0 &&
+	    (uint64_t)tx->sent_base + tx->nremote + 1 <= limit;
+}
+
 /*
  * Recipients the milter refused at RCPT, deleted or added. Added ones go
- * through the RCPT rules (user known, no relaying from MX, max_recipients);
+ * through the RCPT rules (user known, no relaying from MX, max_recipients,
+ * daily_send_limit);
  * when any is gone the whole set is resolved again. 0, or -1 when none
  * is left (or the store failed: then the tempfail is logged).
  */
@@ -465,6 +485,10 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 			    "result=%s", s->sid, tx->msgid, esc,
 			    kind == STORE_RCPT_NOUSER ? "unknown" :
 			    "relay_denied");
+		} else if (kind == STORE_RCPT_REMOTE && !orig &&
+		    !smtp_milter_may_send(s)) {
+			log_info("event=smtp.milter sid=%s msgid=%s to=%s "
+			    "result=limit", s->sid, tx->msgid, esc);
 		} else if (kind == STORE_RCPT_REMOTE) {
 			smtp_milter_list_add(&tx->remote, &tx->nremote,
 			    want[i]);
