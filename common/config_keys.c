@@ -77,6 +77,14 @@ const struct cfg_key cfg_keys[] = {
 	  "127.0.0.0/8, ::1/128", O(smtpd.trusted_networks),
 	  "comma-separated CIDRs exempt from max_clients_per_ip, "
 	  "max_connect_rate_per_ip and greet_pause; empty = none" },
+	{ "smtpd", "min_data_rate", CFG_T_UINT, 0, 0, 1000000000, "1024",
+	  O(smtpd.min_data_rate),
+	  "bytes/s a client must keep up in DATA and BDAT after the DATA "
+	  "timeout's worth of credit; below it 421 4.4.2; 0 = off" },
+	{ "smtpd", "max_session_time", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "1h", O(smtpd.max_session_time),
+	  "a session ends with 421 4.4.2 at the next safe point after this "
+	  "long; 0 = no limit" },
 	{ "smtpd", "milters", CFG_T_STRLIST, 0, 0, 0, "", O(smtpd.milters),
 	  "content filters, in order: inet:HOST:PORT or unix:/path, comma-"
 	  "separated; empty = none" },
@@ -153,6 +161,38 @@ const struct cfg_key cfg_keys[] = {
 	{ "pop3d", "max_auth_failures", CFG_T_UINT, 0, 0, 100, "3",
 	  O(pop3d.max_auth_failures),
 	  "failed logins in a session before -ERR and close; 0 = no limit" },
+	{ "pop3d", "max_session_time", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "4h", O(pop3d.max_session_time),
+	  "a session ends with -ERR [SYS/TEMP] at the next safe point after "
+	  "this long (nothing is deleted without QUIT); 0 = no limit" },
+	{ "pop3d", "expire", CFG_T_EXPIRE, 0, 0, 0, "never",
+	  O(pop3d.expire), "delete a message this many days after its first "
+	  "RETR (RFC 2449 EXPIRE); 0 = at QUIT; never = keep" },
+	{ "pop3d", "login_delay", CFG_T_DURATION, 0, 0, CFG_DAY, "0",
+	  O(pop3d.login_delay), "minimum time between two logins of a user "
+	  "(RFC 2449 LOGIN-DELAY); 0 = off" },
+
+	{ "http", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:80",
+	  O(http.listen), "carteiro-webd plain HTTP; empty = off" },
+	{ "http", "tls_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:443",
+	  O(http.tls_listen),
+	  "carteiro-webd HTTPS with the [tls] certificate; empty = off" },
+	{ "http", "metrics_allow", CFG_T_CIDRLIST, 0, 0, 0,
+	  "127.0.0.0/8, ::1/128", O(http.metrics_allow),
+	  "comma-separated CIDRs that may read /metrics; empty = nobody" },
+	{ "http", "mta_sts_mode", CFG_T_STRING, 0, 0, 0, "testing",
+	  O(http.mta_sts_mode),
+	  "MTA-STS policy mode: none, testing or enforce (RFC 8461)" },
+	{ "http", "mta_sts_max_age", CFG_T_DURATION, 0, 0, 31557600, "7d",
+	  O(http.mta_sts_max_age),
+	  "how long senders may cache the MTA-STS policy (at most 1 year)" },
+	{ "http", "mta_sts_mx", CFG_T_STRLIST, 0, 0, 0, "",
+	  O(http.mta_sts_mx),
+	  "MX names for the policy besides [server] hostname (*.x allowed)" },
+	{ "http", "autoconfig", CFG_T_BOOL, 0, 0, 0, "yes", O(http.autoconfig),
+	  "serve Thunderbird autoconfig and Outlook Autodiscover" },
+	{ "http", "mta_sts", CFG_T_BOOL, 0, 0, 0, "yes", O(http.mta_sts),
+	  "serve /.well-known/mta-sts.txt on mta-sts.DOMAIN" },
 };
 const size_t cfg_nkeys = nitems(cfg_keys);
 

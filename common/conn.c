@@ -38,6 +38,7 @@ static void conn_set_peer(struct conn *c, const struct sockaddr *sa,
 static void conn_timer_add(struct conn *c, int ms);
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static void conn_on_deadline(evutil_socket_t fd, short what, void *arg);
+static void conn_deadline_add(struct conn *c, uint64_t ms);
 static void conn_on_flush(evutil_socket_t fd, short what, void *arg);
 static bool conn_can_write_now(struct conn *c);
 static void conn_on_output(struct evbuffer *buf,
@@ -413,22 +414,48 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	conn_frame_leave(c);
 }
 
-/* The deadline passed: reported like the idle timeout, once. */
+/*
+ * The deadline's timer: reported like the idle timeout, once. It may come
+ * before the deadline, which conn_set_deadline and conn_extend_deadline
+ * move later without a timer operation: then it re-arms for the rest.
+ */
 static void
 conn_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t now = util_now_ms();
 
-	conn_frame_enter(c);
-	if (!c->failed && !c->freed) {
-		c->deadline_passed = true;
-		if (c->connecting) {
-			c->connecting = false;
-			(void)conn_fail(c, "connect %s: timed out", c->peer_ip);
-		} else
-			(void)conn_dispatch(c, CONN_EV_TIMEOUT);
+	if (c->failed || c->freed || c->deadline_at == 0)
+		return;
+	if (now < c->deadline_at) {
+		conn_deadline_add(c, c->deadline_at - now);
+		return;
 	}
+	conn_frame_enter(c);
+	c->deadline_at = 0;
+	c->deadline_passed = true;
+	if (c->connecting) {
+		c->connecting = false;
+		(void)conn_fail(c, "connect %s: timed out", c->peer_ip);
+	} else
+		(void)conn_dispatch(c, CONN_EV_TIMEOUT);
 	conn_frame_leave(c);
+}
+
+/* (Re-)arm the deadline's timer for ms from now. */
+static void
+conn_deadline_add(struct conn *c, uint64_t ms)
+{
+	struct timeval tv;
+
+	if (c->ev_deadline == NULL &&
+	    (c->ev_deadline = evtimer_new(c->base, conn_on_deadline,
+	    c)) == NULL)
+		log_fatal("event=oom where=conn_set_deadline");
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(c->ev_deadline, &tv);
+	c->deadline_timer_at = util_now_ms() + ms;
 }
 
 /* ---- settings and buffers --------------------------------------------- */
@@ -436,23 +463,41 @@ conn_on_deadline(evutil_socket_t fd, short what, void *arg)
 void
 conn_set_deadline(struct conn *c, int ms)
 {
-	struct timeval tv;
+	uint64_t at;
 
 	if (c->freed || c->failed)
 		return;
 	c->deadline_passed = false;
 	if (ms <= 0) {
+		c->deadline_at = 0;
 		if (c->ev_deadline != NULL)
 			event_del(c->ev_deadline);
 		return;
 	}
-	if (c->ev_deadline == NULL &&
-	    (c->ev_deadline = evtimer_new(c->base, conn_on_deadline,
-	    c)) == NULL)
-		log_fatal("event=oom where=conn_set_deadline");
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->ev_deadline, &tv);
+	at = util_now_ms() + (uint64_t)ms;
+	c->deadline_at = at;
+	/* A timer due no later than the new deadline re-arms itself when
+	 * it comes (a session that sets a deadline per command line pays
+	 * no heap operation for it); an earlier deadline needs a new one. */
+	if (c->ev_deadline != NULL && c->deadline_timer_at <= at &&
+	    evtimer_pending(c->ev_deadline, NULL))
+		return;
+	conn_deadline_add(c, (uint64_t)ms);
+}
+
+void
+conn_extend_deadline(struct conn *c, int ms, int max_ms)
+{
+	uint64_t at, cap;
+
+	if (c->freed || c->failed || c->deadline_at == 0 || ms <= 0)
+		return;
+	at = c->deadline_at + (uint64_t)ms;
+	cap = util_now_ms() + (uint64_t)(max_ms > 0 ? max_ms : 0);
+	if (at > cap)
+		at = cap;
+	if (at > c->deadline_at)
+		c->deadline_at = at;
 }
 
 bool

@@ -68,6 +68,12 @@ void conn_set_timeout(struct conn *c, int timeout_ms);
  * deadline; the idle timeout keeps running next to it. During a
  * conn_connect it fails the connect like the connect timeout. */
 void conn_set_deadline(struct conn *c, int ms);
+/* Push a pending deadline back by ms, but to no more than max_ms from now
+ * (Postfix's smtpd_min_data_rate: the bytes a client sends earn it time,
+ * so a client below the rate runs out of it). Cheap enough to call per
+ * read: the timer is not touched, it re-arms itself for the rest when it
+ * comes early. Nothing happens without a pending deadline. */
+void conn_extend_deadline(struct conn *c, int ms, int max_ms);
 /* The last CONN_EV_TIMEOUT came from the deadline (until the next
  * conn_set_deadline). */
 bool conn_deadline_passed(struct conn *c);

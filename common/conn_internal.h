@@ -42,6 +42,11 @@ struct conn {
 	struct event *ev_deadline; /* conn_set_deadline; NULL until first
 				 * used (servers never pay for it) */
 	bool deadline_passed;	/* ev_deadline fired since it was set */
+	uint64_t deadline_at;	/* util_now_ms() the deadline is due, 0 =
+				 * none; conn_extend_deadline moves it
+				 * later without touching the timer */
+	uint64_t deadline_timer_at; /* when ev_deadline, if pending, fires:
+				 * <= deadline_at (it re-arms for the rest) */
 	bool read_added;
 	bool write_added;
 	bool flush_pending;	/* ev_flush is active */

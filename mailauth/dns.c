@@ -72,6 +72,7 @@ static void dns_call_answer(void *, int, int, unsigned char *, int);
 static void dns_call_hit(evutil_socket_t, short, void *);
 static void dns_call_unlink(struct dns_call *);
 static void dns_call_free(struct dns_call *);
+static bool dns_name_is_valid(const char *);
 
 static const char *const dns_status_names[DNS_STATUS_COUNT] = {
 	[DNS_OK] = "ok",
@@ -335,6 +336,35 @@ dns_rearm(struct dns_resolver *r)
 	evtimer_add(r->timer, tvp);
 }
 
+/*
+ * Can name be put in a query (RFC 1035 2.3.4)? Labels of 1-63 octets,
+ * at most 253 in all (without the root's dot); a backslash would be read
+ * by c-ares as an escape. Any other octet is left to the server.
+ */
+static bool
+dns_name_is_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] == '\\')
+			return false;
+		if (name[i] != '.') {
+			if (++label > 63)
+				return false;
+			continue;
+		}
+		if (label == 0)
+			return false;
+		label = 0;
+	}
+	return label > 0;
+}
+
 void
 dns_call(struct dns *d, const char *name, enum dns_type type,
     dns_call_cb *cb, void *arg)
@@ -352,7 +382,12 @@ dns_call(struct dns *d, const char *name, enum dns_type type,
 	if (d->calls != NULL)
 		d->calls->prev = c;
 	d->calls = c;
-	if (dns_cache_get(d->view, c->name, type, &c->st, &c->rr, &c->n)) {
+	/* A name no query can carry does not exist (RFC 7208 4.3, RFC 1035
+	 * 2.3.4); c-ares would refuse it from inside ares_query(). */
+	if (!dns_name_is_valid(c->name))
+		c->st = DNS_NXDOMAIN;
+	if (c->st == DNS_NXDOMAIN ||
+	    dns_cache_get(d->view, c->name, type, &c->st, &c->rr, &c->n)) {
 		/* Delivered from the loop like any answer. */
 		c->ev = event_new(d->base, -1, 0, dns_call_hit, c);
 		event_active(c->ev, EV_TIMEOUT, 1);

@@ -153,8 +153,13 @@ dns_wire_rdata(const unsigned char *msg, size_t len, size_t off,
 				free(s);
 				return -1;
 			}
-			memcpy(s + o, msg + p, l);
-			o += l;
+			/* A NUL octet cannot be handed out in a C string:
+			 * it becomes DEL (0x7f), which no TXT syntax we read
+			 * (SPF, DKIM, DMARC) allows either, so the record
+			 * stays malformed instead of being cut short. */
+			for (size_t i = 0; i < l; i++)
+				s[o++] = msg[p + i] != '\0' ? (char)msg[p + i] :
+				    0x7f;
 			p += l;
 		}
 		s[o] = '\0';

@@ -54,6 +54,21 @@ typedef enum spf_dns_status spf_lookup_fn(void *ctx, enum spf_qtype type,
  */
 spf_lookup_fn spf_lookup_dns;
 
+/*
+ * What check_host() looked at, for carteiroctl spf: called in order for
+ * each record evaluated (text: the record), the term that decided a
+ * record's result (text: the mechanism, or "redirect=..."), and the
+ * explanation of a fail (text: the expanded exp= string). domain is the
+ * domain being checked. Strings are borrowed for the call.
+ */
+enum spf_trace {
+	SPF_TRACE_RECORD,
+	SPF_TRACE_MATCH,
+	SPF_TRACE_EXP,
+};
+typedef void spf_trace_fn(void *arg, enum spf_trace what,
+    const char *domain, const char *text);
+
 struct spf_request {
 	const char *ip;		/* client, "192.0.2.1" or "2001:db8::1" */
 	const char *sender;	/* MAIL FROM address; "" for <> */
@@ -61,6 +76,8 @@ struct spf_request {
 	const char *receiver;	/* our hostname, for %{r} */
 	spf_lookup_fn *lookup;
 	void *ctx;
+	spf_trace_fn *trace;	/* NULL: none */
+	void *trace_arg;
 };
 
 /*

@@ -1,10 +1,13 @@
 /*
- * The SPF/DMARC resolver hook (spf.h: spf_lookup_dns) backed by the DNS
- * module: SPF's query types and statuses mapped onto dns.h's. Owns only
- * the mapping; resolving and caching are dns*.c's.
+ * The SPF resolver side: the hook backed by the DNS module (spf.h:
+ * spf_lookup_dns, SPF's query types and statuses mapped onto dns.h's),
+ * and the evaluator's counted lookup (RFC 7208 4.6.4 void lookups).
+ * Resolving and caching are dns*.c's.
  */
-#include "mailauth/spf.h"
+#include "mailauth/spf_int.h"
 #include "mailauth/dns.h"
+
+#include <stdlib.h>
 
 enum spf_dns_status
 spf_lookup_dns(void *ctx, enum spf_qtype type, const char *name,
@@ -24,7 +27,39 @@ spf_lookup_dns(void *ctx, enum spf_qtype type, const char *name,
 	case DNS_TEMPFAIL:
 		return SPF_DNS_TEMPFAIL;
 	default:
-		/* NXDOMAIN, NODATA, and a null MX (RFC 7505): nothing. */
+		/* NXDOMAIN (a malformed name too: RFC 7208 4.3), NODATA, and
+		 * a null MX (RFC 7505): nothing. */
 		return SPF_DNS_NONE;
 	}
+}
+
+void
+spf_free_answers(char **a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i]);
+	free(a);
+}
+
+enum spf_dns_status
+spf_lookup(struct spf_ctx *c, enum spf_qtype t, const char *name,
+    char ***ans, size_t *n, bool *permerror_r)
+{
+	enum spf_dns_status st;
+
+	*ans = NULL;
+	*n = 0;
+	st = c->req->lookup(c->req->ctx, t, name, ans, n);
+	if (st == SPF_DNS_OK && *n == 0)
+		st = SPF_DNS_NONE;
+	if (st != SPF_DNS_OK) {
+		spf_free_answers(*ans, *n);
+		*ans = NULL;
+		*n = 0;
+	}
+	if (st == SPF_DNS_NONE && ++c->voids > SPF_MAX_VOID) {
+		c->why = "too many void lookups";
+		*permerror_r = true;
+	}
+	return st;
 }

@@ -1,18 +1,37 @@
 /*
- * SPF macros (RFC 7208 7): the macro-string expander (letters,
- * transformers, delimiters, URL escaping) and the domain-spec rules on
- * top of it (length, toplabel). No DNS: %{p} is "unknown" unless a ptr
- * check already validated a name.
+ * SPF macros (RFC 7208 7): the macro-string parser shared by the syntax
+ * checks (macro-string, domain-spec: before expansion, never after it)
+ * and the expander (letters, transformers, delimiters, URL escaping),
+ * and domain-spec expansion (the 253-octet rule). %{p} asks
+ * spf_mech.c for the validated name; no other DNS here.
  */
 #include "mailauth/spf_int.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SPF_MACRO_PARTS		128	/* labels a transformer keeps */
+
+/* One macro-expand (7.1), parsed. */
+struct spf_macro {
+	const char *lit;	/* "%%", "%_", "%-": the text; else NULL */
+	char letter;
+	unsigned digits;		/* 0: all */
+	bool reverse;
+	char delims[8];			/* "." by default */
+};
+
+static int spf_macro_parse(const char **pp, bool is_exp,
+    struct spf_macro *m);
+static void spf_append(char **buf, size_t *len, size_t *cap, const char *s,
+    size_t n);
+static char *spf_macro_value(struct spf_ctx *c, const char *domain,
+    char letter);
+static bool spf_toplabel_is_valid(const char *s, size_t n);
 
 static void
 spf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -24,6 +43,128 @@ spf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 	memcpy(*buf + *len, s, n);
 	*len += n;
 	(*buf)[*len] = '\0';
+}
+
+/*
+ * The macro-expand at *pp, which points just past its '%'; *pp moves past
+ * it. 0, or -1 on a syntax error: macro-expand = "%{" macro-letter
+ * transformers *delimiter "}" / "%%" / "%_" / "%-"; c, r, t only in an
+ * explain-string (is_exp).
+ */
+static int
+spf_macro_parse(const char **pp, bool is_exp, struct spf_macro *m)
+{
+	const char *p = *pp;
+	bool has_digits = false;
+	size_t nd = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->lit = *p == '%' ? "%" : *p == '_' ? " " : *p == '-' ? "%20" : NULL;
+	if (m->lit != NULL) {
+		*pp = p + 1;
+		return 0;
+	}
+	if (*p++ != '{' || *p == '\0' ||
+	    strchr("slodiphcrtvSLODIPHCRTV", *p) == NULL)
+		return -1;
+	m->letter = *p++;
+	if (!is_exp && strchr("crtCRT", m->letter) != NULL)
+		return -1;
+	while (isdigit((unsigned char)*p)) {
+		m->digits = m->digits * 10 + (unsigned)(*p++ - '0');
+		if (m->digits > SPF_MACRO_PARTS)
+			m->digits = SPF_MACRO_PARTS;
+		has_digits = true;
+	}
+	/* 7.3: zero labels is not a transformer */
+	if (has_digits && m->digits == 0)
+		return -1;
+	if (*p == 'r' || *p == 'R') {
+		m->reverse = true;
+		p++;
+	}
+	for (; *p != '\0' && strchr(".-+,/_=", *p) != NULL; p++)
+		if (strchr(m->delims, *p) == NULL)
+			m->delims[nd++] = *p;
+	if (nd == 0)
+		m->delims[0] = '.';
+	if (*p != '}')
+		return -1;
+	*pp = p + 1;
+	return 0;
+}
+
+bool
+spf_macro_string_is_valid(const char *s, bool is_exp)
+{
+	struct spf_macro m;
+
+	while (*s != '\0') {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '%') {
+			s++;
+			if (spf_macro_parse(&s, is_exp, &m) < 0)
+				return false;
+			continue;
+		}
+		/* macro-literal = %x21-24 / %x26-7E; SP in explain-string */
+		if ((ch < 0x21 || ch > 0x7e) && !(is_exp && ch == ' '))
+			return false;
+		s++;
+	}
+	return true;
+}
+
+/* toplabel = ( *alphanum ALPHA *alphanum ) /
+ *            ( 1*alphanum "-" *( alphanum / "-" ) alphanum ) */
+static bool
+spf_toplabel_is_valid(const char *s, size_t n)
+{
+	bool alpha = false, hyphen = false;
+
+	if (n == 0 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '-')
+			hyphen = true;
+		else if (isalpha(ch))
+			alpha = true;
+		else if (!isdigit(ch))
+			return false;
+	}
+	return alpha || hyphen;
+}
+
+bool
+spf_domain_spec_is_valid(const char *spec)
+{
+	const char *p = spec, *last_macro_end = NULL, *dot = NULL;
+	struct spf_macro m;
+	size_t n = strlen(spec);
+
+	if (n == 0 || !spf_macro_string_is_valid(spec, false))
+		return false;
+	while (*p != '\0') {
+		if (*p++ != '%')
+			continue;
+		(void)spf_macro_parse(&p, false, &m);
+		last_macro_end = p;
+	}
+	/* domain-end = ( "." toplabel [ "." ] ) / macro-expand */
+	if (last_macro_end == spec + n)
+		return true;
+	if (spec[n - 1] == '.')
+		n--;
+	for (size_t i = n; i-- > 0;)
+		if (spec[i] == '.') {
+			dot = spec + i;
+			break;
+		}
+	return dot != NULL && spf_toplabel_is_valid(dot + 1,
+	    (size_t)(spec + n - dot - 1));
 }
 
 char *
@@ -47,6 +188,7 @@ spf_macro_value(struct spf_ctx *c, const char *domain, char letter)
 {
 	const struct spf_request *r = c->req;
 	const char *sender = r->sender[0] ? r->sender : NULL;
+	const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
 	char *tmp;
 
 	switch (tolower((unsigned char)letter)) {
@@ -54,22 +196,18 @@ spf_macro_value(struct spf_ctx *c, const char *domain, char letter)
 		return sender ? xstrdup(sender) :
 		    xasprintf("postmaster@%s", r->helo);
 	case 'l':
-		if (sender && strrchr(sender, '@'))
-			return xstrndup(sender,
-			    (size_t)(strrchr(sender, '@') - sender));
+		/* 4.3: an empty local-part is "postmaster" */
+		if (at != NULL && at > sender)
+			return xstrndup(sender, (size_t)(at - sender));
 		return xstrdup("postmaster");
 	case 'o':
-		if (sender && strrchr(sender, '@'))
-			return xstrdup(strrchr(sender, '@') + 1);
-		return xstrdup(r->helo);
+		return xstrdup(at != NULL ? at + 1 : r->helo);
 	case 'd':
 		return xstrdup(domain);
 	case 'i':
 		return spf_ip_dotted(c);
 	case 'p':
-		/* Discouraged (RFC 7208 7.3); validated name not looked up
-		 * again here: "unknown" is what the RFC allows. */
-		return xstrdup(c->validated ? c->validated : "unknown");
+		return spf_validated_name(c, domain);
 	case 'v':
 		return xstrdup(c->family == 4 ? "in-addr" : "ip6");
 	case 'h':
@@ -88,155 +226,105 @@ spf_macro_value(struct spf_ctx *c, const char *domain, char letter)
 }
 
 char *
-spf_expand(const struct spf_request *req, const char *domain,
-    const char *macro, int is_exp)
+spf_expand_ctx(struct spf_ctx *c, const char *domain, const char *macro,
+    bool is_exp)
 {
-	struct spf_ctx c = { .req = req };
-	char *out = NULL;
+	char *out = NULL, *parts[SPF_MACRO_PARTS];
 	size_t len = 0, cap = 0;
-	struct in6_addr a6;
+	struct spf_macro m;
 
-	if (inet_pton(AF_INET, req->ip, c.ip) == 1) {
-		c.family = 4;
-	} else if (inet_pton(AF_INET6, req->ip, &a6) == 1) {
-		c.family = 6;
-		memcpy(c.ip, &a6, 16);
-	} else {
-		return NULL;
-	}
 	spf_append(&out, &len, &cap, "", 0);
-	for (const char *p = macro; *p;) {
+	for (const char *p = macro; *p != '\0';) {
 		if (*p != '%') {
-			spf_append(&out, &len, &cap, p, 1);
-			p++;
+			spf_append(&out, &len, &cap, p++, 1);
 			continue;
 		}
 		p++;
-		/* 7.1: "%%", "%_", "%-" */
-		const char *lit = *p == '%' ? "%" : *p == '_' ? " " :
-		    *p == '-' ? "%20" : NULL;
-		if (lit != NULL) {
-			spf_append(&out, &len, &cap, lit, strlen(lit));
-			p++;
+		if (spf_macro_parse(&p, is_exp, &m) < 0) {
+			free(out);
+			return NULL;
+		}
+		if (m.lit != NULL) {
+			spf_append(&out, &len, &cap, m.lit, strlen(m.lit));
 			continue;
 		}
-		if (*p != '{')
-			goto bad;
-		p++;
-		char letter = *p++;
-		if (strchr("slodiphcrtvSLODIPHCRTV", letter) == NULL ||
-		    letter == '\0')
-			goto bad;
-		if (!is_exp && strchr("crtCRT", letter))
-			goto bad;
-		unsigned digits = 0;
-		bool has_digits = false, reverse = false;
-		while (isdigit((unsigned char)*p)) {
-			digits = digits * 10 + (unsigned)(*p++ - '0');
-			if (digits > 128)
-				digits = 128;
-			has_digits = true;
-		}
-		if (has_digits && digits == 0)
-			goto bad;
-		if (*p == 'r' || *p == 'R') {
-			reverse = true;
-			p++;
-		}
-		char delims[16] = "";
-		size_t nd = 0;
-		while (*p && strchr(".-+,/_=", *p) && nd < sizeof(delims) - 1)
-			delims[nd++] = *p++;
-		if (nd == 0)
-			delims[nd++] = '.';
-		delims[nd] = '\0';
-		if (*p != '}')
-			goto bad;
-		p++;
-
-		char *val = spf_macro_value(&c, domain, letter);
-		if (val == NULL)
-			goto bad;
-		/* Split on delimiters, optionally reverse, keep the
-		 * rightmost `digits` parts, join with '.'. */
-		char *parts[128];
+		char *val = spf_macro_value(c, domain, m.letter), *save = NULL;
 		size_t np = 0;
-		char *save = NULL;
-		for (char *t = strtok_r(val, delims, &save); t && np < 128;
-		    t = strtok_r(NULL, delims, &save))
+
+		/* Split on the delimiters, optionally reverse, keep the
+		 * rightmost `digits` parts, join with '.' (7.3). */
+		for (char *t = strtok_r(val, m.delims, &save);
+		    t != NULL && np < SPF_MACRO_PARTS;
+		    t = strtok_r(NULL, m.delims, &save))
 			parts[np++] = t;
-		if (reverse)
+		if (m.reverse)
 			for (size_t i = 0; i < np / 2; i++) {
 				char *x = parts[i];
 				parts[i] = parts[np - 1 - i];
 				parts[np - 1 - i] = x;
 			}
-		size_t start = has_digits && digits < np ? np - digits : 0;
+		size_t start = m.digits != 0 && m.digits < np ?
+		    np - m.digits : 0;
 		for (size_t i = start; i < np; i++) {
 			if (i > start)
 				spf_append(&out, &len, &cap, ".", 1);
-			if (isupper((unsigned char)letter)) {
-				/* URL-escape (7.3) */
-				for (const char *q = parts[i]; *q; q++) {
-					unsigned char ch = (unsigned char)*q;
-					if (isalnum(ch) || strchr("-._~", ch)) {
-						spf_append(&out, &len, &cap,
-						    q, 1);
-					} else {
-						char hex[4];
-						snprintf(hex, sizeof(hex),
-						    "%%%02X", ch);
-						spf_append(&out, &len, &cap,
-						    hex, 3);
-					}
-				}
-			} else {
+			if (!isupper((unsigned char)m.letter)) {
 				spf_append(&out, &len, &cap, parts[i],
 				    strlen(parts[i]));
+				continue;
+			}
+			/* URL-escape (7.3) */
+			for (const char *q = parts[i]; *q; q++) {
+				unsigned char ch = (unsigned char)*q;
+				char hex[4];
+
+				if (isalnum(ch) || strchr("-._~", ch)) {
+					spf_append(&out, &len, &cap, q, 1);
+					continue;
+				}
+				snprintf(hex, sizeof(hex), "%%%02X", ch);
+				spf_append(&out, &len, &cap, hex, 3);
 			}
 		}
 		free(val);
 	}
-	free(c.validated);
 	return out;
-bad:
-	free(out);
-	free(c.validated);
-	return NULL;
+}
+
+char *
+spf_expand(const struct spf_request *req, const char *domain,
+    const char *macro, int is_exp)
+{
+	struct spf_ctx c;
+	char *out;
+
+	if (spf_ctx_init(&c, req) < 0)
+		return NULL;
+	out = spf_expand_ctx(&c, domain, macro, is_exp != 0);
+	spf_ctx_fini(&c);
+	return out;
 }
 
 char *
 spf_domain_spec(struct spf_ctx *c, const char *domain, const char *spec)
 {
-	char *d = spf_expand(c->req, domain, spec, 0);
+	char *d = spf_expand_ctx(c, domain, spec, false);
+	size_t n;
 
 	if (d == NULL)
 		return NULL;
-	size_t n = strlen(d);
+	n = strlen(d);
 	if (n > 0 && d[n - 1] == '.')
 		d[--n] = '\0';
 	while (n > SPF_MAX_EXPANSION) {
 		char *dot = strchr(d, '.');
+
 		if (dot == NULL)
 			break;
 		memmove(d, dot + 1, strlen(dot + 1) + 1);
 		n = strlen(d);
 	}
-	/* A domain-spec must end in a toplabel (4.8): at least one dot and
-	 * the last label not all digits. */
-	char *last = strrchr(d, '.');
-	bool numeric = true;
-	if (last == NULL || last[1] == '\0') {
-		free(d);
-		return NULL;
-	}
-	for (const char *q = last + 1; *q; q++)
-		if (!isdigit((unsigned char)*q))
-			numeric = false;
-	if (numeric) {
-		free(d);
-		return NULL;
-	}
+	/* Not checked again after expansion (7.1: invalid-hello-macro): a
+	 * name no query can carry does not exist (mailauth/dns.c). */
 	return d;
 }
-

@@ -50,6 +50,14 @@ enum pop3_state {
 	POP3_ST_UPDATE = 1 << 2,	/* UPDATE (after QUIT) */
 };
 
+/* The command line deadline on the conn (deadline.c). */
+enum pop3_line_deadline {
+	POP3_DL_NONE,
+	POP3_DL_ARMED,		/* for the line being awaited */
+	POP3_DL_SPENT,		/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
+};
+
 enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
@@ -123,6 +131,14 @@ struct pop3_server {
 	bool stopping;			/* SIGTERM seen */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
 	char *readbuf;			/* store read buffer, POP3_READ_CHUNK */
+
+	/* retention.c: the expiry sweep and LOGIN-DELAY */
+	struct event *expire_ev;	/* sweep timer */
+	int64_t expire_cursor;		/* last mailbox id of this pass */
+	unsigned expire_interval_ms;	/* between passes */
+	struct pop3_login_time *logins;	/* last login per user, only
+					 * those within login_delay */
+	size_t nlogins, logins_cap;
 };
 
 /* Long-output step; returns true when the output is complete. */
@@ -143,6 +159,10 @@ struct pop3_session {
 	bool tls_pending;		/* handshake running (STLS or implicit) */
 	bool in_input;			/* inside pop3_session_input */
 	const char *close_reason;	/* static string, set when closing */
+	struct event *life_timer;	/* [pop3d] max_session_time, or NULL */
+	uint8_t line_deadline;		/* enum pop3_line_deadline */
+	bool expired;			/* max_session_time passed: -ERR at
+					 * the next safe point */
 
 	/* AUTHORIZATION */
 	char *user;			/* USER argument, owned */
@@ -177,6 +197,11 @@ struct pop3_session {
 	struct store_body *body;	/* RETR/TOP: open body */
 	uint64_t body_off, body_size;
 	struct pop3_stuff stuff;
+
+	/* retention.c (RFC 2449 EXPIRE) */
+	int64_t expire_s;		/* this user's: seconds, -1 = never */
+	uint8_t *retrieved_msg;		/* [i]: msgs[i] was RETR'd whole */
+	size_t fetch_idx;		/* RETR/TOP: index of its message */
 
 	/* statistics for pop3.disconnect: RETR and TOP responses sent
 	 * whole, and their bytes (status line and terminator included) */
@@ -218,12 +243,52 @@ void pop3_session_sasl_result(struct pop3_session *s, enum sasl_status st,
  * caller wipes it). */
 void pop3_session_sasl_line(struct pop3_session *s, const char *line,
     size_t len);
+/* Run the commands already buffered if the session is ready for them
+ * (not in long output, an auth check or a TLS handshake). */
+void pop3_session_kick(struct pop3_session *s);
 /* Shut every session down (SIGTERM). */
 void pop3_server_close_all(struct pop3_server *srv);
 
 /* Maildrop locks (lock_session = yes). 0, or -1 if already locked. */
 int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
 void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
+
+/* deadline.c: slow clients (per-line deadline, max_session_time). */
+/* Accept: start the max_session_time timer. */
+void pop3_deadline_start(struct pop3_session *s);
+void pop3_deadline_stop(struct pop3_session *s);
+/* A command (or SASL) line is awaited: its deadline runs from the first
+ * call after pop3_deadline_line_taken or pop3_deadline_clear. */
+void pop3_deadline_line(struct pop3_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void pop3_deadline_line_taken(struct pop3_session *s);
+/* Nothing is awaited from the client (long output, auth, TLS). */
+void pop3_deadline_clear(struct pop3_session *s);
+/* CONN_EV_TIMEOUT (not while closing): true when handled here (a line
+ * deadline: -ERR and close; a response that outlived max_session_time:
+ * the session is FREED); false: an idle timeout for the caller. */
+bool pop3_deadline_timeout(struct pop3_session *s);
+/* If max_session_time passed: -ERR [SYS/TEMP], close, true. */
+bool pop3_deadline_expired(struct pop3_session *s);
+/* retention.c: RFC 2449 EXPIRE and LOGIN-DELAY */
+/* Start the expiry sweep (every interval_ms; 0 = the default minute). */
+void pop3_retention_start(struct pop3_server *srv, unsigned interval_ms);
+void pop3_retention_stop(struct pop3_server *srv);
+/* CAPA's EXPIRE and LOGIN-DELAY lines for the session's state. */
+void pop3_retention_capa(struct pop3_session *s);
+/* Before a login of canonical: 0 go on, or -1 when it comes sooner than
+ * [pop3d] login_delay after the last one (-ERR [LOGIN-DELAY] sent). */
+int pop3_retention_login_check(struct pop3_session *s,
+    const char *canonical);
+/* After the login snapshot: the user's EXPIRE and the RETR marks. */
+void pop3_retention_login(struct pop3_session *s);
+/* A RETR of msgs[s->fetch_idx] was sent whole. */
+void pop3_retention_retrieved(struct pop3_session *s);
+/* QUIT's store work in one transaction: DELE marks, EXPIRE 0 deletions,
+ * first-retrieved times. *deleted_r: DELE'd rows removed; *expired_r:
+ * removed by EXPIRE 0. 0 / -1 (store_error). */
+int pop3_retention_quit(struct pop3_session *s, size_t *deleted_r,
+    size_t *expired_r);
 
 /* commands.c */
 /* Dispatch one command line (borrowed, may be modified). */

@@ -22,12 +22,12 @@
 #include "common/config.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
 static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
 static void pop3_session_input(struct pop3_session *);
-static void pop3_session_kick(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
 static void pop3_session_auth_fail(struct pop3_session *);
@@ -97,6 +97,7 @@ pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls)
 	}
 	conn_set_timeout(s->conn, srv->timeout_ms);
 	conn_set_lowat(s->conn, POP3_OUT_LOWAT);
+	pop3_deadline_start(s);
 	if (implicit_tls) {
 		s->tls_pending = true;
 		if (conn_starttls(s->conn, srv->tls) < 0) {
@@ -111,6 +112,7 @@ static void
 pop3_session_greet(struct pop3_session *s)
 {
 	pop3_reply(s, "%s", pop3_greeting);
+	pop3_deadline_line(s);
 }
 
 void
@@ -128,6 +130,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	    (unsigned long long)conn_bytes_out(s->conn),
 	    (unsigned long long)(util_now_ms() - s->started_ms));
 	sasl_clear(&s->sasl);
+	pop3_deadline_stop(s);
 	if (s->body != NULL)
 		store_body_close(s->body);
 	if (s->locked)
@@ -137,6 +140,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 		util_wipe(s->user, strlen(s->user));
 		free(s->user);
 	}
+	free(s->retrieved_msg);
 	free(s->maildrop);
 	free(s->msgs);
 	free(s->deleted);
@@ -203,6 +207,8 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		log_info("event=pop3.tls sid=%s ip=%s version=%s cipher=%s",
 		    s->sid, s->ip, conn_tls_version(c) ? conn_tls_version(c) :
 		    "-", conn_tls_cipher(c) ? conn_tls_cipher(c) : "-");
+		stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER,
+		    conn_tls_version(c));
 		if (s->implicit_tls)
 			pop3_session_greet(s);
 		else if (s->user != NULL) {
@@ -233,6 +239,8 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 			    s->close_reason : "timeout");
 			return;
 		}
+		if (pop3_deadline_timeout(s))
+			return;	/* (s may be freed) */
 		if (s->cont == NULL && !s->tls_pending)
 			pop3_reply(s, "-ERR Disconnected for inactivity.");
 		pop3_session_close(s, "timeout");
@@ -252,7 +260,7 @@ pop3_session_ready(struct pop3_session *s)
 }
 
 /* Run the commands already buffered, once the session is ready again. */
-static void
+void
 pop3_session_kick(struct pop3_session *s)
 {
 	if (!pop3_session_ready(s))
@@ -290,6 +298,9 @@ pop3_session_input(struct pop3_session *s)
 			 * LOWAT (or the auth/TLS completion) kicks us. */
 			if (conn_is_closing(s->conn))
 				break;
+			/* The next line's deadline starts when its reply
+			 * can be sent. */
+			pop3_deadline_clear(s);
 			if (evbuffer_get_length(conn_input(s->conn)) >
 			    POP3_INPUT_MAX) {
 				log_info("event=pop3.flood sid=%s ip=%s", s->sid,
@@ -305,13 +316,21 @@ pop3_session_input(struct pop3_session *s)
 				conn_pause_read(s->conn);
 			break;
 		}
+		/* max_session_time: here is a safe point. */
+		if (pop3_deadline_expired(s))
+			break;
 		/* Ready: take more (buffered input comes back from the
 		 * loop as CONN_EV_INPUT). */
 		conn_resume_read(s->conn);
 		r = conn_getline(s->conn, s->input == POP3_IN_SASL ?
 		    POP3_SASL_LINE_MAX : POP3_LINE_MAX, &line, &len, NULL);
-		if (r == CONN_LINE_NONE)
+		if (r == CONN_LINE_NONE) {
+			/* Counted from the previous reply, not from each
+			 * byte of the line. */
+			pop3_deadline_line(s);
 			break;
+		}
+		pop3_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			util_strlcpy(s->cmd, "-", sizeof(s->cmd));
 			s->cmd_args_len = 0;
@@ -507,6 +526,7 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 		    log_escape(u, sizeof(u), user ? user : "",
 		    user ? strlen(user) : 0), s->auth_mech ? s->auth_mech : "-",
 		    penalty);
+		stats_inc(STATS_POP3_LOGIN_FAILED);
 		pop3_session_auth_fail(s);
 		break;
 	default:
@@ -557,6 +577,8 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		free(s->user);
 		s->user = NULL;
 	}
+	if (pop3_retention_login_check(s, canonical) < 0)
+		return;
 	if (srv->cfg->pop3d.lock_session) {
 		if (pop3_lock_take(srv, canonical) < 0) {
 			log_info("event=pop3.login sid=%s ip=%s user=%s "
@@ -589,10 +611,12 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		return;
 	}
 	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
+	pop3_retention_login(s);
 	pop3_session_enter(s, POP3_ST_TRANS);
 	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
 	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
 	    conn_is_tls(s->conn) ? "yes" : "no", s->nmsgs);
+	stats_inc(STATS_POP3_LOGIN_OK);
 	pop3_reply(s, "+OK Logged in.");
 }
 

@@ -1,8 +1,9 @@
 /*
  * The MAIL/RCPT argument parser: "FROM:<path> params" and "TO:<path>
  * params" (RFC 5321 4.1.2, RFC 1869 parameters, RFC 1870 SIZE, RFC 6152
- * BODY, RFC 6531 SMTPUTF8, RFC 4954 AUTH=). Pure: no I/O and no store; the
- * policy (relaying, literals, % hacks) is tx.c's, from the flags set here.
+ * BODY, RFC 6531 SMTPUTF8, RFC 4954 AUTH=; RFC 3461 DSN ones go to
+ * dsn.c). Pure: no I/O and no store; the policy (relaying, literals, %
+ * hacks) is tx.c's, from the flags set here.
  */
 #include "smtpd/smtpd.h"
 
@@ -27,6 +28,8 @@ void
 smtp_path_clear(struct smtp_path *p)
 {
 	free(p->addr);
+	dsn_mail_clear(&p->dsn_mail);
+	dsn_rcpt_clear(&p->dsn_rcpt);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -283,6 +286,7 @@ smtp_path_params(const char *s, enum smtp_path_kind kind, struct smtp_path *p,
 	const char *k, *eq, *v, *end;
 	size_t klen, vlen, i;
 	bool seen_body = false, seen_auth = false;
+	enum dsn_param dr;
 
 	for (;;) {
 		while (*s == ' ')
@@ -341,6 +345,13 @@ smtp_path_params(const char *s, enum smtp_path_kind kind, struct smtp_path *p,
 			if (seen_auth || v == NULL)
 				goto bad_value;
 			seen_auth = true;
+		} else if ((dr = kind == SMTP_PATH_MAIL ?
+		    dsn_param_mail(&p->dsn_mail, k, klen, v, vlen, error_r) :
+		    dsn_param_rcpt(&p->dsn_rcpt, k, klen, v, vlen,
+		    error_r)) != DSN_PARAM_OTHER) {
+			/* RFC 3461 4: RET, ENVID, NOTIFY, ORCPT. */
+			if (dr == DSN_PARAM_BAD)
+				return SMTP_PATH_ERR_VALUE;
 		} else {
 			*error_r = "Unsupported parameter";
 			return SMTP_PATH_ERR_PARAM;

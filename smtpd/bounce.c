@@ -1,7 +1,9 @@
 /*
- * RFC 3464 DSNs: builds the multipart/report text and hands it to the
- * store (local mailbox or the outbound queue with the null sender). Does
- * not decide when a DSN is owed (relay.c does) and never bounces a
+ * RFC 3464 DSNs: builds the multipart/report text (failed, delayed, and
+ * the RFC 3461 success notices relayed and delivered, with ENVID, ORCPT
+ * and RET honoured) and hands it to the store (local mailbox or the
+ * outbound queue with the null sender). Does not decide when a DSN is
+ * owed (relay_flush.c and delivery_writer.c do) and never bounces a
  * bounce: a null-sender message gets no DSN at all.
  */
 #include "smtpd/bounce.h"
@@ -14,13 +16,17 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
+#include "smtpd/dsn.h"
 #include "store/queue.h"
 #include "store/store.h"
 
 #define BOUNCE_REPLY_MAX	900		/* keeps lines < 998 octets */
 
 static char *bounce_read_headers(struct store *, int64_t, size_t *);
+static char *bounce_read_full(struct store *, int64_t, size_t *, bool *);
+static const char *bounce_kind_name(enum bounce_kind);
 
 size_t
 bounce_quote_len(const char *buf, size_t len)
@@ -86,12 +92,69 @@ bounce_add_clean(struct evbuffer *b, const char *s, size_t max)
 	}
 }
 
+/* Per kind: Subject, the text part's opening, Action, the third part's
+ * description. */
+static const struct bounce_kind_text {
+	const char *subject, *intro, *action, *part;
+} bounce_kinds[] = {
+	[BOUNCE_FAILED] = { "Undelivered Mail Returned to Sender",
+	    "Your message could not be delivered to one or more\r\n"
+	    "recipients. It is attached below.\r\n\r\n",
+	    "failed", "Undelivered Message" },
+	[BOUNCE_DELAYED] = { "Delayed Mail (still being retried)",
+	    "Your message could not be delivered yet to one or more\r\n"
+	    "recipients. The mail system will keep trying; you do not\r\n"
+	    "need to send it again.\r\n\r\n",
+	    "delayed", "Delayed Message" },
+	[BOUNCE_RELAYED] = { "Successful Mail Delivery Report",
+	    "Your message was relayed to the mail server of the\r\n"
+	    "recipients below. That server does not offer delivery\r\n"
+	    "notifications, so this is the last notice you get.\r\n\r\n",
+	    "relayed", "Relayed Message" },
+	[BOUNCE_DELIVERED] = { "Successful Mail Delivery Report",
+	    "Your message was delivered to the mailbox of the\r\n"
+	    "recipients below.\r\n\r\n",
+	    "delivered", "Delivered Message" },
+};
+
+/* An RFC 3461 xtext value decoded for a DSN field (RFC 3464 2.2.1,
+ * 2.3.1); the parser checked it, so a bad one is just left out. */
+static void
+bounce_add_xtext(struct evbuffer *b, const char *field, const char *type,
+    const char *x)
+{
+	char *t = dsn_xtext_decode(x, strlen(x), 32);
+
+	if (t == NULL)
+		return;
+	evbuffer_add_printf(b, "%s: %s%s%s\r\n", field, type ? type : "",
+	    type ? ";" : "", t);
+	free(t);
+}
+
+/* Original-Recipient from ORCPT "addr-type;xtext". */
+static void
+bounce_add_orcpt(struct evbuffer *b, const char *orcpt)
+{
+	const char *semi = strchr(orcpt, ';');
+	char type[64];
+
+	if (semi == NULL || (size_t)(semi - orcpt) >= sizeof(type))
+		return;
+	snprintf(type, sizeof(type), "%.*s", (int)(semi - orcpt), orcpt);
+	bounce_add_xtext(b, "Original-Recipient", type, semi + 1);
+}
+
 char *
 bounce_build(const struct bounce_info *bi, size_t *len_r)
 {
 	struct evbuffer *b = evbuffer_new();
+	const struct bounce_kind_text *kt = &bounce_kinds[bi->kind];
 	char date[64], boundary[64], st[16];
 	bool failed = bi->kind == BOUNCE_FAILED;
+	bool success = bi->kind == BOUNCE_RELAYED ||
+	    bi->kind == BOUNCE_DELIVERED;
+	bool full = failed && bi->full != NULL;
 	size_t i, len;
 	char *out;
 
@@ -117,24 +180,22 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 	    "\r\n"
 	    "This is the mail system at host %s.\r\n"
 	    "\r\n",
-	    bi->hostname, bi->mail_from,
-	    failed ? "Undelivered Mail Returned to Sender" :
-	    "Delayed Mail (still being retried)",
+	    bi->hostname, bi->mail_from, kt->subject,
 	    date, bi->queue_id, util_random64(), bi->hostname, boundary,
 	    boundary, bi->hostname);
-	if (failed)
+	evbuffer_add_printf(b, "%s", kt->intro);
+	if (failed && bi->full_cut)
 		evbuffer_add_printf(b,
-		    "Your message could not be delivered to one or more\r\n"
-		    "recipients. It is attached below.\r\n\r\n");
-	else
-		evbuffer_add_printf(b,
-		    "Your message could not be delivered yet to one or more\r\n"
-		    "recipients. The mail system will keep trying; you do not\r\n"
-		    "need to send it again.\r\n\r\n");
+		    "The message was too large to return in full; its\r\n"
+		    "headers are attached instead.\r\n\r\n");
 	for (i = 0; i < bi->nrcpts; i++) {
 		const struct bounce_rcpt *r = &bi->rcpts[i];
 
 		evbuffer_add_printf(b, "<%s>: ", r->address);
+		if (bi->kind == BOUNCE_DELIVERED && r->reply == NULL) {
+			evbuffer_add_printf(b, "delivered to mailbox\r\n\r\n");
+			continue;
+		}
 		if (r->remote_mta != NULL)
 			evbuffer_add_printf(b, "host %s said: ", r->remote_mta);
 		bounce_add_clean(b, r->reply ? r->reply : "unknown error",
@@ -147,25 +208,37 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 	    "--%s\r\n"
 	    "Content-Type: message/%sdelivery-status\r\n"
 	    "Content-Description: Delivery report\r\n"
-	    "\r\n"
-	    "Reporting-MTA: dns; %s\r\n"
-	    "X-Carteiro-Queue-ID: %" PRId64 "\r\n"
-	    "Arrival-Date: %s\r\n",
-	    boundary, bi->utf8 ? "global-" : "", bi->hostname, bi->queue_id,
-	    date);
+	    "\r\n",
+	    boundary, bi->utf8 ? "global-" : "");
+	/* RFC 3464 2.2: Original-Envelope-Id comes first. */
+	if (bi->envid != NULL)
+		bounce_add_xtext(b, "Original-Envelope-Id", NULL, bi->envid);
+	evbuffer_add_printf(b, "Reporting-MTA: dns; %s\r\n", bi->hostname);
+	if (bi->queue_id > 0)
+		evbuffer_add_printf(b, "X-Carteiro-Queue-ID: %" PRId64 "\r\n",
+		    bi->queue_id);
+	evbuffer_add_printf(b, "Arrival-Date: %s\r\n", date);
 	util_rfc5322_date(date, sizeof(date), util_time());
 	for (i = 0; i < bi->nrcpts; i++) {
 		const struct bounce_rcpt *r = &bi->rcpts[i];
 
-		bounce_status(r->reply, st, sizeof(st));
-		/* A delay is transient whatever the last reply said. */
-		st[0] = failed ? '5' : '4';
+		if (success) {
+			snprintf(st, sizeof(st), "2.0.0");
+		} else {
+			bounce_status(r->reply, st, sizeof(st));
+			/* A delay is transient whatever the last reply
+			 * said. */
+			st[0] = failed ? '5' : '4';
+		}
+		evbuffer_add_printf(b, "\r\n");
+		/* RFC 3464 2.3: Original-Recipient before Final-. */
+		if (r->orcpt != NULL)
+			bounce_add_orcpt(b, r->orcpt);
 		evbuffer_add_printf(b,
-		    "\r\n"
 		    "Final-Recipient: rfc822; %s\r\n"
 		    "Action: %s\r\n"
 		    "Status: %s\r\n",
-		    r->address, failed ? "failed" : "delayed", st);
+		    r->address, kt->action, st);
 		if (r->remote_mta != NULL) {
 			/* "host[ip]" -> the host name for the dns type. */
 			len = strcspn(r->remote_mta, "[");
@@ -178,7 +251,7 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 			evbuffer_add_printf(b, "\r\n");
 		}
 		evbuffer_add_printf(b, "Last-Attempt-Date: %s\r\n", date);
-		if (!failed && bi->retry_until > 0) {
+		if (bi->kind == BOUNCE_DELAYED && bi->retry_until > 0) {
 			char until[64];
 
 			util_rfc5322_date(until, sizeof(until),
@@ -187,17 +260,26 @@ bounce_build(const struct bounce_info *bi, size_t *len_r)
 			    until);
 		}
 	}
+	/* RFC 3461 4.3: RET=FULL returns the message, else its headers. */
 	evbuffer_add_printf(b,
 	    "\r\n"
 	    "--%s\r\n"
 	    "Content-Type: %s\r\n"
-	    "Content-Description: %s\r\n"
+	    "Content-Description: %s%s\r\n"
 	    "\r\n",
-	    boundary, bi->utf8 ? "message/global-headers" :
-	    "text/rfc822-headers", failed ? "Undelivered Message Headers" :
-	    "Delayed Message Headers");
-	if ((len = bounce_quote_len(bi->headers, bi->headers_len)) > 0)
+	    boundary, full ? (bi->utf8 ? "message/global" : "message/rfc822") :
+	    bi->utf8 ? "message/global-headers" : "text/rfc822-headers",
+	    kt->part, full ? "" : " Headers");
+	if (full) {
+		evbuffer_add(b, bi->full, bi->full_len);
+		if (bi->full_len < 2 ||
+		    memcmp(bi->full + bi->full_len - 2, "\r\n", 2) != 0)
+			evbuffer_add(b, "\r\n", 2);
+	} else if ((len = bounce_quote_len(bi->headers,
+	    bi->headers_len)) > 0) {
+		/* Ends at a line end: bounce_quote_len cuts there. */
 		evbuffer_add(b, bi->headers, len);
+	}
 	evbuffer_add_printf(b, "\r\n--%s--\r\n", boundary);
 
 	len = evbuffer_get_length(b);
@@ -247,6 +329,51 @@ bounce_read_headers(struct store *st, int64_t body_id, size_t *len_r)
 	return buf;
 }
 
+/* RFC 3461 RET=FULL: the whole stored body, or NULL (*cut_r when it is
+ * larger than BOUNCE_FULL_MAX, else unreadable). Caller frees. */
+static char *
+bounce_read_full(struct store *st, int64_t body_id, size_t *len_r,
+    bool *cut_r)
+{
+	struct store_body *sb;
+	uint64_t size;
+	size_t have = 0;
+	ssize_t n;
+	char *buf;
+
+	*len_r = 0;
+	*cut_r = false;
+	sb = store_body_open(st, body_id, &size);
+	if (sb == NULL)
+		return NULL;
+	if (size > BOUNCE_FULL_MAX) {
+		store_body_close(sb);
+		*cut_r = true;
+		return NULL;
+	}
+	buf = xmalloc((size_t)size + 1);
+	while (have < size) {
+		n = store_body_read(sb, have, buf + have, (size_t)size - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	store_body_close(sb);
+	if (have != size) {
+		free(buf);
+		return NULL;
+	}
+	buf[have] = '\0';
+	*len_r = have;
+	return buf;
+}
+
+static const char *
+bounce_kind_name(enum bounce_kind kind)
+{
+	return bounce_kinds[kind].action;
+}
+
 int
 bounce_send(struct store *st, const char *hostname, const char *postmaster,
     const struct store_queue_msg *m, enum bounce_kind kind, int64_t retry_until,
@@ -255,7 +382,7 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	struct bounce_info bi;
 	struct store_delivery d;
 	enum store_rcpt_kind rk;
-	char **local = NULL, **remote = NULL, *text, *hdrs;
+	char **local = NULL, **remote = NULL, *text, *hdrs, *full = NULL;
 	const char *one[1];
 	size_t nlocal = 0, nremote = 0, len, hlen;
 	int64_t body_id, qid = 0;
@@ -276,6 +403,16 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	}
 	hdrs = bounce_read_headers(st, m->body_id, &hlen);
 	memset(&bi, 0, sizeof(bi));
+	/* RET=FULL is honoured for our own authenticated submitters only:
+	 * mail taken on the MX listener has a sender nobody verified, and
+	 * returning it whole would make us a backscatter amplifier (issue
+	 * #11 item 10); it gets at most BOUNCE_QUOTE_MAX of headers. */
+	if (kind == BOUNCE_FAILED && m->dsn_ret == DSN_RET_FULL &&
+	    m->auth_user != NULL)
+		full = bounce_read_full(st, m->body_id, &bi.full_len,
+		    &bi.full_cut);
+	bi.full = full;
+	bi.envid = m->dsn_envid;
 	bi.kind = kind;
 	bi.hostname = hostname;
 	bi.mail_from = m->mail_from;
@@ -289,6 +426,7 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	bi.utf8 = m->smtputf8;
 	text = bounce_build(&bi, &len);
 	free(hdrs);
+	free(full);
 
 	memset(&d, 0, sizeof(d));
 	d.mail_from = "";
@@ -310,9 +448,12 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	ret = store_deliver_mem(st, &d, text, len, &body_id, &qid);
 	free(text);
 	if (ret == 0)
+		stats_inc(kind == BOUNCE_FAILED ? STATS_DSN_FAILED :
+		    STATS_DSN_DELAYED);
+	if (ret == 0)
 		log_info("event=relay.bounce qid=%" PRId64 " from=%s kind=%s "
 		    "rcpts=%zu result=%s dsn_qid=%" PRId64, m->id,
-		    LOG_VALUE(m->mail_from), kind == BOUNCE_FAILED ? "failed" : "delayed",
+		    LOG_VALUE(m->mail_from), bounce_kind_name(kind),
 		    n, rk == STORE_RCPT_LOCAL && nremote == 0 ? "mailbox" :
 		    "queued", qid);
 out:

@@ -16,15 +16,25 @@
 struct store;
 struct store_queue_msg;
 
+/* RFC 3461 RET=FULL returns a message up to this size whole; a larger one
+ * gets its headers (the DSN is built in memory). */
+#define BOUNCE_FULL_MAX	(1024 * 1024)
+
 enum bounce_kind {
 	BOUNCE_FAILED,		/* Action: failed */
 	BOUNCE_DELAYED,		/* Action: delayed (still retrying) */
+	BOUNCE_RELAYED,		/* Action: relayed, to a next hop without
+				 * DSN (RFC 3461 NOTIFY=SUCCESS) */
+	BOUNCE_DELIVERED,	/* Action: delivered, to a local mailbox
+				 * (RFC 3461 NOTIFY=SUCCESS) */
 };
 
 struct bounce_rcpt {
 	const char *address;
-	const char *reply;	/* "550 5.1.1 ..." (ours or the remote's) */
+	const char *reply;	/* "550 5.1.1 ..." (ours or the remote's);
+				 * NULL for a local delivery */
 	const char *remote_mta;	/* "mx.example.com[1.2.3.4]" or NULL */
+	const char *orcpt;	/* RFC 3461 ORCPT "type;xtext" or NULL */
 };
 
 struct bounce_info {
@@ -41,6 +51,12 @@ struct bounce_info {
 	bool utf8;		/* original needed SMTPUTF8: RFC 6533 types
 				 * (message/global-delivery-status and
 				 * message/global-headers) */
+	const char *envid;	/* RFC 3461 ENVID xtext or NULL */
+	/* RET=FULL on a failure: the whole message (instead of headers),
+	 * or NULL; full_cut: it was too large, headers are sent instead */
+	const char *full;
+	size_t full_len;
+	bool full_cut;
 };
 
 /*
@@ -66,7 +82,9 @@ const char *bounce_status(const char *reply, char *buf, size_t size);
 
 /*
  * Build and deliver the DSN about message m for rcpts. Reads m's headers
- * from the store. The sender is resolved with store_resolve: local ->
+ * from the store (the whole message for a failure with RET=FULL, up to
+ * BOUNCE_FULL_MAX bytes; m->id 0: not a queued message, no queue id in
+ * the report). The sender is resolved with store_resolve: local ->
  * its mailboxes, remote -> queued with sender <> (is_bounce). Runs inside
  * the caller's transaction if one is open (the relay marks the recipients
  * bounced in the same one). Returns 0 when delivered/queued, 1 when no

@@ -89,6 +89,17 @@ smtp_cmd_sequence_hint(const struct smtp_session *s, const struct smtp_cmd *c)
 	return "command not allowed in a mail transaction";
 }
 
+/* Longest line of verb c (NULL: unknown) including CRLF. */
+static size_t
+smtp_cmd_line_max(const struct smtp_cmd *c)
+{
+	if (c != NULL && strcmp(c->verb, "MAIL") == 0)
+		return SMTP_MAIL_LINE_MAX;
+	if (c != NULL && strcmp(c->verb, "RCPT") == 0)
+		return SMTP_RCPT_LINE_MAX;
+	return SMTP_LINE_MAX;
+}
+
 void
 smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
@@ -98,6 +109,12 @@ smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len)
 	size_t vlen;
 
 	vlen = strcspn(line, " ");
+	c = smtp_cmd_find(line, vlen);
+	if (len + 2 > smtp_cmd_line_max(c)) {
+		smtp_session_set_cmd(s, "(line too long)", 15);
+		smtp_reply(s, "500 5.5.2 Error: line too long");
+		return;
+	}
 	args = line + vlen;
 	while (*args == ' ')
 		args++;
@@ -105,7 +122,7 @@ smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len)
 	end = (char *)line + len;
 	while (end > args && end[-1] == ' ')
 		*--end = '\0';
-	if ((c = smtp_cmd_find(line, vlen)) == NULL) {
+	if (c == NULL) {
 		smtp_reply(s, "500 5.5.1 Error: command not recognized");
 		return;
 	}
@@ -175,6 +192,8 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args)
 	kw[n++] = "ENHANCEDSTATUSCODES";
 	kw[n++] = "8BITMIME";
 	kw[n++] = "SMTPUTF8";
+	/* RFC 3461 on every listener: MX mail may ask for notices too. */
+	kw[n++] = "DSN";
 	kw[n++] = "CHUNKING";
 	smtp_reply(s, "250-%s", smtp_session_hostname(s));
 	for (i = 0; i < n; i++)

@@ -19,12 +19,15 @@
 #include "common/notify.h"
 #include "common/util.h"
 #include "common/workq.h"
+#include "smtpd/dsn.h"
 #include "store/store.h"
 
 static void delivery_item_done(void *, bool);
 static void delivery_item_free(struct delivery_item *);
 static char **delivery_strv_dup(const char *const *, size_t);
 static void delivery_strv_free(char **, size_t);
+static void delivery_dsn_dup(const struct dsn_rcpt *, size_t, unsigned **,
+    char ***);
 
 /* ---- setup and teardown ---- */
 
@@ -36,6 +39,7 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 
 	d = xcalloc(1, sizeof(*d));
 	d->base = base;
+	d->cfg = cfg;
 	pthread_mutex_init(&d->mu, NULL);
 
 	d->st = store_open(cfg->store.path, &err);
@@ -131,6 +135,15 @@ delivery_submit(struct delivery *d, const struct delivery_job *job,
 	it->count_sent = job->count_sent && it->auth_user != NULL &&
 	    it->nremote > 0;
 	it->msgid = xstrdup(job->msgid != NULL ? job->msgid : "-");
+	delivery_dsn_dup(job->local_dsn, job->nlocal, &it->local_notify,
+	    &it->local_orcpt);
+	delivery_dsn_dup(job->remote_dsn, job->nremote, &it->remote_notify,
+	    &it->remote_orcpt);
+	if (job->dsn != NULL) {
+		it->dsn_ret = (int)job->dsn->ret;
+		it->dsn_envid = job->dsn->envid != NULL ?
+		    xstrdup(job->dsn->envid) : NULL;
+	}
 	it->res = DELIVERY_TEMPFAIL;
 	/* The result comes back on this thread, so the token is set before
 	 * delivery_item_done can read it. */
@@ -165,6 +178,44 @@ delivery_stats(struct delivery *d, uint64_t *batches_r, uint64_t *jobs_r)
 }
 
 void
+delivery_full_update(struct delivery *d, bool full)
+{
+	uint64_t now = util_now_ms();
+	bool was;
+
+	pthread_mutex_lock(&d->mu);
+	was = d->full_until != 0;
+	if (full)
+		d->full_until = now + DELIVERY_FULL_HOLD_MS;
+	else
+		d->full_until = 0;
+	pthread_mutex_unlock(&d->mu);
+	/* An operator must act: once per episode, not per refused message. */
+	if (full && !was)
+		log_error("event=store.full result=fail hold_ms=%d",
+		    DELIVERY_FULL_HOLD_MS);
+	else if (!full && was)
+		log_info("event=store.full result=ok");
+}
+
+bool
+delivery_is_full(struct delivery *d)
+{
+	uint64_t until;
+
+	pthread_mutex_lock(&d->mu);
+	until = d->full_until;
+	pthread_mutex_unlock(&d->mu);
+	return until != 0 && util_now_ms() < until;
+}
+
+void
+delivery_note_full(struct delivery *d)
+{
+	delivery_full_update(d, true);
+}
+
+void
 delivery_hold(struct delivery *d, bool hold)
 {
 	workq_hold(d->writer, hold);
@@ -184,7 +235,8 @@ delivery_item_done(void *job, bool cancelled)
 	if (!cancelled && it->cb != NULL)
 		it->cb(it->token, it->res, it->queue_id, it->arg);
 	/* Whoever sends the queue on hears it now, not at its next tick. */
-	if (it->res == DELIVERY_OK && it->queue_id != 0 && !d->freeing)
+	if (it->res == DELIVERY_OK && (it->queue_id != 0 ||
+	    it->notice_queued) && !d->freeing)
 		notify_post(d->queued);
 	delivery_item_free(it);
 }
@@ -204,6 +256,12 @@ delivery_item_free(struct delivery_item *it)
 	delivery_strv_free(it->remote, it->nremote);
 	free(it->auth_user);
 	free(it->msgid);
+	free(it->local_notify);
+	delivery_strv_free(it->local_orcpt, it->local_orcpt ? it->nlocal : 0);
+	free(it->remote_notify);
+	delivery_strv_free(it->remote_orcpt, it->remote_orcpt ?
+	    it->nremote : 0);
+	free(it->dsn_envid);
 	free(it);
 }
 
@@ -218,6 +276,30 @@ delivery_strv_dup(const char *const *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		r[i] = xstrdup(v[i]);
 	return r;
+}
+
+/* The DSN parameters of n recipients as two arrays (both NULL when no
+ * recipient has any). */
+static void
+delivery_dsn_dup(const struct dsn_rcpt *v, size_t n, unsigned **notify_r,
+    char ***orcpt_r)
+{
+	size_t i;
+	bool any = false;
+
+	*notify_r = NULL;
+	*orcpt_r = NULL;
+	for (i = 0; v != NULL && i < n; i++)
+		any |= v[i].notify != 0 || v[i].orcpt != NULL;
+	if (!any)
+		return;
+	*notify_r = xcalloc(n, sizeof(**notify_r));
+	*orcpt_r = xcalloc(n, sizeof(**orcpt_r));
+	for (i = 0; i < n; i++) {
+		(*notify_r)[i] = v[i].notify;
+		(*orcpt_r)[i] = v[i].orcpt != NULL ? xstrdup(v[i].orcpt) :
+		    NULL;
+	}
 }
 
 static void

@@ -20,11 +20,15 @@
 struct event_base;
 struct cfg;
 struct delivery;
+struct dsn_mail;
+struct dsn_rcpt;
 
 enum delivery_result {
 	DELIVERY_OK,		/* committed: send 250 */
 	DELIVERY_TEMPFAIL,	/* store error: 451 4.3.0, nothing kept */
 	DELIVERY_QUOTA,		/* a local recipient would pass its quota: 552 5.2.2 */
+	DELIVERY_FULL,		/* the store could not grow: 452 4.3.1,
+				 * nothing kept */
 };
 
 /*
@@ -55,6 +59,12 @@ struct delivery_job {
 	 * so the count is atomic with the 250 and costs no write on the loop.
 	 * Ignored without auth_user or remote recipients. */
 	bool count_sent;
+	/* RFC 3461: per local[i] / remote[i], or NULL (none for any); the
+	 * MAIL's RET and ENVID, or NULL. Local recipients whose NOTIFY has
+	 * SUCCESS get a "delivered" DSN in the same commit. */
+	const struct dsn_rcpt *local_dsn;
+	const struct dsn_rcpt *remote_dsn;
+	const struct dsn_mail *dsn;
 };
 
 /* done runs on the loop thread. queue_id is the outbound queue row or 0. */
@@ -106,6 +116,20 @@ size_t delivery_pending(const struct delivery *d);
  * jobs / batches is the group-commit factor. Either pointer may be NULL. */
 void delivery_stats(struct delivery *d, uint64_t *batches_r,
     uint64_t *jobs_r);
+/*
+ * A full store. After a job failed for lack of space (DELIVERY_FULL) or a
+ * spool could not grow (delivery_note_full), delivery_is_full is true for
+ * DELIVERY_FULL_HOLD_MS, so that RCPT can answer 452 4.3.1 before the
+ * client sends a message that cannot be stored. The next committed job
+ * ends it; so does the hold running out, after which the next message
+ * finds out whether space has come back (there is no restart and no probe:
+ * a write is the only reliable test, e.g. under a filesystem quota).
+ * Loop thread; the writer thread updates the state under the mutex.
+ */
+#define DELIVERY_FULL_HOLD_MS	5000
+bool delivery_is_full(struct delivery *d);
+void delivery_note_full(struct delivery *d);
+
 /* Tests and benchmarks: while held, the writer takes no new jobs (so that
  * jobs submitted meanwhile share one transaction). delivery_free lifts it. */
 void delivery_hold(struct delivery *d, bool hold);

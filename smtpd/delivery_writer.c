@@ -12,8 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "smtpd/bounce.h"
+#include "smtpd/dsn.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 /* Attempts of a batch that fails with SQLITE_BUSY (each already waited the
@@ -26,6 +30,7 @@ enum delivery_try {
 	DELIVERY_TRY_RETRY,		/* busy/locked: back off, run again */
 	DELIVERY_TRY_BADJOB,		/* one job failed: drop it, run again */
 	DELIVERY_TRY_SPLIT,		/* commit failed: deliver one by one */
+	DELIVERY_TRY_FULL,		/* one job's commit found no space */
 };
 
 static void delivery_run_batch(struct delivery *, struct delivery_item **,
@@ -35,6 +40,8 @@ static enum delivery_try delivery_try_batch(struct delivery *,
 static void delivery_finish(struct delivery *, struct delivery_item **,
     size_t);
 static void delivery_sleep_ms(unsigned);
+static void delivery_notify_success(struct delivery *,
+    struct delivery_item *, int64_t);
 static const char *delivery_result_name(enum delivery_result);
 
 void
@@ -84,9 +91,21 @@ delivery_run_batch(struct delivery *d, struct delivery_item **items,
 		case DELIVERY_TRY_BADJOB:
 			log_warn("event=delivery.fail msgid=%s error=\"%s\"",
 			    items[bad]->msgid, store_error(d->st));
-			items[bad]->res = DELIVERY_TEMPFAIL;
+			/* Out of space: 452 4.3.1 (the rest may still fit). */
+			items[bad]->res = store_error_is_full(d->st) ?
+			    DELIVERY_FULL : DELIVERY_TEMPFAIL;
 			items[bad]->decided = true;
 			continue;
+		case DELIVERY_TRY_FULL:
+			log_warn("event=delivery.fail jobs=1 error=\"%s\"",
+			    store_error(d->st));
+			for (size_t i = 0; i < n; i++) {
+				if (!items[i]->decided) {
+					items[i]->res = DELIVERY_FULL;
+					items[i]->decided = true;
+				}
+			}
+			return;
 		case DELIVERY_TRY_SPLIT:
 			for (size_t i = 0; i < n; i++)
 				if (!items[i]->decided)
@@ -148,6 +167,10 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		sd.nremote = it->nremote;
 		sd.auth_user = it->auth_user;
 		sd.smtputf8 = it->smtputf8;
+		sd.dsn_ret = it->dsn_ret;
+		sd.dsn_envid = it->dsn_envid;
+		sd.remote_notify = it->remote_notify;
+		sd.remote_orcpt = (const char *const *)it->remote_orcpt;
 		/* Checked inside the transaction by the same statement that
 		 * counts the message; a refused job leaves nothing (its own
 		 * savepoint) and the other jobs of the batch are untouched. */
@@ -170,9 +193,13 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		it->res = DELIVERY_OK;
 		it->queue_id = queue_id;
 		delivered++;
+		delivery_notify_success(d, it, body_id);
 	}
 	if (store_commit(d->st) != 0) {
-		/* store_commit has rolled back. */
+		/* store_commit has rolled back. In WAL mode the pages are
+		 * written at the commit, so that is where ENOSPC shows. */
+		if (store_error_is_full(d->st) && delivered <= 1)
+			return DELIVERY_TRY_FULL;
 		if (store_error_is_busy(d->st) || delivered <= 1)
 			return DELIVERY_TRY_RETRY;
 		return DELIVERY_TRY_SPLIT;
@@ -180,12 +207,63 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 	return DELIVERY_TRY_OK;
 }
 
+/*
+ * RFC 3461 5.2.2/6.2: the local recipients whose NOTIFY has SUCCESS get
+ * one "delivered" DSN, committed with the delivery itself. A notice that
+ * cannot be stored is logged and the mail still delivered: the sender's
+ * receipt is worth less than the message.
+ */
+static void
+delivery_notify_success(struct delivery *d, struct delivery_item *it,
+    int64_t body_id)
+{
+	struct store_queue_msg m;
+	struct bounce_rcpt *br;
+	size_t i, n = 0;
+	int rc;
+
+	if (it->local_notify == NULL || it->mail_from[0] == '\0')
+		return;
+	br = xcalloc(it->nlocal, sizeof(*br));
+	for (i = 0; i < it->nlocal; i++) {
+		if (!dsn_notify_wants(it->local_notify[i], DSN_NOTIFY_SUCCESS))
+			continue;
+		br[n].address = it->local[i];
+		br[n].orcpt = it->local_orcpt[i];
+		n++;
+	}
+	if (n > 0) {
+		/* Not a queued message: id 0 (no queue id in the report);
+		 * the strings stay owned by the item. */
+		memset(&m, 0, sizeof(m));
+		m.mail_from = it->mail_from;
+		m.body_id = body_id;
+		m.created = util_time();
+		m.smtputf8 = it->smtputf8;
+		m.dsn_ret = it->dsn_ret;
+		m.dsn_envid = it->dsn_envid;
+		rc = bounce_send(d->st, d->cfg->server.hostname,
+		    d->cfg->server.postmaster, &m, BOUNCE_DELIVERED, 0, br, n);
+		if (rc < 0)
+			log_warn("event=delivery.notify msgid=%s result=fail "
+			    "error=\"%s\"", it->msgid, store_error(d->st));
+		else if (rc == 0)
+			it->notice_queued = true;
+	}
+	free(br);
+}
+
 /* Log each job and recycle its spool before the batch goes to the loop. */
 static void
 delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
 {
+	bool full = false, stored = false;
+
 	for (size_t i = 0; i < n; i++) {
 		struct delivery_item *it = items[i];
+
+		full |= it->res == DELIVERY_FULL;
+		stored |= it->res == DELIVERY_OK;
 
 		log_info("event=smtp.deliver msgid=%s rcpts=%zu bytes=%" PRIu64
 		    " result=%s queue_id=%" PRId64, it->msgid,
@@ -201,6 +279,11 @@ delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
 	pthread_mutex_lock(&d->mu);
 	d->n_jobs += n;
 	pthread_mutex_unlock(&d->mu);
+	/* Before the results reach the loop: the next RCPT already knows. */
+	if (full)
+		delivery_full_update(d, true);
+	else if (stored)
+		delivery_full_update(d, false);
 }
 
 static void
@@ -223,6 +306,8 @@ delivery_result_name(enum delivery_result res)
 		return "tempfail";
 	case DELIVERY_QUOTA:
 		return "quota";
+	case DELIVERY_FULL:
+		return "full";
 	}
 	return "unknown";
 }

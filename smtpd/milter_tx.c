@@ -21,6 +21,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/arstrip.h"
 #include "smtpd/delivery.h"
@@ -54,6 +55,9 @@ static int smtp_milter_rewrite(struct smtp_session *s,
     const struct milter_result *res);
 static char *smtp_milter_addr(const char *v);
 static void smtp_milter_list_add(char ***v, size_t *n, const char *addr);
+static void smtp_milter_dsn_add(char ***v, struct dsn_rcpt **dv, size_t *n,
+    const char *addr, char **ov, const struct dsn_rcpt *odv, size_t on);
+static void smtp_milter_dsn_free(char **v, struct dsn_rcpt *dv, size_t n);
 static void smtp_milter_clean_reply(char *t);
 static bool smtp_milter_may_send(struct smtp_session *s);
 
@@ -203,6 +207,12 @@ smtp_milter_end(struct smtp_session *s, const char *fmt, ...)
 		abort();
 	va_end(ap);
 	smtp_milter_clean_reply(t);
+	/* "refused after the data" (a discard's 250 is not counted as
+	 * accepted either: nothing was kept). */
+	if (t[0] == '4')
+		stats_inc(STATS_SMTP_REFUSED_4XX);
+	else if (t[0] == '5')
+		stats_inc(STATS_SMTP_REFUSED_5XX);
 	tx->token = 0;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
 	smtp_reply(s, "%s", t);
@@ -379,6 +389,45 @@ smtp_milter_may_send(struct smtp_session *s)
 }
 
 /*
+ * Add addr to a deduplicated local/remote list with its parallel DSN
+ * parameters (RFC 3461, tx.c): those it had in the old list ov/odv, else
+ * none (a recipient a milter added asked for nothing).
+ */
+static void
+smtp_milter_dsn_add(char ***v, struct dsn_rcpt **dv, size_t *n,
+    const char *addr, char **ov, const struct dsn_rcpt *odv, size_t on)
+{
+	static const struct dsn_rcpt none;
+	const struct dsn_rcpt *d = &none;
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcasecmp((*v)[i], addr) == 0)
+			return;
+	for (i = 0; i < on; i++)
+		if (strcasecmp(ov[i], addr) == 0)
+			d = &odv[i];
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	*dv = xrealloc(*dv, (*n + 1) * sizeof(**dv));
+	(*v)[*n] = xstrdup(addr);
+	dsn_rcpt_copy(&(*dv)[*n], d);
+	(*n)++;
+}
+
+static void
+smtp_milter_dsn_free(char **v, struct dsn_rcpt *dv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i]);
+		dsn_rcpt_clear(&dv[i]);
+	}
+	free(v);
+	free(dv);
+}
+
+/*
  * Recipients the milter refused at RCPT, deleted or added. Added ones go
  * through the RCPT rules (user known, no relaying from MX, max_recipients,
  * daily_send_limit);
@@ -396,6 +445,11 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 	    !smtp_session_is_submission(s);
 	enum store_rcpt_kind kind;
 	char esc[LOG_ESCAPE_MAX];
+	/* The lists before a rebuild (their DSN parameters carry over). */
+	char **ol = NULL, **orm = NULL;
+	struct dsn_rcpt *old = NULL, *ord = NULL;
+	size_t onl = 0, onr = 0;
+	int rc = -1;
 
 	for (i = 0; i < tx->nrcpt_addrs; i++)
 		smtp_milter_list_add(&want, &nwant, tx->rcpt_addrs[i]);
@@ -449,11 +503,16 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 		return 0;
 	}
 	if (removed) {
-		/* Start over from the recipients that are left. */
-		for (i = 0; i < tx->nlocal; i++)
-			free(tx->local[i]);
-		for (i = 0; i < tx->nremote; i++)
-			free(tx->remote[i]);
+		/* Start over from the recipients that are left; each keeps
+		 * its DSN parameters. */
+		ol = tx->local;
+		old = tx->local_dsn;
+		onl = tx->nlocal;
+		orm = tx->remote;
+		ord = tx->remote_dsn;
+		onr = tx->nremote;
+		tx->local = tx->remote = NULL;
+		tx->local_dsn = tx->remote_dsn = NULL;
 		tx->nlocal = tx->nremote = 0;
 		tx->nrcpt = 0;
 	}
@@ -477,7 +536,7 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 			log_warn("event=smtp.store sid=%s error=\"%s\"",
 			    s->sid, store_error(srv->store));
 			store_rcpt_free_list(want, nwant);
-			return -1;
+			goto out;
 		}
 		if (kind == STORE_RCPT_NOUSER ||
 		    (kind == STORE_RCPT_REMOTE && mx && !orig)) {
@@ -490,16 +549,18 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 			log_info("event=smtp.milter sid=%s msgid=%s to=%s "
 			    "result=limit", s->sid, tx->msgid, esc);
 		} else if (kind == STORE_RCPT_REMOTE) {
-			smtp_milter_list_add(&tx->remote, &tx->nremote,
-			    want[i]);
+			smtp_milter_dsn_add(&tx->remote, &tx->remote_dsn,
+			    &tx->nremote, want[i], orm, ord, onr);
 			tx->nrcpt++;
 		} else {
 			for (k = 0; k < nlocal; k++)
-				smtp_milter_list_add(&tx->local, &tx->nlocal,
-				    local[k]);
+				smtp_milter_dsn_add(&tx->local,
+				    &tx->local_dsn, &tx->nlocal, local[k],
+				    ol, old, onl);
 			for (k = 0; k < nremote; k++)
-				smtp_milter_list_add(&tx->remote,
-				    &tx->nremote, remote[k]);
+				smtp_milter_dsn_add(&tx->remote,
+				    &tx->remote_dsn, &tx->nremote,
+				    remote[k], orm, ord, onr);
 			tx->nrcpt++;
 		}
 		store_rcpt_free_list(local, nlocal);
@@ -512,5 +573,9 @@ smtp_milter_rcpts(struct smtp_session *s, const struct milter_result *res)
 	free(tx->rcpt_addrs);
 	tx->rcpt_addrs = want;
 	tx->nrcpt_addrs = nwant;
-	return tx->nlocal + tx->nremote > 0 ? 0 : -1;
+	rc = tx->nlocal + tx->nremote > 0 ? 0 : -1;
+out:
+	smtp_milter_dsn_free(ol, old, onl);
+	smtp_milter_dsn_free(orm, ord, onr);
+	return rc;
 }

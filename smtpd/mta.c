@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "mailauth/dns.h"
+#include "smtpd/dsn.h"
 
 #define MTA_LINE_MAX	4096		/* reply line limit (RFC: 512) */
 #define MTA_CHUNK	(64 * 1024)	/* body read size */
@@ -362,6 +363,7 @@ mta_ehlo_line(struct mta_session *s, const char *kw)
 		{ "PIPELINING", MTA_EXT_PIPELINING },
 		{ "8BITMIME", MTA_EXT_8BITMIME },
 		{ "SMTPUTF8", MTA_EXT_SMTPUTF8 },
+		{ "DSN", MTA_EXT_DSN },
 	};
 	size_t i, n;
 
@@ -589,6 +591,13 @@ mta_start_mail(struct mta_session *s)
 		evbuffer_add_printf(conn_output(s->c), " BODY=8BITMIME");
 	if (msg->smtputf8)
 		evbuffer_add_printf(conn_output(s->c), " SMTPUTF8");
+	/* RFC 3461 5.2: the DSN parameters go on, as received. */
+	if ((s->ext & MTA_EXT_DSN) && dsn_ret_str(msg->dsn_ret) != NULL)
+		evbuffer_add_printf(conn_output(s->c), " RET=%s",
+		    dsn_ret_str(msg->dsn_ret));
+	if ((s->ext & MTA_EXT_DSN) && msg->dsn_envid != NULL)
+		evbuffer_add_printf(conn_output(s->c), " ENVID=%s",
+		    msg->dsn_envid);
 	mta_enter(s, MTA_S_MAIL);
 	mta_send(s, "\r\n");
 	if (s->ext & MTA_EXT_PIPELINING)
@@ -599,7 +608,17 @@ mta_start_mail(struct mta_session *s)
 static void
 mta_send_rcpt(struct mta_session *s, size_t i)
 {
-	mta_send(s, "RCPT TO:<%s>\r\n", s->msg->rcpts[i].address);
+	const struct mta_rcpt *r = &s->msg->rcpts[i];
+	char notify[32];
+
+	evbuffer_add_printf(conn_output(s->c), "RCPT TO:<%s>", r->address);
+	if ((s->ext & MTA_EXT_DSN) && r->dsn_notify != 0)
+		evbuffer_add_printf(conn_output(s->c), " NOTIFY=%s",
+		    dsn_notify_str(r->dsn_notify, notify, sizeof(notify)));
+	if ((s->ext & MTA_EXT_DSN) && r->dsn_orcpt != NULL)
+		evbuffer_add_printf(conn_output(s->c), " ORCPT=%s",
+		    r->dsn_orcpt);
+	mta_send(s, "\r\n");
 }
 
 static void

@@ -4,7 +4,7 @@
  * MX hosts (or uses the smarthost), walks hosts and their addresses in
  * order until one takes the transaction, and speaks EHLO/HELO, STARTTLS
  * (opportunistic; required for a smarthost), AUTH (smarthost), PIPELINING,
- * SIZE, 8BITMIME, SMTPUTF8, and streams the dot-stuffed body from a read
+ * SIZE, 8BITMIME, SMTPUTF8, DSN (parameters passed on), and streams the dot-stuffed body from a read
  * callback driven by the write-low-water event. It knows nothing about the
  * queue: results go back per recipient through callbacks (relay.c).
  */
@@ -71,6 +71,13 @@ struct mta_rcpt {
 				 * in the same form; owned by the session */
 	bool remote;		/* reply came from the remote server */
 	char *mx;		/* "host[ip]" that answered, or NULL */
+	bool dsn_passed;	/* that server offers DSN (RFC 3461): it got
+				 * NOTIFY/ORCPT and owes the notices now */
+	/* Set by the caller: RFC 3461 NOTIFY bits (smtpd/dsn.h, 0 none)
+	 * and ORCPT ("type;xtext", borrowed, or NULL), sent on to a server
+	 * that offers DSN. */
+	unsigned dsn_notify;
+	const char *dsn_orcpt;
 };
 
 /* Body source: copy up to len bytes from offset; bytes, 0 at end, -1. */
@@ -82,6 +89,8 @@ struct mta_msg {
 	const char *domain;	/* destination (A-label) */
 	const char *mail_from;	/* "" for <> */
 	bool smtputf8;		/* needs SMTPUTF8 */
+	int dsn_ret;		/* RFC 3461 RET (smtpd/dsn.h), 0 none */
+	const char *dsn_envid;	/* ENVID xtext or NULL */
 	uint64_t size;		/* body bytes (for SIZE) */
 	mta_read_fn *read;
 	void *read_arg;

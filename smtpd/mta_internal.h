@@ -56,6 +56,7 @@ enum mta_ext {
 	MTA_EXT_SMTPUTF8 = 1 << 4,
 	MTA_EXT_AUTH_PLAIN = 1 << 5,
 	MTA_EXT_AUTH_LOGIN = 1 << 6,
+	MTA_EXT_DSN = 1 << 7,		/* RFC 3461 */
 };
 
 struct mta {

@@ -132,6 +132,7 @@ mta_rcpt_final(struct mta_session *s, size_t i, enum mta_result res,
 	s->replies[i] = xstrdup(text);
 	r->reply = s->replies[i];
 	r->remote = remote;
+	r->dsn_passed = res == MTA_OK && (s->ext & MTA_EXT_DSN);
 	if (remote && s->c != NULL) {
 		free(s->mxs[i]);
 		s->mxs[i] = xstrdup(s->label);

@@ -357,6 +357,8 @@ relay_msg_start(struct relay *r, int64_t id)
 			job->qidx = xcalloc(rm->q.nrcpts, sizeof(*job->qidx));
 		}
 		job->rcpts[job->n].address = qr->address;
+		job->rcpts[job->n].dsn_notify = qr->dsn_notify;
+		job->rcpts[job->n].dsn_orcpt = qr->dsn_orcpt;
 		job->qidx[job->n] = i;
 		job->n++;
 	}

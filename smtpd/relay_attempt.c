@@ -11,7 +11,9 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
+#include "smtpd/dsn.h"
 #include "store/store.h"
 
 static ssize_t relay_body_read(void *, uint64_t, void *, size_t);
@@ -43,6 +45,8 @@ relay_job_try_start(struct relay_job *job)
 	job->mm.domain = job->domain;
 	job->mm.mail_from = rm->q.mail_from;
 	job->mm.smtputf8 = rm->q.smtputf8;
+	job->mm.dsn_ret = rm->q.dsn_ret;
+	job->mm.dsn_envid = rm->q.dsn_envid;
 	job->mm.size = size;
 	job->mm.read = relay_body_read;
 	job->mm.read_arg = job;
@@ -109,6 +113,7 @@ relay_job_done(struct mta_session *s, void *arg)
 	struct mta_rcpt *mr;
 	char esc[LOG_ESCAPE_MAX];
 	bool no_dsn = rm->q.mail_from[0] == '\0' || rm->q.is_bounce;
+	bool fail_dsn, success_dsn;
 	enum store_queue_rcpt_status st;
 	size_t i, k;
 
@@ -124,20 +129,32 @@ relay_job_done(struct mta_session *s, void *arg)
 		mr = &job->rcpts[i];
 		k = job->qidx[i];
 		qr = &rm->q.rcpts[k];
-		st = mr->result == MTA_OK ? STORE_QUEUE_RCPT_DELIVERED :
-		    mr->result == MTA_PERM ? (no_dsn ? STORE_QUEUE_RCPT_BOUNCED :
-		    STORE_QUEUE_RCPT_FAILED) : STORE_QUEUE_RCPT_PENDING;
+		/* RFC 3461 4.1: NOTIFY picks the notices we owe; a next hop
+		 * that offers DSN took the success one over (5.2.2). */
+		fail_dsn = !no_dsn && dsn_notify_wants(qr->dsn_notify,
+		    DSN_NOTIFY_FAILURE);
+		success_dsn = !no_dsn && !mr->dsn_passed &&
+		    dsn_notify_wants(qr->dsn_notify, DSN_NOTIFY_SUCCESS);
+		st = mr->result == MTA_OK ? (success_dsn ?
+		    STORE_QUEUE_RCPT_RELAYED : STORE_QUEUE_RCPT_DELIVERED) :
+		    mr->result == MTA_PERM ? (fail_dsn ?
+		    STORE_QUEUE_RCPT_FAILED : STORE_QUEUE_RCPT_BOUNCED) :
+		    STORE_QUEUE_RCPT_PENDING;
 		qr->status = st;
 		free(rm->mx[k]);
 		rm->mx[k] = mr->mx != NULL ? xstrdup(mr->mx) : NULL;
 		free(qr->last_error);
 		qr->last_error = xstrdup(mr->reply ? mr->reply : "");
 		rm->dirty[k] = true;
+		stats_inc(st == STORE_QUEUE_RCPT_DELIVERED ? STATS_RELAY_SENT :
+		    st == STORE_QUEUE_RCPT_PENDING ? STATS_RELAY_DEFERRED :
+		    STATS_RELAY_BOUNCED);
 		log_info("event=relay.delivery qid=%s rcpt=%s domain=%s "
 		    "mx=%s status=%s attempt=%u reply=%s", rm->id,
 		    LOG_VALUE(qr->address), LOG_VALUE(job->domain),
 		    LOG_VALUE(mr->mx),
-		    st == STORE_QUEUE_RCPT_DELIVERED ? "sent" : st ==
+		    st == STORE_QUEUE_RCPT_DELIVERED ||
+		    st == STORE_QUEUE_RCPT_RELAYED ? "sent" : st ==
 		    STORE_QUEUE_RCPT_PENDING ? "deferred" : "bounced",
 		    rm->q.attempts + 1, log_escape(esc, sizeof(esc),
 		    qr->last_error, strlen(qr->last_error)));

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "smtpd/bounce.h"
+#include "smtpd/dsn.h"
 #include "smtpd/forward.h"
 #include "store/store.h"
 
@@ -55,6 +56,8 @@ static void relay_batch_free(struct relay_batch *);
 static void relay_writer_done(void *, bool);
 static int relay_msg_finish(struct relay_msg *, struct store *, bool *);
 static int64_t relay_next_delay(const struct cfg *, unsigned);
+static void relay_defer_full(struct relay *, struct store *,
+    struct relay_batch *, const bool *, int64_t);
 
 void
 relay_flush_add(struct relay_msg *rm)
@@ -157,9 +160,12 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 		}
 	}
 	if (b->nfin > 0) {
+		bool *undone = xcalloc(b->nfin, sizeof(*undone)), full = false;
+
 		if (store_begin(st) < 0) {
 			log_error("event=relay.store result=fail error=\"%s\"",
 			    store_error(st));
+			free(undone);
 			return;
 		}
 		for (i = 0; i < b->nfin; i++) {
@@ -169,21 +175,64 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 				log_error("event=relay.store qid=%s result=fail "
 				    "error=\"%s\"", b->fin[i]->id,
 				    store_error(st));
+				full |= store_error_is_full(st);
+				undone[i] = true;
 				store_rollback(st);
 			} else if (store_commit(st) < 0)
 				break;
 		}
+		/* The ones not reached (the transaction is gone). */
+		for (; i < b->nfin; i++)
+			undone[i] = true;
 		if (store_commit(st) < 0) {
+			full |= store_error_is_full(st);
 			store_rollback(st);
 			log_error("event=relay.store result=fail error=\"%s\"",
 			    store_error(st));
+			for (i = 0; i < b->nfin; i++)
+				undone[i] = true;
 		}
+		if (full)
+			relay_defer_full(r, st, b, undone, now);
+		free(undone);
 	}
 	if (b->gc && store_gc(st, RELAY_GC_BODIES, NULL) < 0)
 		log_warn("event=relay.gc result=fail error=\"%s\"",
 		    store_error(st));
 	log_debug("event=relay.flush rcpts=%zu finished=%zu ms=%" PRIu64,
 	    b->nupd, b->nfin, util_now_ms() - t0);
+}
+
+/*
+ * The store had no room for what finished attempts left to write (a DSN
+ * above all): the undone ones would stay due and be picked up again at
+ * the next scan, every second. Defer them to their next retry instead
+ * (attempts unchanged): the recipient results are stored, and the DSN is
+ * written when the message finishes next time, once there is space. An
+ * UPDATE in place needs no new page; if even that fails the message just
+ * stays due.
+ */
+static void
+relay_defer_full(struct relay *r, struct store *st, struct relay_batch *b,
+    const bool *undone, int64_t now)
+{
+	for (size_t i = 0; i < b->nfin; i++) {
+		struct store_queue_msg *q = &b->fin[i]->q;
+		int64_t next = now + relay_next_delay(r->cfg, q->attempts);
+
+		if (!undone[i])
+			continue;
+		if (store_begin(st) < 0 || store_queue_reschedule(st, q->id,
+		    next, q->attempts) < 0 || store_commit(st) < 0) {
+			store_rollback(st);
+			log_error("event=relay.defer qid=%s result=fail "
+			    "reason=store_full error=\"%s\"", b->fin[i]->id,
+			    store_error(st));
+			continue;
+		}
+		log_warn("event=relay.defer qid=%s reason=store_full "
+		    "next_in=%" PRId64 "s", b->fin[i]->id, next - now);
+	}
 }
 
 /* Loop thread: the batch is back; free what it finished. */
@@ -355,11 +404,11 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	struct relay *r = rm->r;
 	const struct cfg *cfg = r->cfg;
 	struct store_queue_msg *q = &rm->q;
-	struct bounce_rcpt *fail, *delay;
+	struct bounce_rcpt *fail, *delay, *relayed;
 	struct store_queue_msg dq;
 	char *orig = NULL;
 	bool dsn_ok = true;
-	size_t nfail = 0, ndelay = 0, npending = 0, i;
+	size_t nfail = 0, ndelay = 0, nrelayed = 0, npending = 0, i;
 	int64_t now = util_time(), expires, next;
 	unsigned attempts = q->attempts + 1;
 	bool expired, warn;
@@ -371,27 +420,42 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 	    now >= q->created + (int64_t)cfg->relay.delay_warning;
 	fail = xcalloc(q->nrcpts + 1, sizeof(*fail));
 	delay = xcalloc(q->nrcpts + 1, sizeof(*delay));
+	relayed = xcalloc(q->nrcpts + 1, sizeof(*relayed));
+	/* RFC 3461 4.1: FAILED and RELAYED rows already owe their notice
+	 * (relay_attempt.c asked NOTIFY); an expiry or a delay asks here. */
 	for (i = 0; i < q->nrcpts; i++) {
 		struct store_queue_rcpt *qr = &q->rcpts[i];
 
 		if (qr->status == STORE_QUEUE_RCPT_FAILED ||
-		    (qr->status == STORE_QUEUE_RCPT_PENDING && expired)) {
+		    (qr->status == STORE_QUEUE_RCPT_PENDING && expired &&
+		    dsn_notify_wants(qr->dsn_notify, DSN_NOTIFY_FAILURE))) {
 			fail[nfail].address = qr->address;
 			fail[nfail].reply = qr->last_error != NULL &&
 			    qr->last_error[0] != '\0' ? qr->last_error :
 			    "451 4.4.7 delivery time expired";
 			fail[nfail].remote_mta = rm->mx[i];
+			fail[nfail].orcpt = qr->dsn_orcpt;
 			nfail++;
+		} else if (qr->status == STORE_QUEUE_RCPT_RELAYED) {
+			relayed[nrelayed].address = qr->address;
+			relayed[nrelayed].reply = qr->last_error;
+			relayed[nrelayed].remote_mta = rm->mx[i];
+			relayed[nrelayed].orcpt = qr->dsn_orcpt;
+			nrelayed++;
 		} else if (qr->status == STORE_QUEUE_RCPT_PENDING) {
+			npending++;
+			if (!dsn_notify_wants(qr->dsn_notify,
+			    DSN_NOTIFY_DELAY))
+				continue;
 			delay[ndelay].address = qr->address;
 			delay[ndelay].reply = qr->last_error;
 			delay[ndelay].remote_mta = rm->mx[i];
+			delay[ndelay].orcpt = qr->dsn_orcpt;
 			ndelay++;
-			npending++;
 		}
 	}
 
-	if (nfail > 0 || (warn && npending > 0)) {
+	if (nfail > 0 || nrelayed > 0 || (warn && ndelay > 0)) {
 		if ((rc = relay_dsn_msg(rm, st, &dq, &orig)) < 0)
 			goto out;
 		dsn_ok = rc == 0;
@@ -402,6 +466,9 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
+	}
+	if (nfail > 0 || expired) {
+		/* NOTIFY without FAILURE expires quietly. */
 		for (i = 0; i < q->nrcpts; i++) {
 			struct store_queue_rcpt *qr = &q->rcpts[i];
 
@@ -417,13 +484,29 @@ relay_msg_finish(struct relay_msg *rm, struct store *st, bool *kick_r)
 			}
 		}
 	}
-	if (warn && npending > 0) {
+	if (nrelayed > 0) {
 		rc = !dsn_ok ? 1 : bounce_send(st, cfg->server.hostname,
-		    cfg->server.postmaster, &dq, BOUNCE_DELAYED, expires, delay,
-		    ndelay);
+		    cfg->server.postmaster, &dq, BOUNCE_RELAYED, 0, relayed,
+		    nrelayed);
 		if (rc < 0)
 			goto out;
 		*kick_r |= rc == 0;
+		for (i = 0; i < q->nrcpts; i++)
+			if (q->rcpts[i].status == STORE_QUEUE_RCPT_RELAYED &&
+			    store_queue_rcpt_set(st, q->rcpts[i].id,
+			    STORE_QUEUE_RCPT_DELIVERED, NULL, now) < 0)
+				goto out;
+	}
+	if (warn && npending > 0) {
+		if (ndelay > 0) {
+			rc = !dsn_ok ? 1 : bounce_send(st,
+			    cfg->server.hostname, cfg->server.postmaster, &dq,
+			    BOUNCE_DELAYED, expires,
+			    delay, ndelay);
+			if (rc < 0)
+				goto out;
+			*kick_r |= rc == 0;
+		}
 		if (store_queue_set_warned(st, q->id) < 0)
 			goto out;
 	}
@@ -448,5 +531,6 @@ out:
 	free(orig);
 	free(fail);
 	free(delay);
+	free(relayed);
 	return ret;
 }

@@ -23,6 +23,7 @@
 #include "common/conn.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "mailauth/dnsbl.h"
 
@@ -62,6 +63,14 @@ static void smtp_session_unpause(struct smtp_session *s);
 static const char *const smtp_listener_names[SMTP_LST_COUNT] = {
 	"mx", "submission", "submissions",
 };
+
+/* /metrics: sessions by listener (common/stats.h). */
+static const enum stats_id smtp_listener_stats[SMTP_LST_COUNT] = {
+	[SMTP_LST_MX] = STATS_SMTP_CONN_MX,
+	[SMTP_LST_SUBMISSION] = STATS_SMTP_CONN_SUBMISSION,
+	[SMTP_LST_SUBMISSIONS] = STATS_SMTP_CONN_SUBMISSIONS,
+};
+
 static const char *const smtp_state_names[SMTP_ST_COUNT] = {
 	"init", "ready", "mail", "rcpt", "bdat",
 };
@@ -125,6 +134,8 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
 	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	stats_inc(full ? STATS_SMTP_CONN_REFUSED :
+	    smtp_listener_stats[lst->kind]);
 	if (full && lst->kind == SMTP_LST_SUBMISSIONS) {
 		/* Implicit TLS: the client's first read expects a
 		 * ServerHello, and a cleartext 421 shows up as "wrong version
@@ -140,6 +151,7 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 		smtp_session_close(s, "too_many_connections");
 		return;
 	}
+	smtp_deadline_start(s);
 	if (lst->kind == SMTP_LST_SUBMISSIONS) {
 		/* Implicit TLS (RFC 8314): greet after the handshake. */
 		smtp_session_wait(s);
@@ -246,6 +258,7 @@ smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
 	if (s->greet_timer != NULL)
 		evtimer_del(s->greet_timer);
 	reason = reason != NULL ? reason : "listed";
+	stats_inc(STATS_SMTP_DNSBL_LISTED);
 	/* The zone comes from our config; the reason from the DNS. */
 	log_info("event=smtp.dnsbl sid=%s ip=%s result=listed zone=%s "
 	    "reason=%s", s->sid, conn_peer_ip(s->conn), zone,
@@ -267,6 +280,7 @@ smtp_session_greet(struct smtp_session *s)
 {
 	s->greeted = true;
 	smtp_reply(s, "220 %s ESMTP carteiro", smtp_session_hostname(s));
+	smtp_deadline_line(s);
 }
 
 const char *
@@ -296,6 +310,7 @@ smtp_session_wait(struct smtp_session *s)
 	/* Not conn_pause_read: see smtp_session_unpause. Input that
 	 * arrives meanwhile is buffered, and bounded in smtp_session_input. */
 	s->mode = SMTP_MODE_WAIT;
+	smtp_deadline_clear(s);
 }
 
 /*
@@ -344,6 +359,8 @@ smtp_session_resume(struct smtp_session *s)
 		smtp_session_close(s, "shutdown");
 		return;
 	}
+	if (smtp_deadline_expired(s))
+		return;
 	smtp_session_unpause(s);
 	/* Input already buffered gets no new event: process it now. */
 	smtp_session_input(s);
@@ -394,6 +411,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	conn_write(s->conn, buf, (size_t)n + 2);
 	buf[n] = '\0';
 	if (buf[0] >= '4') {
+		char code[4] = { buf[0], buf[1], buf[2], '\0' };
+
+		stats_inc_word(STATS_SMTP_REPLY_421, STATS_SMTP_REPLY_OTHER,
+		    code);
 		/* STYLE 7: every failed command logs itself and our reply. */
 		log_info("event=smtp.cmd sid=%s result=fail cmd=%s reply=%s",
 		    s->sid, s->cur_cmd_len > 0 ? log_escape(cmd, sizeof(cmd),
@@ -432,6 +453,7 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	dnsbl_check_cancel(s->dnsbl);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
+	smtp_deadline_stop(s);
 	conn_free(s->conn);
 	free(s->helo);
 	free(s->auth_user);
@@ -495,10 +517,7 @@ smtp_session_io(struct conn *c, enum conn_event ev, void *arg)
 			smtp_session_free(s, "timeout");
 			break;
 		}
-		smtp_session_set_cmd(s, "(timeout)", 9);
-		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    smtp_session_hostname(s));
-		smtp_session_close(s, "timeout");
+		smtp_deadline_timeout(s);
 		break;
 	}
 }
@@ -509,6 +528,8 @@ smtp_session_tls_ready(struct smtp_session *s)
 	log_info("event=smtp.tls sid=%s ip=%s version=%s cipher=%s", s->sid,
 	    conn_peer_ip(s->conn), conn_tls_version(s->conn),
 	    conn_tls_cipher(s->conn));
+	stats_inc_word(STATS_SMTP_TLS_13, STATS_SMTP_TLS_OTHER,
+	    conn_tls_version(s->conn));
 	if (!s->greeted) {
 		smtp_session_greet(s);
 	} else {
@@ -538,6 +559,7 @@ smtp_session_skip(struct smtp_session *s)
 	if (n > s->skip_left)
 		n = (size_t)s->skip_left;
 	evbuffer_drain(in, n);
+	smtp_deadline_bytes(s, n);
 	s->skip_left -= n;
 	if (s->skip_left == 0)
 		s->mode = SMTP_MODE_CMD;
@@ -565,6 +587,11 @@ smtp_session_input(struct smtp_session *s)
 			}
 			s->out_blocked = true;
 			conn_set_lowat(s->conn, SMTP_OUTPUT_MAX / 4);
+			/* The next line's deadline starts when its reply
+			 * could be sent; the idle timeout (and
+			 * max_session_time) hold a client that never
+			 * reads. */
+			smtp_deadline_clear(s);
 			return;
 		}
 		if (s->errors >= SMTP_MAX_ERRORS) {
@@ -584,11 +611,13 @@ smtp_session_input(struct smtp_session *s)
 			return;
 		case SMTP_MODE_DATA:
 		case SMTP_MODE_BDAT:
+			smtp_deadline_data(s);
 			smtp_tx_input(s);
 			if (s->mode == mode)
 				return;	/* needs more input */
 			continue;
 		case SMTP_MODE_SKIP:
+			smtp_deadline_data(s);
 			smtp_session_skip(s);
 			if (s->mode == mode)
 				return;
@@ -598,9 +627,15 @@ smtp_session_input(struct smtp_session *s)
 			break;
 		}
 		r = conn_getline(s->conn, mode == SMTP_MODE_SASL ?
-		    SMTP_SASL_LINE_MAX : SMTP_LINE_MAX, &line, &len, &bare);
-		if (r == CONN_LINE_NONE)
+		    SMTP_SASL_LINE_MAX : SMTP_RCPT_LINE_MAX, &line, &len,
+		    &bare);
+		if (r == CONN_LINE_NONE) {
+			/* Counted from the previous reply, not from each
+			 * byte of the line. */
+			smtp_deadline_line(s);
 			return;
+		}
+		smtp_deadline_line_taken(s);
 		if (r == CONN_LINE_TOO_LONG) {
 			smtp_session_set_cmd(s, "(line too long)", 15);
 			if (mode == SMTP_MODE_SASL) {

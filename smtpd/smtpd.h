@@ -1,8 +1,9 @@
 /*
  * carteiro-smtpd internals shared by session.c (connections, replies,
  * input modes), commands.c (the verb table and the session-level verbs),
- * sasl.c (AUTH), tx.c (MAIL..end of data), address.c (pure path/parameter
- * parser) and data.c (pure DATA/BDAT byte-stream decoder). Not for other
+ * sasl.c (AUTH), tx.c (MAIL..end of data), deadline.c (slow clients),
+ * address.c (pure path/parameter parser) and data.c (pure DATA/BDAT
+ * byte-stream decoder). Not for other
  * modules: delivery.h and relay.h are the public seams.
  */
 #ifndef CARTEIRO_SMTPD_H
@@ -16,6 +17,7 @@
 
 #include "common/clientkey.h"
 #include "common/sasl.h"
+#include "smtpd/dsn.h"
 
 struct conn;
 struct cfg;
@@ -37,6 +39,11 @@ struct milter_pool;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
+/* RFC 3461 4: the DSN parameters make MAIL up to 100 and RCPT up to 500
+ * octets longer. The reader takes the longest; the dispatcher holds each
+ * verb to its own limit. */
+#define SMTP_MAIL_LINE_MAX	(SMTP_LINE_MAX + 100)
+#define SMTP_RCPT_LINE_MAX	(SMTP_LINE_MAX + 500)
 /* RFC 4954 4: SASL lines may be up to 12288 octets. */
 #define SMTP_SASL_LINE_MAX	12288
 /* RFC 5321 4.5.3.2.7 and 4.5.3.2.6. */
@@ -136,7 +143,12 @@ enum smtp_tx_err {
 	SMTP_TX_ERR_IO,		/* 451 4.3.0 spool write failed */
 	SMTP_TX_ERR_HEADER,	/* 552 5.3.4 header section too large to
 				 * scan (arstrip.h, set at the end) */
+	SMTP_TX_ERR_FULL,	/* 452 4.3.1 spool write: ENOSPC/EDQUOT */
 };
+
+/* RFC 5321 4.2.2/RFC 3463 X.3.1: the store or the spool is out of space
+ * (at RCPT while delivery_is_full, or at the end of data). */
+#define SMTP_REPLY_FULL	"452 4.3.1 Insufficient system storage"
 
 /* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */
 
@@ -202,6 +214,9 @@ struct smtp_path {
 	uint64_t size;
 	enum smtp_body body;
 	bool smtputf8;
+	struct dsn_mail dsn_mail;	/* MAIL RET, ENVID (owned) */
+	/* RCPT parameters */
+	struct dsn_rcpt dsn_rcpt;	/* NOTIFY, ORCPT (owned) */
 };
 
 /*
@@ -240,6 +255,11 @@ struct smtp_tx {
 	size_t nlocal;
 	char **remote;		/* deduplicated remote recipients */
 	size_t nremote;
+	/* RFC 3461: per local[i] / remote[i] (the RCPT that first named
+	 * it), and the transaction's MAIL parameters; all owned. */
+	struct dsn_rcpt *local_dsn;
+	struct dsn_rcpt *remote_dsn;
+	struct dsn_mail dsn;
 	unsigned nrcpt;		/* accepted RCPT commands */
 	uint64_t declared_size;	/* MAIL SIZE=, 0 if none */
 	bool smtputf8;
@@ -273,6 +293,17 @@ struct smtp_tx {
 	 * NULL: the commit makes them. */
 	char *prefix;
 	struct smtp_milter *milter;	/* owned by milter_tx.c, or NULL */
+	uint64_t end_ms;	/* util_now_ms() at the end of the data */
+};
+
+/* Which deadline of deadline.c is armed on the conn. */
+enum smtp_deadline_kind {
+	SMTP_DL_NONE,		/* none (async step, or not yet re-armed
+				 * after a reply) */
+	SMTP_DL_LINE,		/* the next command line, from the reply */
+	SMTP_DL_LINE_SPENT,	/* still armed for a line already taken: the
+				 * next wait re-arms, a clear disarms */
+	SMTP_DL_DATA,		/* DATA/BDAT bytes: min_data_rate credit */
 };
 
 /* The command being answered, for failure logs: the first bytes of the
@@ -289,6 +320,13 @@ struct smtp_session {
 	struct sasl sasl;		/* AUTH exchange and penalty wait */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
 	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
+	struct event *life_timer;	/* [smtpd] max_session_time, or NULL */
+	uint64_t data_bytes;		/* DATA/BDAT bytes since the data
+					 * deadline was armed */
+	uint64_t data_credit_ms;	/* deadline they earned so far */
+	uint8_t deadline;		/* enum smtp_deadline_kind */
+	bool expired;			/* max_session_time passed: 421 at
+					 * the next safe point */
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
 	char *helo;			/* owned */
 	char *auth_user;		/* owned: canonical address */
@@ -340,6 +378,27 @@ void smtp_session_set_cmd(struct smtp_session *s, const char *line,
 bool smtp_session_is_submission(const struct smtp_session *s);
 const char *smtp_session_hostname(const struct smtp_session *s);
 
+/* deadline.c: slow clients (per-line deadline, min_data_rate,
+ * max_session_time). None of these frees the session. */
+/* Accept: start the max_session_time timer. */
+void smtp_deadline_start(struct smtp_session *s);
+void smtp_deadline_stop(struct smtp_session *s);
+/* A command (or SASL) line is awaited: its deadline runs from the first
+ * call after smtp_deadline_clear or smtp_deadline_line_taken. */
+void smtp_deadline_line(struct smtp_session *s);
+/* A line was taken: the next one gets its own deadline. */
+void smtp_deadline_line_taken(struct smtp_session *s);
+/* DATA/BDAT/skipped bytes are awaited: the min_data_rate deadline. */
+void smtp_deadline_data(struct smtp_session *s);
+/* n data bytes were consumed: they earn time. */
+void smtp_deadline_bytes(struct smtp_session *s, size_t n);
+/* Nothing is awaited from the client (async step, output blocked). */
+void smtp_deadline_clear(struct smtp_session *s);
+/* CONN_EV_TIMEOUT (not while closing): 421 4.4.2 and close. */
+void smtp_deadline_timeout(struct smtp_session *s);
+/* If max_session_time passed: 421 4.4.2, close, true. */
+bool smtp_deadline_expired(struct smtp_session *s);
+
 /* commands.c */
 void smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len);
 void smtp_cmd_ehlo(struct smtp_session *, const char *);
@@ -383,5 +442,8 @@ void smtp_tx_end(struct smtp_session *s);
  * frees); the hand-off to delivery whose callback sends the reply. */
 char *smtp_tx_prefix(struct smtp_session *s);
 void smtp_tx_commit(struct smtp_session *s);
+/* A spool write failed with errno err: latches SMTP_TX_ERR_FULL for lack
+ * of space (and tells delivery.h the store is full), else ERR_IO. */
+void smtp_tx_spool_failed(struct smtp_session *s, int err);
 
 #endif

@@ -36,12 +36,19 @@ smtp_tx_free(struct smtp_tx *tx)
 	free(tx->first_rcpt);
 	free(tx->queue_from);
 	free(tx->fwd_domain);
-	for (i = 0; i < tx->nlocal; i++)
+	for (i = 0; i < tx->nlocal; i++) {
 		free(tx->local[i]);
+		dsn_rcpt_clear(&tx->local_dsn[i]);
+	}
 	free(tx->local);
-	for (i = 0; i < tx->nremote; i++)
+	free(tx->local_dsn);
+	for (i = 0; i < tx->nremote; i++) {
 		free(tx->remote[i]);
+		dsn_rcpt_clear(&tx->remote_dsn[i]);
+	}
 	free(tx->remote);
+	free(tx->remote_dsn);
+	dsn_mail_clear(&tx->dsn);
 	if (tx->spool_fd != -1)
 		close(tx->spool_fd);
 	free(tx->spool_mem);
@@ -79,9 +86,11 @@ smtp_tx_reset(struct smtp_session *s)
 	smtp_tx_free(tx);
 }
 
-/* Add addr to a deduplicated list (case-insensitive). */
+/* Add addr to a deduplicated list (case-insensitive), with its DSN
+ * parameters in the parallel list dv (the first RCPT naming it wins). */
 static void
-smtp_tx_list_add(char ***v, size_t *n, const char *addr)
+smtp_tx_list_add(char ***v, struct dsn_rcpt **dv, size_t *n,
+    const char *addr, const struct dsn_rcpt *dsn)
 {
 	size_t i;
 
@@ -89,6 +98,8 @@ smtp_tx_list_add(char ***v, size_t *n, const char *addr)
 		if (strcasecmp((*v)[i], addr) == 0)
 			return;
 	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	*dv = xrealloc(*dv, (*n + 1) * sizeof(**dv));
+	dsn_rcpt_copy(&(*dv)[*n], dsn);
 	(*v)[(*n)++] = xstrdup(addr);
 }
 
@@ -208,6 +219,8 @@ smtp_cmd_mail(struct smtp_session *s, const char *args)
 	tx->smtputf8 = p.smtputf8;
 	tx->body8bit = p.body == SMTP_BODY_8BITMIME;
 	tx->declared_size = p.has_size ? p.size : 0;
+	tx->dsn = p.dsn_mail;		/* RFC 3461 RET, ENVID: moved */
+	memset(&p.dsn_mail, 0, sizeof(p.dsn_mail));
 	s->tx = tx;
 	smtp_session_enter(s, SMTP_ST_MAIL);
 	log_info("event=smtp.mail sid=%s msgid=%s from=%s size=%llu%s", s->sid,
@@ -367,6 +380,13 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", p.addr);
 		goto out;
 	}
+	/* A message now could not be stored (delivery.h): say so before
+	 * the client sends it. */
+	if (delivery_is_full(srv->delivery)) {
+		smtp_reply(s, SMTP_REPLY_FULL);
+		result = "full";
+		goto out;
+	}
 	/* One snapshot for the lookups of this RCPT (domain, aliases,
 	 * users, quota). */
 	snap = store_read_begin(srv->store) == 0;
@@ -407,8 +427,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 			}
 			goto out;
 		}
-		smtp_tx_list_add(&tx->remote, &tx->nremote,
-		    orig != NULL ? orig : p.addr);
+		smtp_tx_list_add(&tx->remote, &tx->remote_dsn, &tx->nremote,
+		    orig != NULL ? orig : p.addr, &p.dsn_rcpt);
 		break;
 	case STORE_RCPT_LOCAL:
 		if ((rc = smtp_tx_check_quota(s, local, nlocal)) != 0) {
@@ -419,10 +439,12 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 			goto out;
 		}
 		for (i = 0; i < nlocal; i++)
-			smtp_tx_list_add(&tx->local, &tx->nlocal, local[i]);
+			smtp_tx_list_add(&tx->local, &tx->local_dsn,
+			    &tx->nlocal, local[i], &p.dsn_rcpt);
 		/* An alias may forward outside: queued like submission. */
 		for (i = 0; i < nremote; i++)
-			smtp_tx_list_add(&tx->remote, &tx->nremote, remote[i]);
+			smtp_tx_list_add(&tx->remote, &tx->remote_dsn,
+			    &tx->nremote, remote[i], &p.dsn_rcpt);
 		break;
 	}
 	tx->nrcpt++;

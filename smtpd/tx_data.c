@@ -69,10 +69,11 @@ smtp_tx_spool_to_file(struct smtp_session *s)
 		return tx->spool_fd != -1;
 	fd = delivery_spool_open(s->lst->srv->spool_dir);
 	if (fd == -1 || !smtp_tx_write_fd(fd, tx->spool_mem, len)) {
-		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
-		    strerror(errno));
+		int err = errno;
+
 		if (fd != -1)
 			close(fd);
+		smtp_tx_spool_failed(s, err);
 		return false;
 	}
 	tx->spool_fd = fd;
@@ -136,7 +137,8 @@ smtp_tx_chunk_done(struct smtp_session *s)
 	}
 	s->mode = SMTP_MODE_CMD;
 	conn_set_timeout(s->conn, s->lst->srv->timeout_cmd_ms);
-	if (tx->error == SMTP_TX_ERR_SIZE || tx->error == SMTP_TX_ERR_IO) {
+	if (tx->error == SMTP_TX_ERR_SIZE || tx->error == SMTP_TX_ERR_IO ||
+	    tx->error == SMTP_TX_ERR_FULL) {
 		/* RFC 3030 2: a failed chunk fails the transaction; later
 		 * chunks get 503 and are skipped. */
 		smtp_tx_end(s);
@@ -231,16 +233,26 @@ smtp_tx_write(struct smtp_session *s, const char *buf, size_t len)
 		tx->size -= len;
 		ok = smtp_tx_spool_to_file(s);
 		tx->size += len;
-		if (!ok) {
-			tx->error = SMTP_TX_ERR_IO;
-			return;
-		}
+		if (!ok)
+			return;	/* latched */
 	}
-	if (!smtp_tx_write_fd(tx->spool_fd, buf, len)) {
-		log_error("event=smtp.spool sid=%s error=\"%s\"", s->sid,
-		    strerror(errno));
-		tx->error = SMTP_TX_ERR_IO;
-	}
+	if (!smtp_tx_write_fd(tx->spool_fd, buf, len))
+		smtp_tx_spool_failed(s, errno);
+}
+
+void
+smtp_tx_spool_failed(struct smtp_session *s, int err)
+{
+	struct smtp_tx *tx = s->tx;
+	bool full = err == ENOSPC || err == EDQUOT;
+
+	log_error("event=smtp.spool sid=%s msgid=%s error=\"%s\"", s->sid,
+	    tx->msgid, strerror(err));
+	tx->error = full ? SMTP_TX_ERR_FULL : SMTP_TX_ERR_IO;
+	/* The spool sits next to the database: the next RCPT knows. The
+	 * bytes written so far go with the unlinked file (smtp_tx_free). */
+	if (full)
+		delivery_note_full(s->lst->srv->delivery);
 }
 
 void
@@ -269,6 +281,7 @@ smtp_tx_input(struct smtp_session *s)
 			tx->error = SMTP_TX_ERR_BARE;
 		smtp_tx_write(s, smtp_tx_out, olen);
 		evbuffer_drain(in, used);
+		smtp_deadline_bytes(s, used);
 		if (s->mode == SMTP_MODE_BDAT) {
 			tx->bdat_left -= used;
 		} else if (smtp_data_is_done(&tx->parser)) {

@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
 #include "smtpd/inbound.h"
@@ -123,6 +124,8 @@ smtp_tx_error_name(enum smtp_tx_err e)
 		return "spool_error";
 	case SMTP_TX_ERR_HEADER:
 		return "header_too_large";
+	case SMTP_TX_ERR_FULL:
+		return "no_space";
 	}
 	return "?";
 }
@@ -139,9 +142,7 @@ smtp_tx_strip(struct smtp_session *s)
 	rc = inbound_strip(smtp_session_hostname(s), tx->spool_fd,
 	    tx->spool_in_mem ? tx->spool_mem : NULL, &tx->size, &removed);
 	if (rc < 0) {
-		log_error("event=smtp.spool sid=%s msgid=%s error=\"%s\"",
-		    s->sid, tx->msgid, strerror(errno));
-		tx->error = SMTP_TX_ERR_IO;
+		smtp_tx_spool_failed(s, errno);
 	} else if (rc > 0) {
 		tx->error = SMTP_TX_ERR_HEADER;
 	} else if (removed > 0) {
@@ -159,6 +160,7 @@ smtp_tx_end(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	bool sign, check;
 
+	tx->end_ms = util_now_ms();
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
@@ -180,6 +182,9 @@ smtp_tx_end(struct smtp_session *s)
 		case SMTP_TX_ERR_HEADER:
 			smtp_reply(s, "552 5.3.4 Message header section "
 			    "exceeds fixed limit");
+			break;
+		case SMTP_TX_ERR_FULL:
+			smtp_reply(s, SMTP_REPLY_FULL);
 			break;
 		default:
 			smtp_reply(s, "451 4.3.0 Temporary storage failure");
@@ -315,6 +320,9 @@ smtp_tx_commit(struct smtp_session *s)
 	 * sees the real history). */
 	job.count_sent = true;
 	job.msgid = tx->msgid;
+	job.local_dsn = tx->local_dsn;
+	job.remote_dsn = tx->remote_dsn;
+	job.dsn = &tx->dsn;
 	tx->spool_fd = -1;	/* delivery owns it now */
 	tx->spool_mem = NULL;
 	tx->spool_in_mem = false;
@@ -339,14 +347,25 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 		    tx->nrcpt, tx->nlocal, tx->nremote,
 		    (unsigned long long)tx->size, (long long)queue_id);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->msgid);
+		stats_inc(STATS_SMTP_ACCEPTED);
+		stats_add(STATS_SMTP_ACCEPTED_BYTES, tx->size);
+		/* Checks, signing and the durable commit: the wait a
+		 * client sees between its final dot and our 250. */
+		stats_observe_ms(STATS_SMTP_EOD_LE_50MS,
+		    util_now_ms() - tx->end_ms);
 		break;
 	case DELIVERY_QUOTA:
+		stats_inc(STATS_SMTP_REFUSED_5XX);
 		smtp_reply(s, "552 5.2.2 Mailbox full: message would exceed "
 		    "quota");
 		break;
 	case DELIVERY_TEMPFAIL:
+		stats_inc(STATS_SMTP_REFUSED_4XX);
 		smtp_reply(s, "451 4.3.0 Temporary storage failure, try "
 		    "again later");
+		break;
+	case DELIVERY_FULL:
+		smtp_reply(s, SMTP_REPLY_FULL);
 		break;
 	}
 	smtp_tx_reset(s);

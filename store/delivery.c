@@ -188,7 +188,7 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	bool quota = d->check_quota;
 	sqlite3_stmt *s;
 	int64_t user_id, uid, epoch;
-	char uidl[64];
+	char uidl[72];
 	int rc;
 
 	s = quota ? store_stmt(st, STMT_DELIVER_USER_QUOTA,
@@ -221,6 +221,10 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	/* printable, no spaces, < 64 chars (RFC 1939 7: 1..70 of 0x21-0x7e) */
 	snprintf(uidl, sizeof(uidl), "%" PRIx64 ".%" PRId64, (uint64_t)epoch,
 	    uid);
+	/* An import's own UIDL (checked by store/import.c); the uid above
+	 * is still used up, so generated ones stay unique. */
+	if (d->uidl != NULL)
+		util_strlcpy(uidl, d->uidl, sizeof(uidl));
 	s = store_stmt(st, STMT_MAILBOX_INSERT,
 	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, "
 	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -247,8 +251,8 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 
 	s = store_stmt(st, STMT_QUEUE_INSERT,
 	    "INSERT INTO queue(mail_from, body_id, auth_user, created, "
-	    "next_attempt, smtputf8, is_bounce) "
-	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
+	    "next_attempt, smtputf8, is_bounce, dsn_ret, dsn_envid) "
+	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, d->queue_mail_from != NULL ?
@@ -259,6 +263,9 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 	sqlite3_bind_int64(s, 4, now);
 	sqlite3_bind_int(s, 5, d->smtputf8);
 	sqlite3_bind_int(s, 6, d->is_bounce);
+	sqlite3_bind_int(s, 7, d->dsn_ret);
+	if (d->dsn_envid != NULL)
+		store_bind_text(s, 8, d->dsn_envid);
 	if (store_step_done(st, s, "queue insert") < 0)
 		return -1;
 	qid = sqlite3_last_insert_rowid(st->db);
@@ -270,14 +277,18 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 			return store_fail(st, "remote recipient without "
 			    "domain");
 		s = store_stmt(st, STMT_QUEUE_RCPT_INSERT,
-		    "INSERT INTO queue_rcpt(queue_id, address, domain) "
-		    "VALUES (?1, ?2, ?3)");
+		    "INSERT INTO queue_rcpt(queue_id, address, domain, "
+		    "dsn_notify, dsn_orcpt) VALUES (?1, ?2, ?3, ?4, ?5)");
 		if (s == NULL)
 			return -1;
 		addr = store_addr_normalize(d->remote[i]);
 		sqlite3_bind_int64(s, 1, qid);
 		store_bind_text(s, 2, d->remote[i]);
 		store_bind_text(s, 3, store_addr_domain(addr));
+		sqlite3_bind_int64(s, 4, d->remote_notify != NULL ?
+		    (int64_t)d->remote_notify[i] : 0);
+		if (d->remote_orcpt != NULL && d->remote_orcpt[i] != NULL)
+			store_bind_text(s, 5, d->remote_orcpt[i]);
 		rc = store_step_done(st, s, "queue rcpt insert");
 		free(addr);
 		if (rc < 0)
@@ -298,6 +309,9 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
 
 	if (d->nlocal + d->nremote == 0)
 		return store_fail(st, "delivery without recipients");
+	if (d->uidl != NULL && d->nlocal != 1)
+		return store_fail(st, "a given UIDL needs exactly one local "
+		    "recipient");
 	if (size > INT64_MAX / 2 || d->data_size < size - d->prefix_len)
 		return store_fail(st, "message too large");
 	/* A mailbox message is its Return-Path line (store_message_open)

@@ -26,6 +26,7 @@ enum store_queue_stmt {
 	STORE_QS_DEL_QUEUE,
 	STORE_QS_UNREF,
 	STORE_QS_FLUSH,
+	STORE_QS_STATS,
 	STORE_QS_COUNT
 };
 
@@ -41,6 +42,7 @@ store_queue_status_names[STORE_QUEUE_RCPT_STATUS_COUNT] = {
 	[STORE_QUEUE_RCPT_DELIVERED] = "delivered",
 	[STORE_QUEUE_RCPT_FAILED] = "failed",
 	[STORE_QUEUE_RCPT_BOUNCED] = "bounced",
+	[STORE_QUEUE_RCPT_RELAYED] = "relayed",
 };
 
 const char *
@@ -76,10 +78,12 @@ store_queue_msg_clear(struct store_queue_msg *m)
 		return;
 	free(m->mail_from);
 	free(m->auth_user);
+	free(m->dsn_envid);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].address);
 		free(m->rcpts[i].domain);
 		free(m->rcpts[i].last_error);
+		free(m->rcpts[i].dsn_orcpt);
 	}
 	free(m->rcpts);
 	memset(m, 0, sizeof(*m));
@@ -153,7 +157,8 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	memset(m, 0, sizeof(*m));
 	s = store_queue_stmt(st, STORE_QS_LOAD,
 	    "SELECT mail_from, body_id, auth_user, created, next_attempt, "
-	    "attempts, warned, smtputf8, is_bounce FROM queue WHERE id = ?1");
+	    "attempts, warned, smtputf8, is_bounce, dsn_ret, dsn_envid "
+	    "FROM queue WHERE id = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
@@ -176,11 +181,14 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	m->warned = sqlite3_column_int(s, 6) != 0;
 	m->smtputf8 = sqlite3_column_int(s, 7) != 0;
 	m->is_bounce = sqlite3_column_int(s, 8) != 0;
+	m->dsn_ret = sqlite3_column_int(s, 9);
+	m->dsn_envid = store_queue_col_str(s, 10);
 	sqlite3_reset(s);
 
 	s = store_queue_stmt(st, STORE_QS_LOAD_RCPTS,
-	    "SELECT id, address, domain, status, last_error, updated "
-	    "FROM queue_rcpt WHERE queue_id = ?1 ORDER BY id");
+	    "SELECT id, address, domain, status, last_error, updated, "
+	    "dsn_notify, dsn_orcpt FROM queue_rcpt WHERE queue_id = ?1 "
+	    "ORDER BY id");
 	if (s == NULL) {
 		store_queue_msg_clear(m);
 		return -1;
@@ -198,6 +206,8 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 		r->status = sqlite3_column_int(s, 3);
 		r->last_error = store_queue_col_str(s, 4);
 		r->updated = sqlite3_column_int64(s, 5);
+		r->dsn_notify = (unsigned)sqlite3_column_int64(s, 6);
+		r->dsn_orcpt = store_queue_col_str(s, 7);
 		if (r->address == NULL)
 			r->address = xstrdup("");
 		if (r->domain == NULL)
@@ -333,5 +343,28 @@ store_queue_flush(struct store *st, int64_t now, size_t *n_r)
 		return -1;
 	if (n_r != NULL)
 		*n_r = (size_t)sqlite3_changes(st->db);
+	return 0;
+}
+
+int
+store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*n_r = 0;
+	*oldest_r = 0;
+	s = store_queue_stmt(st, STORE_QS_STATS,
+	    "SELECT count(*), coalesce(min(created), 0) FROM queue");
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return store_fail_db(st, rc, "queue stats");
+	}
+	*n_r = sqlite3_column_int64(s, 0);
+	*oldest_r = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
 	return 0;
 }

@@ -27,10 +27,14 @@ enum store_queue_rcpt_status {
 	STORE_QUEUE_RCPT_FAILED = 2,
 	/* permanent failure, DSN created or none owed (null sender) */
 	STORE_QUEUE_RCPT_BOUNCED = 3,
+	/* the remote server took it (2xx) but does not offer DSN, and
+	 * NOTIFY asked for SUCCESS: our "relayed" DSN is still owed (RFC
+	 * 3461 5.2.2); DELIVERED once it is created */
+	STORE_QUEUE_RCPT_RELAYED = 4,
 	STORE_QUEUE_RCPT_STATUS_COUNT
 };
 
-/* "pending", "delivered", "failed", "bounced" (static). */
+/* "pending", "delivered", "failed", "bounced", "relayed" (static). */
 const char *store_queue_rcpt_status_str(int status);
 
 struct store_queue_rcpt {
@@ -40,6 +44,9 @@ struct store_queue_rcpt {
 	int status;			/* enum store_queue_rcpt_status */
 	char *last_error;		/* NULL if none */
 	int64_t updated;		/* unix time, 0 if never */
+	unsigned dsn_notify;		/* RFC 3461 NOTIFY bits (smtpd/dsn.h),
+					 * 0 if none */
+	char *dsn_orcpt;		/* ORCPT "type;xtext" or NULL */
 };
 
 struct store_queue_msg {
@@ -53,6 +60,8 @@ struct store_queue_msg {
 	bool warned;			/* delay DSN sent */
 	bool smtputf8;
 	bool is_bounce;
+	int dsn_ret;			/* RFC 3461 RET (smtpd/dsn.h), 0 none */
+	char *dsn_envid;		/* ENVID xtext or NULL */
 	/* every recipient, in insertion order */
 	struct store_queue_rcpt *rcpts;
 	size_t nrcpts;
@@ -84,5 +93,9 @@ int store_queue_set_warned(struct store *st, int64_t id);
 int store_queue_delete(struct store *st, int64_t id);
 /* next_attempt = now for every message; *n_r (may be NULL) = how many. */
 int store_queue_flush(struct store *st, int64_t now, size_t *n_r);
+
+/* /metrics: messages in the queue and the creation time of the oldest
+ * (0 when empty). 0 / -1. */
+int store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r);
 
 #endif

@@ -27,6 +27,7 @@ static enum store_tx_kind store_tx_pop(struct store *);
 static int store_tx_start(struct store *, enum store_tx_kind);
 static int store_tx_end(struct store *, enum store_tx_kind, bool);
 static void store_global_init(void);
+static void store_test_page_limit(struct store *);
 
 static pthread_once_t store_global_once = PTHREAD_ONCE_INIT;
 
@@ -89,6 +90,7 @@ store_open(const char *path, const char **error_r)
 		store_close(st);
 		return NULL;
 	}
+	store_test_page_limit(st);
 	return st;
 }
 
@@ -173,13 +175,30 @@ store_error_is_quota(struct store *st)
 	return st->quota;
 }
 
+bool
+store_error_is_full(struct store *st)
+{
+	return st->full;
+}
+
 int
 store_fail_db(struct store *st, int rc, const char *what)
 {
-	int prim = rc & 0xff;
+	int prim = rc & 0xff, sys = errno;
 
 	st->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
 	st->quota = false;
+	/*
+	 * The unix VFS turns ENOSPC on a write into SQLITE_FULL, as does the
+	 * page limit; EDQUOT (and ENOSPC from fsync or ftruncate) come back
+	 * as an I/O error. SQLite keeps its errno for some paths only (not
+	 * for a failed COMMIT in 3.40), so the errno the failed call left
+	 * is the fallback: callers come here straight from the failing step.
+	 */
+	if (prim == SQLITE_IOERR && sqlite3_system_errno(st->db) != 0)
+		sys = sqlite3_system_errno(st->db);
+	st->full = prim == SQLITE_FULL || (prim == SQLITE_IOERR &&
+	    (sys == ENOSPC || sys == EDQUOT));
 	snprintf(st->err, sizeof(st->err), "%s: %s", what,
 	    sqlite3_errmsg(st->db));
 	return -1;
@@ -192,6 +211,7 @@ store_fail(struct store *st, const char *fmt, ...)
 
 	st->busy = false;
 	st->quota = false;
+	st->full = false;
 	va_start(ap, fmt);
 	vsnprintf(st->err, sizeof(st->err), fmt, ap);
 	va_end(ap);
@@ -303,8 +323,12 @@ store_tx_start(struct store *st, enum store_tx_kind kind)
 {
 	int rc;
 
+	if (st->tx_lost)
+		return -1;	/* store_error() says why (store_tx_end) */
 	if (sqlite3_get_autocommit(st->db)) {
 		st->tx_depth = 0;
+		if (kind == STORE_TX_WRITE)
+			store_test_page_limit(st);
 		rc = kind == STORE_TX_WRITE ?
 		    store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE") :
 		    store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
@@ -335,16 +359,25 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 	case STORE_TX_JOINED:
 		return 0;
 	case STORE_TX_SAVEPOINT:
+		if (ok && st->tx_lost)
+			return -1;
 		if (ok)
 			return store_run(st, STMT_TX_RELEASE,
 			    "RELEASE store_unit");
-		/* An I/O error may already have ended the whole
-		 * transaction. */
 		if (!sqlite3_get_autocommit(st->db)) {
 			sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL,
 			    NULL, NULL);
 			sqlite3_exec(st->db, "RELEASE store_unit", NULL, NULL,
 			    NULL);
+		} else if (st->tx_depth > 0) {
+			/*
+			 * SQLite ended the whole transaction on its own (an
+			 * I/O error; SQLITE_FULL in a statement without a
+			 * statement journal): every enclosing level is gone
+			 * too. Until the outermost one ends, nothing may run
+			 * in autocommit as if it were still inside it.
+			 */
+			st->tx_lost = true;
 		}
 		return 0;
 	case STORE_TX_WRITE:
@@ -352,25 +385,28 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 		break;
 	}
 	if (!ok) {
+		st->tx_lost = false;
 		if (!sqlite3_get_autocommit(st->db))
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return 0;
 	}
-	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) == NULL)
-		rc = sqlite3_errcode(st->db);
-	else {
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
-			rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_OK) {
-		store_fail_db(st, rc, "commit");
-		if (!sqlite3_get_autocommit(st->db))
-			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (st->tx_lost) {
+		/* The error that ended it is still in store_error(). */
+		st->tx_lost = false;
 		return -1;
 	}
-	return 0;
+	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) != NULL) {
+		rc = sqlite3_step(s);
+		/* Before the reset: store_fail_db reads errno. */
+		if (rc != SQLITE_DONE)
+			store_fail_db(st, rc, "commit");
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			return 0;
+	}
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 int
@@ -410,6 +446,35 @@ bool
 store_in_transaction(struct store *st)
 {
 	return !sqlite3_get_autocommit(st->db);
+}
+
+/*
+ * STORE_TEST_PAGE_LIMIT_ENV (store.h). Only when the variable is set: a
+ * production process never opens the file. A limit below the database's
+ * size holds it at its size (SQLite's rule).
+ */
+static void
+store_test_page_limit(struct store *st)
+{
+	const char *path = getenv(STORE_TEST_PAGE_LIMIT_ENV);
+	unsigned long long n = 0;
+	char sql[64];
+	FILE *f;
+
+	if (path == NULL || *path == '\0')
+		return;
+	if ((f = fopen(path, "re")) != NULL) {
+		if (fscanf(f, "%llu", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	if (n == st->page_limit)
+		return;
+	st->page_limit = n;
+	/* 0: back to SQLite's own ceiling (it clamps larger values). */
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%llu",
+	    n != 0 ? n : 0xfffffffeULL);
+	(void)sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 }
 
 void

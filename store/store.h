@@ -29,6 +29,21 @@ const char *store_error(struct store *st);
 bool store_error_is_busy(struct store *st);
 /* The last failure was a store_deliver refused for quota (check_quota). */
 bool store_error_is_quota(struct store *st);
+/*
+ * The last failure was a lack of space: the database or its WAL could not
+ * grow (SQLITE_FULL, which is also what ENOSPC on a write becomes; an I/O
+ * error whose errno is ENOSPC or EDQUOT; the page limit). Temporary: SMTP
+ * answers 452 4.3.1. Like every failed write it has left nothing behind.
+ */
+bool store_error_is_full(struct store *st);
+/*
+ * Tests only: the environment variable STORE_TEST_PAGE_LIMIT_ENV names a
+ * file holding a page limit for every connection (PRAGMA max_page_count;
+ * missing, empty or 0 = none), read at store_open and again at the start
+ * of every write transaction, so that a test can fill a daemon's store to
+ * the limit and lift it without a restart (the pragma is per connection).
+ */
+#define STORE_TEST_PAGE_LIMIT_ENV "CARTEIRO_TEST_MAX_PAGE_COUNT"
 
 /* Bring the schema to the newest version (idempotent). */
 int store_migrate(struct store *st);
@@ -190,9 +205,20 @@ struct store_delivery {
 	const char *auth_user;		/* submitter or NULL */
 	bool smtputf8;
 	bool is_bounce;
+	/* RFC 3461, stored as given (values: smtpd/dsn.h, schema 5): the
+	 * MAIL's RET (0 none) and ENVID (NULL none); per remote[i] NOTIFY
+	 * bits and ORCPT (either array NULL: none for every recipient). */
+	int dsn_ret;
+	const char *dsn_envid;
+	const unsigned *remote_notify;
+	const char *const *remote_orcpt;
 	/* Refuse, leaving nothing behind, when a local recipient would pass
 	 * its quota: -1 with store_error_is_quota() true. */
 	bool check_quota;
+	/* The UIDL of the one local recipient's row (imports keeping the
+	 * old server's UIDLs, store/import.c); NULL = the next generated
+	 * "<epoch hex>.<uid>". */
+	const char *uidl;
 };
 int store_deliver(struct store *st, const struct store_delivery *d,
     int64_t *body_id_r, int64_t *queue_id_r);
@@ -207,7 +233,7 @@ struct store_msg {
 	int64_t body_id;
 	uint64_t size;		/* bytes as RETR sends them (CRLF), unstuffed */
 	int64_t arrived;	/* unix time */
-	char uidl[64];		/* printable, no spaces */
+	char uidl[72];		/* printable, no spaces, <= 70 (RFC 1939 7) */
 };
 /* Snapshot of a user's mailbox in arrival order. Caller frees *msgs_r.
  * 1: no such user. */

@@ -105,12 +105,18 @@ struct store {
 	char err[256];				/* store_error() */
 	bool busy;				/* last failure BUSY/LOCKED */
 	bool quota;				/* last failure: over quota */
+	bool full;				/* last failure: no space */
+	uint64_t page_limit;	/* STORE_TEST_PAGE_LIMIT_ENV applied, 0 none */
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
 	int wal_frames;		/* WAL length after our last commit (only
 				 * tracked with autocheckpoint 0) */
 	unsigned char tx_kind[STORE_TX_DEPTH_MAX];	/* enum store_tx_kind,
 							 * outermost first */
 	unsigned tx_depth;	/* open levels in tx_kind */
+	/* SQLite rolled back the whole transaction under open levels: they
+	 * fail (store_begin, the outermost commit) until the outermost
+	 * level ends. */
+	bool tx_lost;
 };
 
 /*
@@ -122,7 +128,8 @@ sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
     const char *sql);
 
 /* Set store_error() from the connection ("what: sqlite message"); returns
- * -1. rc is the failing result code (decides store_error_is_busy). */
+ * -1. rc is the failing result code (decides store_error_is_busy and
+ * store_error_is_full). */
 int store_fail_db(struct store *st, int rc, const char *what);
 /* Set store_error() to a plain message; returns -1. */
 int store_fail(struct store *st, const char *fmt, ...)

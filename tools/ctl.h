@@ -22,5 +22,7 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_cmd_queue(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
+/* tools/ctl_spf.c */
+int ctl_cmd_spf(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -76,6 +76,8 @@ conn_free(struct conn *c)
 
 void conn_set_timeout(struct conn *c, int ms) { (void)c; (void)ms; }
 void conn_set_lowat(struct conn *c, size_t lowat) { (void)c; (void)lowat; }
+void conn_set_deadline(struct conn *c, int ms) { (void)c; (void)ms; }
+bool conn_deadline_passed(struct conn *c) { (void)c; return false; }
 void conn_pause_read(struct conn *c) { (void)c; }
 void conn_resume_read(struct conn *c) { (void)c; }
 struct evbuffer *conn_input(struct conn *c) { return c->in; }

@@ -15,7 +15,11 @@ type is NOERROR with no answers. Both carry an SOA (TTL and MINIMUM 60),
 as RFC 2308 3 has authoritative servers do, so they may be cached. dns.set(name, value) changes the table
 while the server runs; dns.queries counts (name, type) pairs asked.
 FakeDNS(records, port=P, ttl=S) binds a given port and sets the answers'
-TTL (default 60 s).
+TTL (default 60 s). With tcp=True it also answers over TCP on the same
+port, and UDP answers over 512 octets are truncated (TC set, RFC 1035
+4.2.1) so that the client asks again over TCP. Subclasses change the
+answers by overriding _answer(data) -> packed reply bytes, or None for no
+answer at all (fakedns_zone.py serves the RFC 7208 suite's zones so).
 
 The benches run the same server as a process (bench/relay, bench/checks):
 
@@ -37,16 +41,36 @@ from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, TXT, DNSRecord
 
 
 class FakeDNS:
-    def __init__(self, records=None, port=0, ttl=60):
+    def __init__(self, records=None, port=0, ttl=60, tcp=False):
         self.records = {k.lower().rstrip("."): v
                         for k, v in (records or {}).items()}
         self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
+        self.tcp = None
+        # With TCP, the same port number must be free for both: a random
+        # UDP port may already be taken on TCP, so try again.
+        for attempt in range(50):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", port))
+            self.port = self.sock.getsockname()[1]
+            if not tcp:
+                break
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+            except OSError:
+                self.tcp.close()
+                self.sock.close()
+                self.tcp = None
+                if port != 0 or attempt == 49:
+                    raise
+                continue
+            self.tcp.listen(16)
+            break
         self.thread = None
+        self.tcp_thread = None
         self.running = False
 
     def set(self, name, value):
@@ -58,13 +82,22 @@ class FakeDNS:
         self.sock.settimeout(0.2)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+        if self.tcp is not None:
+            self.tcp.settimeout(0.2)
+            self.tcp_thread = threading.Thread(target=self._serve_tcp,
+                                               daemon=True)
+            self.tcp_thread.start()
         return self
 
     def stop(self):
         self.running = False
         if self.thread:
             self.thread.join(2)
+        if self.tcp_thread:
+            self.tcp_thread.join(2)
         self.sock.close()
+        if self.tcp is not None:
+            self.tcp.close()
 
     def _answer(self, data):
         req = DNSRecord.parse(data)
@@ -129,11 +162,65 @@ class FakeDNS:
                 out = self._answer(data)
             except Exception:  # a malformed query: ignore it
                 continue
+            if out is not None and self.tcp is not None and len(out) > 512:
+                # RFC 1035 4.2.1: the client retries over TCP. The
+                # question stays (dnslib's truncate() drops it, and
+                # c-ares ignores a reply that does not echo its question).
+                trunc = DNSRecord.parse(out)
+                trunc.rr, trunc.auth, trunc.ar = [], [], []
+                trunc.header.tc = 1
+                out = trunc.pack()
             if out is not None:
                 try:
                     self.sock.sendto(out, addr)
                 except OSError:
                     pass
+
+    def _serve_tcp(self):
+        while self.running:
+            try:
+                conn, _ = self.tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            threading.Thread(target=self._serve_conn, args=(conn,),
+                             daemon=True).start()
+
+    def _serve_conn(self, conn):
+        """RFC 1035 4.2.2: each message after a two-octet length."""
+        conn.settimeout(5)
+        with conn:
+            while self.running:
+                try:
+                    head = self._recv_all(conn, 2)
+                    if head is None:
+                        return
+                    data = self._recv_all(conn, int.from_bytes(head, "big"))
+                    if data is None:
+                        return
+                except OSError:
+                    return
+                try:
+                    out = self._answer(data)
+                except Exception:
+                    return
+                if out is None:
+                    continue
+                try:
+                    conn.sendall(len(out).to_bytes(2, "big") + out)
+                except OSError:
+                    return
+
+    @staticmethod
+    def _recv_all(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
 
 
 def main(argv):

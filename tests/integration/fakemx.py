@@ -7,6 +7,9 @@
     sink.rcpt_reply = lambda addr: "550 5.1.1 no such user" or None
     sink.delay = 1.0                                # seconds before each reply
     sink.start(); sink.messages -> [Msg]; sink.stop()
+    sink = Sink(ip, port, dsn=True)                 # advertises DSN (RFC 3461)
+    msg.mail_params, msg.rcpt_params                # MAIL/RCPT parameters,
+                                                    # byte for byte as sent
 
     Refuser(ip, port, "421 4.3.2 busy")             # greets with 421, hangs up
 
@@ -29,6 +32,7 @@ QUIT) costs FastSink about 0.2 ms of CPU, twice Postfix's smtp-sink.
 """
 
 import asyncio
+import collections
 import os
 import signal
 import socket
@@ -38,19 +42,25 @@ import threading
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
+from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 from fakedns import FakeDNS
 
 
 class Msg:
-    def __init__(self, mail_from, rcpts, data, tls, auth, mail_options):
+    def __init__(self, mail_from, rcpts, data, tls, auth, mail_options,
+                 mail_params=(), rcpt_params=()):
         self.mail_from = mail_from
         self.rcpts = list(rcpts)
         self.data = data
         self.tls = tls
         self.auth = auth
         self.mail_options = list(mail_options)
+        # The parameters as the client sent them (aiosmtpd upper-cases
+        # mail_options): ["SIZE=12", "RET=HDRS", ...] and, per RCPT
+        # address in order, {"a@b": ["NOTIFY=SUCCESS", ...]}.
+        self.mail_params = list(mail_params)
+        self.rcpt_params = dict(rcpt_params)
 
     def __repr__(self):
         return "Msg(%r -> %r, %d bytes, tls=%s)" % (
@@ -69,6 +79,11 @@ class _Handler:
                           responses):
         await self._wait()
         session.host_name = hostname
+        if self.sink.dsn:
+            responses.insert(len(responses) - 1, "250-DSN")
+            # RFC 3461 4: MAIL 100 and RCPT 500 octets longer.
+            server.command_size_limits["MAIL"] += 100
+            server.command_size_limits["RCPT"] += 500
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address,
@@ -100,15 +115,74 @@ class _Handler:
                 envelope.original_content, session.ssl is not None,
                 getattr(session, "auth_data", None) is not None or
                 getattr(session, "authenticated", False),
-                envelope.mail_options))
+                envelope.mail_options,
+                getattr(envelope, "raw_mail_params", ()),
+                getattr(envelope, "raw_rcpt_params", ())))
         return "250 2.0.0 Ok: queued"
+
+
+_DSN_PARAMS = ("RET", "ENVID", "NOTIFY", "ORCPT")
+
+
+def _split_params(arg):
+    """"FROM:<a@b> X=1 y" -> ("FROM:<a@b>", ["X=1", "y"])."""
+    i = arg.rfind(">")
+    if i < 0:
+        return arg, []
+    return arg[:i + 1], arg[i + 1:].split()
+
+
+class _SMTP(SMTP):
+    """aiosmtpd recording the raw MAIL/RCPT parameters (aiosmtpd upper-
+    cases them) on the envelope. A sink with dsn=True takes the RFC 3461
+    ones off before aiosmtpd, which knows none, sees them; without it
+    they stay, so a client that sends them anyway gets aiosmtpd's 555."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        # aiosmtpd keeps the per-verb line limits in a class attribute
+        # (shared by every session); each session gets its own here.
+        self.command_size_limits = collections.defaultdict(
+            lambda x=self.command_size_limit: x)
+
+    def _dsn_params(self, arg):
+        if arg is None:
+            return arg, []
+        head, params = _split_params(arg)
+        keep = params
+        if self.event_handler.sink.dsn:
+            keep = [p for p in params
+                    if p.split("=", 1)[0].upper() not in _DSN_PARAMS]
+        return " ".join([head] + keep), params
+
+    @syntax('MAIL FROM: <address>', extended=' [SP <mail-parameters>]')
+    async def smtp_MAIL(self, arg):
+        arg, params = self._dsn_params(arg)
+        self.envelope.raw_mail_params = params
+        await super().smtp_MAIL(arg)
+
+    @syntax('RCPT TO: <address>', extended=' [SP <mail-parameters>]')
+    async def smtp_RCPT(self, arg):
+        arg, params = self._dsn_params(arg)
+        if arg is not None and "<" in arg:
+            addr = arg[arg.index("<") + 1:arg.rindex(">")]
+            if not hasattr(self.envelope, "raw_rcpt_params"):
+                self.envelope.raw_rcpt_params = []
+            self.envelope.raw_rcpt_params.append((addr, params))
+        await super().smtp_RCPT(arg)
+
+
+class _Controller(Controller):
+    def factory(self):
+        return _SMTP(self.handler, **self.SMTP_kwargs)
 
 
 class Sink:
     def __init__(self, host, port, tls=None, auth=None, require_tls=False,
-                 smtputf8=False, auth_exclude=()):
+                 smtputf8=False, auth_exclude=(), dsn=False):
         self.host = host
         self.port = port
+        self.dsn = dsn
         self.lock = threading.Lock()
         self.messages = []
         self.transactions = 0
@@ -138,8 +212,8 @@ class Sink:
             kw["auth_required"] = True
             if auth_exclude:
                 kw["auth_exclude_mechanism"] = list(auth_exclude)
-        self.controller = Controller(_Handler(self), hostname=host, port=port,
-                                     **kw)
+        self.controller = _Controller(_Handler(self), hostname=host,
+                                      port=port, **kw)
 
     def start(self):
         self.controller.start()

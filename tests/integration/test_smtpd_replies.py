@@ -52,7 +52,7 @@ class Replies(unittest.TestCase):
                          "503 5.5.1 Error: nested MAIL command")
         self.assertEqual(c.text("RCPT TO:alice@example.test"),
                          "501 5.5.4 Path must be enclosed in angle brackets")
-        self.assertEqual(c.text("RCPT TO:<alice@example.test> NOTIFY=NEVER"),
+        self.assertEqual(c.text("RCPT TO:<alice@example.test> RET=FULL"),
                          "555 5.5.4 Unsupported parameter")
         self.assertEqual(c.text("RCPT TO:<\xe9@example.test>")[:9], "553 5.6.7")
         self.assertEqual(c.text("RCPT TO:<a..b@example.test>")[:9], "501 5.1.3")

@@ -9,7 +9,7 @@ import carteiro_test as ct
 from smtpd_util import Env, Raw, plain
 
 BASE = ["PIPELINING", "SIZE 26214400", "ENHANCEDSTATUSCODES", "8BITMIME",
-        "SMTPUTF8", "CHUNKING"]
+        "SMTPUTF8", "DSN", "CHUNKING"]
 
 
 def keywords(c):

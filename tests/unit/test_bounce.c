@@ -38,8 +38,8 @@ test_build(void)
 	const char hdrs[] = "From: a@example.test\r\nSubject: hi\r\n";
 	struct bounce_rcpt rc[2] = {
 		{ "x@remote.test", "550 5.1.1 <x@remote.test>: unknown\r\nuser",
-		  "mx1.remote.test[127.0.0.2]" },
-		{ "y@null.test", "556 5.1.10 null MX", NULL },
+		  "mx1.remote.test[127.0.0.2]", NULL },
+		{ "y@null.test", "556 5.1.10 null MX", NULL, NULL },
 	};
 	struct bounce_info bi = {
 		.kind = BOUNCE_FAILED, .hostname = "mail.example.test",

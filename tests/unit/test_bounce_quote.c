@@ -69,7 +69,8 @@ test_quote_len(void)
 static void
 test_build_bounded(void)
 {
-	struct bounce_rcpt rc = { "x@remote.test", "550 5.1.1 no", NULL };
+	struct bounce_rcpt rc = { "x@remote.test", "550 5.1.1 no", NULL,
+	    NULL };
 	struct bounce_info bi = {
 		.hostname = "mail.example.test", .mail_from = "a@far.test",
 		.queue_id = 1, .arrival = 1700000000, .rcpts = &rc,

@@ -683,6 +683,102 @@ test_deadline(void)
 	t_end();
 }
 
+/* Wait for the first CONN_EV_TIMEOUT (up to 3 s); ms it took from t0. */
+static uint64_t
+wait_timeout(struct rec *r, uint64_t t0)
+{
+	while (r->events[CONN_EV_TIMEOUT] == 0 && util_now_ms() - t0 < 3000)
+		event_base_loop(base, EVLOOP_ONCE);
+	return util_now_ms() - t0;
+}
+
+struct extender {
+	struct conn *c;
+	int ms, max_ms;
+};
+
+static void
+extend_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct extender *x = arg;
+
+	conn_extend_deadline(x->c, x->ms, x->max_ms);
+}
+
+static void
+test_deadline_extend(void)
+{
+	struct rec r;
+	struct conn *c;
+	struct extender x;
+	struct event *ev;
+	struct timeval tv = { 0, 20 * 1000 };
+	uint64_t t0, took;
+	int sv[2];
+
+	t_begin("deadline: a later deadline replaces an earlier timer");
+	make_pair(sv);
+	memset(&r, 0, sizeof(r));
+	c = conn_new(base, sv[0], rec_cb, &r);
+	t0 = util_now_ms();
+	conn_set_deadline(c, 100);
+	conn_set_deadline(c, 400);	/* the 100 ms timer re-arms */
+	took = wait_timeout(&r, t0);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(conn_deadline_passed(c));
+	t_assert(took >= 395 && took < 1200);
+	/* ... and an earlier one a later timer. */
+	memset(r.events, 0, sizeof(r.events));
+	t0 = util_now_ms();
+	conn_set_deadline(c, 1000);
+	conn_set_deadline(c, 80);
+	took = wait_timeout(&r, t0);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(took >= 75 && took < 600);
+	t_end();
+
+	t_begin("deadline: extended, up to the cap");
+	memset(r.events, 0, sizeof(r.events));
+	t0 = util_now_ms();
+	conn_set_deadline(c, 100);
+	conn_extend_deadline(c, 250, 1000);	/* due at 350 */
+	took = wait_timeout(&r, t0);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(took >= 345 && took < 1200);
+	memset(r.events, 0, sizeof(r.events));
+	t0 = util_now_ms();
+	conn_set_deadline(c, 100);
+	conn_extend_deadline(c, 5000, 200);	/* capped: due at 200 */
+	took = wait_timeout(&r, t0);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(took >= 195 && took < 1000);
+	/* Nothing to extend once it passed. */
+	conn_extend_deadline(c, 100, 100);
+	run_briefly(200);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_end();
+
+	t_begin("deadline: kept ahead while extended, passes when not");
+	memset(r.events, 0, sizeof(r.events));
+	x.c = c;
+	x.ms = 20;
+	x.max_ms = 150;
+	ev = event_new(base, -1, EV_PERSIST, extend_cb, &x);
+	conn_set_deadline(c, 150);
+	evtimer_add(ev, &tv);
+	run_briefly(600);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 0);
+	event_del(ev);
+	t0 = util_now_ms();
+	took = wait_timeout(&r, t0);
+	t_assert_int(r.events[CONN_EV_TIMEOUT], 1);
+	t_assert(took < 1000);
+	event_free(ev);
+	conn_free(c);
+	close(sv[1]);
+	t_end();
+}
+
 static void
 test_deadline_connect(void)
 {
@@ -1363,6 +1459,7 @@ main(void)
 	test_pause_resume();
 	test_timeout();
 	test_deadline();
+	test_deadline_extend();
 	test_deadline_connect();
 	test_tls_certs();
 	test_tls_key_secrecy();

@@ -184,6 +184,57 @@ test_mx(struct dns *d)
 	t_assert_int(r.st, DNS_NXDOMAIN);
 	t_end();
 
+	/* RFC 7208 4.3: a name no query can carry does not exist; c-ares
+	 * refused it from inside the call (a use after free), as a
+	 * temporary failure. */
+	t_begin("dns malformed names are nxdomain, without a query");
+	{
+		static const char *const bad[] = {
+			"a..b.test", ".test", "a.test..",
+			("a1234567890123456789012345678901234567890123456789"
+			"01234567890123.test"),	/* a 64-octet label */
+			"a\\.test",
+		};
+		char long_name[300];
+		unsigned q = fdns.queries;
+
+		memset(long_name, 'a', sizeof(long_name) - 1);
+		for (size_t i = 1; i < sizeof(long_name) - 1; i += 2)
+			long_name[i] = '.';
+		long_name[sizeof(long_name) - 1] = '\0';
+		for (size_t i = 0; i <= nitems(bad); i++) {
+			memset(&r, 0, sizeof(r));
+			dns_mx(d, i < nitems(bad) ? bad[i] : long_name, mx_cb,
+			    &r);
+			t_assert(!r.done);	/* never from inside the call */
+			run(&r);
+			t_assert_int(r.st, DNS_NXDOMAIN);
+		}
+		t_assert_int(fdns.queries, q);
+	}
+	t_end();
+
+	t_begin("dns TXT: a NUL octet is 0x7f, the record is not cut");
+	{
+		/* one TXT record "a\0b" for x.test */
+		static const unsigned char msg[] = {
+			0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0,
+			1, 'x', 4, 't', 'e', 's', 't', 0, 0, 16, 0, 1,
+			0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 4,
+			3, 'a', 0, 'b',
+		};
+		struct dns_rr *rr;
+		size_t n;
+		uint32_t ttl;
+
+		t_assert_int(dns_wire_answer(msg, sizeof(msg), DNS_T_TXT, &rr,
+		    &n, &ttl), 0);
+		t_assert_int(n, 1);
+		t_assert_str(rr[0].text, "a\x7f" "b");
+		dns_rrs_free(rr, n);
+	}
+	t_end();
+
 	t_begin("dns servfail");
 	memset(&r, 0, sizeof(r));
 	dns_mx(d, "fail.test", mx_cb, &r);

@@ -33,6 +33,9 @@ struct conn {
 	size_t outlen, outcap;
 	char *line;
 	bool closing, tls, starttls;
+	int deadline_ms;		/* last conn_set_deadline */
+	unsigned deadline_sets;		/* conn_set_deadline calls > 0 */
+	bool deadline_passed;		/* set by the test */
 };
 
 static struct conn *fake;
@@ -64,6 +67,17 @@ conn_free(struct conn *c)
 
 void conn_set_timeout(struct conn *c, int ms) { }
 void conn_set_lowat(struct conn *c, size_t lowat) { }
+
+void
+conn_set_deadline(struct conn *c, int ms)
+{
+	c->deadline_ms = ms;
+	c->deadline_passed = false;
+	if (ms > 0)
+		c->deadline_sets++;
+}
+
+bool conn_deadline_passed(struct conn *c) { return c->deadline_passed; }
 void conn_pause_read(struct conn *c) { }
 void conn_resume_read(struct conn *c) { }
 struct evbuffer *conn_input(struct conn *c) { return c->in; }
@@ -410,6 +424,41 @@ main(void)
 		t_assert_str(take(), "-ERR Input line too long.\r\n");
 		t_assert(fake->closing);
 	}
+	pop3_session_free(s, "test");
+	t_end();
+
+	t_begin("a command line's deadline runs from the reply, not per byte");
+	pop3_session_accept(&srv, -1, false);
+	s = srv.sessions;
+	t_assert_str(take(), "+OK carteiro ready.\r\n");
+	t_assert_int(fake->deadline_sets, 1);
+	t_assert_int(fake->deadline_ms, POP3_TIMEOUT_MS);
+	feed("CA");
+	feed("P");
+	/* The bytes push nothing back. */
+	t_assert_int(fake->deadline_sets, 1);
+	feed("A\r\nNO");
+	t_assert(strstr(take(), "IMPLEMENTATION carteiro") != NULL);
+	t_assert_int(fake->deadline_sets, 2);	/* from the CAPA reply */
+	feed("OP");
+	t_assert_int(fake->deadline_sets, 2);
+	fake->deadline_passed = true;
+	fake->cb(fake, CONN_EV_TIMEOUT, fake->arg);
+	t_assert_str(take(), "-ERR Command line not completed in time.\r\n");
+	t_assert(fake->closing);
+	pop3_session_free(s, "test");
+	t_end();
+
+	t_begin("no command line deadline while a login is checked");
+	pop3_session_accept(&srv, -1, false);
+	s = srv.sessions;
+	take();
+	feed("USER alice@example.test\r\nPASS secret\r\n");
+	t_assert(s->input == POP3_IN_WAIT);
+	t_assert_int(fake->deadline_ms, 0);	/* the PASS line's is gone */
+	finish_auth(AUTH_OK);
+	t_assert_str(take(), "+OK\r\n+OK Logged in.\r\n");
+	t_assert_int(fake->deadline_ms, POP3_TIMEOUT_MS);
 	pop3_session_free(s, "test");
 	t_end();
 

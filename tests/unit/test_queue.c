@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "smtpd/bounce.h"
+#include "smtpd/dsn.h"
 #include "store/queue.h"
 #include "store/store.h"
 #include "t.h"
@@ -156,7 +157,7 @@ test_bounce_send(struct store *st)
 {
 	const char *rc[] = { "x@remote.test" };
 	struct bounce_rcpt br = { "x@remote.test", "550 5.1.1 unknown",
-	    "mx.remote.test[1.2.3.4]" };
+	    "mx.remote.test[1.2.3.4]", NULL };
 	struct store_msg *msgs;
 	struct store_queue_msg m, b;
 	int64_t qid, *ids;
@@ -243,6 +244,111 @@ test_bounce_send(struct store *st)
 	t_end();
 }
 
+/* Schema 5: the RFC 3461 parameters round-trip through the queue, and
+ * bounce_send returns the whole message on RET=FULL up to
+ * BOUNCE_FULL_MAX. */
+static void
+test_dsn_columns(struct store *st)
+{
+	const char *rc[] = { "x@remote.test", "y@remote.test" };
+	const unsigned notify[] = { DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE,
+	    0 };
+	const char *orcpt[] = { "rfc822;X+2B1@remote.test", NULL };
+	struct bounce_rcpt br = { "x@remote.test", "550 5.1.1 unknown", NULL,
+	    "rfc822;X+2B1@remote.test" };
+	static const char head[] = "Subject: big\r\nFrom: x\r\n\r\n";
+	struct store_delivery d;
+	struct store_queue_msg m;
+	struct store_msg *msgs;
+	struct store_body *sb;
+	int64_t body_id, qid;
+	uint64_t size;
+	size_t n, i, big = BOUNCE_FULL_MAX + 1;
+	char *data, *buf;
+	ssize_t got;
+
+	t_begin("DSN parameters stored with the queued message");
+	data = malloc(big);
+	memcpy(data, head, sizeof(head) - 1);
+	memset(data + sizeof(head) - 1, 'b', big - (sizeof(head) - 1));
+	memset(&d, 0, sizeof(d));
+	d.prefix = "";
+	d.fd = -1;
+	d.mail_from = "carol@ex.test";
+	d.remote = rc;
+	d.nremote = 2;
+	/* RET=FULL is honoured for authenticated submitters (bounce.c). */
+	d.auth_user = "carol@ex.test";
+	d.dsn_ret = DSN_RET_FULL;
+	d.dsn_envid = "E+2B1";
+	d.remote_notify = notify;
+	d.remote_orcpt = orcpt;
+	t_assert_int(store_deliver_mem(st, &d, data, 40, &body_id, &qid), 0);
+	t_assert_int(store_queue_load(st, qid, &m), 0);
+	t_assert_int(m.dsn_ret, DSN_RET_FULL);
+	t_assert_str(m.dsn_envid, "E+2B1");
+	t_assert_int(m.nrcpts, 2);
+	t_assert_int((int)m.rcpts[0].dsn_notify, (int)notify[0]);
+	t_assert_str(m.rcpts[0].dsn_orcpt, "rfc822;X+2B1@remote.test");
+	t_assert_int((int)m.rcpts[1].dsn_notify, 0);
+	t_assert(m.rcpts[1].dsn_orcpt == NULL);
+	t_end();
+
+	t_begin("RET=FULL: the message whole, or its headers when too large, "
+	    "or when nobody authenticated the sender");
+	t_assert_int(store_user_add(st, "carol@ex.test", "h"), 0);
+	for (i = 0; i < 3; i++) {
+		if (i > 0) {
+			/* 2: taken on the MX listener (no auth_user). */
+			if (i == 2)
+				d.auth_user = NULL;
+			store_queue_msg_clear(&m);
+			t_assert_int(store_deliver_mem(st, &d, data,
+			    i == 1 ? big : 40, &body_id, &qid), 0);
+			t_assert_int(store_queue_load(st, qid, &m), 0);
+		}
+		t_assert_int(bounce_send(st, "mail.ex.test", NULL, &m,
+		    BOUNCE_FAILED, 0, &br, 1), 0);
+		store_queue_delete(st, qid);
+	}
+	store_queue_msg_clear(&m);
+	t_assert_int(store_mailbox_list(st, "carol@ex.test", &msgs, &n), 0);
+	t_assert_int(n, 3);
+	buf = malloc(16384);
+	for (i = 0; i < n && i < 3; i++) {
+		sb = store_message_open(st, msgs[i].id, &size);
+		t_assert(sb != NULL);
+		t_assert(size < 16000);
+		got = sb != NULL ? store_body_read(sb, 0, buf, 16383) : -1;
+		t_assert(got > 0);
+		buf[got > 0 ? got : 0] = '\0';
+		t_assert(strstr(buf, "Original-Envelope-Id: E+1\r\n") != NULL);
+		t_assert(strstr(buf, "Original-Recipient: rfc822;X+1@remote.test"
+		    "\r\nFinal-Recipient: rfc822; x@remote.test\r\n") != NULL);
+		if (i == 0)
+			t_assert(strstr(buf, "Content-Type: message/rfc822\r\n"
+			    "Content-Description: Undelivered Message\r\n\r\n"
+			    "Subject: big\r\nFrom: x\r\n\r\nbbbbbbbbbbbbbbb\r\n\r\n--")
+			    != NULL);
+		else if (i == 2)
+			t_assert(strstr(buf, "Content-Type: text/rfc822-headers"
+			    "\r\nContent-Description: Undelivered Message Headers"
+			    "\r\n\r\nSubject: big\r\nFrom: x\r\n\r\n--") != NULL &&
+			    strstr(buf, "too large") == NULL &&
+			    strstr(buf, "bbbb") == NULL);
+		else
+			t_assert(strstr(buf, "too large to return in full") !=
+			    NULL && strstr(buf, "Content-Type: "
+			    "text/rfc822-headers\r\n") != NULL &&
+			    strstr(buf, "bbbb") == NULL);
+		store_body_close(sb);
+	}
+	free(buf);
+	free(msgs);
+	free(data);
+	t_end();
+}
+
 int
 main(void)
 {
@@ -254,6 +360,7 @@ main(void)
 	st = open_store();
 	test_queue(st);
 	test_bounce_send(st);
+	test_dsn_columns(st);
 	store_close(st);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

@@ -4,6 +4,7 @@
  * driven against an in-memory fake DNS.
  */
 #include "mailauth/spf.h"
+#include "mailauth/spf_int.h"
 #include "common/util.h"
 #include "t.h"
 
@@ -54,6 +55,15 @@ static const struct rr zone[] = {
 	{ SPF_Q_A, "tempa.example.com", "TEMPFAIL" },
 	{ SPF_Q_AAAA, "v6.example.com", "2001:db8::cb01" },
 	{ SPF_Q_TXT, "helo.example.net", "v=spf1 ip4:203.0.113.5 -all" },
+	/* RFC 7208 7.1: a domain-spec may hold ':' and '/' */
+	{ SPF_Q_A, "foo:bar/baz.example.com", "192.0.2.77" },
+	/* %{p}: 192.0.2.65 validates as amy.example.com */
+	{ SPF_Q_A, "amy.example.com.ok.example.com", "127.0.0.2" },
+	{ SPF_Q_A, "unknown.other.example.com", "127.0.0.2" },
+	/* exp= (6.2) */
+	{ SPF_Q_TXT, "explain.example.com", "%{i} is not one of %{d}'s" },
+	{ SPF_Q_TXT, "badexp.example.com", "bad %{z} macro" },
+	{ SPF_Q_TXT, "inc.example.com", "v=spf1 -all exp=explain.example.com" },
 };
 
 struct fake {
@@ -200,20 +210,142 @@ static const struct spf_case cases[] = {
 	{ "v=spf1 ~exists:amy.example.com -all", "192.0.2.1", SPF_SOFTFAIL,
 	  NULL },
 	{ "v=spf1 -all exp=explain.%{d}", "192.0.2.1", SPF_FAIL, NULL },
-	{ "v=spf1 exp=a.test exp=b.test ?all", "192.0.2.1", SPF_NEUTRAL, NULL },
+	/* 6: exp at most once */
+	{ "v=spf1 exp=a.test exp=b.test ?all", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
 	{ "v=spf1 -exp=a.test +all", "192.0.2.1", SPF_PERMERROR, NULL },
 	{ "v=spf1 =x +all", "192.0.2.1", SPF_PERMERROR, NULL },
 	{ "v=spf1 b$d=x +all", "192.0.2.1", SPF_PERMERROR, NULL },
 	{ "v=spf1 redirect=%{z}", "192.0.2.1", SPF_PERMERROR, NULL },
 	{ "v=spf1 redirect=_spf.example.net -all", "198.51.100.9", SPF_FAIL,
 	  NULL },
-	/* after a match only modifiers are still checked */
-	{ "v=spf1 +all frobnicate", "192.0.2.1", SPF_PASS, NULL },
+	/* 4.6: syntax errors anywhere in the record, after a match too */
+	{ "v=spf1 +all frobnicate", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 +all ip6", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 +all a:example.com:8080", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
+	/* modifiers (6, 4.6.1): values are checked, used or not */
+	{ "v=spf1 ?all redirect=", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 redirect=-all ?all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 exp= -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 exp=-all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 -all exp=%{z}.example.com", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
+	{ "v=spf1 -all foo=%z", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 -all foo=%{l}.x", "192.0.2.1", SPF_FAIL, NULL },
+	{ "v=spf1 1foo=x -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	/* domain-spec ends in "." toplabel or a macro (7.1) */
+	{ "v=spf1 a:example.-com -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 mx:example.com:8080 -all", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
+	{ "v=spf1 exists:example.com/24 -all", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
+	{ "v=spf1 a: -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 mx: -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 include:museum -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 a:abc.123 -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 a:%{d}x -all", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 a:%{d} -all", "192.0.2.10", SPF_PASS, NULL },
+	{ "v=spf1 a:example.com. -all", "192.0.2.10", SPF_PASS, NULL },
+	/* ... and may hold ':' and '/': only a final /N or //N is a CIDR */
+	{ "v=spf1 a:foo:bar/baz.example.com -all", "192.0.2.77", SPF_PASS,
+	  NULL },
+	{ "v=spf1 a:foo:bar/baz.example.com/24 -all", "192.0.2.1", SPF_PASS,
+	  NULL },
+	{ "v=spf1 mx:foo:bar/baz.example.com -all", "192.0.2.77", SPF_FAIL,
+	  NULL },
+	{ "v=spf1 a:foo:bar/baz.example.com -all", "::ffff:192.0.2.77",
+	  SPF_PASS, NULL },
+	{ "v=spf1 a/24/64 -all", "192.0.2.10", SPF_PERMERROR, NULL },
+	{ "v=spf1 a//0 -all", "192.0.2.10", SPF_PASS, NULL },
+	/* 3.1: visible ASCII only (a NUL octet reaches us as 0x7f) */
+	{ "v=spf1 a:\xc3\xa9.example.com -all", "192.0.2.1", SPF_PERMERROR,
+	  NULL },
+	{ "v=spf1 a:foo.example.com\x7f", "192.0.2.1", SPF_PERMERROR, NULL },
+	{ "v=spf1 \x01-all", "192.0.2.1", SPF_PERMERROR, NULL },
+	/* %{p} (7.3): the validated name, else "unknown" */
+	{ "v=spf1 exists:%{p}.ok.example.com -all", "192.0.2.65", SPF_PASS,
+	  NULL },
+	{ "v=spf1 -exists:%{p}.other.example.com +all", "192.0.2.200",
+	  SPF_FAIL, NULL },
+	{ "v=spf1 -exists:%{p}.other.example.com +all", "192.0.2.65",
+	  SPF_PASS, NULL },
 	{ "v=spf1 +all redirect=a.test redirect=b.test", "192.0.2.1",
 	  SPF_PERMERROR, NULL },
 	/* empty sender: postmaster@helo is checked */
 	{ NULL, "203.0.113.5", SPF_PASS, "" },
 	{ NULL, "203.0.113.6", SPF_FAIL, "" },
+};
+
+/* The trace of one check, as "kind domain text" lines. */
+struct trace_buf {
+	char buf[1024];
+	size_t len;
+};
+
+static void
+trace_cb(void *arg, enum spf_trace what, const char *domain,
+    const char *text)
+{
+	static const char *const kinds[] = { "record", "match", "exp" };
+	struct trace_buf *tb = arg;
+
+	tb->len += (size_t)snprintf(tb->buf + tb->len, sizeof(tb->buf) -
+	    tb->len, "%s %s %s\n", kinds[what], domain, text);
+}
+
+struct trace_case {
+	const char *txt, *ip, *want;
+};
+
+static const struct trace_case traces[] = {
+	{ "v=spf1 a -all exp=explain.example.com", "192.0.2.1",
+	  "record example.com v=spf1 a -all exp=explain.example.com\n"
+	  "match example.com -all\n"
+	  "exp example.com 192.0.2.1 is not one of example.com's\n" },
+	{ "v=spf1 a -all exp=explain.example.com", "192.0.2.10",
+	  "record example.com v=spf1 a -all exp=explain.example.com\n"
+	  "match example.com a\n" },
+	/* a macro error, or no TXT at the target: no explanation */
+	{ "v=spf1 -all exp=badexp.example.com", "192.0.2.1",
+	  "record example.com v=spf1 -all exp=badexp.example.com\n"
+	  "match example.com -all\n" },
+	{ "v=spf1 -all exp=nothing.example.com", "192.0.2.1",
+	  "record example.com v=spf1 -all exp=nothing.example.com\n"
+	  "match example.com -all\n" },
+	/* 6.2: not the exp= of an included record */
+	{ "v=spf1 include:inc.example.com -all", "192.0.2.1",
+	  "record example.com v=spf1 include:inc.example.com -all\n"
+	  "record inc.example.com v=spf1 -all exp=explain.example.com\n"
+	  "match inc.example.com -all\n"
+	  "match example.com -all\n" },
+	/* ... but that of the record redirected to */
+	{ "v=spf1 redirect=inc.example.com exp=nothing.example.com",
+	  "192.0.2.1",
+	  "record example.com v=spf1 redirect=inc.example.com "
+	  "exp=nothing.example.com\n"
+	  "match example.com redirect\n"
+	  "record inc.example.com v=spf1 -all exp=explain.example.com\n"
+	  "match inc.example.com -all\n"
+	  "exp inc.example.com 192.0.2.1 is not one of inc.example.com's\n" },
+};
+
+/* RFC 7208 7.1 domain-spec, checked before expansion. */
+static const struct {
+	const char *spec;
+	bool valid;
+} specs[] = {
+	{ "example.com", true }, { "example.com.", true },
+	{ "%{d}", true }, { "%{ir}.%{v}._spf.%{d2}", true },
+	{ "foo:bar/baz.example.com", true }, { "a.xn--zckzah", true },
+	{ "a.123-456", true }, { ".com", true }, { "x.%%", true },
+	{ "", false }, { "museum", false }, { "abc.123", false },
+	{ "example.-com", false }, { "example.com-", false },
+	{ "example.com:8080", false }, { "example.com/24", false },
+	{ "%{d}x", false }, { "foo%.example.com", false },
+	{ "%(ir).example.com", false }, { "%{a}.example.com", false },
+	{ "%{c}.example.com", false }, { "%{d0}.example.com", false },
+	{ "a b.example.com", false }, { "example..", false },
 };
 
 struct macro_case {
@@ -314,7 +446,14 @@ main(void)
 			{ "v=spf1 a/33 -all", "syntax error in SPF record" },
 			{ "v=spf1 -exp=x +all", "bad modifier" },
 			{ "v=spf1 b$d=x +all", "bad modifier name" },
-			{ "v=spf1 redirect=a redirect=b", "two redirect modifiers" },
+			{ "v=spf1 redirect=a.test redirect=b.test",
+			  "two redirect modifiers" },
+			{ "v=spf1 exp=a.test exp=b.test", "two exp modifiers" },
+			{ "v=spf1 exp=a", "syntax error in exp" },
+			{ "v=spf1 x=%", "syntax error in a modifier" },
+			{ "v=spf1 -all 1x=y", "bad modifier name" },
+			{ "v=spf1 +all a:b.c\x80", "control or non-ASCII "
+			  "character in SPF record" },
 			{ "v=spf1 a a a a a a a a a a a -all",
 			  "more than 10 DNS lookups" },
 			{ "v=spf1 mx:many.example.com -all",
@@ -343,6 +482,34 @@ main(void)
 			(void)spf_check(&req, NULL, &why);
 			t_assert_str(why, whys[i].why);
 		}
+	}
+	t_end();
+
+	t_begin("domain-spec syntax (7.1)");
+	for (size_t i = 0; i < nitems(specs); i++) {
+		if (spf_domain_spec_is_valid(specs[i].spec) != specs[i].valid)
+			fprintf(stderr, "spec \"%s\"\n", specs[i].spec);
+		t_assert(spf_domain_spec_is_valid(specs[i].spec) ==
+		    specs[i].valid);
+	}
+	t_assert(spf_macro_string_is_valid("%{c} from %{p}", true));
+	t_assert(!spf_macro_string_is_valid("%{c} from %{p}", false));
+	t_assert(!spf_macro_string_is_valid("%", true));
+	t_end();
+
+	t_begin("trace: records, matches, explanations (6.2)");
+	for (size_t i = 0; i < nitems(traces); i++) {
+		struct fake f = { traces[i].txt };
+		struct trace_buf tb = { .len = 0 };
+		struct spf_request req = {
+			.ip = traces[i].ip, .sender = "user@example.com",
+			.helo = "mx.example.org", .receiver = "mail.test",
+			.lookup = fake_lookup, .ctx = &f,
+			.trace = trace_cb, .trace_arg = &tb,
+		};
+
+		(void)spf_check(&req, NULL, NULL);
+		t_assert_str(tb.buf, traces[i].want);
 	}
 	t_end();
 
