@@ -225,10 +225,11 @@ class MilterReplies(Base):
         lines = self.env.log_lines(self.env.smtpd, "smtp.milter")
         self.assertTrue([l for l in lines if 'to="nobody@example.test" '
                          'result=unknown' in l], lines)
-        self.assertTrue([l for l in lines if 'to="someone@remote.test" '
+        self.assertTrue([l for l in lines if 'to="stranger@remote.test" '
                          'result=relay_denied' in l], lines)
-        self.assertEqual(self.env.query("SELECT count(*) FROM queue"),
-                         [(0,)])
+        self.assertEqual(self.env.query(
+            "SELECT count(*) FROM queue_rcpt WHERE address = ?",
+            ("stranger@remote.test",)), [(0,)])
 
     def test_skip_rest_of_body(self):
         body = b"y" * 998 + b"\r\n"
@@ -245,6 +246,32 @@ class MilterReplies(Base):
             msg, rcpts=("alice@example.test", "bob@example.test"))[0], 250)
         self.assertEqual(self.stored("x [delrcpt]"), [])
         self.check_kept("x [delrcpt]", msg, who="bob@example.test")
+
+    def test_delrcpt_keeps_dsn_of_the_others(self):
+        # Submission: a remote recipient with RFC 3461 parameters, and
+        # alice, whom the milter deletes: the set is resolved again and
+        # the remote one keeps NOTIFY and ORCPT in the queue.
+        msg = message("dsn [delrcpt]").replace(b"carol@sender.test",
+                                               b"bob@example.test")
+        s = smtplib.SMTP("127.0.0.1", self.env.ports["submission"],
+                         timeout=120)
+        try:
+            s.ehlo("client.example.net")
+            s.starttls(context=self.env.client_ssl_context())
+            s.ehlo("client.example.net")
+            s.login("bob@example.test", ct.PASSWORD)
+            self.assertEqual(s.mail("bob@example.test")[0], 250)
+            self.assertEqual(s.rcpt("someone@remote.test", [
+                "NOTIFY=SUCCESS,FAILURE",
+                "ORCPT=rfc822;someone@remote.test"])[0], 250)
+            self.assertEqual(s.rcpt("alice@example.test")[0], 250)
+            self.assertEqual(s.data(msg)[0], 250)
+        finally:
+            s.quit()
+        self.assertEqual(self.stored("dsn [delrcpt]"), [])
+        self.assertEqual(self.env.query(
+            "SELECT address, dsn_notify, dsn_orcpt FROM queue_rcpt"),
+            [("someone@remote.test", 6, "rfc822;someone@remote.test")])
 
     def test_delrcpt_last_rejects(self):
         code, text = self.send(message("y [delrcpt]"))

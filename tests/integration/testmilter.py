@@ -113,7 +113,7 @@ class TestMilter(Milter.Base):
             self.addrcpt("<bob@example.test>")
         if "[addbad]" in s:
             self.addrcpt("<nobody@example.test>")
-            self.addrcpt("<someone@remote.test>")
+            self.addrcpt("<stranger@remote.test>")
         if "[delrcpt]" in s:
             self.delrcpt("<alice@example.test>")
         if "[chgfrom]" in s:
