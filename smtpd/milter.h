@@ -151,12 +151,12 @@ void milter_run_free(struct milter_run *r);
 /* ---- rewriting (milter_apply.c) ------------------------------------------ */
 
 /*
- * Apply res's header and body modifications to m (quarantine adds the
- * X-Spam-Flag/X-Spam-Status pair unless the milter set them) and write
- * the whole new message (a spam flag, milter_result_flags_spam, adds the
- * X-Spam-Flag/X-Spam-Status pair unless present): to *mem_r (malloc'd) when it fits in
- * mem_max bytes, else to a spool file from delivery_spool_open(dir)
- * in *fd_r (mem_r NULL). *size_r: its length. 0, or -1 with errno.
+ * Apply res's header and body modifications to m and write the whole new
+ * message; a spam flag (milter_result_flags_spam) adds the X-Spam-Flag /
+ * X-Spam-Status pair unless the milter set them. The message goes to
+ * *mem_r (malloc'd) when it fits in mem_max bytes, else to a spool file
+ * from delivery_spool_open(dir) in *fd_r (*mem_r NULL). *size_r: its
+ * length. 0, or -1 with errno.
  */
 int milter_apply(const struct milter_msg *m, const struct milter_result *res,
     const char *dir, size_t mem_max, int *fd_r, unsigned char **mem_r,

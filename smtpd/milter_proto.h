@@ -146,7 +146,7 @@ struct milter_reply {
 	const char *name;		/* header name */
 	const char *value;		/* header value, rcpt, reason, text,
 					 * CHGFROM address */
-	const char *args;		/* ADDRCPT_PAR / CHGFROM args, or NULL */
+	const char *args;		/* ADDRCPT_PAR/CHGFROM args, or NULL */
 	const unsigned char *body;	/* REPLBODY */
 	size_t bodylen;
 };
