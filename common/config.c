@@ -54,6 +54,7 @@ static char *cfg_reader(char *, int, void *);
 static void cfg_check_line(struct cfg_loader *);
 static int cfg_handler(void *, const char *, const char *, const char *);
 static void cfg_validate(struct cfg_loader *);
+static void cfg_validate_milters(struct cfg_loader *);
 
 /* ---- errors ---- */
 
@@ -454,6 +455,39 @@ cfg_validate_listen_dups(struct cfg_loader *l, const char *section,
 	}
 }
 
+/* [smtpd] milters / milter_listeners / milter_default_action shapes. */
+static void
+cfg_validate_milters(struct cfg_loader *l)
+{
+	struct cfg *c = l->cfg;
+	const char *a = c->smtpd.milter_default_action;
+	size_t i;
+
+	for (i = 0; i < c->smtpd.milters.n; i++) {
+		const char *m = c->smtpd.milters.v[i];
+
+		if (strncmp(m, "unix:/", 6) == 0)
+			continue;
+		if (strncmp(m, "inet:", 5) == 0 && strrchr(m + 5, ':') != NULL &&
+		    strrchr(m + 5, ':') != m + 5 && strrchr(m, ':')[1] != '\0')
+			continue;
+		cfg_key_error(l, "smtpd", "milters", "'%s': expected "
+		    "inet:HOST:PORT or unix:/path", m);
+	}
+	for (i = 0; i < c->smtpd.milter_listeners.n; i++) {
+		const char *m = c->smtpd.milter_listeners.v[i];
+
+		if (strcmp(m, "mx") != 0 && strcmp(m, "submission") != 0 &&
+		    strcmp(m, "submissions") != 0)
+			cfg_key_error(l, "smtpd", "milter_listeners", "'%s': "
+			    "expected mx, submission or submissions", m);
+	}
+	if (a != NULL && strcmp(a, "tempfail") != 0 &&
+	    strcmp(a, "accept") != 0 && strcmp(a, "reject") != 0)
+		cfg_key_error(l, "smtpd", "milter_default_action", "'%s': "
+		    "expected tempfail, accept or reject", a);
+}
+
 static void
 cfg_validate(struct cfg_loader *l)
 {
@@ -516,6 +550,8 @@ cfg_validate(struct cfg_loader *l)
 	if (c->pop3d.max_clients_per_ip > c->pop3d.max_clients)
 		cfg_key_error(l, "pop3d", "max_clients_per_ip",
 		    "larger than max_clients (%u)", c->pop3d.max_clients);
+
+	cfg_validate_milters(l);
 
 	if (c->relay.retry_first > c->relay.retry_max) {
 		cfg_fmt_duration(a, sizeof(a), c->relay.retry_first);

@@ -79,6 +79,13 @@ struct cfg {
 		unsigned min_data_rate;
 		unsigned max_session_time;	/* seconds, 0 = no limit */
 		unsigned auth_cache_ttl;	/* seconds, 0 = off */
+		/* "inet:HOST:PORT" / "unix:/path", in order (milter.h) */
+		struct cfg_strlist milters;
+		struct cfg_strlist milter_listeners;	/* mx, submission(s) */
+		char *milter_default_action;	/* tempfail|accept|reject */
+		unsigned milter_connect_timeout;	/* seconds */
+		unsigned milter_command_timeout;	/* seconds */
+		unsigned milter_content_timeout;	/* seconds */
 	} smtpd;
 
 	struct {

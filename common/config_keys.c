@@ -89,6 +89,25 @@ const struct cfg_key cfg_keys[] = {
 	  "1h", O(smtpd.auth_cache_ttl),
 	  "a successful AUTH is remembered this long (keyed hash, memory "
 	  "only), so a repeat skips argon2id; 0 = off" },
+	{ "smtpd", "milters", CFG_T_STRLIST, 0, 0, 0, "", O(smtpd.milters),
+	  "content filters, in order: inet:HOST:PORT or unix:/path, comma-"
+	  "separated; empty = none" },
+	{ "smtpd", "milter_listeners", CFG_T_STRLIST, 0, 0, 0, "mx",
+	  O(smtpd.milter_listeners),
+	  "listeners whose mail the milters see: mx, submission, submissions" },
+	{ "smtpd", "milter_default_action", CFG_T_STRING, 0, 0, 0, "tempfail",
+	  O(smtpd.milter_default_action),
+	  "when a milter is down, times out or breaks the protocol: "
+	  "tempfail, accept or reject" },
+	{ "smtpd", "milter_connect_timeout", CFG_T_DURATION, 0, 1, 3600, "30",
+	  O(smtpd.milter_connect_timeout),
+	  "seconds to connect to a milter and negotiate" },
+	{ "smtpd", "milter_command_timeout", CFG_T_DURATION, 0, 1, 3600, "30",
+	  O(smtpd.milter_command_timeout),
+	  "seconds a milter may take to answer one command" },
+	{ "smtpd", "milter_content_timeout", CFG_T_DURATION, 0, 1, 3600, "300",
+	  O(smtpd.milter_content_timeout),
+	  "seconds a milter may take over the whole message content" },
 
 	{ "relay", "smarthost", CFG_T_HOSTPORT, 0, 0, 0, "",
 	  O(relay.smarthost), "host:port; empty = direct MX delivery" },

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -511,6 +512,14 @@ conn_set_timeout(struct conn *c, int timeout_ms)
 	c->timeout_ms = timeout_ms;
 	if (!c->connecting)
 		conn_timer_rearm(c);
+}
+
+int
+conn_set_nodelay(struct conn *c)
+{
+	int on = 1;
+
+	return setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 void

@@ -77,6 +77,10 @@ void conn_extend_deadline(struct conn *c, int ms, int max_ms);
 /* The last CONN_EV_TIMEOUT came from the deadline (until the next
  * conn_set_deadline). */
 bool conn_deadline_passed(struct conn *c);
+/* TCP_NODELAY: small request/reply exchanges on a kept connection (a
+ * milter) must not wait for Nagle and delayed ACKs. -1 with errno on a
+ * socket that is no TCP socket (AF_UNIX: harmless). */
+int conn_set_nodelay(struct conn *c);
 /* CONN_EV_LOWAT is reported when output drains to <= lowat (default 0)
  * after having been above it (also after direct evbuffer writes to
  * conn_output()). */

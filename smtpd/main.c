@@ -31,6 +31,7 @@
 #include "smtpd/forward.h"
 #include "mailauth/dns.h"
 #include "smtpd/inbound.h"
+#include "smtpd/milter.h"
 #include "smtpd/relay.h"
 #include "smtpd/signer.h"
 #include "store/auth_db.h"
@@ -266,6 +267,7 @@ main(int argc, char **argv)
 		listener_free(srv.listeners[i].l);
 	free(srv.listeners);
 	signer_free(srv.signer);
+	milter_pool_free(srv.milter_pool);
 	inbound_free(srv.inbound);
 	if (srv.dns != NULL)
 		dns_free(srv.dns);

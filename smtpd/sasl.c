@@ -139,6 +139,7 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 	case AUTH_OK:
 		sasl_success(&s->sasl, &s->key);
 		s->auth_user = xstrdup(canonical);
+		s->auth_mech = mech;
 		log_info("event=smtp.auth sid=%s ip=%s result=ok mech=%s "
 		    "user=%s", s->sid, ip, mech, esc);
 		reply = "235 2.7.0 Authentication successful";

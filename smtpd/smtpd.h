@@ -34,6 +34,8 @@ struct dnsbl_check;
 struct inbound;
 struct signer;
 struct srs;
+struct smtp_milter;
+struct milter_pool;
 
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. */
 #define SMTP_LINE_MAX		512
@@ -93,6 +95,8 @@ struct smtp_server {
 	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
 	struct signer *signer;		/* DKIM signing on submission */
 	const struct srs *srs;		/* SRS key for forwarded mail */
+	struct milter_pool *milter_pool;	/* idle milter connections,
+						 * made at first use */
 	char *spool_dir;		/* directory of the database */
 	struct smtp_listener *listeners;
 	size_t nlisteners;
@@ -234,6 +238,7 @@ enum smtp_tx_step {
 	SMTP_TX_STEP_NONE,
 	SMTP_TX_STEP_SIGN,	/* submission: DKIM signing (signer.h) */
 	SMTP_TX_STEP_INBOUND,	/* MX: SPF/DKIM/DMARC (inbound.h) */
+	SMTP_TX_STEP_MILTER,	/* [smtpd] milters (milter.h); token 1 */
 	SMTP_TX_STEP_COMMIT,	/* delivery.h: the 250 comes from here */
 };
 
@@ -280,6 +285,14 @@ struct smtp_tx {
 	uint8_t step;		/* enum smtp_tx_step */
 	uint64_t token;		/* token of the pending step, 0 if none */
 	char *extra;		/* owned: header lines the checks added */
+	char **rcpt_addrs;	/* owned: accepted RCPT addresses as given,
+				 * in order (milters see them) */
+	size_t nrcpt_addrs;
+	/* Owned: our Received and check fields as a milter saw them, for
+	 * the commit ("" once a milter's rewrite put them in the spool);
+	 * NULL: the commit makes them. */
+	char *prefix;
+	struct smtp_milter *milter;	/* owned by milter_tx.c, or NULL */
 	uint64_t end_ms;	/* util_now_ms() at the end of the data */
 };
 
@@ -317,6 +330,7 @@ struct smtp_session {
 	uint8_t greet_holds;		/* DNSBL check + pause still running */
 	char *helo;			/* owned */
 	char *auth_user;		/* owned: canonical address */
+	const char *auth_mech;		/* static: "PLAIN", "LOGIN", or NULL */
 	uint64_t start_ms;
 	const char *close_reason;	/* static string, for the log */
 	uint64_t skip_left;		/* SMTP_MODE_SKIP: bytes to discard */
@@ -424,6 +438,10 @@ int smtp_tx_parse_bdat(const char *args, uint64_t *size_r, bool *last_r);
 /* tx_end.c: the data is complete (or a BDAT chunk failed): send the one
  * reply, now or from the async steps' callbacks. Ends the transaction. */
 void smtp_tx_end(struct smtp_session *s);
+/* tx_end.c: our Received and check fields for this message (caller
+ * frees); the hand-off to delivery whose callback sends the reply. */
+char *smtp_tx_prefix(struct smtp_session *s);
+void smtp_tx_commit(struct smtp_session *s);
 /* A spool write failed with errno err: latches SMTP_TX_ERR_FULL for lack
  * of space (and tells delivery.h the store is full), else ERR_IO. */
 void smtp_tx_spool_failed(struct smtp_session *s, int err);

@@ -19,6 +19,7 @@
 #include "smtpd/delivery.h"
 #include "smtpd/forward.h"
 #include "smtpd/inbound.h"
+#include "smtpd/milter.h"
 #include "smtpd/signer.h"
 #include "store/store.h"
 
@@ -52,6 +53,10 @@ smtp_tx_free(struct smtp_tx *tx)
 		close(tx->spool_fd);
 	free(tx->spool_mem);
 	free(tx->extra);
+	free(tx->prefix);
+	for (i = 0; i < tx->nrcpt_addrs; i++)
+		free(tx->rcpt_addrs[i]);
+	free(tx->rcpt_addrs);
 	free(tx);
 }
 
@@ -76,6 +81,7 @@ smtp_tx_reset(struct smtp_session *s)
 			break;
 		}
 	}
+	smtp_milter_cancel(s);
 	s->tx = NULL;
 	smtp_tx_free(tx);
 }
@@ -442,6 +448,9 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		break;
 	}
 	tx->nrcpt++;
+	tx->rcpt_addrs = xrealloc(tx->rcpt_addrs, (tx->nrcpt_addrs + 1) *
+	    sizeof(*tx->rcpt_addrs));
+	tx->rcpt_addrs[tx->nrcpt_addrs++] = xstrdup(p.addr);
 	if (tx->first_rcpt == NULL)
 		tx->first_rcpt = xstrdup(p.addr);
 	result = "ok";

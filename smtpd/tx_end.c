@@ -20,12 +20,12 @@
 #include "common/util.h"
 #include "smtpd/delivery.h"
 #include "smtpd/inbound.h"
+#include "smtpd/milter.h"
 #include "smtpd/signer.h"
 
 static void smtp_tx_ip_literal(struct smtp_session *s, char *buf,
     size_t size);
 static void smtp_tx_clean(char *s);
-static char *smtp_tx_prefix(struct smtp_session *s);
 static const char *smtp_tx_error_name(enum smtp_tx_err e);
 static void smtp_tx_extra_add(struct smtp_tx *tx, const char *headers);
 static void smtp_tx_done(uint64_t token, enum delivery_result res,
@@ -34,7 +34,7 @@ static void smtp_tx_signed(uint64_t token, const char *headers,
     const char *domain, void *arg);
 static void smtp_tx_checked(uint64_t token, struct inbound_result *res,
     void *arg);
-static void smtp_tx_commit(struct smtp_session *s);
+static void smtp_tx_checks_done(struct smtp_session *s);
 static void smtp_tx_strip(struct smtp_session *s);
 
 /* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321 4.1.3). */
@@ -59,7 +59,7 @@ smtp_tx_clean(char *s)
 /* Received (RFC 5321 4.4; RFC 3848/6531 WITH types), then our checks'
  * fields. The Return-Path is not ours to write: the store keeps the
  * envelope sender in the mailbox row and shows it to RETR. Caller frees. */
-static char *
+char *
 smtp_tx_prefix(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
@@ -226,7 +226,18 @@ smtp_tx_end(struct smtp_session *s)
 		log_warn("event=smtp.inbound sid=%s msgid=%s result=skipped "
 		    "error=pool_full", s->sid, tx->msgid);
 	}
-	smtp_tx_commit(s);
+	smtp_tx_checks_done(s);
+}
+
+/* The checks are done (their fields in tx->extra): the milters see the
+ * message next (milter_tx.c), then the commit. */
+static void
+smtp_tx_checks_done(struct smtp_session *s)
+{
+	if (smtp_milter_wanted(s))
+		smtp_milter_start(s);
+	else
+		smtp_tx_commit(s);
 }
 
 static void
@@ -254,7 +265,7 @@ smtp_tx_signed(uint64_t token, const char *headers, const char *domain,
 		    "domain=%s", s->sid, tx->msgid, LOG_VALUE(domain));
 		smtp_tx_extra_add(tx, headers);
 	}
-	smtp_tx_commit(s);
+	smtp_tx_checks_done(s);
 }
 
 static void
@@ -277,11 +288,11 @@ smtp_tx_checked(uint64_t token, struct inbound_result *res, void *arg)
 		return;
 	}
 	smtp_tx_extra_add(tx, res->headers);
-	smtp_tx_commit(s);
+	smtp_tx_checks_done(s);
 }
 
 /* Hand the message to the group-commit writer; its callback replies. */
-static void
+void
 smtp_tx_commit(struct smtp_session *s)
 {
 	struct smtp_server *srv = s->lst->srv;
@@ -289,7 +300,7 @@ smtp_tx_commit(struct smtp_session *s)
 	struct delivery_job job;
 	char *prefix;
 
-	prefix = smtp_tx_prefix(s);
+	prefix = tx->prefix != NULL ? xstrdup(tx->prefix) : smtp_tx_prefix(s);
 	memset(&job, 0, sizeof(job));
 	job.spool_fd = tx->spool_fd;
 	job.mem = tx->spool_in_mem ? tx->spool_mem : NULL;
