@@ -166,6 +166,14 @@ struct cfg_key_doc {
 	const char *key;
 	const char *def;
 	const char *help;
+	/* For the manual (carteiro.conf(5)): the value type in words
+	 * ("duration", "size", "listen list", ...), whether the key must be
+	 * set, and for numbers, durations (seconds) and sizes (bytes) the
+	 * accepted range (has_range). */
+	const char *type;
+	bool required;
+	bool has_range;
+	uint64_t min, max;
 };
 int cfg_key_doc(size_t i, struct cfg_key_doc *r);
 
