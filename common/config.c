@@ -284,6 +284,14 @@ cfg_set(struct cfg_loader *l, const struct cfg_key *k, const char *value,
 		}
 		*(int *)p = (int)lvl;
 		return 0;
+	case CFG_T_EXPIRE:
+		if (cfg_parse_expire(value, &u) == -1) {
+			error = "expected never, a number of days or a "
+			    "duration (s, m, h, d)";
+			goto bad;
+		}
+		*(unsigned *)p = u;
+		return 0;
 	case CFG_T_COUNT:
 		break;
 	}
@@ -549,6 +557,13 @@ cfg_validate(struct cfg_loader *l)
 	    c->relay.smarthost_password_file != NULL)
 		cfg_key_error(l, "relay", "smarthost_password_file",
 		    "set, but no smarthost_user");
+	/* RFC 8461 3.2: the three policy modes. */
+	if (c->http.mta_sts_mode == NULL ||
+	    (strcmp(c->http.mta_sts_mode, "none") != 0 &&
+	    strcmp(c->http.mta_sts_mode, "testing") != 0 &&
+	    strcmp(c->http.mta_sts_mode, "enforce") != 0))
+		cfg_key_error(l, "http", "mta_sts_mode",
+		    "expected none, testing or enforce");
 }
 
 /* ---- load / free ---- */

@@ -6,6 +6,7 @@
 #ifndef CARTEIRO_CONFIG_H
 #define CARTEIRO_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,7 +109,23 @@ struct cfg {
 		struct cfg_strlist trusted_networks;	/* exempt from per IP */
 		unsigned max_auth_failures;	/* per session, 0 = no limit */
 		unsigned max_session_time;	/* seconds, 0 = no limit */
+		/* RFC 2449 EXPIRE (issue 14): seconds after the first
+		 * RETR, CFG_EXPIRE_AT_QUIT ("0") or CFG_EXPIRE_NEVER (0,
+		 * so that a zeroed struct cfg never deletes mail) */
+		unsigned expire;
+		unsigned login_delay;	/* RFC 2449 LOGIN-DELAY, s; 0 = off */
 	} pop3d;
+
+	struct {			/* carteiro-webd */
+		struct cfg_hostports listen;		/* plain HTTP */
+		struct cfg_hostports tls_listen;	/* HTTPS, [tls] cert */
+		struct cfg_strlist metrics_allow;	/* CIDRs for /metrics */
+		char *mta_sts_mode;	/* "none", "testing" or "enforce" */
+		unsigned mta_sts_max_age;	/* seconds */
+		struct cfg_strlist mta_sts_mx;	/* MX names besides hostname */
+		bool autoconfig;	/* Thunderbird autoconfig, Autodiscover */
+		bool mta_sts;		/* serve the MTA-STS policy */
+	} http;
 };
 
 /*
@@ -134,6 +151,12 @@ void cfg_free(struct cfg *cfg);
 /* Typed value parsers, exposed for tests and for carteiroctl. 0 / -1.
  * Input is one trimmed value; nothing else may follow. */
 int cfg_parse_duration(const char *s, unsigned *seconds_r);	/* 30, 5m, 1h, 5d */
+/* [pop3d] expire and carteiroctl user set expire=: "never"
+ * (CFG_EXPIRE_NEVER), a number of days ("0": CFG_EXPIRE_AT_QUIT), or a
+ * duration with a suffix ("12h"); at most 100 years. 0 / -1. */
+#define CFG_EXPIRE_NEVER	0u
+#define CFG_EXPIRE_AT_QUIT	UINT_MAX
+int cfg_parse_expire(const char *s, unsigned *seconds_r);
 int cfg_parse_size(const char *s, uint64_t *bytes_r);		/* 1000, 10k, 25M, 1G */
 int cfg_parse_bool(const char *s, bool *b_r);			/* yes/no/true/false/on/off/1/0 */
 /* "a:25, [::1]:25" -> list; empty string -> empty list. */

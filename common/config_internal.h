@@ -24,6 +24,7 @@ enum cfg_type {
 	CFG_T_STRLIST,		/* struct cfg_strlist */
 	CFG_T_CIDRLIST,		/* struct cfg_strlist of cfg_parse_cidr entries */
 	CFG_T_LOGLEVEL,		/* int (enum log_level) */
+	CFG_T_EXPIRE,		/* unsigned seconds, cfg_parse_expire */
 	CFG_T_COUNT
 };
 

@@ -146,6 +146,34 @@ const struct cfg_key cfg_keys[] = {
 	  "4h", O(pop3d.max_session_time),
 	  "a session ends with -ERR [SYS/TEMP] at the next safe point after "
 	  "this long (nothing is deleted without QUIT); 0 = no limit" },
+	{ "pop3d", "expire", CFG_T_EXPIRE, 0, 0, 0, "never",
+	  O(pop3d.expire), "delete a message this many days after its first "
+	  "RETR (RFC 2449 EXPIRE); 0 = at QUIT; never = keep" },
+	{ "pop3d", "login_delay", CFG_T_DURATION, 0, 0, CFG_DAY, "0",
+	  O(pop3d.login_delay), "minimum time between two logins of a user "
+	  "(RFC 2449 LOGIN-DELAY); 0 = off" },
+
+	{ "http", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:80",
+	  O(http.listen), "carteiro-webd plain HTTP; empty = off" },
+	{ "http", "tls_listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:443",
+	  O(http.tls_listen),
+	  "carteiro-webd HTTPS with the [tls] certificate; empty = off" },
+	{ "http", "metrics_allow", CFG_T_CIDRLIST, 0, 0, 0,
+	  "127.0.0.0/8, ::1/128", O(http.metrics_allow),
+	  "comma-separated CIDRs that may read /metrics; empty = nobody" },
+	{ "http", "mta_sts_mode", CFG_T_STRING, 0, 0, 0, "testing",
+	  O(http.mta_sts_mode),
+	  "MTA-STS policy mode: none, testing or enforce (RFC 8461)" },
+	{ "http", "mta_sts_max_age", CFG_T_DURATION, 0, 0, 31557600, "7d",
+	  O(http.mta_sts_max_age),
+	  "how long senders may cache the MTA-STS policy (at most 1 year)" },
+	{ "http", "mta_sts_mx", CFG_T_STRLIST, 0, 0, 0, "",
+	  O(http.mta_sts_mx),
+	  "MX names for the policy besides [server] hostname (*.x allowed)" },
+	{ "http", "autoconfig", CFG_T_BOOL, 0, 0, 0, "yes", O(http.autoconfig),
+	  "serve Thunderbird autoconfig and Outlook Autodiscover" },
+	{ "http", "mta_sts", CFG_T_BOOL, 0, 0, 0, "yes", O(http.mta_sts),
+	  "serve /.well-known/mta-sts.txt on mta-sts.DOMAIN" },
 };
 const size_t cfg_nkeys = nitems(cfg_keys);
 
@@ -186,6 +214,7 @@ static const char *const cfg_type_names[CFG_T_COUNT] = {
 	[CFG_T_STRLIST] = "list",
 	[CFG_T_CIDRLIST] = "CIDR list",
 	[CFG_T_LOGLEVEL] = "log level",
+	[CFG_T_EXPIRE] = "expire",
 };
 
 int

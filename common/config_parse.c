@@ -45,6 +45,32 @@ cfg_parse_u64(const char *s, const char **end_r, uint64_t *v)
 }
 
 int
+cfg_parse_expire(const char *s, unsigned *seconds_r)
+{
+	const char *end;
+	uint64_t n;
+
+	if (strcmp(s, "never") == 0) {
+		*seconds_r = CFG_EXPIRE_NEVER;
+		return 0;
+	}
+	/* A plain number counts days (RFC 2449 EXPIRE is in days). */
+	if (cfg_parse_u64(s, &end, &n) == 0 && *end == '\0') {
+		if (n > 36525)
+			return -1;
+		*seconds_r = n == 0 ? CFG_EXPIRE_AT_QUIT :
+		    (unsigned)(n * CFG_DAY);
+		return 0;
+	}
+	if (cfg_parse_duration(s, seconds_r) < 0 ||
+	    *seconds_r > 36525u * CFG_DAY)
+		return -1;
+	if (*seconds_r == 0)
+		*seconds_r = CFG_EXPIRE_AT_QUIT;
+	return 0;
+}
+
+int
 cfg_parse_duration(const char *s, unsigned *seconds_r)
 {
 	const char *end;

@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -266,6 +267,7 @@ pop3_cmd_capa(struct pop3_session *s, char *args)
 		if (s->srv->tls != NULL && !conn_is_tls(s->conn))
 			pop3_reply_line(s, "STLS");
 	}
+	pop3_retention_capa(s);
 	pop3_reply_line(s, "IMPLEMENTATION carteiro");
 	pop3_reply_end(s);
 }
@@ -274,8 +276,7 @@ static void
 pop3_cmd_quit(struct pop3_session *s, char *args)
 {
 	struct pop3_server *srv = s->srv;
-	int64_t *ids;
-	size_t n = 0, deleted = 0;
+	size_t deleted = 0, expired = 0;
 	unsigned freed = 0;
 
 	if (s->state == POP3_ST_AUTH) {
@@ -285,33 +286,26 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 	}
 	/* RFC 1939 6: the UPDATE state removes every marked message, in one
 	 * store transaction; messages that arrived meanwhile are untouched
-	 * and rows another session removed are skipped. */
+	 * and rows another session removed are skipped. retention.c adds
+	 * EXPIRE 0 and the first-retrieved times to that transaction. */
 	pop3_session_enter(s, POP3_ST_UPDATE);
-	if (s->ndeleted == 0) {
-		log_info("event=pop3.quit sid=%s user=%s deleted=0", s->sid,
-		    s->maildrop);
-		pop3_reply(s, "+OK Logging out.");
-		pop3_session_close(s, "quit");
-		return;
-	}
-	ids = xcalloc(s->ndeleted, sizeof(*ids));
-	for (size_t i = 0; i < s->nmsgs; i++)
-		if (s->deleted[i])
-			ids[n++] = s->msgs[i].id;
-	if (store_mailbox_delete(srv->store, s->maildrop, ids, n,
-	    &deleted) < 0) {
+	if (pop3_retention_quit(s, &deleted, &expired) < 0) {
 		log_error("event=pop3.quit sid=%s user=%s result=tempfail "
 		    "error=\"%s\"", s->sid, s->maildrop,
 		    store_error(srv->store));
-		free(ids);
 		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
 		    "removed, try again later.");
 		pop3_session_close(s, "quit");
 		return;
 	}
-	free(ids);
 	log_info("event=pop3.quit sid=%s user=%s deleted=%zu", s->sid,
 	    s->maildrop, deleted);
+	stats_add(STATS_POP3_DELETED, deleted);
+	if (s->ndeleted == 0 && expired == 0) {
+		pop3_reply(s, "+OK Logging out.");
+		pop3_session_close(s, "quit");
+		return;
+	}
 	if (store_gc(srv->store, POP3_GC_BOUND, &freed) < 0)
 		log_warn("event=pop3.gc error=\"%s\"", store_error(srv->store));
 	pop3_reply(s, "+OK Logging out, messages deleted.");
@@ -476,6 +470,8 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 		 * response, as sent. */
 		s->retrieved++;
 		s->retrieved_bytes += s->cmd_bytes;
+		if (!s->stuff.top)
+			pop3_retention_retrieved(s);
 		pop3_session_cmd_done(s);
 		return true;
 	}
@@ -510,8 +506,10 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	}
 	s->body_off = 0;
 	s->body_size = size;
+	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
 	s->multi = true;
+	stats_inc(STATS_POP3_RETR);
 	if (top)
 		pop3_reply(s, "+OK");
 	else

@@ -18,10 +18,12 @@
 #include "common/daemon.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "pop3d/pop3d.h"
 #include "store/auth_db.h"
+#include "store/backup.h"
 
 /* Grace period for sessions to flush their goodbye after SIGTERM. */
 #define POP3_SHUTDOWN_MS 3000
@@ -173,6 +175,11 @@ main(int argc, char **argv)
 	if (store_check_schema(srv.store) < 0)
 		log_fatal("event=pop3.fatal reason=\"store %s: schema is not "
 		    "current, run carteiroctl init\"", cfg->store.path);
+	/* carteiroctl restore refuses while this lock is held. */
+	if (store_daemon_lock(cfg->store.path, &error) < 0)
+		log_fatal("event=pop3.fatal reason=\"%s\"", error);
+	if (stats_open(cfg->store.path, "pop3d", &error) < 0)
+		log_warn("event=pop3.stats error=\"%s\"", error);
 
 	if (priv_drop(cfg->server.user, &perr) < 0)
 		log_fatal("event=pop3.fatal reason=\"%s\"",
@@ -212,6 +219,10 @@ main(int argc, char **argv)
 	sigs = daemon_signals(srv.base, pop3_main_term, pop3_main_hup, &srv);
 	sigprocmask(SIG_UNBLOCK, &term_set, NULL);
 
+	/* RFC 2449 EXPIRE: the expiry sweep (CARTEIRO_TEST_EXPIRE_SWEEP_MS:
+	 * test hook for the interval). */
+	pop3_retention_start(&srv, (unsigned)pop3_main_env_int(
+	    "CARTEIRO_TEST_EXPIRE_SWEEP_MS", 0));
 	log_info("event=pop3.start listeners=%zu tls=%s lock_session=%s",
 	    srv.nlisteners, srv.tls ? "yes" : "no",
 	    cfg->pop3d.lock_session ? "yes" : "no");
@@ -232,6 +243,7 @@ main(int argc, char **argv)
 	free(srv.locks);
 	free(srv.readbuf);
 	free(srv.scratch);
+	pop3_retention_stop(&srv);
 	store_close(srv.store);
 	tls_ctx_free(srv.tls);
 	event_base_free(srv.base);

@@ -131,6 +131,14 @@ struct pop3_server {
 	bool stopping;			/* SIGTERM seen */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
 	char *readbuf;			/* store read buffer, POP3_READ_CHUNK */
+
+	/* retention.c: the expiry sweep and LOGIN-DELAY */
+	struct event *expire_ev;	/* sweep timer */
+	int64_t expire_cursor;		/* last mailbox id of this pass */
+	unsigned expire_interval_ms;	/* between passes */
+	struct pop3_login_time *logins;	/* last login per user, only
+					 * those within login_delay */
+	size_t nlogins, logins_cap;
 };
 
 /* Long-output step; returns true when the output is complete. */
@@ -189,6 +197,11 @@ struct pop3_session {
 	struct store_body *body;	/* RETR/TOP: open body */
 	uint64_t body_off, body_size;
 	struct pop3_stuff stuff;
+
+	/* retention.c (RFC 2449 EXPIRE) */
+	int64_t expire_s;		/* this user's: seconds, -1 = never */
+	uint8_t *retrieved_msg;		/* [i]: msgs[i] was RETR'd whole */
+	size_t fetch_idx;		/* RETR/TOP: index of its message */
 
 	/* statistics for pop3.disconnect: RETR and TOP responses sent
 	 * whole, and their bytes (status line and terminator included) */
@@ -257,6 +270,25 @@ void pop3_deadline_clear(struct pop3_session *s);
 bool pop3_deadline_timeout(struct pop3_session *s);
 /* If max_session_time passed: -ERR [SYS/TEMP], close, true. */
 bool pop3_deadline_expired(struct pop3_session *s);
+/* retention.c: RFC 2449 EXPIRE and LOGIN-DELAY */
+/* Start the expiry sweep (every interval_ms; 0 = the default minute). */
+void pop3_retention_start(struct pop3_server *srv, unsigned interval_ms);
+void pop3_retention_stop(struct pop3_server *srv);
+/* CAPA's EXPIRE and LOGIN-DELAY lines for the session's state. */
+void pop3_retention_capa(struct pop3_session *s);
+/* Before a login of canonical: 0 go on, or -1 when it comes sooner than
+ * [pop3d] login_delay after the last one (-ERR [LOGIN-DELAY] sent). */
+int pop3_retention_login_check(struct pop3_session *s,
+    const char *canonical);
+/* After the login snapshot: the user's EXPIRE and the RETR marks. */
+void pop3_retention_login(struct pop3_session *s);
+/* A RETR of msgs[s->fetch_idx] was sent whole. */
+void pop3_retention_retrieved(struct pop3_session *s);
+/* QUIT's store work in one transaction: DELE marks, EXPIRE 0 deletions,
+ * first-retrieved times. *deleted_r: DELE'd rows removed; *expired_r:
+ * removed by EXPIRE 0. 0 / -1 (store_error). */
+int pop3_retention_quit(struct pop3_session *s, size_t *deleted_r,
+    size_t *expired_r);
 
 /* commands.c */
 /* Dispatch one command line (borrowed, may be modified). */

@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -139,6 +140,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 		util_wipe(s->user, strlen(s->user));
 		free(s->user);
 	}
+	free(s->retrieved_msg);
 	free(s->maildrop);
 	free(s->msgs);
 	free(s->deleted);
@@ -205,6 +207,8 @@ pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		log_info("event=pop3.tls sid=%s ip=%s version=%s cipher=%s",
 		    s->sid, s->ip, conn_tls_version(c) ? conn_tls_version(c) :
 		    "-", conn_tls_cipher(c) ? conn_tls_cipher(c) : "-");
+		stats_inc_word(STATS_POP3_TLS_13, STATS_POP3_TLS_OTHER,
+		    conn_tls_version(c));
 		if (s->implicit_tls)
 			pop3_session_greet(s);
 		else if (s->user != NULL) {
@@ -522,6 +526,7 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 		    log_escape(u, sizeof(u), user ? user : "",
 		    user ? strlen(user) : 0), s->auth_mech ? s->auth_mech : "-",
 		    penalty);
+		stats_inc(STATS_POP3_LOGIN_FAILED);
 		pop3_session_auth_fail(s);
 		break;
 	default:
@@ -572,6 +577,8 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		free(s->user);
 		s->user = NULL;
 	}
+	if (pop3_retention_login_check(s, canonical) < 0)
+		return;
 	if (srv->cfg->pop3d.lock_session) {
 		if (pop3_lock_take(srv, canonical) < 0) {
 			log_info("event=pop3.login sid=%s ip=%s user=%s "
@@ -604,10 +611,12 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		return;
 	}
 	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
+	pop3_retention_login(s);
 	pop3_session_enter(s, POP3_ST_TRANS);
 	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
 	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
 	    conn_is_tls(s->conn) ? "yes" : "no", s->nmsgs);
+	stats_inc(STATS_POP3_LOGIN_OK);
 	pop3_reply(s, "+OK Logged in.");
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/dsn.h"
 #include "store/queue.h"
@@ -446,6 +447,9 @@ bounce_send(struct store *st, const char *hostname, const char *postmaster,
 	d.fd = -1;
 	ret = store_deliver_mem(st, &d, text, len, &body_id, &qid);
 	free(text);
+	if (ret == 0)
+		stats_inc(kind == BOUNCE_FAILED ? STATS_DSN_FAILED :
+		    STATS_DSN_DELAYED);
 	if (ret == 0)
 		log_info("event=relay.bounce qid=%" PRId64 " from=%s kind=%s "
 		    "rcpts=%zu result=%s dsn_qid=%" PRId64, m->id,

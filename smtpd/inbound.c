@@ -25,6 +25,7 @@
 #include "mailauth/dmarc.h"
 #include "mailauth/dns.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
 #include "common/workq.h"
@@ -394,6 +395,10 @@ inbound_work(void *arg, void *ctx)
 	snprintf(j->res.summary_buf, sizeof(j->res.summary_buf),
 	    "spf=%s dkim=%s dmarc=%s", spf_result_str(spf), dkim_word,
 	    dmarc_word);
+	stats_inc_word(STATS_SPF_NONE, STATS_SPF_PERMERROR,
+	    spf_result_str(spf));
+	stats_inc_word(STATS_DKIM_NONE, STATS_DKIM_PERMERROR, dkim_word);
+	stats_inc_word(STATS_DMARC_NONE, STATS_DMARC_PERMERROR, dmarc_word);
 	j->res.summary = j->res.summary_buf;
 	j->res.headers = ar;
 	free(spf_domain);

@@ -23,6 +23,7 @@
 #include "common/ipcount.h"
 #include "common/listener.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/notify.h"
 #include "common/tls.h"
 #include "common/util.h"
@@ -33,6 +34,7 @@
 #include "smtpd/relay.h"
 #include "smtpd/signer.h"
 #include "store/auth_db.h"
+#include "store/backup.h"
 #include "store/store.h"
 
 /* SIGTERM: how long sessions may take to finish before we abort them. */
@@ -202,6 +204,11 @@ main(int argc, char **argv)
 	if (store_check_schema(srv.store) != 0)
 		log_fatal("event=smtpd.start error=\"store %s: schema is not "
 		    "current; run carteiroctl init\"", cfg->store.path);
+	/* carteiroctl restore refuses while this lock is held. */
+	if (store_daemon_lock(cfg->store.path, &error) < 0)
+		log_fatal("event=smtpd.start error=\"%s\"", error);
+	if (stats_open(cfg->store.path, "smtpd", &error) < 0)
+		log_warn("event=smtpd.stats error=\"%s\"", error);
 	dir = xstrdup(cfg->store.path);
 	srv.spool_dir = xstrdup(dirname(dir));
 	free(dir);

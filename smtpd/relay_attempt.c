@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/dsn.h"
 #include "store/store.h"
@@ -145,6 +146,9 @@ relay_job_done(struct mta_session *s, void *arg)
 		free(qr->last_error);
 		qr->last_error = xstrdup(mr->reply ? mr->reply : "");
 		rm->dirty[k] = true;
+		stats_inc(st == STORE_QUEUE_RCPT_DELIVERED ? STATS_RELAY_SENT :
+		    st == STORE_QUEUE_RCPT_PENDING ? STATS_RELAY_DEFERRED :
+		    STATS_RELAY_BOUNCED);
 		log_info("event=relay.delivery qid=%s rcpt=%s domain=%s "
 		    "mx=%s status=%s attempt=%u reply=%s", rm->id,
 		    LOG_VALUE(qr->address), LOG_VALUE(job->domain),

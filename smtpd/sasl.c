@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
 
@@ -141,6 +142,7 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 		log_info("event=smtp.auth sid=%s ip=%s result=ok mech=%s "
 		    "user=%s", s->sid, ip, mech, esc);
 		reply = "235 2.7.0 Authentication successful";
+		stats_inc(STATS_SMTP_AUTH_OK);
 		break;
 	case AUTH_TEMPFAIL:
 		log_warn("event=smtp.auth sid=%s ip=%s result=tempfail "
@@ -152,6 +154,7 @@ smtp_sasl_done(uint64_t token, enum auth_result res, const char *canonical,
 		penalty = sasl_fail(&s->sasl, &s->key);
 		log_info("event=smtp.auth sid=%s ip=%s result=fail mech=%s "
 		    "user=%s penalty_ms=%u", s->sid, ip, mech, esc, penalty);
+		stats_inc(STATS_SMTP_AUTH_FAILED);
 		smtp_sasl_free(s);
 		/* At once: the client's next check waits out the penalty. */
 		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");

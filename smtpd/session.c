@@ -23,6 +23,7 @@
 #include "common/conn.h"
 #include "common/ipcount.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "mailauth/dnsbl.h"
 
@@ -62,6 +63,14 @@ static void smtp_session_unpause(struct smtp_session *s);
 static const char *const smtp_listener_names[SMTP_LST_COUNT] = {
 	"mx", "submission", "submissions",
 };
+
+/* /metrics: sessions by listener (common/stats.h). */
+static const enum stats_id smtp_listener_stats[SMTP_LST_COUNT] = {
+	[SMTP_LST_MX] = STATS_SMTP_CONN_MX,
+	[SMTP_LST_SUBMISSION] = STATS_SMTP_CONN_SUBMISSION,
+	[SMTP_LST_SUBMISSIONS] = STATS_SMTP_CONN_SUBMISSIONS,
+};
+
 static const char *const smtp_state_names[SMTP_ST_COUNT] = {
 	"init", "ready", "mail", "rcpt", "bdat",
 };
@@ -125,6 +134,8 @@ smtp_session_accept(struct smtp_listener *lst, int fd,
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	log_info("event=smtp.connect sid=%s ip=%s listener=%s%s", s->sid, ip,
 	    smtp_listener_names[lst->kind], full ? " result=refused" : "");
+	stats_inc(full ? STATS_SMTP_CONN_REFUSED :
+	    smtp_listener_stats[lst->kind]);
 	if (full && lst->kind == SMTP_LST_SUBMISSIONS) {
 		/* Implicit TLS: the client's first read expects a
 		 * ServerHello, and a cleartext 421 shows up as "wrong version
@@ -247,6 +258,7 @@ smtp_session_dnsbl_done(const char *zone, const char *reason, void *arg)
 	if (s->greet_timer != NULL)
 		evtimer_del(s->greet_timer);
 	reason = reason != NULL ? reason : "listed";
+	stats_inc(STATS_SMTP_DNSBL_LISTED);
 	/* The zone comes from our config; the reason from the DNS. */
 	log_info("event=smtp.dnsbl sid=%s ip=%s result=listed zone=%s "
 	    "reason=%s", s->sid, conn_peer_ip(s->conn), zone,
@@ -399,6 +411,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	conn_write(s->conn, buf, (size_t)n + 2);
 	buf[n] = '\0';
 	if (buf[0] >= '4') {
+		char code[4] = { buf[0], buf[1], buf[2], '\0' };
+
+		stats_inc_word(STATS_SMTP_REPLY_421, STATS_SMTP_REPLY_OTHER,
+		    code);
 		/* STYLE 7: every failed command logs itself and our reply. */
 		log_info("event=smtp.cmd sid=%s result=fail cmd=%s reply=%s",
 		    s->sid, s->cur_cmd_len > 0 ? log_escape(cmd, sizeof(cmd),
@@ -512,6 +528,8 @@ smtp_session_tls_ready(struct smtp_session *s)
 	log_info("event=smtp.tls sid=%s ip=%s version=%s cipher=%s", s->sid,
 	    conn_peer_ip(s->conn), conn_tls_version(s->conn),
 	    conn_tls_cipher(s->conn));
+	stats_inc_word(STATS_SMTP_TLS_13, STATS_SMTP_TLS_OTHER,
+	    conn_tls_version(s->conn));
 	if (!s->greeted) {
 		smtp_session_greet(s);
 	} else {

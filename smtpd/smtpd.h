@@ -280,6 +280,7 @@ struct smtp_tx {
 	uint8_t step;		/* enum smtp_tx_step */
 	uint64_t token;		/* token of the pending step, 0 if none */
 	char *extra;		/* owned: header lines the checks added */
+	uint64_t end_ms;	/* util_now_ms() at the end of the data */
 };
 
 /* Which deadline of deadline.c is armed on the conn. */

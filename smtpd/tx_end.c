@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
 #include "smtpd/inbound.h"
@@ -159,6 +160,7 @@ smtp_tx_end(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	bool sign, check;
 
+	tx->end_ms = util_now_ms();
 	conn_set_timeout(s->conn, srv->timeout_cmd_ms);
 	s->mode = SMTP_MODE_CMD;
 	smtp_session_set_cmd(s, tx->bdat ? "BDAT" : "DATA", 4);
@@ -334,12 +336,20 @@ smtp_tx_done(uint64_t token, enum delivery_result res, int64_t queue_id,
 		    tx->nrcpt, tx->nlocal, tx->nremote,
 		    (unsigned long long)tx->size, (long long)queue_id);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", tx->msgid);
+		stats_inc(STATS_SMTP_ACCEPTED);
+		stats_add(STATS_SMTP_ACCEPTED_BYTES, tx->size);
+		/* Checks, signing and the durable commit: the wait a
+		 * client sees between its final dot and our 250. */
+		stats_observe_ms(STATS_SMTP_EOD_LE_50MS,
+		    util_now_ms() - tx->end_ms);
 		break;
 	case DELIVERY_QUOTA:
+		stats_inc(STATS_SMTP_REFUSED_5XX);
 		smtp_reply(s, "552 5.2.2 Mailbox full: message would exceed "
 		    "quota");
 		break;
 	case DELIVERY_TEMPFAIL:
+		stats_inc(STATS_SMTP_REFUSED_4XX);
 		smtp_reply(s, "451 4.3.0 Temporary storage failure, try "
 		    "again later");
 		break;

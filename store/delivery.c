@@ -188,7 +188,7 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	bool quota = d->check_quota;
 	sqlite3_stmt *s;
 	int64_t user_id, uid, epoch;
-	char uidl[64];
+	char uidl[72];
 	int rc;
 
 	s = quota ? store_stmt(st, STMT_DELIVER_USER_QUOTA,
@@ -221,6 +221,10 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	/* printable, no spaces, < 64 chars (RFC 1939 7: 1..70 of 0x21-0x7e) */
 	snprintf(uidl, sizeof(uidl), "%" PRIx64 ".%" PRId64, (uint64_t)epoch,
 	    uid);
+	/* An import's own UIDL (checked by store/import.c); the uid above
+	 * is still used up, so generated ones stay unique. */
+	if (d->uidl != NULL)
+		util_strlcpy(uidl, d->uidl, sizeof(uidl));
 	s = store_stmt(st, STMT_MAILBOX_INSERT,
 	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, "
 	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -305,6 +309,9 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
 
 	if (d->nlocal + d->nremote == 0)
 		return store_fail(st, "delivery without recipients");
+	if (d->uidl != NULL && d->nlocal != 1)
+		return store_fail(st, "a given UIDL needs exactly one local "
+		    "recipient");
 	if (size > INT64_MAX / 2 || d->data_size < size - d->prefix_len)
 		return store_fail(st, "message too large");
 	/* A mailbox message is its Return-Path line (store_message_open)

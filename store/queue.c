@@ -26,6 +26,7 @@ enum store_queue_stmt {
 	STORE_QS_DEL_QUEUE,
 	STORE_QS_UNREF,
 	STORE_QS_FLUSH,
+	STORE_QS_STATS,
 	STORE_QS_COUNT
 };
 
@@ -342,5 +343,28 @@ store_queue_flush(struct store *st, int64_t now, size_t *n_r)
 		return -1;
 	if (n_r != NULL)
 		*n_r = (size_t)sqlite3_changes(st->db);
+	return 0;
+}
+
+int
+store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*n_r = 0;
+	*oldest_r = 0;
+	s = store_queue_stmt(st, STORE_QS_STATS,
+	    "SELECT count(*), coalesce(min(created), 0) FROM queue");
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return store_fail_db(st, rc, "queue stats");
+	}
+	*n_r = sqlite3_column_int64(s, 0);
+	*oldest_r = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
 	return 0;
 }

@@ -94,4 +94,8 @@ int store_queue_delete(struct store *st, int64_t id);
 /* next_attempt = now for every message; *n_r (may be NULL) = how many. */
 int store_queue_flush(struct store *st, int64_t now, size_t *n_r);
 
+/* /metrics: messages in the queue and the creation time of the oldest
+ * (0 when empty). 0 / -1. */
+int store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r);
+
 #endif

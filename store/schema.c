@@ -149,6 +149,30 @@ static const char *const store_schema_migrations[] = {
 	"ALTER TABLE queue_rcpt ADD COLUMN dsn_notify INTEGER NOT NULL "
 	"  DEFAULT 0;"
 	"ALTER TABLE queue_rcpt ADD COLUMN dsn_orcpt TEXT;",
+
+	/* 7: data safety and migration (issue 14).
+	 *    mailbox.first_retrieved: unix time of the first whole RETR,
+	 *    recorded at QUIT; NULL = never retrieved, never expired.
+	 *    mailbox.mbox_from: an mbox import's "From " line (after
+	 *    "From "), so mailbox export --mbox gives it back; NULL for
+	 *    mail that came over SMTP. users.expire: [pop3d] expire for
+	 *    this user in seconds, -1 = never, NULL = the server's.
+	 *    imported: every message ever imported per user, by key
+	 *    ("uidl:<UIDL>" when the source gave a UIDL, else a content
+	 *    hash), so a re-run adds nothing twice and a given UIDL is
+	 *    never handed out again after its message is deleted. */
+	"ALTER TABLE mailbox ADD COLUMN first_retrieved INTEGER;"
+	"ALTER TABLE mailbox ADD COLUMN mbox_from TEXT;"
+	"ALTER TABLE users ADD COLUMN expire INTEGER;"
+	"CREATE INDEX mailbox_retrieved ON mailbox(first_retrieved)"
+	"  WHERE first_retrieved IS NOT NULL;"
+	"CREATE TABLE imported ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  key TEXT NOT NULL,"
+	"  uidl TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, key)"
+	") WITHOUT ROWID;",
 };
 
 size_t

@@ -215,6 +215,10 @@ struct store_delivery {
 	/* Refuse, leaving nothing behind, when a local recipient would pass
 	 * its quota: -1 with store_error_is_quota() true. */
 	bool check_quota;
+	/* The UIDL of the one local recipient's row (imports keeping the
+	 * old server's UIDLs, store/import.c); NULL = the next generated
+	 * "<epoch hex>.<uid>". */
+	const char *uidl;
 };
 int store_deliver(struct store *st, const struct store_delivery *d,
     int64_t *body_id_r, int64_t *queue_id_r);
@@ -229,7 +233,7 @@ struct store_msg {
 	int64_t body_id;
 	uint64_t size;		/* bytes as RETR sends them (CRLF), unstuffed */
 	int64_t arrived;	/* unix time */
-	char uidl[64];		/* printable, no spaces */
+	char uidl[72];		/* printable, no spaces, <= 70 (RFC 1939 7) */
 };
 /* Snapshot of a user's mailbox in arrival order. Caller frees *msgs_r.
  * 1: no such user. */

@@ -14,6 +14,7 @@
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
 #include "tools/ctl_mailauth.h"
+#include "tools/ctl_import.h"
 #include "common/addr.h"
 #include "common/auth.h"
 #include "common/config.h"
@@ -48,6 +49,7 @@ struct ctl_cmd {
 };
 #define CTL_F_INIT	0x1	/* runs on an uninitialised database */
 #define CTL_F_EXTERN	0x2	/* fn gets the whole group argv */
+#define CTL_F_NOSTORE	0x4	/* runs without opening the store (restore) */
 
 int main(int argc, char **argv);
 
@@ -85,6 +87,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "user", "enable", 1, 1, "user enable ADDRESS", ctl_user_enable, 0 },
 	{ "user", "quota", 2, 2, "user quota ADDRESS BYTES  (0 = unlimited; "
 	  "k, M, G suffixes)", ctl_user_quota, 0 },
+	{ "user", "set", 2, 2, "user set ADDRESS expire=DAYS|never|default  "
+	  "(RFC 2449 EXPIRE for this user)", ctl_user_set, 0 },
 	{ "alias", "add", 2, 2, "alias add SOURCE DEST[,DEST...]  (SOURCE "
 	  "may be @DOMAIN)", ctl_alias_add, 0 },
 	{ "alias", "del", 1, 2, "alias del SOURCE [DEST[,DEST...]]",
@@ -92,6 +96,11 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "alias", "list", 0, 1, "alias list [SOURCE]", ctl_alias_list, 0 },
 	{ "mailbox", "list", 1, 1, "mailbox list ADDRESS  (uidl size date "
 	  "from subject)", ctl_mailbox_list, 0 },
+	{ "mailbox", "import", 2, 7, "mailbox import ADDRESS SOURCE "
+	  "[--uidl-format F] [--uidl-map FILE] [--ignore-quota]  (mbox, "
+	  "Maildir, Dovecot Maildir)", ctl_mailbox_import, 0 },
+	{ "mailbox", "export", 3, 3, "mailbox export ADDRESS --mbox FILE | "
+	  "--maildir DIR", ctl_mailbox_export, 0 },
 	{ "queue", NULL, 0, 0, "queue list|show ID|flush|delete ID",
 	  ctl_cmd_queue, CTL_F_EXTERN },
 	{ "dkim", NULL, 0, 0, "dkim keygen DOMAIN [--selector S] "
@@ -110,6 +119,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* tools/ctl_spf.c */
 	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
 	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
+	/* issue 14: data safety (ctl_backup.c, ctl_verify.c) */
+	{ "backup", NULL, 1, 1, "backup DIR  (consistent while the daemons "
+	  "run)", ctl_backup, 0 },
+	{ "restore", NULL, 1, 1, "restore DIR  (into an empty store location, "
+	  "daemons stopped)", ctl_restore, CTL_F_NOSTORE },
+	{ "verify", NULL, 0, 0, "verify  (consistency checks; exit 1 lists "
+	  "the problems)", ctl_verify, 0 },
 };
 
 void
@@ -712,6 +728,8 @@ main(int argc, char **argv)
 	}
 	log_set_level(LOG_LVL_WARN);	/* the config's level is for daemons */
 	ctl.cfg = cfg;
+	if (cmd->flags & CTL_F_NOSTORE)
+		goto run;
 
 	if (!(cmd->flags & CTL_F_INIT) && stat(cfg->store.path, &sb) < 0) {
 		if (errno == ENOENT)
@@ -739,6 +757,7 @@ main(int argc, char **argv)
 		}
 		goto out;
 	}
+run:
 	ret = cmd->fn(&ctl, sub_argc, sub_argv);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		ctl_err("writing the output: %s", strerror(errno));

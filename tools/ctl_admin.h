@@ -51,11 +51,17 @@ int ctl_user_show(struct ctl *ctl, int argc, char **argv);
 int ctl_user_quota(struct ctl *ctl, int argc, char **argv);
 int ctl_user_disable(struct ctl *ctl, int argc, char **argv);
 int ctl_user_enable(struct ctl *ctl, int argc, char **argv);
+int ctl_user_set(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_add(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_del(struct ctl *ctl, int argc, char **argv);
 int ctl_alias_list(struct ctl *ctl, int argc, char **argv);
 
 /* ctl_mailbox.c */
 int ctl_mailbox_list(struct ctl *ctl, int argc, char **argv);
+
+/* ctl_backup.c, ctl_verify.c */
+int ctl_backup(struct ctl *ctl, int argc, char **argv);
+int ctl_restore(struct ctl *ctl, int argc, char **argv);
+int ctl_verify(struct ctl *ctl, int argc, char **argv);
 
 #endif

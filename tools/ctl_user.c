@@ -9,6 +9,7 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/util.h"
+#include "store/retention.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -200,6 +201,7 @@ ctl_user_show(struct ctl *ctl, int argc, char **argv)
 {
 	struct store_user u;
 	struct store_msg *msgs = NULL;
+	int64_t expire;
 	size_t n = 0;
 	char *address;
 	int r;
@@ -223,6 +225,14 @@ ctl_user_show(struct ctl *ctl, int argc, char **argv)
 	printf("address %s\nquota %llu\nused %llu\nenabled %s\n"
 	    "messages %zu\n", u.address, (unsigned long long)u.quota,
 	    (unsigned long long)u.used, u.enabled ? "yes" : "no", n);
+	/* issue 14: the user's own [pop3d] expire, if any */
+	if (store_user_get_expire(ctl->st, u.address, &expire) == 0 &&
+	    expire != STORE_EXPIRE_DEFAULT) {
+		if (expire == STORE_EXPIRE_NEVER)
+			printf("expire never\n");
+		else
+			printf("expire %llds\n", (long long)expire);
+	}
 	free(msgs);
 	store_user_clear(&u);
 	return 0;
@@ -530,3 +540,52 @@ ctl_alias_list(struct ctl *ctl, int argc, char **argv)
 	return ret;
 }
 
+
+/*
+ * user set ADDRESS KEY=VALUE (issue 14): expire=DAYS|never|default, the
+ * user's own [pop3d] expire (a duration with a suffix works too; 0 =
+ * deleted at QUIT once retrieved; default = the server's again).
+ */
+int
+ctl_user_set(struct ctl *ctl, int argc, char **argv)
+{
+	const char *arg = argv[3], *v;
+	unsigned secs;
+	int64_t expire;
+	char *address;
+	int r;
+
+	if (strncmp(arg, "expire=", 7) != 0) {
+		char *s = ctl_oneline(arg);
+
+		ctl_err("user set: unknown setting '%s' (expected "
+		    "expire=DAYS|never|default)", s);
+		free(s);
+		return 1;
+	}
+	v = arg + 7;
+	if (strcmp(v, "default") == 0)
+		expire = STORE_EXPIRE_DEFAULT;
+	else if (cfg_parse_expire(v, &secs) < 0) {
+		char *s = ctl_oneline(v);
+
+		ctl_err("user set: invalid expire '%s' (never, default, a "
+		    "number of days or a duration)", s);
+		free(s);
+		return 1;
+	} else if (secs == CFG_EXPIRE_NEVER)
+		expire = STORE_EXPIRE_NEVER;
+	else
+		expire = secs == CFG_EXPIRE_AT_QUIT ? 0 : (int64_t)secs;
+	if (ctl_address_arg(argv[2], &address) < 0)
+		return 1;
+	r = store_user_set_expire(ctl->st, address, expire);
+	if (r < 0)
+		r = ctl_store_err(ctl, "user set");
+	else if (r == 1)
+		ctl_err("no such user %s", address);
+	else
+		ctl_done("set %s for %s", arg, address);
+	free(address);
+	return r == 0 ? 0 : 1;
+}

@@ -85,6 +85,9 @@ class CtlPeopleTest(unittest.TestCase):
                          "disabled user bob@example.test")
         self.assertEqual(self.said("user", "enable", "bob@example.test"),
                          "enabled user bob@example.test")
+        self.assertEqual(self.said("user", "set", "bob@example.test",
+                                   "expire=30"),
+                         "set expire=30 for bob@example.test")
         self.assertEqual(self.said("alias", "add", "info@example.test",
                                    "bob@example.test, x@remote.test"),
                          "added alias info@example.test -> "

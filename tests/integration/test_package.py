@@ -26,6 +26,7 @@ import carteiro_test as ct
 
 SBIN = ("carteiro-smtpd", "carteiro-pop3d", "carteiroctl")
 MANS = ("man8/carteiro-smtpd.8.gz", "man8/carteiro-pop3d.8.gz",
+        "man8/carteiro-webd.8.gz",
         "man8/carteiroctl.8.gz", "man5/carteiro.conf.5.gz")
 CONF = "/etc/carteiro/carteiro.conf"
 # What the package may leave behind after a purge: nothing of these.
@@ -132,7 +133,19 @@ class PackageTest(unittest.TestCase):
             self.assertTrue(st.st_mode & stat.S_IXOTH, b)
         for m in MANS:
             self.assertTrue(os.path.isfile("/usr/share/man/" + m), m)
-        # Every unit of etc/ (whatever meson installs comes along).
+        # Whatever meson installs comes along (new daemons, units, pages):
+        # every file of the build dir's install list, by name (the
+        # package's prefix differs, man pages are gzipped).
+        listed = subprocess.run(["dpkg", "-L", "carteiro"],
+                                capture_output=True, text=True).stdout
+        names = {os.path.basename(f).removesuffix(".gz")
+                 for f in listed.splitlines()}
+        r = self.run_ok("meson", "introspect", "--installed", ct.BUILD)
+        meson_files = {os.path.basename(f) for f in
+                       json.loads(r.stdout).values()}
+        self.assertIn("carteiroctl", meson_files)
+        self.assertEqual(sorted(meson_files - names), [])
+        # Every unit of etc/, byte for byte.
         units = sorted(os.path.basename(u) for u in
                        glob.glob(os.path.join(ct.SRC, "etc", "*.service")))
         self.assertIn("carteiro-smtpd.service", units)

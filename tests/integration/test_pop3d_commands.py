@@ -98,6 +98,7 @@ class Pop3Commands(unittest.TestCase):
                                 "RESP-CODES": [], "PIPELINING": [],
                                 "AUTH-RESP-CODE": [], "USER": [],
                                 "SASL": ["PLAIN", "LOGIN"], "STLS": [],
+                                "EXPIRE": ["NEVER", "USER"],
                                 "IMPLEMENTATION": ["carteiro"]})
         self.assertEqual(p.stls(context=self.env.client_ssl_context()),
                          b"+OK Begin TLS negotiation now.")
@@ -113,6 +114,7 @@ class Pop3Commands(unittest.TestCase):
         self.assertNotIn("USER", caps)
         self.assertNotIn("SASL", caps)
         self.assertIn("TOP", caps)
+        self.assertEqual(caps["EXPIRE"], ["NEVER"])
         p.quit()
         # implicit TLS: no STLS offered
         p = poplib.POP3_SSL("127.0.0.1", self.env.ports["pop3s"],

@@ -3,6 +3,7 @@ example.test with alice@ and bob@ / "secret"), runs both daemons on the dev
 ports, mail sent to the MX port is fetched over POP3 with STLS, and Ctrl-C
 (SIGINT to the process group) stops everything."""
 
+import http.client
 import os
 import poplib
 import signal
@@ -16,7 +17,7 @@ import unittest
 
 import carteiro_test as ct
 
-PORTS = (2525, 2587, 2465, 1110, 1995)
+PORTS = (2525, 2587, 2465, 1110, 1995, 2080, 2443)
 
 
 def port_busy(port):
@@ -56,6 +57,14 @@ class RunDev(unittest.TestCase):
             lines = pop.retr(1)[1]
             self.assertIn(b"hello dev", lines)
             pop.quit()
+            # carteiro-webd: autoconfig announces the dev POP3S port.
+            web = http.client.HTTPConnection("127.0.0.1", 2080, timeout=30)
+            web.request("GET", "/mail/config-v1.1.xml",
+                        headers={"Host": "autoconfig.example.test"})
+            r = web.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"<port>1995</port>", r.read())
+            web.close()
             time.sleep(1)
             self.assertIsNone(p.poll(), "run-dev did not stay up")
         finally:
@@ -63,6 +72,7 @@ class RunDev(unittest.TestCase):
             out, _ = p.communicate(timeout=30)
         self.assertFalse(any(port_busy(x) for x in PORTS), out)
         self.assertIn(b"carteiro is running", out)
+        self.assertIn(b"http://127.0.0.1:2080/mail/config-v1.1.xml", out)
         subprocess.run(["rm", "-rf", var])
 
 

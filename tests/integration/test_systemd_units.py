@@ -16,6 +16,7 @@ connection, STARTTLS) to a fake MX. Not rebuilt: PrivateTmp=, PrivateDevices=, t
 Protect{Kernel*,ControlGroups,Clock,Hostname,Proc}= and Restrict*=
 settings."""
 
+import http.client
 import os
 import poplib
 import random
@@ -34,7 +35,8 @@ from fakemx import Sink, queue_ids, relay_setup, submit, wait_for
 from smtpd_util import sanitized_build
 
 ETC = os.path.join(ct.SRC, "etc")
-UNITS = {"smtpd": ct.SMTPD, "pop3d": ct.POP3D}
+WEBD = os.path.join(ct.BUILD, "webd", "carteiro-webd")
+UNITS = {"smtpd": ct.SMTPD, "pop3d": ct.POP3D, "webd": WEBD}
 MAX_EXPOSURE = 2.0
 ANALYZE = shutil.which("systemd-analyze")
 SETPRIV = shutil.which("setpriv")
@@ -380,6 +382,47 @@ class AsServiceUser(unittest.TestCase):
         self.assertTrue(got[0].tls)
         self.assertEqual(ct.strip_added_headers(got[0].data), msg)
         self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
+
+    def test_webd_as_user_with_net_bind_service_only(self):
+        ports = {"listen": low_port(), "tls_listen": low_port()}
+        self.env.sections["http"] = {
+            k: "127.0.0.1:%d" % p for k, p in ports.items()}
+        self.env.write_conf()
+        webd = self.start("webd", ",+net_bind_service", list(ports.values()))
+        with open("/proc/%d/status" % webd.proc.pid) as f:
+            status = f.read()
+        self.assertRegex(status, r"Uid:\t%d\t%d\t%d\t%d" % ((UID,) * 4))
+        self.assertRegex(status, r"CapEff:\t0000000000000400\n")
+        self.assertRegex(status, r"NoNewPrivs:\t1\n")
+        if not SANITIZED:
+            self.assertRegex(status, r"Seccomp:\t2\n")
+
+        def get(host, path, tls):
+            if tls:
+                c = http.client.HTTPSConnection(
+                    "localhost", ports["tls_listen"], timeout=20,
+                    context=self.env.client_ssl_context())
+            else:
+                c = http.client.HTTPConnection(
+                    "127.0.0.1", ports["listen"], timeout=20)
+            try:
+                c.request("GET", path, headers={"Host": host})
+                r = c.getresponse()
+                return r.status, r.read()
+            finally:
+                c.close()
+        st, body = get("mta-sts.example.test", "/.well-known/mta-sts.txt",
+                       True)
+        self.assertEqual(st, 200)
+        self.assertTrue(body.startswith(b"version: STSv1\r\n"), body)
+        # SIGHUP: the user itself reads the certificate again.
+        webd.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "event=http.reload " in webd.log()))
+        self.assertIn("event=http.reload result=ok", webd.log())
+        self.assertEqual(get("autoconfig.example.test",
+                             "/mail/config-v1.1.xml", True)[0], 200)
+        self.assertEqual(get("autoconfig.example.test",
+                             "/mail/config-v1.1.xml", False)[0], 200)
 
 
 if __name__ == "__main__":
