@@ -126,6 +126,14 @@ struct cfg {
 		bool autoconfig;	/* Thunderbird autoconfig, Autodiscover */
 		bool mta_sts;		/* serve the MTA-STS policy */
 	} http;
+
+	struct {			/* carteiroctl acme */
+		bool enable;
+		char *directory;	/* URL */
+		char *email;		/* NULL: no contact */
+		char *ca_file;		/* NULL: system trust */
+		unsigned renew_before;	/* seconds */
+	} acme;
 };
 
 /*

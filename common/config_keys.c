@@ -174,6 +174,18 @@ const struct cfg_key cfg_keys[] = {
 	  "serve Thunderbird autoconfig and Outlook Autodiscover" },
 	{ "http", "mta_sts", CFG_T_BOOL, 0, 0, 0, "yes", O(http.mta_sts),
 	  "serve /.well-known/mta-sts.txt on mta-sts.DOMAIN" },
+
+	{ "acme", "enable", CFG_T_BOOL, 0, 0, 0, "no", O(acme.enable),
+	  "carteiroctl acme renew obtains the [tls] certificate by ACME" },
+	{ "acme", "directory", CFG_T_STRING, 0, 0, 0,
+	  "https://acme-v02.api.letsencrypt.org/directory",
+	  O(acme.directory), "the ACME server's directory URL" },
+	{ "acme", "email", CFG_T_STRING, 0, 0, 0, "", O(acme.email),
+	  "contact for the ACME account (expiry warnings); empty = none" },
+	{ "acme", "ca_file", CFG_T_PATH, 0, 0, 0, "", O(acme.ca_file),
+	  "CA file for the ACME server's HTTPS; empty = system trust" },
+	{ "acme", "renew_before", CFG_T_DURATION, 0, 86400, 7776000, "30d",
+	  O(acme.renew_before), "renew when the certificate expires sooner" },
 };
 const size_t cfg_nkeys = nitems(cfg_keys);
 

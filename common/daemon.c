@@ -240,3 +240,40 @@ daemon_signals_free(struct daemon_signals *ds)
 		event_free(ds->ev_hup);
 	free(ds);
 }
+
+char *
+daemon_pidfile_path(const char *store_path, const char *role)
+{
+	const char *slash = strrchr(store_path, '/');
+
+	if (slash == NULL)
+		return xasprintf("carteiro-%s.pid", role);
+	return xasprintf("%.*s/carteiro-%s.pid", (int)(slash - store_path),
+	    store_path, role);
+}
+
+void
+daemon_pidfile_write(const struct cfg *cfg, const char *role)
+{
+	char *path = daemon_pidfile_path(cfg->store.path, role);
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+
+	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 ||
+	    fclose(f) != 0 || rename(tmp, path) != 0) {
+		log_warn("event=daemon.pidfile path=%s error=\"%s\"", path,
+		    strerror(errno));
+		(void)unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+void
+daemon_pidfile_remove(const struct cfg *cfg, const char *role)
+{
+	char *path = daemon_pidfile_path(cfg->store.path, role);
+
+	(void)unlink(path);
+	free(path);
+}

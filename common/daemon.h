@@ -60,4 +60,14 @@ struct daemon_signals *daemon_signals(struct event_base *base,
     void (*on_term)(void *), void (*on_hup)(void *), void *arg);
 void daemon_signals_free(struct daemon_signals *ds);
 
+/*
+ * "<dir of the store>/carteiro-<role>.pid" with getpid(), written after
+ * the privilege drop and the detach, so that "carteiroctl acme renew" can
+ * SIGHUP the daemons after installing a certificate. A failure is logged
+ * (warn) and the daemon runs on. daemon_pidfile_remove at a clean exit.
+ */
+void daemon_pidfile_write(const struct cfg *cfg, const char *role);
+void daemon_pidfile_remove(const struct cfg *cfg, const char *role);
+char *daemon_pidfile_path(const char *store_path, const char *role);
+
 #endif

@@ -91,6 +91,7 @@ static const struct {
 	[DNS_T_MX] = { "MX", 15 },
 	[DNS_T_TXT] = { "TXT", 16 },
 	[DNS_T_PTR] = { "PTR", 12 },
+	[DNS_T_SRV] = { "SRV", 33 },	/* RFC 2782 */
 };
 
 const char *

@@ -36,6 +36,7 @@ enum dns_type {
 	DNS_T_MX,
 	DNS_T_TXT,
 	DNS_T_PTR,
+	DNS_T_SRV,		/* RFC 2782: "PRIORITY WEIGHT PORT TARGET" */
 	DNS_TYPE_COUNT
 };
 
@@ -74,7 +75,8 @@ void dns_cancel(struct dns_req *req);
  * Any type, answers as text: A/AAAA addresses ("192.0.2.1", "2001:db8::1"),
  * MX exchanges in RFC 5321 5.1 order (DNS_NULLMX for "0 ."), TXT records
  * with each record's strings joined (RFC 7208 3.3; a NUL octet in them
- * as 0x7f), PTR names. DNS_OK always comes with n >= 1. A name no query
+ * as 0x7f), PTR names, SRV records as "PRIORITY WEIGHT PORT TARGET"
+ * (target "." when the service is decidedly absent, RFC 2782). DNS_OK always comes with n >= 1. A name no query
  * can carry (an empty label, a label over 63 octets, over 253 in all)
  * is DNS_NXDOMAIN without a query (RFC 7208 4.3).
  */

@@ -141,6 +141,26 @@ dns_wire_rdata(const unsigned char *msg, size_t len, size_t off,
 		if (rc == 0)
 			*text_r = xstrdup(name);
 		return 0;
+	case DNS_T_SRV: {
+		/* RFC 2782: priority, weight, port (16 bits each), target
+		 * (uncompressed, but a compressed one is read as well). */
+		unsigned prio, weight, port;
+
+		if (rdlen < 7)
+			return -1;
+		prio = (unsigned)msg[off] << 8 | msg[off + 1];
+		weight = (unsigned)msg[off + 2] << 8 | msg[off + 3];
+		port = (unsigned)msg[off + 4] << 8 | msg[off + 5];
+		p += 6;
+		rc = dns_wire_name(msg, len, &p, name, sizeof(name));
+		if (rc < 0 || p > end)
+			return -1;
+		if (rc == 0)
+			*text_r = xasprintf("%u %u %u %s", prio, weight, port,
+			    name[0] ? name : ".");
+		*pref_r = prio;
+		return 0;
+	}
 	case DNS_T_TXT: {
 		/* RFC 7208 3.3: the strings of one record are joined. */
 		char *s = xmalloc(rdlen + 1);

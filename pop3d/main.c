@@ -189,6 +189,7 @@ main(int argc, char **argv)
 	(void)daemon_check_reloadable(cfg);
 	proc_raise_nofile();
 	daemon_detach(&opts);
+	daemon_pidfile_write(cfg, "pop3d");
 
 	srv.base = event_base_new();
 	if (srv.base == NULL)
@@ -248,6 +249,7 @@ main(int argc, char **argv)
 	tls_ctx_free(srv.tls);
 	event_base_free(srv.base);
 	log_info("event=pop3.stop");
+	daemon_pidfile_remove(cfg, "pop3d");
 	cfg_free(cfg);
 	return 0;
 }

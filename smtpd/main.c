@@ -235,6 +235,7 @@ main(int argc, char **argv)
 		log_fatal("event=smtpd.start error=\"privilege drop: %s\"",
 		    err);
 	(void)daemon_check_reloadable(cfg);
+	daemon_pidfile_write(cfg, "smtpd");
 	/* After the drop: the first start writes the secret, and files
 	 * SQLite creates for that must belong to the service user. */
 	if (forward_srs_load(srv.store, &srs, &error) != 0)
@@ -283,6 +284,7 @@ main(int argc, char **argv)
 	free(srv.rates);
 	free(srv.spool_dir);
 	log_info("event=smtpd.exit");
+	daemon_pidfile_remove(cfg, "smtpd");
 	cfg_free(cfg);
 	return 0;
 }

@@ -122,6 +122,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "daemons stopped)", ctl_restore, CTL_F_NOSTORE },
 	{ "verify", NULL, 0, 0, "verify  (consistency checks; exit 1 lists "
 	  "the problems)", ctl_verify, 0 },
+	/* issue 15: certificates by ACME (ctl_acme.c) */
+	{ "acme", NULL, 0, 0, "acme status | acme renew [--force]",
+	  ctl_cmd_acme, CTL_F_EXTERN },
 };
 
 void

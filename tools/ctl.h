@@ -27,5 +27,11 @@ int ctl_cmd_dkim(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv);
 /* tools/ctl_spf.c */
 int ctl_cmd_spf(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_acme(struct ctl *ctl, int argc, char **argv);
+/* check DOMAIN, the client side (ctl_check_client.c): autoconfig, RFC 6186
+ * SRV, MTA-STS, TLS-RPT; adds to the FAIL and WARN counts. */
+struct dns;
+void ctl_check_client(const struct ctl *ctl, struct dns *dns,
+    const char *domain, unsigned *fails, unsigned *warns);
 
 #endif

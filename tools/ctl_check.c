@@ -461,6 +461,7 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	ctl_check_dkim(&c, ctl);
 	ctl_check_dmarc(&c);
 	ctl_check_dnsbl(&c, ctl);
+	ctl_check_client(ctl, c.dns, c.domain, &c.fails, &c.warns);
 	printf("%u FAIL, %u WARN\n", c.fails, c.warns);
 
 	for (size_t i = 0; i < c.nips; i++)

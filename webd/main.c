@@ -195,6 +195,7 @@ main(int argc, char **argv)
 		(void)daemon_check_reloadable(m.cfg);
 	proc_raise_nofile();
 	daemon_detach(&opts);
+	daemon_pidfile_write(m.cfg, "webd");
 
 	/* After detach: the listener threads must live in the child. */
 	for (size_t i = 0; i < nfds + ntfds; i++) {
@@ -230,6 +231,7 @@ main(int argc, char **argv)
 	event_base_free(m.base);
 	webd_domains_close(ctx.domains);
 	log_info("event=http.stop");
+	daemon_pidfile_remove(m.cfg, "webd");
 	cfg_free(m.cfg);
 	return 0;
 }

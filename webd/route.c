@@ -4,11 +4,14 @@
  * the client names). It builds a webd_reply and knows nothing of the HTTP
  * library or the sockets (http.c).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
 
+#include "common/acme_path.h"
 #include "common/config.h"
 #include "common/util.h"
 #include "webd/webd.h"
@@ -32,6 +35,8 @@ static void webd_route_mtasts(const struct webd_ctx *,
     const struct webd_request *, struct webd_reply *);
 static void webd_route_metrics(const struct webd_ctx *,
     const struct webd_request *, struct webd_reply *);
+static void webd_route_acme(const struct webd_ctx *, const char *,
+    struct webd_reply *);
 static void webd_route_error(struct webd_reply *, unsigned, const char *);
 static bool webd_route_path_ok(const char *);
 static int webd_route_name(const char *, size_t, char *);
@@ -51,6 +56,41 @@ static const struct webd_route webd_routes[] = {
 	{ "/.well-known/mta-sts.txt", "GET", false, webd_route_mtasts },
 	{ "/metrics", "GET", false, webd_route_metrics },
 };
+
+/* RFC 8555 8.3: the key authorization that "carteiroctl acme renew"
+ * wrote for token (acme/ beside the store), on any Host. */
+#define WEBD_ACME_PREFIX "/.well-known/acme-challenge/"
+#define WEBD_ACME_KEYAUTH_MAX 256	/* token (<= 128) "." thumbprint */
+
+static void
+webd_route_acme(const struct webd_ctx *ctx, const char *token,
+    struct webd_reply *r)
+{
+	char *name, *path, buf[WEBD_ACME_KEYAUTH_MAX + 1];
+	size_t n = 0;
+	FILE *f;
+
+	if (!acme_token_ok(token)) {
+		webd_route_error(r, 404, "Not Found");
+		return;
+	}
+	name = xasprintf("challenges/%s", token);
+	path = acme_path(ctx->cfg->store.path, name);
+	free(name);
+	f = fopen(path, "re");
+	free(path);
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+	}
+	if (n == 0 || n > WEBD_ACME_KEYAUTH_MAX) {
+		webd_route_error(r, 404, "Not Found");
+		return;
+	}
+	r->status = 200;
+	r->content_type = "application/octet-stream";
+	evbuffer_add(r->body, buf, n);
+}
 
 static void
 webd_route_error(struct webd_reply *r, unsigned status, const char *text)
@@ -246,6 +286,17 @@ webd_route(const struct webd_ctx *ctx, const struct webd_request *q,
 	}
 	if (!webd_route_path_ok(q->path)) {
 		webd_route_error(r, 400, "Bad Request");
+		return;
+	}
+	if (strncmp(q->path, WEBD_ACME_PREFIX,
+	    sizeof(WEBD_ACME_PREFIX) - 1) == 0) {
+		if (strcmp(q->method, "GET") != 0) {
+			r->allow = "GET";
+			webd_route_error(r, 405, "Method Not Allowed");
+			return;
+		}
+		webd_route_acme(ctx, q->path + sizeof(WEBD_ACME_PREFIX) - 1,
+		    r);
 		return;
 	}
 	for (size_t i = 0; i < nitems(webd_routes); i++) {

@@ -73,8 +73,9 @@ def free_port(host="127.0.0.1"):
     raise RuntimeError("no free port")
 
 
-def make_certs(d, hostname="mail.example.test"):
-    """A throwaway CA and a server cert signed by it, with certtool.
+def make_certs(d, hostname="mail.example.test", names=()):
+    """A throwaway CA and a server cert signed by it, with certtool, for
+    hostname, localhost and the other DNS names in names.
     Returns (ca_pem, cert_pem, key_pem)."""
     ca_key, ca_crt = os.path.join(d, "ca.key.pem"), os.path.join(d, "ca.pem")
     key, crt = os.path.join(d, "server.key.pem"), os.path.join(d, "server.pem")
@@ -90,6 +91,8 @@ def make_certs(d, hostname="mail.example.test"):
                 'ip_address = "127.0.0.6"\n'
                 'tls_www_server\nencryption_key\n'
                 'signing_key\nexpiration_days = 30\n' % (hostname, hostname))
+        for n in names:
+            f.write('dns_name = "%s"\n' % n)
     q = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa",
                     "--outfile", ca_key], **q)

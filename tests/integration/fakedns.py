@@ -6,6 +6,7 @@
         "null.test": {"MX": [(0, ".")]},
         "example.test": {"TXT": ["v=spf1 -all"]},  # split at 255 octets
         "1.2.0.192.in-addr.arpa": {"PTR": ["mail.example.test"]},
+        "_submissions._tcp.example.test": {"SRV": [(0, 1, 465, "mail.example.test")]},
         "broken.test": "SERVFAIL",      # or "NXDOMAIN", or "DROP" (no answer)
     })
     dns.start(); ... dns.port ...; dns.stop()
@@ -37,7 +38,7 @@ import socket
 import sys
 import threading
 
-from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, TXT, DNSRecord
+from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, DNSRecord
 
 
 class FakeDNS:
@@ -135,6 +136,9 @@ class FakeDNS:
                             or [b""])
             elif qtype == "PTR":
                 rdata = PTR(value)
+            elif qtype == "SRV":
+                prio, weight, port, target = value
+                rdata = SRV(prio, weight, port, target)
             else:
                 continue
             reply.add_answer(RR(q.qname, q.qtype, rdata=rdata,

@@ -17,7 +17,9 @@ class CtlCheck(unittest.TestCase):
         self.dns = FakeDNS().start()
         self.env = ct.Env(users=("alice@example.test",), conf={
             "relay": {"resolver": "127.0.0.1:%d" % self.dns.port},
-            "smtpd": {"dnsbl": "bl.test"}})
+            "smtpd": {"dnsbl": "bl.test"},
+            # webd's documents: test_ctl_check_client.py
+            "http": {"autoconfig": "no", "mta_sts": "no"}})
         out = self.env.ctl_ok("dkim", "keygen", "example.test")
         self.dkim_txt = re.search(r'"(.*)"', out).group(1)
         self.complete = {
@@ -28,7 +30,15 @@ class CtlCheck(unittest.TestCase):
             "ed25519._domainkey.example.test": {"TXT": [self.dkim_txt]},
             "_dmarc.example.test": {"TXT": ["v=DMARC1; p=reject"]},
             "2.0.0.127.bl.test": {"A": ["127.0.0.2"]},
+            "_mta-sts.example.test": {"TXT": ["v=STSv1; id=1"]},
+            "_smtp._tls.example.test": {
+                "TXT": ["v=TLSRPTv1; rua=mailto:tls@example.test"]},
         }
+        for srv, kind in (("_submissions", "submissions"),
+                          ("_submission", "submission"),
+                          ("_pop3s", "pop3s"), ("_pop3", "pop3")):
+            self.complete["%s._tcp.example.test" % srv] = {"SRV": [
+                (0, 1, self.env.ports[kind], "mail.example.test")]}
         for k, v in self.complete.items():
             self.dns.set(k, v)
 
@@ -46,7 +56,8 @@ class CtlCheck(unittest.TestCase):
         lines = out.splitlines()
         kinds = [l.split()[1] for l in lines[:-1]]
         self.assertEqual(kinds, ["mx", "host", "ptr", "spf", "dkim", "dmarc",
-                                 "dnsbl"], out)
+                                 "dnsbl", "srv", "srv", "srv", "srv",
+                                 "mta-sts", "tls-rpt"], out)
         self.assertTrue(all(l.startswith("OK ") for l in lines[:-1]), out)
         self.assertEqual(lines[-1], "0 FAIL, 0 WARN")
 

@@ -146,8 +146,8 @@ class PackageTest(unittest.TestCase):
         self.assertIn("carteiroctl", meson_files)
         self.assertEqual(sorted(meson_files - names), [])
         # Every unit of etc/, byte for byte.
-        units = sorted(os.path.basename(u) for u in
-                       glob.glob(os.path.join(ct.SRC, "etc", "*.service")))
+        units = sorted(os.path.basename(u) for pat in ("*.service", "*.timer")
+                       for u in glob.glob(os.path.join(ct.SRC, "etc", pat)))
         self.assertIn("carteiro-smtpd.service", units)
         for u in units:
             with open("/lib/systemd/system/" + u) as f, \

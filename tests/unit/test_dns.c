@@ -235,6 +235,34 @@ test_mx(struct dns *d)
 	}
 	t_end();
 
+	t_begin("dns SRV: priority weight port target, \".\" for the root");
+	{
+		/* two SRV records for x.test: 0 1 465 mail.x.test (the
+		 * target compressed onto the question) and 0 0 0 . */
+		static const unsigned char msg[] = {
+			0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
+			1, 'x', 4, 't', 'e', 's', 't', 0, 0, 33, 0, 1,
+			0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 13,
+			0, 0, 0, 1, 0x01, 0xd1, 4, 'm', 'a', 'i', 'l', 0xc0, 12,
+			0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 7,
+			0, 0, 0, 0, 0, 0, 0,
+		};
+		struct dns_rr *rr;
+		size_t n;
+		uint32_t ttl;
+
+		t_assert_int(dns_wire_answer(msg, sizeof(msg), DNS_T_SRV, &rr,
+		    &n, &ttl), 0);
+		t_assert_int(n, 2);
+		t_assert_str(rr[0].text, "0 1 465 mail.x.test");
+		t_assert_str(rr[1].text, "0 0 0 .");
+		dns_rrs_free(rr, n);
+		/* Too short for the three numbers and a name. */
+		t_assert_int(dns_wire_answer(msg, sizeof(msg) - 1, DNS_T_SRV,
+		    &rr, &n, &ttl), -1);
+	}
+	t_end();
+
 	t_begin("dns servfail");
 	memset(&r, 0, sizeof(r));
 	dns_mx(d, "fail.test", mx_cb, &r);

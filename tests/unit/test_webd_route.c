@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -213,6 +214,32 @@ test_router(void)
 	/* No peer address: /metrics is nobody's. */
 	test_route(&ctx, "GET", "/metrics", "x", NULL, NULL, 403, NULL,
 	    "Forbidden\n");
+
+	/* ACME HTTP-01 (issue 15): the key authorization that carteiroctl
+	 * acme wrote to acme/challenges/TOKEN beside the store, any Host. */
+	{
+		char dir[300], file[350];
+		FILE *f;
+
+		snprintf(dir, sizeof(dir), "%s/acme", t_dir);
+		t_assert(mkdir(dir, 0755) == 0);
+		snprintf(dir, sizeof(dir), "%s/acme/challenges", t_dir);
+		t_assert(mkdir(dir, 0755) == 0);
+		snprintf(file, sizeof(file), "%s/tok-1_A", dir);
+		f = fopen(file, "w");
+		fputs("tok-1_A.thumbprint", f);
+		fclose(f);
+	}
+	test_route(&ctx, "GET", "/.well-known/acme-challenge/tok-1_A",
+	    "mail.example.test", NULL, NULL, 200, NULL, "tok-1_A.thumbprint");
+	test_route(&ctx, "GET", "/.well-known/acme-challenge/tok-2",
+	    "mail.example.test", NULL, NULL, 404, NULL, "Not Found\n");
+	test_route(&ctx, "GET", "/.well-known/acme-challenge/", "x", NULL,
+	    NULL, 404, NULL, NULL);
+	test_route(&ctx, "GET", "/.well-known/acme-challenge/a/tok-1_A", "x",
+	    NULL, NULL, 404, NULL, NULL);
+	test_route(&ctx, "POST", "/.well-known/acme-challenge/tok-1_A", "x",
+	    NULL, "", 405, "GET", NULL);
 
 	webd_domains_close(ctx.domains);
 	cfg_free((struct cfg *)ctx.cfg);
