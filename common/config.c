@@ -27,6 +27,7 @@
 
 struct cfg_loader {
 	struct cfg *cfg;
+	enum cfg_mode mode;
 	const char *file;	/* as given, for messages */
 	char *dir;		/* absolute dir of file, for relative paths */
 	FILE *fp;
@@ -53,6 +54,7 @@ static void cfg_clear(struct cfg *, const struct cfg_key *);
 static char *cfg_reader(char *, int, void *);
 static void cfg_check_line(struct cfg_loader *);
 static int cfg_handler(void *, const char *, const char *, const char *);
+static void cfg_validate_listen_tls(struct cfg_loader *);
 static void cfg_validate(struct cfg_loader *);
 static void cfg_validate_milters(struct cfg_loader *);
 
@@ -488,6 +490,29 @@ cfg_validate_milters(struct cfg_loader *l)
 		    "expected tempfail, accept or reject", a);
 }
 
+/* No [tls]: the listeners that would need it (daemons only). */
+static void
+cfg_validate_listen_tls(struct cfg_loader *l)
+{
+	struct cfg *c = l->cfg;
+
+	if (!cfg_hostports_loopback_only(&c->smtpd.submission_listen))
+		cfg_key_error(l, "smtpd", "submission_listen", "needs [tls] "
+		    "cert and key for STARTTLS: AUTH is refused before TLS "
+		    "except on loopback");
+	if (c->smtpd.submissions_listen.n > 0)
+		cfg_key_error(l, "smtpd", "submissions_listen", "implicit TLS "
+		    "needs [tls] cert and key (or set it empty)");
+	if (!c->pop3d.allow_plaintext_auth &&
+	    !cfg_hostports_loopback_only(&c->pop3d.listen))
+		cfg_key_error(l, "pop3d", "listen", "needs [tls] cert and key "
+		    "for STLS, or allow_plaintext_auth = yes: logins are "
+		    "refused before TLS except on loopback");
+	if (c->pop3d.tls_listen.n > 0)
+		cfg_key_error(l, "pop3d", "tls_listen", "implicit TLS needs "
+		    "[tls] cert and key (or set it empty)");
+}
+
 static void
 cfg_validate(struct cfg_loader *l)
 {
@@ -523,22 +548,11 @@ cfg_validate(struct cfg_loader *l)
 	if ((c->tls.cert != NULL) != (c->tls.key != NULL))
 		cfg_key_error(l, "tls", c->tls.cert != NULL ? "cert" : "key",
 		    "cert and key go together: set both or neither");
-	/* Passwords never travel in clear except over loopback (SPEC). */
-	if (!tls && !cfg_hostports_loopback_only(&c->smtpd.submission_listen))
-		cfg_key_error(l, "smtpd", "submission_listen", "needs [tls] "
-		    "cert and key for STARTTLS: AUTH is refused before TLS "
-		    "except on loopback");
-	if (!tls && c->smtpd.submissions_listen.n > 0)
-		cfg_key_error(l, "smtpd", "submissions_listen", "implicit TLS "
-		    "needs [tls] cert and key (or set it empty)");
-	if (!tls && !c->pop3d.allow_plaintext_auth &&
-	    !cfg_hostports_loopback_only(&c->pop3d.listen))
-		cfg_key_error(l, "pop3d", "listen", "needs [tls] cert and key "
-		    "for STLS, or allow_plaintext_auth = yes: logins are "
-		    "refused before TLS except on loopback");
-	if (!tls && c->pop3d.tls_listen.n > 0)
-		cfg_key_error(l, "pop3d", "tls_listen", "implicit TLS needs "
-		    "[tls] cert and key (or set it empty)");
+	/* Passwords never travel in clear except over loopback (SPEC).
+	 * That is the daemons' business: a tool that only touches the
+	 * store takes a config whose listeners lack TLS. */
+	if (l->mode == CFG_MODE_DAEMON && !tls)
+		cfg_validate_listen_tls(l);
 	cfg_validate_listen_dups(l, "smtpd", smtpd_listen,
 	    nitems(smtpd_listen));
 	cfg_validate_listen_dups(l, "pop3d", pop3d_listen,
@@ -593,11 +607,19 @@ cfg_validate(struct cfg_loader *l)
 int
 cfg_load(const char *path, struct cfg **cfg_r, char **errors_r)
 {
+	return cfg_load_mode(path, CFG_MODE_DAEMON, cfg_r, errors_r);
+}
+
+int
+cfg_load_mode(const char *path, enum cfg_mode mode, struct cfg **cfg_r,
+    char **errors_r)
+{
 	struct cfg_loader l;
 	char err[1024], *slash, *dir;
 	int saved_max_line, rc, read_error;
 
 	memset(&l, 0, sizeof(l));
+	l.mode = mode;
 	l.file = path;
 	l.cfg = xcalloc(1, sizeof(*l.cfg));
 	l.set_line = xcalloc(cfg_nkeys, sizeof(*l.set_line));

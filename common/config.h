@@ -151,6 +151,18 @@ struct cfg {
  * line, each "file:line: [section] key: message" (caller frees).
  */
 int cfg_load(const char *path, struct cfg **cfg_r, char **errors_r);
+
+/* What the config is loaded for. A daemon needs [tls] for every listener
+ * that takes passwords (submission, POP3 off loopback) or speaks implicit
+ * TLS; a tool that only touches the store (carteiroctl) does not listen,
+ * so those checks are skipped. Everything else is validated alike. */
+enum cfg_mode {
+	CFG_MODE_DAEMON,
+	CFG_MODE_TOOL,
+};
+/* cfg_load is cfg_load_mode(path, CFG_MODE_DAEMON, ...). */
+int cfg_load_mode(const char *path, enum cfg_mode mode, struct cfg **cfg_r,
+    char **errors_r);
 void cfg_free(struct cfg *cfg);
 
 /* Typed value parsers, exposed for tests and for carteiroctl. 0 / -1.
@@ -194,6 +206,14 @@ struct cfg_key_doc {
 	const char *key;
 	const char *def;
 	const char *help;
+	/* For the manual (carteiro.conf(5)): the value type in words
+	 * ("duration", "size", "listen list", ...), whether the key must be
+	 * set, and for numbers, durations (seconds) and sizes (bytes) the
+	 * accepted range (has_range). */
+	const char *type;
+	bool required;
+	bool has_range;
+	uint64_t min, max;
 };
 int cfg_key_doc(size_t i, struct cfg_key_doc *r);
 

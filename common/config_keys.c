@@ -241,6 +241,22 @@ cfg_section_known(const char *section, size_t len)
 	return false;
 }
 
+/* enum cfg_type in words, for the manual. */
+static const char *const cfg_type_names[CFG_T_COUNT] = {
+	[CFG_T_STRING] = "string",
+	[CFG_T_PATH] = "path",
+	[CFG_T_HOSTPORT] = "host:port",
+	[CFG_T_BOOL] = "boolean",
+	[CFG_T_DURATION] = "duration",
+	[CFG_T_SIZE] = "size",
+	[CFG_T_UINT] = "number",
+	[CFG_T_HOSTPORTS] = "listen list",
+	[CFG_T_STRLIST] = "list",
+	[CFG_T_CIDRLIST] = "CIDR list",
+	[CFG_T_LOGLEVEL] = "log level",
+	[CFG_T_EXPIRE] = "expire",
+};
+
 int
 cfg_key_doc(size_t i, struct cfg_key_doc *r)
 {
@@ -250,5 +266,12 @@ cfg_key_doc(size_t i, struct cfg_key_doc *r)
 	r->key = cfg_keys[i].key;
 	r->def = cfg_keys[i].def;
 	r->help = cfg_keys[i].help;
+	r->type = cfg_type_names[cfg_keys[i].type] != NULL ?
+	    cfg_type_names[cfg_keys[i].type] : "value";
+	r->required = (cfg_keys[i].flags & CFG_F_REQUIRED) != 0;
+	r->has_range = cfg_keys[i].type == CFG_T_UINT ||
+	    cfg_keys[i].type == CFG_T_DURATION || cfg_keys[i].type == CFG_T_SIZE;
+	r->min = cfg_keys[i].min;
+	r->max = cfg_keys[i].max;
 	return 0;
 }

@@ -4,8 +4,12 @@
  * alias live in ctl_user.c, mailbox in ctl_mailbox.c; queue, dkim and check
  * in ctl_queue.c, ctl_dkim.c and ctl_check.c. Every user error ends in exactly
  * one "carteiroctl: ..." line on stderr and exit status 1; nothing here
- * prints SQL or stack traces. Safe to run while the daemons run (the store
- * waits on its busy timeout).
+ * prints SQL or stack traces. Every command that changes something says
+ * what it did in one line on stdout (ctl_done). "COMMAND -h" prints the
+ * command's usage from its table row(s), before any config is read. The
+ * config is loaded in CFG_MODE_TOOL: a listener without [tls] is the
+ * daemons' concern, not ours. Safe to run while the daemons run (the
+ * store waits on its busy timeout).
  */
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
@@ -26,12 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CTL_DEFAULT_CONF	"/etc/carteiro/carteiro.conf"
-#define CTL_PASSWORD_MAX	1024	/* bytes of one password line */
 
 /* A row of the command table. sub NULL: the group has no sub-command
  * (init) or parses its own (queue, dkim, check: CTL_F_EXTERN). */
@@ -55,11 +57,11 @@ static int ctl_domain_del(struct ctl *, int, char **);
 static int ctl_domain_list(struct ctl *, int, char **);
 
 static void ctl_usage(FILE *fp);
+static bool ctl_wants_help(int argc, char **argv);
+static void ctl_cmd_help(const char *group, const char *sub);
 static const struct ctl_cmd *ctl_find(const char *group, const char *sub,
     bool *group_found_r);
 static void ctl_group_usage(const char *group);
-static int ctl_read_password_line(const char *prompt, char *buf,
-    size_t size, size_t *len_r);
 static int ctl_strv_cmp(const void *a, const void *b);
 static void ctl_fix_owner(const struct cfg *cfg);
 
@@ -137,6 +139,24 @@ ctl_err(const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+ctl_done(const char *fmt, ...)
+{
+	va_list ap;
+	char *s, *line;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL)
+		return;
+	line = ctl_oneline(s);
+	printf("%s\n", line);
+	free(line);
+	free(s);
+}
+
 /* ---- helpers ---- */
 
 static void
@@ -145,10 +165,55 @@ ctl_usage(FILE *fp)
 	size_t i;
 
 	fprintf(fp, "usage: carteiroctl [-c CONF] COMMAND ...\n"
-	    "  -c CONF  configuration file (default %s)\n\ncommands:\n",
+	    "       carteiroctl COMMAND -h | -h | --version\n"
+	    "  -c CONF    configuration file (default %s)\n"
+	    "  -h         this help; after a command, that command's usage\n"
+	    "  --version  print the version\n\ncommands:\n",
 	    CTL_DEFAULT_CONF);
 	for (i = 0; i < nitems(ctl_cmds); i++)
 		fprintf(fp, "  %s\n", ctl_cmds[i].usage);
+}
+
+/* -h or --help among the command's words: carteiroctl GROUP [SUB] -h. */
+static bool
+ctl_wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The usage of one command on stdout, from its table row(s): the rows of
+ * GROUP SUB when there are any, else every row of GROUP.
+ */
+static void
+ctl_cmd_help(const char *group, const char *sub)
+{
+	bool exact = false;
+	size_t i;
+	int n = 0;
+
+	for (i = 0; sub != NULL && i < nitems(ctl_cmds); i++) {
+		if (strcmp(ctl_cmds[i].group, group) == 0 &&
+		    ctl_cmds[i].sub != NULL && strcmp(ctl_cmds[i].sub, sub) == 0)
+			exact = true;
+	}
+	for (i = 0; i < nitems(ctl_cmds); i++) {
+		const struct ctl_cmd *c = &ctl_cmds[i];
+
+		if (strcmp(c->group, group) != 0)
+			continue;
+		if (exact && (c->sub == NULL || strcmp(c->sub, sub) != 0))
+			continue;
+		printf("%s carteiroctl [-c CONF] %s\n", n++ == 0 ? "usage:" :
+		    "      ", c->usage);
+	}
 }
 
 static const struct ctl_cmd *
@@ -285,106 +350,6 @@ ctl_require_local(struct ctl *ctl, const char *domain)
 	return 0;
 }
 
-/*
- * One line from stdin, never argv (argv is visible in ps). On a terminal
- * the password is asked twice without echo. The line end (LF or CRLF) is
- * not part of the password. Caller frees with auth_wipe_free.
- */
-static int
-ctl_read_password_line(const char *prompt, char *buf, size_t size,
-    size_t *len_r)
-{
-	struct termios old, noecho;
-	bool tty = isatty(STDIN_FILENO) == 1, eol = false;
-	size_t len = 0;
-	int ret = 0;
-
-	if (tty) {
-		fputs(prompt, stderr);
-		fflush(stderr);
-		if (tcgetattr(STDIN_FILENO, &old) == 0) {
-			noecho = old;
-			noecho.c_lflag &= ~(tcflag_t)ECHO;
-			tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
-		} else
-			tty = false;
-	}
-	/* Byte by byte: nothing after the line is consumed or buffered. */
-	for (;;) {
-		char c;
-		ssize_t n = read(STDIN_FILENO, &c, 1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ctl_err("reading the password: %s", strerror(errno));
-			ret = -1;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (c == '\n') {
-			eol = true;
-			break;
-		}
-		if (len + 1 >= size) {
-			ctl_err("password too long (at most %d bytes)",
-			    CTL_PASSWORD_MAX);
-			ret = -1;
-			break;
-		}
-		buf[len++] = c;
-	}
-	if (tty) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-		fputc('\n', stderr);
-	}
-	if (ret == 0 && len == 0 && !eol) {
-		ctl_err("no password on standard input (one line expected)");
-		ret = -1;
-	}
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	*len_r = len;
-	return ret;
-}
-
-int
-ctl_read_password(char **password_r)
-{
-	char buf[CTL_PASSWORD_MAX + 2], again[CTL_PASSWORD_MAX + 2];
-	size_t len, len2;
-	int ret = -1;
-
-	*password_r = NULL;
-	if (ctl_read_password_line("Password: ", buf, sizeof(buf), &len) < 0)
-		goto out;
-	if (len == 0) {
-		ctl_err("empty password refused");
-		goto out;
-	}
-	if (memchr(buf, '\0', len) != NULL) {
-		ctl_err("password contains a NUL byte");
-		goto out;
-	}
-	if (isatty(STDIN_FILENO) == 1) {
-		if (ctl_read_password_line("Retype password: ", again,
-		    sizeof(again), &len2) < 0)
-			goto out;
-		if (len2 != len || memcmp(buf, again, len) != 0) {
-			ctl_err("passwords do not match");
-			goto out;
-		}
-	}
-	*password_r = xstrdup(buf);
-	ret = 0;
-out:
-	util_wipe(buf, sizeof(buf));
-	util_wipe(again, sizeof(again));
-	return ret;
-}
-
 void
 ctl_strv_add(struct ctl_strv *sv, char *s)
 {
@@ -463,8 +428,22 @@ ctl_fix_owner(const struct cfg *cfg)
 static int
 ctl_init(struct ctl *ctl, int argc, char **argv)
 {
-	if (store_migrate(ctl->st) < 0)
+	const char *path = ctl->cfg->store.path;
+	int before, after;
+
+	if ((before = store_schema_version(ctl->st)) < 0 ||
+	    store_migrate(ctl->st) < 0 ||
+	    (after = store_schema_version(ctl->st)) < 0)
 		return ctl_store_err(ctl, "init");
+	if (before == 0)
+		ctl_done("created database %s (schema version %d)", path,
+		    after);
+	else if (before < after)
+		ctl_done("upgraded database %s from schema version %d to %d",
+		    path, before, after);
+	else
+		ctl_done("database %s is up to date (schema version %d)",
+		    path, after);
 	return 0;
 }
 
@@ -483,6 +462,8 @@ ctl_domain_add(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "domain add");
 	else if (r == 1)
 		ctl_err("domain %s already exists", domain);
+	else
+		ctl_done("added domain %s", domain);
 	free(domain);
 	return r == 0 ? 0 : 1;
 }
@@ -500,6 +481,8 @@ ctl_domain_del(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "domain del");
 	else if (r == 1)
 		ctl_err("no such domain %s", domain);
+	else
+		ctl_done("deleted domain %s", domain);
 	free(domain);
 	return r == 0 ? 0 : 1;
 }
@@ -533,6 +516,11 @@ main(int argc, char **argv)
 	const char *error;
 	bool group_found;
 	int c, nargs, sub_argc, ret = 1;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 
 	log_init("carteiroctl", 1, LOG_LVL_WARN);
 	/* The database holds password hashes. */
@@ -540,7 +528,7 @@ main(int argc, char **argv)
 
 	opterr = 0;
 	/* '+': stop at the command, its own options (--selector) are its. */
-	while ((c = getopt(argc, argv, "+c:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			conf = optarg;
@@ -548,10 +536,19 @@ main(int argc, char **argv)
 		case 'h':
 			ctl_usage(stdout);
 			return 0;
+		case 'V':
+			printf("carteiroctl %s\n", CARTEIRO_VERSION);
+			return 0;
 		default:
 			if (optopt == 'c')
 				ctl_err("option -c needs a file name");
-			else
+			else if (optopt == 0) {
+				char *s = ctl_oneline(argv[optind - 1]);
+
+				ctl_err("unknown option %s (try carteiroctl "
+				    "-h)", s);
+				free(s);
+			} else
 				ctl_err("unknown option -%c (try carteiroctl "
 				    "-h)", optopt);
 			return 1;
@@ -569,6 +566,11 @@ main(int argc, char **argv)
 	}
 	cmd = ctl_find(sub_argv[0], sub_argc > 1 ? sub_argv[1] : NULL,
 	    &group_found);
+	/* Help needs neither the config nor the database. */
+	if (group_found && ctl_wants_help(sub_argc, sub_argv)) {
+		ctl_cmd_help(sub_argv[0], sub_argc > 1 ? sub_argv[1] : NULL);
+		return 0;
+	}
 	if (cmd == NULL) {
 		char *s = ctl_oneline(sub_argv[0]);
 
@@ -600,7 +602,8 @@ main(int argc, char **argv)
 		}
 	}
 
-	if (cfg_load(conf, &cfg, &errors) < 0) {
+	/* No listener here: [tls] is the daemons' business. */
+	if (cfg_load_mode(conf, CFG_MODE_TOOL, &cfg, &errors) < 0) {
 		/* Every error on one line. */
 		size_t len = strlen(errors);
 

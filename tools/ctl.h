@@ -16,6 +16,9 @@ struct ctl {
 
 /* Print "carteiroctl: <message>" on stderr (one line). */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A command that changed something says what it did: one line on stdout
+ * ("added domain example.test"), control characters as spaces. */
+void ctl_done(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Each returns the process exit status (0 ok, 1 user error). argv[0] is
  * the group name ("queue"), argv[1] the sub-command. */

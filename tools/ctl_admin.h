@@ -37,7 +37,7 @@ int ctl_address_arg(const char *in, char **out_r);
 int ctl_source_arg(const char *in, char **out_r);
 /* 0 if domain is local; else print why and return -1. */
 int ctl_require_local(struct ctl *ctl, const char *domain);
-/* One password line from stdin (asked twice without echo on a terminal);
+/* ctl_password.c: one password line from stdin (asked twice without echo on a terminal);
  * empty refused. 0 and *password_r (free with auth_wipe_free) or -1
  * (printed). */
 int ctl_read_password(char **password_r);

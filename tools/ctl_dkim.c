@@ -180,6 +180,8 @@ ctl_dkim_del(struct ctl *ctl, int argc, char **argv)
 		ctl_err("dkim del: no key '%s' for %s", argv[3], domain);
 	else if (r < 0)
 		ctl_err("dkim del: %s", error);
+	else
+		ctl_done("deleted DKIM key %s for %s", argv[3], domain);
 	free(domain);
 	free(keydir);
 	return r == 0 ? 0 : 1;

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+static void ctl_alias_done(const char *verb, const char *source,
+    const struct ctl_strv *dests);
 static int ctl_alias_dests(const char *arg, struct ctl_strv *sv);
 static int ctl_alias_dest_check(struct ctl *ctl, const char *dest);
 static void ctl_alias_collect_cb(const char *source, const char *dest,
@@ -74,8 +76,10 @@ ctl_user_add(struct ctl *ctl, int argc, char **argv)
 		ctl_store_err(ctl, "user add");
 	else if (r == 1)
 		ctl_err("user %s already exists", address);
-	else
+	else {
+		ctl_done("added user %s", address);
 		ret = 0;
+	}
 out:
 	free(hash);
 	free(address);
@@ -108,8 +112,10 @@ ctl_user_passwd(struct ctl *ctl, int argc, char **argv)
 		ctl_store_err(ctl, "user passwd");
 	else if (r == 1)
 		ctl_err("no such user %s", address);
-	else
+	else {
+		ctl_done("changed the password of %s", address);
 		ret = 0;
+	}
 out:
 	free(hash);
 	free(address);
@@ -129,6 +135,8 @@ ctl_user_del(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "user del");
 	else if (r == 1)
 		ctl_err("no such user %s", address);
+	else
+		ctl_done("deleted user %s", address);
 	free(address);
 	return r == 0 ? 0 : 1;
 }
@@ -254,6 +262,11 @@ ctl_user_quota(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "user quota");
 	else if (r == 1)
 		ctl_err("no such user %s", address);
+	else if (quota == 0)
+		ctl_done("set the quota of %s to unlimited", address);
+	else
+		ctl_done("set the quota of %s to %llu bytes", address,
+		    (unsigned long long)quota);
 	free(address);
 	return r == 0 ? 0 : 1;
 }
@@ -272,6 +285,9 @@ ctl_user_set_enabled(struct ctl *ctl, const char *arg, bool enabled)
 		    "user disable");
 	else if (r == 1)
 		ctl_err("no such user %s", address);
+	else
+		ctl_done("%s user %s", enabled ? "enabled" : "disabled",
+		    address);
 	free(address);
 	return r == 0 ? 0 : 1;
 }
@@ -292,6 +308,23 @@ ctl_user_enable(struct ctl *ctl, int argc, char **argv)
 }
 
 /* ---- alias ---- */
+
+/* "added alias a@x -> b@y, c@z" */
+static void
+ctl_alias_done(const char *verb, const char *source,
+    const struct ctl_strv *dests)
+{
+	char *list = xstrdup(""), *t;
+	size_t i;
+
+	for (i = 0; i < dests->n; i++) {
+		t = xasprintf("%s%s%s", list, i == 0 ? "" : ", ", dests->v[i]);
+		free(list);
+		list = t;
+	}
+	ctl_done("%s alias %s -> %s", verb, source, list);
+	free(list);
+}
 
 /* Split "a@x, b@y" into normalised addresses; -1 (printed) on a bad one. */
 static int
@@ -413,6 +446,7 @@ ctl_alias_add(struct ctl *ctl, int argc, char **argv)
 		store_rollback(ctl->st);
 		goto out;
 	}
+	ctl_alias_done("added", source, &dests);
 	if (is_user && !self)
 		ctl_err("note: mail to %s now goes to the alias destinations "
 		    "only (add %s to them to keep a copy in its mailbox)",
@@ -440,8 +474,10 @@ ctl_alias_del(struct ctl *ctl, int argc, char **argv)
 			ctl_store_err(ctl, "alias del");
 		else if (r == 1)
 			ctl_err("no such alias %s", source);
-		else
+		else {
+			ctl_done("deleted alias %s", source);
 			ret = 0;
+		}
 		goto out;
 	}
 	if (ctl_alias_dests(argv[3], &dests) < 0)
@@ -467,6 +503,7 @@ ctl_alias_del(struct ctl *ctl, int argc, char **argv)
 		store_rollback(ctl->st);
 		goto out;
 	}
+	ctl_alias_done("deleted", source, &dests);
 	ret = 0;
 out:
 	ctl_strv_free(&dests);
@@ -547,6 +584,8 @@ ctl_user_set(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "user set");
 	else if (r == 1)
 		ctl_err("no such user %s", address);
+	else
+		ctl_done("set %s for %s", arg, address);
 	free(address);
 	return r == 0 ? 0 : 1;
 }

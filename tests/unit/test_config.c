@@ -890,6 +890,47 @@ test_daemon_args(void)
 	t_end();
 }
 
+/* CFG_MODE_TOOL (carteiroctl) skips only the listener-needs-[tls]
+ * checks: a config with nothing but [store] path is fine for the tool
+ * and refused, with all four reasons, for a daemon. */
+static void
+test_load_mode(void)
+{
+	struct cfg *cfg = NULL;
+	char *errors = NULL, *path;
+
+	t_begin("load_mode");
+	path = write_conf("t.conf", "[store]\npath = x.db\n");
+	t_assert_int(cfg_load_mode(path, CFG_MODE_TOOL, &cfg, &errors), 0);
+	t_assert(errors == NULL);
+	t_assert(cfg != NULL && cfg->tls.cert == NULL);
+	cfg_free(cfg);
+	cfg = NULL;
+	t_assert_int(cfg_load_mode(path, CFG_MODE_DAEMON, &cfg, &errors), -1);
+	t_assert(cfg == NULL);
+	t_assert(errors != NULL &&
+	    strstr(errors, "[smtpd] submission_listen: needs [tls]") != NULL &&
+	    strstr(errors, "[smtpd] submissions_listen: implicit TLS") != NULL &&
+	    strstr(errors, "[pop3d] listen: needs [tls]") != NULL &&
+	    strstr(errors, "[pop3d] tls_listen: implicit TLS") != NULL);
+	free(errors);
+	errors = NULL;
+	/* cfg_load is the daemon mode. */
+	t_assert_int(cfg_load(path, &cfg, &errors), -1);
+	free(errors);
+	errors = NULL;
+	free(path);
+	/* Every other check still applies to the tool. */
+	path = write_conf("t.conf", "[store]\npath = x.db\n[tls]\n"
+	    "cert = c.pem\n");
+	t_assert_int(cfg_load_mode(path, CFG_MODE_TOOL, &cfg, &errors), -1);
+	t_assert(errors != NULL && strstr(errors, "cert and key go together")
+	    != NULL);
+	free(errors);
+	free(path);
+	t_end();
+}
+
 int
 main(void)
 {
@@ -912,6 +953,7 @@ main(void)
 	test_too_many_errors();
 	test_sample();
 	test_daemon_args();
+	test_load_mode();
 
 	{
 		char *p;
