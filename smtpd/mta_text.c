@@ -7,6 +7,8 @@
 #include "smtpd/mta.h"
 
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 
 /* mta_stuff state bits */
 #define MTA_MIDLINE	1u	/* not at the start of a line */
@@ -99,4 +101,38 @@ mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
 		return 0;
 	*code = 0;
 	return c;
+}
+
+/* Case-insensitive strstr for the short reply texts. */
+static bool
+mta_text_has(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay != '\0'; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return true;
+	return false;
+}
+
+bool
+mta_reply_is_throttle(const char *reply)
+{
+	static const char *const words[] = {
+		"rate", "too many", "throttl", "limit", "slow down",
+	};
+	size_t i;
+
+	if (reply == NULL || strlen(reply) < 3 || !isdigit((unsigned char)
+	    reply[1]) || !isdigit((unsigned char)reply[2]))
+		return false;
+	if (strncmp(reply, "421", 3) == 0 && (reply[3] == ' ' ||
+	    reply[3] == '\0' || reply[3] == '-'))
+		return true;
+	if (reply[0] != '4' || strncmp(reply + 3, " 4.7.", 5) != 0)
+		return false;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (mta_text_has(reply + 8, words[i]))
+			return true;
+	return false;
 }
