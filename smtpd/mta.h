@@ -156,6 +156,15 @@ size_t mta_stuff_end(unsigned *state, unsigned char *out);
  * "throttl", "limit", "slow down"). Text may carry a " (host[ip])" tail.
  */
 bool mta_reply_is_throttle(const char *reply);
+/*
+ * A permanent failure that says the address itself is dead, so mail to
+ * it should stop (bounce suppression): a 5xx reply whose enhanced code is
+ * 5.1.1 (no such mailbox), 5.1.2 (no such domain), 5.1.3 (bad address
+ * syntax), 5.1.6 (moved, no forwarding), 5.1.10 (null MX, RFC 7505) or
+ * 5.2.1 (mailbox disabled). Not policy (5.7.x), size (5.2.2/5.3.4) or
+ * content refusals: those say nothing about the recipient.
+ */
+bool mta_reply_is_hard_bounce(const char *reply);
 
 int mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
     const char *line, size_t len);

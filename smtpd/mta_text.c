@@ -136,3 +136,23 @@ mta_reply_is_throttle(const char *reply)
 			return true;
 	return false;
 }
+
+bool
+mta_reply_is_hard_bounce(const char *reply)
+{
+	static const char *const codes[] = {
+		"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1",
+	};
+	size_t i, n;
+
+	if (reply == NULL || reply[0] != '5' || strlen(reply) < 4 ||
+	    !isdigit((unsigned char)reply[1]) ||
+	    !isdigit((unsigned char)reply[2]) || reply[3] != ' ')
+		return false;
+	reply += 4;
+	n = strcspn(reply, " ");
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (n == strlen(codes[i]) && strncmp(reply, codes[i], n) == 0)
+			return true;
+	return false;
+}

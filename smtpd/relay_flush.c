@@ -20,6 +20,7 @@
 #include "smtpd/dsn.h"
 #include "smtpd/forward.h"
 #include "store/store.h"
+#include "store/suppress.h"
 #include "store/throttle.h"
 
 /* One recipient result to store (phase 1 of a flush). */
@@ -29,6 +30,8 @@ struct relay_upd {
 	int64_t rcpt_id;
 	int status;
 	char *error;			/* owned copy */
+	char *suppress;			/* hard bounce: the address to put
+					 * on the suppress list, or NULL */
 };
 
 /*
@@ -55,6 +58,8 @@ struct relay_batch {
 
 static struct relay_batch *relay_batch_make(struct relay *);
 static void relay_batch_throttle(struct relay *, struct relay_batch *);
+static int relay_suppress(struct store *, const struct relay_upd *,
+    int64_t);
 static void relay_batch_run_throttle(struct store *, struct relay_batch *);
 static void relay_batch_run(struct relay *, struct store *,
     struct relay_batch *);
@@ -128,6 +133,12 @@ relay_batch_make(struct relay *r)
 			u->status = rm->q.rcpts[i].status;
 			u->error = xstrdup(rm->q.rcpts[i].last_error ?
 			    rm->q.rcpts[i].last_error : "");
+			if (r->cfg->relay.suppress_days > 0 && (u->status ==
+			    STORE_QUEUE_RCPT_BOUNCED || u->status ==
+			    STORE_QUEUE_RCPT_FAILED) &&
+			    mta_reply_is_hard_bounce(u->error))
+				u->suppress = xstrdup(
+				    rm->q.rcpts[i].address);
 		}
 		if (rm->left == 0)
 			b->fin[b->nfin++] = rm;
@@ -192,6 +203,23 @@ relay_batch_run_throttle(struct store *st, struct relay_batch *b)
 	    store_error(st));
 }
 
+/* A hard bounce: its address goes on the suppress list, in the same
+ * transaction as the result (smtpd refuses it at RCPT from then on). */
+static int
+relay_suppress(struct store *st, const struct relay_upd *u, int64_t now)
+{
+	char esc[LOG_ESCAPE_MAX];
+
+	if (u->suppress == NULL)
+		return 0;
+	if (store_suppress_add(st, u->suppress, now, u->error, "bounce") < 0)
+		return -1;
+	log_info("event=relay.suppress rcpt=%s reason=%s",
+	    LOG_VALUE(u->suppress), log_escape(esc, sizeof(esc), u->error,
+	    strlen(u->error)));
+	return 0;
+}
+
 /*
  * Writer thread (or the loop at shutdown, when the writer is idle).
  * Phase 1: every recipient result, one transaction. Phase 2 only if that
@@ -214,7 +242,8 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 		for (i = 0; ok && i < b->nupd; i++)
 			if (store_queue_rcpt_set(st, b->upd[i].rcpt_id,
 			    (enum store_queue_rcpt_status)b->upd[i].status,
-			    b->upd[i].error, now) < 0)
+			    b->upd[i].error, now) < 0 ||
+			    relay_suppress(st, &b->upd[i], now) < 0)
 				ok = false;
 		if (ok && store_commit(st) < 0)
 			ok = false;
@@ -336,8 +365,10 @@ relay_batch_apply(struct relay *r, struct relay_batch *b)
 static void
 relay_batch_free(struct relay_batch *b)
 {
-	for (size_t i = 0; i < b->nupd; i++)
+	for (size_t i = 0; i < b->nupd; i++) {
 		free(b->upd[i].error);
+		free(b->upd[i].suppress);
+	}
 	free(b->upd);
 	free(b->fin);
 	store_throttle_free(b->thr, b->nthr);

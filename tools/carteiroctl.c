@@ -104,6 +104,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* tools/ctl_spf.c */
 	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
 	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
+	/* tools/ctl_suppress.c */
+	{ "suppress", "list", 0, 0, "suppress list  (address since until "
+	  "origin reason)", ctl_suppress_list, 0 },
+	{ "suppress", "add", 1, 2, "suppress add ADDRESS [REASON]",
+	  ctl_suppress_add, 0 },
+	{ "suppress", "del", 1, 1, "suppress del ADDRESS", ctl_suppress_del,
+	  0 },
 };
 
 void

@@ -58,4 +58,9 @@ int ctl_alias_list(struct ctl *ctl, int argc, char **argv);
 /* ctl_mailbox.c */
 int ctl_mailbox_list(struct ctl *ctl, int argc, char **argv);
 
+/* ctl_suppress.c */
+int ctl_suppress_list(struct ctl *ctl, int argc, char **argv);
+int ctl_suppress_add(struct ctl *ctl, int argc, char **argv);
+int ctl_suppress_del(struct ctl *ctl, int argc, char **argv);
+
 #endif

@@ -790,6 +790,25 @@ test_throttle_text(void)
 	t_end();
 }
 
+static void
+test_hard_bounce_text(void)
+{
+	t_begin("mta: hard bounces are told from other refusals");
+	t_assert(mta_reply_is_hard_bounce("550 5.1.1 no such user"));
+	t_assert(mta_reply_is_hard_bounce("550 5.1.2 domain x does not exist "
+	    "(DNS: NXDOMAIN)"));
+	t_assert(mta_reply_is_hard_bounce("556 5.1.10 null MX"));
+	t_assert(mta_reply_is_hard_bounce("550 5.2.1 mailbox disabled"));
+	t_assert(mta_reply_is_hard_bounce("551 5.1.6 moved"));
+	t_assert(!mta_reply_is_hard_bounce("550 5.1.100 x"));
+	t_assert(!mta_reply_is_hard_bounce("550 5.7.1 relay denied"));
+	t_assert(!mta_reply_is_hard_bounce("552 5.2.2 over quota"));
+	t_assert(!mta_reply_is_hard_bounce("450 4.1.1 try later"));
+	t_assert(!mta_reply_is_hard_bounce("550 no enhanced code"));
+	t_assert(!mta_reply_is_hard_bounce(NULL));
+	t_end();
+}
+
 int
 main(void)
 {
@@ -810,6 +829,7 @@ main(void)
 
 	test_helpers();
 	test_throttle_text();
+	test_hard_bounce_text();
 	test_basic();
 	test_backup();
 	test_dns_errors();
