@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "mailauth/dns.h"
+#include "store/domain_source.h"
 #include "store/store.h"
 
 static void relay_tick(evutil_socket_t, short, void *);
@@ -42,6 +43,7 @@ static void relay_queue_changed(void *);
 static void relay_scan(struct relay *);
 static bool relay_is_active(struct relay *, int64_t);
 static void relay_msg_start(struct relay *, int64_t);
+static void relay_msg_identity(struct relay_msg *);
 static char *relay_read_password(const char *);
 static int relay_source_join(struct relay *);
 
@@ -376,6 +378,7 @@ relay_msg_start(struct relay *r, int64_t id)
 		return;
 	}
 	snprintf(rm->id, sizeof(rm->id), "%" PRId64, id);
+	relay_msg_identity(rm);
 	TAILQ_INSERT_TAIL(&r->msgs, rm, entry);
 	r->nmsgs++;
 
@@ -417,6 +420,25 @@ relay_msg_start(struct relay *r, int64_t id)
 	}
 	for (j = 0; j < rm->njobs; j++)
 		relay_job_try_start(&rm->jobs[j]);
+}
+
+/* A local sender domain with its own source address or HELO name
+ * (carteiroctl domain set) sends from it; else [relay] source_ip and
+ * [server] hostname. Bounces (<>) use the server's. */
+static void
+relay_msg_identity(struct relay_msg *rm)
+{
+	struct store_domain_source row;
+	const char *at = strrchr(rm->q.mail_from, '@');
+
+	if (at == NULL || at[1] == '\0')
+		return;
+	if (store_domain_source_get(rm->r->st, at + 1, &row) != 0)
+		return;		/* not local (a forward), or a read error */
+	rm->source = row.source_ip;
+	rm->helo = row.helo;
+	row.source_ip = row.helo = NULL;
+	store_domain_source_clear(&row);
 }
 
 struct relay_domain *
@@ -464,6 +486,8 @@ relay_msg_free(struct relay_msg *rm)
 		free(rm->mx[j]);
 	free(rm->mx);
 	free(rm->dirty);
+	free(rm->source);
+	free(rm->helo);
 	if (rm->flushing)
 		TAILQ_REMOVE(&r->flushq, rm, fentry);
 	TAILQ_REMOVE(&r->msgs, rm, entry);

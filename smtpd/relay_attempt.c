@@ -52,8 +52,8 @@ relay_job_try_start(struct relay_job *job)
 	job->mm.read_arg = job;
 	job->mm.rcpts = job->rcpts;
 	job->mm.nrcpts = job->n;
-	job->mm.source = r->source;
-	job->mm.helo = NULL;
+	job->mm.source = rm->source != NULL ? rm->source : r->source;
+	job->mm.helo = rm->helo;
 	r->sessions++;
 	d->sessions++;
 	log_debug("event=relay.session qid=%s domain=%s rcpts=%zu sessions=%u "

@@ -55,6 +55,10 @@ struct relay_msg {
 	bool *dirty;			/* per q.rcpts: result not yet stored */
 	struct relay_job *jobs;
 	size_t njobs, left;		/* left: sessions still running */
+	char *source;			/* the sender domain's own source_ip
+					 * and HELO name (store/
+					 * domain_source.h), or NULL */
+	char *helo;
 	bool flushing;			/* on r->flushq */
 	TAILQ_ENTRY(relay_msg) entry;	/* r->msgs */
 	TAILQ_ENTRY(relay_msg) fentry;	/* r->flushq */

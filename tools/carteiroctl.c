@@ -104,6 +104,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* tools/ctl_spf.c */
 	{ "spf", NULL, 0, 0, "spf [--timeout MS] IP SENDER [HELO]  (SPF "
 	  "result and evidence)", ctl_cmd_spf, CTL_F_EXTERN },
+	/* tools/ctl_domain_source.c */
+	{ "domain", "set", 2, 3, "domain set DOMAIN source_ip=ADDR[,ADDR] "
+	  "helo=NAME  (empty value: unset)", ctl_domain_set, 0 },
 	/* tools/ctl_suppress.c */
 	{ "suppress", "list", 0, 0, "suppress list  (address since until "
 	  "origin reason)", ctl_suppress_list, 0 },

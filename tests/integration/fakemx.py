@@ -10,6 +10,7 @@
     sink = Sink(ip, port, dsn=True)                 # advertises DSN (RFC 3461)
     msg.mail_params, msg.rcpt_params                # MAIL/RCPT parameters,
                                                     # byte for byte as sent
+    msg.peer, msg.helo                              # client IP, EHLO name
 
     sink.mail_reply = lambda n: "421 4.7.0 too many" if n < 3 else None
                                                     # per MAIL (n from 0)
@@ -142,6 +143,9 @@ class _Handler:
                 envelope.mail_options,
                 getattr(envelope, "raw_mail_params", ()),
                 getattr(envelope, "raw_rcpt_params", ())))
+            self.sink.messages[-1].peer = (session.peer[0] if session.peer
+                                           else None)
+            self.sink.messages[-1].helo = session.host_name
         return "250 2.0.0 Ok: queued"
 
 
