@@ -508,6 +508,9 @@ main(void)
 	test_queue_changed();
 
 	notify_free(queue_changed);
+	/* The relay kept connections for reuse until relay_free closed
+	 * them: the fakes see the EOF and free their sessions. */
+	run_for(200);
 	fake_smtp_stop(&mx2);
 	fake_smtp_stop(&mx3);
 	fake_smtp_stop(&mx4);
