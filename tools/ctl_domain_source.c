@@ -9,6 +9,7 @@
 #include "tools/ctl_admin.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,13 @@ int
 ctl_domain_set(struct ctl *ctl, int argc, char **argv)
 {
 	char *domain, *helo = NULL;
-	const char *eq, *val;
+	const char *eq, *val, *source = NULL;
+	bool set_source = false, set_helo = false;
 	int i, r = 0;
 
 	if (ctl_domain_arg(argv[2], &domain) < 0)
 		return 1;
+	/* Every argument is checked before anything is written. */
 	for (i = 3; i < argc && r == 0; i++) {
 		eq = strchr(argv[i], '=');
 		val = eq != NULL ? eq + 1 : "";
@@ -62,31 +65,34 @@ ctl_domain_set(struct ctl *ctl, int argc, char **argv)
 				    "an IPv4 and/or an IPv6 address, comma-"
 				    "separated", val);
 				r = 1;
-				break;
 			}
-			r = store_domain_source_set(ctl->st, domain,
-			    "source_ip", val);
+			source = val;
+			set_source = true;
 		} else if (eq != NULL && (size_t)(eq - argv[i]) == 4 &&
 		    strncmp(argv[i], "helo", 4) == 0) {
 			free(helo);
 			helo = NULL;
-			if (val[0] != '\0' && ctl_domain_arg(val, &helo) < 0) {
+			if (val[0] != '\0' && ctl_domain_arg(val, &helo) < 0)
 				r = 1;
-				break;
-			}
-			r = store_domain_source_set(ctl->st, domain, "helo",
-			    helo);
+			set_helo = true;
 		} else {
 			ctl_err("domain set: expected source_ip=ADDR or "
 			    "helo=NAME, not '%s'", argv[i]);
 			r = 1;
-			break;
 		}
-		if (r < 0)
-			r = ctl_store_err(ctl, "domain set");
-		else if (r == 1)
-			ctl_err("no such domain %s", domain);
 	}
+	if (r != 0)
+		goto out;
+	if (set_source)
+		r = store_domain_source_set(ctl->st, domain, "source_ip",
+		    source);
+	if (r == 0 && set_helo)
+		r = store_domain_source_set(ctl->st, domain, "helo", helo);
+	if (r < 0)
+		r = ctl_store_err(ctl, "domain set");
+	else if (r == 1)
+		ctl_err("no such domain %s", domain);
+out:
 	free(helo);
 	free(domain);
 	return r == 0 ? 0 : 1;

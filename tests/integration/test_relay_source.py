@@ -83,6 +83,13 @@ class RelaySource(unittest.TestCase):
         self.assertEqual(env.query(
             "SELECT source_ip, helo FROM domains WHERE name = 'shop.test'"),
             [("127.0.0.3,::1", None)])
+        # Nothing is written when one argument is bad.
+        r = env.ctl("domain", "set", "shop.test", "source_ip=127.0.0.9",
+                    "helo=bad..name")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(env.query(
+            "SELECT source_ip, helo FROM domains WHERE name = 'shop.test'"),
+            [("127.0.0.3,::1", None)])
 
     def test_check_verifies_each_source_address(self):
         env = self.env
