@@ -237,6 +237,7 @@ auth_worker_init(void *arg)
 	struct auth_pool *pool = arg;
 	struct auth_worker *w = xcalloc(1, sizeof(*w));
 
+	auth_init();
 	w->db = pool->db;
 	w->cache = pool->cache;
 	pthread_mutex_lock(&pool->mtx);
@@ -294,7 +295,11 @@ auth_pool_new(struct event_base *base, const struct auth_db *db,
 	struct auth_pool *pool;
 	const char *error;
 
-	auth_init();
+	/* The dummy hash (64 MB of argon2id, 0.1-0.5 s) is made by the
+	 * first worker (auth_worker_init), not on the caller's loop before
+	 * it runs: smtpd starts relaying and accepting mail at once. */
+	if (sodium_init() < 0)
+		log_fatal("event=auth.init error=\"sodium_init failed\"");
 	if (nthreads == 0)
 		nthreads = 1;
 	pool = xcalloc(1, sizeof(*pool));

@@ -105,6 +105,11 @@ struct cfg {
 		unsigned connect_timeout;
 		unsigned command_timeout;
 		unsigned data_timeout;
+		unsigned max_connections;
+		unsigned max_connections_per_domain;
+		unsigned max_messages_per_connection;
+		unsigned suppress_days;		/* 0 = off */
+		struct cfg_strlist source_ip;	/* <= one IPv4, one IPv6 */
 	} relay;
 
 	struct {

@@ -143,6 +143,22 @@ const struct cfg_key cfg_keys[] = {
 	{ "relay", "data_timeout", CFG_T_DURATION, 0, 1, 3600, "3m",
 	  O(relay.data_timeout),
 	  "deadline for each block of the body (the final dot gets 10/3)" },
+	{ "relay", "max_connections", CFG_T_UINT, 0, 1, 100000, "100",
+	  O(relay.max_connections), "outbound SMTP connections, in total" },
+	{ "relay", "max_connections_per_domain", CFG_T_UINT, 0, 1, 100000,
+	  "10", O(relay.max_connections_per_domain),
+	  "outbound SMTP connections per destination domain (lowered by "
+	  "itself while the domain throttles us)" },
+	{ "relay", "max_messages_per_connection", CFG_T_UINT, 0, 1, 100000,
+	  "100", O(relay.max_messages_per_connection),
+	  "messages sent over one connection (RSET between); 1 = no reuse" },
+	{ "relay", "suppress_days", CFG_T_UINT, 0, 0, 36500, "30",
+	  O(relay.suppress_days),
+	  "refuse a recipient this long after it hard-bounced; 0 = off" },
+	{ "relay", "source_ip", CFG_T_STRLIST, 0, 0, 0, "",
+	  O(relay.source_ip),
+	  "local address(es) to send from, at most one IPv4 and one IPv6; "
+	  "empty = the system's choice" },
 
 	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
 	  O(pop3d.listen), "POP3 with STLS; empty = off" },

@@ -104,6 +104,15 @@ struct conn *
 conn_connect(struct event_base *base, const struct sockaddr *sa,
     socklen_t salen, int timeout_ms, conn_cb *cb, void *arg)
 {
+	return conn_connect_from(base, sa, salen, NULL, 0, timeout_ms, cb,
+	    arg);
+}
+
+struct conn *
+conn_connect_from(struct event_base *base, const struct sockaddr *sa,
+    socklen_t salen, const struct sockaddr *src, socklen_t srclen,
+    int timeout_ms, conn_cb *cb, void *arg)
+{
 	struct conn *c;
 	int fd;
 
@@ -115,7 +124,11 @@ conn_connect(struct event_base *base, const struct sockaddr *sa,
 	conn_set_peer(c, sa, salen);
 	c->connecting = true;
 	c->connect_timeout_ms = timeout_ms;
-	if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS)
+	/* A source address of the other family is a bind error (EINVAL or
+	 * EAFNOSUPPORT), reported like a failed connect. */
+	if (src != NULL && bind(fd, src, srclen) == -1)
+		c->connect_errno = errno;
+	else if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS)
 		c->connect_errno = errno;
 	/* Even an immediate result is reported from the loop: the caller
 	 * gets exactly one CONNECTED or ERROR, never during this call. */
@@ -124,6 +137,13 @@ conn_connect(struct event_base *base, const struct sockaddr *sa,
 	if (c->connect_errno != 0)
 		event_active(c->ev_write, EV_WRITE, 1);
 	return c;
+}
+
+void
+conn_set_callback(struct conn *c, conn_cb *cb, void *arg)
+{
+	c->cb = cb;
+	c->arg = arg;
 }
 
 void

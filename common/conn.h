@@ -54,6 +54,13 @@ struct conn *conn_new_peer(struct event_base *base, int fd,
  * NULL with errno only if no socket could be created. */
 struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa,
     socklen_t salen, int timeout_ms, conn_cb *cb, void *arg);
+/* The same, bound first to src (the local address; port 0) unless NULL:
+ * a bind failure is reported as the CONN_EV_ERROR of the connect. */
+struct conn *conn_connect_from(struct event_base *base,
+    const struct sockaddr *sa, socklen_t salen, const struct sockaddr *src,
+    socklen_t srclen, int timeout_ms, conn_cb *cb, void *arg);
+/* Hand the connection's events to another owner (a pooled connection). */
+void conn_set_callback(struct conn *c, conn_cb *cb, void *arg);
 /* Closes the socket, frees buffers and TLS. Accepts NULL. Safe inside the
  * callback (the memory goes when the callback returns). */
 void conn_free(struct conn *c);

@@ -58,6 +58,12 @@ struct dns_call {
 	struct dns_rr *rr;
 	size_t n;
 	struct dns_call *prev, *next;	/* d->calls */
+	/* The same question asked again while this one is on the wire
+	 * waits for its answer instead of a second query (a burst of
+	 * sessions to one domain on a cold cache: one query, not ten). */
+	bool querying;			/* its ares_query is out */
+	struct dns_call *followers;	/* waiting for this answer */
+	struct dns_call *fnext;
 };
 
 /* The shareable resolvers (not own-base ones), of every loop. */
@@ -70,6 +76,7 @@ static void dns_timer_event(evutil_socket_t, short, void *);
 static void dns_rearm(struct dns_resolver *);
 static void dns_call_answer(void *, int, int, unsigned char *, int);
 static void dns_call_hit(evutil_socket_t, short, void *);
+static void dns_call_deliver(struct dns_call *);
 static void dns_call_unlink(struct dns_call *);
 static void dns_call_free(struct dns_call *);
 static bool dns_name_is_valid(const char *);
@@ -394,6 +401,17 @@ dns_call(struct dns *d, const char *name, enum dns_type type,
 		event_active(c->ev, EV_TIMEOUT, 1);
 		return;
 	}
+	for (struct dns_call *q = c->next; q != NULL; q = q->next)
+		if (q->querying && q->type == type &&
+		    strcmp(q->name, c->name) == 0) {
+			struct dns_call **fp = &q->followers;
+
+			while (*fp != NULL)
+				fp = &(*fp)->fnext;
+			*fp = c;	/* answered in the order asked */
+			return;
+		}
+	c->querying = true;
 	ares_query(c->r->channel, c->name, 1 /* IN */, dns_type_code(type),
 	    dns_call_answer, c);
 	dns_rearm(c->r);
@@ -442,9 +460,30 @@ dns_call_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (!c->r->destroying)
 		dns_cache_put(c->r->view, c->name, c->type, c->st, c->rr, c->n,
 		    ttl);
+	dns_call_deliver(c);
+}
+
+/* c's answer to its caller and to every call that waited for it (the
+ * answer is borrowed by each callback, freed after the last). A waiter
+ * orphaned by dns_free already heard TEMPFAIL: it is only freed. */
+static void
+dns_call_deliver(struct dns_call *c)
+{
+	struct dns_call *f, *fnext;
+
 	if (c->d != NULL) {
 		dns_call_unlink(c);
 		c->cb(c->arg, c->st, c->rr, c->n);
+	}
+	f = c->followers;
+	c->followers = NULL;
+	for (; f != NULL; f = fnext) {
+		fnext = f->fnext;
+		if (f->d != NULL) {
+			dns_call_unlink(f);
+			f->cb(f->arg, c->st, c->rr, c->n);
+		}
+		dns_call_free(f);
 	}
 	dns_call_free(c);
 }

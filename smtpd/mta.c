@@ -30,7 +30,8 @@
 
 const char *const mta_state_names[MTA_S_COUNT] = {
 	"new", "mx", "addr", "connect", "greeting", "ehlo", "helo",
-	"starttls", "tls", "auth", "auth-user", "auth-pass", "mail", "rcpt",
+	"starttls", "tls", "auth", "auth-user", "auth-pass", "rset", "mail",
+	"rcpt",
 	"data", "body", "dot", "quit",
 };
 
@@ -52,6 +53,7 @@ static void mta_on_starttls(struct mta_session *);
 static void mta_on_auth(struct mta_session *);
 static void mta_on_auth_user(struct mta_session *);
 static void mta_on_auth_pass(struct mta_session *);
+static void mta_on_rset(struct mta_session *);
 static void mta_on_mail(struct mta_session *);
 static void mta_on_rcpt(struct mta_session *);
 static void mta_on_data(struct mta_session *);
@@ -68,6 +70,7 @@ static mta_reply_fn *const mta_reply_table[MTA_S_COUNT] = {
 	[MTA_S_AUTH] = mta_on_auth,
 	[MTA_S_AUTH_USER] = mta_on_auth_user,
 	[MTA_S_AUTH_PASS] = mta_on_auth_pass,
+	[MTA_S_RSET] = mta_on_rset,
 	[MTA_S_MAIL] = mta_on_mail,
 	[MTA_S_RCPT] = mta_on_rcpt,
 	[MTA_S_DATA] = mta_on_data,
@@ -117,6 +120,10 @@ mta_new(const struct mta_params *p)
 	    p->block_timeout_ms : 180 * 1000;
 	m->data_timeout_ms = p->data_timeout_ms > 0 ?
 	    p->data_timeout_ms : 600 * 1000;
+	m->max_msgs = p->max_msgs_per_conn > 0 ? p->max_msgs_per_conn : 1;
+	m->reuse_ms = p->reuse_time_ms > 0 ? p->reuse_time_ms : 300 * 1000;
+	m->idle_max = p->idle_max > 0 ? p->idle_max : 100;
+	m->idle_ms = p->idle_ms > 0 ? p->idle_ms : 2000;
 	return m;
 }
 
@@ -127,6 +134,7 @@ mta_free(struct mta *m)
 		return;
 	while (m->sessions != NULL)
 		mta_session_free(m->sessions);
+	mta_pool_free(m);
 	free(m->helo);
 	free(m->smarthost_host);
 	free(m->auth_user);
@@ -229,7 +237,7 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		s->ext = 0;
 		s->ext_size = 0;
 		mta_enter(s, MTA_S_EHLO);
-		mta_send(s, "EHLO %s\r\n", s->m->helo);
+		mta_send(s, "EHLO %s\r\n", mta_helo(s));
 		break;
 	case CONN_EV_EOF:
 	case CONN_EV_ERROR:
@@ -349,7 +357,7 @@ mta_on_greeting(struct mta_session *s)
 		return;
 	}
 	mta_enter(s, MTA_S_EHLO);
-	mta_send(s, "EHLO %s\r\n", s->m->helo);
+	mta_send(s, "EHLO %s\r\n", mta_helo(s));
 }
 
 static void
@@ -398,7 +406,7 @@ mta_on_ehlo(struct mta_session *s)
 	if (s->reply[0] == '5' && !s->tls_on) {
 		/* RFC 5321 3.2: an old server; try HELO. */
 		mta_enter(s, MTA_S_HELO);
-		mta_send(s, "HELO %s\r\n", s->m->helo);
+		mta_send(s, "HELO %s\r\n", mta_helo(s));
 		return;
 	}
 	if (s->reply[0] != '2') {
@@ -619,6 +627,19 @@ mta_send_rcpt(struct mta_session *s, size_t i)
 		evbuffer_add_printf(conn_output(s->c), " ORCPT=%s",
 		    r->dsn_orcpt);
 	mta_send(s, "\r\n");
+}
+
+/* A reused connection said yes to RSET: the next transaction. Anything
+ * else: this connection is no good any more; a fresh one to the same
+ * peer (mta_host_fail does that for MTA_S_RSET). */
+static void
+mta_on_rset(struct mta_session *s)
+{
+	if (s->reply[0] != '2') {
+		mta_host_fail(s, "%s", s->reply);
+		return;
+	}
+	mta_start_mail(s);
 }
 
 static void

@@ -47,6 +47,13 @@ struct mta_params {
 	int block_timeout_ms;		/* each block of the body to drain;
 					 * 0: 180 s */
 	int data_timeout_ms;		/* after the final dot; 0: 600 s */
+	/* Connection reuse: transactions per connection (0 or 1: none),
+	 * its age limit (0: 300 s), idle connections kept at most
+	 * (0: 100), each for at most idle_ms (0: 2 s). */
+	unsigned max_msgs_per_conn;
+	int reuse_time_ms;
+	size_t idle_max;
+	int idle_ms;
 };
 
 struct mta *mta_new(const struct mta_params *p);
@@ -96,6 +103,12 @@ struct mta_msg {
 	void *read_arg;
 	struct mta_rcpt *rcpts;	/* borrowed; results written into it */
 	size_t nrcpts;
+	/* The sender's outbound identity: local addresses to bind, at most
+	 * one IPv4 and one IPv6 ("192.0.2.1,2001:db8::1", NULL: the
+	 * system's choice), and the EHLO name (NULL: mta_params.helo). A
+	 * connection is only reused for the same pair. */
+	const char *source;
+	const char *helo;
 };
 
 /*
@@ -136,6 +149,23 @@ size_t mta_stuff_end(unsigned *state, unsigned char *out);
  */
 #define MTA_REPLY_MALFORMED	(-1)	/* not "[2-5][0-9][0-9]( |-|$)" */
 #define MTA_REPLY_INCONSISTENT	(-2)	/* code differs from the first line's */
+/*
+ * A reply that says "you send too much, too fast" (exposed for tests and
+ * for the relay's back-off): any 421, or a 4xx whose enhanced code is
+ * 4.7.x and whose text speaks of rates or limits ("rate", "too many",
+ * "throttl", "limit", "slow down"). Text may carry a " (host[ip])" tail.
+ */
+bool mta_reply_is_throttle(const char *reply);
+/*
+ * A permanent failure that says the address itself is dead, so mail to
+ * it should stop (bounce suppression): a 5xx reply whose enhanced code is
+ * 5.1.1 (no such mailbox), 5.1.2 (no such domain), 5.1.3 (bad address
+ * syntax), 5.1.6 (moved, no forwarding), 5.1.10 (null MX, RFC 7505) or
+ * 5.2.1 (mailbox disabled). Not policy (5.7.x), size (5.2.2/5.3.4) or
+ * content refusals: those say nothing about the recipient.
+ */
+bool mta_reply_is_hard_bounce(const char *reply);
+
 int mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
     const char *line, size_t len);
 

@@ -36,6 +36,7 @@ enum mta_state {
 	MTA_S_AUTH,		/* AUTH PLAIN, or LOGIN's last step */
 	MTA_S_AUTH_USER,	/* AUTH LOGIN: 334 for the username */
 	MTA_S_AUTH_PASS,	/* AUTH LOGIN: 334 for the password */
+	MTA_S_RSET,		/* a reused connection: RSET's reply */
 	MTA_S_MAIL,
 	MTA_S_RCPT,
 	MTA_S_DATA,
@@ -59,6 +60,23 @@ enum mta_ext {
 	MTA_EXT_DSN = 1 << 7,		/* RFC 3461 */
 };
 
+/* A connection kept open after a transaction, for the next message to
+ * the same peer (mta_pool.c). */
+struct mta_idle {
+	struct mta *m;
+	struct mta_idle *prev, *next;
+	struct conn *c;
+	char label[300];		/* "host[ip]" */
+	char *source;			/* the source address bound, or NULL */
+	char *helo;			/* the name we greeted with */
+	unsigned ext;
+	uint64_t ext_size;
+	bool tls_on, authed;
+	unsigned msgs;			/* transactions so far */
+	uint64_t born_ms;		/* connected at */
+	bool quitting;			/* QUIT sent, closing */
+};
+
 struct mta {
 	struct event_base *base;
 	struct dns *dns;
@@ -77,6 +95,12 @@ struct mta {
 	int data_timeout_ms;
 	struct mta_session *sessions;	/* every live session */
 	size_t nsessions;
+	unsigned max_msgs;		/* per connection; 1: no reuse */
+	int reuse_ms;			/* a connection's age limit for reuse */
+	int idle_ms;			/* kept idle this long at most */
+	size_t idle_max;		/* connections kept idle, at most */
+	struct mta_idle *idle;		/* mta_pool.c */
+	size_t nidle;
 };
 
 struct mta_session {
@@ -104,6 +128,10 @@ struct mta_session {
 	bool tls_on;
 	bool tls_failed_here;		/* retrying this address in clear */
 	bool authed;
+	bool reused;			/* s->c came from the pool */
+	unsigned conn_msgs;		/* transactions before this one on s->c */
+	uint64_t conn_born_ms;
+	char *source;			/* the source address bound, or NULL */
 
 	int code;			/* reply being assembled */
 	char reply[MTA_REPLY_MAX];
@@ -153,6 +181,23 @@ void mta_host_fail(struct mta_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Drop the connection to the current peer at once (no QUIT). */
 void mta_close_conn(struct mta_session *s);
+
+/* ---- mta_pool.c ---- */
+
+/* An idle connection to the peer s is about to connect to (s->label,
+ * same source and HELO): adopt it, send RSET (state MTA_S_RSET) and
+ * return true; false: connect afresh. */
+bool mta_pool_take(struct mta_session *s);
+/* The transaction on s->c is over, at a reply boundary: keep the
+ * connection for the next message if the limits allow (s->c becomes
+ * NULL); false: the caller says QUIT. */
+bool mta_pool_put(struct mta_session *s);
+/* Close every idle connection (mta_free). */
+void mta_pool_free(struct mta *m);
+/* The HELO name and the source address ("ip" or NULL) of s's message for
+ * a peer of family af. */
+const char *mta_helo(const struct mta_session *s);
+const char *mta_source_for(const struct mta_session *s, int af);
 
 /* ---- mta.c ---- */
 

@@ -155,7 +155,8 @@ static void
 mta_connect(struct mta_session *s)
 {
 	char ip[64];
-	struct sockaddr_storage *ss;
+	struct sockaddr_storage *ss, bind_ss;
+	const char *src;
 
 	if (s->addr_idx >= s->naddrs) {
 		mta_next_host(s);
@@ -164,15 +165,31 @@ mta_connect(struct mta_session *s)
 	ss = &s->addrs[s->addr_idx];
 	snprintf(s->label, sizeof(s->label), "%s[%s]",
 	    s->hosts[s->host_idx].host, dns_sockaddr_str(ss, ip, sizeof(ip)));
+	s->code = 0;
+	s->replylen = 0;
+	if (mta_pool_take(s))
+		return;
 	mta_enter(s, MTA_S_CONNECT);
 	s->ext = 0;
 	s->ext_size = 0;
 	s->tls_on = false;
 	s->authed = false;
-	s->code = 0;
-	s->replylen = 0;
-	s->c = conn_connect(s->m->base, (struct sockaddr *)ss,
-	    dns_sockaddr_len(ss), s->m->connect_timeout_ms, mta_conn_cb, s);
+	s->reused = false;
+	s->conn_msgs = 0;
+	s->conn_born_ms = util_now_ms();
+	free(s->source);
+	s->source = NULL;
+	src = mta_source_for(s, ss->ss_family);
+	if (src != NULL && dns_parse_ip(src, 0, &bind_ss, NULL) == 0) {
+		s->source = xstrdup(src);
+		s->c = conn_connect_from(s->m->base, (struct sockaddr *)ss,
+		    dns_sockaddr_len(ss), (struct sockaddr *)&bind_ss,
+		    dns_sockaddr_len(&bind_ss), s->m->connect_timeout_ms,
+		    mta_conn_cb, s);
+	} else
+		s->c = conn_connect(s->m->base, (struct sockaddr *)ss,
+		    dns_sockaddr_len(ss), s->m->connect_timeout_ms,
+		    mta_conn_cb, s);
 	if (s->c == NULL) {
 		mta_set_error(s, "451 4.4.1 cannot connect to %s", s->label);
 		s->addr_idx++;
@@ -225,6 +242,13 @@ mta_host_fail(struct mta_session *s, const char *fmt, ...)
 		mta_set_error(s, "451 4.4.1 %s: %s", s->label, why);
 	free(why);
 	mta_close_conn(s);
+	if (s->state == MTA_S_RSET) {
+		/* A kept connection that went stale: the same peer on a
+		 * new one (the pool has no other, or gives the next). */
+		s->reused = false;
+		mta_connect(s);
+		return;
+	}
 	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
 	    s->m->smarthost_host == NULL) {
 		/* Opportunistic TLS failed: this host in clear, once. */

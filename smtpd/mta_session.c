@@ -101,6 +101,7 @@ mta_session_free(struct mta_session *s)
 	free(s->inbuf);
 	free(s->outbuf);
 	free(s->last_error);
+	free(s->source);
 	free(s);
 }
 
@@ -160,6 +161,12 @@ mta_finish(struct mta_session *s)
 {
 	mta_fail_all(s, MTA_TEMP, s->last_error != NULL ? s->last_error :
 	    "451 4.4.0 delivery not completed", false);
+	/* The connection goes back to the pool first, so that the owner's
+	 * next message to this peer (started from done_cb) finds it. */
+	if (s->c != NULL && !conn_is_closing(s->c) && (s->state ==
+	    MTA_S_DOT || s->state == MTA_S_DATA || (s->state == MTA_S_RCPT &&
+	    s->cursor >= s->nactive)))
+		(void)mta_pool_put(s);
 	s->done_cb(s, s->arg);
 	/* The owner may have freed the message in done_cb. */
 	s->msg = NULL;

@@ -7,6 +7,8 @@
 #include "smtpd/mta.h"
 
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 
 /* mta_stuff state bits */
 #define MTA_MIDLINE	1u	/* not at the start of a line */
@@ -99,4 +101,58 @@ mta_reply_line(int *code, char *reply, size_t size, size_t *replylen,
 		return 0;
 	*code = 0;
 	return c;
+}
+
+/* Case-insensitive strstr for the short reply texts. */
+static bool
+mta_text_has(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay != '\0'; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return true;
+	return false;
+}
+
+bool
+mta_reply_is_throttle(const char *reply)
+{
+	static const char *const words[] = {
+		"rate", "too many", "throttl", "limit", "slow down",
+	};
+	size_t i;
+
+	if (reply == NULL || strlen(reply) < 3 || !isdigit((unsigned char)
+	    reply[1]) || !isdigit((unsigned char)reply[2]))
+		return false;
+	if (strncmp(reply, "421", 3) == 0 && (reply[3] == ' ' ||
+	    reply[3] == '\0' || reply[3] == '-'))
+		return true;
+	if (reply[0] != '4' || strncmp(reply + 3, " 4.7.", 5) != 0)
+		return false;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (mta_text_has(reply + 8, words[i]))
+			return true;
+	return false;
+}
+
+bool
+mta_reply_is_hard_bounce(const char *reply)
+{
+	static const char *const codes[] = {
+		"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1",
+	};
+	size_t i, n;
+
+	if (reply == NULL || reply[0] != '5' || strlen(reply) < 4 ||
+	    !isdigit((unsigned char)reply[1]) ||
+	    !isdigit((unsigned char)reply[2]) || reply[3] != ' ')
+		return false;
+	reply += 4;
+	n = strcspn(reply, " ");
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (n == strlen(codes[i]) && strncmp(reply, codes[i], n) == 0)
+			return true;
+	return false;
 }

@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "mailauth/dns.h"
+#include "store/domain_source.h"
 #include "store/store.h"
 
 static void relay_tick(evutil_socket_t, short, void *);
@@ -42,7 +43,9 @@ static void relay_queue_changed(void *);
 static void relay_scan(struct relay *);
 static bool relay_is_active(struct relay *, int64_t);
 static void relay_msg_start(struct relay *, int64_t);
+static void relay_msg_identity(struct relay_msg *);
 static char *relay_read_password(const char *);
+static int relay_source_join(struct relay *);
 
 void
 relay_set_srs(struct relay *r, const struct srs *srs)
@@ -131,6 +134,13 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 		p.block_timeout_ms = (int)cfg->relay.data_timeout * 1000;
 		p.data_timeout_ms = p.block_timeout_ms / 3 * 10;
 	}
+	p.max_msgs_per_conn = cfg->relay.max_messages_per_connection;
+	p.idle_max = cfg->relay.max_connections;
+	if ((env = getenv("CARTEIRO_RELAY_IDLE_MS")) != NULL)
+		p.idle_ms = atoi(env);
+	r->throttle_reset = true;
+	if (relay_source_join(r) < 0)
+		goto fail;
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));
@@ -223,9 +233,43 @@ relay_free(struct relay *r)
 	while ((d = r->domains) != NULL) {
 		r->domains = d->next;
 		free(d->name);
+		free(d->reason);
 		free(d);
 	}
+	free(r->source);
 	free(r);
+}
+
+/* [relay] source_ip as the "ip,ip" list struct mta_msg takes; at most
+ * one address per family. -1 and logged if one is not an address. */
+static int
+relay_source_join(struct relay *r)
+{
+	const struct cfg_strlist *l = &r->cfg->relay.source_ip;
+	struct sockaddr_storage ss;
+	int fams[2] = { 0, 0 };
+	size_t i, len = 0;
+
+	for (i = 0; i < l->n; i++) {
+		if (dns_parse_ip(l->v[i], 0, &ss, NULL) < 0 || (i > 0 &&
+		    fams[0] == ss.ss_family) || i > 1) {
+			log_error("event=relay.start result=fail "
+			    "error=\"source_ip: '%s' is not an address, or a "
+			    "second one of its family\"", l->v[i]);
+			return -1;
+		}
+		fams[i] = ss.ss_family;
+		len += strlen(l->v[i]) + 1;
+	}
+	if (l->n == 0)
+		return 0;
+	r->source = xcalloc(1, len + 1);
+	for (i = 0; i < l->n; i++) {
+		if (i > 0)
+			strcat(r->source, ",");
+		strcat(r->source, l->v[i]);
+	}
+	return 0;
 }
 
 /* First line of the smarthost password file; NULL and logged on error. */
@@ -265,6 +309,8 @@ relay_tick(evutil_socket_t fd, short what, void *arg)
 		r->gc_due = true;
 		relay_flush(r);
 	}
+	/* Domains whose throttling hold ran out. */
+	relay_start_waiting(r);
 	relay_scan(r);
 }
 
@@ -332,6 +378,7 @@ relay_msg_start(struct relay *r, int64_t id)
 		return;
 	}
 	snprintf(rm->id, sizeof(rm->id), "%" PRId64, id);
+	relay_msg_identity(rm);
 	TAILQ_INSERT_TAIL(&r->msgs, rm, entry);
 	r->nmsgs++;
 
@@ -373,6 +420,25 @@ relay_msg_start(struct relay *r, int64_t id)
 	}
 	for (j = 0; j < rm->njobs; j++)
 		relay_job_try_start(&rm->jobs[j]);
+}
+
+/* A local sender domain with its own source address or HELO name
+ * (carteiroctl domain set) sends from it; else [relay] source_ip and
+ * [server] hostname. Bounces (<>) use the server's. */
+static void
+relay_msg_identity(struct relay_msg *rm)
+{
+	struct store_domain_source row;
+	const char *at = strrchr(rm->q.mail_from, '@');
+
+	if (at == NULL || at[1] == '\0')
+		return;
+	if (store_domain_source_get(rm->r->st, at + 1, &row) != 0)
+		return;		/* not local (a forward), or a read error */
+	rm->source = row.source_ip;
+	rm->helo = row.helo;
+	row.source_ip = row.helo = NULL;
+	store_domain_source_clear(&row);
 }
 
 struct relay_domain *
@@ -420,6 +486,8 @@ relay_msg_free(struct relay_msg *rm)
 		free(rm->mx[j]);
 	free(rm->mx);
 	free(rm->dirty);
+	free(rm->source);
+	free(rm->helo);
 	if (rm->flushing)
 		TAILQ_REMOVE(&r->flushq, rm, fentry);
 	TAILQ_REMOVE(&r->msgs, rm, entry);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/util.h"
@@ -28,8 +29,8 @@ relay_job_try_start(struct relay_job *job)
 	struct relay_domain *d = relay_domain(r, job->domain, true);
 	uint64_t size = 0;
 
-	if (r->sessions >= RELAY_MAX_SESSIONS ||
-	    d->sessions >= RELAY_MAX_PER_DOMAIN) {
+	if (r->sessions >= r->cfg->relay.max_connections ||
+	    !relay_domain_can_start(r, d)) {
 		TAILQ_INSERT_TAIL(&r->waiting, job, wait);
 		job->s = NULL;
 		return;
@@ -52,6 +53,8 @@ relay_job_try_start(struct relay_job *job)
 	job->mm.read_arg = job;
 	job->mm.rcpts = job->rcpts;
 	job->mm.nrcpts = job->n;
+	job->mm.source = rm->source != NULL ? rm->source : r->source;
+	job->mm.helo = rm->helo;
 	r->sessions++;
 	d->sessions++;
 	log_debug("event=relay.session qid=%s domain=%s rcpts=%zu sessions=%u "
@@ -68,10 +71,10 @@ relay_start_waiting(struct relay *r)
 	struct relay_domain *d;
 
 	for (job = TAILQ_FIRST(&r->waiting); job != NULL &&
-	    r->sessions < RELAY_MAX_SESSIONS; job = next) {
+	    r->sessions < r->cfg->relay.max_connections; job = next) {
 		next = TAILQ_NEXT(job, wait);
 		d = relay_domain(r, job->domain, true);
-		if (d->sessions >= RELAY_MAX_PER_DOMAIN)
+		if (!relay_domain_can_start(r, d))
 			continue;
 		TAILQ_REMOVE(&r->waiting, job, wait);
 		relay_job_try_start(job);
@@ -159,6 +162,8 @@ relay_job_done(struct mta_session *s, void *arg)
 		    rm->q.attempts + 1, log_escape(esc, sizeof(esc),
 		    qr->last_error, strlen(qr->last_error)));
 	}
+	if (d != NULL)
+		relay_throttle_job(r, d, job);
 	rm->left--;
 	relay_flush_add(rm);
 	relay_start_waiting(r);

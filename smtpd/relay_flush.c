@@ -20,6 +20,8 @@
 #include "smtpd/dsn.h"
 #include "smtpd/forward.h"
 #include "store/store.h"
+#include "store/suppress.h"
+#include "store/throttle.h"
 
 /* One recipient result to store (phase 1 of a flush). */
 struct relay_upd {
@@ -28,6 +30,8 @@ struct relay_upd {
 	int64_t rcpt_id;
 	int status;
 	char *error;			/* owned copy */
+	char *suppress;			/* hard bounce: the address to put
+					 * on the suppress list, or NULL */
 };
 
 /*
@@ -43,12 +47,20 @@ struct relay_batch {
 	struct relay_msg **fin;		/* attempts to finish (phase 2) */
 	size_t nfin;
 	bool gc;			/* also run store_gc */
+	/* relay_throttle rows: set (concurrency > 0) or delete (0). */
+	struct store_throttle *thr;
+	size_t nthr;
+	bool thr_reset;			/* delete every row first */
 	/* results */
 	bool upd_ok;
 	bool kick;			/* a DSN was queued */
 };
 
 static struct relay_batch *relay_batch_make(struct relay *);
+static void relay_batch_throttle(struct relay *, struct relay_batch *);
+static int relay_suppress(struct store *, const struct relay_upd *,
+    int64_t);
+static void relay_batch_run_throttle(struct store *, struct relay_batch *);
 static void relay_batch_run(struct relay *, struct store *,
     struct relay_batch *);
 static void relay_batch_apply(struct relay *, struct relay_batch *);
@@ -95,10 +107,12 @@ relay_batch_make(struct relay *r)
 			nupd += rm->dirty[i];
 		nfin += rm->left == 0;
 	}
-	if (nupd == 0 && nfin == 0 && !r->gc_due)
+	if (nupd == 0 && nfin == 0 && !r->gc_due && !r->throttle_dirty &&
+	    !r->throttle_reset)
 		return NULL;
 	b = xcalloc(1, sizeof(*b));
 	b->r = r;
+	relay_batch_throttle(r, b);
 	b->upd = xcalloc(nupd + 1, sizeof(*b->upd));
 	b->fin = xcalloc(nfin + 1, sizeof(*b->fin));
 	b->gc = r->gc_due;
@@ -119,11 +133,91 @@ relay_batch_make(struct relay *r)
 			u->status = rm->q.rcpts[i].status;
 			u->error = xstrdup(rm->q.rcpts[i].last_error ?
 			    rm->q.rcpts[i].last_error : "");
+			if (r->cfg->relay.suppress_days > 0 && (u->status ==
+			    STORE_QUEUE_RCPT_BOUNCED || u->status ==
+			    STORE_QUEUE_RCPT_FAILED) &&
+			    mta_reply_is_hard_bounce(u->error))
+				u->suppress = xstrdup(
+				    rm->q.rcpts[i].address);
 		}
 		if (rm->left == 0)
 			b->fin[b->nfin++] = rm;
 	}
 	return b;
+}
+
+/* The throttle rows that changed since the last batch (a snapshot: the
+ * writer never reads struct relay_domain). */
+static void
+relay_batch_throttle(struct relay *r, struct relay_batch *b)
+{
+	struct relay_domain *d;
+	struct store_throttle *t;
+	size_t n = 0;
+	int64_t now = util_time();
+	uint64_t now_ms = util_now_ms();
+
+	b->thr_reset = r->throttle_reset;
+	r->throttle_reset = false;
+	if (!r->throttle_dirty)
+		return;
+	r->throttle_dirty = false;
+	for (d = r->domains; d != NULL; d = d->next)
+		n += d->dirty;
+	b->thr = xcalloc(n + 1, sizeof(*b->thr));
+	for (d = r->domains; d != NULL; d = d->next) {
+		if (!d->dirty)
+			continue;
+		d->dirty = false;
+		t = &b->thr[b->nthr++];
+		t->domain = xstrdup(d->name);
+		t->concurrency = d->limit;
+		t->held_until = now + (d->held_until_ms > now_ms ?
+		    (int64_t)((d->held_until_ms - now_ms + 999) / 1000) : 0);
+		t->since = d->since;
+		t->reason = xstrdup(d->reason != NULL ? d->reason : "");
+	}
+}
+
+/* Writer thread: the throttle report, one transaction; a failure only
+ * leaves carteiroctl's view stale. */
+static void
+relay_batch_run_throttle(struct store *st, struct relay_batch *b)
+{
+	bool ok;
+	size_t i;
+
+	if (!b->thr_reset && b->nthr == 0)
+		return;
+	ok = store_begin(st) == 0;
+	if (ok && b->thr_reset)
+		ok = store_throttle_del(st, NULL) == 0;
+	for (i = 0; ok && i < b->nthr; i++)
+		ok = (b->thr[i].concurrency > 0 ? store_throttle_set(st,
+		    &b->thr[i]) : store_throttle_del(st, b->thr[i].domain)) ==
+		    0;
+	if (ok && store_commit(st) == 0)
+		return;
+	store_rollback(st);
+	log_warn("event=relay.throttle result=fail error=\"%s\"",
+	    store_error(st));
+}
+
+/* A hard bounce: its address goes on the suppress list, in the same
+ * transaction as the result (smtpd refuses it at RCPT from then on). */
+static int
+relay_suppress(struct store *st, const struct relay_upd *u, int64_t now)
+{
+	char esc[LOG_ESCAPE_MAX];
+
+	if (u->suppress == NULL)
+		return 0;
+	if (store_suppress_add(st, u->suppress, now, u->error, "bounce") < 0)
+		return -1;
+	log_info("event=relay.suppress rcpt=%s reason=%s",
+	    LOG_VALUE(u->suppress), log_escape(esc, sizeof(esc), u->error,
+	    strlen(u->error)));
+	return 0;
 }
 
 /*
@@ -142,12 +236,14 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 	size_t i;
 
 	b->upd_ok = true;
+	relay_batch_run_throttle(st, b);
 	if (b->nupd > 0) {
 		ok = store_begin(st) == 0;
 		for (i = 0; ok && i < b->nupd; i++)
 			if (store_queue_rcpt_set(st, b->upd[i].rcpt_id,
 			    (enum store_queue_rcpt_status)b->upd[i].status,
-			    b->upd[i].error, now) < 0)
+			    b->upd[i].error, now) < 0 ||
+			    relay_suppress(st, &b->upd[i], now) < 0)
 				ok = false;
 		if (ok && store_commit(st) < 0)
 			ok = false;
@@ -269,10 +365,13 @@ relay_batch_apply(struct relay *r, struct relay_batch *b)
 static void
 relay_batch_free(struct relay_batch *b)
 {
-	for (size_t i = 0; i < b->nupd; i++)
+	for (size_t i = 0; i < b->nupd; i++) {
 		free(b->upd[i].error);
+		free(b->upd[i].suppress);
+	}
 	free(b->upd);
 	free(b->fin);
+	store_throttle_free(b->thr, b->nthr);
 	free(b);
 }
 

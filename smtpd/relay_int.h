@@ -19,8 +19,6 @@
 #include "store/queue.h"
 
 #define RELAY_TICK_MS		1000	/* due-row scan (flush latency) */
-#define RELAY_MAX_SESSIONS	100	/* SMTP client sessions, in total */
-#define RELAY_MAX_PER_DOMAIN	10	/* ... and per destination domain */
 #define RELAY_MAX_MSGS		200	/* messages in flight */
 #define RELAY_GC_EVERY		2	/* ticks between store_gc runs */
 #define RELAY_GC_BODIES		128	/* bodies freed per run: ~30 ms */
@@ -57,6 +55,10 @@ struct relay_msg {
 	bool *dirty;			/* per q.rcpts: result not yet stored */
 	struct relay_job *jobs;
 	size_t njobs, left;		/* left: sessions still running */
+	char *source;			/* the sender domain's own source_ip
+					 * and HELO name (store/
+					 * domain_source.h), or NULL */
+	char *helo;
 	bool flushing;			/* on r->flushq */
 	TAILQ_ENTRY(relay_msg) entry;	/* r->msgs */
 	TAILQ_ENTRY(relay_msg) fentry;	/* r->flushq */
@@ -65,6 +67,15 @@ struct relay_msg {
 struct relay_domain {
 	char *name;
 	unsigned sessions;
+	/* Throttling (relay_throttle.c): limit 0 = [relay]
+	 * max_connections_per_domain; else the lowered one. */
+	unsigned limit;
+	unsigned level;			/* back-offs in a row: the delay */
+	unsigned oks;			/* successes at this limit */
+	uint64_t held_until_ms;		/* no new session before */
+	int64_t since;			/* first throttling reply */
+	char *reason;			/* the last one */
+	bool dirty;			/* its relay_throttle row to write */
 	struct relay_domain *next;
 };
 
@@ -95,6 +106,9 @@ struct relay {
 	TAILQ_HEAD(, relay_msg) flushq;	/* results or finish to store */
 	TAILQ_HEAD(, relay_job) waiting;
 	struct relay_domain *domains;
+	char *source;			/* [relay] source_ip, "ip,ip" or NULL */
+	bool throttle_dirty;		/* some d->dirty */
+	bool throttle_reset;		/* clear the table (a new relay) */
 };
 
 /* relay.c */
@@ -111,6 +125,14 @@ void relay_msg_free(struct relay_msg *rm);
 void relay_job_try_start(struct relay_job *job);
 /* Start queued jobs that the limits now allow. */
 void relay_start_waiting(struct relay *r);
+
+/* relay_throttle.c */
+/* May a new session to d start now (concurrency and hold)? */
+bool relay_domain_can_start(struct relay *r, struct relay_domain *d);
+/* A job to d ended: back off on a throttling reply, or recover a step
+ * on a delivery. */
+void relay_throttle_job(struct relay *r, struct relay_domain *d,
+    const struct relay_job *job);
 
 /* relay_flush.c */
 /* rm has results or a finished attempt to store: queue it for the next

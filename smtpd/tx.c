@@ -21,6 +21,7 @@
 #include "smtpd/inbound.h"
 #include "smtpd/milter.h"
 #include "smtpd/signer.h"
+#include "smtpd/tx_suppress.h"
 #include "store/store.h"
 
 #define SMTP_DAY	(24 * 60 * 60)
@@ -415,6 +416,14 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		if (mx && orig == NULL) {
 			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied",
 			    p.addr);
+			goto out;
+		}
+		if ((rc = smtp_tx_suppressed(s, orig != NULL ? orig :
+		    p.addr)) != 0) {
+			if (rc < 0)
+				smtp_reply(s, "451 4.3.0 Temporary lookup "
+				    "failure");
+			result = rc < 0 ? "tempfail" : "suppressed";
 			goto out;
 		}
 		if ((rc = smtp_tx_check_limit(s)) != 0) {

@@ -173,6 +173,30 @@ static const char *const store_schema_migrations[] = {
 	"  at INTEGER NOT NULL,"
 	"  PRIMARY KEY (user_id, key)"
 	") WITHOUT ROWID;",
+
+	/* 8: outbound reputation (issue 16). suppress: recipients that
+	 *    hard-bounced (or an admin added), refused at RCPT until
+	 *    created + [relay] suppress_days; reason is the remote reply.
+	 *    relay_throttle: destinations that answered with throttling
+	 *    replies, as the relay sees them now (concurrency it allows
+	 *    itself, held until; written by the relay for carteiroctl).
+	 *    domains.source_ip / helo: a local domain's own outbound
+	 *    address and HELO name (NULL: [relay] source_ip, hostname). */
+	"CREATE TABLE suppress ("
+	"  address TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  created INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  origin TEXT NOT NULL"		/* 'bounce' or 'admin' */
+	") WITHOUT ROWID;"
+	"CREATE TABLE relay_throttle ("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  concurrency INTEGER NOT NULL,"
+	"  held_until INTEGER NOT NULL,"
+	"  since INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL"
+	") WITHOUT ROWID;"
+	"ALTER TABLE domains ADD COLUMN source_ip TEXT;"
+	"ALTER TABLE domains ADD COLUMN helo TEXT;",
 };
 
 size_t

@@ -125,6 +125,16 @@ static const struct ctl_cmd ctl_cmds[] = {
 	/* issue 15: certificates by ACME (ctl_acme.c) */
 	{ "acme", NULL, 0, 0, "acme status | acme renew [--force]",
 	  ctl_cmd_acme, CTL_F_EXTERN },
+	/* tools/ctl_domain_source.c */
+	{ "domain", "set", 2, 3, "domain set DOMAIN source_ip=ADDR[,ADDR] "
+	  "helo=NAME  (empty value: unset)", ctl_domain_set, 0 },
+	/* tools/ctl_suppress.c */
+	{ "suppress", "list", 0, 0, "suppress list  (address since until "
+	  "origin reason)", ctl_suppress_list, 0 },
+	{ "suppress", "add", 1, 2, "suppress add ADDRESS [REASON]",
+	  ctl_suppress_add, 0 },
+	{ "suppress", "del", 1, 1, "suppress del ADDRESS", ctl_suppress_del,
+	  0 },
 };
 
 void

@@ -64,4 +64,12 @@ int ctl_backup(struct ctl *ctl, int argc, char **argv);
 int ctl_restore(struct ctl *ctl, int argc, char **argv);
 int ctl_verify(struct ctl *ctl, int argc, char **argv);
 
+/* ctl_suppress.c */
+int ctl_suppress_list(struct ctl *ctl, int argc, char **argv);
+int ctl_suppress_add(struct ctl *ctl, int argc, char **argv);
+int ctl_suppress_del(struct ctl *ctl, int argc, char **argv);
+
+/* ctl_domain_source.c */
+int ctl_domain_set(struct ctl *ctl, int argc, char **argv);
+
 #endif

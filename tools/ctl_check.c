@@ -14,6 +14,7 @@
 #include "mailauth/dns.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
+#include "store/domain_source.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -230,6 +231,104 @@ ctl_check_ptr(struct ctl_check *c)
 	if (c->nips == 0)
 		ctl_check_line(c, "FAIL", "ptr", "no server address known "
 		    "(give --ip)");
+}
+
+/* Does name resolve (A or AAAA, by ip's family) to ip? */
+static bool
+ctl_check_resolves_to(struct ctl_check *c, const char *name, const char *ip)
+{
+	char **addrs;
+	size_t n;
+	bool found = false;
+
+	if (dns_lookup_sync(c->dns, ctl_check_is_v6(ip) ? DNS_T_AAAA :
+	    DNS_T_A, name, &addrs, &n) != DNS_OK)
+		return false;
+	for (size_t k = 0; k < n; k++)
+		found |= strcmp(addrs[k], ip) == 0;
+	dns_rr_free(addrs, n);
+	return found;
+}
+
+/*
+ * One outbound source address and the HELO name sent from it: the
+ * address needs forward-confirmed reverse DNS, and the HELO name must
+ * resolve to the address (receivers check both; Gmail and others refuse
+ * mail without them), best the very name the PTR gives.
+ */
+static void
+ctl_check_source_one(struct ctl_check *c, const char *ip, const char *helo)
+{
+	char rev[160], **names;
+	size_t n;
+	bool confirmed = false, ptr_is_helo = false;
+	enum dns_status st;
+
+	ctl_check_rev(ip, rev, sizeof(rev));
+	st = dns_lookup_sync(c->dns, DNS_T_PTR, rev, &names, &n);
+	for (size_t j = 0; st == DNS_OK && j < n; j++) {
+		if (!ctl_check_resolves_to(c, names[j], ip))
+			continue;
+		confirmed = true;
+		ptr_is_helo |= ctl_check_name_eq(names[j], helo);
+	}
+	if (st == DNS_OK)
+		dns_rr_free(names, n);
+	if (confirmed && ptr_is_helo)
+		ctl_check_line(c, "OK", "source", "%s has forward-confirmed "
+		    "reverse DNS %s", ip, helo);
+	else if (confirmed)
+		ctl_check_line(c, "WARN", "source", "%s has forward-confirmed "
+		    "reverse DNS, but not its HELO name %s", ip, helo);
+	else {
+		ctl_check_line(c, "FAIL", "source", "%s has no forward-"
+		    "confirmed reverse DNS", ip);
+		ctl_check_publish("%s. IN PTR %s.", rev, helo);
+	}
+	if (ctl_check_resolves_to(c, helo, ip))
+		ctl_check_line(c, "OK", "helo", "%s resolves to %s", helo, ip);
+	else {
+		ctl_check_line(c, "FAIL", "helo", "%s does not resolve to %s",
+		    helo, ip);
+		ctl_check_publish("%s. IN %s %s", helo, ctl_check_is_v6(ip) ?
+		    "AAAA" : "A", ip);
+	}
+}
+
+/* The addresses this domain's mail leaves from: its own (domain set
+ * source_ip= helo=), else [relay] source_ip with the hostname. None
+ * configured: the system's choice, covered by the ptr check. */
+static void
+ctl_check_sources(struct ctl_check *c, const struct ctl *ctl)
+{
+	struct store_domain_source row;
+	const char *helo = c->hostname;
+	char *list = NULL, *p, *save = NULL;
+	size_t i;
+
+	if (store_domain_source_get(ctl->st, c->domain, &row) != 0)
+		memset(&row, 0, sizeof(row));
+	if (row.helo != NULL)
+		helo = row.helo;
+	if (row.source_ip != NULL)
+		list = xstrdup(row.source_ip);
+	else if (ctl->cfg->relay.source_ip.n > 0) {
+		size_t len = 1;
+
+		for (i = 0; i < ctl->cfg->relay.source_ip.n; i++)
+			len += strlen(ctl->cfg->relay.source_ip.v[i]) + 1;
+		list = xcalloc(1, len);
+		for (i = 0; i < ctl->cfg->relay.source_ip.n; i++) {
+			if (i > 0)
+				strcat(list, ",");
+			strcat(list, ctl->cfg->relay.source_ip.v[i]);
+		}
+	}
+	for (p = list != NULL ? strtok_r(list, ",", &save) : NULL; p != NULL;
+	    p = strtok_r(NULL, ",", &save))
+		ctl_check_source_one(c, p, helo);
+	free(list);
+	store_domain_source_clear(&row);
 }
 
 static void
@@ -457,6 +556,7 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	ctl_check_mx(&c);
 	ctl_check_host(&c, ip);
 	ctl_check_ptr(&c);
+	ctl_check_sources(&c, ctl);
 	ctl_check_spf(&c);
 	ctl_check_dkim(&c, ctl);
 	ctl_check_dmarc(&c);

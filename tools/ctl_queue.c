@@ -15,10 +15,12 @@
 #include "common/util.h"
 #include "store/queue.h"
 #include "store/store.h"
+#include "store/throttle.h"
 
 #define CTL_QUEUE_HEADERS_MAX	(64 * 1024)
 
 static int ctl_queue_list(struct ctl *);
+static int ctl_queue_throttled(struct ctl *);
 static int ctl_queue_show(struct ctl *, const char *);
 static int ctl_queue_flush(struct ctl *);
 static int ctl_queue_delete(struct ctl *, const char *);
@@ -139,6 +141,30 @@ ctl_queue_list(struct ctl *ctl)
 		store_queue_msg_clear(&m);
 	}
 	free(ids);
+	return ctl_queue_throttled(ctl);
+}
+
+/*
+ * After the messages, one line per destination the relay is throttling
+ * itself for (it answered 421 or a 4.7.x rate-limit reply):
+ *   throttled DOMAIN concurrency=N held-until=TIME since=TIME reason=TEXT
+ */
+static int
+ctl_queue_throttled(struct ctl *ctl)
+{
+	struct store_throttle *t = NULL;
+	size_t n = 0, i;
+	char held[32], since[32];
+
+	if (store_throttle_list(ctl->st, &t, &n) < 0)
+		return ctl_queue_store_err(ctl, "list");
+	for (i = 0; i < n; i++)
+		printf("throttled %s concurrency=%u held-until=%s since=%s "
+		    "reason=%s\n", t[i].domain, t[i].concurrency,
+		    ctl_queue_time(t[i].held_until, held, sizeof(held)),
+		    ctl_queue_time(t[i].since, since, sizeof(since)),
+		    t[i].reason);
+	store_throttle_free(t, n);
 	return 0;
 }
 

@@ -10,6 +10,14 @@
     sink = Sink(ip, port, dsn=True)                 # advertises DSN (RFC 3461)
     msg.mail_params, msg.rcpt_params                # MAIL/RCPT parameters,
                                                     # byte for byte as sent
+    msg.peer, msg.helo                              # client IP, EHLO name
+
+    sink.mail_reply = lambda n: "421 4.7.0 too many" if n < 3 else None
+                                                    # per MAIL (n from 0)
+    sink.connections, sink.peers, sink.helos, sink.rsets
+                                                    # connections made, their
+                                                    # client IPs, EHLO/HELO
+                                                    # names, RSETs seen
 
     Refuser(ip, port, "421 4.3.2 busy")             # greets with 421, hangs up
 
@@ -79,6 +87,8 @@ class _Handler:
                           responses):
         await self._wait()
         session.host_name = hostname
+        with self.sink.lock:
+            self.sink.helos.append(hostname)
         if self.sink.dsn:
             responses.insert(len(responses) - 1, "250-DSN")
             # RFC 3461 4: MAIL 100 and RCPT 500 octets longer.
@@ -89,12 +99,27 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address,
                           mail_options):
         await self._wait()
+        n = self.sink.transactions
         self.sink.transactions += 1
-        if self.sink.mail_reply:
-            return self.sink.mail_reply
+        reply = self.sink.mail_reply
+        if callable(reply):
+            reply = reply(n)
+        if reply:
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        with self.sink.lock:
+            self.sink.helos.append(hostname)
+        return "250 %s" % server.hostname
+
+    async def handle_RSET(self, server, session, envelope):
+        with self.sink.lock:
+            self.sink.rsets += 1
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
@@ -118,6 +143,9 @@ class _Handler:
                 envelope.mail_options,
                 getattr(envelope, "raw_mail_params", ()),
                 getattr(envelope, "raw_rcpt_params", ())))
+            self.sink.messages[-1].peer = (session.peer[0] if session.peer
+                                           else None)
+            self.sink.messages[-1].helo = session.host_name
         return "250 2.0.0 Ok: queued"
 
 
@@ -144,6 +172,14 @@ class _SMTP(SMTP):
         # (shared by every session); each session gets its own here.
         self.command_size_limits = collections.defaultdict(
             lambda x=self.command_size_limit: x)
+
+    def connection_made(self, transport):
+        sink = self.event_handler.sink
+        peer = transport.get_extra_info("peername")
+        with sink.lock:
+            sink.connections += 1
+            sink.peers.append(peer[0] if peer else None)
+        super().connection_made(transport)
 
     def _dsn_params(self, arg):
         if arg is None:
@@ -186,6 +222,10 @@ class Sink:
         self.lock = threading.Lock()
         self.messages = []
         self.transactions = 0
+        self.connections = 0
+        self.peers = []
+        self.helos = []
+        self.rsets = 0
         self.delay = 0
         self.mail_reply = None
         self.data_reply = None
@@ -217,6 +257,10 @@ class Sink:
 
     def start(self):
         self.controller.start()
+        # aiosmtpd's Controller connects once to see it is up: not ours.
+        with self.lock:
+            self.connections = 0
+            self.peers = []
         return self
 
     def stop(self):

@@ -93,7 +93,7 @@ class CtlTest(unittest.TestCase):
     def test_usage_errors(self):
         self.err(match=r"no command")
         self.err("frobnicate", match=r"unknown command 'frobnicate'")
-        self.err("domain", match=r"expected add, del or list")
+        self.err("domain", match=r"expected add, del, list or set")
         self.err("domain", "frob", match=r"unknown command 'domain frob'")
         self.err("domain", "add", match=r"usage: carteiroctl -c CONF domain add DOMAIN")
         self.err("domain", "add", "a.test", "b.test", match=r"usage:")

@@ -76,7 +76,11 @@ class RelayDsn(unittest.TestCase):
     conf = None
 
     def setUp(self):
-        self.env, self.dns, port = relay_setup(RECORDS, conf=self.conf)
+        # The same dead addresses bounce again and again here: no
+        # bounce suppression (test_relay_suppress covers it).
+        conf = dict(self.conf or {})
+        conf["relay"] = dict(conf.get("relay", {}), suppress_days="0")
+        self.env, self.dns, port = relay_setup(RECORDS, conf=conf)
         self.dsn_mx = Sink("127.0.0.2", port, dsn=True)
         self.plain_mx = Sink("127.0.0.3", port)
         for s in (self.dsn_mx, self.plain_mx):

@@ -163,6 +163,29 @@ test_mx(struct dns *d)
 	}
 	t_end();
 
+	t_begin("dns: a question already on the wire is not asked again");
+	{
+		struct result r3[3];
+		unsigned before;
+		int i;
+
+		dns_cache_flush();
+		before = fdns.queries;
+		memset(r3, 0, sizeof(r3));
+		for (i = 0; i < 3; i++)
+			dns_mx(d, i == 1 ? "Two.test" : "two.test", mx_cb,
+			    &r3[i]);
+		for (i = 0; i < 3; i++)
+			run(&r3[i]);
+		for (i = 0; i < 3; i++) {
+			t_assert_int(r3[i].st, DNS_OK);
+			t_assert_str(r3[i].text, "10:mx1.two.test "
+			    "20:mx2.two.test 30:mx3.two.test ");
+		}
+		t_assert_int(fdns.queries, before + 1);
+	}
+	t_end();
+
 	t_begin("dns null mx");
 	memset(&r, 0, sizeof(r));
 	dns_mx(d, "null.test", mx_cb, &r);

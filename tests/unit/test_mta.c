@@ -771,6 +771,44 @@ test_helpers(void)
 	test_reply_lines();
 }
 
+static void
+test_throttle_text(void)
+{
+	t_begin("mta: throttling replies are told from other 4xx");
+	t_assert(mta_reply_is_throttle("421 4.7.0 Try again later"));
+	t_assert(mta_reply_is_throttle("421 mx.example closing (mx[1.2.3.4])"));
+	t_assert(mta_reply_is_throttle("451 4.7.1 Rate limit exceeded"));
+	t_assert(mta_reply_is_throttle("450 4.7.28 too many messages from "
+	    "your IP"));
+	t_assert(mta_reply_is_throttle("452 4.7.0 THROTTLED"));
+	t_assert(!mta_reply_is_throttle("451 4.7.1 greylisted, come back"));
+	t_assert(!mta_reply_is_throttle("452 4.5.3 too many recipients"));
+	t_assert(!mta_reply_is_throttle("550 5.7.1 rate limited forever"));
+	t_assert(!mta_reply_is_throttle("4211 x"));
+	t_assert(!mta_reply_is_throttle(""));
+	t_assert(!mta_reply_is_throttle(NULL));
+	t_end();
+}
+
+static void
+test_hard_bounce_text(void)
+{
+	t_begin("mta: hard bounces are told from other refusals");
+	t_assert(mta_reply_is_hard_bounce("550 5.1.1 no such user"));
+	t_assert(mta_reply_is_hard_bounce("550 5.1.2 domain x does not exist "
+	    "(DNS: NXDOMAIN)"));
+	t_assert(mta_reply_is_hard_bounce("556 5.1.10 null MX"));
+	t_assert(mta_reply_is_hard_bounce("550 5.2.1 mailbox disabled"));
+	t_assert(mta_reply_is_hard_bounce("551 5.1.6 moved"));
+	t_assert(!mta_reply_is_hard_bounce("550 5.1.100 x"));
+	t_assert(!mta_reply_is_hard_bounce("550 5.7.1 relay denied"));
+	t_assert(!mta_reply_is_hard_bounce("552 5.2.2 over quota"));
+	t_assert(!mta_reply_is_hard_bounce("450 4.1.1 try later"));
+	t_assert(!mta_reply_is_hard_bounce("550 no enhanced code"));
+	t_assert(!mta_reply_is_hard_bounce(NULL));
+	t_end();
+}
+
 int
 main(void)
 {
@@ -790,6 +828,8 @@ main(void)
 	fake_smtp_stop(&probe);
 
 	test_helpers();
+	test_throttle_text();
+	test_hard_bounce_text();
 	test_basic();
 	test_backup();
 	test_dns_errors();

@@ -1,0 +1,82 @@
+/*
+ * domains.source_ip / domains.helo (domain_source.h). Read once per
+ * queued message by the relay, written by carteiroctl: prepared per call.
+ */
+#include "store/domain_source.h"
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+int
+store_domain_source_set(struct store *st, const char *domain,
+    const char *which, const char *value)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (strcmp(which, "source_ip") != 0 && strcmp(which, "helo") != 0)
+		return store_fail(st, "domain source: no column %s", which);
+	rc = sqlite3_prepare_v2(st->db, strcmp(which, "helo") == 0 ?
+	    "UPDATE domains SET helo = ?2 WHERE name = ?1" :
+	    "UPDATE domains SET source_ip = ?2 WHERE name = ?1", -1, &s,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "domains");
+	store_bind_text(s, 1, domain);
+	if (value != NULL && value[0] != '\0')
+		store_bind_text(s, 2, value);
+	else
+		sqlite3_bind_null(s, 2);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, rc, "domains");
+	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+}
+
+static char *
+store_domain_source_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+
+	return v != NULL ? xstrdup((const char *)v) : NULL;
+}
+
+int
+store_domain_source_get(struct store *st, const char *domain,
+    struct store_domain_source *row_r)
+{
+	sqlite3_stmt *s;
+	int rc, ret;
+
+	memset(row_r, 0, sizeof(*row_r));
+	rc = sqlite3_prepare_v2(st->db, "SELECT name, source_ip, helo FROM "
+	    "domains WHERE name = ?1", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "domains");
+	store_bind_text(s, 1, domain);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		row_r->domain = store_domain_source_col(s, 0);
+		row_r->source_ip = store_domain_source_col(s, 1);
+		row_r->helo = store_domain_source_col(s, 2);
+		ret = 0;
+	} else if (rc == SQLITE_DONE)
+		ret = 1;
+	else
+		ret = store_fail_db(st, rc, "domains");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+void
+store_domain_source_clear(struct store_domain_source *row)
+{
+	free(row->domain);
+	free(row->source_ip);
+	free(row->helo);
+	memset(row, 0, sizeof(*row));
+}
