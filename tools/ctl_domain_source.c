@@ -92,6 +92,11 @@ ctl_domain_set(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "domain set");
 	else if (r == 1)
 		ctl_err("no such domain %s", domain);
+	else
+		ctl_done("domain %s: source_ip %s, helo %s", domain,
+		    !set_source ? "unchanged" : source[0] != '\0' ? source :
+		    "unset", !set_helo ? "unchanged" : helo != NULL ? helo :
+		    "unset");
 out:
 	free(helo);
 	free(domain);

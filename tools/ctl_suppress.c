@@ -65,6 +65,8 @@ ctl_suppress_add(struct ctl *ctl, int argc, char **argv)
 		return 1;
 	r = store_suppress_add(ctl->st, addr, util_time(), argc > 3 ?
 	    argv[3] : "added with carteiroctl", "admin");
+	if (r == 0)
+		ctl_done("suppressed %s", addr);
 	free(addr);
 	return r < 0 ? ctl_store_err(ctl, "suppress add") : 0;
 }
@@ -82,6 +84,8 @@ ctl_suppress_del(struct ctl *ctl, int argc, char **argv)
 		r = ctl_store_err(ctl, "suppress del");
 	else if (r == 1)
 		ctl_err("%s is not on the suppress list", addr);
+	else
+		ctl_done("removed %s from the suppress list", addr);
 	free(addr);
 	return r == 0 ? 0 : 1;
 }

@@ -162,7 +162,10 @@ class CtlPeopleTest(unittest.TestCase):
         self.assertEqual(self.help("domain", "-h"),
                          "usage: carteiroctl [-c CONF] domain add DOMAIN\n"
                          "       carteiroctl [-c CONF] domain del DOMAIN\n"
-                         "       carteiroctl [-c CONF] domain list\n")
+                         "       carteiroctl [-c CONF] domain list\n"
+                         "       carteiroctl [-c CONF] domain set DOMAIN "
+                         "source_ip=ADDR[,ADDR] helo=NAME  (empty value: "
+                         "unset)\n")
         self.assertEqual(self.help("user", "add", "-h"),
                          "usage: carteiroctl [-c CONF] user add ADDRESS  "
                          "(password on stdin)\n")

@@ -39,7 +39,9 @@ class RelaySource(unittest.TestCase):
         env = self.env
         self.assertEqual(env.ctl_ok("domain", "set", "shop.test",
                                     "source_ip=127.0.0.3",
-                                    "helo=Mail.Shop.test"), "")
+                                    "helo=Mail.Shop.test"),
+                         "domain shop.test: source_ip 127.0.0.3, "
+                         "helo mail.shop.test\n")
         self.assertEqual(env.query(
             "SELECT source_ip, helo FROM domains WHERE name = 'shop.test'"),
             [("127.0.0.3", "mail.shop.test")])

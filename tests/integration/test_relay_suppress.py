@@ -120,7 +120,10 @@ class RelaySuppress(unittest.TestCase):
             "since %s by the administrator: left the company"
             % iso(created)))
         self.assertEqual(env.ctl_ok("suppress", "del", "gone@remote.test"),
-                         "")
+                         "removed gone@remote.test from the suppress list\n")
+        self.assertEqual(env.ctl_ok("suppress", "add", "gone@remote.test"),
+                         "suppressed gone@remote.test\n")
+        env.ctl_ok("suppress", "del", "gone@remote.test")
         self.assertEqual(rcpt(env, "gone@remote.test")[0], 250)
         r = env.ctl("suppress", "del", "gone@remote.test")
         self.assertEqual((r.returncode, r.stdout, r.stderr), (
