@@ -484,6 +484,11 @@ class Webd(unittest.TestCase):
         self.assertTrue(closed, "still open after %.1f s" % elapsed)
         self.assertGreater(elapsed, 2 * TIMEOUT_S - 1)
         self.assertLess(elapsed, 4 * TIMEOUT_S + 20)
+        # The line may be written just after the socket is shut.
+        t1 = time.time()
+        while ("event=http.deadline cut=" not in self.webd.log() and
+               time.time() - t1 < 10):
+            time.sleep(0.1)
         self.assertIn("event=http.deadline cut=", self.webd.log())
         self.assert_alive()
 
