@@ -17,6 +17,11 @@ while the server runs; dns.queries counts (name, type) pairs asked.
 FakeDNS(records, port=P, ttl=S) binds a given port and sets the answers'
 TTL (default 60 s).
 
+Faults for load (bench/soak): dns.fail_rate = 0.3 answers that share of
+all queries, chosen at random, with one of dns.fail_kinds ("DROP",
+"SERVFAIL"; both by default) instead of the table; dns.failed counts them.
+0 (the default) turns it off.
+
 The benches run the same server as a process (bench/relay, bench/checks):
 
     python3 fakedns.py --port P [--ttl S] [--ready FILE] ZONE.json|-
@@ -28,6 +33,7 @@ SIGTERM.
 
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -43,6 +49,9 @@ class FakeDNS:
         self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
+        self.fail_rate = 0.0
+        self.fail_kinds = ("DROP", "SERVFAIL")
+        self.failed = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
@@ -74,6 +83,9 @@ class FakeDNS:
         with self.lock:
             self.queries.append((name, qtype))
             entry = self.records.get(name)
+            if self.fail_rate and random.random() < self.fail_rate:
+                self.failed += 1
+                entry = random.choice(self.fail_kinds)
         reply = req.reply()
         if entry is None:
             reply.header.rcode = RCODE.NXDOMAIN
