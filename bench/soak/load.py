@@ -58,7 +58,8 @@ class Ledger:
         self.resurrected_live = []  # (user, id) seen after a confirmed delete
         self.pop = {"sessions": 0, "session_errors": 0, "retr": 0,
                     "retr_corrupt": 0, "dele": 0, "quit_ok": 0,
-                    "quit_lost": 0, "quit_err": 0, "no_quit": 0}
+                    "quit_lost": 0, "quit_err": 0, "no_quit": 0,
+                    "cmd_err": 0}
         self.pop_errors = {}
         # fake MXes: (time, rcpt, id, intact)
         self.deliveries = []
@@ -224,8 +225,8 @@ class Reader(threading.Thread):
     seen before (to learn its id), RETR a few (body checked), DELE most of
     ours, then QUIT (one session in ten hangs up without it)."""
 
-    def __init__(self, env, ledger, user, stop, seed, pause):
-        super().__init__(daemon=True, name="pop3-%s" % user)
+    def __init__(self, env, ledger, user, stop, seed, pause, name=None):
+        super().__init__(daemon=True, name=name or "pop3-%s" % user)
         self.env, self.ledger, self.user = env, ledger, user
         self.stop, self.rng, self.pause = stop, random.Random(seed), pause
         self.ids = {}       # uidl -> message id (UIDLs are never reused)
@@ -248,6 +249,21 @@ class Reader(threading.Thread):
         if how == "stls":
             p.stls(context=ctx)
         return p
+
+    def cmd(self, f, *args):
+        """f(*args), or None when the server answered -ERR (another
+        session of the same user deleted the message meanwhile)."""
+        try:
+            return f(*args)
+        except poplib.error_proto as e:
+            if str(e) == "-ERR EOF":
+                raise
+            with self.ledger.lock:
+                self.ledger.pop["cmd_err"] += 1
+                s = self.ledger.samples.setdefault("pop3 -ERR", [])
+                if len(s) < 3:
+                    s.append(str(e)[:120])
+            return None
 
     def session(self):
         L, rng, user = self.ledger, self.rng, self.user
@@ -272,8 +288,11 @@ class Reader(threading.Thread):
                 listing.append((int(num), uidl))
             for num, uidl in listing:
                 if uidl not in self.ids:
-                    top = p.top(num, 0)[1]
-                    self.ids[uidl] = parse(b"\r\n".join(top) + b"\r\n")[0]
+                    top = self.cmd(p.top, num, 0)
+                    if top is None:
+                        continue
+                    self.ids[uidl] = parse(b"\r\n".join(top[1]) +
+                                           b"\r\n")[0]
                 mid = self.ids[uidl]
                 if mid is None:
                     continue
@@ -283,17 +302,19 @@ class Reader(threading.Thread):
                     t = L.deleted.get(key)
                     if t is not None and t < t_login:
                         L.resurrected_live.append(key)
-            ours = [(n, u) for n, u in listing if self.ids[u] is not None]
+            ours = [(n, u) for n, u in listing
+                    if self.ids.get(u) is not None]
             for num, uidl in rng.sample(ours, min(len(ours), 4)):
-                lines = p.retr(num)[1]
-                mid, ok = parse(b"\r\n".join(lines) + b"\r\n")
+                r = self.cmd(p.retr, num)
+                if r is None:
+                    continue
+                mid, ok = parse(b"\r\n".join(r[1]) + b"\r\n")
                 with L.lock:
                     L.pop["retr"] += 1
                     if not ok or mid != self.ids[uidl]:
                         L.pop["retr_corrupt"] += 1
             for num, uidl in ours:
-                if rng.random() < 0.7:
-                    p.dele(num)
+                if rng.random() < 0.7 and self.cmd(p.dele, num) is not None:
                     dele.append((user, self.ids[uidl]))
             with L.lock:
                 L.pop["dele"] += len(dele)
@@ -307,7 +328,7 @@ class Reader(threading.Thread):
             with L.lock:
                 L.pop["quit_ok"] += 1
                 for k in dele:
-                    L.deleted[k] = now
+                    L.deleted.setdefault(k, now)
         except poplib.error_proto as e:
             # poplib reports a connection closed mid-reply as "-ERR EOF"
             eof = str(e) == "-ERR EOF"
