@@ -17,8 +17,6 @@ import poplib
 import random
 import re
 import smtplib
-import socket
-import ssl
 import threading
 import time
 
