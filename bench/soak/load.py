@@ -47,7 +47,8 @@ class Ledger:
         self.attempted = {}         # id -> (listener, rcpts)
         self.acked = {}             # id -> [rcpts acknowledged]
         self.smtp = {"sessions": 0, "session_errors": 0, "connect_errors": 0,
-                     "rcpt_refused": 0, "data_refused": 0, "lost_at_data": 0}
+                     "rcpt_refused": 0, "data_refused": 0, "lost_at_data": 0,
+                     "bdat": 0}
         self.smtp_errors = {}       # exception name -> count
         # POP3, keyed (user, id)
         self.deleted = {}           # -> monotonic time of the QUIT +OK
@@ -186,6 +187,8 @@ class Sender(threading.Thread):
         mid, data = make_message(L, self.rng, mail_from, rcpts)
         with L.lock:
             L.attempted[mid] = (self.listener, list(rcpts), mail_from)
+        if self.rng.random() < 0.3:
+            return self.transaction_bdat(s, mid, mail_from, rcpts, data)
         code, msg = s.mail(mail_from)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, msg, mail_from)
@@ -215,6 +218,51 @@ class Sender(threading.Thread):
         if code == 250:
             with L.lock:
                 L.acked[mid] = ok
+
+    def transaction_bdat(self, s, mid, mail_from, rcpts, data):
+        """MAIL and the RCPTs pipelined, then the message in 1-4 BDAT
+        chunks (RFC 3030), pipelined too; acknowledged by the 250 to
+        BDAT LAST."""
+        L = self.ledger
+        with L.lock:
+            L.smtp["bdat"] += 1
+        s.send(("MAIL FROM:<%s>\r\n" % mail_from).encode() +
+               b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts))
+        code, msg = s.getreply()
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, msg, mail_from)
+        ok = []
+        for r in rcpts:
+            code, msg = s.getreply()
+            if code in (250, 251):
+                ok.append(r.lower())
+            else:
+                with L.lock:
+                    L.smtp["rcpt_refused"] += 1
+        if not ok:
+            s.rset()
+            return
+        k = self.rng.randint(1, 4)
+        cuts = sorted(self.rng.sample(range(1, len(data)), k - 1))
+        parts = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+        try:
+            for i, part in enumerate(parts):
+                s.send(b"BDAT %d%s\r\n" % (
+                    len(part), b" LAST" if i == len(parts) - 1 else b"") + part)
+            codes = [s.getreply()[0] for _ in parts]
+        except (OSError, smtplib.SMTPException):
+            with L.lock:
+                L.smtp["lost_at_data"] += 1
+            raise
+        if codes == [250] * len(parts):
+            with L.lock:
+                L.acked[mid] = ok
+        else:
+            with L.lock:
+                L.smtp["data_refused"] += 1
+            L.error(L.smtp_errors, smtplib.SMTPDataError(
+                codes[-1], "BDAT replies %s" % codes))
+            s.rset()
 
 
 class Reader(threading.Thread):
