@@ -308,7 +308,8 @@ class Reader(threading.Thread):
                 self.ledger.pop["cmd_err"] += 1
                 s = self.ledger.samples.setdefault("pop3 -ERR", [])
                 if len(s) < 3:
-                    s.append(str(e)[:120])
+                    s.append("%s %s: %s" % (self.user, f.__name__,
+                                            str(e)[:100]))
             return None
 
     def session(self):
