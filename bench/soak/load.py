@@ -46,6 +46,7 @@ class Ledger:
         self.seq = 0
         self.attempted = {}         # id -> (listener, rcpts)
         self.acked = {}             # id -> [rcpts acknowledged]
+        self.cut = set()            # ids whose sender hung up mid-data
         self.smtp = {"sessions": 0, "session_errors": 0, "connect_errors": 0,
                      "rcpt_refused": 0, "data_refused": 0, "lost_at_data": 0,
                      "bdat": 0}
@@ -173,7 +174,8 @@ class Sender(threading.Thread):
                     pool = self.local + self.remote * 2
                     rcpts = list(dict.fromkeys(
                         rng.choice(pool) for _ in range(rng.choice((1, 1, 2)))))
-                self.transaction(s, mail_from, rcpts)
+                if self.transaction(s, mail_from, rcpts) == "cut":
+                    return
             s.quit()
         except (OSError, smtplib.SMTPException) as e:
             with L.lock:
@@ -187,8 +189,9 @@ class Sender(threading.Thread):
         mid, data = make_message(L, self.rng, mail_from, rcpts)
         with L.lock:
             L.attempted[mid] = (self.listener, list(rcpts), mail_from)
+        cut = self.rng.random() < 0.04
         if self.rng.random() < 0.3:
-            return self.transaction_bdat(s, mid, mail_from, rcpts, data)
+            return self.transaction_bdat(s, mid, mail_from, rcpts, data, cut)
         code, msg = s.mail(mail_from)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, msg, mail_from)
@@ -203,6 +206,14 @@ class Sender(threading.Thread):
         if not ok:
             s.rset()
             return
+        if cut:
+            # hang up in the middle of the data: nothing may be stored
+            code, msg = s.docmd("DATA")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, msg)
+            stuffed = re.sub(rb"(?m)^\.", b"..", data)
+            s.send(stuffed[:self.rng.randint(0, len(stuffed) - 1)])
+            return self.hang_up(s, mid)
         try:
             code, msg = s.data(data)
         except smtplib.SMTPDataError as e:
@@ -219,7 +230,13 @@ class Sender(threading.Thread):
             with L.lock:
                 L.acked[mid] = ok
 
-    def transaction_bdat(self, s, mid, mail_from, rcpts, data):
+    def hang_up(self, s, mid):
+        with self.ledger.lock:
+            self.ledger.cut.add(mid)
+        s.close()
+        return "cut"
+
+    def transaction_bdat(self, s, mid, mail_from, rcpts, data, cut):
         """MAIL and the RCPTs pipelined, then the message in 1-4 BDAT
         chunks (RFC 3030), pipelined too; acknowledged by the 250 to
         BDAT LAST."""
@@ -245,6 +262,14 @@ class Sender(threading.Thread):
         k = self.rng.randint(1, 4)
         cuts = sorted(self.rng.sample(range(1, len(data)), k - 1))
         parts = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+        if cut:
+            # every chunk but LAST, the last one only in part
+            for part in parts[:-1]:
+                s.send(b"BDAT %d\r\n" % len(part) + part)
+            last = parts[-1]
+            s.send(b"BDAT %d LAST\r\n" % len(last) +
+                   last[:self.rng.randint(0, len(last) - 1)])
+            return self.hang_up(s, mid)
         try:
             for i, part in enumerate(parts):
                 s.send(b"BDAT %d%s\r\n" % (
