@@ -22,6 +22,11 @@ port, and UDP answers over 512 octets are truncated (TC set, RFC 1035
 answers by overriding _answer(data) -> packed reply bytes, or None for no
 answer at all (fakedns_zone.py serves the RFC 7208 suite's zones so).
 
+Faults for load (bench/soak): dns.fail_rate = 0.3 answers that share of
+all queries, chosen at random, with one of dns.fail_kinds ("DROP",
+"SERVFAIL"; both by default) instead of the table; dns.failed counts them.
+0 (the default) turns it off.
+
 The benches run the same server as a process (bench/relay, bench/checks):
 
     python3 fakedns.py --port P [--ttl S] [--ready FILE] ZONE.json|-
@@ -33,6 +38,7 @@ SIGTERM.
 
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -48,6 +54,9 @@ class FakeDNS:
         self.ttl = ttl
         self.lock = threading.Lock()
         self.queries = []
+        self.fail_rate = 0.0
+        self.fail_kinds = ("DROP", "SERVFAIL")
+        self.failed = 0
         self.tcp = None
         # With TCP, the same port number must be free for both: a random
         # UDP port may already be taken on TCP, so try again.
@@ -108,6 +117,9 @@ class FakeDNS:
         with self.lock:
             self.queries.append((name, qtype))
             entry = self.records.get(name)
+            if self.fail_rate and random.random() < self.fail_rate:
+                self.failed += 1
+                entry = random.choice(self.fail_kinds)
         reply = req.reply()
         if entry is None:
             reply.header.rcode = RCODE.NXDOMAIN

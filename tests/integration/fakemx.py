@@ -24,6 +24,9 @@
     fast = FastSink("0.0.0.0", port).start()        # load: counts only (epoll)
     fast.messages, fast.rcpts, fast.connections; fast.stop()
 
+    rec = RecordSink(ip, port, on_message=f).start()  # soak: records, flaps
+    rec.set_mode("accept" | "tempfail" | "refuse"); rec.stop()
+
 Every fake MX binds its own 127.0.0.x address on the same port, so the
 relay's [relay] mx_port reaches all of them (FastSink on 0.0.0.0 answers
 for every 127.0.0.x at once).
@@ -465,6 +468,178 @@ class FastSink:
     def stats(self):
         return "messages=%d rcpts=%d connections=%d" % (
             self.messages, self.rcpts, self.connections)
+
+
+class RecordSink:
+    """An SMTP server for the fault soak (bench/soak): a thread per
+    connection, every accepted message handed to on_message(mail_from,
+    rcpts, data) before its 250 (so whatever got a 250 is recorded), and a
+    mode that can change at any moment:
+
+      "accept"    takes mail
+      "tempfail"  each new connection fails one way at random: 421 at the
+                  greeting, 450 to RCPT, or 451 after the whole message
+      "refuse"    the listening socket is closed (connection refused)
+
+    Replies follow the mode at the time of each command, so a session
+    that began in "accept" can end in a 451. data is the message as
+    received, dot-unstuffed, CRLF line ends. rcpt_reply(address), when
+    set, may return a reply line for RCPT instead of 250 (e.g. "550 5.1.1
+    no such user"). Counters: connections, messages (250s after DATA),
+    tempfails."""
+
+    def __init__(self, host, port, on_message=None):
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self.rcpt_reply = None
+        self.mode = "accept"
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.messages = 0
+        self.tempfails = 0
+        self.running = False
+        self.sock = None
+        self.thread = None
+
+    def _listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(64)
+        s.settimeout(0.2)
+        return s
+
+    def start(self):
+        self.sock = self._listen()
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def set_mode(self, mode):
+        assert mode in ("accept", "tempfail", "refuse")
+        with self.lock:
+            self.mode = mode
+            if mode == "refuse" and self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            elif mode != "refuse" and self.sock is None:
+                self.sock = self._listen()
+
+    def stop(self):
+        self.running = False
+        if self.thread:
+            self.thread.join(2)
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+
+    def _serve(self):
+        while self.running:
+            with self.lock:
+                ls = self.sock
+            if ls is None:
+                time.sleep(0.1)
+                continue
+            try:
+                c, _ = ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._session, args=(c,),
+                             daemon=True).start()
+
+    def _session(self, c):
+        import random
+        c.settimeout(120)
+        f = c.makefile("rb")
+        fail = (random.choice(("greeting", "rcpt", "data"))
+                if self.mode == "tempfail" else None)
+
+        def send(line):
+            c.sendall(line.encode() + b"\r\n")
+
+        def failing(where):
+            if self.mode == "tempfail" and fail in (where, None):
+                with self.lock:
+                    self.tempfails += 1
+                return True
+            return False
+        try:
+            if failing("greeting"):
+                send("421 4.3.2 fakemx: try again later")
+                return
+            send("220 fakemx ESMTP")
+            mail_from, rcpts = None, []
+            while True:
+                line = f.readline(4096)
+                if not line:
+                    return
+                cmd = line.rstrip(b"\r\n").decode("ascii", "replace")
+                verb = cmd[:4].upper()
+                if verb == "EHLO":
+                    send("250-fakemx\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                         "250 ENHANCEDSTATUSCODES")
+                elif verb == "HELO":
+                    send("250 fakemx")
+                elif verb == "MAIL":
+                    mail_from = cmd[10:].strip().split(" ")[0].strip("<>")
+                    rcpts = []
+                    send("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    if mail_from is None:
+                        send("503 5.5.1 MAIL first")
+                    elif failing("rcpt"):
+                        send("450 4.2.0 fakemx: mailbox busy")
+                    else:
+                        addr = cmd[8:].strip().split(" ")[0].strip("<>")
+                        reply = self.rcpt_reply and self.rcpt_reply(addr)
+                        if reply:
+                            send(reply)
+                            continue
+                        rcpts.append(addr)
+                        send("250 2.1.5 Ok")
+                elif verb == "DATA":
+                    if not rcpts:
+                        send("554 5.5.1 no valid recipients")
+                        continue
+                    send("354 End data with <CR><LF>.<CR><LF>")
+                    lines = []
+                    while True:
+                        l = f.readline(1 << 20)
+                        if not l:
+                            return
+                        if l == b".\r\n":
+                            break
+                        lines.append(l[1:] if l.startswith(b".") else l)
+                    data = b"".join(lines)
+                    if failing("data"):
+                        send("451 4.3.0 fakemx: try again later")
+                    else:
+                        if self.on_message:
+                            self.on_message(mail_from, list(rcpts), data)
+                        with self.lock:
+                            self.messages += 1
+                        send("250 2.0.0 Ok: queued")
+                    mail_from, rcpts = None, []
+                elif verb == "RSET":
+                    mail_from, rcpts = None, []
+                    send("250 2.0.0 Ok")
+                elif verb == "NOOP":
+                    send("250 2.0.0 Ok")
+                elif verb == "QUIT":
+                    send("221 2.0.0 Bye")
+                    return
+                else:
+                    send("502 5.5.2 Command not recognized")
+        except OSError:
+            pass
+        finally:
+            f.close()
+            c.close()
 
 
 def queue_rows(env):
