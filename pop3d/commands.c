@@ -495,6 +495,14 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 		return;
 	}
 	s->body = store_message_open(s->srv->store, m->id, &size);
+	if (s->body == NULL && store_error_is_gone(s->srv->store)) {
+		/* Another session of this user deleted it since our login
+		 * (lock_session = no): a race, not a fault, and final. */
+		log_info("event=pop3.cmd sid=%s user=%s cmd=%s result=gone",
+		    s->sid, LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd));
+		pop3_reply(s, "-ERR Message was deleted by another session.");
+		return;
+	}
 	if (s->body == NULL) {
 		log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
 		    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop),

@@ -327,9 +327,10 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE) {
 			store_fail(st, "no such message");
-		else
+			st->gone = true;
+		} else
 			store_fail_db(st, rc, "message open");
 		return NULL;
 	}

@@ -181,6 +181,12 @@ store_error_is_full(struct store *st)
 	return st->full;
 }
 
+bool
+store_error_is_gone(struct store *st)
+{
+	return st->gone;
+}
+
 int
 store_fail_db(struct store *st, int rc, const char *what)
 {
@@ -188,6 +194,7 @@ store_fail_db(struct store *st, int rc, const char *what)
 
 	st->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
 	st->quota = false;
+	st->gone = false;
 	/*
 	 * The unix VFS turns ENOSPC on a write into SQLITE_FULL, as does the
 	 * page limit; EDQUOT (and ENOSPC from fsync or ftruncate) come back
@@ -212,6 +219,7 @@ store_fail(struct store *st, const char *fmt, ...)
 	st->busy = false;
 	st->quota = false;
 	st->full = false;
+	st->gone = false;
 	va_start(ap, fmt);
 	vsnprintf(st->err, sizeof(st->err), fmt, ap);
 	va_end(ap);

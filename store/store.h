@@ -36,6 +36,9 @@ bool store_error_is_quota(struct store *st);
  * answers 452 4.3.1. Like every failed write it has left nothing behind.
  */
 bool store_error_is_full(struct store *st);
+/* The last failure was a row that no longer exists (store_message_open of
+ * a message another session has deleted meanwhile): permanent. */
+bool store_error_is_gone(struct store *st);
 /*
  * Tests only: the environment variable STORE_TEST_PAGE_LIMIT_ENV names a
  * file holding a page limit for every connection (PRAGMA max_page_count;

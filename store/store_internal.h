@@ -106,6 +106,7 @@ struct store {
 	bool busy;				/* last failure BUSY/LOCKED */
 	bool quota;				/* last failure: over quota */
 	bool full;				/* last failure: no space */
+	bool gone;				/* last failure: no such row */
 	uint64_t page_limit;	/* STORE_TEST_PAGE_LIMIT_ENV applied, 0 none */
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
 	int wal_frames;		/* WAL length after our last commit (only

@@ -97,6 +97,27 @@ class Pop3Update(unittest.TestCase):
         self.assertEqual(after, [x for x in all1 if x != u[0]])
         p3.quit()
 
+    def test_retr_of_message_deleted_by_another_session(self):
+        # lock_session = no: B still lists what A deleted. Its RETR/TOP get
+        # a final -ERR saying so (not [SYS/TEMP]: a retry cannot succeed),
+        # logged at info, not as a server error.
+        u = self.fill(ALICE, 2, "gone")
+        a = pf.pop3(self.env, "stls")
+        b = pf.Raw(self.env)
+        b.login(user=ALICE)
+        i = uidls(a).index(u[0]) + 1
+        a.dele(i)
+        a.quit()
+        self.assertEqual(b.cmd("RETR %d" % i),
+                         b"-ERR Message was deleted by another session.")
+        self.assertEqual(b.cmd("TOP %d 0" % i),
+                         b"-ERR Message was deleted by another session.")
+        self.assertTrue(b.cmd("RETR %d" % (i % 2 + 1)).startswith(b"+OK"))
+        b.close()
+        log = self.env.pop3d.log()
+        self.assertIn("result=gone", log)
+        self.assertNotIn("level=error event=pop3.cmd", log)
+
     def test_sigterm_deletes_nothing(self):
         env = ct.Env()
         try:
