@@ -19,14 +19,22 @@ import time
 class Pop3:
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), 60)
-        self.f = self.s.makefile("rb")
+        self.buf = b""
         self.line()
 
-    def line(self):
-        ln = self.f.readline()
-        if not ln:
+    def fill(self):
+        chunk = self.s.recv(1 << 20)
+        if not chunk:
             raise SystemExit("pop3probe: connection closed")
-        return ln
+        self.buf += chunk
+
+    def line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                ln, self.buf = self.buf[:i + 2], self.buf[i + 2:]
+                return ln
+            self.fill()
 
     def cmd(self, c):
         self.s.sendall(c.encode() + b"\r\n")
@@ -36,12 +44,21 @@ class Pop3:
         return r
 
     def multi(self):
-        n = 0
+        """Reads a multi-line response in big chunks (so the client's own
+        cost stays small next to the server's); returns its line count."""
+        data = b""
+        start = 0
         while True:
-            ln = self.line()
-            if ln == b".\r\n":
-                return n
-            n += 1
+            if self.buf.startswith(b".\r\n"):
+                self.buf = self.buf[3:]
+                return 0
+            i = self.buf.find(b"\r\n.\r\n", start)
+            if i >= 0:
+                end = i + 2
+                data, self.buf = self.buf[:end], self.buf[end + 3:]
+                return data.count(b"\r\n")
+            start = max(0, len(self.buf) - 4)
+            self.fill()
 
     def login(self, user, pw):
         self.cmd("USER " + user)
