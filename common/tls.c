@@ -387,11 +387,9 @@ tls_session_set_error(struct tls_session *s, const char *what, int ret)
 	s->reason = TLS_REASON_TLS;
 }
 
-/*
- * In TLS 1.3 the server's certificate goes out in its first flight
- * (ending in Finished); in TLS 1.2 before ServerHelloDone. A client that
- * gives up after that has seen our certificate.
- */
+/* In TLS 1.3 our certificate goes out in the first flight (ending in
+ * Finished, then at once the session tickets); in TLS 1.2 before
+ * ServerHelloDone. A client giving up after that has seen our certificate. */
 static bool
 tls_session_sent_certificate(struct tls_session *s)
 {
@@ -401,6 +399,7 @@ tls_session_sent_certificate(struct tls_session *s)
 	case GNUTLS_HANDSHAKE_SERVER_KEY_EXCHANGE:
 	case GNUTLS_HANDSHAKE_SERVER_HELLO_DONE:
 	case GNUTLS_HANDSHAKE_FINISHED:
+	case GNUTLS_HANDSHAKE_NEW_SESSION_TICKET:
 		return true;
 	default:
 		return false;
