@@ -1,10 +1,11 @@
 /*
  * TLS on GnuTLS: server and client contexts, sessions over a non-blocking
- * fd, and a self-signed certificate writer for dev setups and tests. The
- * only file that includes <gnutls/gnutls.h>. It never touches the event
- * loop: conn.c calls in here and waits for the direction we report.
+ * fd, and a self-signed certificate writer for dev setups and tests. With
+ * tls_ticket.c the only file including <gnutls/gnutls.h>. It never touches
+ * the event loop: conn.c calls in here and waits for the direction we report.
  */
 #include "common/tls.h"
+#include "common/tls_ticket.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -59,7 +60,6 @@ struct tls_session {
 	const char *reason;		/* TLS_REASON_*, NULL: no error yet */
 };
 
-static struct tls_ctx *tls_ctx_alloc(int, const char **);
 static __thread char tls_errbuf[512];
 static int tls_initialised;
 
@@ -102,10 +102,8 @@ tls_init(void)
 	return 0;
 }
 
-/*
- * OpenSMTPD check_file_secrecy: a private key must be a regular file owned
- * by root or by us, and not accessible to group or others.
- */
+/* OpenSMTPD check_file_secrecy: a private key must be a regular file
+ * owned by root or by us, and not accessible to group or others. */
 static int
 tls_check_file_secrecy(const char *file, const char **error_r)
 {
@@ -320,6 +318,8 @@ tls_session_new(struct tls_ctx *ctx, int fd, int is_server,
 	}
 	s->cred = ctx->cred;
 	s->cred->refs++;
+	if (is_server)
+		tls_ticket_enable(s->gs);
 	if (!is_server && server_name != NULL && *server_name != '\0') {
 		unsigned char buf[sizeof(struct in6_addr)];
 
@@ -387,11 +387,9 @@ tls_session_set_error(struct tls_session *s, const char *what, int ret)
 	s->reason = TLS_REASON_TLS;
 }
 
-/*
- * In TLS 1.3 the server's certificate goes out in its first flight
- * (ending in Finished); in TLS 1.2 before ServerHelloDone. A client that
- * gives up after that has seen our certificate.
- */
+/* In TLS 1.3 our certificate goes out in the first flight (ending in
+ * Finished, then at once the session tickets); in TLS 1.2 before
+ * ServerHelloDone. A client giving up after that has seen our certificate. */
 static bool
 tls_session_sent_certificate(struct tls_session *s)
 {
@@ -401,6 +399,7 @@ tls_session_sent_certificate(struct tls_session *s)
 	case GNUTLS_HANDSHAKE_SERVER_KEY_EXCHANGE:
 	case GNUTLS_HANDSHAKE_SERVER_HELLO_DONE:
 	case GNUTLS_HANDSHAKE_FINISHED:
+	case GNUTLS_HANDSHAKE_NEW_SESSION_TICKET:
 		return true;
 	default:
 		return false;
