@@ -159,6 +159,8 @@ const struct cfg_key cfg_keys[] = {
 	  O(relay.source_ip),
 	  "local address(es) to send from, at most one IPv4 and one IPv6; "
 	  "empty = the system's choice" },
+	{ "relay", "mta_sts", CFG_T_BOOL, 0, 0, 0, "yes", O(relay.mta_sts),
+	  "honour the MTA-STS policies (RFC 8461) of destination domains" },
 
 	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
 	  O(pop3d.listen), "POP3 with STLS; empty = off" },

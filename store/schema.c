@@ -197,6 +197,18 @@ static const char *const store_schema_migrations[] = {
 	") WITHOUT ROWID;"
 	"ALTER TABLE domains ADD COLUMN source_ip TEXT;"
 	"ALTER TABLE domains ADD COLUMN helo TEXT;",
+
+	/* 9: MTA-STS policies of destination domains (RFC 8461, issue 16
+	 *    item 1), as the relay last fetched them: the id of the TXT
+	 *    record it came with, the policy file, when it was fetched and
+	 *    until when it may be used (fetched + max_age), unix time. */
+	"CREATE TABLE mta_sts ("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  id TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 size_t
