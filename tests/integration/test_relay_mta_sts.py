@@ -78,7 +78,7 @@ class PolicyServer:
 
 
 class RelayMtaSts(unittest.TestCase):
-    def setUp(self):
+    def start(self, **relay):
         tmp = ct.tempfile.mkdtemp(prefix="carteiro-sts-")
         self.addCleanup(ct.shutil.rmtree, tmp, True)
         names = ["mx1.%s" % d for d in DOMAINS]
@@ -99,8 +99,9 @@ class RelayMtaSts(unittest.TestCase):
             old = os.environ.get(k)
             os.environ[k] = v
             self.addCleanup(self._restore, k, old)
-        self.env, self.dns, port = relay_setup(records, conf={"relay": {
-            "retry_first": "1h", "retry_max": "1h"}})
+        relay.update({"retry_first": "1h", "retry_max": "1h"})
+        self.env, self.dns, port = relay_setup(records,
+                                               conf={"relay": relay})
         self.dns.ttl = 0        # the id change is seen at once
         self.addCleanup(self.dns.stop)
         self.sink = Sink("127.0.0.2", port, tls=(cert, key)).start()
@@ -126,6 +127,7 @@ class RelayMtaSts(unittest.TestCase):
                          "WHERE address = ?", (rcpt,))[0]
 
     def test_enforce_matching_mx_delivered(self):
+        self.start()
         self.assertEqual(submit(self.env, ["bob@good.test"], MSG), {})
         got = self.sink.wait(1)
         self.assertEqual([m.rcpts for m in got], [["bob@good.test"]])
@@ -141,12 +143,14 @@ class RelayMtaSts(unittest.TestCase):
               .decode(), 86400)])
 
     def test_enforce_wildcard_mx_delivered(self):
+        self.start()
         self.assertEqual(submit(self.env, ["bob@wild.test"], MSG), {})
         got = self.sink.wait(1)
         self.assertEqual([m.rcpts for m in got], [["bob@wild.test"]])
         self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
 
     def test_enforce_mx_not_in_policy_defers(self):
+        self.start()
         self.assertEqual(submit(self.env, ["bob@notlisted.test"], MSG), {})
         err, status = self.deferred("bob@notlisted.test")
         self.assertEqual(status, 0)     # pending, not bounced
@@ -158,6 +162,7 @@ class RelayMtaSts(unittest.TestCase):
         self.assertEqual(self.env.mailbox_bodies("alice@example.test"), [])
 
     def test_enforce_certificate_mismatch_defers(self):
+        self.start()
         self.assertEqual(submit(self.env, ["bob@badcert.test"], MSG), {})
         err, status = self.deferred("bob@badcert.test")
         self.assertEqual(status, 0)
@@ -168,6 +173,7 @@ class RelayMtaSts(unittest.TestCase):
         self.assertEqual(self.env.mailbox_bodies("alice@example.test"), [])
 
     def test_testing_mode_mismatch_delivered_and_logged(self):
+        self.start()
         self.assertEqual(submit(self.env, ["bob@testing.test"], MSG), {})
         got = self.sink.wait(1)
         self.assertEqual([m.rcpts for m in got], [["bob@testing.test"]])
@@ -177,6 +183,7 @@ class RelayMtaSts(unittest.TestCase):
                       "valid\" action=deliver", self.env.smtpd.log())
 
     def test_policy_cached_and_refetched_on_id_change(self):
+        self.start()
         for i in range(2):
             self.assertEqual(submit(self.env, ["b%d@good.test" % i], MSG),
                              {})
@@ -196,6 +203,30 @@ class RelayMtaSts(unittest.TestCase):
         self.assertEqual(self.env.query(
             "SELECT id FROM mta_sts WHERE domain = 'good.test'"), [("2",)])
         self.assertEqual(len(self.sink.messages), 2)
+
+    def test_policy_survives_restart(self):
+        self.start()
+        self.assertEqual(submit(self.env, ["b0@good.test"], MSG), {})
+        self.sink.wait(1)
+        self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
+        self.env.smtpd.stop()
+        self.env.start_smtpd()
+        self.assertEqual(submit(self.env, ["b1@good.test"], MSG), {})
+        self.sink.wait(2)
+        self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
+        # The policy came from the store, not from a second fetch.
+        self.assertEqual(self.web.fetches, {"mta-sts.good.test": 1})
+
+    def test_mta_sts_off(self):
+        # [relay] mta_sts = no: no lookup, no fetch, delivered as before.
+        self.start(mta_sts="no")
+        self.assertEqual(submit(self.env, ["bob@notlisted.test"], MSG), {})
+        got = self.sink.wait(1)
+        self.assertEqual([m.rcpts for m in got], [["bob@notlisted.test"]])
+        self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
+        self.assertEqual(self.web.fetches, {})
+        self.assertNotIn(("_mta-sts.notlisted.test", "TXT"),
+                         self.dns.queries)
 
 
 if __name__ == "__main__":
