@@ -9,8 +9,8 @@
  * no redirects, 64 KiB at most), which also saves a valid policy in the
  * store. Requests for the same domain wait on the one fetch. A failed
  * fetch keeps an unexpired cached policy (RFC 8461 5.1); without one no
- * policy applies. Refresh is on use: when the TXT id changed or the
- * policy expired.
+ * policy applies, and that id is not fetched again for 5 minutes.
+ * Refresh is on use: when the TXT id changed or the policy expired.
  */
 #include "smtpd/mta_sts.h"
 
@@ -30,6 +30,9 @@
 
 #define MTA_STS_THREADS		2
 #define MTA_STS_PENDING		64
+/* After a failed fetch, the same id is not fetched again for this long
+ * (sessions to the domain meanwhile get what is cached, or none). */
+#define MTA_STS_FAIL_HOLD_S	300
 
 struct mta_sts_entry {
 	struct mta_sts *sts;
@@ -39,6 +42,8 @@ struct mta_sts_entry {
 	int64_t expires;		/* unix time */
 	bool fetching;
 	char fetch_id[MTA_STS_ID_MAX + 1];
+	char fail_id[MTA_STS_ID_MAX + 1];	/* the last failed fetch */
+	int64_t fail_until;
 	struct dns_req *dreq;		/* mta-sts.DOMAIN's address */
 	struct mta_sts_req *waiters;
 };
@@ -240,6 +245,11 @@ mta_sts_txt_cb(enum dns_status st, const char *const *rr, size_t n,
 		mta_sts_answer(r, e);
 		return;
 	}
+	if (e != NULL && !e->fetching && strcmp(e->fail_id, id) == 0 &&
+	    e->fail_until > (int64_t)time(NULL)) {
+		mta_sts_answer(r, e);
+		return;
+	}
 	e = mta_sts_entry(sts, r->domain, true);
 	r->e = e;
 	r->next = e->waiters;
@@ -387,6 +397,11 @@ mta_sts_fetched(struct mta_sts_entry *e, const char *error)
 		    e->pol->id : "none",
 		    log_escape(esc, sizeof(esc), error, strlen(error)));
 	e->fetching = false;
+	if (error != NULL) {
+		memcpy(e->fail_id, e->fetch_id, sizeof(e->fail_id));
+		e->fail_until = (int64_t)time(NULL) + MTA_STS_FAIL_HOLD_S;
+	} else
+		e->fail_id[0] = '\0';
 	while ((r = e->waiters) != NULL) {
 		e->waiters = r->next;
 		r->e = NULL;

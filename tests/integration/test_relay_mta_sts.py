@@ -28,6 +28,8 @@ DOMAINS = {
                        "mx1.notlisted.test"),
     "badcert.test": ("enforce", "mx.badcert.test", "mx.badcert.test"),
     "testing.test": ("testing", "mx.testing.test", "mx.testing.test"),
+    # TXT published, policy file missing (404): no policy applies.
+    "nofile.test": (None, None, "mx1.nofile.test"),
 }
 
 
@@ -93,7 +95,8 @@ class RelayMtaSts(unittest.TestCase):
         self.web = PolicyServer(cert, key)
         self.addCleanup(self.web.stop)
         for d, (mode, pat, mx) in DOMAINS.items():
-            self.web.policies["mta-sts." + d] = policy(mode, pat)
+            if mode is not None:
+                self.web.policies["mta-sts." + d] = policy(mode, pat)
         for k, v in (("CARTEIRO_TEST_CA_FILE", ca),
                      ("CARTEIRO_TEST_MTA_STS_PORT", str(self.web.port))):
             old = os.environ.get(k)
@@ -216,6 +219,22 @@ class RelayMtaSts(unittest.TestCase):
         self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
         # The policy came from the store, not from a second fetch.
         self.assertEqual(self.web.fetches, {"mta-sts.good.test": 1})
+
+    def test_failed_fetch_delivers_and_is_not_repeated(self):
+        self.start()
+        for i in range(2):
+            self.assertEqual(submit(self.env, ["b%d@nofile.test" % i], MSG),
+                             {})
+            self.sink.wait(i + 1)
+            self.assertTrue(wait_for(lambda: not queue_ids(self.env)))
+        self.assertEqual(self.web.fetches, {"mta-sts.nofile.test": 1})
+        self.assertIn("event=relay.mta_sts_fetch domain=nofile.test id=1 "
+                      "result=fail cached=none error=\"https://"
+                      "mta-sts.nofile.test:%d/.well-known/mta-sts.txt: "
+                      "HTTP status 404\"" % self.web.port,
+                      self.env.smtpd.log())
+        self.assertEqual(self.env.query("SELECT count(*) FROM mta_sts"),
+                         [(0,)])
 
     def test_mta_sts_off(self):
         # [relay] mta_sts = no: no lookup, no fetch, delivered as before.
