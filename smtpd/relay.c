@@ -35,6 +35,7 @@
 #include "common/workq.h"
 #include "mailauth/dns.h"
 #include "smtpd/mta_sts.h"
+#include "smtpd/relay_monitor.h"
 #include "store/domain_source.h"
 #include "store/store.h"
 
@@ -157,6 +158,7 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 		r->sts = mta_sts_new(&sp);
 		p.sts = r->sts;
 	}
+	r->monitor = relay_monitor_new(base, cfg, r->dns);
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));
@@ -232,6 +234,12 @@ relay_free(struct relay *r)
 	relay_shutdown(r);
 	mta_free(r->mta);
 	mta_sts_free(r->sts);
+	if (r->monitor != NULL) {
+		/* Its thread may wait on a lookup the stopped loop will never
+		 * answer: answer TEMPFAIL now. */
+		dns_sync_close(r->dns);
+		relay_monitor_free(r->monitor);
+	}
 	if (r->tick != NULL)
 		event_free(r->tick);
 	if (r->kick != NULL)

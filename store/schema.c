@@ -209,6 +209,16 @@ static const char *const store_schema_migrations[] = {
 	"  fetched INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL"
 	") WITHOUT ROWID;",
+
+	/* 10: DNSBL listings of our own outbound addresses (issue 16 item
+	 *     7) the postmaster was told of, until seen clean again. */
+	"CREATE TABLE monitor_listing ("
+	"  ip TEXT NOT NULL,"
+	"  zone TEXT NOT NULL COLLATE NOCASE,"
+	"  since INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  PRIMARY KEY (ip, zone)"
+	") WITHOUT ROWID;",
 };
 
 size_t
