@@ -47,8 +47,8 @@ mta_route_start(struct mta_session *s)
 	mta_enter(s, MTA_S_MX);
 	if (m->sts != NULL) {
 		/* The domain's MTA-STS policy first (RFC 8461 5). */
-		s->sts_req = mta_sts_get(m->sts, s->msg->domain, mta_route_sts_cb,
-		    s);
+		s->sts_req = mta_sts_get(m->sts, s->msg->domain,
+		    mta_route_sts_cb, s);
 		return;
 	}
 	mta_route_mx(s);

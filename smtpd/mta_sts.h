@@ -17,9 +17,11 @@ struct event_base;
 struct dns;
 struct store;
 
-#define MTA_STS_ID_MAX		32	/* RFC 8461 3.1: 1*32(ALPHA / DIGIT) */
+/* RFC 8461 3.1: an id is 1*32(ALPHA / DIGIT). */
+#define MTA_STS_ID_MAX		32
 #define MTA_STS_BODY_MAX	(64 * 1024)	/* RFC 8461 3.3: 64 KiB */
-#define MTA_STS_MX_MAX		64	/* mx: lines kept, more: invalid */
+/* mx: lines kept; more make the policy invalid. */
+#define MTA_STS_MX_MAX		64
 #define MTA_STS_MAX_AGE_MAX	31557600	/* RFC 8461 3.2: a year */
 
 enum mta_sts_mode {
@@ -31,10 +33,10 @@ enum mta_sts_mode {
 /* A parsed policy, shared by reference (the cache and the sessions). */
 struct mta_sts_policy {
 	unsigned refs;
-	char id[MTA_STS_ID_MAX + 1];	/* from the TXT record it came with */
+	char id[MTA_STS_ID_MAX + 1];	/* of the TXT record it came with */
 	enum mta_sts_mode mode;
 	uint32_t max_age;		/* seconds, <= MTA_STS_MAX_AGE_MAX */
-	char **mx;			/* patterns, lower case, no final dot */
+	char **mx;			/* patterns: lower case, no end dot */
 	size_t nmx;
 	char *text;			/* the policy file as fetched */
 };
@@ -71,8 +73,8 @@ struct mta_sts_req;
 struct mta_sts_params {
 	struct event_base *base;
 	struct dns *dns;		/* borrowed: the relay's resolver */
-	struct store *st;		/* borrowed, loop thread, read at _new */
-	const char *store_path;		/* the worker saves fetched policies */
+	struct store *st;		/* borrowed, read once by _new */
+	const char *store_path;		/* the worker saves policies there */
 	const char *ca_file;		/* NULL: the system's trust store */
 	unsigned https_port;		/* 443; tests use another */
 };

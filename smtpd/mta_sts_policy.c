@@ -196,7 +196,8 @@ mta_sts_policy_parse(const char *body, size_t len, const char *id,
 			if (have_age)
 				continue;
 			/* 1*10DIGIT */
-			if (vl == 0 || vl > 10 || strspn(v, "0123456789") < vl) {
+			if (vl == 0 || vl > 10 ||
+			    strspn(v, "0123456789") < vl) {
 				*error_r = "bad max_age";
 				goto fail;
 			}

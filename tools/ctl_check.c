@@ -497,8 +497,9 @@ ctl_check_dnsbl_one(struct ctl_check *c, const char *zone, const char *ip)
 	if (dnsbl_query_sync(c->dns, zone, ip, &a) < 0)
 		return;
 	if (a.verdict == DNSBL_LISTED)
-		ctl_check_line(c, "FAIL", "dnsbl", "%s is listed on %s (%s)%s%s",
-		    ip, zone, a.addrs ? a.addrs : "?", a.reason ? ": " : "",
+		ctl_check_line(c, "FAIL", "dnsbl",
+		    "%s is listed on %s (%s)%s%s", ip, zone,
+		    a.addrs ? a.addrs : "?", a.reason ? ": " : "",
 		    a.reason ? a.reason : "");
 	else if (a.verdict == DNSBL_TEMPERROR)
 		ctl_check_line(c, "WARN", "dnsbl", "%s: %s did not answer", ip,
