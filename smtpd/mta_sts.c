@@ -328,9 +328,15 @@ mta_sts_work(void *arg, void *ctx)
 		goto out;
 	}
 	acme_http_free(h);
-	/* RFC 8461 3.3: 200 only, no redirects (libcurl follows none). */
+	/* RFC 8461 3.3: 200 only, text/plain, no redirects (libcurl
+	 * follows none). */
 	if (resp.status != 200)
 		j->error = xasprintf("%s: HTTP status %ld", url, resp.status);
+	else if (resp.content_type == NULL ||
+	    strncasecmp(resp.content_type, "text/plain", 10) != 0 ||
+	    (resp.content_type[10] != '\0' && resp.content_type[10] != ';' &&
+	    resp.content_type[10] != ' '))
+		j->error = xasprintf("%s: not text/plain", url);
 	else if ((j->pol = mta_sts_policy_parse(resp.body, resp.len, j->id,
 	    &error)) == NULL)
 		j->error = xasprintf("%s: %s", url, error);

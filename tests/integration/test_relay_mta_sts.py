@@ -44,6 +44,7 @@ class PolicyServer:
     def __init__(self, cert, key):
         self.policies = {}      # "mta-sts.DOMAIN" -> bytes
         self.fetches = {}       # "mta-sts.DOMAIN" -> count
+        self.ctype = {}         # "mta-sts.DOMAIN" -> Content-Type
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,7 +56,8 @@ class PolicyServer:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", outer.ctype.get(
+                    host, "text/plain; charset=us-ascii"))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -233,6 +235,21 @@ class RelayMtaSts(unittest.TestCase):
                       "mta-sts.nofile.test:%d/.well-known/mta-sts.txt: "
                       "HTTP status 404\"" % self.web.port,
                       self.env.smtpd.log())
+        self.assertEqual(self.env.query("SELECT count(*) FROM mta_sts"),
+                         [(0,)])
+
+    def test_policy_not_text_plain_ignored(self):
+        # RFC 8461 3.3: the policy is text/plain; an HTML page (a
+        # parking page, say) is no policy: delivered, nothing cached.
+        self.start()
+        self.web.ctype["mta-sts.notlisted.test"] = "text/html"
+        self.assertEqual(submit(self.env, ["bob@notlisted.test"], MSG), {})
+        got = self.sink.wait(1)
+        self.assertEqual([m.rcpts for m in got], [["bob@notlisted.test"]])
+        self.assertIn("domain=notlisted.test id=1 result=fail cached=none "
+                      "error=\"https://mta-sts.notlisted.test:%d/"
+                      ".well-known/mta-sts.txt: not text/plain\""
+                      % self.web.port, self.env.smtpd.log())
         self.assertEqual(self.env.query("SELECT count(*) FROM mta_sts"),
                          [(0,)])
 
