@@ -84,6 +84,7 @@ struct acme_resp {
 	char *location;		/* Location header or NULL */
 	char *nonce;		/* Replay-Nonce header or NULL */
 	char *content_type;
+	size_t max;		/* internal: the body limit of the request */
 };
 
 #define ACME_HTTP_MAX	(1024 * 1024)
@@ -91,6 +92,8 @@ struct acme_resp {
 /* ca_file NULL: the system's trust store. */
 struct acme_http *acme_http_new(const char *ca_file);
 void acme_http_free(struct acme_http *h);
+/* Answers longer than max bytes fail (default ACME_HTTP_MAX). */
+void acme_http_set_max(struct acme_http *h, size_t max);
 /* Connect to addr for host:port instead of resolving host (libcurl's
  * CURLOPT_RESOLVE), for the requests that follow; addr NULL: forget. */
 void acme_http_resolve(struct acme_http *h, const char *host,

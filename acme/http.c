@@ -20,6 +20,7 @@ struct acme_http {
 	CURL *curl;
 	char *ca_file;
 	struct curl_slist *resolve;	/* "host:port:addr" */
+	size_t max;			/* body limit */
 	char err[CURL_ERROR_SIZE + 64];
 };
 
@@ -39,7 +40,14 @@ acme_http_new(const char *ca_file)
 		return NULL;
 	}
 	h->ca_file = ca_file ? xstrdup(ca_file) : NULL;
+	h->max = ACME_HTTP_MAX;
 	return h;
+}
+
+void
+acme_http_set_max(struct acme_http *h, size_t max)
+{
+	h->max = max;
 }
 
 void
@@ -76,7 +84,7 @@ acme_http_body(char *p, size_t size, size_t n, void *arg)
 	struct acme_resp *r = arg;
 	size_t len = size * n;
 
-	if (r->len + len > ACME_HTTP_MAX)
+	if (r->len + len > r->max)
 		return 0;	/* curl fails the transfer */
 	r->body = xrealloc(r->body, r->len + len + 1);
 	memcpy(r->body + r->len, p, len);
@@ -133,6 +141,7 @@ acme_http_do(struct acme_http *h, const char *url, const char *body,
 	CURLcode rc;
 
 	memset(r, 0, sizeof(r[0]));
+	r->max = h->max;
 	curl_easy_reset(h->curl);
 	h->err[0] = '\0';
 	curl_easy_setopt(h->curl, CURLOPT_URL, url);

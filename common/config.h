@@ -110,6 +110,10 @@ struct cfg {
 		unsigned max_messages_per_connection;
 		unsigned suppress_days;		/* 0 = off */
 		struct cfg_strlist source_ip;	/* <= one IPv4, one IPv6 */
+		bool mta_sts;		/* honour MTA-STS policies */
+		/* DNSBL zones for our own outbound addresses; empty: the
+		 * [smtpd] dnsbl zones */
+		struct cfg_strlist monitor_dnsbl;
 	} relay;
 
 	struct {

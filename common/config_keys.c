@@ -159,6 +159,13 @@ const struct cfg_key cfg_keys[] = {
 	  O(relay.source_ip),
 	  "local address(es) to send from, at most one IPv4 and one IPv6; "
 	  "empty = the system's choice" },
+	{ "relay", "mta_sts", CFG_T_BOOL, 0, 0, 0, "yes", O(relay.mta_sts),
+	  "honour the MTA-STS policies (RFC 8461) of destination domains" },
+	{ "relay", "monitor_dnsbl", CFG_T_STRLIST, 0, 0, 0, "",
+	  O(relay.monitor_dnsbl),
+	  "DNSBL zones our outbound addresses are looked up in (daily, the "
+	  "postmaster mailed once per listing; carteiroctl check); empty = "
+	  "the [smtpd] dnsbl zones" },
 
 	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
 	  O(pop3d.listen), "POP3 with STLS; empty = off" },

@@ -90,6 +90,7 @@ mta_new(const struct mta_params *p)
 	m->base = p->base;
 	m->dns = p->dns;
 	m->tls = p->tls;
+	m->sts = p->smarthost == NULL ? p->sts : NULL;
 	m->helo = xstrdup(p->helo != NULL ? p->helo : "localhost");
 	m->port = p->port ? p->port : 25;
 	if (p->smarthost != NULL) {
@@ -455,6 +456,8 @@ mta_after_ehlo(struct mta_session *s)
 		    "verified (see [relay] smarthost_ca)", s->label);
 		return;
 	}
+	if (!mta_route_sts_tls(s))
+		return;
 	if (smarthost && m->auth_user != NULL && !s->authed) {
 		size_t ul = strlen(m->auth_user), pl = strlen(m->auth_pass ?
 		    m->auth_pass : "");

@@ -21,6 +21,7 @@ struct dns;
 struct tls_ctx;
 struct mta;
 struct mta_session;
+struct mta_sts;
 
 /* Shared settings; strings are copied by mta_new. */
 struct mta_params {
@@ -54,6 +55,9 @@ struct mta_params {
 	int reuse_time_ms;
 	size_t idle_max;
 	int idle_ms;
+	/* MTA-STS policies (smtpd/mta_sts.h), borrowed; NULL: off (and
+	 * always off through a smarthost). */
+	struct mta_sts *sts;
 };
 
 struct mta *mta_new(const struct mta_params *p);

@@ -17,6 +17,8 @@
 
 struct dns_req;
 struct dns_mx;
+struct mta_sts_req;
+struct mta_sts_policy;
 
 #define MTA_REPLY_MAX	1024		/* joined reply text kept */
 /* A longer reply ends the attempt: a server that never finishes one. */
@@ -101,6 +103,7 @@ struct mta {
 	size_t idle_max;		/* connections kept idle, at most */
 	struct mta_idle *idle;		/* mta_pool.c */
 	size_t nidle;
+	struct mta_sts *sts;		/* borrowed, NULL: no MTA-STS */
 };
 
 struct mta_session {
@@ -114,6 +117,8 @@ struct mta_session {
 	char sid[17];
 
 	struct dns_req *dreq;
+	struct mta_sts_req *sts_req;	/* the policy being looked up */
+	struct mta_sts_policy *sts;	/* the domain's policy (a ref), NULL */
 	struct dns_mx *hosts;		/* owned copies */
 	size_t nhosts, host_idx;
 	bool implicit_mx;		/* hosts = { domain } */
@@ -181,6 +186,13 @@ void mta_host_fail(struct mta_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Drop the connection to the current peer at once (no QUIT). */
 void mta_close_conn(struct mta_session *s);
+/* Greeted, TLS done if it could be: the domain's MTA-STS policy allows
+ * mail over s->c (enforce: STARTTLS and a certificate valid for the MX
+ * name; testing: logged only). false: mta_host_fail was called. */
+bool mta_route_sts_tls(struct mta_session *s);
+/* An idle connection (c, TLS on or not) may carry s's message. */
+bool mta_route_sts_reuse(const struct mta_session *s, struct conn *c,
+    bool tls_on);
 
 /* ---- mta_pool.c ---- */
 

@@ -86,6 +86,8 @@ mta_pool_take(struct mta_session *s)
 			continue;
 		if (now - e->born_ms >= (uint64_t)m->reuse_ms)
 			continue;
+		if (!mta_route_sts_reuse(s, e->c, e->tls_on))
+			continue;
 		break;
 	}
 	if (e == NULL)

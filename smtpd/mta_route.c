@@ -17,7 +17,11 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "mailauth/dns.h"
+#include "smtpd/mta_sts.h"
 
+static void mta_route_sts_cb(struct mta_sts_policy *, void *);
+static void mta_route_mx(struct mta_session *);
+static bool mta_route_sts_host(struct mta_session *, const char *);
 static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
 static void mta_next_host(struct mta_session *);
 static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
@@ -41,7 +45,107 @@ mta_route_start(struct mta_session *s)
 		return;
 	}
 	mta_enter(s, MTA_S_MX);
-	s->dreq = dns_mx(m->dns, s->msg->domain, mta_mx_cb, s);
+	if (m->sts != NULL) {
+		/* The domain's MTA-STS policy first (RFC 8461 5). */
+		s->sts_req = mta_sts_get(m->sts, s->msg->domain,
+		    mta_route_sts_cb, s);
+		return;
+	}
+	mta_route_mx(s);
+}
+
+static void
+mta_route_sts_cb(struct mta_sts_policy *p, void *arg)
+{
+	struct mta_session *s = arg;
+
+	s->sts_req = NULL;
+	s->sts = p;
+	if (p != NULL)
+		log_debug("event=relay.mta_sts sid=%s msgid=%s domain=%s "
+		    "id=%s mode=%s", s->sid, s->msg->id,
+		    LOG_VALUE(s->msg->domain), p->id,
+		    mta_sts_mode_str(p->mode));
+	mta_route_mx(s);	/* async: dns_mx never calls back */
+}
+
+static void
+mta_route_mx(struct mta_session *s)
+{
+	s->dreq = dns_mx(s->m->dns, s->msg->domain, mta_mx_cb, s);
+}
+
+/* ---- MTA-STS (RFC 8461 4) ---- */
+
+static bool
+mta_route_sts_on(const struct mta_session *s)
+{
+	return s->sts != NULL && s->sts->mode != MTA_STS_NONE;
+}
+
+/* A policy failure: enforce defers (false), testing logs (true). */
+static bool
+mta_route_sts_fail(struct mta_session *s, const char *host, const char *why)
+{
+	bool enforce = s->sts->mode == MTA_STS_ENFORCE;
+
+	log_info("event=relay.mta_sts sid=%s msgid=%s domain=%s host=%s "
+	    "id=%s mode=%s result=fail reason=\"%s\"%s", s->sid, s->msg->id,
+	    LOG_VALUE(s->msg->domain), LOG_VALUE(host), s->sts->id,
+	    mta_sts_mode_str(s->sts->mode), why,
+	    enforce ? "" : " action=deliver");
+	return !enforce;
+}
+
+/* May we try MX host at all? */
+static bool
+mta_route_sts_host(struct mta_session *s, const char *host)
+{
+	if (!mta_route_sts_on(s) || mta_sts_mx_match(s->sts, host))
+		return true;
+	if (mta_route_sts_fail(s, host, "MX host not in policy"))
+		return true;
+	s->all_nx = false;	/* never "no such domain" for this */
+	mta_set_error(s, "451 4.7.5 MX host %s not allowed by the MTA-STS "
+	    "policy of %s (RFC 8461)", host, s->msg->domain);
+	return false;
+}
+
+bool
+mta_route_sts_tls(struct mta_session *s)
+{
+	const char *host = s->hosts[s->host_idx].host;
+
+	if (!mta_route_sts_on(s))
+		return true;
+	if (!s->tls_on) {
+		if (mta_route_sts_fail(s, host, "no STARTTLS"))
+			return true;
+		mta_host_fail(s, "451 4.7.5 %s: no STARTTLS, required by the "
+		    "MTA-STS policy of %s", s->label, s->msg->domain);
+		return false;
+	}
+	if (!conn_tls_verified(s->c)) {
+		if (mta_route_sts_fail(s, host, "certificate not valid"))
+			return true;
+		mta_host_fail(s, "451 4.7.5 %s: certificate not valid for "
+		    "%s, required by the MTA-STS policy of %s", s->label, host,
+		    s->msg->domain);
+		return false;
+	}
+	log_debug("event=relay.mta_sts sid=%s msgid=%s domain=%s host=%s "
+	    "mode=%s result=ok", s->sid, s->msg->id,
+	    LOG_VALUE(s->msg->domain), LOG_VALUE(host),
+	    mta_sts_mode_str(s->sts->mode));
+	return true;
+}
+
+bool
+mta_route_sts_reuse(const struct mta_session *s, struct conn *c, bool tls_on)
+{
+	if (s->sts == NULL || s->sts->mode != MTA_STS_ENFORCE)
+		return true;
+	return tls_on && conn_tls_verified(c);
 }
 
 static void
@@ -101,7 +205,9 @@ mta_next_host(struct mta_session *s)
 	char buf[600];
 	unsigned port;
 
-	s->host_idx++;
+	while (++s->host_idx < s->nhosts &&
+	    !mta_route_sts_host(s, s->hosts[s->host_idx].host))
+		;
 	if (s->host_idx >= s->nhosts) {
 		if (s->implicit_mx && s->all_nx) {
 			snprintf(buf, sizeof(buf), "550 5.1.2 domain %s has "
@@ -250,7 +356,8 @@ mta_host_fail(struct mta_session *s, const char *fmt, ...)
 		return;
 	}
 	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
-	    s->m->smarthost_host == NULL) {
+	    s->m->smarthost_host == NULL &&
+	    (s->sts == NULL || s->sts->mode != MTA_STS_ENFORCE)) {
 		/* Opportunistic TLS failed: this host in clear, once. */
 		s->tls_failed_here = true;
 		mta_connect(s);

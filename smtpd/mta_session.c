@@ -14,6 +14,7 @@
 #include "common/conn.h"
 #include "common/util.h"
 #include "mailauth/dns.h"
+#include "smtpd/mta_sts.h"
 
 /* ---- session lifecycle ---- */
 
@@ -85,6 +86,8 @@ mta_session_free(struct mta_session *s)
 		s->next->prev = s->prev;
 	m->nsessions--;
 	dns_cancel(s->dreq);
+	mta_sts_cancel(s->sts_req);
+	mta_sts_policy_unref(s->sts);
 	conn_free(s->c);
 	for (i = 0; i < s->nhosts; i++)
 		free(s->hosts[i].host);

@@ -34,6 +34,8 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "mailauth/dns.h"
+#include "smtpd/mta_sts.h"
+#include "smtpd/relay_monitor.h"
 #include "store/domain_source.h"
 #include "store/store.h"
 
@@ -93,10 +95,11 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	}
 	error = NULL;
 	/* A smarthost is verified against smarthost_ca (or the system's
-	 * trust store); MX peers are only opportunistic. */
+	 * trust store); MX peers against the system's (tests: their CA),
+	 * which only matters under an MTA-STS policy. */
 	if (tls_init() != 0 || (r->tls = tls_ctx_client_new(
-	    cfg->relay.smarthost != NULL ? cfg->relay.smarthost_ca : NULL,
-	    &error)) == NULL) {
+	    cfg->relay.smarthost != NULL ? cfg->relay.smarthost_ca :
+	    getenv("CARTEIRO_TEST_CA_FILE"), &error)) == NULL) {
 		/* Opportunistic TLS is optional; a smarthost needs it. */
 		log_warn("event=relay.start tls=unavailable error=\"%s\"",
 		    error != NULL ? error : "tls init");
@@ -141,6 +144,21 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	r->throttle_reset = true;
 	if (relay_source_join(r) < 0)
 		goto fail;
+	if (cfg->relay.mta_sts && cfg->relay.smarthost == NULL) {
+		struct mta_sts_params sp = {
+			.base = base, .dns = r->dns, .st = r->st,
+			.store_path = cfg->store.path,
+			.ca_file = getenv("CARTEIRO_TEST_CA_FILE"),
+			/* Tests serve the policy on another port. */
+			.https_port = (env = getenv(
+			    "CARTEIRO_TEST_MTA_STS_PORT")) != NULL ?
+			    (unsigned)atoi(env) : 443,
+		};
+
+		r->sts = mta_sts_new(&sp);
+		p.sts = r->sts;
+	}
+	r->monitor = relay_monitor_new(base, cfg, r->dns);
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));
@@ -215,6 +233,13 @@ relay_free(struct relay *r)
 		return;
 	relay_shutdown(r);
 	mta_free(r->mta);
+	mta_sts_free(r->sts);
+	if (r->monitor != NULL) {
+		/* Its thread may wait on a lookup the stopped loop will never
+		 * answer: answer TEMPFAIL now. */
+		dns_sync_close(r->dns);
+		relay_monitor_free(r->monitor);
+	}
 	if (r->tick != NULL)
 		event_free(r->tick);
 	if (r->kick != NULL)

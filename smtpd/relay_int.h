@@ -83,6 +83,8 @@ struct relay {
 	struct event_base *base;
 	const struct cfg *cfg;
 	struct store *st;		/* loop thread: reads only */
+	struct mta_sts *sts;		/* MTA-STS policies, NULL: off */
+	struct relay_monitor *monitor;	/* DNSBL self-check, NULL: off */
 	struct store *wst;		/* writer thread: every write */
 	const struct srs *srs;		/* borrowed (main.c), or NULL */
 	/* Batch mode, one relay_batch out at a time (busy): the store

@@ -197,6 +197,28 @@ static const char *const store_schema_migrations[] = {
 	") WITHOUT ROWID;"
 	"ALTER TABLE domains ADD COLUMN source_ip TEXT;"
 	"ALTER TABLE domains ADD COLUMN helo TEXT;",
+
+	/* 9: MTA-STS policies of destination domains (RFC 8461, issue 16
+	 *    item 1), as the relay last fetched them: the id of the TXT
+	 *    record it came with, the policy file, when it was fetched and
+	 *    until when it may be used (fetched + max_age), unix time. */
+	"CREATE TABLE mta_sts ("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  id TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL"
+	") WITHOUT ROWID;",
+
+	/* 10: DNSBL listings of our own outbound addresses (issue 16 item
+	 *     7) the postmaster was told of, until seen clean again. */
+	"CREATE TABLE monitor_listing ("
+	"  ip TEXT NOT NULL,"
+	"  zone TEXT NOT NULL COLLATE NOCASE,"
+	"  since INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  PRIMARY KEY (ip, zone)"
+	") WITHOUT ROWID;",
 };
 
 size_t

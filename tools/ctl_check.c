@@ -11,6 +11,7 @@
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_keys.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/dnsbl.h"
 #include "mailauth/dns.h"
 #include "mailauth/spf.h"
 #include "common/util.h"
@@ -31,6 +32,8 @@ struct ctl_check {
 	const char *hostname;
 	char **ips;		/* the server's addresses */
 	size_t nips;
+	char **srcs;		/* the domain's outbound source addresses */
+	size_t nsrcs;
 	unsigned fails, warns;
 };
 
@@ -325,8 +328,11 @@ ctl_check_sources(struct ctl_check *c, const struct ctl *ctl)
 		}
 	}
 	for (p = list != NULL ? strtok_r(list, ",", &save) : NULL; p != NULL;
-	    p = strtok_r(NULL, ",", &save))
+	    p = strtok_r(NULL, ",", &save)) {
 		ctl_check_source_one(c, p, helo);
+		c->srcs = xrealloc(c->srcs, (c->nsrcs + 1) * sizeof(*c->srcs));
+		c->srcs[c->nsrcs++] = xstrdup(p);
+	}
 	free(list);
 	store_domain_source_clear(&row);
 }
@@ -482,35 +488,47 @@ ctl_check_dmarc(struct ctl_check *c)
 	free(name);
 }
 
+/* One address on one zone, with the zone's TXT reason when listed. */
+static void
+ctl_check_dnsbl_one(struct ctl_check *c, const char *zone, const char *ip)
+{
+	struct dnsbl_answer a;
+
+	if (dnsbl_query_sync(c->dns, zone, ip, &a) < 0)
+		return;
+	if (a.verdict == DNSBL_LISTED)
+		ctl_check_line(c, "FAIL", "dnsbl",
+		    "%s is listed on %s (%s)%s%s", ip, zone,
+		    a.addrs ? a.addrs : "?", a.reason ? ": " : "",
+		    a.reason ? a.reason : "");
+	else if (a.verdict == DNSBL_TEMPERROR)
+		ctl_check_line(c, "WARN", "dnsbl", "%s: %s did not answer", ip,
+		    zone);
+	else
+		ctl_check_line(c, "OK", "dnsbl", "%s is not listed on %s", ip,
+		    zone);
+	dnsbl_answer_clear(&a);
+}
+
+/* Every address mail leaves from (the server's and the domain's source
+ * addresses) on [relay] monitor_dnsbl, else the [smtpd] dnsbl zones. */
 static void
 ctl_check_dnsbl(struct ctl_check *c, const struct ctl *ctl)
 {
-	const struct cfg_strlist *zones = &ctl->cfg->smtpd.dnsbl;
+	const struct cfg_strlist *zones = ctl->cfg->relay.monitor_dnsbl.n > 0 ?
+	    &ctl->cfg->relay.monitor_dnsbl : &ctl->cfg->smtpd.dnsbl;
+	size_t z, i, j;
 
-	for (size_t z = 0; z < zones->n; z++) {
-		for (size_t i = 0; i < c->nips; i++) {
-			char rev[160], *name, **a;
-			size_t n;
-
-			ctl_check_rev(c->ips[i], rev, sizeof(rev));
-			/* strip ".in-addr.arpa" / ".ip6.arpa" */
-			*strstr(rev, ctl_check_is_v6(c->ips[i]) ? ".ip6.arpa" :
-			    ".in-addr.arpa") = '\0';
-			name = xasprintf("%s.%s", rev, zones->v[z]);
-			enum dns_status st = dns_lookup_sync(c->dns, DNS_T_A,
-			    name, &a, &n);
-			if (st == DNS_OK) {
-				ctl_check_line(c, "FAIL", "dnsbl", "%s is listed "
-				    "on %s (%s)", c->ips[i], zones->v[z], a[0]);
-				dns_rr_free(a, n);
-			} else if (st == DNS_TEMPFAIL) {
-				ctl_check_line(c, "WARN", "dnsbl", "%s: %s did "
-				    "not answer", c->ips[i], zones->v[z]);
-			} else {
-				ctl_check_line(c, "OK", "dnsbl", "%s is not "
-				    "listed on %s", c->ips[i], zones->v[z]);
-			}
-			free(name);
+	for (z = 0; z < zones->n; z++) {
+		for (i = 0; i < c->nips; i++)
+			ctl_check_dnsbl_one(c, zones->v[z], c->ips[i]);
+		for (i = 0; i < c->nsrcs; i++) {
+			for (j = 0; j < c->nips; j++)
+				if (strcmp(c->ips[j], c->srcs[i]) == 0)
+					break;
+			if (j == c->nips)
+				ctl_check_dnsbl_one(c, zones->v[z],
+				    c->srcs[i]);
 		}
 	}
 }
@@ -567,6 +585,9 @@ ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < c.nips; i++)
 		free(c.ips[i]);
 	free(c.ips);
+	for (size_t i = 0; i < c.nsrcs; i++)
+		free(c.srcs[i]);
+	free(c.srcs);
 	dns_free(c.dns);
 	free(domain);
 	return c.fails ? 1 : 0;
