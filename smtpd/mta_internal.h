@@ -60,6 +60,13 @@ enum mta_ext {
 	MTA_EXT_DSN = 1 << 7,		/* RFC 3461 */
 };
 
+/* What DANE asks of the current host (mta_dane.c). */
+enum mta_dane {
+	MTA_DANE_NONE,		/* no authenticated TLSA: opportunistic */
+	MTA_DANE_VERIFY,	/* usable TLSA records: TLS, chain matches */
+	MTA_DANE_TLS_ONLY,	/* TLSA, none usable: TLS, unauthenticated */
+};
+
 /* A connection kept open after a transaction, for the next message to
  * the same peer (mta_pool.c). */
 struct mta_idle {
@@ -151,6 +158,12 @@ struct mta_session {
 	unsigned stuff;
 	unsigned char *inbuf, *outbuf;
 
+	/* mta_dane.c: DANE (RFC 7672) for the current host. */
+	bool mx_checked, mx_secure;	/* the MX answer's AD bit */
+	enum mta_dane dane;
+	char **tlsa;			/* its TLSA records (text), owned */
+	size_t ntlsa;
+
 	char *last_error;		/* why the last host failed */
 	int depth;			/* > 0 inside a callback */
 	bool dead;			/* free when depth drops to 0 */
@@ -181,6 +194,25 @@ void mta_host_fail(struct mta_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Drop the connection to the current peer at once (no QUIT). */
 void mta_close_conn(struct mta_session *s);
+
+/* The next MX host (or finish when none is left). */
+void mta_next_host(struct mta_session *s);
+/* The current host's addresses, then connect (after mta_dane_lookup). */
+void mta_route_addr(struct mta_session *s);
+
+/* ---- mta_dane.c ---- */
+
+/* DANE for the current host: the MX answer's AD bit, then, if it was
+ * authenticated, _25._tcp.HOST's TLSA records; then mta_route_addr (or
+ * the next host when the TLSA lookup failed). */
+void mta_dane_lookup(struct mta_session *s);
+/* The current host must do TLS (it has authenticated TLSA records). */
+bool mta_dane_required(const struct mta_session *s);
+/* After the handshake: the chain against the TLSA records. true: go on;
+ * false: the host failed (mta_host_fail was called). */
+bool mta_dane_check(struct mta_session *s);
+/* Forget the host's TLSA records (next host, session free). */
+void mta_dane_clear(struct mta_session *s);
 
 /* ---- mta_pool.c ---- */
 

@@ -19,7 +19,6 @@
 #include "mailauth/dns.h"
 
 static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
-static void mta_next_host(struct mta_session *);
 static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
     size_t, void *);
 static void mta_connect(struct mta_session *);
@@ -95,11 +94,10 @@ out:
 		mta_session_free(s);
 }
 
-static void
+void
 mta_next_host(struct mta_session *s)
 {
 	char buf[600];
-	unsigned port;
 
 	s->host_idx++;
 	if (s->host_idx >= s->nhosts) {
@@ -111,6 +109,15 @@ mta_next_host(struct mta_session *s)
 		mta_finish(s);
 		return;
 	}
+	mta_enter(s, MTA_S_ADDR);
+	mta_dane_lookup(s);
+}
+
+void
+mta_route_addr(struct mta_session *s)
+{
+	unsigned port;
+
 	mta_enter(s, MTA_S_ADDR);
 	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
 	    s->m->port;
@@ -250,7 +257,7 @@ mta_host_fail(struct mta_session *s, const char *fmt, ...)
 		return;
 	}
 	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
-	    s->m->smarthost_host == NULL) {
+	    s->m->smarthost_host == NULL && !mta_dane_required(s)) {
 		/* Opportunistic TLS failed: this host in clear, once. */
 		s->tls_failed_here = true;
 		mta_connect(s);
