@@ -51,6 +51,7 @@ def records(tlsa, ad=True):
 class RelayDane(unittest.TestCase):
     def start(self, recs, tls=True):
         self.env, self.dns, port = relay_setup(recs)
+        self.port = port
         env = self.env
         self.sink = Sink("127.0.0.2", port,
                          tls=(env.cert, env.key) if tls else None).start()
@@ -106,6 +107,48 @@ class RelayDane(unittest.TestCase):
         log = env.log_lines(env.smtpd, "relay.dane")
         self.assertTrue(any("tlsa=1 usable=1" in x for x in log), log)
         self.assertTrue(any("result=match" in x for x in log), log)
+
+    def dane_ta(self, names):
+        """A chain for names (leaf, then its CA) on the sink; a DANE-TA(2)
+        record with the SHA-256 of the CA certificate."""
+        import tempfile
+        from carteiro_test import make_certs
+        d = tempfile.mkdtemp(dir=self.env.dir)
+        ca, cert, key = make_certs(d, names)
+        chain = os.path.join(d, "chain.pem")
+        with open(chain, "w") as out:
+            for f in (cert, ca):
+                with open(f) as fin:
+                    out.write(fin.read())
+        self.sink.stop()
+        self.sink = Sink("127.0.0.2", self.port, tls=(chain, key)).start()
+        self.addCleanup(self.sink.stop)
+        with open(ca) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        self.dns.set(TLSA_NAME, {"TLSA": [
+            (2, 0, 1, hashlib.sha256(der).hexdigest())], "AD": True})
+
+    def test_dane_ta_match_delivers(self):
+        env = self.start(records([]))
+        self.dane_ta("mx1.remote.test")
+        queue_insert(env, "alice@example.test", ["bob@remote.test"], MSG)
+        env.start_smtpd()
+        got = self.sink.wait(1, timeout=20)
+        self.assertEqual([(m.rcpts, m.tls) for m in got],
+                         [(["bob@remote.test"], True)])
+        log = env.log_lines(env.smtpd, "relay.dane")
+        self.assertTrue(any("result=match" in x for x in log), log)
+
+    def test_dane_ta_wrong_name_defers(self):
+        # The issuer matches, but the leaf does not name the MX host
+        # (RFC 7672 3.2.3).
+        env = self.start(records([]))
+        self.dane_ta("other.remote.test")
+        queue_insert(env, "alice@example.test", ["bob@remote.test"], MSG)
+        env.start_smtpd()
+        err = self.deferred(env, "451 4.7.5 ")
+        self.assertIn("matches a DANE-TA record but does not name the MX "
+                      "host", err)
 
     def test_dane_mismatch_defers(self):
         env = self.start(records([(3, 1, 1, "ab" * 32)]))
