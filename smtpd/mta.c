@@ -443,7 +443,8 @@ mta_after_ehlo(struct mta_session *s)
 		return;
 	}
 	if (!s->tls_on && mta_dane_required(s)) {
-		/* RFC 7672 2.2: never in clear to a host with TLSA. */
+		/* RFC 7672 2.2: never in clear to a host with TLSA
+		 * (RFC 8460: starttls-not-supported). */
 		mta_host_fail(s, "451 4.7.5 %s has DANE TLSA records but "
 		    "STARTTLS %s", s->label, s->tls_failed_here ? "failed" :
 		    "is not offered");

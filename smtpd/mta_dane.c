@@ -108,8 +108,8 @@ mta_dane_tlsa_cb(enum dns_status st, const char *const *rr, size_t n,
 		mta_set_error(s, "451 4.7.5 TLSA lookup for %s failed "
 		    "temporarily (DNS: %s)", host, dns_status_str(st));
 		log_info("event=relay.dane sid=%s msgid=%s host=%s "
-		    "result=tlsa-tempfail", s->sid, s->msg->id,
-		    LOG_VALUE(host));
+		    "result=tlsa-tempfail tlsrpt=dnssec-invalid", s->sid,
+		    s->msg->id, LOG_VALUE(host));
 		mta_next_host(s);
 		goto out;
 	}
@@ -137,6 +137,20 @@ out:
 }
 
 bool
+mta_dane_conn_ok(const struct mta_session *s, struct conn *c)
+{
+	const char *why;
+
+	if (s->dane == MTA_DANE_NONE)
+		return true;
+	if (!conn_is_tls(c))
+		return false;
+	return s->dane == MTA_DANE_TLS_ONLY || conn_tls_dane_match(c,
+	    (const char *const *)s->tlsa, s->ntlsa,
+	    s->hosts[s->host_idx].host, &why);
+}
+
+bool
 mta_dane_check(struct mta_session *s)
 {
 	const char *host = s->hosts[s->host_idx].host, *why;
@@ -149,8 +163,11 @@ mta_dane_check(struct mta_session *s)
 		    s->sid, s->msg->id, LOG_VALUE(s->label));
 		return true;
 	}
+	/* tlsrpt=: the RFC 8460 4.3.2 result type, for reports. */
 	log_warn("event=relay.dane sid=%s msgid=%s mx=%s result=mismatch "
-	    "reason=%s", s->sid, s->msg->id, LOG_VALUE(s->label),
+	    "tlsrpt=%s reason=%s", s->sid, s->msg->id, LOG_VALUE(s->label),
+	    strstr(why, "does not name") != NULL ?
+	    "certificate-host-mismatch" : "validation-failure",
 	    LOG_VALUE(why));
 	mta_host_fail(s, "451 4.7.5 %s: DANE TLSA verification failed: %s",
 	    s->label, why);

@@ -211,6 +211,9 @@ bool mta_dane_required(const struct mta_session *s);
 /* After the handshake: the chain against the TLSA records. true: go on;
  * false: the host failed (mta_host_fail was called). */
 bool mta_dane_check(struct mta_session *s);
+/* A kept connection c may carry this session's message: DANE does not
+ * apply, or c has TLS (and its chain matches the TLSA records). */
+bool mta_dane_conn_ok(const struct mta_session *s, struct conn *c);
 /* Forget the host's TLSA records (next host, session free). */
 void mta_dane_clear(struct mta_session *s);
 

@@ -86,6 +86,8 @@ mta_pool_take(struct mta_session *s)
 			continue;
 		if (now - e->born_ms >= (uint64_t)m->reuse_ms)
 			continue;
+		if (!mta_dane_conn_ok(s, e->c))
+			continue;	/* kept before DANE applied */
 		break;
 	}
 	if (e == NULL)
