@@ -118,7 +118,7 @@ mta_route_addr(struct mta_session *s)
 {
 	unsigned port;
 
-	mta_enter(s, MTA_S_ADDR);
+	/* Still MTA_S_ADDR (mta_next_host). */
 	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
 	    s->m->port;
 	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
