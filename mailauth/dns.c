@@ -380,6 +380,7 @@ void
 dns_call(struct dns *d, const char *name, enum dns_type type,
     dns_call_cb *cb, void *arg)
 {
+	struct dns_resolver *r;
 	struct dns_call *c;
 
 	c = xcalloc(1, sizeof(*c));
@@ -415,8 +416,9 @@ dns_call(struct dns *d, const char *name, enum dns_type type,
 			return;
 		}
 	c->querying = true;
+	r = c->r;		/* c is freed if the send fails at once */
 	dns_call_send(c);
-	dns_rearm(c->r);
+	dns_rearm(r);
 }
 
 /*
