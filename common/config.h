@@ -110,6 +110,7 @@ struct cfg {
 		unsigned max_messages_per_connection;
 		unsigned suppress_days;		/* 0 = off */
 		struct cfg_strlist source_ip;	/* <= one IPv4, one IPv6 */
+		unsigned tls_report_interval;	/* seconds; 0 = off */
 	} relay;
 
 	struct {

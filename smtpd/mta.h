@@ -54,6 +54,7 @@ struct mta_params {
 	int reuse_time_ms;
 	size_t idle_max;
 	int idle_ms;
+	struct tlsrpt *tlsrpt;		/* TLS-RPT counts, borrowed; NULL */
 };
 
 struct mta *mta_new(const struct mta_params *p);

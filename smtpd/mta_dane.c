@@ -20,6 +20,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "mailauth/dns.h"
+#include "smtpd/tlsrpt.h"
 
 static void mta_dane_mx_cb(enum dns_status, const char *const *, size_t,
     bool, void *);
@@ -110,6 +111,7 @@ mta_dane_tlsa_cb(enum dns_status st, const char *const *rr, size_t n,
 		log_info("event=relay.dane sid=%s msgid=%s host=%s "
 		    "result=tlsa-tempfail tlsrpt=dnssec-invalid", s->sid,
 		    s->msg->id, LOG_VALUE(host));
+		mta_dane_count(s, "dnssec-invalid");
 		mta_next_host(s);
 		goto out;
 	}
@@ -136,6 +138,23 @@ out:
 		mta_session_free(s);
 }
 
+void
+mta_dane_count(struct mta_session *s, const char *result)
+{
+	char ip[64];
+	const char *peer = NULL;
+
+	if (s->m->tlsrpt == NULL || s->msg == NULL)
+		return;
+	if (s->addrs != NULL && s->addr_idx < s->naddrs &&
+	    s->state != MTA_S_ADDR)
+		peer = dns_sockaddr_str(&s->addrs[s->addr_idx], ip,
+		    sizeof(ip));
+	tlsrpt_add(s->m->tlsrpt, s->msg->domain, "tlsa",
+	    (const char *const *)s->tlsa, s->ntlsa,
+	    s->hosts[s->host_idx].host, result, s->source, peer);
+}
+
 bool
 mta_dane_conn_ok(const struct mta_session *s, struct conn *c)
 {
@@ -153,22 +172,26 @@ mta_dane_conn_ok(const struct mta_session *s, struct conn *c)
 bool
 mta_dane_check(struct mta_session *s)
 {
-	const char *host = s->hosts[s->host_idx].host, *why;
+	const char *host = s->hosts[s->host_idx].host, *why, *rt;
 
+	if (s->dane == MTA_DANE_TLS_ONLY)
+		mta_dane_count(s, NULL);
 	if (s->dane != MTA_DANE_VERIFY)
 		return true;
 	if (conn_tls_dane_match(s->c, (const char *const *)s->tlsa, s->ntlsa,
 	    host, &why)) {
 		log_info("event=relay.dane sid=%s msgid=%s mx=%s result=match",
 		    s->sid, s->msg->id, LOG_VALUE(s->label));
+		mta_dane_count(s, NULL);
 		return true;
 	}
 	/* tlsrpt=: the RFC 8460 4.3.2 result type, for reports. */
+	rt = strstr(why, "does not name") != NULL ?
+	    "certificate-host-mismatch" : "validation-failure";
 	log_warn("event=relay.dane sid=%s msgid=%s mx=%s result=mismatch "
 	    "tlsrpt=%s reason=%s", s->sid, s->msg->id, LOG_VALUE(s->label),
-	    strstr(why, "does not name") != NULL ?
-	    "certificate-host-mismatch" : "validation-failure",
-	    LOG_VALUE(why));
+	    rt, LOG_VALUE(why));
+	mta_dane_count(s, rt);
 	mta_host_fail(s, "451 4.7.5 %s: DANE TLSA verification failed: %s",
 	    s->label, why);
 	return false;

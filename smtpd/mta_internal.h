@@ -108,6 +108,7 @@ struct mta {
 	size_t idle_max;		/* connections kept idle, at most */
 	struct mta_idle *idle;		/* mta_pool.c */
 	size_t nidle;
+	struct tlsrpt *tlsrpt;		/* borrowed, NULL: not counted */
 };
 
 struct mta_session {
@@ -214,6 +215,9 @@ bool mta_dane_check(struct mta_session *s);
 /* A kept connection c may carry this session's message: DANE does not
  * apply, or c has TLS (and its chain matches the TLSA records). */
 bool mta_dane_conn_ok(const struct mta_session *s, struct conn *c);
+/* Count a DANE session for TLS-RPT: result NULL (success) or an RFC
+ * 8460 result type. */
+void mta_dane_count(struct mta_session *s, const char *result);
 /* Forget the host's TLSA records (next host, session free). */
 void mta_dane_clear(struct mta_session *s);
 

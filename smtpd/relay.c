@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "common/workq.h"
 #include "mailauth/dns.h"
+#include "smtpd/tlsrpt_send.h"
 #include "store/domain_source.h"
 #include "store/store.h"
 
@@ -141,6 +142,9 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	r->throttle_reset = true;
 	if (relay_source_join(r) < 0)
 		goto fail;
+	/* TLS-RPT (RFC 8460): the sessions count, a timer mails reports. */
+	r->tlsrpt = tlsrpt_sender_new(base, cfg, r->dns);
+	p.tlsrpt = tlsrpt_sender_counts(r->tlsrpt);
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));
@@ -226,6 +230,7 @@ relay_free(struct relay *r)
 	if (r->queue_changed != NULL)
 		notify_unsubscribe(r->queue_changed, relay_queue_changed, r);
 	workq_free(r->writer);
+	tlsrpt_sender_free(r->tlsrpt);
 	dns_free(r->dns);
 	tls_ctx_free(r->tls);
 	store_close(r->st);

@@ -171,6 +171,16 @@ tlsrpt_add(struct tlsrpt *t, const char *domain, const char *ptype,
 	d->count = 1;
 }
 
+struct tlsrpt *
+tlsrpt_take(struct tlsrpt *t)
+{
+	struct tlsrpt *old = tlsrpt_new();
+
+	*old = *t;
+	memset(t, 0, sizeof(*t));
+	return old;
+}
+
 size_t
 tlsrpt_domains(const struct tlsrpt *t, const char ***domains_r)
 {

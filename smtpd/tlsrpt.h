@@ -29,6 +29,9 @@ void tlsrpt_add(struct tlsrpt *t, const char *domain, const char *ptype,
     const char *const *pstr, size_t npstr, const char *mx,
     const char *result, const char *sending_ip, const char *receiving_ip);
 
+/* What t counted so far, in a new struct; t starts over empty. */
+struct tlsrpt *tlsrpt_take(struct tlsrpt *t);
+
 /* The policy domains counted so far (borrowed, n of them). */
 size_t tlsrpt_domains(const struct tlsrpt *t, const char ***domains_r);
 
