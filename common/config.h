@@ -114,6 +114,7 @@ struct cfg {
 		/* DNSBL zones for our own outbound addresses; empty: the
 		 * [smtpd] dnsbl zones */
 		struct cfg_strlist monitor_dnsbl;
+		unsigned tls_report_interval;	/* seconds; 0 = off */
 	} relay;
 
 	struct {

@@ -166,6 +166,10 @@ const struct cfg_key cfg_keys[] = {
 	  "DNSBL zones our outbound addresses are looked up in (daily, the "
 	  "postmaster mailed once per listing; carteiroctl check); empty = "
 	  "the [smtpd] dnsbl zones" },
+	{ "relay", "tls_report_interval", CFG_T_DURATION, 0, 0, 7 * CFG_DAY,
+	  "1d", O(relay.tls_report_interval),
+	  "TLS-RPT (RFC 8460): report outbound TLS results this often; "
+	  "0 = off" },
 
 	{ "pop3d", "listen", CFG_T_HOSTPORTS, 0, 0, 0, "0.0.0.0:110",
 	  O(pop3d.listen), "POP3 with STLS; empty = off" },

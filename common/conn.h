@@ -153,6 +153,10 @@ int conn_starttls_client(struct conn *c, struct tls_ctx *ctx,
 bool conn_is_tls(struct conn *c);
 /* Client side: the server's certificate verified for server_name. */
 bool conn_tls_verified(struct conn *c);
+/* Client side: the server's chain against TLSA records (DANE, RFC 7672;
+ * tls_session_dane_match in tls.h). 1 match; 0 and *why_r. */
+int conn_tls_dane_match(struct conn *c, const char *const *tlsa, size_t n,
+    const char *host, const char **why_r);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384", or NULL without TLS. */
 const char *conn_tls_version(struct conn *c);
 const char *conn_tls_cipher(struct conn *c);

@@ -91,6 +91,17 @@ conn_tls_verified(struct conn *c)
 	return c->tls_state == CONN_TLS_ON && tls_session_verified(c->tls);
 }
 
+int
+conn_tls_dane_match(struct conn *c, const char *const *tlsa, size_t n,
+    const char *host, const char **why_r)
+{
+	if (c->tls_state != CONN_TLS_ON) {
+		*why_r = "no TLS";
+		return 0;
+	}
+	return tls_session_dane_match(c->tls, tlsa, n, host, why_r);
+}
+
 const char *
 conn_tls_version(struct conn *c)
 {

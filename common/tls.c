@@ -1,10 +1,12 @@
 /*
  * TLS on GnuTLS: server and client contexts, sessions over a non-blocking
  * fd, and a self-signed certificate writer for dev setups and tests. With
- * tls_ticket.c the only file including <gnutls/gnutls.h>. It never touches
- * the event loop: conn.c calls in here and waits for the direction we report.
+ * tls_ticket.c and tls_dane.c the only files including <gnutls/gnutls.h>
+ * (tls_dane.c through tls_int.h). It never touches the event loop: conn.c
+ * calls in here and waits for the direction we report.
  */
 #include "common/tls.h"
+#include "common/tls_int.h"
 #include "common/tls_ticket.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -22,44 +24,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-/*
- * GnuTLS sessions keep a pointer to the credentials they were started with,
- * so a SIGHUP reload must not free credentials still in use: each session
- * holds a reference and the last one out frees them.
- */
-struct tls_cred {
-	gnutls_certificate_credentials_t cred;
-	unsigned refs;
-};
-
-struct tls_ctx {
-	int is_server;
-	char *cert_file;		/* server only */
-	char *key_file;
-	char *ca_file;			/* client; NULL = system store */
-	struct tls_cred *cred;		/* current credentials, one ref */
-	gnutls_priority_t prio;
-};
-
-struct tls_session {
-	gnutls_session_t gs;
-	struct tls_cred *cred;		/* one ref */
-	int is_server;
-	int verified;
-	char *server_name;		/* client: SNI, name to verify */
-	/* A decrypted record read by tls_session_read and not yet handed
-	 * out whole (NULL if none); pkt_off bytes of it are handed out. */
-	gnutls_packet_t pkt;
-	size_t pkt_off;
-	char version[32];
-	char cipher[128];
-	char error[256];
-	const char *reason;		/* TLS_REASON_*, NULL: no error yet */
-};
-
+static struct tls_ctx *tls_ctx_alloc(int, const char **);
 static __thread char tls_errbuf[512];
 static int tls_initialised;
 

@@ -77,6 +77,21 @@ const char *tls_session_error_reason(struct tls_session *s);
 int tls_session_verified(struct tls_session *s);
 
 /*
+ * DANE (RFC 7672 3): the peer's certificate chain (a client session after
+ * its handshake) against TLSA records given as text, "USAGE SELECTOR
+ * MTYPE HEX" (mailauth/dns.h DNS_T_TLSA), with GnuTLS's DANE library.
+ * Only usable records count (tls_dane_usable); DANE-EE(3) matches the
+ * leaf's key or certificate whatever its names and dates (RFC 7672
+ * 3.1.1), DANE-TA(2) the leaf's issuer, and then the leaf must name
+ * host (RFC 7672 3.2.3). 1 on a match; 0 and *why_r (static) if none.
+ */
+int tls_session_dane_match(struct tls_session *s, const char *const *tlsa,
+    size_t n, const char *host, const char **why_r);
+/* 1 if the TLSA text is a DANE-TA(2) or DANE-EE(3) record with a
+ * selector (0, 1) and matching type (0, 1, 2) we know (RFC 7672 2.2). */
+int tls_dane_usable(const char *tlsa);
+
+/*
  * Write a fresh self-signed certificate for hostname (ECDSA P-256, SHA-256,
  * CN and subjectAltName = hostname, valid 825 days) to cert_file (0644) and
  * its PKCS#8 key to key_file (0600), replacing existing files. For dev

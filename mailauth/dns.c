@@ -75,6 +75,8 @@ static void dns_sock_event(evutil_socket_t, short, void *);
 static void dns_timer_event(evutil_socket_t, short, void *);
 static void dns_rearm(struct dns_resolver *);
 static void dns_call_answer(void *, int, int, unsigned char *, int);
+static void dns_call_sent(void *, int, int, unsigned char *, int);
+static void dns_call_send(struct dns_call *);
 static void dns_call_hit(evutil_socket_t, short, void *);
 static void dns_call_deliver(struct dns_call *);
 static void dns_call_unlink(struct dns_call *);
@@ -99,6 +101,7 @@ static const struct {
 	[DNS_T_TXT] = { "TXT", 16 },
 	[DNS_T_PTR] = { "PTR", 12 },
 	[DNS_T_SRV] = { "SRV", 33 },	/* RFC 2782 */
+	[DNS_T_TLSA] = { "TLSA", 52 },	/* RFC 6698 */
 };
 
 const char *
@@ -377,6 +380,7 @@ void
 dns_call(struct dns *d, const char *name, enum dns_type type,
     dns_call_cb *cb, void *arg)
 {
+	struct dns_resolver *r;
 	struct dns_call *c;
 
 	c = xcalloc(1, sizeof(*c));
@@ -412,9 +416,65 @@ dns_call(struct dns *d, const char *name, enum dns_type type,
 			return;
 		}
 	c->querying = true;
-	ares_query(c->r->channel, c->name, 1 /* IN */, dns_type_code(type),
-	    dns_call_answer, c);
-	dns_rearm(c->r);
+	r = c->r;		/* c is freed if the send fails at once */
+	dns_call_send(c);
+	dns_rearm(r);
+}
+
+/*
+ * ares_query() as c-ares 1.18 builds it, with the AD bit set: RFC 6840
+ * 5.7, a validating resolver then says in its answer's AD bit whether
+ * the data was authenticated (DANE, RFC 7672 2.1, needs to know).
+ */
+static void
+dns_call_send(struct dns_call *c)
+{
+	unsigned char *q;
+	int qlen;
+
+	if (ares_create_query(c->name, 1 /* IN */, dns_type_code(c->type),
+	    (unsigned short)(util_random64() & 0xffff), 1, &q, &qlen, 0) !=
+	    ARES_SUCCESS) {
+		dns_call_answer(c, ARES_EBADNAME, 0, NULL, 0);
+		return;
+	}
+	q[3] |= DNS_HDR_AD;
+	ares_send(c->r->channel, q, qlen, dns_call_sent, c);
+	ares_free_string(q);
+}
+
+/* ares_send() hands over any reply: the response codes as ares_query()
+ * maps them. */
+static void
+dns_call_sent(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	if (status == ARES_SUCCESS && abuf != NULL && alen >= 12) {
+		unsigned an = (unsigned)abuf[6] << 8 | abuf[7];
+
+		switch (abuf[3] & 0x0f) {
+		case 0:
+			if (an == 0)
+				status = ARES_ENODATA;
+			break;
+		case 1:
+			status = ARES_EFORMERR;
+			break;
+		case 2:
+			status = ARES_ESERVFAIL;
+			break;
+		case 3:
+			status = ARES_ENOTFOUND;
+			break;
+		case 4:
+			status = ARES_ENOTIMP;
+			break;
+		case 5:
+			status = ARES_EREFUSED;
+			break;
+		}
+	}
+	dns_call_answer(arg, status, timeouts, abuf, alen);
 }
 
 static void

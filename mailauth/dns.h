@@ -37,6 +37,7 @@ enum dns_type {
 	DNS_T_TXT,
 	DNS_T_PTR,
 	DNS_T_SRV,		/* RFC 2782: "PRIORITY WEIGHT PORT TARGET" */
+	DNS_T_TLSA,		/* RFC 6698: "USAGE SELECTOR MTYPE HEXDATA" */
 	DNS_TYPE_COUNT
 };
 
@@ -139,6 +140,17 @@ typedef void dns_addr_cb(enum dns_status st,
     const struct sockaddr_storage *addrs, size_t n, void *arg);
 struct dns_req *dns_addr(struct dns *d, const char *host, unsigned port,
     dns_addr_cb *cb, void *arg);
+
+/*
+ * dns_lookup, and whether the resolver marked the answer authenticated
+ * (the AD bit, RFC 4035 3.2.3; RFC 7672 2.1 trusts it from a local
+ * validating resolver). Every query asks for it (RFC 6840 5.7). secure
+ * is false for anything but DNS_OK.
+ */
+typedef void dns_lookup_ad_cb(enum dns_status st, const char *const *rr,
+    size_t n, bool secure, void *arg);
+struct dns_req *dns_lookup_ad(struct dns *d, enum dns_type type,
+    const char *name, dns_lookup_ad_cb *cb, void *arg);
 
 /* TXT: dns_lookup(DNS_T_TXT). */
 typedef dns_lookup_cb dns_txt_cb;

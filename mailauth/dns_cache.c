@@ -61,6 +61,7 @@ dns_rrs_copy(const struct dns_rr *rr, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		c[i].text = xstrdup(rr[i].text);
 		c[i].pref = rr[i].pref;
+		c[i].ad = rr[i].ad;
 	}
 	return c;
 }

@@ -21,11 +21,15 @@ struct dns_sync;
 #define DNS_CACHE_NEG_MAX	900
 #define DNS_CACHE_MAX		4096	/* entries */
 
+/* Header flags, third octet (RFC 4035 3.2.3, RFC 6840 5.7). */
+#define DNS_HDR_AD		0x20
+
 /* One parsed resource record: its text (see dns_lookup) and, for MX, the
  * preference. */
 struct dns_rr {
 	char *text;
 	unsigned pref;
+	bool ad;		/* the answer's AD bit (the same in each) */
 };
 
 /*
@@ -62,7 +66,7 @@ typedef void dns_call_cb(void *arg, enum dns_status st,
  * DNS_TEMPFAIL from dns_free. */
 void dns_call(struct dns *d, const char *name, enum dns_type type,
     dns_call_cb *cb, void *arg);
-/* Wire type code (1, 28, 15, 16, 12). */
+/* Wire type code (1, 28, 15, 16, 12, 33, 52). */
 int dns_type_code(enum dns_type type);
 
 /* dns_req.c: the typed requests; dns.c frees them at dns_free. */
@@ -90,7 +94,8 @@ void dns_rrs_free(struct dns_rr *rr, size_t n);
 /*
  * dns_wire.c: the records of type qtype in the answer section of a DNS
  * message (CNAMEs followed implicitly: every record of that type counts)
- * and the smallest TTL of that section. 0, or -1 if malformed.
+ * and the smallest TTL of that section; each record's ad is the
+ * header's AD bit. 0, or -1 if malformed.
  */
 int dns_wire_answer(const unsigned char *abuf, size_t alen,
     enum dns_type type, struct dns_rr **rr_r, size_t *n_r,

@@ -18,6 +18,7 @@
 
 enum dns_req_kind {
 	DNS_REQ_LOOKUP,
+	DNS_REQ_LOOKUP_AD,
 	DNS_REQ_MX,
 	DNS_REQ_ADDR,
 };
@@ -36,6 +37,7 @@ struct dns_req {
 	unsigned port;
 
 	enum dns_status st;
+	bool secure;			/* DNS_OK with the AD bit */
 	enum dns_status sub[2];		/* dns_addr: A, AAAA outcome */
 	struct dns_mx *mx;
 	size_t nmx;
@@ -148,6 +150,11 @@ dns_req_done_event(evutil_socket_t fd, short what, void *arg)
 	case DNS_REQ_LOOKUP:
 		((dns_lookup_cb *)req->cb)(req->st,
 		    (const char *const *)req->text, req->ntext, req->arg);
+		break;
+	case DNS_REQ_LOOKUP_AD:
+		((dns_lookup_ad_cb *)req->cb)(req->st,
+		    (const char *const *)req->text, req->ntext,
+		    req->st == DNS_OK && req->secure, req->arg);
 		break;
 	case DNS_REQ_MX:
 		((dns_mx_cb *)req->cb)(req->st, req->mx, req->nmx, req->arg);
@@ -289,6 +296,19 @@ dns_lookup(struct dns *d, enum dns_type type, const char *name,
 }
 
 struct dns_req *
+dns_lookup_ad(struct dns *d, enum dns_type type, const char *name,
+    dns_lookup_ad_cb *cb, void *arg)
+{
+	struct dns_req *req = dns_req_new(d, DNS_REQ_LOOKUP_AD, (void *)cb,
+	    arg);
+
+	req->type = type;
+	req->pending = 1;
+	dns_call(d, name, type, dns_lookup_answer, req);
+	return req;
+}
+
+struct dns_req *
 dns_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg)
 {
 	return dns_lookup(d, DNS_T_TXT, name, cb, arg);
@@ -304,6 +324,7 @@ dns_lookup_answer(void *arg, enum dns_status st, const struct dns_rr *rr,
 	if (st == DNS_OK && !req->d->destroying && !req->cancelled)
 		req->st = dns_rr_text(req->type, st, rr, n, &req->text,
 		    &req->ntext);
+	req->secure = st == DNS_OK && n > 0 && rr[0].ad;
 	dns_req_finish(req);
 }
 

@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +187,26 @@ dns_wire_rdata(const unsigned char *msg, size_t len, size_t off,
 		*text_r = s;
 		return 0;
 	}
+	case DNS_T_TLSA: {
+		/* RFC 6698 2.1 / 2.2: usage, selector, matching type (one
+		 * octet each), then the association data, here in hex. */
+		static const char hex[] = "0123456789abcdef";
+		char *s;
+		int o;
+
+		if (rdlen < 4)
+			return -1;
+		s = xmalloc(12 + 2 * (rdlen - 3) + 1);
+		o = snprintf(s, 12, "%u %u %u ", msg[off], msg[off + 1],
+		    msg[off + 2]);
+		for (p = off + 3; p < end; p++) {
+			s[o++] = hex[msg[p] >> 4];
+			s[o++] = hex[msg[p] & 0x0f];
+		}
+		s[o] = '\0';
+		*text_r = s;
+		return 0;
+	}
 	default:
 		return -1;
 	}
@@ -234,8 +255,10 @@ dns_wire_answer(const unsigned char *abuf, size_t alen, enum dns_type type,
 			if (dns_wire_rdata(abuf, alen, off, rdlen, type, &text,
 			    &pref) < 0)
 				goto bad;
-			if (text != NULL)
+			if (text != NULL) {
 				dns_wire_push(&rr, &n, text, pref);
+				rr[n - 1].ad = (abuf[3] & DNS_HDR_AD) != 0;
+			}
 		}
 		off += rdlen;
 	}

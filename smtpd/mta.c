@@ -125,6 +125,7 @@ mta_new(const struct mta_params *p)
 	m->reuse_ms = p->reuse_time_ms > 0 ? p->reuse_time_ms : 300 * 1000;
 	m->idle_max = p->idle_max > 0 ? p->idle_max : 100;
 	m->idle_ms = p->idle_ms > 0 ? p->idle_ms : 2000;
+	m->tlsrpt = p->tlsrpt;
 	return m;
 }
 
@@ -235,6 +236,8 @@ mta_conn_cb(struct conn *c, enum conn_event ev, void *arg)
 		    LOG_VALUE(s->label),
 		    conn_tls_version(c) ? conn_tls_version(c) : "?",
 		    conn_tls_cipher(c) ? conn_tls_cipher(c) : "?");
+		if (!mta_dane_check(s))
+			break;
 		s->ext = 0;
 		s->ext_size = 0;
 		mta_enter(s, MTA_S_EHLO);
@@ -439,6 +442,15 @@ mta_after_ehlo(struct mta_session *s)
 	    !s->tls_failed_here) {
 		mta_enter(s, MTA_S_STARTTLS);
 		mta_send(s, "STARTTLS\r\n");
+		return;
+	}
+	if (!s->tls_on && mta_dane_required(s)) {
+		/* RFC 7672 2.2: never in clear to a host with TLSA
+		 * (RFC 8460: starttls-not-supported). */
+		mta_dane_count(s, "starttls-not-supported");
+		mta_host_fail(s, "451 4.7.5 %s has DANE TLSA records but "
+		    "STARTTLS %s", s->label, s->tls_failed_here ? "failed" :
+		    "is not offered");
 		return;
 	}
 	if (!s->tls_on) {

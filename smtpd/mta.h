@@ -58,6 +58,7 @@ struct mta_params {
 	/* MTA-STS policies (smtpd/mta_sts.h), borrowed; NULL: off (and
 	 * always off through a smarthost). */
 	struct mta_sts *sts;
+	struct tlsrpt *tlsrpt;		/* TLS-RPT counts, borrowed; NULL */
 };
 
 struct mta *mta_new(const struct mta_params *p);

@@ -62,6 +62,13 @@ enum mta_ext {
 	MTA_EXT_DSN = 1 << 7,		/* RFC 3461 */
 };
 
+/* What DANE asks of the current host (mta_dane.c). */
+enum mta_dane {
+	MTA_DANE_NONE,		/* no authenticated TLSA: opportunistic */
+	MTA_DANE_VERIFY,	/* usable TLSA records: TLS, chain matches */
+	MTA_DANE_TLS_ONLY,	/* TLSA, none usable: TLS, unauthenticated */
+};
+
 /* A connection kept open after a transaction, for the next message to
  * the same peer (mta_pool.c). */
 struct mta_idle {
@@ -104,6 +111,7 @@ struct mta {
 	struct mta_idle *idle;		/* mta_pool.c */
 	size_t nidle;
 	struct mta_sts *sts;		/* borrowed, NULL: no MTA-STS */
+	struct tlsrpt *tlsrpt;		/* borrowed, NULL: not counted */
 };
 
 struct mta_session {
@@ -156,6 +164,12 @@ struct mta_session {
 	unsigned stuff;
 	unsigned char *inbuf, *outbuf;
 
+	/* mta_dane.c: DANE (RFC 7672) for the current host. */
+	bool mx_checked, mx_secure;	/* the MX answer's AD bit */
+	enum mta_dane dane;
+	char **tlsa;			/* its TLSA records (text), owned */
+	size_t ntlsa;
+
 	char *last_error;		/* why the last host failed */
 	int depth;			/* > 0 inside a callback */
 	bool dead;			/* free when depth drops to 0 */
@@ -193,6 +207,31 @@ bool mta_route_sts_tls(struct mta_session *s);
 /* An idle connection (c, TLS on or not) may carry s's message. */
 bool mta_route_sts_reuse(const struct mta_session *s, struct conn *c,
     bool tls_on);
+
+/* The next MX host (or finish when none is left). */
+void mta_next_host(struct mta_session *s);
+/* The current host's addresses, then connect (after mta_dane_lookup). */
+void mta_route_addr(struct mta_session *s);
+
+/* ---- mta_dane.c ---- */
+
+/* DANE for the current host: the MX answer's AD bit, then, if it was
+ * authenticated, _25._tcp.HOST's TLSA records; then mta_route_addr (or
+ * the next host when the TLSA lookup failed). */
+void mta_dane_lookup(struct mta_session *s);
+/* The current host must do TLS (it has authenticated TLSA records). */
+bool mta_dane_required(const struct mta_session *s);
+/* After the handshake: the chain against the TLSA records. true: go on;
+ * false: the host failed (mta_host_fail was called). */
+bool mta_dane_check(struct mta_session *s);
+/* A kept connection c may carry this session's message: DANE does not
+ * apply, or c has TLS (and its chain matches the TLSA records). */
+bool mta_dane_conn_ok(const struct mta_session *s, struct conn *c);
+/* Count a DANE session for TLS-RPT: result NULL (success) or an RFC
+ * 8460 result type. */
+void mta_dane_count(struct mta_session *s, const char *result);
+/* Forget the host's TLSA records (next host, session free). */
+void mta_dane_clear(struct mta_session *s);
 
 /* ---- mta_pool.c ---- */
 

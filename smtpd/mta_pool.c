@@ -88,6 +88,8 @@ mta_pool_take(struct mta_session *s)
 			continue;
 		if (!mta_route_sts_reuse(s, e->c, e->tls_on))
 			continue;
+		if (!mta_dane_conn_ok(s, e->c))
+			continue;	/* kept before DANE applied */
 		break;
 	}
 	if (e == NULL)

@@ -23,7 +23,6 @@ static void mta_route_sts_cb(struct mta_sts_policy *, void *);
 static void mta_route_mx(struct mta_session *);
 static bool mta_route_sts_host(struct mta_session *, const char *);
 static void mta_mx_cb(enum dns_status, const struct dns_mx *, size_t, void *);
-static void mta_next_host(struct mta_session *);
 static void mta_addr_cb(enum dns_status, const struct sockaddr_storage *,
     size_t, void *);
 static void mta_connect(struct mta_session *);
@@ -77,10 +76,13 @@ mta_route_mx(struct mta_session *s)
 
 /* ---- MTA-STS (RFC 8461 4) ---- */
 
+/* RFC 8461 2: where DANE applies to the host (mta_dane.c has found
+ * usable, authenticated TLSA records) it takes precedence over MTA-STS. */
 static bool
 mta_route_sts_on(const struct mta_session *s)
 {
-	return s->sts != NULL && s->sts->mode != MTA_STS_NONE;
+	return s->sts != NULL && s->sts->mode != MTA_STS_NONE &&
+	    !mta_dane_required(s);
 }
 
 /* A policy failure: enforce defers (false), testing logs (true). */
@@ -199,11 +201,10 @@ out:
 		mta_session_free(s);
 }
 
-static void
+void
 mta_next_host(struct mta_session *s)
 {
 	char buf[600];
-	unsigned port;
 
 	while (++s->host_idx < s->nhosts &&
 	    !mta_route_sts_host(s, s->hosts[s->host_idx].host))
@@ -218,6 +219,15 @@ mta_next_host(struct mta_session *s)
 		return;
 	}
 	mta_enter(s, MTA_S_ADDR);
+	mta_dane_lookup(s);
+}
+
+void
+mta_route_addr(struct mta_session *s)
+{
+	unsigned port;
+
+	/* Still MTA_S_ADDR (mta_next_host). */
 	port = s->m->smarthost_host != NULL ? s->m->smarthost_port :
 	    s->m->port;
 	s->dreq = dns_addr(s->m->dns, s->hosts[s->host_idx].host, port,
@@ -356,7 +366,7 @@ mta_host_fail(struct mta_session *s, const char *fmt, ...)
 		return;
 	}
 	if (s->state == MTA_S_TLS && !s->tls_failed_here &&
-	    s->m->smarthost_host == NULL &&
+	    s->m->smarthost_host == NULL && !mta_dane_required(s) &&
 	    (s->sts == NULL || s->sts->mode != MTA_STS_ENFORCE)) {
 		/* Opportunistic TLS failed: this host in clear, once. */
 		s->tls_failed_here = true;

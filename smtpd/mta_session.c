@@ -103,6 +103,7 @@ mta_session_free(struct mta_session *s)
 	free(s->active);
 	free(s->inbuf);
 	free(s->outbuf);
+	mta_dane_clear(s);
 	free(s->last_error);
 	free(s->source);
 	free(s);

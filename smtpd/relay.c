@@ -36,6 +36,7 @@
 #include "mailauth/dns.h"
 #include "smtpd/mta_sts.h"
 #include "smtpd/relay_monitor.h"
+#include "smtpd/tlsrpt_send.h"
 #include "store/domain_source.h"
 #include "store/store.h"
 
@@ -159,6 +160,9 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 		p.sts = r->sts;
 	}
 	r->monitor = relay_monitor_new(base, cfg, r->dns);
+	/* TLS-RPT (RFC 8460): the sessions count, a timer mails reports. */
+	r->tlsrpt = tlsrpt_sender_new(base, cfg, r->dns);
+	p.tlsrpt = tlsrpt_sender_counts(r->tlsrpt);
 	r->mta = mta_new(&p);
 	if (pass != NULL) {
 		util_wipe(pass, strlen(pass));
@@ -251,6 +255,7 @@ relay_free(struct relay *r)
 	if (r->queue_changed != NULL)
 		notify_unsubscribe(r->queue_changed, relay_queue_changed, r);
 	workq_free(r->writer);
+	tlsrpt_sender_free(r->tlsrpt);
 	dns_free(r->dns);
 	tls_ctx_free(r->tls);
 	store_close(r->st);

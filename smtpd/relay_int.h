@@ -30,6 +30,7 @@ struct store;
 struct store_body;
 struct tls_ctx;
 struct workq;
+struct tlsrpt_sender;
 struct relay_msg;
 
 /* One destination domain of one message: one SMTP session. */
@@ -96,6 +97,7 @@ struct relay {
 	struct dns *dns;
 	struct tls_ctx *tls;
 	struct mta *mta;
+	struct tlsrpt_sender *tlsrpt;	/* NULL: TLS-RPT off */
 	struct event *tick;
 	struct event *kick;
 	struct event *flush;		/* batched result commit */

@@ -15,7 +15,7 @@ int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	static const enum dns_type types[8] = {
-		DNS_T_TXT, DNS_T_MX, DNS_T_TXT, DNS_T_MX,
+		DNS_T_TXT, DNS_T_MX, DNS_T_TLSA, DNS_T_MX,
 		DNS_T_A, DNS_T_AAAA, DNS_T_PTR, DNS_T_SRV,
 	};
 	enum dns_type type;

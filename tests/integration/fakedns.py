@@ -8,8 +8,14 @@
         "1.2.0.192.in-addr.arpa": {"PTR": ["mail.example.test"]},
         "_submissions._tcp.example.test": {"SRV": [(0, 1, 465, "mail.example.test")]},
         "broken.test": "SERVFAIL",      # or "NXDOMAIN", or "DROP" (no answer)
+        "_25._tcp.mx1.remote.test": {"TLSA": [(3, 1, 1, "ab12...")],
+                                     "AD": True},
     })
     dns.start(); ... dns.port ...; dns.stop()
+
+TLSA values are (usage, selector, matching type, data in hex) (RFC 6698).
+"AD": True on a name sets the AD bit on its answers, as a validating
+resolver does for authenticated data (RFC 4035 3.2.3).
 
 Names missing from the table are NXDOMAIN; a known name without the asked
 type is NOERROR with no answers. Both carry an SOA (TTL and MINIMUM 60),
@@ -44,7 +50,8 @@ import socket
 import sys
 import threading
 
-from dnslib import A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, DNSRecord
+from dnslib import (A, AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, SRV, TLSA, TXT,
+                    DNSRecord)
 
 
 class FakeDNS:
@@ -121,6 +128,8 @@ class FakeDNS:
                 self.failed += 1
                 entry = random.choice(self.fail_kinds)
         reply = req.reply()
+        # dnslib copies the query's flags; AD only where the table says.
+        reply.header.ad = 0
         if entry is None:
             reply.header.rcode = RCODE.NXDOMAIN
             return self._negative(reply, q)
@@ -132,6 +141,8 @@ class FakeDNS:
         if entry == "NXDOMAIN":
             reply.header.rcode = RCODE.NXDOMAIN
             return self._negative(reply, q)
+        if entry.get("AD"):
+            reply.header.ad = 1
         for value in entry.get(qtype, []):
             if qtype == "MX":
                 pref, host = value
@@ -151,6 +162,9 @@ class FakeDNS:
             elif qtype == "SRV":
                 prio, weight, port, target = value
                 rdata = SRV(prio, weight, port, target)
+            elif qtype == "TLSA":
+                usage, selector, mtype, data = value
+                rdata = TLSA(usage, selector, mtype, bytes.fromhex(data))
             else:
                 continue
             reply.add_answer(RR(q.qname, q.qtype, rdata=rdata,

@@ -286,6 +286,47 @@ test_mx(struct dns *d)
 	}
 	t_end();
 
+	t_begin("dns TLSA: usage selector mtype hex, the AD bit per answer");
+	{
+		/* _25._tcp.x: 3 1 1 <4 octets> and 2 0 0 <1 octet>, the
+		 * header with AD (0x20 in the fourth octet). */
+		unsigned char msg[] = {
+			0, 1, 0x81, 0xa0, 0, 1, 0, 2, 0, 0, 0, 0,
+			3, '_', '2', '5', 4, '_', 't', 'c', 'p', 1, 'x', 0,
+			0, 52, 0, 1,
+			0xc0, 12, 0, 52, 0, 1, 0, 0, 0, 60, 0, 7,
+			3, 1, 1, 0xde, 0xad, 0xbe, 0x0f,
+			0xc0, 12, 0, 52, 0, 1, 0, 0, 0, 30, 0, 4,
+			2, 0, 0, 0xa5,
+		};
+		struct dns_rr *rr;
+		size_t n;
+		uint32_t ttl;
+
+		t_assert_int(dns_wire_answer(msg, sizeof(msg), DNS_T_TLSA,
+		    &rr, &n, &ttl), 0);
+		t_assert_int(n, 2);
+		t_assert_str(rr[0].text, "3 1 1 deadbe0f");
+		t_assert_str(rr[1].text, "2 0 0 a5");
+		t_assert(rr[0].ad && rr[1].ad);
+		t_assert_int(ttl, 30);
+		dns_rrs_free(rr, n);
+		/* Without the AD bit: the same records, not authenticated. */
+		msg[3] = 0x80;
+		t_assert_int(dns_wire_answer(msg, sizeof(msg), DNS_T_TLSA,
+		    &rr, &n, &ttl), 0);
+		t_assert_int(n, 2);
+		t_assert(!rr[0].ad && !rr[1].ad);
+		dns_rrs_free(rr, n);
+		/* A record shorter than usage, selector, type and one octet
+		 * of data is malformed. */
+		msg[sizeof(msg) - 5] = 3;
+		t_assert_int(dns_wire_answer(msg, sizeof(msg) - 1, DNS_T_TLSA,
+		    &rr, &n, &ttl), -1);
+		t_assert_str(dns_type_str(DNS_T_TLSA), "TLSA");
+	}
+	t_end();
+
 	t_begin("dns servfail");
 	memset(&r, 0, sizeof(r));
 	dns_mx(d, "fail.test", mx_cb, &r);
