@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "mailauth/dns.h"
 #include "smtpd/mta_sts.h"
+#include "smtpd/tlsrpt.h"
 
 static void mta_route_sts_cb(struct mta_sts_policy *, void *);
 static void mta_route_mx(struct mta_session *);
@@ -85,11 +86,45 @@ mta_route_sts_on(const struct mta_session *s)
 	    !mta_dane_required(s);
 }
 
+/* Policy lines reported (version, mode, max_age, and the mx lines). */
+#define MTA_STS_REPORT_LINES	(3 + MTA_STS_MX_MAX)
+
+/*
+ * Count a session under the policy for TLS-RPT (RFC 8460 4.3): result NULL
+ * for a success, else a result type. The policy strings are the policy
+ * file's lines as fetched.
+ */
+static void
+mta_route_sts_count(struct mta_session *s, const char *host,
+    const char *result)
+{
+	char ip[64], *text, *line, *save = NULL;
+	const char *peer = NULL, *lines[MTA_STS_REPORT_LINES];
+	size_t n = 0;
+
+	if (s->m->tlsrpt == NULL || s->msg == NULL)
+		return;
+	if (s->addrs != NULL && s->addr_idx < s->naddrs &&
+	    s->state != MTA_S_ADDR)
+		peer = dns_sockaddr_str(&s->addrs[s->addr_idx], ip,
+		    sizeof(ip));
+	text = xstrdup(s->sts->text != NULL ? s->sts->text : "");
+	for (line = strtok_r(text, "\r\n", &save); line != NULL &&
+	    n < nitems(lines); line = strtok_r(NULL, "\r\n", &save))
+		lines[n++] = line;
+	tlsrpt_add(s->m->tlsrpt, s->msg->domain, "sts", lines, n, host,
+	    result, s->source, peer);
+	free(text);
+}
+
 /* A policy failure: enforce defers (false), testing logs (true). */
 static bool
-mta_route_sts_fail(struct mta_session *s, const char *host, const char *why)
+mta_route_sts_fail(struct mta_session *s, const char *host, const char *why,
+    const char *result)
 {
 	bool enforce = s->sts->mode == MTA_STS_ENFORCE;
+
+	mta_route_sts_count(s, host, result);
 
 	log_info("event=relay.mta_sts sid=%s msgid=%s domain=%s host=%s "
 	    "id=%s mode=%s result=fail reason=\"%s\"%s", s->sid, s->msg->id,
@@ -105,7 +140,8 @@ mta_route_sts_host(struct mta_session *s, const char *host)
 {
 	if (!mta_route_sts_on(s) || mta_sts_mx_match(s->sts, host))
 		return true;
-	if (mta_route_sts_fail(s, host, "MX host not in policy"))
+	if (mta_route_sts_fail(s, host, "MX host not in policy",
+	    "validation-failure"))
 		return true;
 	s->all_nx = false;	/* never "no such domain" for this */
 	mta_set_error(s, "451 4.7.5 MX host %s not allowed by the MTA-STS "
@@ -121,20 +157,23 @@ mta_route_sts_tls(struct mta_session *s)
 	if (!mta_route_sts_on(s))
 		return true;
 	if (!s->tls_on) {
-		if (mta_route_sts_fail(s, host, "no STARTTLS"))
+		if (mta_route_sts_fail(s, host, "no STARTTLS",
+		    "starttls-not-supported"))
 			return true;
 		mta_host_fail(s, "451 4.7.5 %s: no STARTTLS, required by the "
 		    "MTA-STS policy of %s", s->label, s->msg->domain);
 		return false;
 	}
 	if (!conn_tls_verified(s->c)) {
-		if (mta_route_sts_fail(s, host, "certificate not valid"))
+		if (mta_route_sts_fail(s, host, "certificate not valid",
+		    "validation-failure"))
 			return true;
 		mta_host_fail(s, "451 4.7.5 %s: certificate not valid for "
 		    "%s, required by the MTA-STS policy of %s", s->label, host,
 		    s->msg->domain);
 		return false;
 	}
+	mta_route_sts_count(s, host, NULL);
 	log_debug("event=relay.mta_sts sid=%s msgid=%s domain=%s host=%s "
 	    "mode=%s result=ok", s->sid, s->msg->id,
 	    LOG_VALUE(s->msg->domain), LOG_VALUE(host),

@@ -5,7 +5,10 @@ delivers only to listed MX hosts over STARTTLS with a certificate valid
 for the MX name; failures defer (4.7.5, never a bounce). Testing mode
 delivers and logs."""
 
+import email
+import gzip
 import http.server
+import json
 import os
 import ssl
 import sys
@@ -82,7 +85,7 @@ class PolicyServer:
 
 
 class RelayMtaSts(unittest.TestCase):
-    def start(self, **relay):
+    def start(self, extra=None, **relay):
         tmp = ct.tempfile.mkdtemp(prefix="carteiro-sts-")
         self.addCleanup(ct.shutil.rmtree, tmp, True)
         names = ["mx1.%s" % d for d in DOMAINS]
@@ -94,6 +97,7 @@ class RelayMtaSts(unittest.TestCase):
             records[mx] = {"A": ["127.0.0.2"]}
             records["mta-sts." + d] = {"A": ["127.0.0.1"]}
             records["_mta-sts." + d] = {"TXT": ["v=STSv1; id=1;"]}
+        records.update(extra or {})
         self.web = PolicyServer(cert, key)
         self.addCleanup(self.web.stop)
         for d, (mode, pat, mx) in DOMAINS.items():
@@ -146,6 +150,55 @@ class RelayMtaSts(unittest.TestCase):
             "SELECT domain, id, policy, expires - fetched FROM mta_sts"),
             [("good.test", "1", policy("enforce", "mx1.good.test")
               .decode(), 86400)])
+
+    def test_tls_report_counts_sts_sessions(self):
+        # RFC 8460: sessions under an STS policy are reported with
+        # policy-type "sts", the policy lines, and the failure's type.
+        rua = {"TXT": ["v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"]}
+        self.start(extra={"_smtp._tls.good.test": rua,
+                          "_smtp._tls.badcert.test": rua,
+                          "reports.test": {"MX": [(10, "mx.reports.test")]},
+                          "mx.reports.test": {"A": ["127.0.0.3"]}},
+                   tls_report_interval="3s")
+        reports = Sink("127.0.0.3", self.sink.port).start()
+        self.addCleanup(reports.stop)
+        self.assertEqual(submit(self.env, ["bob@good.test"], MSG), {})
+        self.assertEqual(submit(self.env, ["bob@badcert.test"], MSG), {})
+        self.sink.wait(1)
+        self.deferred("bob@badcert.test")
+
+        def report(domain):
+            for m in reports.messages:
+                msg = email.message_from_bytes(m.data)
+                if msg["TLS-Report-Domain"] == domain:
+                    part = [p for p in msg.walk() if p.get_content_type()
+                            == "application/tlsrpt+gzip"][0]
+                    return json.loads(gzip.decompress(
+                        part.get_payload(decode=True)))
+            return None
+        self.assertTrue(wait_for(lambda: report("good.test") and
+                                 report("badcert.test"), 30))
+        self.assertEqual(report("good.test")["policies"], [{
+            "policy": {"policy-type": "sts",
+                       "policy-string": ["version: STSv1", "mode: enforce",
+                                         "mx: mx1.good.test",
+                                         "max_age: 86400"],
+                       "policy-domain": "good.test",
+                       "mx-host": ["mx1.good.test"]},
+            "summary": {"total-successful-session-count": 1,
+                        "total-failure-session-count": 0},
+            "failure-details": []}])
+        pol = report("badcert.test")["policies"][0]
+        self.assertEqual(pol["policy"]["policy-type"], "sts")
+        self.assertEqual(pol["summary"]["total-successful-session-count"],
+                         0)
+        fails = pol["summary"]["total-failure-session-count"]
+        self.assertGreaterEqual(fails, 1)
+        self.assertEqual(pol["failure-details"], [{
+            "result-type": "validation-failure",
+            "failed-session-count": fails,
+            "receiving-ip": "127.0.0.2",
+            "receiving-mx-hostname": "mx.badcert.test"}])
 
     def test_enforce_wildcard_mx_delivered(self):
         self.start()
