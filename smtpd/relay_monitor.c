@@ -24,6 +24,7 @@
 #include "common/workq.h"
 #include "mailauth/dns.h"
 #include "mailauth/dnsbl.h"
+#include "store/domain_source.h"
 #include "store/monitor.h"
 #include "store/store.h"
 
@@ -147,6 +148,24 @@ relay_monitor_work(void *arg, void *ctx)
 			dns_rr_free(a, n);
 		}
 	}
+	/* Each local domain's own source address too (domain set). */
+	if (store_domain_source_ips(st, &a, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			bool dup = false;
+
+			for (size_t j = 0; j < nips && !dup; j++)
+				dup = strcmp(ips[j], a[i]) == 0;
+			if (dup) {
+				free(a[i]);
+				continue;
+			}
+			ips = xrealloc(ips, (nips + 1) * sizeof(*ips));
+			ips[nips++] = a[i];
+		}
+		free(a);
+	} else
+		log_warn("event=relay.monitor result=fail error=\"store: %s\"",
+		    store_error(st));
 	for (i = 0; i < nips; i++)
 		for (z = 0; z < zones->n; z++)
 			relay_monitor_one(mo, st, ips[i], zones->v[z]);

@@ -5,6 +5,7 @@
 #include "store/domain_source.h"
 #include "store/store_internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +80,44 @@ store_domain_source_clear(struct store_domain_source *row)
 	free(row->source_ip);
 	free(row->helo);
 	memset(row, 0, sizeof(*row));
+}
+
+int
+store_domain_source_ips(struct store *st, char ***ips_r, size_t *n_r)
+{
+	sqlite3_stmt *s;
+	char **ips = NULL, *list, *ip, *save;
+	size_t n = 0, i;
+	bool dup;
+	int rc;
+
+	*ips_r = NULL;
+	*n_r = 0;
+	rc = sqlite3_prepare_v2(st->db, "SELECT source_ip FROM domains WHERE "
+	    "source_ip IS NOT NULL AND source_ip != ''", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail_db(st, rc, "domains");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		list = store_domain_source_col(s, 0);
+		for (ip = strtok_r(list, ",", &save); ip != NULL;
+		    ip = strtok_r(NULL, ",", &save)) {
+			for (dup = false, i = 0; i < n && !dup; i++)
+				dup = strcmp(ips[i], ip) == 0;
+			if (dup)
+				continue;
+			ips = xrealloc(ips, (n + 1) * sizeof(*ips));
+			ips[n++] = xstrdup(ip);
+		}
+		free(list);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		for (i = 0; i < n; i++)
+			free(ips[i]);
+		free(ips);
+		return store_fail_db(st, rc, "domains");
+	}
+	*ips_r = ips;
+	*n_r = n;
+	return 0;
 }

@@ -26,5 +26,9 @@ int store_domain_source_set(struct store *st, const char *domain,
 int store_domain_source_get(struct store *st, const char *domain,
     struct store_domain_source *row_r);
 void store_domain_source_clear(struct store_domain_source *row);
+/* Every address some domain's source_ip names, each once (the daily
+ * DNSBL self-check): 0 and *ips_r, *n_r (caller frees each and the
+ * array), -1. */
+int store_domain_source_ips(struct store *st, char ***ips_r, size_t *n_r);
 
 #endif

@@ -65,6 +65,33 @@ class RelayMonitor(unittest.TestCase):
         self.assertTrue(wait_for(lambda: runs() >= n + 2))
         self.assertEqual(len(env.mailbox_bodies(pm)), 2)
 
+    def test_domain_source_addresses_are_monitored(self):
+        # carteiroctl domain set DOMAIN source_ip=...: that address is
+        # looked up daily too, each address once.
+        old = os.environ.get("CARTEIRO_TEST_MONITOR_MS")
+        os.environ["CARTEIRO_TEST_MONITOR_MS"] = "300"
+        self.addCleanup(lambda: os.environ.pop("CARTEIRO_TEST_MONITOR_MS")
+                        if old is None else os.environ.__setitem__(
+                            "CARTEIRO_TEST_MONITOR_MS", old))
+        env, dns, _ = relay_setup(
+            {"4.0.0.127.mon.test": LISTED},
+            conf={"relay": {"monitor_dnsbl": "mon.test",
+                            "source_ip": "127.0.0.3"}})
+        dns.ttl = 0
+        self.addCleanup(dns.stop)
+        self.addCleanup(env.stop)
+        env.ctl_ok("domain", "add", "shop.test")
+        env.ctl_ok("domain", "add", "shop2.test")
+        env.ctl_ok("domain", "set", "shop.test", "source_ip=127.0.0.4")
+        env.ctl_ok("domain", "set", "shop2.test",
+                   "source_ip=127.0.0.4")
+        env.start_smtpd()
+        self.assertTrue(wait_for(lambda: "event=relay.monitor addresses=2 "
+                                 "zones=1" in env.smtpd.log()), env.logs())
+        self.assertTrue(wait_for(lambda: env.query(
+            "SELECT ip, zone FROM monitor_listing") ==
+            [("127.0.0.4", "mon.test")]), env.logs())
+
 
 if __name__ == "__main__":
     ct.main()
