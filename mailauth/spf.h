@@ -10,6 +10,7 @@
 #define CARTEIRO_SPF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum spf_result {
 	SPF_NONE,
@@ -53,6 +54,14 @@ typedef enum spf_dns_status spf_lookup_fn(void *ctx, enum spf_qtype type,
  * thread or on a resolver without a loop. Answers free with free().
  */
 spf_lookup_fn spf_lookup_dns;
+
+/* The same with a deadline (the inbound checks' per-message DNS budget,
+ * dns_lookup_sync_until): ctx is a struct spf_dns_until. */
+struct spf_dns_until {
+	struct dns *dns;
+	uint64_t deadline_ms;		/* util_now_ms() clock */
+};
+spf_lookup_fn spf_lookup_dns_until;
 
 /*
  * What check_host() looked at, for carteiroctl spf: called in order for

@@ -9,19 +9,38 @@
 
 #include <stdlib.h>
 
+static const enum dns_type spf_dns_types[] = {
+	[SPF_Q_TXT] = DNS_T_TXT,
+	[SPF_Q_A] = DNS_T_A,
+	[SPF_Q_AAAA] = DNS_T_AAAA,
+	[SPF_Q_MX] = DNS_T_MX,
+	[SPF_Q_PTR] = DNS_T_PTR,
+};
+
+static enum spf_dns_status spf_dns_status(enum dns_status);
+
 enum spf_dns_status
 spf_lookup_dns(void *ctx, enum spf_qtype type, const char *name,
     char ***answers_r, size_t *n_r)
 {
-	static const enum dns_type types[] = {
-		[SPF_Q_TXT] = DNS_T_TXT,
-		[SPF_Q_A] = DNS_T_A,
-		[SPF_Q_AAAA] = DNS_T_AAAA,
-		[SPF_Q_MX] = DNS_T_MX,
-		[SPF_Q_PTR] = DNS_T_PTR,
-	};
+	return spf_dns_status(dns_lookup_sync(ctx, spf_dns_types[type], name,
+	    answers_r, n_r));
+}
 
-	switch (dns_lookup_sync(ctx, types[type], name, answers_r, n_r)) {
+enum spf_dns_status
+spf_lookup_dns_until(void *ctx, enum spf_qtype type, const char *name,
+    char ***answers_r, size_t *n_r)
+{
+	const struct spf_dns_until *u = ctx;
+
+	return spf_dns_status(dns_lookup_sync_until(u->dns,
+	    spf_dns_types[type], name, u->deadline_ms, answers_r, n_r));
+}
+
+static enum spf_dns_status
+spf_dns_status(enum dns_status st)
+{
+	switch (st) {
 	case DNS_OK:
 		return SPF_DNS_OK;
 	case DNS_TEMPFAIL:

@@ -238,37 +238,6 @@ inbound_token(const char *s, char *buf, size_t size)
 	return o ? buf : "unknown";
 }
 
-/* The SPF/DMARC lookup hook (spf.h) with the message's deadline; the
- * mapping is spf_dns.c's. */
-struct inbound_dns {
-	struct dns *dns;
-	uint64_t deadline_ms;
-};
-
-static enum spf_dns_status
-inbound_lookup(void *ctx, enum spf_qtype type, const char *name,
-    char ***answers_r, size_t *n_r)
-{
-	static const enum dns_type types[] = {
-		[SPF_Q_TXT] = DNS_T_TXT,
-		[SPF_Q_A] = DNS_T_A,
-		[SPF_Q_AAAA] = DNS_T_AAAA,
-		[SPF_Q_MX] = DNS_T_MX,
-		[SPF_Q_PTR] = DNS_T_PTR,
-	};
-	const struct inbound_dns *id = ctx;
-
-	switch (dns_lookup_sync_until(id->dns, types[type], name,
-	    id->deadline_ms, answers_r, n_r)) {
-	case DNS_OK:
-		return SPF_DNS_OK;
-	case DNS_TEMPFAIL:
-		return SPF_DNS_TEMPFAIL;
-	default:
-		return SPF_DNS_NONE;
-	}
-}
-
 static void
 inbound_work(void *arg, void *ctx)
 {
@@ -279,7 +248,8 @@ inbound_work(void *arg, void *ctx)
 	char buf[64 * 1024], tok[256], tok2[256];
 	uint64_t off = 0;
 	char *ar = NULL;
-	struct inbound_dns idns = { dns, j->deadline_ms };
+	/* SPF and DMARC lookups share the message's DNS deadline. */
+	struct spf_dns_until idns = { dns, j->deadline_ms };
 
 	while (off < j->size) {
 		ssize_t n = spool_copy_pread(&j->src, buf, sizeof(buf), off);
@@ -292,7 +262,7 @@ inbound_work(void *arg, void *ctx)
 	/* SPF */
 	struct spf_request sreq = {
 		.ip = j->ip, .sender = j->mail_from, .helo = j->helo,
-		.receiver = hostname, .lookup = dns ? inbound_lookup : NULL,
+		.receiver = hostname, .lookup = dns ? spf_lookup_dns_until : NULL,
 		.ctx = &idns,
 	};
 	char *spf_domain = NULL;
@@ -363,7 +333,7 @@ inbound_work(void *arg, void *ctx)
 		struct dmarc_request dreq = {
 			.from_domain = from_domain, .spf = spf,
 			.spf_domain = spf_domain, .dkim = passed,
-			.ndkim = npassed, .lookup = inbound_lookup,
+			.ndkim = npassed, .lookup = spf_lookup_dns_until,
 			.ctx = &idns,
 		};
 		struct dmarc_outcome out;
