@@ -335,10 +335,7 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
 		goto out;
 	ret = 0;
 out:
-	if (ret != 0)
-		store_rollback(st);
-	else if (store_commit(st) < 0)
-		ret = -1;
+	ret = store_end(st, ret);
 	if (ret == 0) {
 		if (body_id_r != NULL)
 			*body_id_r = body_id;

@@ -174,11 +174,7 @@ store_import(struct store *st, const char *address,
 out:
 	sqlite3_finalize(s);
 	free(key);
-	if (ret != 0)
-		store_rollback(st);
-	else if (store_commit(st) < 0)
-		ret = -1;
-	return ret;
+	return store_end(st, ret);
 }
 
 int

@@ -160,10 +160,7 @@ store_mailbox_delete(struct store *st, const char *address,
 		goto out;
 	ret = 0;
 out:
-	if (ret != 0)
-		store_rollback(st);
-	else if (store_commit(st) < 0)
-		return -1;
+	ret = store_end(st, ret);
 	if (ret == 0)
 		*deleted_r = deleted;
 	return ret;
@@ -219,10 +216,7 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	ret = 0;
 out:
 	free(ids);
-	if (ret != 0)
-		store_rollback(st);
-	else if (store_commit(st) < 0)
-		return -1;
+	ret = store_end(st, ret);
 	if (ret == 0 && freed_r != NULL)
 		*freed_r = n;
 	return ret;

@@ -86,11 +86,7 @@ store_mailbox_retrieved(struct store *st, const char *address,
 	ret = 0;
 out:
 	sqlite3_finalize(s);
-	if (ret != 0)
-		store_rollback(st);
-	else if (store_commit(st) < 0)
-		ret = -1;
-	return ret;
+	return store_end(st, ret);
 }
 
 int

@@ -436,6 +436,16 @@ store_rollback(struct store *st)
 }
 
 int
+store_end(struct store *st, int ret)
+{
+	if (ret != 0) {
+		store_rollback(st);
+		return ret;
+	}
+	return store_commit(st) < 0 ? -1 : 0;
+}
+
+int
 store_read_begin(struct store *st)
 {
 	return store_tx_start(st, STORE_TX_READ);

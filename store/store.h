@@ -71,6 +71,9 @@ int store_check_schema(struct store *st);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+/* End a unit by its outcome: ret != 0 rolls back and returns ret; 0
+ * commits and returns 0, or -1 when the commit fails. */
+int store_end(struct store *st, int ret);
 /* One read snapshot over several lookups (BEGIN DEFERRED ... COMMIT):
  * one WAL read lock and one consistent view instead of one per statement.
  * Inside a transaction it joins that one. Pairs with store_read_end. */
