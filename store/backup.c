@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ store_counts(struct store *st, struct store_counts *counts_r)
 
 	if (store_in_transaction(st))
 		return store_fail(st, "counts: inside a transaction");
-	rc = store_backup_counts_db(st->db, counts_r);
+	rc = store_backup_counts_db(db_sqlite_handle(st->db), counts_r);
 	if (rc != SQLITE_OK)
 		return store_fail_db(st, rc, "counts");
 	return 0;
@@ -134,7 +135,7 @@ store_backup(struct store *st, const char *dest,
 	rc = sqlite3_open_v2(dest, &db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK)
 		goto fail_db;
-	b = sqlite3_backup_init(db, "main", st->db, "main");
+	b = sqlite3_backup_init(db, "main", db_sqlite_handle(st->db), "main");
 	if (b == NULL) {
 		rc = sqlite3_errcode(db);
 		goto fail_db;
