@@ -433,8 +433,7 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
         self.hostname = hostname
         self.ca, self.cert, self.key = make_certs(self.dir, hostname)
-        self.db = os.path.join(self.dir, "mail.db")
-        self.store = TestStore(self.db)
+        self.store = TestStore(os.path.join(self.dir, "mail.db"))
         self.other_stores = []
         self.ports = {
             "mx": free_port(), "submission": free_port(),
@@ -476,6 +475,16 @@ class Env:
             self.ctl_ok("domain", "add", d)
         for u in users:
             self.ctl_ok("user", "add", u, input=PASSWORD + "\n")
+
+    @property
+    def db(self):
+        """[store] path: the SQLite file; under PostgreSQL the place of
+        the node's local state (lock, pid and stats files beside it)."""
+        return self.store.path
+
+    @db.setter
+    def db(self, path):
+        self.store.path = path
 
     def write_conf(self):
         with open(self.conf, "w") as f:
