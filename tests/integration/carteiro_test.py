@@ -31,8 +31,8 @@ env.execute (one committed write), env.connect (a transaction held open),
 env.schema_version() and env.integrity_problems() work on both, with SQL
 that both engines accept and "?" placeholders. A test about SQLite itself
 (its file, WAL, page limits) calls sqlite_only(reason) at the top (exit 77,
-meson's SKIP, under any other backend); one test method of a file that is
-otherwise generic is decorated with @sqlite_only_test(reason).
+meson's SKIP, under any other backend); keep those few, and put what is
+generic in a file of its own (test_ctl_verify beside test_ctl_backup).
 """
 
 import atexit
@@ -87,12 +87,6 @@ def sqlite_only(reason):
             BACKEND, reason))
         sys.stdout.flush()
         sys.exit(77)
-
-
-def sqlite_only_test(reason):
-    """Decorator for one test method that is about SQLite itself, in a
-    file that otherwise runs on every backend."""
-    return unittest.skipIf(BACKEND != "sqlite", "SQLite-only: " + reason)
 
 
 _ports_handed_out = set()
