@@ -1,0 +1,809 @@
+/*
+ * The PostgreSQL side of the database layer (store/db_pg*.c) and the
+ * PostgreSQL schema (store/schema_pg.c) against a real server: a private
+ * cluster started with scripts/pgcluster (initdb + pg_ctl of Debian's
+ * postgresql package, as "nobody" when run as root, on a free loopback
+ * port, removed at the end). With CARTEIRO_PG_CLUSTER=DIR (a running
+ * pgcluster) it makes fresh databases there instead. No initdb: the test
+ * fails and says so.
+ */
+#include "t.h"
+#include "store/db.h"
+#include "store/db_pg.h"
+#include "store/schema.h"
+#include "store/schema_pg.h"
+#include "common/util.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char t_script[512];
+static char t_cluster[256];	/* the pgcluster DIR */
+static bool t_own_cluster;	/* started here: stop at the end */
+
+/* scripts/pgcluster ARGS: its first output line (a connection string),
+ * or exit(1) with what went wrong. Caller frees. */
+static char *
+t_pgcluster(const char *args)
+{
+	char cmd[1024], line[1024];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s", t_script, args);
+	if ((p = popen(cmd, "r")) == NULL) {
+		perror("popen");
+		exit(1);
+	}
+	if (fgets(line, sizeof(line), p) == NULL)
+		line[0] = '\0';
+	if (pclose(p) != 0 || line[0] == '\0') {
+		fprintf(stderr, "FAIL: %s failed: no PostgreSQL cluster for "
+		    "this test (scripts/pgcluster needs initdb and pg_ctl: "
+		    "Debian package postgresql, see scripts/deps)\n", cmd);
+		exit(1);
+	}
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return xstrdup(line);
+}
+
+/* A new empty database; its connection string (caller frees). */
+static char *
+t_newdb(const char *name)
+{
+	char args[512];
+
+	snprintf(args, sizeof(args), "createdb '%s' %s_%d", t_cluster, name,
+	    (int)getpid());
+	return t_pgcluster(args);
+}
+
+static struct db_pg *
+t_open(const char *url)
+{
+	const char *err = NULL;
+	struct db_pg *db = pg_open(url, &err);
+
+	if (db == NULL) {
+		fprintf(stderr, "FAIL: pg_open: %s\n", err);
+		exit(1);
+	}
+	return db;
+}
+
+/* Run sql (no parameters) and return column 0 of its first row as int64;
+ * INT64_MIN when it fails or returns no row. */
+static int64_t
+t_int(struct db_pg *db, const char *sql)
+{
+	struct db_pg_stmt *s;
+	int64_t v = INT64_MIN;
+
+	if (pg_prepare(db, sql, false, &s) != DB_OK)
+		return v;
+	if (pg_step(s) == DB_ROW)
+		v = pg_column_int64(s, 0);
+	else
+		fprintf(stderr, "t_int(%s): %s\n", sql, pg_errmsg(db));
+	pg_finalize(s);
+	return v;
+}
+
+/* Column 0 of the first row as text; caller frees; NULL for none. */
+static char *
+t_text(struct db_pg *db, const char *sql)
+{
+	struct db_pg_stmt *s;
+	char *v = NULL;
+
+	if (pg_prepare(db, sql, false, &s) != DB_OK)
+		return NULL;
+	if (pg_step(s) == DB_ROW && pg_column_text(s, 0) != NULL)
+		v = xstrdup(pg_column_text(s, 0));
+	pg_finalize(s);
+	return v;
+}
+
+static void
+t_translate(void)
+{
+	const char *err = NULL;
+	char *out;
+	int n = -1;
+
+	t_begin("placeholders: ?N, bare ?, quotes and comments");
+	out = pg_sql_translate("SELECT ?1, ?, ?3, ? FROM t WHERE a = '?' "
+	    "AND \"b?\" = E'\\'?' -- ?\n /* ? */ AND c = $$?$$ || ?2",
+	    &n, &err);
+	t_assert_str(out, "SELECT $1, $2, $3, $4 FROM t WHERE a = '?' "
+	    "AND \"b?\" = E'\\'?' -- ?\n /* ? */ AND c = $$?$$ || $2");
+	t_assert_int(n, 4);
+	free(out);
+	out = pg_sql_translate("SELECT 'it''s ?', ?7", &n, &err);
+	t_assert_str(out, "SELECT 'it''s ?', $7");
+	t_assert_int(n, 7);
+	free(out);
+	out = pg_sql_translate("SELECT ?0", &n, &err);
+	t_assert(out == NULL);
+	out = pg_sql_translate("SELECT ?40000", &n, &err);
+	t_assert(out == NULL);
+	out = pg_sql_translate("begin immediate", &n, &err);
+	t_assert_str(out, "BEGIN");
+	free(out);
+	out = pg_sql_translate(" BEGIN DEFERRED TRANSACTION;", &n, &err);
+	t_assert_str(out, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+	free(out);
+	out = pg_sql_translate("BEGIN", &n, &err);
+	t_assert_str(out, "BEGIN");
+	t_assert_int(n, 0);
+	free(out);
+	t_assert_int(pg_sql_kind("  begin"), PG_SQL_BEGIN);
+	t_assert_int(pg_sql_kind("COMMIT"), PG_SQL_COMMIT);
+	t_assert_int(pg_sql_kind("ROLLBACK"), PG_SQL_ROLLBACK);
+	t_assert_int(pg_sql_kind("ROLLBACK TO store_unit"), PG_SQL_OTHER);
+	t_assert_int(pg_sql_kind("rollback transaction to x"), PG_SQL_OTHER);
+	t_assert_int(pg_sql_kind("/* x */ SELECT 1;"), PG_SQL_SELECT);
+	t_assert_int(pg_sql_kind("SELECT 1; DELETE FROM t"), PG_SQL_OTHER);
+	t_assert_int(pg_sql_kind("SELECT ';'"), PG_SQL_SELECT);
+	t_assert_int(pg_sql_kind("INSERT INTO t VALUES (1)"), PG_SQL_OTHER);
+	t_end();
+}
+
+static void
+t_password(const char *url)
+{
+	const char *err = NULL;
+	char bad[1024];
+
+	t_begin("a password in the connection string is refused");
+	snprintf(bad, sizeof(bad), "%s password=secret", url);
+	t_assert(pg_open(bad, &err) == NULL);
+	t_assert(err != NULL && strstr(err, "password") != NULL);
+	err = NULL;
+	t_assert(pg_open("postgresql://carteiro:secret@127.0.0.1:1/x",
+	    &err) == NULL);
+	t_assert(err != NULL && strstr(err, "must not hold a password") !=
+	    NULL);
+	err = NULL;
+	t_assert(pg_open("host=127.0.0.1 port=1 connect_timeout=5", &err) ==
+	    NULL);
+	t_assert(err != NULL && strstr(err, "cannot connect") != NULL);
+	t_end();
+}
+
+static void
+t_session(struct db_pg *db)
+{
+	char *v;
+
+	t_begin("session settings at connect, lock_timeout");
+	v = t_text(db, "SHOW synchronous_commit");
+	t_assert_str(v, "on");
+	free(v);
+	v = t_text(db, "SHOW client_encoding");
+	t_assert_str(v, "UTF8");
+	free(v);
+	v = t_text(db, "SHOW standard_conforming_strings");
+	t_assert_str(v, "on");
+	free(v);
+	pg_set_busy_timeout(db, 1500);
+	v = t_text(db, "SHOW lock_timeout");
+	t_assert_str(v, "1500ms");
+	free(v);
+	t_end();
+}
+
+static void
+t_roundtrip(struct db_pg *db, bool persistent)
+{
+	static const char utf8[] = "a\xc3\xa7\xc3\xa3o \xe2\x9c\x89 "
+	    "\xf0\x9d\x84\x9e";
+	struct db_pg_stmt *ins, *sel;
+	unsigned char *blob = xmalloc(65536);
+	const unsigned char *got;
+	int64_t id1 = 0, id2 = 0;
+	size_t i;
+
+	t_begin(persistent ? "bind/column round trip (persistent)" :
+	    "bind/column round trip (one-off)");
+	for (i = 0; i < 65536; i++)
+		blob[i] = (unsigned char)(i * 7 + i / 256);
+	t_assert_int(pg_exec(db, "DELETE FROM t"), DB_OK);
+	t_assert_int(pg_prepare(db, "INSERT INTO t (n, s, c, b) VALUES (?1, "
+	    "?2, ?, ?) RETURNING id", persistent, &ins), DB_OK);
+	t_assert_int(pg_bind_int64(ins, 1, INT64_MIN), DB_OK);
+	t_assert_int(pg_bind_text(ins, 2, utf8, -1), DB_OK);
+	t_assert_int(pg_bind_text(ins, 3, "MiXeD@Example.ORG trailing", 17),
+	    DB_OK);
+	t_assert_int(pg_bind_blob(ins, 4, blob, 65536), DB_OK);
+	t_assert_int(pg_bind_int64(ins, 5, 1), DB_ERROR);	/* range */
+	t_assert_int(pg_step(ins), DB_ROW);
+	id1 = pg_column_int64(ins, 0);
+	t_assert_int(pg_column_type(ins, 0), DB_INTEGER);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(pg_changes(db), 1);
+	pg_reset(ins);
+	pg_clear_bindings(ins);		/* all NULL */
+	t_assert_int(pg_step(ins), DB_ROW);
+	id2 = pg_column_int64(ins, 0);
+	t_assert(id2 > id1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	pg_reset(ins);
+	pg_bind_int64(ins, 1, INT64_MAX);
+	pg_bind_text(ins, 2, "", -1);
+	pg_bind_text(ins, 3, "other", -1);
+	pg_bind_blob(ins, 4, NULL, 0);
+	t_assert_int(pg_step(ins), DB_ROW);
+	t_assert_int(pg_step(ins), DB_DONE);
+	pg_finalize(ins);
+
+	t_assert_int(pg_prepare(db, "SELECT n, s, c, b, id FROM t ORDER BY "
+	    "id", persistent, &sel), DB_OK);
+	t_assert_int(pg_step(sel), DB_ROW);
+	t_assert_int(pg_column_int64(sel, 0), INT64_MIN);
+	t_assert_str(pg_column_text(sel, 1), utf8);
+	t_assert_int(pg_column_bytes(sel, 1), strlen(utf8));
+	t_assert_str(pg_column_text(sel, 2), "MiXeD@Example.ORG");
+	t_assert_int(pg_column_type(sel, 1), DB_TEXT);
+	t_assert_int(pg_column_type(sel, 3), DB_BLOB);
+	t_assert_int(pg_column_bytes(sel, 3), 65536);
+	got = pg_column_blob(sel, 3);
+	t_assert(got != NULL && memcmp(got, blob, 65536) == 0);
+	t_assert(pg_column_blob(sel, 3) == got);	/* same buffer */
+	t_assert_int(pg_column_int64(sel, 4), id1);
+	t_assert_int(pg_step(sel), DB_ROW);		/* the NULL row */
+	for (i = 0; i < 4; i++) {
+		t_assert_int(pg_column_type(sel, (int)i), DB_NULL);
+		t_assert(pg_column_text(sel, (int)i) == NULL);
+		t_assert(pg_column_blob(sel, (int)i) == NULL);
+		t_assert_int(pg_column_bytes(sel, (int)i), 0);
+	}
+	t_assert_int(pg_column_int64(sel, 0), 0);
+	t_assert_int(pg_column_int64(sel, 4), id2);
+	t_assert_int(pg_step(sel), DB_ROW);
+	t_assert_int(pg_column_int64(sel, 0), INT64_MAX);
+	t_assert_str(pg_column_text(sel, 1), "");
+	t_assert_int(pg_column_type(sel, 1), DB_TEXT);
+	t_assert_int(pg_column_type(sel, 3), DB_BLOB);
+	t_assert_int(pg_column_bytes(sel, 3), 0);
+	t_assert(pg_column_blob(sel, 3) != NULL);
+	t_assert_int(pg_column_type(sel, 9), DB_NULL);	/* no column 9 */
+	t_assert_int(pg_step(sel), DB_DONE);
+	t_assert(pg_column_text(sel, 0) == NULL);	/* no row */
+	t_assert_int(pg_step(sel), DB_ROW);	/* after DONE: runs again */
+	t_assert_int(pg_column_int64(sel, 0), INT64_MIN);
+	pg_finalize(sel);
+	free(blob);
+	t_end();
+}
+
+/* Parameter types as PostgreSQL infers them: int8 and untyped text. */
+static void
+t_inference(struct db_pg *db)
+{
+	struct db_pg_stmt *s;
+
+	t_begin("parameter types: citext, BIGINT, IS NULL, arithmetic");
+	t_assert_int(pg_prepare(db, "SELECT count(*) FROM t WHERE c = ?1",
+	    true, &s), DB_OK);
+	pg_bind_text(s, 1, "mixed@EXAMPLE.org", -1);	/* citext compare */
+	t_assert_int(pg_step(s), DB_ROW);
+	t_assert_int(pg_column_int64(s, 0), 1);
+	pg_finalize(s);
+	t_assert_int(pg_prepare(db, "SELECT count(*) FROM t WHERE n = ?1 "
+	    "OR n = ?2", false, &s), DB_OK);
+	pg_bind_int64(s, 1, INT64_MAX);
+	pg_bind_text(s, 2, "-9223372036854775808", -1);	/* text to BIGINT */
+	t_assert_int(pg_step(s), DB_ROW);
+	t_assert_int(pg_column_int64(s, 0), 2);
+	pg_finalize(s);
+	t_assert_int(pg_prepare(db, "SELECT ?1 IS NULL, ?2 + 1, ?2 * ?3, "
+	    "1 = 1, sum(n) FROM (SELECT 5::bigint AS n UNION ALL SELECT 6) "
+	    "x", false, &s), DB_OK);
+	pg_bind_null(s, 1);
+	pg_bind_int64(s, 2, 41);
+	pg_bind_int64(s, 3, -3);
+	if (pg_step(s) != DB_ROW) {	/* outside a transaction */
+		fprintf(stderr, "IS NULL: %s\n", pg_errmsg(db));
+		t_assert(!"?1 IS NULL outside a transaction");
+	}
+	t_assert_int(pg_column_int64(s, 0), 1);
+	t_assert_int(pg_column_int64(s, 1), 42);
+	t_assert_int(pg_column_int64(s, 2), -123);
+	t_assert_int(pg_column_int64(s, 3), 1);		/* bool "t" */
+	t_assert_int(pg_column_int64(s, 4), 11);	/* numeric */
+	t_assert_int(pg_column_type(s, 4), DB_INTEGER);
+	pg_finalize(s);
+	/* Inside a transaction: CAST(?1 AS TEXT) says the type. */
+	t_assert_int(pg_exec(db, "BEGIN"), DB_OK);
+	t_assert_int(pg_prepare(db, "SELECT CAST(?1 AS TEXT) IS NULL, "
+	    "CAST(?2 AS TEXT) IS NULL", true, &s), DB_OK);
+	pg_bind_text(s, 1, "x", -1);
+	t_assert_int(pg_step(s), DB_ROW);
+	t_assert_int(pg_column_int64(s, 0), 0);
+	t_assert_int(pg_column_int64(s, 1), 1);
+	pg_finalize(s);
+	t_assert_int(pg_exec(db, "COMMIT"), DB_OK);
+	t_end();
+}
+
+static void
+t_changes_constraint(struct db_pg *db)
+{
+	struct db_pg_stmt *s;
+
+	t_begin("changes, RETURNING, unique violation");
+	t_assert_int(pg_exec(db, "UPDATE t SET n = 0"), DB_OK);
+	t_assert_int(pg_changes(db), 3);
+	t_assert_int(t_int(db, "SELECT count(*) FROM t"), 3);
+	t_assert_int(pg_changes(db), 3);	/* a SELECT changes nothing */
+	t_assert_int(pg_prepare(db, "DELETE FROM t WHERE c = ? RETURNING "
+	    "length(s)", false, &s), DB_OK);
+	pg_bind_text(s, 1, "OTHER", -1);
+	t_assert_int(pg_step(s), DB_ROW);
+	t_assert_int(pg_column_int64(s, 0), 0);
+	t_assert_int(pg_step(s), DB_DONE);
+	t_assert_int(pg_changes(db), 1);
+	pg_finalize(s);
+	t_assert_int(pg_prepare(db, "INSERT INTO t (c) VALUES (?1)", true,
+	    &s), DB_OK);
+	pg_bind_text(s, 1, "MIXED@example.ORG", -1);
+	t_assert_int(pg_step(s), DB_CONSTRAINT);
+	t_assert(strstr(pg_errmsg(db), "23505") != NULL);
+	t_assert(!pg_in_transaction(db));
+	pg_reset(s);
+	pg_bind_text(s, 1, "new@example.org", -1);
+	t_assert_int(pg_step(s), DB_DONE);
+	pg_finalize(s);
+	t_assert_int(pg_exec(db, "INSERT INTO settings_t VALUES ('a') "
+	    "ON CONFLICT DO NOTHING"), DB_OK);
+	t_assert_int(pg_changes(db), 1);
+	t_assert_int(pg_exec(db, "INSERT INTO settings_t VALUES ('a') "
+	    "ON CONFLICT DO NOTHING"), DB_OK);
+	t_assert_int(pg_changes(db), 0);
+	t_end();
+}
+
+static void
+t_transactions(struct db_pg *db)
+{
+	struct db_pg_stmt *begin, *commit, *ins;
+
+	t_begin("BEGIN/SAVEPOINT/ROLLBACK TO/RELEASE/COMMIT");
+	t_assert_int(pg_exec(db, "DELETE FROM t"), DB_OK);
+	t_assert(!pg_in_transaction(db));
+	pg_prepare(db, "BEGIN IMMEDIATE", true, &begin);
+	pg_prepare(db, "COMMIT", true, &commit);
+	pg_prepare(db, "INSERT INTO t (n, c) VALUES (?1, ?2)", true, &ins);
+	t_assert_int(pg_step(begin), DB_DONE);
+	t_assert(pg_in_transaction(db));
+	pg_bind_int64(ins, 1, 1);
+	pg_bind_text(ins, 2, "one", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(pg_exec(db, "SAVEPOINT store_unit"), DB_OK);
+	pg_reset(ins);
+	pg_bind_int64(ins, 1, 2);
+	t_assert_int(pg_step(ins), DB_CONSTRAINT);	/* "one" again */
+	t_assert(pg_in_transaction(db));
+	t_assert_int(pg_exec(db, "ROLLBACK TO store_unit"), DB_OK);
+	t_assert_int(pg_exec(db, "RELEASE store_unit"), DB_OK);
+	t_assert_int(pg_exec(db, "SAVEPOINT store_unit"), DB_OK);
+	pg_reset(ins);
+	pg_bind_text(ins, 2, "two", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(pg_exec(db, "RELEASE store_unit"), DB_OK);
+	t_assert_int(pg_step(commit), DB_DONE);
+	t_assert(!pg_in_transaction(db));
+	t_assert_int(t_int(db, "SELECT sum(n) * 10 + count(*) FROM t"), 32);
+
+	/* An error outside a savepoint: COMMIT fails, nothing is kept. */
+	t_assert_int(pg_step(begin), DB_DONE);
+	pg_reset(ins);
+	pg_bind_int64(ins, 1, 3);
+	pg_bind_text(ins, 2, "three", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	pg_reset(ins);
+	t_assert_int(pg_step(ins), DB_CONSTRAINT);
+	t_assert_int(pg_exec(db, "SELECT 1"), DB_ERROR);	/* aborted */
+	t_assert_int(pg_step(commit), DB_ERROR);
+	t_assert(strstr(pg_errmsg(db), "rolled back") != NULL);
+	t_assert(!pg_in_transaction(db));
+	t_assert_int(t_int(db, "SELECT count(*) FROM t"), 2);
+
+	/* BEGIN DEFERRED: one snapshot for the whole transaction. */
+	t_assert_int(pg_exec(db, "BEGIN DEFERRED"), DB_OK);
+	{
+		char *iso = t_text(db, "SHOW transaction_isolation");
+
+		t_assert_str(iso, "repeatable read");
+		free(iso);
+	}
+	t_assert_int(pg_exec(db, "ROLLBACK"), DB_OK);
+	pg_finalize(begin);
+	pg_finalize(commit);
+	pg_finalize(ins);
+	t_end();
+}
+
+static void
+t_busy(struct db_pg *a, struct db_pg *b)
+{
+	struct timespec t0, t1;
+	double ms;
+
+	t_begin("a row lock held past lock_timeout -> DB_BUSY");
+	t_assert_int(pg_exec(a, "BEGIN"), DB_OK);
+	t_assert_int(pg_exec(a, "UPDATE t SET n = n + 1"), DB_OK);
+	pg_set_busy_timeout(b, 200);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t_assert_int(pg_exec(b, "UPDATE t SET n = n + 1"), DB_BUSY);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	t_assert(ms >= 150 && ms < 30000);
+	t_assert(strstr(pg_errmsg(b), "55P03") != NULL);
+	t_assert_int(pg_exec(a, "COMMIT"), DB_OK);
+	pg_set_busy_timeout(b, 0);
+	t_end();
+}
+
+/* Kill a's backend from b and wait until it is gone. */
+static void
+t_kill(struct db_pg *a, struct db_pg *b)
+{
+	struct db_pg_stmt *s;
+	int64_t pid = t_int(a, "SELECT pg_backend_pid()");
+	time_t deadline = time(NULL) + 30;
+	int64_t left = 1;
+
+	pg_prepare(b, "SELECT pg_terminate_backend(CAST(?1 AS INTEGER))",
+	    false, &s);
+	pg_bind_int64(s, 1, pid);
+	if (pg_step(s) != DB_ROW) {
+		fprintf(stderr, "pg_terminate_backend: %s\n", pg_errmsg(b));
+		t_assert(!"pg_terminate_backend");
+	}
+	t_assert_int(pg_column_int64(s, 0), 1);
+	pg_finalize(s);
+	pg_prepare(b, "SELECT count(*) FROM pg_stat_activity WHERE pid = ?1",
+	    false, &s);
+	while (left != 0 && time(NULL) < deadline) {
+		pg_reset(s);
+		pg_bind_int64(s, 1, pid);
+		if (pg_step(s) == DB_ROW)
+			left = pg_column_int64(s, 0);
+		if (left != 0)
+			usleep(20000);
+	}
+	t_assert_int(left, 0);
+	pg_finalize(s);
+}
+
+static void
+t_connection_lost(struct db_pg *a, struct db_pg *b)
+{
+	struct db_pg_stmt *sel, *ins;
+	int64_t pid;
+
+	t_begin("connection killed in a transaction, then reconnect");
+	pg_prepare(a, "SELECT count(*) FROM t WHERE n = ?1", true, &sel);
+	pg_prepare(a, "INSERT INTO t (n, c) VALUES (?1, ?2)", true, &ins);
+	pg_bind_int64(sel, 1, 7);
+	t_assert_int(pg_step(sel), DB_ROW);	/* prepared on this one */
+	pg_reset(sel);
+	pid = t_int(a, "SELECT pg_backend_pid()");
+	t_assert_int(pg_exec(a, "BEGIN"), DB_OK);
+	pg_bind_int64(ins, 1, 7);
+	pg_bind_text(ins, 2, "lost", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_kill(a, b);
+	pg_reset(ins);
+	pg_bind_text(ins, 2, "lost2", -1);
+	t_assert_int(pg_step(ins), DB_IOERR);
+	t_assert(pg_in_transaction(a));
+	t_assert_int(pg_step(sel), DB_IOERR);	/* no reconnect inside */
+	t_assert_int(pg_exec(a, "ROLLBACK TO store_unit"), DB_IOERR);
+	t_assert_int(pg_exec(a, "COMMIT"), DB_IOERR);
+	t_assert(pg_in_transaction(a));
+	t_assert_int(pg_exec(a, "ROLLBACK"), DB_OK);
+	t_assert(!pg_in_transaction(a));
+	pg_reset(sel);
+	t_assert_int(pg_step(sel), DB_ROW);	/* reconnected, re-prepared */
+	t_assert_int(pg_column_int64(sel, 0), 0);	/* nothing kept */
+	pg_reset(sel);
+	t_assert(t_int(a, "SELECT pg_backend_pid()") != pid);
+	{
+		char *v = t_text(a, "SHOW synchronous_commit");
+
+		t_assert_str(v, "on");	/* the session set up again */
+		free(v);
+	}
+	t_end();
+
+	t_begin("connection killed while idle: SELECT and BEGIN go on");
+	t_kill(a, b);
+	t_assert_int(pg_step(sel), DB_ROW);	/* retried once */
+	pg_reset(sel);
+	t_kill(a, b);
+	t_assert_int(pg_exec(a, "BEGIN IMMEDIATE"), DB_OK);
+	pg_reset(ins);
+	pg_bind_int64(ins, 1, 7);
+	pg_bind_text(ins, 2, "kept", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(pg_exec(a, "COMMIT"), DB_OK);
+	t_kill(a, b);
+	/* A write is not run again (the server may have run it)... */
+	pg_reset(ins);
+	pg_bind_text(ins, 2, "kept2", -1);
+	t_assert_int(pg_step(ins), DB_IOERR);
+	t_assert(!pg_in_transaction(a));
+	/* ... the next call reconnects. */
+	pg_reset(ins);
+	t_assert_int(pg_step(ins), DB_DONE);
+	pg_reset(sel);
+	t_assert_int(pg_step(sel), DB_ROW);
+	t_assert_int(pg_column_int64(sel, 0), 2);
+	pg_finalize(sel);
+	pg_finalize(ins);
+	t_end();
+}
+
+/* Apply every migration as a runner would (schema_pg.h). */
+static int
+t_migrate(struct db_pg *db)
+{
+	char sql[128];
+	size_t v;
+
+	for (v = 1; v <= store_schema_pg_migration_count(); v++) {
+		snprintf(sql, sizeof(sql), "BEGIN; SELECT "
+		    "pg_advisory_xact_lock(%d)", STORE_SCHEMA_PG_LOCK);
+		if (pg_exec(db, sql) != DB_OK ||
+		    pg_exec(db, store_schema_pg_migration(v)) != DB_OK)
+			return -1;
+		snprintf(sql, sizeof(sql), "UPDATE schema_version SET "
+		    "version = %zu; COMMIT", v);
+		if (pg_exec(db, sql) != DB_OK)
+			return -1;
+	}
+	return 0;
+}
+
+/* Every table, column (NOT NULL, NOCASE -> citext) and named index of the
+ * SQLite schema, compared with the PostgreSQL one. */
+static void
+t_compare_sqlite(struct db_pg *db)
+{
+	sqlite3 *lite;
+	sqlite3_stmt *tabs, *cols;
+	struct db_pg_stmt *pc;
+	const char *coll, *type;
+	char sql[256];
+	int64_t ncols = 0, nidx;
+	size_t v;
+	int notnull, pk;
+
+	t_assert_int(sqlite3_open(":memory:", &lite), SQLITE_OK);
+	for (v = 1; v <= store_schema_migration_count(); v++)
+		t_assert_int(sqlite3_exec(lite, store_schema_migration(v),
+		    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_prepare_v2(lite, "SELECT name FROM sqlite_schema WHERE "
+	    "type = 'table' ORDER BY name", -1, &tabs, NULL);
+	pg_prepare(db, "SELECT data_type, is_nullable, udt_name FROM "
+	    "information_schema.columns WHERE table_schema = 'public' AND "
+	    "table_name = ?1 AND column_name = ?2", true, &pc);
+	while (sqlite3_step(tabs) == SQLITE_ROW) {
+		const char *tab = (const char *)sqlite3_column_text(tabs, 0);
+
+		snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", tab);
+		sqlite3_prepare_v2(lite, sql, -1, &cols, NULL);
+		while (sqlite3_step(cols) == SQLITE_ROW) {
+			const char *col =
+			    (const char *)sqlite3_column_text(cols, 1);
+			const char *ltype =
+			    (const char *)sqlite3_column_text(cols, 2);
+			bool ok;
+
+			ncols++;
+			sqlite3_table_column_metadata(lite, NULL, tab, col,
+			    NULL, &coll, &notnull, &pk, NULL);
+			pg_reset(pc);
+			pg_bind_text(pc, 1, tab, -1);
+			pg_bind_text(pc, 2, col, -1);
+			ok = pg_step(pc) == DB_ROW;
+			if (!ok) {
+				fprintf(stderr, "missing in PostgreSQL: "
+				    "%s.%s\n", tab, col);
+				t_assert(ok);
+				continue;
+			}
+			type = pg_column_text(pc, 2);
+			if (strcasecmp(coll, "NOCASE") == 0)
+				t_assert_str(type, "citext");
+			else if (strcasecmp(ltype, "INTEGER") == 0)
+				t_assert_str(type, "int8");
+			else if (strcasecmp(ltype, "BLOB") == 0)
+				t_assert_str(type, "bytea");
+			else
+				t_assert_str(type, "text");
+			/* SQLite's INTEGER PRIMARY KEY is NOT NULL too. */
+			t_assert_str(pg_column_text(pc, 1),
+			    notnull || pk ? "NO" : "YES");
+		}
+		sqlite3_finalize(cols);
+	}
+	sqlite3_finalize(tabs);
+	pg_finalize(pc);
+	/* Same number of columns (plus schema_version's two). */
+	t_assert_int(t_int(db, "SELECT count(*) FROM information_schema."
+	    "columns WHERE table_schema = 'public'"), ncols + 2);
+	/* The same named indexes. */
+	sqlite3_prepare_v2(lite, "SELECT name FROM sqlite_schema WHERE "
+	    "type = 'index' AND sql IS NOT NULL", -1, &tabs, NULL);
+	pg_prepare(db, "SELECT count(*) FROM pg_indexes WHERE schemaname = "
+	    "'public' AND indexname = ?1", true, &pc);
+	nidx = 0;
+	while (sqlite3_step(tabs) == SQLITE_ROW) {
+		nidx++;
+		pg_reset(pc);
+		pg_bind_text(pc, 1, (const char *)sqlite3_column_text(tabs,
+		    0), -1);
+		t_assert_int(pg_step(pc), DB_ROW);
+		t_assert_int(pg_column_int64(pc, 0), 1);
+	}
+	t_assert(nidx >= 8);
+	sqlite3_finalize(tabs);
+	pg_finalize(pc);
+	sqlite3_close(lite);
+}
+
+static void
+t_schema(void)
+{
+	char *url = t_newdb("schema");
+	struct db_pg *db = t_open(url);
+	struct db_pg_stmt *s;
+
+	t_begin("every schema_pg migration on an empty database");
+	t_assert(store_schema_pg_migration(0) == NULL);
+	t_assert(store_schema_pg_migration(
+	    store_schema_pg_migration_count() + 1) == NULL);
+	t_assert_int(t_migrate(db), 0);
+	t_assert_int(t_int(db, "SELECT version FROM schema_version"),
+	    store_schema_pg_migration_count());
+	/* the owner (no superuser) created citext */
+	t_assert_int(t_int(db, "SELECT count(*) FROM pg_roles WHERE "
+	    "rolname = current_user AND NOT rolsuper"), 1);
+	t_compare_sqlite(db);
+	t_end();
+
+	t_begin("schema_pg: citext, identity, ON DELETE, foreign keys");
+	t_assert_int(pg_exec(db, "INSERT INTO domains (name) VALUES "
+	    "('Example.ORG'); INSERT INTO users (address, domain_id, hash) "
+	    "SELECT 'Bob@Example.org', id, 'h' FROM domains; "
+	    "INSERT INTO bodies (size, refs, created) VALUES (1, 1, 0); "
+	    "INSERT INTO mailbox (user_id, uidl, body_id, size, arrived) "
+	    "SELECT u.id, '1.1', b.id, 1, 0 FROM users u, bodies b"),
+	    DB_OK);
+	pg_prepare(db, "SELECT u.id FROM users u JOIN domains d ON d.id = "
+	    "u.domain_id WHERE d.name = ?1 AND u.address = ?2", false, &s);
+	pg_bind_text(s, 1, "example.org", -1);
+	pg_bind_text(s, 2, "BOB@EXAMPLE.ORG", -1);
+	t_assert_int(pg_step(s), DB_ROW);
+	pg_finalize(s);
+	t_assert_int(pg_exec(db, "INSERT INTO users (address, domain_id, "
+	    "hash) SELECT 'bob@example.org', id, 'h' FROM domains"),
+	    DB_CONSTRAINT);
+	t_assert_int(pg_exec(db, "DELETE FROM bodies"), DB_CONSTRAINT);
+	t_assert_int(pg_exec(db, "DELETE FROM users"), DB_OK);
+	t_assert_int(t_int(db, "SELECT count(*) FROM mailbox"), 0);
+	t_assert_int(pg_exec(db, "INSERT INTO send_log (\"user\", at, count) "
+	    "VALUES ('A@b', 1, 2)"), DB_OK);
+	t_assert_int(t_int(db, "SELECT count FROM send_log WHERE \"user\" = "
+	    "'a@B'"), 2);
+	t_assert_int(t_int(db, "SELECT count(*) FROM send_log WHERE user = "
+	    "'a@B'"), 0);	/* unquoted: CURRENT_USER (the trap) */
+	t_end();
+	pg_close(db);
+	free(url);
+}
+
+static void
+t_cleanup(void)
+{
+	char cmd[1024];
+
+	if (!t_own_cluster)
+		return;
+	snprintf(cmd, sizeof(cmd), "'%s' stop '%s'", t_script, t_cluster);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: %s failed\n", cmd);
+	*strrchr(t_cluster, '/') = '\0';
+	rmdir(t_cluster);
+}
+
+/* meson's timeout sends SIGTERM: the cluster goes too (once it has
+ * started: stopping it halfway through its start would leave it). */
+static volatile sig_atomic_t t_starting, t_stop_signal;
+
+static void
+t_on_signal(int sig)
+{
+	if (t_starting) {
+		t_stop_signal = sig;
+		return;
+	}
+	t_cleanup();
+	_exit(128 + sig);
+}
+
+int
+main(void)
+{
+	const char *src = getenv("CARTEIRO_SRC");
+	const char *shared = getenv("CARTEIRO_PG_CLUSTER");
+	const char *tmp = getenv("TMPDIR");
+	struct db_pg *a, *b;
+	char args[512], *url;
+
+	snprintf(t_script, sizeof(t_script), "%s/scripts/pgcluster",
+	    src != NULL ? src : "..");
+	t_translate();
+	if (shared != NULL && *shared != '\0')
+		snprintf(t_cluster, sizeof(t_cluster), "%s", shared);
+	else {
+		snprintf(t_cluster, sizeof(t_cluster), "%s/carteiro-pg-XXXXXX",
+		    tmp != NULL ? tmp : "/tmp");
+		if (mkdtemp(t_cluster) == NULL) {
+			perror("mkdtemp");
+			return 1;
+		}
+		chmod(t_cluster, 0755);	/* the server user goes inside */
+		strcat(t_cluster, "/c");
+		t_own_cluster = true;
+		atexit(t_cleanup);
+		signal(SIGTERM, t_on_signal);
+		signal(SIGINT, t_on_signal);
+		snprintf(args, sizeof(args), "start '%s'", t_cluster);
+		t_starting = 1;
+		free(t_pgcluster(args));
+		t_starting = 0;
+		if (t_stop_signal != 0)
+			t_on_signal(t_stop_signal);
+	}
+	url = t_newdb("layer");
+	t_password(url);
+	a = t_open(url);
+	b = t_open(url);
+	t_session(a);
+	t_assert_int(pg_exec(a, "CREATE TABLE t (id BIGINT GENERATED BY "
+	    "DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT, s TEXT, c citext "
+	    "UNIQUE, b BYTEA); CREATE TABLE settings_t (k TEXT PRIMARY KEY)"),
+	    DB_ERROR);	/* no citext yet */
+	t_assert_int(pg_exec(a, "CREATE EXTENSION IF NOT EXISTS citext; "
+	    "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY "
+	    "PRIMARY KEY, n BIGINT, s TEXT, c citext UNIQUE, b BYTEA); "
+	    "CREATE TABLE settings_t (k TEXT PRIMARY KEY)"), DB_OK);
+	t_roundtrip(a, false);
+	t_roundtrip(a, true);
+	t_inference(a);
+	t_changes_constraint(a);
+	t_transactions(a);
+	t_busy(a, b);
+	t_connection_lost(a, b);
+	pg_close(a);
+	pg_close(b);
+	free(url);
+	t_schema();
+	return t_exit();
+}
