@@ -20,9 +20,15 @@ static int pg_conn_state_code(const char *);
 static bool pg_conn_state_is_lost(const char *);
 static void pg_conn_seterr_res(struct db_pg *, const PGresult *);
 static bool pg_conninfo_has_password(const char *, const char **);
+static void pg_conn_notice(void *, const char *);
 
 /* Static error text for pg_open (no struct db_pg to hold it). */
 static __thread char pg_open_err[512];
+
+static void
+pg_conn_notice(void *arg, const char *message)
+{
+}
 
 /* Strip the trailing newline libpq puts on its messages, in place. */
 static void
@@ -79,9 +85,12 @@ pg_conninfo_has_password(const char *conninfo, const char **error_r)
 struct db_pg *
 pg_open(const char *conninfo, const char **error_r)
 {
-	const char *const keys[] = { "dbname", "fallback_application_name",
-	    NULL };
-	const char *vals[] = { conninfo, "carteiro", NULL };
+	/* Keywords after dbname override the string's, the ones before
+	 * it are defaults: a reconnect to a host that does not answer
+	 * gives up after 10 s unless the string says otherwise. */
+	const char *const keys[] = { "connect_timeout", "dbname",
+	    "fallback_application_name", NULL };
+	const char *vals[] = { "10", conninfo, "carteiro", NULL };
 	struct db_pg *db;
 	PGconn *conn;
 
@@ -104,6 +113,9 @@ pg_open(const char *conninfo, const char **error_r)
 		PQfinish(conn);
 		return NULL;
 	}
+	/* Notices (COMMIT outside a transaction ...) are not errors: not
+	 * on the daemons' stderr. */
+	PQsetNoticeProcessor(conn, pg_conn_notice, NULL);
 	db = xcalloc(1, sizeof(*db));
 	db->conn = conn;
 	db->generation = 1;
