@@ -55,6 +55,6 @@ int pg_conn_result(struct db_pg *db, const PGresult *res, bool was_in_tx,
 bool pg_conn_retry(struct db_pg *db, int *rc_r, bool was_in_tx,
     enum pg_sql_kind kind);
 void pg_conn_seterr(struct db_pg *db, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3), nonnull(2)));
 
 #endif
