@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 BUILD = os.environ.get("CARTEIRO_BUILD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
@@ -355,7 +356,13 @@ class TestStore:
         _pg_admin('CREATE DATABASE "%s" TEMPLATE template0 ENCODING '
                   "'UTF8'" % self.dbname)
         _pg_databases.add(self.dbname)
-        self.url = pg.extensions.make_dsn(PG_URL, dbname=self.dbname)
+        # A URI when the cluster gave one: [store] url is one token.
+        if PG_URL.startswith(("postgresql://", "postgres://")):
+            u = urllib.parse.urlsplit(PG_URL)
+            self.url = urllib.parse.urlunsplit(
+                (u.scheme, u.netloc, "/" + self.dbname, u.query, u.fragment))
+        else:
+            self.url = pg.extensions.make_dsn(PG_URL, dbname=self.dbname)
 
     @property
     def name(self):
