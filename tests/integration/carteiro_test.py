@@ -359,8 +359,8 @@ class TestStore:
         # A URI when the cluster gave one: [store] url is one token.
         if PG_URL.startswith(("postgresql://", "postgres://")):
             u = urllib.parse.urlsplit(PG_URL)
-            self.url = urllib.parse.urlunsplit(
-                (u.scheme, u.netloc, "/" + self.dbname, u.query, u.fragment))
+            self.url = "%s://%s/%s%s" % (u.scheme, u.netloc, self.dbname,
+                                         "?" + u.query if u.query else "")
         else:
             self.url = pg.extensions.make_dsn(PG_URL, dbname=self.dbname)
 
