@@ -74,7 +74,8 @@ t_compare_columns(sqlite3 *lite, struct db_pg *db, const char *tab)
 			want = "bytea";
 		else
 			want = "text";
-		type = pg_column_text(pc, 2);
+		if ((type = pg_column_text(pc, 2)) == NULL)
+			type = "(null)";
 		if (strcmp(type, want) != 0)
 			fprintf(stderr, "%s.%s: %s, want %s\n", tab, col, type,
 			    want);
