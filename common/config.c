@@ -57,6 +57,7 @@ static int cfg_handler(void *, const char *, const char *, const char *);
 static void cfg_validate_listen_tls(struct cfg_loader *);
 static void cfg_validate(struct cfg_loader *);
 static void cfg_validate_milters(struct cfg_loader *);
+static void cfg_validate_store(struct cfg_loader *);
 
 /* ---- errors ---- */
 
@@ -491,6 +492,55 @@ cfg_validate_milters(struct cfg_loader *l)
 }
 
 /* No [tls]: the listeners that would need it (daemons only). */
+/*
+ * [store]: the backend, and for PostgreSQL a URL without a password (the
+ * config is readable by more than the daemons; libpq reads the password
+ * from a passfile or the service file). Sets store.locator.
+ */
+static void
+cfg_validate_store(struct cfg_loader *l)
+{
+	struct cfg *c = l->cfg;
+	const char *url = c->store.url, *auth, *at;
+
+	if (c->store.backend != NULL &&
+	    strcmp(c->store.backend, "postgresql") == 0) {
+		if (url == NULL) {
+			cfg_key_error(l, "store", "url", "required with "
+			    "backend = postgresql");
+			return;
+		}
+		auth = strstr(url, "://");
+		at = auth != NULL ? strchr(auth + 3, '@') : NULL;
+		if (strcasestr(url, "password=") != NULL || (at != NULL &&
+		    memchr(auth + 3, ':', (size_t)(at - auth - 3)) != NULL)) {
+			cfg_key_error(l, "store", "url", "holds a password: "
+			    "put it in a passfile (passfile=, ~/.pgpass) or a "
+			    "service file instead");
+			return;
+		}
+		c->store.locator = cfg_store_locator(url);
+		return;
+	}
+	if (c->store.backend != NULL && strcmp(c->store.backend, "sqlite") != 0)
+		cfg_key_error(l, "store", "backend", "'%s': expected sqlite or "
+		    "postgresql", c->store.backend);
+	if (url != NULL)
+		cfg_key_error(l, "store", "url", "set, but backend is not "
+		    "postgresql");
+	c->store.locator = c->store.path != NULL ? xstrdup(c->store.path) :
+	    NULL;
+}
+
+char *
+cfg_store_locator(const char *url)
+{
+	if (strncmp(url, "postgresql://", 13) == 0 ||
+	    strncmp(url, "postgres://", 11) == 0)
+		return xstrdup(url);
+	return xasprintf("postgresql:%s", url);
+}
+
 static void
 cfg_validate_listen_tls(struct cfg_loader *l)
 {
@@ -566,6 +616,7 @@ cfg_validate(struct cfg_loader *l)
 		    "larger than max_clients (%u)", c->pop3d.max_clients);
 
 	cfg_validate_milters(l);
+	cfg_validate_store(l);
 
 	if (c->relay.retry_first > c->relay.retry_max) {
 		cfg_fmt_duration(a, sizeof(a), c->relay.retry_first);
@@ -688,6 +739,7 @@ cfg_free(struct cfg *cfg)
 		return;
 	for (size_t i = 0; i < cfg_nkeys; i++)
 		cfg_clear(cfg, &cfg_keys[i]);
+	free(cfg->store.locator);
 	free(cfg->file);
 	free(cfg);
 }

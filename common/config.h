@@ -46,6 +46,11 @@ struct cfg {
 
 	struct {
 		char *path;
+		char *backend;		/* "sqlite" or "postgresql" */
+		char *url;		/* postgresql: libpq URI or service= */
+		/* What store_open takes: path, or the PostgreSQL locator
+		 * (cfg_store_locator). Set by cfg_load. */
+		char *locator;
 	} store;
 
 	struct {
@@ -174,6 +179,9 @@ enum cfg_mode {
 int cfg_load_mode(const char *path, enum cfg_mode mode, struct cfg **cfg_r,
     char **errors_r);
 void cfg_free(struct cfg *cfg);
+/* What store_open takes for a PostgreSQL [store] url: the URI itself, or
+ * "postgresql:" + a keyword conninfo (service=NAME). Caller frees. */
+char *cfg_store_locator(const char *url);
 
 /* Typed value parsers, exposed for tests and for carteiroctl. 0 / -1.
  * Input is one trimmed value; nothing else may follow. */

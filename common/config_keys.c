@@ -26,7 +26,15 @@ const struct cfg_key cfg_keys[] = {
 	  O(server.log_level), "error, warn, info or debug" },
 
 	{ "store", "path", CFG_T_PATH, CFG_F_REQUIRED, 0, 0, "",
-	  O(store.path), "the SQLite database (required)" },
+	  O(store.path), "the SQLite database (required); with backend = "
+	  "postgresql, this node's local state: lock, pid and stats files "
+	  "beside it" },
+	{ "store", "backend", CFG_T_STRING, 0, 0, 0, "sqlite",
+	  O(store.backend), "sqlite or postgresql" },
+	{ "store", "url", CFG_T_STRING, 0, 0, 0, "", O(store.url),
+	  "backend = postgresql: a libpq URI (postgresql://host/dbname) or "
+	  "service=NAME; the password comes from a passfile or the service "
+	  "file, never from here" },
 
 	{ "tls", "cert", CFG_T_PATH, 0, 0, 0, "", O(tls.cert),
 	  "PEM certificate chain; empty = no TLS" },

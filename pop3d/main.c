@@ -168,7 +168,7 @@ main(int argc, char **argv)
 	pop3_main_bind(&cfg->pop3d.listen, &fds, &nfds);
 	pop3_main_bind(&cfg->pop3d.tls_listen, &tfds, &ntfds);
 
-	srv.store = store_open(cfg->store.path, &error);
+	srv.store = store_open(cfg->store.locator, &error);
 	if (srv.store == NULL)
 		log_fatal("event=pop3.fatal reason=\"store %s: %s\"",
 		    cfg->store.path, error ? error : "cannot open");
@@ -201,7 +201,7 @@ main(int argc, char **argv)
 		ncpu = 1;
 	if (ncpu > 8)
 		ncpu = 8;
-	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
+	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.locator,
 	    (unsigned)ncpu, 1024, cfg->pop3d.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=pop3.fatal reason=\"cannot start auth pool\"");

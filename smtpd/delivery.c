@@ -42,7 +42,7 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 	d->cfg = cfg;
 	pthread_mutex_init(&d->mu, NULL);
 
-	d->st = store_open(cfg->store.path, &err);
+	d->st = store_open(cfg->store.locator, &err);
 	if (d->st == NULL) {
 		log_error("event=delivery.open path=%s error=\"%s\"",
 		    cfg->store.path, err ? err : "unknown");
@@ -53,7 +53,7 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 		    cfg->store.path, store_error(d->st));
 		goto fail;
 	}
-	d->ckpt_st = store_open(cfg->store.path, &err);
+	d->ckpt_st = store_open(cfg->store.locator, &err);
 	if (d->ckpt_st == NULL) {
 		log_error("event=delivery.open path=%s error=\"%s\"",
 		    cfg->store.path, err ? err : "unknown");

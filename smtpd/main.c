@@ -199,7 +199,7 @@ main(int argc, char **argv)
 		    "[tls] cert and key\"");
 	}
 
-	if ((srv.store = store_open(cfg->store.path, &error)) == NULL)
+	if ((srv.store = store_open(cfg->store.locator, &error)) == NULL)
 		log_fatal("event=smtpd.start error=\"store %s: %s\"",
 		    cfg->store.path, error);
 	if (store_check_schema(srv.store) != 0)
@@ -215,7 +215,7 @@ main(int argc, char **argv)
 	free(dir);
 	if ((srv.delivery = delivery_new(srv.base, cfg)) == NULL)
 		log_fatal("event=smtpd.start error=\"delivery writer failed\"");
-	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.path,
+	srv.auth = auth_pool_new(srv.base, &store_auth_db, cfg->store.locator,
 	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING, cfg->smtpd.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");

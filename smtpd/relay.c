@@ -75,12 +75,12 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	TAILQ_INIT(&r->msgs);
 	TAILQ_INIT(&r->flushq);
 	TAILQ_INIT(&r->waiting);
-	if ((r->st = store_open(cfg->store.path, &error)) == NULL) {
+	if ((r->st = store_open(cfg->store.locator, &error)) == NULL) {
 		log_error("event=relay.start result=fail error=\"store %s: "
 		    "%s\"", cfg->store.path, error);
 		goto fail;
 	}
-	if ((r->wst = store_open(cfg->store.path, &error)) == NULL) {
+	if ((r->wst = store_open(cfg->store.locator, &error)) == NULL) {
 		log_error("event=relay.start result=fail error=\"store %s: "
 		    "%s\"", cfg->store.path, error);
 		goto fail;
@@ -148,7 +148,7 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	if (cfg->relay.mta_sts && cfg->relay.smarthost == NULL) {
 		struct mta_sts_params sp = {
 			.base = base, .dns = r->dns, .st = r->st,
-			.store_path = cfg->store.path,
+			.store_path = cfg->store.locator,
 			.ca_file = getenv("CARTEIRO_TEST_CA_FILE"),
 			/* Tests serve the policy on another port. */
 			.https_port = (env = getenv(

@@ -127,7 +127,7 @@ relay_monitor_work(void *arg, void *ctx)
 	const char *error;
 
 	(void)ctx;
-	if ((st = store_open(cfg->store.path, &error)) == NULL) {
+	if ((st = store_open(cfg->store.locator, &error)) == NULL) {
 		log_warn("event=relay.monitor result=fail error=\"store: %s\"",
 		    error);
 		return;

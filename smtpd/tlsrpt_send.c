@@ -69,7 +69,7 @@ tlsrpt_send_thread_init(void *arg)
 {
 	const struct cfg *cfg = arg;
 	const char *error = NULL;
-	struct store *st = store_open(cfg->store.path, &error);
+	struct store *st = store_open(cfg->store.locator, &error);
 
 	if (st == NULL)
 		log_error("event=tlsrpt.start result=fail error=\"store: %s\"",

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,9 @@ store_counts(struct store *st, struct store_counts *counts_r)
 
 	if (store_in_transaction(st))
 		return store_fail(st, "counts: inside a transaction");
-	rc = store_backup_counts_db(st->db, counts_r);
+	if (db_kind(st->db) != DB_KIND_SQLITE)
+		return store_fail(st, "counts: SQLite stores only");
+	rc = store_backup_counts_db(db_sqlite_handle(st->db), counts_r);
 	if (rc != SQLITE_OK)
 		return store_fail_db(st, rc, "counts");
 	return 0;
@@ -124,6 +127,9 @@ store_backup(struct store *st, const char *dest,
 
 	if (store_in_transaction(st))
 		return store_fail(st, "backup: inside a transaction");
+	if (db_kind(st->db) != DB_KIND_SQLITE)
+		return store_fail(st, "backup: the store is on PostgreSQL: "
+		    "back it up with pg_dump or pg_basebackup");
 	/* Our own 0600 file (the copy holds password hashes), and never
 	 * over an existing one. */
 	fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -134,7 +140,7 @@ store_backup(struct store *st, const char *dest,
 	rc = sqlite3_open_v2(dest, &db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK)
 		goto fail_db;
-	b = sqlite3_backup_init(db, "main", st->db, "main");
+	b = sqlite3_backup_init(db, "main", db_sqlite_handle(st->db), "main");
 	if (b == NULL) {
 		rc = sqlite3_errcode(db);
 		goto fail_db;

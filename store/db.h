@@ -41,6 +41,7 @@ enum db_kind {
 #define DB_IOERR	10	/* the disk failed (SQLite), the server
 				 * connection is lost (PostgreSQL) */
 #define DB_FULL		13	/* no space (SQLITE_FULL, 53100 disk_full) */
+#define DB_LOCKED	6	/* SQLite only */
 #define DB_CONSTRAINT	19	/* a UNIQUE, FOREIGN KEY, CHECK violation */
 #define DB_ROW		100
 #define DB_DONE		101

@@ -70,7 +70,7 @@ store_delivery_body_inline(struct store *st, const struct store_delivery *d,
     const struct store_delivery_src *src, int64_t *body_id_r)
 {
 	size_t total = d->prefix_len + (size_t)d->data_size;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	memcpy(st->chunk, d->prefix, d->prefix_len);
 	if (d->data_size > 0 && store_delivery_read(st, src, 0,
@@ -78,20 +78,15 @@ store_delivery_body_inline(struct store *st, const struct store_delivery *d,
 		return -1;
 	s = store_stmt(st, STMT_BODY_INSERT_INLINE,
 	    "INSERT INTO bodies(size, refs, created, data) "
-	    "VALUES (?1, ?2, ?3, ?4)");
+	    "VALUES (?1, ?2, ?3, ?4) RETURNING id");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, (int64_t)total);
-	sqlite3_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
-	sqlite3_bind_int64(s, 3, util_time());
+	db_bind_int64(s, 1, (int64_t)total);
+	db_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
+	db_bind_int64(s, 3, util_time());
 	/* A zero-length blob, not NULL: NULL means "in chunks". */
-	sqlite3_bind_zeroblob(s, 4, 0);
-	if (total > 0)
-		sqlite3_bind_blob(s, 4, st->chunk, (int)total, SQLITE_STATIC);
-	if (store_step_done(st, s, "body insert") < 0)
-		return -1;
-	*body_id_r = sqlite3_last_insert_rowid(st->db);
-	return 0;
+	db_bind_blob(s, 4, st->chunk, total);
+	return store_step_id(st, s, "body insert", body_id_r);
 }
 
 /*
@@ -104,7 +99,7 @@ store_delivery_body(struct store *st, const struct store_delivery *d,
     const struct store_delivery_src *src, int64_t *body_id_r)
 {
 	uint64_t total = d->prefix_len + d->data_size, off;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t body_id, seq;
 	size_t clen, pre;
 
@@ -113,15 +108,15 @@ store_delivery_body(struct store *st, const struct store_delivery *d,
 	if (total <= STORE_INLINE_MAX)
 		return store_delivery_body_inline(st, d, src, body_id_r);
 	s = store_stmt(st, STMT_BODY_INSERT,
-	    "INSERT INTO bodies(size, refs, created) VALUES (?1, ?2, ?3)");
+	    "INSERT INTO bodies(size, refs, created) VALUES (?1, ?2, ?3) "
+	    "RETURNING id");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, (int64_t)total);
-	sqlite3_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
-	sqlite3_bind_int64(s, 3, util_time());
-	if (store_step_done(st, s, "body insert") < 0)
+	db_bind_int64(s, 1, (int64_t)total);
+	db_bind_int64(s, 2, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
+	db_bind_int64(s, 3, util_time());
+	if (store_step_id(st, s, "body insert", &body_id) < 0)
 		return -1;
-	body_id = sqlite3_last_insert_rowid(st->db);
 
 	for (off = 0, seq = 0; off < total; off += clen, seq++) {
 		clen = total - off < STORE_CHUNK_SIZE ?
@@ -140,9 +135,9 @@ store_delivery_body(struct store *st, const struct store_delivery *d,
 		    "VALUES (?1, ?2, ?3)");
 		if (s == NULL)
 			return -1;
-		sqlite3_bind_int64(s, 1, body_id);
-		sqlite3_bind_int64(s, 2, seq);
-		sqlite3_bind_blob(s, 3, st->chunk, (int)clen, SQLITE_STATIC);
+		db_bind_int64(s, 1, body_id);
+		db_bind_int64(s, 2, seq);
+		db_bind_blob(s, 3, st->chunk, clen);
 		if (store_step_done(st, s, "body chunk insert") < 0)
 			return -1;
 	}
@@ -155,7 +150,7 @@ store_delivery_body(struct store *st, const struct store_delivery *d,
 static int
 store_delivery_no_user_row(struct store *st, const char *address, bool quota)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if (!quota)
@@ -165,11 +160,11 @@ store_delivery_no_user_row(struct store *st, const char *address, bool quota)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	rc = db_step(s);
+	db_reset(s);
+	if (rc == DB_DONE)
 		return store_fail(st, "no such user");
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_fail_db(st, rc, "deliver");
 	store_fail(st, "%s is over quota", address);
 	st->quota = true;
@@ -186,7 +181,7 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
     const char *address, int64_t body_id, uint64_t size, int64_t now)
 {
 	bool quota = d->check_quota;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t user_id, uid, epoch;
 	char uidl[72];
 	int rc;
@@ -201,21 +196,21 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	sqlite3_bind_int64(s, 2, (int64_t)size);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+	db_bind_int64(s, 2, (int64_t)size);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc == DB_DONE)
 			return store_delivery_no_user_row(st, address, quota);
 		return store_fail_db(st, rc, "deliver");
 	}
-	user_id = sqlite3_column_int64(s, 0);
-	uid = sqlite3_column_int64(s, 1);
-	epoch = sqlite3_column_int64(s, 2);
+	user_id = db_column_int64(s, 0);
+	uid = db_column_int64(s, 1);
+	epoch = db_column_int64(s, 2);
 	/* RETURNING: the update is complete only once stepped to DONE. */
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "deliver");
 
 	/* printable, no spaces, < 64 chars (RFC 1939 7: 1..70 of 0x21-0x7e) */
@@ -227,24 +222,24 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 		util_strlcpy(uidl, d->uidl, sizeof(uidl));
 	s = store_stmt(st, STMT_MAILBOX_INSERT,
 	    "INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, "
-	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	    "return_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, user_id);
+	db_bind_int64(s, 1, user_id);
 	store_bind_text(s, 2, uidl);
-	sqlite3_bind_int64(s, 3, body_id);
-	sqlite3_bind_int64(s, 4, (int64_t)size);
-	sqlite3_bind_int64(s, 5, now);
+	db_bind_int64(s, 3, body_id);
+	db_bind_int64(s, 4, (int64_t)size);
+	db_bind_int64(s, 5, now);
 	if (d->mail_from != NULL)
 		store_bind_text(s, 6, d->mail_from);
-	return store_step_done(st, s, "mailbox insert");
+	return store_step_id(st, s, "mailbox insert", &st->last_mailbox_id);
 }
 
 static int
 store_delivery_queue(struct store *st, const struct store_delivery *d,
     int64_t body_id, int64_t now, int64_t *queue_id_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t qid;
 	char *addr;
 	int rc;
@@ -252,23 +247,22 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 	s = store_stmt(st, STMT_QUEUE_INSERT,
 	    "INSERT INTO queue(mail_from, body_id, auth_user, created, "
 	    "next_attempt, smtputf8, is_bounce, dsn_ret, dsn_envid) "
-	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)");
+	    "VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8) RETURNING id");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, d->queue_mail_from != NULL ?
 	    d->queue_mail_from : d->mail_from != NULL ? d->mail_from : "");
-	sqlite3_bind_int64(s, 2, body_id);
+	db_bind_int64(s, 2, body_id);
 	if (d->auth_user != NULL)
 		store_bind_text(s, 3, d->auth_user);
-	sqlite3_bind_int64(s, 4, now);
-	sqlite3_bind_int(s, 5, d->smtputf8);
-	sqlite3_bind_int(s, 6, d->is_bounce);
-	sqlite3_bind_int(s, 7, d->dsn_ret);
+	db_bind_int64(s, 4, now);
+	db_bind_int(s, 5, d->smtputf8);
+	db_bind_int(s, 6, d->is_bounce);
+	db_bind_int(s, 7, d->dsn_ret);
 	if (d->dsn_envid != NULL)
 		store_bind_text(s, 8, d->dsn_envid);
-	if (store_step_done(st, s, "queue insert") < 0)
+	if (store_step_id(st, s, "queue insert", &qid) < 0)
 		return -1;
-	qid = sqlite3_last_insert_rowid(st->db);
 
 	for (size_t i = 0; i < d->nremote; i++) {
 		const char *domain = store_addr_domain(d->remote[i]);
@@ -282,10 +276,10 @@ store_delivery_queue(struct store *st, const struct store_delivery *d,
 		if (s == NULL)
 			return -1;
 		addr = store_addr_normalize(d->remote[i]);
-		sqlite3_bind_int64(s, 1, qid);
+		db_bind_int64(s, 1, qid);
 		store_bind_text(s, 2, d->remote[i]);
 		store_bind_text(s, 3, store_addr_domain(addr));
-		sqlite3_bind_int64(s, 4, d->remote_notify != NULL ?
+		db_bind_int64(s, 4, d->remote_notify != NULL ?
 		    (int64_t)d->remote_notify[i] : 0);
 		if (d->remote_orcpt != NULL && d->remote_orcpt[i] != NULL)
 			store_bind_text(s, 5, d->remote_orcpt[i]);

@@ -27,19 +27,19 @@ static int
 store_select_id(struct store *st, enum store_stmt_id stmt, const char *sql,
     const char *key, const char *what, int64_t *id_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((s = store_stmt(st, stmt, sql)) == NULL)
 		return -1;
 	store_bind_text(s, 1, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*id_r = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*id_r = db_column_int64(s, 0);
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 0;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 1;
 	return store_fail_db(st, rc, what);
 }
@@ -74,7 +74,7 @@ store_addr_is_valid(const char *address, bool catchall_ok)
 int
 store_domain_add(struct store *st, const char *domain)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *name;
 	int64_t id;
 	int rc;
@@ -103,7 +103,7 @@ store_domain_add(struct store *st, const char *domain)
 int
 store_domain_del(struct store *st, const char *domain)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *name;
 	int64_t id;
 	int rc, ret = -1;
@@ -122,24 +122,24 @@ store_domain_del(struct store *st, const char *domain)
 	    "SELECT count(*) FROM users WHERE domain_id = ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
+	db_bind_int64(s, 1, id);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
 		store_fail_db(st, rc, "domain del");
-		sqlite3_reset(s);
+		db_reset(s);
 		goto out;
 	}
-	if (sqlite3_column_int64(s, 0) > 0) {
+	if (db_column_int64(s, 0) > 0) {
 		store_fail(st, "domain %s still has %lld user(s)", name,
-		    (long long)sqlite3_column_int64(s, 0));
-		sqlite3_reset(s);
+		    (long long)db_column_int64(s, 0));
+		db_reset(s);
 		goto out;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	/* Aliases of the domain mean nothing without it: drop them too. */
 	s = store_stmt(st, STMT_DOMAIN_DEL_ALIASES,
 	    "DELETE FROM aliases WHERE lower(substr(source, "
-	    "-(length(?1) + 1))) = '@' || ?1");
+	    "length(source) - length(?1))) = '@' || lower(?1)");
 	if (s == NULL)
 		goto out;
 	store_bind_text(s, 1, name);
@@ -148,7 +148,7 @@ store_domain_del(struct store *st, const char *domain)
 	s = store_stmt(st, STMT_DOMAIN_DEL, "DELETE FROM domains WHERE id = ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "domain del") < 0)
 		goto out;
 	ret = 0;
@@ -181,30 +181,30 @@ static int
 store_list(struct store *st, const char *sql, const char *arg,
     store_alias_cb *pair_cb, store_str_cb *str_cb, void *cbarg)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, sql, false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "list");
 	if (arg != NULL)
 		store_bind_text(s, 1, arg);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *a = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = db_step(s)) == DB_ROW) {
+		const char *a = (const char *)db_column_text(s, 0);
 		const char *b = pair_cb != NULL ?
-		    (const char *)sqlite3_column_text(s, 1) : NULL;
+		    (const char *)db_column_text(s, 1) : NULL;
 
 		if (pair_cb != NULL)
 			pair_cb(a, b, cbarg);
 		else
 			str_cb(a, cbarg);
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		store_fail_db(st, rc, "list");
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return -1;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return 0;
 }
 
@@ -236,7 +236,7 @@ static int64_t
 store_user_new_epoch(struct store *st)
 {
 	struct timespec ts;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t now, max = 0;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -245,16 +245,16 @@ store_user_new_epoch(struct store *st)
 	    "SELECT coalesce(max(uid_epoch), 0) FROM users");
 	if (s == NULL)
 		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		max = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	if (db_step(s) == DB_ROW)
+		max = db_column_int64(s, 0);
+	db_reset(s);
 	return now > max ? now : max + 1;
 }
 
 int
 store_user_add(struct store *st, const char *address, const char *hash)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_user u;
 	char *addr;
 	int64_t domain_id, epoch;
@@ -289,9 +289,9 @@ store_user_add(struct store *st, const char *address, const char *hash)
 	if (s == NULL)
 		goto out;
 	store_bind_text(s, 1, addr);
-	sqlite3_bind_int64(s, 2, domain_id);
+	db_bind_int64(s, 2, domain_id);
 	store_bind_text(s, 3, hash);
-	sqlite3_bind_int64(s, 4, epoch);
+	db_bind_int64(s, 4, epoch);
 	if (store_step_done(st, s, "user add") < 0)
 		goto out;
 	ret = 0;
@@ -307,7 +307,7 @@ out:
 int
 store_user_get(struct store *st, const char *address, struct store_user *u)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	memset(u, 0, sizeof(*u));
@@ -317,19 +317,19 @@ store_user_get(struct store *st, const char *address, struct store_user *u)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		u->id = sqlite3_column_int64(s, 0);
-		u->address = xstrdup((const char *)sqlite3_column_text(s, 1));
-		u->hash = xstrdup((const char *)sqlite3_column_text(s, 2));
-		u->quota = (uint64_t)sqlite3_column_int64(s, 3);
-		u->used = (uint64_t)sqlite3_column_int64(s, 4);
-		u->enabled = sqlite3_column_int(s, 5) != 0;
-		sqlite3_reset(s);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		u->id = db_column_int64(s, 0);
+		u->address = xstrdup((const char *)db_column_text(s, 1));
+		u->hash = xstrdup((const char *)db_column_text(s, 2));
+		u->quota = (uint64_t)db_column_int64(s, 3);
+		u->used = (uint64_t)db_column_int64(s, 4);
+		u->enabled = db_column_int(s, 5) != 0;
+		db_reset(s);
 		return 0;
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	db_reset(s);
+	if (rc == DB_DONE)
 		return 1;
 	return store_fail_db(st, rc, "user lookup");
 }
@@ -346,7 +346,7 @@ store_user_id(struct store *st, const char *address, int64_t *id_r)
 int
 store_user_set_hash(struct store *st, const char *address, const char *hash)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_stmt(st, STMT_USER_SET_HASH,
 	    "UPDATE users SET hash = ?2 WHERE address = ?1");
@@ -356,29 +356,29 @@ store_user_set_hash(struct store *st, const char *address, const char *hash)
 	store_bind_text(s, 2, hash);
 	if (store_step_done(st, s, "user passwd") < 0)
 		return -1;
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 int
 store_user_set_enabled(struct store *st, const char *address, bool enabled)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_stmt(st, STMT_USER_SET_ENABLED,
 	    "UPDATE users SET enabled = ?2 WHERE address = ?1");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	sqlite3_bind_int(s, 2, enabled ? 1 : 0);
+	db_bind_int(s, 2, enabled ? 1 : 0);
 	if (store_step_done(st, s, "user enable") < 0)
 		return -1;
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 int
 store_user_set_quota(struct store *st, const char *address, uint64_t quota)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	if (quota > INT64_MAX)
 		return store_fail(st, "quota too large");
@@ -387,16 +387,16 @@ store_user_set_quota(struct store *st, const char *address, uint64_t quota)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	sqlite3_bind_int64(s, 2, (int64_t)quota);
+	db_bind_int64(s, 2, (int64_t)quota);
 	if (store_step_done(st, s, "user quota") < 0)
 		return -1;
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 int
 store_user_del(struct store *st, const char *address)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t id;
 	int rc, ret = -1;
 
@@ -414,20 +414,20 @@ store_user_del(struct store *st, const char *address)
 	    "WHERE id IN (SELECT body_id FROM mailbox WHERE user_id = ?1)");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "user del") < 0)
 		goto out;
 	s = store_stmt(st, STMT_USER_DEL_MAILBOX,
 	    "DELETE FROM mailbox WHERE user_id = ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "user del") < 0)
 		goto out;
 	s = store_stmt(st, STMT_USER_DEL, "DELETE FROM users WHERE id = ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "user del") < 0)
 		goto out;
 	ret = 0;
@@ -451,7 +451,7 @@ store_user_list(struct store *st, store_str_cb *cb, void *arg)
 int
 store_alias_add(struct store *st, const char *source, const char *dest)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *src = NULL, *dst = NULL;
 	int64_t domain_id;
 	int rc, ret = -1;
@@ -474,13 +474,13 @@ store_alias_add(struct store *st, const char *source, const char *dest)
 		goto out;
 	store_bind_text(s, 1, src);
 	store_bind_text(s, 2, dst);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	db_reset(s);
+	if (rc == DB_ROW) {
 		ret = 1;
 		goto out;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		store_fail_db(st, rc, "alias add");
 		goto out;
 	}
@@ -502,7 +502,7 @@ out:
 int
 store_alias_del(struct store *st, const char *source, const char *dest)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	if (dest != NULL) {
 		s = store_stmt(st, STMT_ALIAS_DEL_ONE,
@@ -519,7 +519,7 @@ store_alias_del(struct store *st, const char *source, const char *dest)
 	store_bind_text(s, 1, source);
 	if (store_step_done(st, s, "alias del") < 0)
 		return -1;
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 int

@@ -15,33 +15,32 @@ int
 store_domain_source_set(struct store *st, const char *domain,
     const char *which, const char *value)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if (strcmp(which, "source_ip") != 0 && strcmp(which, "helo") != 0)
 		return store_fail(st, "domain source: no column %s", which);
-	rc = sqlite3_prepare_v2(st->db, strcmp(which, "helo") == 0 ?
+	rc = db_prepare(st->db, strcmp(which, "helo") == 0 ?
 	    "UPDATE domains SET helo = ?2 WHERE name = ?1" :
-	    "UPDATE domains SET source_ip = ?2 WHERE name = ?1", -1, &s,
-	    NULL);
-	if (rc != SQLITE_OK)
+	    "UPDATE domains SET source_ip = ?2 WHERE name = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "domains");
 	store_bind_text(s, 1, domain);
 	if (value != NULL && value[0] != '\0')
 		store_bind_text(s, 2, value);
 	else
-		sqlite3_bind_null(s, 2);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+		db_bind_null(s, 2);
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "domains");
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 static char *
-store_domain_source_col(sqlite3_stmt *s, int i)
+store_domain_source_col(struct db_stmt *s, int i)
 {
-	const unsigned char *v = sqlite3_column_text(s, i);
+	const char *v = db_column_text(s, i);
 
 	return v != NULL ? xstrdup((const char *)v) : NULL;
 }
@@ -50,26 +49,26 @@ int
 store_domain_source_get(struct store *st, const char *domain,
     struct store_domain_source *row_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc, ret;
 
 	memset(row_r, 0, sizeof(*row_r));
-	rc = sqlite3_prepare_v2(st->db, "SELECT name, source_ip, helo FROM "
-	    "domains WHERE name = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT name, source_ip, helo FROM "
+	    "domains WHERE name = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "domains");
 	store_bind_text(s, 1, domain);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		row_r->domain = store_domain_source_col(s, 0);
 		row_r->source_ip = store_domain_source_col(s, 1);
 		row_r->helo = store_domain_source_col(s, 2);
 		ret = 0;
-	} else if (rc == SQLITE_DONE)
+	} else if (rc == DB_DONE)
 		ret = 1;
 	else
 		ret = store_fail_db(st, rc, "domains");
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return ret;
 }
 
@@ -85,7 +84,7 @@ store_domain_source_clear(struct store_domain_source *row)
 int
 store_domain_source_ips(struct store *st, char ***ips_r, size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char **ips = NULL, *list, *ip, *save;
 	size_t n = 0, i;
 	bool dup;
@@ -93,11 +92,11 @@ store_domain_source_ips(struct store *st, char ***ips_r, size_t *n_r)
 
 	*ips_r = NULL;
 	*n_r = 0;
-	rc = sqlite3_prepare_v2(st->db, "SELECT source_ip FROM domains WHERE "
-	    "source_ip IS NOT NULL AND source_ip != ''", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT source_ip FROM domains WHERE "
+	    "source_ip IS NOT NULL AND source_ip != ''", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "domains");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		list = store_domain_source_col(s, 0);
 		for (ip = strtok_r(list, ",", &save); ip != NULL;
 		    ip = strtok_r(NULL, ",", &save)) {
@@ -110,8 +109,8 @@ store_domain_source_ips(struct store *st, char ***ips_r, size_t *n_r)
 		}
 		free(list);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	db_finalize(s);
+	if (rc != DB_DONE) {
 		for (i = 0; i < n; i++)
 			free(ips[i]);
 		free(ips);

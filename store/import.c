@@ -15,7 +15,7 @@
 #include <string.h>
 
 static int store_import_run(struct store *, const char *, const char *,
-    const char *, sqlite3_stmt **, const char *);
+    const char *, struct db_stmt **, const char *);
 static char *store_import_key(const char *, const char *);
 
 int
@@ -44,12 +44,12 @@ store_import_key(const char *uidl, const char *key)
  * -1 with the error set. */
 static int
 store_import_run(struct store *st, const char *sql, const char *address,
-    const char *a, sqlite3_stmt **s, const char *what)
+    const char *a, struct db_stmt **s, const char *what)
 {
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, sql, false, s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, what);
 	store_bind_text(*s, 1, address);
 	if (a != NULL)
@@ -62,7 +62,7 @@ store_import_known(struct store *st, const char *address, const char *uidl,
     const char *key)
 {
 	char *k = store_import_key(uidl, key);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if (store_import_run(st, "SELECT 1 FROM imported i JOIN users u "
@@ -71,12 +71,12 @@ store_import_known(struct store *st, const char *address, const char *uidl,
 		free(k);
 		return -1;
 	}
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	rc = db_step(s);
+	db_finalize(s);
 	free(k);
-	if (rc == SQLITE_ROW)
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail_db(st, rc, "import");
 }
@@ -90,7 +90,7 @@ store_import(struct store *st, const char *address,
 		.prefix = "", .fd = -1, .local = local, .nlocal = 1,
 		.check_quota = m->check_quota, .uidl = m->uidl,
 	};
-	sqlite3_stmt *s = NULL;
+	struct db_stmt *s = NULL;
 	int64_t mailbox_id, epoch = 0;
 	char *key, gen[32];
 	int rc, ret = -1;
@@ -118,16 +118,16 @@ store_import(struct store *st, const char *address,
 		    "FROM users u WHERE u.address = ?1", address, m->uidl, &s,
 		    "import") < 0)
 			goto out;
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW) {
-			if (rc == SQLITE_DONE)
+		rc = db_step(s);
+		if (rc != DB_ROW) {
+			if (rc == DB_DONE)
 				store_fail(st, "no such user");
 			else
 				store_fail_db(st, rc, "import");
 			goto out;
 		}
-		epoch = sqlite3_column_int64(s, 0);
-		if (sqlite3_column_int64(s, 1) > 0) {
+		epoch = db_column_int64(s, 0);
+		if (db_column_int64(s, 1) > 0) {
 			store_fail(st, "UIDL %s is already in the mailbox",
 			    m->uidl);
 			goto out;
@@ -141,38 +141,38 @@ store_import(struct store *st, const char *address,
 			    "UIDLs for this mailbox", m->uidl);
 			goto out;
 		}
-		sqlite3_finalize(s);
+		db_finalize(s);
 		s = NULL;
 	}
 	if (store_deliver_mem(st, &d, m->data, m->len, NULL, NULL) < 0)
 		goto out;
-	/* The delivery's last insert is its one mailbox row. */
-	mailbox_id = sqlite3_last_insert_rowid(st->db);
+	/* The delivery's one mailbox row. */
+	mailbox_id = st->last_mailbox_id;
 	if (store_import_run(st, "INSERT INTO imported(user_id, key, uidl, at) "
 	    "SELECT user_id, ?2, uidl, ?3 FROM mailbox WHERE id = ?4",
 	    address, key, &s, "import") < 0)
 		goto out;
-	sqlite3_bind_int64(s, 3, util_time());
-	sqlite3_bind_int64(s, 4, mailbox_id);
-	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+	db_bind_int64(s, 3, util_time());
+	db_bind_int64(s, 4, mailbox_id);
+	if ((rc = db_step(s)) != DB_DONE) {
 		store_fail_db(st, rc, "import");
 		goto out;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	s = NULL;
 	if (m->mbox_from != NULL) {
 		if (store_import_run(st, "UPDATE mailbox SET mbox_from = ?2 "
 		    "WHERE id = ?3", address, m->mbox_from, &s, "import") < 0)
 			goto out;
-		sqlite3_bind_int64(s, 3, mailbox_id);
-		if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		db_bind_int64(s, 3, mailbox_id);
+		if ((rc = db_step(s)) != DB_DONE) {
 			store_fail_db(st, rc, "import");
 			goto out;
 		}
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(s);
+	db_finalize(s);
 	free(key);
 	return store_end(st, ret);
 }
@@ -181,28 +181,28 @@ int
 store_message_origin(struct store *st, int64_t mailbox_id,
     char **return_path_r, char **mbox_from_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*return_path_r = *mbox_from_r = NULL;
-	rc = sqlite3_prepare_v2(st->db, "SELECT return_path, mbox_from FROM "
-	    "mailbox WHERE id = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT return_path, mbox_from FROM "
+	    "mailbox WHERE id = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "message origin");
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+	db_bind_int64(s, 1, mailbox_id);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		if (db_column_type(s, 0) != DB_NULL)
 			*return_path_r = xstrdup(
-			    (const char *)sqlite3_column_text(s, 0));
-		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+			    (const char *)db_column_text(s, 0));
+		if (db_column_type(s, 1) != DB_NULL)
 			*mbox_from_r = xstrdup(
-			    (const char *)sqlite3_column_text(s, 1));
+			    (const char *)db_column_text(s, 1));
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 0;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 1;
 	return store_fail_db(st, rc, "message origin");
 }

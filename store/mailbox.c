@@ -32,7 +32,7 @@ struct store_body {
 };
 
 static int store_body_load(struct store_body *, int64_t);
-static struct store_body *store_body_row(struct store *, sqlite3_stmt *,
+static struct store_body *store_body_row(struct store *, struct db_stmt *,
     int);
 static ssize_t store_body_read_stored(struct store_body *, uint64_t,
     unsigned char *, size_t);
@@ -43,7 +43,7 @@ store_mailbox_list(struct store *st, const char *address,
 {
 	struct store_msg *v = NULL;
 	size_t n = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t user_id;
 	int rc;
 
@@ -58,26 +58,26 @@ store_mailbox_list(struct store *st, const char *address,
 		return -1;
 	store_bind_text(s, 1, address);
 	user_id = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		struct store_msg *m;
 
-		user_id = sqlite3_column_int64(s, 0);
-		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+		user_id = db_column_int64(s, 0);
+		if (db_column_type(s, 1) == DB_NULL)
 			continue;	/* user with an empty mailbox */
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
 		m = &v[n++];
-		m->id = sqlite3_column_int64(s, 1);
-		m->body_id = sqlite3_column_int64(s, 2);
-		m->size = (uint64_t)sqlite3_column_int64(s, 3);
-		m->arrived = sqlite3_column_int64(s, 4);
-		util_strlcpy(m->uidl, (const char *)sqlite3_column_text(s, 5),
+		m->id = db_column_int64(s, 1);
+		m->body_id = db_column_int64(s, 2);
+		m->size = (uint64_t)db_column_int64(s, 3);
+		m->arrived = db_column_int64(s, 4);
+		util_strlcpy(m->uidl, (const char *)db_column_text(s, 5),
 		    sizeof(m->uidl));
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	db_reset(s);
+	if (rc != DB_DONE) {
 		free(v);
 		return store_fail_db(st, rc, "mailbox list");
 	}
@@ -94,7 +94,7 @@ int
 store_mailbox_delete(struct store *st, const char *address,
     const int64_t *ids, size_t n, size_t *deleted_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	uint64_t freed = 0;
 	size_t deleted = 0;
 	int64_t user_id;
@@ -124,20 +124,20 @@ store_mailbox_delete(struct store *st, const char *address,
 		    "RETURNING body_id, size");
 		if (s == NULL)
 			goto out;
-		sqlite3_bind_int64(s, 1, ids[i]);
-		sqlite3_bind_int64(s, 2, user_id);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE) {
-			sqlite3_reset(s);
+		db_bind_int64(s, 1, ids[i]);
+		db_bind_int64(s, 2, user_id);
+		rc = db_step(s);
+		if (rc == DB_DONE) {
+			db_reset(s);
 			continue;	/* another session removed it */
 		}
-		if (rc != SQLITE_ROW) {
+		if (rc != DB_ROW) {
 			store_fail_db(st, rc, "mailbox delete");
-			sqlite3_reset(s);
+			db_reset(s);
 			goto out;
 		}
-		body_id = sqlite3_column_int64(s, 0);
-		freed += (uint64_t)sqlite3_column_int64(s, 1);
+		body_id = db_column_int64(s, 0);
+		freed += (uint64_t)db_column_int64(s, 1);
 		if (store_step_done(st, s, "mailbox delete") < 0)
 			goto out;
 		deleted++;
@@ -146,16 +146,17 @@ store_mailbox_delete(struct store *st, const char *address,
 		    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1");
 		if (s == NULL)
 			goto out;
-		sqlite3_bind_int64(s, 1, body_id);
+		db_bind_int64(s, 1, body_id);
 		if (store_step_done(st, s, "mailbox delete") < 0)
 			goto out;
 	}
 	s = store_stmt(st, STMT_USER_USED_SUB,
-	    "UPDATE users SET used = max(used - ?2, 0) WHERE id = ?1");
+	    "UPDATE users SET used = CASE WHEN used > ?2 THEN used - ?2 "
+	    "ELSE 0 END WHERE id = ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int64(s, 1, user_id);
-	sqlite3_bind_int64(s, 2, (int64_t)freed);
+	db_bind_int64(s, 1, user_id);
+	db_bind_int64(s, 2, (int64_t)freed);
 	if (store_step_done(st, s, "mailbox delete") < 0)
 		goto out;
 	ret = 0;
@@ -171,8 +172,8 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 {
 	int64_t *ids;
 	unsigned n = 0;
-	sqlite3_stmt *s;
-	int rc = SQLITE_DONE, ret = -1;
+	struct db_stmt *s;
+	int rc = DB_DONE, ret = -1;
 
 	if (freed_r != NULL)
 		*freed_r = 0;
@@ -188,12 +189,12 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 	    "SELECT id FROM bodies WHERE refs <= 0 LIMIT ?1");
 	if (s == NULL)
 		goto out;
-	sqlite3_bind_int(s, 1, (int)(max_bodies > INT32_MAX ? INT32_MAX :
+	db_bind_int(s, 1, (int)(max_bodies > INT32_MAX ? INT32_MAX :
 	    max_bodies));
-	while (n < max_bodies && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (n < max_bodies && rc != SQLITE_DONE) {
+	while (n < max_bodies && (rc = db_step(s)) == DB_ROW)
+		ids[n++] = db_column_int64(s, 0);
+	db_reset(s);
+	if (n < max_bodies && rc != DB_DONE) {
 		store_fail_db(st, rc, "gc");
 		goto out;
 	}
@@ -202,14 +203,14 @@ store_gc(struct store *st, unsigned max_bodies, unsigned *freed_r)
 		    "DELETE FROM body_chunks WHERE body_id = ?1");
 		if (s == NULL)
 			goto out;
-		sqlite3_bind_int64(s, 1, ids[i]);
+		db_bind_int64(s, 1, ids[i]);
 		if (store_step_done(st, s, "gc") < 0)
 			goto out;
 		s = store_stmt(st, STMT_GC_BODY,
 		    "DELETE FROM bodies WHERE id = ?1 AND refs <= 0");
 		if (s == NULL)
 			goto out;
-		sqlite3_bind_int64(s, 1, ids[i]);
+		db_bind_int64(s, 1, ids[i]);
 		if (store_step_done(st, s, "gc") < 0)
 			goto out;
 	}
@@ -230,15 +231,15 @@ out:
  * if the row is inconsistent.
  */
 static struct store_body *
-store_body_row(struct store *st, sqlite3_stmt *s, int col)
+store_body_row(struct store *st, struct db_stmt *s, int col)
 {
 	struct store_body *b;
-	int64_t skip = sqlite3_column_int64(s, col + 2);
+	int64_t skip = db_column_int64(s, col + 2);
 
 	b = xcalloc(1, sizeof(*b));
 	b->st = st;
-	b->id = sqlite3_column_int64(s, col);
-	b->size = (uint64_t)sqlite3_column_int64(s, col + 1);
+	b->id = db_column_int64(s, col);
+	b->size = (uint64_t)db_column_int64(s, col + 1);
 	b->seq = -1;
 	if (skip < 0 || (uint64_t)skip > b->size) {
 		store_fail(st, "message body %lld: data_offset %lld past its "
@@ -247,10 +248,10 @@ store_body_row(struct store *st, sqlite3_stmt *s, int col)
 		goto fail;
 	}
 	b->skip = (uint64_t)skip;
-	if (sqlite3_column_type(s, col + 3) != SQLITE_NULL) {
+	if (db_column_type(s, col + 3) != DB_NULL) {
 		/* Stored inline: the whole body is "chunk 0". */
-		const void *data = sqlite3_column_blob(s, col + 3);
-		int len = sqlite3_column_bytes(s, col + 3);
+		const void *data = db_column_blob(s, col + 3);
+		int len = db_column_bytes(s, col + 3);
 
 		if (len < 0 || (uint64_t)len != b->size ||
 		    b->size > STORE_CHUNK_SIZE) {
@@ -266,10 +267,10 @@ store_body_row(struct store *st, sqlite3_stmt *s, int col)
 		b->seq = 0;
 		b->len = (size_t)len;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	return b;
 fail:
-	sqlite3_reset(s);
+	db_reset(s);
 	free(b);
 	return NULL;
 }
@@ -278,18 +279,18 @@ struct store_body *
 store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 {
 	struct store_body *b;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	s = store_stmt(st, STMT_BODY_SIZE,
 	    "SELECT id, size, data_offset, data FROM bodies WHERE id = ?1");
 	if (s == NULL)
 		return NULL;
-	sqlite3_bind_int64(s, 1, body_id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+	db_bind_int64(s, 1, body_id);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc == DB_DONE)
 			store_fail(st, "no such message body");
 		else
 			store_fail_db(st, rc, "body open");
@@ -306,7 +307,7 @@ struct store_body *
 store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 {
 	struct store_body *b;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *head = NULL;
 	int rc;
 
@@ -317,11 +318,11 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	    "WHERE m.id = ?1");
 	if (s == NULL)
 		return NULL;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE) {
+	db_bind_int64(s, 1, mailbox_id);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc == DB_DONE) {
 			store_fail(st, "no such message");
 			st->gone = true;
 		} else
@@ -330,9 +331,9 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	}
 	/* RFC 5321 4.4: the delivering server records the envelope
 	 * sender as the first line; "" is the null sender <>. */
-	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+	if (db_column_type(s, 0) != DB_NULL)
 		head = xasprintf("Return-Path: <%s>\r\n",
-		    (const char *)sqlite3_column_text(s, 0));
+		    (const char *)db_column_text(s, 0));
 	if ((b = store_body_row(st, s, 1)) == NULL) {
 		free(head);
 		return NULL;
@@ -352,7 +353,7 @@ store_body_load(struct store_body *b, int64_t seq)
 	uint64_t start = (uint64_t)seq * STORE_CHUNK_SIZE;
 	size_t want = b->size - start < STORE_CHUNK_SIZE ?
 	    (size_t)(b->size - start) : STORE_CHUNK_SIZE;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc, len;
 
 	if (b->buf == NULL)
@@ -362,24 +363,24 @@ store_body_load(struct store_body *b, int64_t seq)
 	    "SELECT data FROM body_chunks WHERE body_id = ?1 AND seq = ?2");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, b->id);
-	sqlite3_bind_int64(s, 2, seq);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+	db_bind_int64(s, 1, b->id);
+	db_bind_int64(s, 2, seq);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc == DB_DONE)
 			return store_fail(st, "message body is gone");
 		return store_fail_db(st, rc, "body read");
 	}
-	len = sqlite3_column_bytes(s, 0);
+	len = db_column_bytes(s, 0);
 	if (len < 0 || (size_t)len != want) {
-		sqlite3_reset(s);
+		db_reset(s);
 		return store_fail(st, "message body %lld chunk %lld has %d "
 		    "bytes, expected %zu", (long long)b->id, (long long)seq,
 		    len, want);
 	}
-	memcpy(b->buf, sqlite3_column_blob(s, 0), want);
-	sqlite3_reset(s);
+	memcpy(b->buf, db_column_blob(s, 0), want);
+	db_reset(s);
 	b->seq = seq;
 	b->len = want;
 	return 0;

@@ -9,40 +9,40 @@ int
 store_monitor_listed(struct store *st, const char *ip, const char *zone,
     int64_t since, const char *reason)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO "
-	    "monitor_listing(ip, zone, since, reason) VALUES (?1, ?2, ?3, ?4)",
-	    -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "INSERT INTO "
+	    "monitor_listing(ip, zone, since, reason) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT DO NOTHING", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "monitor_listing");
 	store_bind_text(s, 1, ip);
 	store_bind_text(s, 2, zone);
-	sqlite3_bind_int64(s, 3, since);
+	db_bind_int64(s, 3, since);
 	store_bind_text(s, 4, reason);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "monitor_listing");
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 int
 store_monitor_clear(struct store *st, const char *ip, const char *zone)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "DELETE FROM monitor_listing WHERE "
-	    "ip = ?1 AND zone = ?2", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "DELETE FROM monitor_listing WHERE "
+	    "ip = ?1 AND zone = ?2", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "monitor_listing");
 	store_bind_text(s, 1, ip);
 	store_bind_text(s, 2, zone);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "monitor_listing");
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }

@@ -12,22 +12,25 @@
 int
 store_mta_sts_put(struct store *st, const struct store_mta_sts *row)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO mta_sts"
+	rc = db_prepare(st->db, "INSERT INTO mta_sts"
 	    "(domain, id, policy, fetched, expires) VALUES "
-	    "(?1, ?2, ?3, ?4, ?5)", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	    "(?1, ?2, ?3, ?4, ?5) ON CONFLICT(domain) DO UPDATE SET "
+	    "id = excluded.id, policy = excluded.policy, "
+	    "fetched = excluded.fetched, expires = excluded.expires",
+	    false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "mta_sts");
 	store_bind_text(s, 1, row->domain);
 	store_bind_text(s, 2, row->id);
 	store_bind_text(s, 3, row->policy);
-	sqlite3_bind_int64(s, 4, row->fetched);
-	sqlite3_bind_int64(s, 5, row->expires);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	db_bind_int64(s, 4, row->fetched);
+	db_bind_int64(s, 5, row->expires);
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "mta_sts");
 	return 0;
 }
@@ -36,29 +39,29 @@ int
 store_mta_sts_list(struct store *st, int64_t now,
     struct store_mta_sts **rows_r, size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_mta_sts *rows = NULL, *r;
 	size_t n = 0;
 	int rc;
 
 	*rows_r = NULL;
 	*n_r = 0;
-	rc = sqlite3_prepare_v2(st->db, "SELECT domain, id, policy, "
-	    "fetched, expires FROM mta_sts WHERE expires > ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT domain, id, policy, "
+	    "fetched, expires FROM mta_sts WHERE expires > ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "mta_sts");
-	sqlite3_bind_int64(s, 1, now);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, now);
+	while ((rc = db_step(s)) == DB_ROW) {
 		rows = xrealloc(rows, (n + 1) * sizeof(*rows));
 		r = &rows[n++];
-		r->domain = xstrdup((const char *)sqlite3_column_text(s, 0));
-		r->id = xstrdup((const char *)sqlite3_column_text(s, 1));
-		r->policy = xstrdup((const char *)sqlite3_column_text(s, 2));
-		r->fetched = sqlite3_column_int64(s, 3);
-		r->expires = sqlite3_column_int64(s, 4);
+		r->domain = xstrdup((const char *)db_column_text(s, 0));
+		r->id = xstrdup((const char *)db_column_text(s, 1));
+		r->policy = xstrdup((const char *)db_column_text(s, 2));
+		r->fetched = db_column_int64(s, 3);
+		r->expires = db_column_int64(s, 4);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	db_finalize(s);
+	if (rc != DB_DONE) {
 		store_mta_sts_free(rows, n);
 		return store_fail_db(st, rc, "mta_sts");
 	}

@@ -30,11 +30,11 @@ enum store_queue_stmt {
 	STORE_QS_COUNT
 };
 
-static sqlite3_stmt *store_queue_stmt(struct store *, enum store_queue_stmt,
+static struct db_stmt *store_queue_stmt(struct store *, enum store_queue_stmt,
     const char *);
-static int store_queue_id_list(struct store *, sqlite3_stmt *, int64_t **,
+static int store_queue_id_list(struct store *, struct db_stmt *, int64_t **,
     size_t *);
-static char *store_queue_col_str(sqlite3_stmt *, int);
+static char *store_queue_col_str(struct db_stmt *, int);
 
 static const char *const
 store_queue_status_names[STORE_QUEUE_RCPT_STATUS_COUNT] = {
@@ -53,7 +53,7 @@ store_queue_rcpt_status_str(int status)
 	return store_queue_status_names[status];
 }
 
-static sqlite3_stmt *
+static struct db_stmt *
 store_queue_stmt(struct store *st, enum store_queue_stmt id, const char *sql)
 {
 	_Static_assert(STORE_QS_COUNT <= STMT_QUEUE_SLOTS,
@@ -62,9 +62,9 @@ store_queue_stmt(struct store *st, enum store_queue_stmt id, const char *sql)
 }
 
 static char *
-store_queue_col_str(sqlite3_stmt *s, int col)
+store_queue_col_str(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const char *t = db_column_text(s, col);
 
 	return t != NULL ? xstrdup((const char *)t) : NULL;
 }
@@ -90,22 +90,22 @@ store_queue_msg_clear(struct store_queue_msg *m)
 }
 
 static int
-store_queue_id_list(struct store *st, sqlite3_stmt *s, int64_t **ids_r,
+store_queue_id_list(struct store *st, struct db_stmt *s, int64_t **ids_r,
     size_t *n_r)
 {
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			ids = xrealloc(ids, cap * sizeof(*ids));
 		}
-		ids[n++] = sqlite3_column_int64(s, 0);
+		ids[n++] = db_column_int64(s, 0);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	db_reset(s);
+	if (rc != DB_DONE) {
 		free(ids);
 		return store_fail_db(st, rc, "queue list");
 	}
@@ -118,7 +118,7 @@ int
 store_queue_due(struct store *st, int64_t now, size_t max, int64_t **ids_r,
     size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	*ids_r = NULL;
 	*n_r = 0;
@@ -127,15 +127,15 @@ store_queue_due(struct store *st, int64_t now, size_t max, int64_t **ids_r,
 	    "ORDER BY next_attempt, id LIMIT ?2");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, now);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
+	db_bind_int64(s, 1, now);
+	db_bind_int64(s, 2, (int64_t)max);
 	return store_queue_id_list(st, s, ids_r, n_r);
 }
 
 int
 store_queue_ids(struct store *st, int64_t **ids_r, size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	*ids_r = NULL;
 	*n_r = 0;
@@ -149,7 +149,7 @@ store_queue_ids(struct store *st, int64_t **ids_r, size_t *n_r)
 int
 store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_queue_rcpt *r;
 	size_t cap = 0;
 	int rc;
@@ -161,11 +161,11 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	    "FROM queue WHERE id = ?1");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+	db_bind_int64(s, 1, id);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc == DB_DONE)
 			return 1;
 		return store_fail_db(st, rc, "queue load");
 	}
@@ -173,17 +173,17 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	m->mail_from = store_queue_col_str(s, 0);
 	if (m->mail_from == NULL)
 		m->mail_from = xstrdup("");
-	m->body_id = sqlite3_column_int64(s, 1);
+	m->body_id = db_column_int64(s, 1);
 	m->auth_user = store_queue_col_str(s, 2);
-	m->created = sqlite3_column_int64(s, 3);
-	m->next_attempt = sqlite3_column_int64(s, 4);
-	m->attempts = (unsigned)sqlite3_column_int64(s, 5);
-	m->warned = sqlite3_column_int(s, 6) != 0;
-	m->smtputf8 = sqlite3_column_int(s, 7) != 0;
-	m->is_bounce = sqlite3_column_int(s, 8) != 0;
-	m->dsn_ret = sqlite3_column_int(s, 9);
+	m->created = db_column_int64(s, 3);
+	m->next_attempt = db_column_int64(s, 4);
+	m->attempts = (unsigned)db_column_int64(s, 5);
+	m->warned = db_column_int(s, 6) != 0;
+	m->smtputf8 = db_column_int(s, 7) != 0;
+	m->is_bounce = db_column_int(s, 8) != 0;
+	m->dsn_ret = db_column_int(s, 9);
 	m->dsn_envid = store_queue_col_str(s, 10);
-	sqlite3_reset(s);
+	db_reset(s);
 
 	s = store_queue_stmt(st, STORE_QS_LOAD_RCPTS,
 	    "SELECT id, address, domain, status, last_error, updated, "
@@ -193,28 +193,28 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 		store_queue_msg_clear(m);
 		return -1;
 	}
-	sqlite3_bind_int64(s, 1, id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, id);
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (m->nrcpts == cap) {
 			cap = cap ? cap * 2 : 8;
 			m->rcpts = xrealloc(m->rcpts, cap * sizeof(*m->rcpts));
 		}
 		r = &m->rcpts[m->nrcpts++];
-		r->id = sqlite3_column_int64(s, 0);
+		r->id = db_column_int64(s, 0);
 		r->address = store_queue_col_str(s, 1);
 		r->domain = store_queue_col_str(s, 2);
-		r->status = sqlite3_column_int(s, 3);
+		r->status = db_column_int(s, 3);
 		r->last_error = store_queue_col_str(s, 4);
-		r->updated = sqlite3_column_int64(s, 5);
-		r->dsn_notify = (unsigned)sqlite3_column_int64(s, 6);
+		r->updated = db_column_int64(s, 5);
+		r->dsn_notify = (unsigned)db_column_int64(s, 6);
 		r->dsn_orcpt = store_queue_col_str(s, 7);
 		if (r->address == NULL)
 			r->address = xstrdup("");
 		if (r->domain == NULL)
 			r->domain = xstrdup("");
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	db_reset(s);
+	if (rc != DB_DONE) {
 		store_queue_msg_clear(m);
 		return store_fail_db(st, rc, "queue load rcpts");
 	}
@@ -225,7 +225,7 @@ int
 store_queue_rcpt_set(struct store *st, int64_t rcpt_id,
     enum store_queue_rcpt_status status, const char *error, int64_t now)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	if (error != NULL) {
 		s = store_queue_stmt(st, STORE_QS_RCPT_SET,
@@ -241,9 +241,9 @@ store_queue_rcpt_set(struct store *st, int64_t rcpt_id,
 		if (s == NULL)
 			return -1;
 	}
-	sqlite3_bind_int64(s, 1, rcpt_id);
-	sqlite3_bind_int(s, 2, (int)status);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 1, rcpt_id);
+	db_bind_int(s, 2, (int)status);
+	db_bind_int64(s, 4, now);
 	return store_step_done(st, s, "queue rcpt update");
 }
 
@@ -251,34 +251,34 @@ int
 store_queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
     unsigned attempts)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_queue_stmt(st, STORE_QS_RESCHEDULE,
 	    "UPDATE queue SET next_attempt = ?2, attempts = ?3 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, next_attempt);
-	sqlite3_bind_int64(s, 3, (int64_t)attempts);
+	db_bind_int64(s, 1, id);
+	db_bind_int64(s, 2, next_attempt);
+	db_bind_int64(s, 3, (int64_t)attempts);
 	return store_step_done(st, s, "queue reschedule");
 }
 
 int
 store_queue_set_warned(struct store *st, int64_t id)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_queue_stmt(st, STORE_QS_WARNED, "UPDATE queue SET warned = 1 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	return store_step_done(st, s, "queue warned");
 }
 
 int
 store_queue_delete(struct store *st, int64_t id)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t body_id;
 	int rc;
 
@@ -290,22 +290,22 @@ store_queue_delete(struct store *st, int64_t id)
 	    "DELETE FROM queue WHERE id = ?1 RETURNING body_id");
 	if (s == NULL)
 		goto fail;
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE) {
+	db_bind_int64(s, 1, id);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
+		if (rc != DB_DONE) {
 			store_fail_db(st, rc, "queue delete");
 			goto fail;
 		}
 		return store_commit(st) < 0 ? -1 : 1;
 	}
-	body_id = sqlite3_column_int64(s, 0);
+	body_id = db_column_int64(s, 0);
 	/* Finish the statement: RETURNING rows are produced first. */
-	while (rc == SQLITE_ROW)
-		rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	while (rc == DB_ROW)
+		rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE) {
 		store_fail_db(st, rc, "queue delete");
 		goto fail;
 	}
@@ -313,14 +313,14 @@ store_queue_delete(struct store *st, int64_t id)
 	    "DELETE FROM queue_rcpt WHERE queue_id = ?1");
 	if (s == NULL)
 		goto fail;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (store_step_done(st, s, "queue rcpt delete") < 0)
 		goto fail;
 	s = store_queue_stmt(st, STORE_QS_UNREF,
 	    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1 AND refs > 0");
 	if (s == NULL)
 		goto fail;
-	sqlite3_bind_int64(s, 1, body_id);
+	db_bind_int64(s, 1, body_id);
 	if (store_step_done(st, s, "body unref") < 0)
 		goto fail;
 	return store_commit(st);
@@ -332,24 +332,24 @@ fail:
 int
 store_queue_flush(struct store *st, int64_t now, size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_queue_stmt(st, STORE_QS_FLUSH,
 	    "UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, now);
+	db_bind_int64(s, 1, now);
 	if (store_step_done(st, s, "queue flush") < 0)
 		return -1;
 	if (n_r != NULL)
-		*n_r = (size_t)sqlite3_changes(st->db);
+		*n_r = (size_t)db_changes(st->db);
 	return 0;
 }
 
 int
 store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*n_r = 0;
@@ -358,13 +358,13 @@ store_queue_stats(struct store *st, int64_t *n_r, int64_t *oldest_r)
 	    "SELECT count(*), coalesce(min(created), 0) FROM queue");
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
 		return store_fail_db(st, rc, "queue stats");
 	}
-	*n_r = sqlite3_column_int64(s, 0);
-	*oldest_r = sqlite3_column_int64(s, 1);
-	sqlite3_reset(s);
+	*n_r = db_column_int64(s, 0);
+	*oldest_r = db_column_int64(s, 1);
+	db_reset(s);
 	return 0;
 }

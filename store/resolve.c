@@ -63,7 +63,7 @@ static int
 store_resolve_dests(struct store *st, const char *source,
     struct store_resolve_list *l)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	s = store_stmt(st, STMT_ALIAS_DESTS,
@@ -71,17 +71,17 @@ store_resolve_dests(struct store *st, const char *source,
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, source);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		/* store_resolve_list_add dedups; keep every row here. */
 		if (l->n == l->cap) {
 			l->cap = l->cap ? l->cap * 2 : 4;
 			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 		}
-		l->v[l->n++] = xstrdup((const char *)sqlite3_column_text(s,
+		l->v[l->n++] = xstrdup((const char *)db_column_text(s,
 		    0));
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	db_reset(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "alias lookup");
 	return 0;
 }
@@ -204,7 +204,7 @@ static int
 store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
     const char *domain)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	s = domain != NULL ? store_stmt(c->st, STMT_POSTMASTER_DOMAIN,
@@ -216,14 +216,14 @@ store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
 		return -1;
 	if (domain != NULL)
 		store_bind_text(s, 1, domain);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_resolve_list_add(&c->local,
-		    (const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		    (const char *)db_column_text(s, 0));
+	db_reset(s);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(c->st, rc, "postmaster");
-	if (rc == SQLITE_DONE && domain != NULL)
+	if (rc == DB_DONE && domain != NULL)
 		return store_resolve_postmaster_fallback(c, NULL);
 	return 0;
 }

@@ -14,43 +14,43 @@ int
 store_user_set_expire(struct store *st, const char *address,
     int64_t seconds)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "UPDATE users SET expire = ?2 "
-	    "WHERE address = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "UPDATE users SET expire = ?2 "
+	    "WHERE address = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "user set expire");
 	store_bind_text(s, 1, address);
 	if (seconds != STORE_EXPIRE_DEFAULT)
-		sqlite3_bind_int64(s, 2, seconds);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+		db_bind_int64(s, 2, seconds);
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "user set expire");
-	return sqlite3_changes(st->db) == 0 ? 1 : 0;
+	return db_changes(st->db) == 0 ? 1 : 0;
 }
 
 int
 store_user_get_expire(struct store *st, const char *address,
     int64_t *seconds_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*seconds_r = STORE_EXPIRE_DEFAULT;
-	rc = sqlite3_prepare_v2(st->db, "SELECT expire FROM users "
-	    "WHERE address = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT expire FROM users "
+	    "WHERE address = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "user expire");
 	store_bind_text(s, 1, address);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		*seconds_r = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW && db_column_type(s, 0) != DB_NULL)
+		*seconds_r = db_column_int64(s, 0);
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 0;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 1;
 	return store_fail_db(st, rc, "user expire");
 }
@@ -59,33 +59,33 @@ int
 store_mailbox_retrieved(struct store *st, const char *address,
     const int64_t *ids, size_t n, int64_t now)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc, ret = -1;
 
 	if (n == 0)
 		return 0;
-	rc = sqlite3_prepare_v2(st->db, "UPDATE mailbox SET first_retrieved "
+	rc = db_prepare(st->db, "UPDATE mailbox SET first_retrieved "
 	    "= ?3 WHERE id = ?2 AND first_retrieved IS NULL AND user_id = "
-	    "(SELECT id FROM users WHERE address = ?1)", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	    "(SELECT id FROM users WHERE address = ?1)", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "retrieved");
 	if (store_begin(st) < 0) {
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(s);
+		db_reset(s);
 		store_bind_text(s, 1, address);
-		sqlite3_bind_int64(s, 2, ids[i]);
-		sqlite3_bind_int64(s, 3, now);
-		if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		db_bind_int64(s, 2, ids[i]);
+		db_bind_int64(s, 3, now);
+		if ((rc = db_step(s)) != DB_DONE) {
 			store_fail_db(st, rc, "retrieved");
 			goto out;
 		}
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return store_end(st, ret);
 }
 
@@ -95,7 +95,7 @@ store_expire_candidates(struct store *st, int64_t default_s, int64_t now,
     size_t *n_r)
 {
 	struct store_expired *v;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t n = 0;
 	int rc;
 
@@ -107,47 +107,56 @@ store_expire_candidates(struct store *st, int64_t default_s, int64_t now,
 		return 0;
 	/* The shortest expire anyone has: nobody (all never) means nothing
 	 * to do, else only rows retrieved that long ago are looked at. */
-	rc = sqlite3_prepare_v2(st->db, "SELECT min(coalesce(expire, ?1)) "
-	    "FROM users WHERE coalesce(expire, ?1) >= 0", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT min(coalesce(expire, ?1)) "
+	    "FROM users WHERE coalesce(expire, ?1) >= 0", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "expire");
-	sqlite3_bind_int64(s, 1, default_s);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
-		sqlite3_finalize(s);
-		return rc == SQLITE_ROW ? 0 : store_fail_db(st, rc, "expire");
+	db_bind_int64(s, 1, default_s);
+	rc = db_step(s);
+	if (rc != DB_ROW || db_column_type(s, 0) == DB_NULL) {
+		db_finalize(s);
+		return rc == DB_ROW ? 0 : store_fail_db(st, rc, "expire");
 	}
-	min_e = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	min_e = db_column_int64(s, 0);
+	db_finalize(s);
 	/* The partial index mailbox_retrieved holds only retrieved rows
 	 * (never-retrieved mail is not even looked at), and ?5 bounds the
 	 * range read to rows old enough for the shortest expire. */
-	rc = sqlite3_prepare_v2(st->db, "SELECT m.id, u.address, m.uidl, "
+	rc = db_prepare(st->db, store_sql(st,
+	    "SELECT m.id, u.address, m.uidl, "
 	    "m.first_retrieved FROM mailbox m INDEXED BY mailbox_retrieved "
 	    "JOIN users u ON u.id = m.user_id "
 	    "WHERE m.first_retrieved IS NOT NULL AND m.first_retrieved <= ?5 "
 	    "AND m.id > ?1 AND coalesce(u.expire, ?2) >= 0 "
 	    "AND m.first_retrieved + coalesce(u.expire, ?2) <= ?3 "
-	    "ORDER BY m.id LIMIT ?4", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	    "ORDER BY m.id LIMIT ?4",
+	    /* PostgreSQL has no INDEXED BY; its planner picks the index. */
+	    "SELECT m.id, u.address, m.uidl, "
+	    "m.first_retrieved FROM mailbox m "
+	    "JOIN users u ON u.id = m.user_id "
+	    "WHERE m.first_retrieved IS NOT NULL AND m.first_retrieved <= ?5 "
+	    "AND m.id > ?1 AND coalesce(u.expire, ?2) >= 0 "
+	    "AND m.first_retrieved + coalesce(u.expire, ?2) <= ?3 "
+	    "ORDER BY m.id LIMIT ?4"), false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "expire");
-	sqlite3_bind_int64(s, 1, after_id);
-	sqlite3_bind_int64(s, 2, default_s);
-	sqlite3_bind_int64(s, 3, now);
-	sqlite3_bind_int64(s, 4, max);
-	sqlite3_bind_int64(s, 5, now - min_e);
+	db_bind_int64(s, 1, after_id);
+	db_bind_int64(s, 2, default_s);
+	db_bind_int64(s, 3, now);
+	db_bind_int64(s, 4, max);
+	db_bind_int64(s, 5, now - min_e);
 	v = xcalloc(max, sizeof(*v));
-	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		v[n].id = sqlite3_column_int64(s, 0);
-		util_strlcpy(v[n].address, (const char *)sqlite3_column_text(s,
+	while (n < max && (rc = db_step(s)) == DB_ROW) {
+		v[n].id = db_column_int64(s, 0);
+		util_strlcpy(v[n].address, (const char *)db_column_text(s,
 		    1), sizeof(v[n].address));
-		util_strlcpy(v[n].uidl, (const char *)sqlite3_column_text(s, 2),
+		util_strlcpy(v[n].uidl, (const char *)db_column_text(s, 2),
 		    sizeof(v[n].uidl));
-		v[n].first_retrieved = sqlite3_column_int64(s, 3);
+		v[n].first_retrieved = db_column_int64(s, 3);
 		n++;
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	db_finalize(s);
+	if (rc != DB_ROW && rc != DB_DONE) {
 		free(v);
 		return store_fail_db(st, rc, "expire");
 	}

@@ -16,7 +16,7 @@ static int64_t
 store_sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
     const char *user, int64_t since)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t v;
 	int rc;
 
@@ -24,14 +24,14 @@ store_sendlog_scalar(struct store *st, enum store_stmt_id id, const char *sql,
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, since);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
+	db_bind_int64(s, 2, since);
+	rc = db_step(s);
+	if (rc != DB_ROW) {
+		db_reset(s);
 		return store_fail_db(st, rc, "send log");
 	}
-	v = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	v = db_column_int64(s, 0);
+	db_reset(s);
 	return v;
 }
 
@@ -55,14 +55,14 @@ int
 store_sent_add(struct store *st, const char *user, int64_t at,
     unsigned count)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	s = store_stmt(st, STMT_SENT_PRUNE,
 	    "DELETE FROM send_log WHERE user = ?1 AND at < ?2");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, at - SENDLOG_KEEP);
+	db_bind_int64(s, 2, at - SENDLOG_KEEP);
 	if (store_step_done(st, s, "send log") < 0)
 		return -1;
 	s = store_stmt(st, STMT_SENT_ADD,
@@ -70,7 +70,7 @@ store_sent_add(struct store *st, const char *user, int64_t at,
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, at);
-	sqlite3_bind_int64(s, 3, count);
+	db_bind_int64(s, 2, at);
+	db_bind_int64(s, 3, count);
 	return store_step_done(st, s, "send log");
 }

@@ -8,6 +8,8 @@
 #include "store/schema.h"
 #include "common/util.h"
 
+#include <sqlite3.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@ static int store_wal_hook(void *, sqlite3 *, const char *, int);
 static bool store_is_memory(const char *);
 static int store_pragmas(struct store *, bool, const char **);
 static int store_user_version(struct store *, int *);
+static int store_sqlite_version(struct store *, int *);
 static int store_tx_push(struct store *, enum store_tx_kind);
 static enum store_tx_kind store_tx_pop(struct store *);
 static int store_tx_start(struct store *, enum store_tx_kind);
@@ -53,8 +56,10 @@ struct store *
 store_open(const char *path, const char **error_r)
 {
 	struct store *st;
-	int fd, rc;
+	int fd;
 
+	if (store_pg_locator(path) != NULL)
+		return store_pg_open(store_pg_locator(path), error_r);
 	/*
 	 * The database holds password hashes: create it 0600 ourselves
 	 * (SQLite would use 0644 & ~umask); the -wal and -shm files inherit
@@ -74,18 +79,13 @@ store_open(const char *path, const char **error_r)
 
 	pthread_once(&store_global_once, store_global_init);
 	st = xcalloc(1, sizeof(*st));
-	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(store_open_err, sizeof(store_open_err),
-		    "cannot open %s: %s", path, st->db ?
-		    sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		*error_r = store_open_err;
-		store_close(st);
+	st->db = db_open_sqlite(path, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, error_r);
+	if (st->db == NULL) {
+		free(st);
 		return NULL;
 	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	db_set_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	if (store_pragmas(st, store_is_memory(path), error_r) < 0) {
 		store_close(st);
 		return NULL;
@@ -104,25 +104,24 @@ store_is_memory(const char *path)
 static int
 store_pragmas(struct store *st, bool memory, const char **error_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	const char *mode;
 	int rc, ok;
 
 	/* journal_mode reports the resulting mode as a row. */
-	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s,
-	    NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(s);
-		mode = rc == SQLITE_ROW ?
-		    (const char *)sqlite3_column_text(s, 0) : NULL;
+	rc = db_prepare(st->db, "PRAGMA journal_mode=WAL", false, &s);
+	if (rc == DB_OK) {
+		rc = db_step(s);
+		mode = rc == DB_ROW ?
+		    (const char *)db_column_text(s, 0) : NULL;
 		ok = mode != NULL && strcmp(mode, memory ? "memory" : "wal")
 		    == 0;
-		sqlite3_finalize(s);
+		db_finalize(s);
 	} else
 		ok = 0;
 	if (!ok) {
 		snprintf(store_open_err, sizeof(store_open_err),
-		    "cannot enable WAL mode: %s", sqlite3_errmsg(st->db));
+		    "cannot enable WAL mode: %s", db_errmsg(st->db));
 		*error_r = store_open_err;
 		return -1;
 	}
@@ -131,12 +130,12 @@ store_pragmas(struct store *st, bool memory, const char **error_r)
 	 * after DATA relies on it). journal_size_limit trims the WAL file
 	 * after a big message has been checkpointed.
 	 */
-	if (sqlite3_exec(st->db, "PRAGMA synchronous=FULL;"
+	if (db_exec(st->db, "PRAGMA synchronous=FULL;"
 	    "PRAGMA foreign_keys=ON;"
-	    "PRAGMA journal_size_limit=16777216;", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	    "PRAGMA journal_size_limit=16777216;") !=
+	    DB_OK) {
 		snprintf(store_open_err, sizeof(store_open_err),
-		    "cannot configure database: %s", sqlite3_errmsg(st->db));
+		    "cannot configure database: %s", db_errmsg(st->db));
 		*error_r = store_open_err;
 		return -1;
 	}
@@ -149,10 +148,8 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	for (size_t i = 0; i < STMT_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close_v2(st->db);
+		db_finalize(st->stmt[i]);
+	db_close(st->db);
 	free(st->chunk);
 	free(st);
 }
@@ -192,22 +189,22 @@ store_fail_db(struct store *st, int rc, const char *what)
 {
 	int prim = rc & 0xff, sys = errno;
 
-	st->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
+	st->busy = prim == DB_BUSY || prim == DB_LOCKED;
 	st->quota = false;
 	st->gone = false;
 	/*
-	 * The unix VFS turns ENOSPC on a write into SQLITE_FULL, as does the
+	 * The unix VFS turns ENOSPC on a write into DB_FULL, as does the
 	 * page limit; EDQUOT (and ENOSPC from fsync or ftruncate) come back
 	 * as an I/O error. SQLite keeps its errno for some paths only (not
 	 * for a failed COMMIT in 3.40), so the errno the failed call left
 	 * is the fallback: callers come here straight from the failing step.
 	 */
-	if (prim == SQLITE_IOERR && sqlite3_system_errno(st->db) != 0)
-		sys = sqlite3_system_errno(st->db);
-	st->full = prim == SQLITE_FULL || (prim == SQLITE_IOERR &&
+	if (prim == DB_IOERR && db_system_errno(st->db) != 0)
+		sys = db_system_errno(st->db);
+	st->full = prim == DB_FULL || (prim == DB_IOERR &&
 	    (sys == ENOSPC || sys == EDQUOT));
 	snprintf(st->err, sizeof(st->err), "%s: %s", what,
-	    sqlite3_errmsg(st->db));
+	    db_errmsg(st->db));
 	return -1;
 }
 
@@ -231,16 +228,16 @@ store_exec(struct store *st, const char *sql)
 {
 	int rc;
 
-	rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_exec(st->db, sql);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "exec");
 	return 0;
 }
 
-sqlite3_stmt *
+struct db_stmt *
 store_stmt(struct store *st, enum store_stmt_id id, const char *sql)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	assert((size_t)id < STMT_COUNT);
@@ -249,13 +246,12 @@ store_stmt(struct store *st, enum store_stmt_id id, const char *sql)
 		/* One slot, one statement text. */
 		assert(st->stmt_sql[id] == sql ||
 		    strcmp(st->stmt_sql[id], sql) == 0);
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
+		db_reset(s);
+		db_clear_bindings(s);
 		return s;
 	}
-	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-	    &s, NULL);
-	if (rc != SQLITE_OK) {
+	rc = db_prepare(st->db, sql, true, &s);
+	if (rc != DB_OK) {
 		store_fail_db(st, rc, "prepare");
 		return NULL;
 	}
@@ -265,24 +261,48 @@ store_stmt(struct store *st, enum store_stmt_id id, const char *sql)
 }
 
 int
-store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
+store_step_done(struct store *st, struct db_stmt *s, const char *what)
 {
 	int rc;
 
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc != DB_DONE && rc != DB_ROW) {
 		store_fail_db(st, rc, what);
-		sqlite3_reset(s);
+		db_reset(s);
 		return -1;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
+	return 0;
+}
+
+int
+store_step_id(struct store *st, struct db_stmt *s, const char *what,
+    int64_t *id_r)
+{
+	int rc;
+
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		*id_r = db_column_int64(s, 0);
+		/* RETURNING: the statement is complete only at its end. */
+		rc = db_step(s);
+	}
+	if (rc != DB_DONE) {
+		if (rc == DB_ROW)
+			store_fail(st, "%s: more than one row", what);
+		else
+			store_fail_db(st, rc, what);
+		db_reset(s);
+		return -1;
+	}
+	db_reset(s);
 	return 0;
 }
 
 int
 store_run(struct store *st, enum store_stmt_id id, const char *sql)
 {
-	sqlite3_stmt *s = store_stmt(st, id, sql);
+	struct db_stmt *s = store_stmt(st, id, sql);
 
 	return s == NULL ? -1 : store_step_done(st, s, "exec");
 }
@@ -333,13 +353,16 @@ store_tx_start(struct store *st, enum store_tx_kind kind)
 
 	if (st->tx_lost)
 		return -1;	/* store_error() says why (store_tx_end) */
-	if (sqlite3_get_autocommit(st->db)) {
+	if (!db_in_transaction(st->db)) {
 		st->tx_depth = 0;
 		if (kind == STORE_TX_WRITE)
 			store_test_page_limit(st);
-		rc = kind == STORE_TX_WRITE ?
-		    store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE") :
-		    store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
+		if (db_kind(st->db) == DB_KIND_PG)
+			rc = store_pg_begin(st, kind == STORE_TX_WRITE);
+		else
+			rc = kind == STORE_TX_WRITE ?
+			    store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE") :
+			    store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
 	} else if (kind == STORE_TX_WRITE) {
 		kind = STORE_TX_SAVEPOINT;
 		rc = store_run(st, STMT_TX_SAVEPOINT, "SAVEPOINT store_unit");
@@ -360,7 +383,7 @@ store_tx_start(struct store *st, enum store_tx_kind kind)
 static int
 store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	switch (kind) {
@@ -372,15 +395,13 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 		if (ok)
 			return store_run(st, STMT_TX_RELEASE,
 			    "RELEASE store_unit");
-		if (!sqlite3_get_autocommit(st->db)) {
-			sqlite3_exec(st->db, "ROLLBACK TO store_unit", NULL,
-			    NULL, NULL);
-			sqlite3_exec(st->db, "RELEASE store_unit", NULL, NULL,
-			    NULL);
+		if (db_in_transaction(st->db)) {
+			db_exec(st->db, "ROLLBACK TO store_unit");
+			db_exec(st->db, "RELEASE store_unit");
 		} else if (st->tx_depth > 0) {
 			/*
 			 * SQLite ended the whole transaction on its own (an
-			 * I/O error; SQLITE_FULL in a statement without a
+			 * I/O error; DB_FULL in a statement without a
 			 * statement journal): every enclosing level is gone
 			 * too. Until the outermost one ends, nothing may run
 			 * in autocommit as if it were still inside it.
@@ -394,8 +415,8 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 	}
 	if (!ok) {
 		st->tx_lost = false;
-		if (!sqlite3_get_autocommit(st->db))
-			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		if (db_in_transaction(st->db))
+			db_exec(st->db, "ROLLBACK");
 		return 0;
 	}
 	if (st->tx_lost) {
@@ -404,16 +425,16 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 		return -1;
 	}
 	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) != NULL) {
-		rc = sqlite3_step(s);
+		rc = db_step(s);
 		/* Before the reset: store_fail_db reads errno. */
-		if (rc != SQLITE_DONE)
+		if (rc != DB_DONE)
 			store_fail_db(st, rc, "commit");
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE)
+		db_reset(s);
+		if (rc == DB_DONE)
 			return 0;
 	}
-	if (!sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (db_in_transaction(st->db))
+		db_exec(st->db, "ROLLBACK");
 	return -1;
 }
 
@@ -463,7 +484,7 @@ store_read_end(struct store *st)
 bool
 store_in_transaction(struct store *st)
 {
-	return !sqlite3_get_autocommit(st->db);
+	return db_in_transaction(st->db);
 }
 
 /*
@@ -479,7 +500,7 @@ store_test_page_limit(struct store *st)
 	char sql[64];
 	FILE *f;
 
-	if (path == NULL || *path == '\0')
+	if (path == NULL || *path == '\0' || db_kind(st->db) != DB_KIND_SQLITE)
 		return;
 	if ((f = fopen(path, "re")) != NULL) {
 		if (fscanf(f, "%llu", &n) != 1)
@@ -492,13 +513,13 @@ store_test_page_limit(struct store *st)
 	/* 0: back to SQLite's own ceiling (it clamps larger values). */
 	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%llu",
 	    n != 0 ? n : 0xfffffffeULL);
-	(void)sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	(void)db_exec(st->db, sql);
 }
 
 void
 store_set_busy_timeout(struct store *st, int ms)
 {
-	sqlite3_busy_timeout(st->db, ms);
+	db_set_busy_timeout(st->db, ms);
 }
 
 /* ---- schema ---- */
@@ -506,20 +527,28 @@ store_set_busy_timeout(struct store *st, int ms)
 static int
 store_user_version(struct store *st, int *version_r)
 {
-	sqlite3_stmt *s;
+	if (db_kind(st->db) == DB_KIND_PG)
+		return store_pg_version(st, version_r);
+	return store_sqlite_version(st, version_r);
+}
+
+static int
+store_sqlite_version(struct store *st, int *version_r)
+{
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "PRAGMA user_version", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "schema version");
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc != DB_ROW) {
 		store_fail_db(st, rc, "schema version");
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return -1;
 	}
-	*version_r = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
+	*version_r = db_column_int(s, 0);
+	db_finalize(s);
 	return 0;
 }
 
@@ -536,7 +565,7 @@ store_schema_version(struct store *st)
 int
 store_migrate(struct store *st)
 {
-	size_t count = store_schema_migration_count();
+	size_t count = store_migration_count(st);
 	char pragma[64];
 	int v;
 
@@ -560,10 +589,14 @@ store_migrate(struct store *st)
 			store_rollback(st);
 			continue;
 		}
-		if (store_exec(st, store_schema_migration((size_t)v + 1)) < 0)
+		if (store_exec(st, store_migration(st, (size_t)v + 1)) < 0)
 			goto fail;
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d",
-		    v + 1);
+		if (db_kind(st->db) == DB_KIND_PG)
+			snprintf(pragma, sizeof(pragma), "UPDATE schema_version "
+			    "SET version = %d", v + 1);
+		else
+			snprintf(pragma, sizeof(pragma), "PRAGMA "
+			    "user_version=%d", v + 1);
 		if (store_exec(st, pragma) < 0)
 			goto fail;
 		if (store_commit(st) < 0)
@@ -577,7 +610,7 @@ fail:
 int
 store_check_schema(struct store *st)
 {
-	size_t count = store_schema_migration_count();
+	size_t count = store_migration_count(st);
 	int v;
 
 	if (store_user_version(st, &v) < 0)
@@ -611,11 +644,15 @@ store_addr_normalize(const char *address)
 void
 store_set_autocheckpoint(struct store *st, int pages)
 {
-	sqlite3_wal_autocheckpoint(st->db, pages);
+	sqlite3 *sq = db_sqlite_handle(st->db);
+
+	if (sq == NULL)
+		return;
+	sqlite3_wal_autocheckpoint(sq, pages);
 	/* Without automatic checkpoints the owner decides when: it needs
 	 * the WAL's length (the hook replaces the automatic one). */
 	if (pages <= 0)
-		sqlite3_wal_hook(st->db, store_wal_hook, st);
+		sqlite3_wal_hook(sq, store_wal_hook, st);
 }
 
 static int
@@ -626,7 +663,7 @@ store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	(void)db;
 	(void)name;
 	st->wal_frames = frames;
-	return SQLITE_OK;
+	return DB_OK;
 }
 
 int
@@ -638,9 +675,13 @@ store_wal_frames(struct store *st)
 int
 store_checkpoint(struct store *st)
 {
-	st->wal_frames = 0;
-	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
-	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	sqlite3 *sq = db_sqlite_handle(st->db);
+	int rc;
 
+	st->wal_frames = 0;
+	if (sq == NULL)
+		return 0;
+	rc = sqlite3_wal_checkpoint_v2(sq, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : -1;
 }

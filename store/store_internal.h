@@ -1,18 +1,18 @@
 /*
  * Store internals shared by the store/ .c files (never included outside
  * store/): the connection struct, the prepared-statement cache, error and
- * transaction helpers. Only store/ includes <sqlite3.h>.
+ * transaction helpers. Only store/db.c and the SQLite-specific files include <sqlite3.h>.
  */
 #ifndef CARTEIRO_STORE_INTERNAL_H
 #define CARTEIRO_STORE_INTERNAL_H
 
-#include <sqlite3.h>
+#include "store/db.h"
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
 
-/* SQLITE_BUSY wait inside one statement (writers queue behind each other). */
+/* DB_BUSY wait inside one statement (writers queue behind each other). */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 /*
@@ -72,6 +72,7 @@ enum store_stmt_id {
 	STMT_TX_COMMIT,
 	STMT_TX_SAVEPOINT,
 	STMT_TX_RELEASE,
+	STMT_TX_LOCK,
 	STMT_QUEUE_BASE,
 #define STMT_QUEUE_SLOTS 32
 	STMT_COUNT = STMT_QUEUE_BASE + STMT_QUEUE_SLOTS
@@ -99,14 +100,15 @@ enum store_tx_kind {
 #define STORE_TX_DEPTH_MAX 16
 
 struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[STMT_COUNT];		/* lazily prepared */
+	struct db *db;
+	struct db_stmt *stmt[STMT_COUNT];		/* lazily prepared */
 	const char *stmt_sql[STMT_COUNT];	/* text each slot was made from */
 	char err[256];				/* store_error() */
 	bool busy;				/* last failure BUSY/LOCKED */
 	bool quota;				/* last failure: over quota */
 	bool full;				/* last failure: no space */
 	bool gone;				/* last failure: no such row */
+	int64_t last_mailbox_id;	/* id of the last mailbox row inserted */
 	uint64_t page_limit;	/* STORE_TEST_PAGE_LIMIT_ENV applied, 0 none */
 	unsigned char *chunk;	/* STORE_CHUNK_SIZE delivery buffer, or NULL */
 	int wal_frames;		/* WAL length after our last commit (only
@@ -122,10 +124,10 @@ struct store {
 
 /*
  * The cached statement for slot id, reset and with bindings cleared; NULL
- * (error set) if it cannot be prepared. Callers sqlite3_reset() it as soon
+ * (error set) if it cannot be prepared. Callers db_reset() it as soon
  * as they are done stepping, so no read transaction stays open.
  */
-sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
+struct db_stmt *store_stmt(struct store *st, enum store_stmt_id id,
     const char *sql);
 
 /* Set store_error() from the connection ("what: sqlite message"); returns
@@ -139,19 +141,32 @@ int store_fail(struct store *st, const char *fmt, ...)
 /* Run SQL without results; -1 with error set. */
 int store_exec(struct store *st, const char *sql);
 
+/* The statement text for this connection's engine, where SQLite's and
+ * PostgreSQL's dialects differ (store/db.h says what both accept). */
+static inline const char *
+store_sql(struct store *st, const char *sqlite_sql, const char *pg_sql)
+{
+	return db_kind(st->db) == DB_KIND_PG ? pg_sql : sqlite_sql;
+}
+
+/* Step an INSERT ... RETURNING id: *id_r from its one row, then step it to
+ * its end and reset it. 0 or -1 (error set). */
+int store_step_id(struct store *st, struct db_stmt *s, const char *what,
+    int64_t *id_r);
+
 /* Run a statement that returns no rows from its cached slot. */
 int store_run(struct store *st, enum store_stmt_id id, const char *sql);
 
 /* Bind helpers: text is SQLITE_STATIC (must outlive the step). */
 static inline int
-store_bind_text(sqlite3_stmt *s, int i, const char *v)
+store_bind_text(struct db_stmt *s, int i, const char *v)
 {
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	return db_bind_text(s, i, v, -1);
 }
 
 /* Step a statement expected to finish without rows (INSERT/UPDATE/DELETE)
  * and reset it. 0 or -1 (error set). */
-int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+int store_step_done(struct store *st, struct db_stmt *s, const char *what);
 
 /* Id of the user with that address: 0 (*id_r), 1 missing, -1 error. */
 int store_user_id(struct store *st, const char *address, int64_t *id_r);
@@ -161,5 +176,21 @@ int store_user_id(struct store *st, const char *address, int64_t *id_r);
 char *store_addr_normalize(const char *address);
 /* Pointer to the domain part (after the last '@'), or NULL. */
 const char *store_addr_domain(const char *address);
+
+/* ---- PostgreSQL (store/store_pg.c) ---- */
+
+/* The libpq connection string in a store_open locator ("postgresql://...",
+ * "postgres://...", or "postgresql:" + keyword conninfo), NULL for a
+ * SQLite path. */
+const char *store_pg_locator(const char *locator);
+struct store *store_pg_open(const char *conninfo, const char **error_r);
+/* BEGIN a transaction: write (serialised with every other writer of the
+ * database, as SQLite's BEGIN IMMEDIATE) or one read snapshot. */
+int store_pg_begin(struct store *st, bool write);
+/* schema_version.version, 0 for an empty database. */
+int store_pg_version(struct store *st, int *version_r);
+/* This backend's migrations (store/schema.c or store/schema_pg.c). */
+size_t store_migration_count(struct store *st);
+const char *store_migration(struct store *st, size_t version);
 
 #endif

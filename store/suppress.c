@@ -9,27 +9,28 @@
 
 #include "common/util.h"
 
-static void store_suppress_row(sqlite3_stmt *, struct store_suppress *);
+static void store_suppress_row(struct db_stmt *, struct store_suppress *);
 
 int
 store_suppress_add(struct store *st, const char *address, int64_t created,
     const char *reason, const char *origin)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO suppress"
-	    "(address, created, reason, origin) VALUES (?1, ?2, ?3, ?4)", -1,
-	    &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "INSERT INTO suppress"
+	    "(address, created, reason, origin) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT(address) DO UPDATE SET created = excluded.created, "
+	    "reason = excluded.reason, origin = excluded.origin", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "suppress");
 	store_bind_text(s, 1, address);
-	sqlite3_bind_int64(s, 2, created);
+	db_bind_int64(s, 2, created);
 	store_bind_text(s, 3, reason);
 	store_bind_text(s, 4, origin);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "suppress");
 	return 0;
 }
@@ -37,53 +38,52 @@ store_suppress_add(struct store *st, const char *address, int64_t created,
 int
 store_suppress_del(struct store *st, const char *address)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "DELETE FROM suppress WHERE "
-	    "address = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "DELETE FROM suppress WHERE "
+	    "address = ?1", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "suppress");
 	store_bind_text(s, 1, address);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "suppress");
-	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+	return db_changes(st->db) > 0 ? 0 : 1;
 }
 
 static void
-store_suppress_row(sqlite3_stmt *s, struct store_suppress *row)
+store_suppress_row(struct db_stmt *s, struct store_suppress *row)
 {
-	row->address = xstrdup((const char *)sqlite3_column_text(s, 0));
-	row->created = sqlite3_column_int64(s, 1);
-	row->reason = xstrdup((const char *)sqlite3_column_text(s, 2));
-	row->origin = xstrdup((const char *)sqlite3_column_text(s, 3));
+	row->address = xstrdup((const char *)db_column_text(s, 0));
+	row->created = db_column_int64(s, 1);
+	row->reason = xstrdup((const char *)db_column_text(s, 2));
+	row->origin = xstrdup((const char *)db_column_text(s, 3));
 }
 
 int
 store_suppress_find(struct store *st, const char *address, int64_t since,
     struct store_suppress *row_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc, ret;
 
-	rc = sqlite3_prepare_v2(st->db, "SELECT address, created, reason, "
-	    "origin FROM suppress WHERE address = ?1 AND created >= ?2", -1,
-	    &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT address, created, reason, "
+	    "origin FROM suppress WHERE address = ?1 AND created >= ?2", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "suppress");
 	store_bind_text(s, 1, address);
-	sqlite3_bind_int64(s, 2, since);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	db_bind_int64(s, 2, since);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_suppress_row(s, row_r);
 		ret = 0;
-	} else if (rc == SQLITE_DONE)
+	} else if (rc == DB_DONE)
 		ret = 1;
 	else
 		ret = store_fail_db(st, rc, "suppress");
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return ret;
 }
 
@@ -91,26 +91,26 @@ int
 store_suppress_list(struct store *st, struct store_suppress **rows_r,
     size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_suppress *rows = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
 
 	*rows_r = NULL;
 	*n_r = 0;
-	rc = sqlite3_prepare_v2(st->db, "SELECT address, created, reason, "
-	    "origin FROM suppress ORDER BY address", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT address, created, reason, "
+	    "origin FROM suppress ORDER BY address", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "suppress");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			rows = xrealloc(rows, cap * sizeof(*rows));
 		}
 		store_suppress_row(s, &rows[n++]);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	db_finalize(s);
+	if (rc != DB_DONE) {
 		store_suppress_free(rows, n);
 		return store_fail_db(st, rc, "suppress");
 	}

@@ -12,22 +12,25 @@
 int
 store_throttle_set(struct store *st, const struct store_throttle *t)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO "
+	rc = db_prepare(st->db, "INSERT INTO "
 	    "relay_throttle(domain, concurrency, held_until, since, reason) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(domain) DO UPDATE SET "
+	    "concurrency = excluded.concurrency, "
+	    "held_until = excluded.held_until, since = excluded.since, "
+	    "reason = excluded.reason", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "relay_throttle");
 	store_bind_text(s, 1, t->domain);
-	sqlite3_bind_int64(s, 2, t->concurrency);
-	sqlite3_bind_int64(s, 3, t->held_until);
-	sqlite3_bind_int64(s, 4, t->since);
+	db_bind_int64(s, 2, t->concurrency);
+	db_bind_int64(s, 3, t->held_until);
+	db_bind_int64(s, 4, t->since);
 	store_bind_text(s, 5, t->reason);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "relay_throttle");
 	return 0;
 }
@@ -35,19 +38,19 @@ store_throttle_set(struct store *st, const struct store_throttle *t)
 int
 store_throttle_del(struct store *st, const char *domain)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	rc = sqlite3_prepare_v2(st->db, domain != NULL ?
+	rc = db_prepare(st->db, domain != NULL ?
 	    "DELETE FROM relay_throttle WHERE domain = ?1" :
-	    "DELETE FROM relay_throttle", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	    "DELETE FROM relay_throttle", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "relay_throttle");
 	if (domain != NULL)
 		store_bind_text(s, 1, domain);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail_db(st, rc, "relay_throttle");
 	return 0;
 }
@@ -56,32 +59,31 @@ int
 store_throttle_list(struct store *st, struct store_throttle **rows_r,
     size_t *n_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_throttle *rows = NULL, *t;
 	size_t n = 0, cap = 0;
 	int rc;
 
 	*rows_r = NULL;
 	*n_r = 0;
-	rc = sqlite3_prepare_v2(st->db, "SELECT domain, concurrency, "
-	    "held_until, since, reason FROM relay_throttle ORDER BY domain",
-	    -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	rc = db_prepare(st->db, "SELECT domain, concurrency, "
+	    "held_until, since, reason FROM relay_throttle ORDER BY domain", false, &s);
+	if (rc != DB_OK)
 		return store_fail_db(st, rc, "relay_throttle");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 8;
 			rows = xrealloc(rows, cap * sizeof(*rows));
 		}
 		t = &rows[n++];
-		t->domain = xstrdup((const char *)sqlite3_column_text(s, 0));
-		t->concurrency = (unsigned)sqlite3_column_int64(s, 1);
-		t->held_until = sqlite3_column_int64(s, 2);
-		t->since = sqlite3_column_int64(s, 3);
-		t->reason = xstrdup((const char *)sqlite3_column_text(s, 4));
+		t->domain = xstrdup((const char *)db_column_text(s, 0));
+		t->concurrency = (unsigned)db_column_int64(s, 1);
+		t->held_until = db_column_int64(s, 2);
+		t->since = db_column_int64(s, 3);
+		t->reason = xstrdup((const char *)db_column_text(s, 4));
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	db_finalize(s);
+	if (rc != DB_DONE) {
 		store_throttle_free(rows, n);
 		return store_fail_db(st, rc, "relay_throttle");
 	}

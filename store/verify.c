@@ -16,23 +16,23 @@
 /* A check: SQL whose every row is a problem, and how to word a row. */
 struct store_verify_check {
 	const char *sql;
-	void (*word)(sqlite3_stmt *s, char *buf, size_t size);
+	void (*word)(struct db_stmt *s, char *buf, size_t size);
 };
 
-static void store_verify_w_integrity(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_fk(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_refs(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_orphan(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_inline(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_chunks(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_nobody(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_dup(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_badu(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_reuse(sqlite3_stmt *, char *, size_t);
-static void store_verify_w_used(sqlite3_stmt *, char *, size_t);
-static const char *store_verify_text(sqlite3_stmt *, int);
+static void store_verify_w_integrity(struct db_stmt *, char *, size_t);
+static void store_verify_w_fk(struct db_stmt *, char *, size_t);
+static void store_verify_w_refs(struct db_stmt *, char *, size_t);
+static void store_verify_w_orphan(struct db_stmt *, char *, size_t);
+static void store_verify_w_inline(struct db_stmt *, char *, size_t);
+static void store_verify_w_chunks(struct db_stmt *, char *, size_t);
+static void store_verify_w_nobody(struct db_stmt *, char *, size_t);
+static void store_verify_w_dup(struct db_stmt *, char *, size_t);
+static void store_verify_w_badu(struct db_stmt *, char *, size_t);
+static void store_verify_w_reuse(struct db_stmt *, char *, size_t);
+static void store_verify_w_used(struct db_stmt *, char *, size_t);
+static const char *store_verify_text(struct db_stmt *, int);
 
-#define I64(s, i) ((long long)sqlite3_column_int64((s), (i)))
+#define I64(s, i) ((long long)db_column_int64((s), (i)))
 
 static const struct store_verify_check store_verify_checks[] = {
 	{ "PRAGMA integrity_check", store_verify_w_integrity },
@@ -86,15 +86,15 @@ static const struct store_verify_check store_verify_checks[] = {
 
 /* Column i as text, "" for NULL (the statement owns it). */
 static const char *
-store_verify_text(sqlite3_stmt *s, int i)
+store_verify_text(struct db_stmt *s, int i)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
+	const char *t = db_column_text(s, i);
 
 	return t != NULL ? (const char *)t : "";
 }
 
 static void
-store_verify_w_integrity(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_integrity(struct db_stmt *s, char *buf, size_t size)
 {
 	const char *t = store_verify_text(s, 0);
 
@@ -105,7 +105,7 @@ store_verify_w_integrity(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_fk(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_fk(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "foreign key: %s row %lld refers to a missing "
 	    "%s row", store_verify_text(s, 0), I64(s, 1),
@@ -113,7 +113,7 @@ store_verify_w_fk(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_refs(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_refs(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "body %lld: refs is %lld, but %lld mailbox and "
 	    "%lld queue rows use it", I64(s, 0), I64(s, 1), I64(s, 2),
@@ -121,21 +121,21 @@ store_verify_w_refs(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_orphan(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_orphan(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "orphan chunks: %lld chunk rows of body %lld, "
 	    "which does not exist", I64(s, 1), I64(s, 0));
 }
 
 static void
-store_verify_w_inline(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_inline(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "orphan chunks: %lld chunk rows of body %lld, "
 	    "which is stored inline", I64(s, 1), I64(s, 0));
 }
 
 static void
-store_verify_w_chunks(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_chunks(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "body %lld: %lld bytes, but its %lld chunks hold "
 	    "%lld bytes (last seq %lld)", I64(s, 0), I64(s, 1), I64(s, 3),
@@ -143,7 +143,7 @@ store_verify_w_chunks(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_nobody(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_nobody(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "mailbox %s: message %s has no body (body %lld "
 	    "is missing)", store_verify_text(s, 0), store_verify_text(s, 1),
@@ -151,14 +151,14 @@ store_verify_w_nobody(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_dup(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_dup(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "mailbox %s: UIDL %s is on %lld messages",
 	    store_verify_text(s, 0), store_verify_text(s, 1), I64(s, 2));
 }
 
 static void
-store_verify_w_badu(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_badu(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "mailbox %s: message %lld has an invalid UIDL "
 	    "(hex %s)", store_verify_text(s, 0), I64(s, 1),
@@ -166,7 +166,7 @@ store_verify_w_badu(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_reuse(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_reuse(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "mailbox %s: UIDL %s is not below next_uid %lld "
 	    "(it would be given again)", store_verify_text(s, 0),
@@ -174,7 +174,7 @@ store_verify_w_reuse(sqlite3_stmt *s, char *buf, size_t size)
 }
 
 static void
-store_verify_w_used(sqlite3_stmt *s, char *buf, size_t size)
+store_verify_w_used(struct db_stmt *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "user %s: used is %lld bytes, but the mailbox "
 	    "holds %lld", store_verify_text(s, 0), I64(s, 1), I64(s, 2));
@@ -193,25 +193,25 @@ store_verify(struct store *st, store_verify_cb *cb, void *arg,
 		return -1;
 	for (size_t i = 0; i < nitems(store_verify_checks); i++) {
 		const struct store_verify_check *c = &store_verify_checks[i];
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 
-		rc = sqlite3_prepare_v2(st->db, c->sql, -1, &s, NULL);
-		if (rc != SQLITE_OK) {
+		rc = db_prepare(st->db, c->sql, false, &s);
+		if (rc != DB_OK) {
 			store_fail_db(st, rc, "verify");
 			goto out;
 		}
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		while ((rc = db_step(s)) == DB_ROW) {
 			c->word(s, line, sizeof(line));
 			if (line[0] == '\0')
 				continue;
 			problems++;
 			cb(line, arg);
 		}
-		sqlite3_finalize(s);
-		if (rc != SQLITE_DONE) {
+		db_finalize(s);
+		if (rc != DB_DONE) {
 			/* A damaged file can fail the queries themselves. */
 			snprintf(line, sizeof(line), "check %zu failed: %s",
-			    i + 1, sqlite3_errstr(rc));
+			    i + 1, db_errmsg(st->db));
 			problems++;
 			cb(line, arg);
 		}

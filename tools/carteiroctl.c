@@ -438,7 +438,8 @@ ctl_fix_owner(const struct cfg *cfg)
 static int
 ctl_init(struct ctl *ctl, int argc, char **argv)
 {
-	const char *path = ctl->cfg->store.path;
+	const char *path = strcmp(ctl->cfg->store.backend, "postgresql") == 0 ?
+	    ctl->cfg->store.url : ctl->cfg->store.path;
 	int before, after;
 
 	if ((before = store_schema_version(ctl->st)) < 0 ||
@@ -640,7 +641,8 @@ main(int argc, char **argv)
 	if (cmd->flags & CTL_F_NOSTORE)
 		goto run;
 
-	if (!(cmd->flags & CTL_F_INIT) && stat(cfg->store.path, &sb) < 0) {
+	if (!(cmd->flags & CTL_F_INIT) && strcmp(cfg->store.locator,
+	    cfg->store.path) == 0 && stat(cfg->store.path, &sb) < 0) {
 		if (errno == ENOENT)
 			ctl_err("database %s does not exist (run carteiroctl "
 			    "init)", cfg->store.path);
@@ -649,7 +651,7 @@ main(int argc, char **argv)
 			    strerror(errno));
 		goto out;
 	}
-	if ((st = store_open(cfg->store.path, &error)) == NULL) {
+	if ((st = store_open(cfg->store.locator, &error)) == NULL) {
 		p = ctl_oneline(error);
 		ctl_err("%s", p);
 		free(p);

@@ -173,7 +173,7 @@ main(int argc, char **argv)
 	webd_main_bind(&m.cfg->http.listen, &fds, &nfds);
 	webd_main_bind(&m.cfg->http.tls_listen, &tfds, &ntfds);
 	ctx.cfg = m.cfg;
-	ctx.domains = webd_domains_open(m.cfg->store.path, &error);
+	ctx.domains = webd_domains_open(m.cfg->store.locator, &error);
 	if (ctx.domains == NULL)
 		log_fatal("event=http.fatal reason=%s",
 		    LOG_VALUE(error ? error : "cannot open the store"));

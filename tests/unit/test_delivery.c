@@ -513,6 +513,7 @@ test_bad_store(void)
 	t_begin("delivery: delivery_new fails cleanly without a store");
 	memset(&bad, 0, sizeof(bad));
 	bad.store.path = (char *)"/nonexistent/dir/mail.db";
+	bad.store.locator = bad.store.path;
 	t_assert(delivery_new(base, &bad) == NULL);
 	t_end();
 }
@@ -554,6 +555,7 @@ main(void)
 	}
 	snprintf(dbpath, sizeof(dbpath), "%s/mail.db", tdir);
 	cfg.store.path = dbpath;
+	cfg.store.locator = cfg.store.path;
 	st = store_open(dbpath, &err);
 	if (st == NULL || store_migrate(st) != 0) {
 		fprintf(stderr, "store: %s\n", st ? store_error(st) : err);

@@ -193,6 +193,7 @@ main(void)
 	snprintf(db, sizeof(db), "%s/mail.db", tdir);
 	cfg.server.hostname = "mx.test";
 	cfg.store.path = db;
+	cfg.store.locator = cfg.store.path;
 	cfg.smtpd.check_timeout = 20;
 	t_begin("inbound setup");
 	base = event_base_new();

@@ -421,6 +421,7 @@ test_bad_store(void)
 
 	t_begin("relay: relay_new fails cleanly (store, resolver)");
 	bad.store.path = (char *)"/nonexistent/dir/mail.db";
+	bad.store.locator = bad.store.path;
 	t_assert(relay_new(base, &bad, queue_changed) == NULL);
 	/* Later: the store and the writer are up, the resolver is not. */
 	bad = cfg;
@@ -489,6 +490,7 @@ main(void)
 
 	cfg.server.hostname = (char *)"mx.example.test";
 	cfg.store.path = dbpath;
+	cfg.store.locator = cfg.store.path;
 	cfg.relay.resolver = resolver;
 	cfg.relay.retry_first = RETRY_FIRST;
 	cfg.relay.retry_max = 4 * RETRY_FIRST;

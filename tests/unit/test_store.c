@@ -99,7 +99,7 @@ t_close(struct store *st)
 static long long
 q_int(struct store *st, const char *fmt, ...)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *sql;
 	va_list ap;
 	long long v = -999;
@@ -108,12 +108,12 @@ q_int(struct store *st, const char *fmt, ...)
 	if (vasprintf(&sql, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW)
-			v = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
+	if (db_prepare(st->db, sql, false, &s) == DB_OK) {
+		if (db_step(s) == DB_ROW)
+			v = db_column_int64(s, 0);
+		db_finalize(s);
 	} else
-		fprintf(stderr, "q_int: %s: %s\n", sql, sqlite3_errmsg(st->db));
+		fprintf(stderr, "q_int: %s: %s\n", sql, db_errmsg(st->db));
 	free(sql);
 	return v;
 }

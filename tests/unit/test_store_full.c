@@ -1,6 +1,6 @@
 /*
  * A full store (issue #11 item 13): which failures store_error_is_full
- * reports (the page limit, SQLITE_FULL, an I/O error whose errno is ENOSPC
+ * reports (the page limit, DB_FULL, an I/O error whose errno is ENOSPC
  * or EDQUOT, through a VFS shim that fails writes on demand), that a
  * delivery refused for space leaves nothing behind (alone or inside a group
  * commit), that deletes still work at the limit and free room, that the
@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ static long long q_int(struct store *, const char *, ...)
 static long long
 q_int(struct store *st, const char *fmt, ...)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *sql;
 	va_list ap;
 	long long v = -999;
@@ -68,12 +69,12 @@ q_int(struct store *st, const char *fmt, ...)
 	if (vasprintf(&sql, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW)
-			v = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
+	if (db_prepare(st->db, sql, false, &s) == DB_OK) {
+		if (db_step(s) == DB_ROW)
+			v = db_column_int64(s, 0);
+		db_finalize(s);
 	} else
-		fprintf(stderr, "q_int: %s: %s\n", sql, sqlite3_errmsg(st->db));
+		fprintf(stderr, "q_int: %s: %s\n", sql, db_errmsg(st->db));
 	free(sql);
 	return v;
 }
@@ -185,7 +186,7 @@ test_page_limit(void)
 
 /*
  * Inside a group commit. SQLite may undo just the statement that found no
- * space or end the whole transaction (SQLITE_FULL in a statement without
+ * space or end the whole transaction (DB_FULL in a statement without
  * a statement journal, such as this INSERT): then every later unit and
  * the commit fail too, and nothing of the group is kept; what must never
  * happen is the later units committing on their own.
@@ -447,7 +448,7 @@ test_error_mapping(void)
 		bool sync, full;
 	} cases[] = {
 		/* What the unix VFS makes of ENOSPC on write(). */
-		{ "SQLITE_FULL", SQLITE_FULL, ENOSPC, false, true },
+		{ "DB_FULL", DB_FULL, ENOSPC, false, true },
 		/* It keeps EDQUOT as an I/O error with its errno. */
 		{ "IOERR_WRITE/EDQUOT", SQLITE_IOERR_WRITE, EDQUOT, false,
 		    true },
@@ -504,7 +505,7 @@ test_error_mapping(void)
 		id = n == 1 ? msgs[0].id : 0;
 		free(msgs);
 		before = t_state(st);
-		shim_fail_rc = SQLITE_FULL;
+		shim_fail_rc = DB_FULL;
 		shim_fail_errno = ENOSPC;
 		shim_fail_sync = false;
 		t_assert_int(store_mailbox_delete(st, "alice@ex.test", &id, 1,
@@ -581,6 +582,7 @@ test_delivery(void)
 	t_begin("full: delivery writer -> DELIVERY_FULL, delivery_is_full");
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store.path = (char *)path;
+	cfg.store.locator = cfg.store.path;
 	d = delivery_new(base, &cfg);
 	t_assert(d != NULL);
 	t_assert(!delivery_is_full(d));

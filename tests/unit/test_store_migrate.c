@@ -77,23 +77,22 @@ t_open(const char *path)
 static unsigned char *
 t_raw_body(struct store *st, int64_t body_id, size_t *len_r)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	unsigned char *out = NULL;
 	size_t len = 0;
 	int n;
 
-	t_assert(sqlite3_prepare_v2(st->db, "SELECT data FROM bodies WHERE "
+	t_assert(db_prepare(st->db, "SELECT data FROM bodies WHERE "
 	    "id = ?1 AND data IS NOT NULL UNION ALL SELECT data FROM "
-	    "(SELECT data FROM body_chunks WHERE body_id = ?1 ORDER BY seq)",
-	    -1, &s, NULL) == SQLITE_OK);
-	sqlite3_bind_int64(s, 1, body_id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		n = sqlite3_column_bytes(s, 0);
+	    "(SELECT data FROM body_chunks WHERE body_id = ?1 ORDER BY seq)", false, &s) == DB_OK);
+	db_bind_int64(s, 1, body_id);
+	while (db_step(s) == DB_ROW) {
+		n = db_column_bytes(s, 0);
 		out = xrealloc(out, len + (size_t)n + 1);
-		memcpy(out + len, sqlite3_column_blob(s, 0), (size_t)n);
+		memcpy(out + len, db_column_blob(s, 0), (size_t)n);
 		len += (size_t)n;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	*len_r = len;
 	return out;
 }
@@ -101,15 +100,15 @@ t_raw_body(struct store *st, int64_t body_id, size_t *len_r)
 static long long
 q_int(struct store *st, const char *sql)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	long long v = -999;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW)
-			v = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
+	if (db_prepare(st->db, sql, false, &s) == DB_OK) {
+		if (db_step(s) == DB_ROW)
+			v = db_column_int64(s, 0);
+		db_finalize(s);
 	} else
-		fprintf(stderr, "q_int: %s: %s\n", sql, sqlite3_errmsg(st->db));
+		fprintf(stderr, "q_int: %s: %s\n", sql, db_errmsg(st->db));
 	return v;
 }
 
@@ -117,18 +116,18 @@ q_int(struct store *st, const char *sql)
 static char *
 q_return_path(struct store *st, int64_t id)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *v = xstrdup("(error)");
 
-	if (sqlite3_prepare_v2(st->db, "SELECT return_path FROM mailbox "
-	    "WHERE id = ?1", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(s, 1, id);
-		if (sqlite3_step(s) == SQLITE_ROW) {
+	if (db_prepare(st->db, "SELECT return_path FROM mailbox "
+	    "WHERE id = ?1", false, &s) == DB_OK) {
+		db_bind_int64(s, 1, id);
+		if (db_step(s) == DB_ROW) {
 			free(v);
-			v = xstrdup(sqlite3_column_type(s, 0) == SQLITE_NULL ?
-			    "(null)" : (const char *)sqlite3_column_text(s, 0));
+			v = xstrdup(db_column_type(s, 0) == DB_NULL ?
+			    "(null)" : (const char *)db_column_text(s, 0));
 		}
-		sqlite3_finalize(s);
+		db_finalize(s);
 	}
 	return v;
 }
