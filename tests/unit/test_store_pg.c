@@ -110,6 +110,7 @@ t_scenario(struct store *st, const char *backend)
 	/* Two deliveries in one transaction (group commit), one inline,
 	 * one chunked, each with a queue row for the remote copy. */
 	memset(&d, 0, sizeof(d));
+	d.prefix = "";
 	d.mail_from = "s@x.test";
 	d.local = local;
 	d.nlocal = 1;
@@ -247,6 +248,7 @@ t_verify_finds(struct store *st, const char *url)
 	t_assert_int(store_domain_add(st, "example.org"), 0);
 	t_assert_int(store_user_add(st, "carl@example.org", "h"), 0);
 	memset(&d, 0, sizeof(d));
+	d.prefix = "";
 	d.mail_from = "";
 	d.local = local;
 	d.nlocal = 1;
