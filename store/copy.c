@@ -304,6 +304,7 @@ store_copy_prepare_target(struct store *dst)
 	const struct store_copy_table *t;
 	struct db_stmt *s;
 	char *sql;
+	int64_t n;
 	int rc;
 
 	for (size_t i = 0; i < nitems(store_copy_tables); i++) {
@@ -321,9 +322,10 @@ store_copy_prepare_target(struct store *dst)
 			return store_fail_db(dst, rc, t->name);
 		}
 		if (db_column_int64(s, 0) > 0) {
+			n = db_column_int64(s, 0);
 			store_fail(dst, "the target store is not empty "
-			    "(%lld rows in %s): copy only into a new, empty "
-			    "store", (long long)db_column_int64(s, 0),
+			    "(%lld row%s in %s): copy only into a new, empty "
+			    "store", (long long)n, n == 1 ? "" : "s",
 			    t->name);
 			db_finalize(s);
 			return -1;
