@@ -197,6 +197,32 @@ ROWS_SQL = (
 )
 
 
+def run_sql(where, sql):
+    """Run SQL statements on a SQLite file or a PostgreSQL URL."""
+    if os.path.isfile(where):
+        con = sqlite3.connect(where, timeout=10)
+        try:
+            con.executescript(sql)
+        finally:
+            con.close()
+        return
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                        where, "-c", sql], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+# Damage planted in the original and in the copy (PostgreSQL spells a
+# bytea literal its own way); verify must word each problem the same.
+DAMAGE = (
+    "UPDATE users SET used = used + 5 WHERE address = 'bob@example.test';"
+    "UPDATE bodies SET refs = refs + 1 WHERE id = 1;"
+    "UPDATE mailbox SET uidl = 'bad uidl' WHERE id = 2;"
+    "UPDATE users SET next_uid = 2 WHERE address = 'carol@example.test';"
+    "UPDATE body_chunks SET data = %s WHERE seq = 1;"
+    "INSERT INTO body_chunks (body_id, seq, data) VALUES (999, 0, %s);")
+
+
 def table_rows(where, sql):
     """The rows of sql as psql -At prints them ('|' between values,
     NULL as empty), from a SQLite file or a PostgreSQL URL."""
@@ -367,6 +393,60 @@ class StoreCopy(unittest.TestCase):
         self.check_copy(self.pg.url, {
             "backend": "postgresql", "url": self.pg.url,
             "path": os.path.join(node, "mail.db")})
+
+    def test_verify_same_problems(self):
+        """verify words the same damage the same on both backends."""
+        env = self.env
+        rows = env.store_fixture("deliver", "--count", "3", "--size",
+                                 "150000", ",".join(USERS))
+        self.assertEqual(len(rows), 3)
+        self.pg = PgDatabase()
+        r = env.ctl("store", "copy", "--to", self.pg.url)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        sqlite_conf = os.path.join(env.dir, "sqlite.conf")
+        shutil.copy(env.conf, sqlite_conf)
+        run_sql(env.db, DAMAGE % ("x'616263'", "x'61'"))
+        run_sql(self.pg.url, DAMAGE % ("'\\x616263'::bytea",
+                                       "'\\x61'::bytea"))
+        node = os.path.join(env.dir, "node")
+        os.makedirs(node)
+        env.sections["store"] = {"backend": "postgresql", "url": self.pg.url,
+                                 "path": os.path.join(node, "mail.db")}
+        env.write_conf()
+        got = []
+        for conf in (sqlite_conf, env.conf):
+            got.append(subprocess.run([ct.CTL, "-c", conf, "verify"],
+                                      capture_output=True, text=True,
+                                      timeout=120))
+        a, b = got
+        self.assertEqual((a.returncode, a.stderr),
+                         (1, "carteiroctl: verify: 9 problems found\n"))
+        self.assertEqual((b.returncode, b.stdout, b.stderr),
+                         (a.returncode, a.stdout, a.stderr))
+        carol = [u for (u,) in env.query(
+            "SELECT m.uidl FROM mailbox m JOIN users u ON u.id = m.user_id "
+            "WHERE u.address = ? ORDER BY m.id", (CAROL,))]
+        self.assertEqual(len(carol), 3)
+        # One line per problem, in the checks' order (UNIQUE (user_id,
+        # uidl) and the foreign keys keep the other checks from being
+        # planted on PostgreSQL).
+        self.assertEqual(a.stdout, "".join(l + "\n" for l in (
+            "body 1: refs is 4, but 3 mailbox and 0 queue rows use it",
+            "orphan chunks: 1 chunk rows of body 999, which does not exist",
+            "body 1: 150000 bytes, but its 3 chunks hold 84467 bytes "
+            "(last seq 2)",
+            "body 2: 150000 bytes, but its 3 chunks hold 84467 bytes "
+            "(last seq 2)",
+            "body 3: 150000 bytes, but its 3 chunks hold 84467 bytes "
+            "(last seq 2)",
+            "mailbox bob@example.test: message 2 has an invalid UIDL "
+            "(hex 626164207569646C)",
+            "mailbox carol@example.test: UIDL %s is not below next_uid 2 "
+            "(it would be given again)" % carol[1],
+            "mailbox carol@example.test: UIDL %s is not below next_uid 2 "
+            "(it would be given again)" % carol[2],
+            "user bob@example.test: used is 450005 bytes, but the mailbox "
+            "holds 450000")))
 
     def test_copy_to_sqlite_file(self):
         d = os.path.join(self.env.dir, "copy")
