@@ -170,6 +170,9 @@ store_backup(struct store *st, const char *dest,
 
 	if (store_in_transaction(st))
 		return store_fail(st, "backup: inside a transaction");
+	if (db_kind(st->db) != DB_KIND_SQLITE)
+		return store_fail(st, "backup: the store is on PostgreSQL: "
+		    "back it up with pg_dump or pg_basebackup");
 	/* Our own 0600 file (the copy holds password hashes), and never
 	 * over an existing one. */
 	fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
