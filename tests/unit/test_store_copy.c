@@ -11,6 +11,7 @@
  * copy.
  */
 #include "t.h"
+#include "copy_fill.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "store/copy.h"
@@ -25,9 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ALICE "alice@example.test"
-#define BOB "bob@example.test"
-#define CAROL "carol@other.test"
 
 static char t_dir[256];
 
@@ -68,15 +66,6 @@ t_int(struct store *st, const char *sql)
 	return v;
 }
 
-static void
-t_cat(char **buf, size_t *len, const void *p, size_t n)
-{
-	*buf = xrealloc(*buf, *len + n + 1);
-	memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-}
-
 /* Every row of every table, every value with its type: the whole
  * database as one string (caller frees). *tables_r: tables, *empty_r:
  * tables without rows. */
@@ -89,7 +78,7 @@ t_dump(struct store *st, int *tables_r, int *empty_r)
 	int ncol, rows;
 
 	*tables_r = *empty_r = 0;
-	t_cat(&buf, &len, "", 0);
+	cf_cat(&buf, &len, "", 0);
 	if (db_prepare(st->db, "SELECT name, (SELECT count(*) FROM "
 	    "pragma_table_info(m.name)) FROM sqlite_master m WHERE "
 	    "type = 'table' ORDER BY name", false, &tl) != DB_OK)
@@ -99,8 +88,8 @@ t_dump(struct store *st, int *tables_r, int *empty_r)
 
 		ncol = db_column_int(tl, 1);
 		(*tables_r)++;
-		t_cat(&buf, &len, name, strlen(name));
-		t_cat(&buf, &len, ":\n", 2);
+		cf_cat(&buf, &len, name, strlen(name));
+		cf_cat(&buf, &len, ":\n", 2);
 		sql = xasprintf("SELECT * FROM \"%s\" ORDER BY 1, 2", name);
 		if (db_prepare(st->db, sql, false, &s) != DB_OK) {
 			free(sql);
@@ -115,18 +104,18 @@ t_dump(struct store *st, int *tables_r, int *empty_r)
 				const void *p;
 
 				snprintf(num, sizeof(num), " %d:", type);
-				t_cat(&buf, &len, num, strlen(num));
+				cf_cat(&buf, &len, num, strlen(num));
 				if (type == DB_INTEGER) {
 					snprintf(num, sizeof(num), "%lld",
 					    (long long)db_column_int64(s, i));
-					t_cat(&buf, &len, num, strlen(num));
+					cf_cat(&buf, &len, num, strlen(num));
 				} else if (type != DB_NULL) {
 					p = db_column_blob(s, i);
-					t_cat(&buf, &len, p,
+					cf_cat(&buf, &len, p,
 					    db_column_bytes(s, i));
 				}
 			}
-			t_cat(&buf, &len, "\n", 1);
+			cf_cat(&buf, &len, "\n", 1);
 		}
 		db_finalize(s);
 		if (rows == 0)
@@ -134,98 +123,6 @@ t_dump(struct store *st, int *tables_r, int *empty_r)
 	}
 	db_finalize(tl);
 	return buf;
-}
-
-static int
-t_deliver(struct store *st, const char *data, size_t len,
-    const char *const *local, size_t nlocal, const char *const *remote,
-    size_t nremote)
-{
-	static const unsigned notify[] = { 2 | 4, 8 };
-	static const char *const orcpt[] = { "rfc822;x@remote.test", NULL };
-	struct store_delivery d = {
-		.prefix = "Received: by test\r\n", .prefix_len = 19,
-		.mail_from = "sender@remote.test", .local = local,
-		.nlocal = nlocal, .remote = remote, .nremote = nremote,
-		.auth_user = nremote > 0 ? ALICE : NULL, .dsn_ret = 2,
-		.dsn_envid = "ENV+2Bid", .remote_notify = notify,
-		.remote_orcpt = orcpt,
-	};
-
-	if (store_begin(st) < 0)
-		return -1;
-	return store_end(st, store_deliver_mem(st, &d, data, len, NULL,
-	    NULL));
-}
-
-/* A source with rows in every table. */
-static void
-t_fill(struct store *st)
-{
-	static const char *const ab[] = { ALICE, BOB };
-	static const char *const a[] = { ALICE };
-	static const char *const rem[] = { "x@remote.test", "y@far.test" };
-	struct store_import_msg im = {
-		.data = "Subject: old\r\n\r\nfrom the old server\r\n",
-		.uidl = "UID77-foreign", .mbox_from = "old@server.test Mon",
-	};
-	struct store_msg *msgs = NULL;
-	size_t n = 0, deleted = 0, big_len = 3 * STORE_CHUNK_SIZE + 1234;
-	char *big, *v = NULL;
-	int ok = 1;
-
-	big = xmalloc(big_len);
-	for (size_t i = 0; i < big_len; i++)
-		big[i] = (i % 100) == 98 ? '\r' : (i % 100) == 99 ? '\n' :
-		    (char)('A' + i % 26);
-	im.len = strlen(im.data);
-	ok &= store_domain_add(st, "example.test") == 0;
-	ok &= store_domain_add(st, "other.test") == 0;
-	ok &= store_user_add(st, ALICE, "$argon2id$v=19$alice") == 0;
-	ok &= store_user_add(st, BOB, "$argon2id$v=19$bob") == 0;
-	ok &= store_user_add(st, CAROL, "$argon2id$v=19$carol") == 0;
-	ok &= store_user_set_quota(st, ALICE, 50000000) == 0;
-	ok &= store_user_set_enabled(st, CAROL, false) == 0;
-	ok &= store_alias_add(st, "info@example.test", ALICE) == 0;
-	ok &= store_alias_add(st, "info@example.test", BOB) == 0;
-	ok &= store_alias_add(st, "@other.test", CAROL) == 0;
-	ok &= t_deliver(st, "Subject: one\r\n\r\nfirst\r\n", 23, ab, 2,
-	    NULL, 0) == 0;
-	ok &= t_deliver(st, "Subject: two\r\n\r\nsecond\r\n", 24, ab, 2,
-	    rem, 2) == 0;
-	ok &= t_deliver(st, big, big_len, a, 1, rem, 1) == 0;
-	ok &= t_deliver(st, "Subject: three\r\n\r\nthird\r\n", 25, a, 1,
-	    NULL, 0) == 0;
-	/* Alice's second message goes: her UIDLs have a gap. */
-	ok &= store_mailbox_list(st, ALICE, &msgs, &n) == 0 && n == 4;
-	if (n == 4)
-		ok &= store_mailbox_delete(st, ALICE, &msgs[1].id, 1,
-		    &deleted) == 0 && deleted == 1;
-	free(msgs);
-	ok &= store_import(st, BOB, &im) == 0;
-	ok &= store_setting_init(st, "srs_secret", "s3cret", &v) == 0;
-	free(v);
-	ok &= store_sent_add(st, ALICE, 1700000000, 2) == 0;
-	ok &= store_exec(st, "UPDATE users SET expire = 86400 WHERE "
-	    "address = 'bob@example.test';"
-	    "UPDATE domains SET source_ip = '192.0.2.1', helo = "
-	    "'mx.example.test' WHERE name = 'example.test';"
-	    "UPDATE mailbox SET first_retrieved = 1700000100 WHERE id = 1;"
-	    "UPDATE queue_rcpt SET status = 1, last_error = '451 later', "
-	    "updated = 1700000200 WHERE id = 1;"
-	    "INSERT INTO suppress VALUES ('gone@far.test', 1700000000, "
-	    "'550 no such user', 'bounce');"
-	    "INSERT INTO relay_throttle VALUES ('far.test', 2, 1700003600, "
-	    "1700000000, '421 slow down');"
-	    "INSERT INTO mta_sts VALUES ('far.test', '20240101', "
-	    "'version: STSv1\r\nmode: enforce\r\n', 1700000000, 1700086400);"
-	    "INSERT INTO monitor_listing VALUES ('192.0.2.1', "
-	    "'zen.example', 1700000000, '127.0.0.2');") == 0;
-	if (!ok) {
-		fprintf(stderr, "fill: %s\n", store_error(st));
-		exit(1);
-	}
-	free(big);
 }
 
 static void
@@ -264,7 +161,7 @@ test_copy(void)
 	unsigned problems = 1;
 	size_t n = 0;
 
-	t_fill(src);
+	cf_fill(src);
 	t_begin("store copy: every table, row for row, ids kept");
 	t_assert_int(store_copy(src, dst, &c), 0);
 	t_assert_int(c.users, 3);
@@ -304,7 +201,7 @@ test_copy(void)
 	t_end();
 
 	t_begin("store copy: the copy goes on with new UIDLs past the old");
-	t_assert_int(t_deliver(dst, "Subject: new\r\n\r\nnew\r\n", 20,
+	t_assert_int(cf_deliver(dst, "Subject: new\r\n\r\nnew\r\n", 20,
 	    (const char *const[]){ ALICE }, 1, NULL, 0), 0);
 	t_assert_int(store_mailbox_list(dst, ALICE, &msgs, &n), 0);
 	t_assert_int(n, 4);
