@@ -3,8 +3,8 @@
  * into an empty PostgreSQL store (store/copy.c). URL is what [store] url
  * takes: a libpq URI (postgresql://...) or a keyword string
  * (service=NAME); never a password (it comes from a passfile or the
- * service file). A path instead of a URL copies into a new SQLite file.
- * DKIM private keys are files beside the store, not rows: the output
+ * service file: db_open_pg refuses one). A path instead of a URL copies
+ * into a new SQLite file. DKIM private keys are files beside the store, not rows: the output
  * says where they are, to be copied to each node.
  */
 #include "tools/ctl.h"
@@ -18,10 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static bool ctl_store_is_pg(const char *url);
-static bool ctl_store_has_password(const char *url);
 
 /* A PostgreSQL URL or conninfo, not a file path. */
 static bool
@@ -29,26 +27,6 @@ ctl_store_is_pg(const char *url)
 {
 	return strncmp(url, "postgresql://", 13) == 0 ||
 	    strncmp(url, "postgres://", 11) == 0 || strchr(url, '=') != NULL;
-}
-
-/* A password in the URI's user part or a password keyword. */
-static bool
-ctl_store_has_password(const char *url)
-{
-	const char *p, *end, *at, *colon;
-
-	for (p = url; (p = strcasestr(p, "password")) != NULL; p++) {
-		/* "password=" as a keyword or URI parameter */
-		if (p[8 + strspn(p + 8, " ")] == '=')
-			return true;
-	}
-	if ((p = strstr(url, "://")) == NULL)
-		return false;
-	p += 3;
-	end = p + strcspn(p, "/?");
-	at = memchr(p, '@', (size_t)(end - p));
-	colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
-	return colon != NULL;
 }
 
 int
@@ -68,11 +46,6 @@ ctl_store_copy(struct ctl *ctl, int argc, char **argv)
 	url = argv[3];
 	if (*url == '\0') {
 		ctl_err("store copy: empty URL");
-		return 1;
-	}
-	if (ctl_store_has_password(url)) {
-		ctl_err("store copy: the URL holds a password; put it in a "
-		    "passfile (~/.pgpass) or a service file instead");
 		return 1;
 	}
 	/* A path: a SQLite file, created if missing (store_copy refuses

@@ -459,9 +459,9 @@ class StoreCopy(unittest.TestCase):
                     "host=127.0.0.1 dbname=mail password=hunter2"):
             r = self.env.ctl("store", "copy", "--to", url)
             self.assertEqual((r.returncode, r.stdout, r.stderr), (
-                1, "", "carteiroctl: store copy: the URL holds a password; "
-                "put it in a passfile (~/.pgpass) or a service file "
-                "instead\n"))
+                1, "", "carteiroctl: store copy: the PostgreSQL connection "
+                "string must not hold a password (use a passfile, "
+                "PGPASSFILE or a service file)\n"))
 
 
 if __name__ == "__main__":
