@@ -4,8 +4,8 @@
  * takes: a libpq URI (postgresql://...) or a keyword string
  * (service=NAME); never a password (it comes from a passfile or the
  * service file: db_open_pg refuses one). A path instead of a URL copies
- * into a new SQLite file. DKIM private keys are files beside the store, not rows: the output
- * says where they are, to be copied to each node.
+ * into a new SQLite file. DKIM private keys are files beside the store,
+ * not rows: the output says where they are, to be copied to each node.
  */
 #include "tools/ctl.h"
 #include "tools/ctl_admin.h"
