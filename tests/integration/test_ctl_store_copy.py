@@ -26,6 +26,7 @@ import subprocess
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -142,6 +143,39 @@ def smtp_send(port, mail_from, rcpts, msg, login=None, mail_opts=(),
         assert code == 250, (code, text)
     finally:
         s.quit()
+
+
+def sender(env, stop, acked, errors, tag):
+    """Mail to alice and bob over the MX listener until stop is set;
+    acked gets (Message-ID, monotonic time after the 250)."""
+    n = 0
+    while not stop.is_set():
+        try:
+            s = smtplib.SMTP("127.0.0.1", env.ports["mx"], timeout=30)
+            for _ in range(5):
+                n += 1
+                mid = "<load-%s-%d@example.org>" % (tag, n)
+                s.sendmail("load@example.org", [ALICE, BOB],
+                           "Subject: load %d\r\nMessage-ID: %s\r\n\r\n"
+                           "%s\r\n" % (n, mid, "x" * (n * 997 % 90000)))
+                acked.append((mid, time.monotonic()))
+            s.quit()
+        except (OSError, smtplib.SMTPException) as e:
+            errors.append(repr(e))
+            time.sleep(0.05)
+
+
+def deleter(env, stop, errors):
+    """bob deletes everything he has, again and again."""
+    while not stop.is_set():
+        try:
+            p = pf.pop3(env, tls="none", user=BOB)
+            for i in range(1, len(p.list()[1]) + 1):
+                p.dele(i)
+            p.quit()
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            errors.append(repr(e))
+        time.sleep(0.05)
 
 
 def mailboxes(env):
@@ -384,6 +418,64 @@ class StoreCopy(unittest.TestCase):
             1, "", "carteiroctl: store copy: the target store is not empty "
             "(1 row in domains): copy only into a new, empty store\n"))
         self.assertEqual(mailboxes(env), now)
+
+    def test_copy_under_load(self):
+        """A copy taken while mail arrives and bob deletes is one
+        consistent state: it verifies, and holds every message acked
+        before the copy began."""
+        env = self.env
+        self.pg = PgDatabase()
+        env.start_smtpd()
+        pf.start(env)
+        stop = threading.Event()
+        acked, errors = [], []
+        threads = [threading.Thread(target=sender,
+                                    args=(env, stop, acked, errors, t))
+                   for t in ("a", "b")]
+        threads.append(threading.Thread(target=deleter,
+                                        args=(env, stop, errors)))
+        for t in threads:
+            t.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(acked) < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            began = time.monotonic()
+            r = env.ctl("store", "copy", "--to", self.pg.url)
+            ended = time.monotonic()
+            n_before = len(acked)
+            deadline = time.monotonic() + 60
+            while len(acked) < n_before + 10 and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        before = set(m for (m, t) in acked if t < began)
+        after = set(m for (m, t) in acked if t > ended)
+        self.assertGreaterEqual(len(before), 40)
+        self.assertGreaterEqual(len(after), 10)
+        env.smtpd.stop()
+        env.pop3d.stop()
+        node = os.path.join(env.dir, "node")
+        os.makedirs(node)
+        env.sections["store"] = {"backend": "postgresql", "url": self.pg.url,
+                                 "path": os.path.join(node, "mail.db")}
+        env.write_conf()
+        self.assertRegex(env.ctl_ok("verify"), r"^ok: ")
+        pf.start(env)
+        p = pf.pop3(env, tls="none", user=ALICE)
+        ids = set()
+        for i in range(1, len(p.list()[1]) + 1):
+            for line in p.top(i, 0)[1]:
+                if line.startswith(b"Message-ID: "):
+                    ids.add(line[12:].decode())
+        p.quit()
+        self.assertEqual(before - ids, set())
+        self.assertEqual(after & ids, set())
 
     def test_copy_to_postgresql(self):
         self.pg = PgDatabase()
