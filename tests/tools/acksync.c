@@ -8,9 +8,11 @@
  * preloaded into, one line per event is appended to that file (with one
  * write(2) each, so a SIGKILL loses nothing that happened before it):
  *
- *   W <seq> <tag>   a write to a SQLite WAL file ("-wal") returned; seq
- *                   counts those writes; one line per Message-ID tag in
- *                   the page ("Message-ID: <tag@")
+ *   W <seq> <tag>   the first write to a SQLite WAL file ("-wal") that
+ *                   holds tag, a Message-ID tag ("Message-ID: <tag@")
+ *                   read from a client before (a big message's pages
+ *                   are matched by any occurrence of the tag, e.g. in
+ *                   its body lines); seq counts the WAL writes
  *   S <seq>         an fsync/fdatasync of a WAL file returned that began
  *                   after write seq (so it covers writes 1..seq)
  *   A <seq> <tag>   "250 2.0.0 Ok: queued as" was sent on a socket whose
@@ -61,6 +63,10 @@ static char acksync_tags[ACKSYNC_FDS][ACKSYNC_TAG];
 #define ACKSYNC_CARRY	(ACKSYNC_TAG + 16)
 static char acksync_carry[ACKSYNC_FDS][ACKSYNC_CARRY];
 static unsigned char acksync_ncarry[ACKSYNC_FDS];
+/* Tags read from clients and not yet seen in a WAL write. */
+#define ACKSYNC_PENDING	256
+static char acksync_pending[ACKSYNC_PENDING][ACKSYNC_TAG];
+static size_t acksync_npending;
 
 static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -180,17 +186,18 @@ acksync_tags_in(const char *buf, size_t len,
 }
 
 static void
-acksync_w_tag(const char *tag, void *arg)
-{
-	acksync_line("W %llu %s\n", (unsigned long long)*(uint64_t *)arg, tag);
-}
-
-static void
 acksync_sock_tag(const char *tag, void *arg)
 {
 	char *slot = arg;
+	size_t i;
 
 	snprintf(slot, ACKSYNC_TAG, "%s", tag);
+	for (i = 0; i < acksync_npending; i++)
+		if (strcmp(acksync_pending[i], tag) == 0)
+			return;
+	if (acksync_npending < ACKSYNC_PENDING)
+		snprintf(acksync_pending[acksync_npending++], ACKSYNC_TAG,
+		    "%s", tag);
 }
 
 static void
@@ -203,7 +210,17 @@ acksync_wrote(int fd, const void *buf, ssize_t n)
 	pthread_mutex_lock(&acksync_mu);
 	if (acksync_log >= 0 && acksync_kind(fd) == AK_WAL) {
 		seq = ++acksync_wseq;
-		acksync_tags_in(buf, (size_t)n, acksync_w_tag, &seq);
+		for (size_t i = 0; i < acksync_npending; ) {
+			const char *t = acksync_pending[i];
+
+			if (memmem(buf, (size_t)n, t, strlen(t)) == NULL) {
+				i++;
+				continue;
+			}
+			acksync_line("W %llu %s\n", (unsigned long long)seq, t);
+			memmove(acksync_pending[i],
+			    acksync_pending[--acksync_npending], ACKSYNC_TAG);
+		}
 	}
 	pthread_mutex_unlock(&acksync_mu);
 }
