@@ -209,8 +209,7 @@ conn_flush_step(struct conn *c)
 			return conn_dispatch(c, CONN_EV_LOWAT);
 		}
 		/* The plaintext reply to STARTTLS is out: handshake now. */
-		c->tls_state = CONN_TLS_HANDSHAKE;
-		return conn_handshake_step(c);
+		return conn_handshake_start(c);
 	}
 	if (c->lowat_armed && evbuffer_get_length(c->out) <= c->lowat) {
 		c->lowat_armed = false;
@@ -254,8 +253,8 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	conn_frame_enter(c);
-	if (c->failed || c->freed || c->connecting) {
-		/* nothing */
+	if (c->failed || c->freed || c->connecting || c->tls_hs_busy) {
+		/* nothing (a worker runs a handshake step on the fd) */
 	} else if (c->tls_state == CONN_TLS_HANDSHAKE) {
 		if (!c->closing)
 			(void)conn_handshake_step(c);
@@ -272,8 +271,8 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	conn_frame_enter(c);
-	if (c->failed || c->freed) {
-		/* nothing */
+	if (c->failed || c->freed || c->tls_hs_busy) {
+		/* nothing (a worker runs a handshake step on the fd) */
 	} else if (c->connecting) {
 		(void)conn_connect_step(c);
 	} else if (c->tls_state == CONN_TLS_HANDSHAKE && c->closing) {
