@@ -8,7 +8,7 @@
  *       message, QUIT.
  *   tlsload hs HOST PORT [-c CONNS] [-s SECONDS]
  *       implicit TLS (port 465): connect, full handshake, read the 220
- *       greeting, close.
+ *       greeting (or POP3's +OK, port 995), close.
  *   tlsload resume HOST PORT [-c CONNS] [-s SECONDS]
  *       as hs, but each worker resumes the session (ticket) it got on its
  *       first connection; counts how many were resumed.
@@ -155,7 +155,9 @@ io_reply(struct io *io)
 		}
 		size_t ll = (size_t)(nl - io->buf) + 1;
 		bool last = ll < 5 || io->buf[3] != '-';
-		int code = atoi(io->buf);
+		/* POP3's "+OK" greeting counts as SMTP's 220 (hs on 995). */
+		int code = strncmp(io->buf, "+OK", 3) == 0 ? 220 :
+		    atoi(io->buf);
 
 		memmove(io->buf, nl + 1, io->len - ll);
 		io->len -= ll;
