@@ -524,5 +524,13 @@ main(int argc, char **argv)
 	    argv[1], done, errors, err ? err : "", dt, done / dt,
 	    nlat ? lat[nlat / 2] : 0, nlat ? lat[(size_t)(nlat * 0.99)] : 0,
 	    resumed);
+	for (int i = 0; i < nconns; i++) {
+		free(ws[i].lat);
+		gnutls_free(ws[i].ticket.data);
+	}
+	free(ws);
+	free(lat);
+	gnutls_certificate_free_credentials(cred);
+	gnutls_global_deinit();
 	return 0;
 }
