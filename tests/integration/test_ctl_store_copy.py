@@ -122,21 +122,27 @@ class PgDatabase:
 
     @classmethod
     def with_dbname(cls, url, name):
+        # By hand: urlunsplit drops the "//" of an empty host
+        # ("postgresql:///db?host=/socket/dir").
         u = urllib.parse.urlsplit(cls.as_uri(url))
-        return urllib.parse.urlunsplit(u._replace(path="/" + name))
+        return "%s://%s/%s%s" % (u.scheme, u.netloc, name,
+                                 "?" + u.query if u.query else "")
 
-    def psql(self, args):
+    def psql(self, args, url=None):
         r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                            "-d", self.admin] + args,
+                            "-d", url or self.admin] + args,
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise AssertionError("psql %s failed: %s" % (args, r.stderr))
         return r.stdout
 
     def drop(self):
+        # The harness's superuser when it has one (scripts/test): FORCE
+        # may then end any session still on the database.
         if self.name is not None:
             self.psql(["-c", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' %
-                       self.name])
+                       self.name],
+                      os.environ.get("CARTEIRO_TEST_PG_ADMIN_URL"))
         self.name = None
 
 
