@@ -267,8 +267,10 @@ store_copy_table(struct store *src, struct store *dst, const char *table,
 		store_copy_src_fail(src, dst, rc, what);
 		goto out;
 	}
+	/* Persistent: run once per row (on PostgreSQL a server-side
+	 * prepared statement, one round trip per row). */
 	sql = store_copy_sql(table, &c, true);
-	rc = db_prepare(dst->db, sql, false, &ins);
+	rc = db_prepare(dst->db, sql, true, &ins);
 	free(sql);
 	if (rc != DB_OK) {
 		store_fail_db(dst, rc, what);

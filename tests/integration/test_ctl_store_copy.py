@@ -50,40 +50,58 @@ MBOX = (b"From old@example.org Thu Dec  3 10:00:00 2026\n"
         b"Subject: old two\n\nalso old\n\n")
 
 
+_cluster = []  # the private cluster of this process, started once
+
+
+def _stop_cluster():
+    for d in _cluster:
+        subprocess.run([PGCLUSTER, "stop", d], capture_output=True,
+                       timeout=120)
+        shutil.rmtree(os.path.dirname(d), ignore_errors=True)
+    del _cluster[:]
+
+
+def private_cluster():
+    """scripts/pgcluster's cluster for this process (started on first
+    use, stopped at exit); its directory."""
+    if _cluster:
+        return _cluster[0]
+    if not os.access(PGCLUSTER, os.X_OK):
+        raise AssertionError(
+            "no PostgreSQL for this test: set CARTEIRO_TEST_PG_URL (a role "
+            "that may CREATE DATABASE) or provide scripts/pgcluster (%s is "
+            "missing)" % PGCLUSTER)
+    d = tempfile.mkdtemp(prefix="carteiro-pg-")
+    os.chmod(d, 0o755)  # the server's user goes inside
+    d = os.path.join(d, "c")
+    _cluster.append(d)
+    atexit.register(_stop_cluster)
+    r = subprocess.run([PGCLUSTER, "start", d], capture_output=True,
+                       text=True, timeout=180)
+    if r.returncode != 0:
+        raise AssertionError("scripts/pgcluster start failed (%d): %s" %
+                             (r.returncode, r.stderr))
+    return d
+
+
 class PgDatabase:
     """A new, empty PostgreSQL database: on CARTEIRO_TEST_PG_URL, else
-    on a private cluster of scripts/pgcluster. url is its connection
-    string (no password: a passfile holds it)."""
+    on a private cluster of scripts/pgcluster. url is its postgresql://
+    URI (no password: a passfile holds it)."""
 
     def __init__(self):
-        self.cluster = None
         self.name = "carteiro_copy_%s" % secrets.token_hex(6)
         base = os.environ.get("CARTEIRO_TEST_PG_URL", "")
-        if base:
-            self.admin = base
-            self.psql(["-c", 'CREATE DATABASE "%s"' % self.name])
-            self.url = self.with_dbname(base, self.name)
-            return
-        if not os.access(PGCLUSTER, os.X_OK):
-            raise AssertionError(
-                "no PostgreSQL for this test: set CARTEIRO_TEST_PG_URL (a "
-                "role that may CREATE DATABASE) or provide scripts/pgcluster "
-                "(%s is missing)" % PGCLUSTER)
-        self.cluster = tempfile.mkdtemp(prefix="carteiro-pg-")
-        os.rmdir(self.cluster)  # pgcluster start creates it
-        atexit.register(self.drop)
-        r = subprocess.run([PGCLUSTER, "start", self.cluster],
-                           capture_output=True, text=True, timeout=180)
-        if r.returncode != 0:
-            raise AssertionError("scripts/pgcluster start failed (%d): %s" %
-                                 (r.returncode, r.stderr))
-        r = subprocess.run([PGCLUSTER, "createdb", self.cluster, self.name],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            self.drop()
-            raise AssertionError("scripts/pgcluster createdb failed: %s" %
-                                 r.stderr)
-        self.url = self.as_uri(r.stdout.strip().splitlines()[-1])
+        if not base:
+            r = subprocess.run([PGCLUSTER, "uri", private_cluster()],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise AssertionError("scripts/pgcluster uri failed: %s" %
+                                     r.stderr)
+            base = r.stdout.strip()
+        self.admin = self.as_uri(base)
+        self.psql(["-c", 'CREATE DATABASE "%s"' % self.name])
+        self.url = self.with_dbname(base, self.name)
 
     @staticmethod
     def as_uri(url):
@@ -104,26 +122,27 @@ class PgDatabase:
 
     @classmethod
     def with_dbname(cls, url, name):
+        # By hand: urlunsplit drops the "//" of an empty host
+        # ("postgresql:///db?host=/socket/dir").
         u = urllib.parse.urlsplit(cls.as_uri(url))
-        return urllib.parse.urlunsplit(u._replace(path="/" + name))
+        return "%s://%s/%s%s" % (u.scheme, u.netloc, name,
+                                 "?" + u.query if u.query else "")
 
-    def psql(self, args):
+    def psql(self, args, url=None):
         r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                            "-d", self.admin] + args,
+                            "-d", url or self.admin] + args,
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise AssertionError("psql %s failed: %s" % (args, r.stderr))
         return r.stdout
 
     def drop(self):
-        if self.cluster is not None:
-            subprocess.run([PGCLUSTER, "stop", self.cluster],
-                           capture_output=True, timeout=120)
-            shutil.rmtree(self.cluster, ignore_errors=True)
-            self.cluster = None
-        elif self.name is not None:
+        # The harness's superuser when it has one (scripts/test): FORCE
+        # may then end any session still on the database.
+        if self.name is not None:
             self.psql(["-c", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' %
-                       self.name])
+                       self.name],
+                      os.environ.get("CARTEIRO_TEST_PG_ADMIN_URL"))
         self.name = None
 
 
