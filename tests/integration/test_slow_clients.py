@@ -372,7 +372,9 @@ class Pop3Slow(unittest.TestCase):
         self.assertEqual(got, b"-ERR Command line not completed in time.\r\n")
         self.assertTrue(eof)
         self.assertGreater(first, 1.5)
-        self.assertLess(first, 8.0)
+        # The whole line takes 9.25 s; the cut comes well before it (a
+        # loaded machine has been seen at 8.75 s).
+        self.assertLess(first, 9.0)
 
     def test_trickled_line_after_login(self):
         r = pf.Raw(self.env)

@@ -199,8 +199,11 @@ class DurabilityTest(unittest.TestCase):
             tried |= t.tried
         self.assertGreater(len(acked), 10, "too few messages acknowledged "
                            "before the kill:\n%s" % env.logs()[-5000:])
-        # Each of those 250s came after an fsync that covered the message.
-        syncs = check_acks_synced(self, witness, acked)
+        # Each of those 250s came after an fsync that covered the message
+        # (the witness watches SQLite's WAL; on PostgreSQL the server
+        # does the fsync, and the COMMIT's answer is the proof).
+        syncs = check_acks_synced(self, witness, acked) \
+            if ct.BACKEND == "sqlite" else 0
 
         # Phase 2: restart on the crashed store; it must keep accepting.
         env.daemons.remove(env.smtpd)
