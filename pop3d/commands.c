@@ -289,6 +289,9 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 	 * and rows another session removed are skipped. retention.c adds
 	 * EXPIRE 0 and the first-retrieved times to that transaction. */
 	pop3_session_enter(s, POP3_ST_UPDATE);
+	/* A write: not on top of the RETRs' read snapshot (it could not
+	 * become a write transaction once another process has written). */
+	pop3_store_snapshot_end(srv);
 	if (pop3_retention_quit(s, &deleted, &expired) < 0) {
 		log_error("event=pop3.quit sid=%s user=%s result=tempfail "
 		    "error=\"%s\"", s->sid, s->maildrop,
@@ -417,6 +420,25 @@ pop3_cmd_uidl(struct pop3_session *s, char *args)
 	pop3_session_start_cont(s, pop3_cmd_uidl_step);
 }
 
+void
+pop3_store_snapshot(struct pop3_server *srv)
+{
+	/* On failure the reads just run without it (each statement is
+	 * then its own snapshot, as before). */
+	if (!srv->read_tx && !store_in_transaction(srv->store) &&
+	    store_read_begin(srv->store) == 0)
+		srv->read_tx = true;
+}
+
+void
+pop3_store_snapshot_end(struct pop3_server *srv)
+{
+	if (!srv->read_tx)
+		return;
+	srv->read_tx = false;
+	store_read_end(srv->store);
+}
+
 /*
  * RETR/TOP body streaming: read POP3_READ_CHUNK bytes, stuff, write, until
  * the output reaches POP3_OUT_HIGH; resumed on LOWAT. A store error in the
@@ -436,6 +458,7 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 
 			if (want > POP3_READ_CHUNK)
 				want = POP3_READ_CHUNK;
+			pop3_store_snapshot(srv);
 			r = store_body_read(s->body, s->body_off, srv->readbuf,
 			    (size_t)want);
 			if (r < 0) {
@@ -494,6 +517,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 		pop3_reply(s, "-ERR Invalid number of lines.");
 		return;
 	}
+	pop3_store_snapshot(s->srv);
 	s->body = store_message_open(s->srv->store, m->id, &size);
 	if (s->body == NULL && store_error_is_gone(s->srv->store)) {
 		/* Another session of this user deleted it since our login

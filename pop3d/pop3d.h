@@ -129,6 +129,8 @@ struct pop3_server {
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */
+	bool read_tx;			/* a read snapshot is open on store
+					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
 	char *readbuf;			/* store read buffer, POP3_READ_CHUNK */
 
@@ -208,6 +210,14 @@ struct pop3_session {
 	unsigned retrieved;
 	uint64_t retrieved_bytes;
 };
+
+/* commands.c: one read snapshot (store_read_begin) for the RETR/TOP store
+ * reads of one connection callback, so that a pipelined RETR-all takes one
+ * WAL read lock per batch of messages instead of one per statement. Ended
+ * by pop3_store_snapshot_end: when the callback returns (session.c) and
+ * before anything is written (QUIT). */
+void pop3_store_snapshot(struct pop3_server *srv);
+void pop3_store_snapshot_end(struct pop3_server *srv);
 
 /* session.c */
 void pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls);
