@@ -48,6 +48,7 @@ static void pop3_cmd_quit(struct pop3_session *, char *);
 static bool pop3_cmd_list_step(struct pop3_session *);
 static bool pop3_cmd_uidl_step(struct pop3_session *);
 static bool pop3_cmd_fetch_step(struct pop3_session *);
+static bool pop3_cmd_fetch_reopen(struct pop3_session *);
 static void pop3_cmd_fetch(struct pop3_session *, char *, bool);
 
 #define A POP3_ST_AUTH
@@ -451,6 +452,7 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 	struct pop3_server *srv = s->srv;
 	size_t n;
 
+	s->fetch_stall_ms = 0;
 	while (conn_output_len(s->conn) < POP3_OUT_HIGH) {
 		if (!s->stuff.done && s->body_off < s->body_size) {
 			uint64_t want = s->body_size - s->body_off;
@@ -459,6 +461,10 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 			if (want > POP3_READ_CHUNK)
 				want = POP3_READ_CHUNK;
 			pop3_store_snapshot(srv);
+			/* stall.c closed it while the client did not
+			 * read: open it again and read on. */
+			if (s->body == NULL && !pop3_cmd_fetch_reopen(s))
+				return true;
 			r = store_body_read(s->body, s->body_off, srv->readbuf,
 			    (size_t)want);
 			if (r < 0) {
@@ -498,6 +504,29 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 		pop3_session_cmd_done(s);
 		return true;
 	}
+	s->fetch_stall_ms = util_now_ms();	/* see stall.c */
+	return false;
+}
+
+/* Open the message again to read on from body_off; false: the session is
+ * closing (the response cannot be finished). */
+static bool
+pop3_cmd_fetch_reopen(struct pop3_session *s)
+{
+	struct pop3_server *srv = s->srv;
+	uint64_t size;
+
+	s->body = store_message_open(srv->store, s->msgs[s->fetch_idx].id,
+	    &size);
+	if (s->body != NULL && size == s->body_size)
+		return true;
+	log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
+	    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd),
+	    s->body == NULL ? store_error(srv->store) :
+	    "message size changed while it was sent");
+	store_body_close(s->body);
+	s->body = NULL;
+	pop3_session_close(s, "store_error");
 	return false;
 }
 
@@ -539,6 +568,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	s->body_off = 0;
 	s->body_size = size;
 	s->fetch_idx = idx;
+	s->fetch_stall_ms = 0;
 	pop3_stuff_init(&s->stuff, top, lines);
 	s->multi = true;
 	stats_inc(STATS_POP3_RETR);
