@@ -32,8 +32,8 @@
  * Storage Cheat Sheet minimum ("m=19456,t=2,p=1"; libsodium's p is always
  * 1). About 17 ms a hash here, against 78 ms for libsodium's interactive
  * limits (64 MiB, 2 passes) used before: a cold login costs a quarter.
- * Stored hashes keep verifying with the parameters written in them; only
- * weaker ones are rehashed on login (auth_hash_is_weak).
+ * Stored hashes keep verifying with the parameters written in them and are
+ * replaced by a new one at the next successful login (auth_check).
  */
 #define AUTH_OPSLIMIT 2
 #define AUTH_MEMLIMIT (19456u * 1024u)
@@ -46,7 +46,6 @@ static pthread_once_t auth_once = PTHREAD_ONCE_INIT;
 static char auth_dummy_hash[crypto_pwhash_STRBYTES];
 
 static void auth_init_once(void);
-static bool auth_hash_is_weak(const char *hash);
 
 static void
 auth_init_once(void)
@@ -104,32 +103,6 @@ auth_hash_password(const char *password, char **hash_r)
 	return 0;
 }
 
-/*
- * Whether a stored hash should be replaced after a successful login: not
- * argon2id version 19, or fewer passes or less memory than new hashes get.
- * A stronger hash (say the 64 MiB ones made before) is left as it is:
- * libsodium's crypto_pwhash_str_needs_rehash would also "rehash" it down.
- */
-static bool
-auth_hash_is_weak(const char *hash)
-{
-	unsigned long m, t, p;
-	char *end;
-
-	if (strncmp(hash, "$argon2id$v=19$m=", 17) != 0)
-		return true;
-	m = strtoul(hash + 17, &end, 10);
-	if (strncmp(end, ",t=", 3) != 0)
-		return true;
-	t = strtoul(end + 3, &end, 10);
-	if (strncmp(end, ",p=", 3) != 0)
-		return true;
-	p = strtoul(end + 3, &end, 10);
-	if (*end != '$' || p < 1)
-		return true;
-	return m < AUTH_MEMLIMIT / 1024 || t < AUTH_OPSLIMIT;
-}
-
 static void
 auth_user_clear(struct auth_user *u)
 {
@@ -181,9 +154,13 @@ auth_check(const struct auth_db *db, void *handle, struct auth_cache *cache,
 		return AUTH_FAIL;
 	}
 	cached_hash = u.hash;
-	/* Weaker than new hashes (or another argon2 variant): the password
-	 * is known to be right now, so store a fresh hash. */
-	if (auth_hash_is_weak(u.hash)) {
+	/* Other parameters than new hashes get (or another argon2 variant):
+	 * the password is known to be right now, so store a fresh hash. Also
+	 * a stronger one, such as the 64 MiB hashes made before 2026-12:
+	 * every user then costs what the dummy hash of an unknown one costs,
+	 * so the time of a failed login does not tell which users exist. */
+	if (crypto_pwhash_str_needs_rehash(u.hash, AUTH_OPSLIMIT,
+	    AUTH_MEMLIMIT) != 0) {
 		char esc[LOG_ESCAPE_MAX];
 
 		log_escape(esc, sizeof(esc), u.address, strlen(u.address));
