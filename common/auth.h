@@ -1,6 +1,6 @@
 /*
  * Password hashing and checking (libsodium argon2id). With auth_cache.c the
- * only file that includes <sodium.h>. auth_check() is blocking (tens of ms, 64 MB): the
+ * only file that includes <sodium.h>. auth_check() is blocking (tens of ms, 19 MiB for a new hash): the
  * daemons call it through struct auth_pool, a small bounded worker pool that
  * hands the result back to the libevent loop. Also the per-client failure
  * penalty (growing wait before the next check after failed logins) shared
@@ -27,7 +27,7 @@ enum auth_result {
 };
 
 /*
- * Optional: initialise libsodium and compute the dummy hash now (~64 MB,
+ * Optional: initialise libsodium and compute the dummy hash now (19 MiB,
  * tens of ms) instead of on the first check. Safe from any thread, any
  * number of times. Aborts (log_fatal) if libsodium cannot start.
  */
@@ -41,8 +41,8 @@ void auth_wipe_free(char *s);
  * (residues of a hash computation: argon2 and BLAKE2b keep state there). */
 void auth_wipe_stack(size_t len);
 
-/* argon2id (crypto_pwhash_str, interactive limits). Caller frees *hash_r.
- * 0 / -1. */
+/* argon2id (crypto_pwhash_str) with 19 MiB, t=2, p=1 (OWASP's minimum).
+ * Caller frees *hash_r. 0 / -1. */
 int auth_hash_password(const char *password, char **hash_r);
 
 /* One user as the database gives it to auth_check. */
@@ -97,8 +97,9 @@ typedef void auth_done_cb(uint64_t token, enum auth_result res,
  * nthreads workers, each with its own database handle (db->open(path),
  * opened here, before any privilege drop is fine; db must outlive the
  * pool). Memory: one argon2id
- * check needs 64 MB, so peak memory is nthreads * 64 MB (2 threads =
- * 128 MB). max_pending bounds the requests submitted and not yet checked
+ * check needs the memory written in the hash (19 MiB for new hashes, 64 MiB
+ * for those made before 2026-12), so peak memory is nthreads times that
+ * (2 threads = 38-128 MB). max_pending bounds the requests submitted and not yet checked
  * (waiting or being checked); beyond it submit returns 0. Results are
  * delivered through a pipe watched by an event on base, so no
  * evthread_use_pthreads() is needed. Create it after any fork() (daemon

@@ -48,6 +48,7 @@ static void pop3_cmd_quit(struct pop3_session *, char *);
 static bool pop3_cmd_list_step(struct pop3_session *);
 static bool pop3_cmd_uidl_step(struct pop3_session *);
 static bool pop3_cmd_fetch_step(struct pop3_session *);
+static bool pop3_cmd_fetch_reopen(struct pop3_session *);
 static void pop3_cmd_fetch(struct pop3_session *, char *, bool);
 
 #define A POP3_ST_AUTH
@@ -289,6 +290,9 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 	 * and rows another session removed are skipped. retention.c adds
 	 * EXPIRE 0 and the first-retrieved times to that transaction. */
 	pop3_session_enter(s, POP3_ST_UPDATE);
+	/* A write: not on top of the RETRs' read snapshot (it could not
+	 * become a write transaction once another process has written). */
+	pop3_store_snapshot_end(srv);
 	if (pop3_retention_quit(s, &deleted, &expired) < 0) {
 		log_error("event=pop3.quit sid=%s user=%s result=tempfail "
 		    "error=\"%s\"", s->sid, s->maildrop,
@@ -417,6 +421,25 @@ pop3_cmd_uidl(struct pop3_session *s, char *args)
 	pop3_session_start_cont(s, pop3_cmd_uidl_step);
 }
 
+void
+pop3_store_snapshot(struct pop3_server *srv)
+{
+	/* On failure the reads just run without it (each statement is
+	 * then its own snapshot, as before). */
+	if (!srv->read_tx && !store_in_transaction(srv->store) &&
+	    store_read_begin(srv->store) == 0)
+		srv->read_tx = true;
+}
+
+void
+pop3_store_snapshot_end(struct pop3_server *srv)
+{
+	if (!srv->read_tx)
+		return;
+	srv->read_tx = false;
+	store_read_end(srv->store);
+}
+
 /*
  * RETR/TOP body streaming: read POP3_READ_CHUNK bytes, stuff, write, until
  * the output reaches POP3_OUT_HIGH; resumed on LOWAT. A store error in the
@@ -429,6 +452,7 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 	struct pop3_server *srv = s->srv;
 	size_t n;
 
+	s->fetch_stall_ms = 0;
 	while (conn_output_len(s->conn) < POP3_OUT_HIGH) {
 		if (!s->stuff.done && s->body_off < s->body_size) {
 			uint64_t want = s->body_size - s->body_off;
@@ -436,6 +460,11 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 
 			if (want > POP3_READ_CHUNK)
 				want = POP3_READ_CHUNK;
+			pop3_store_snapshot(srv);
+			/* stall.c closed it while the client did not
+			 * read: open it again and read on. */
+			if (s->body == NULL && !pop3_cmd_fetch_reopen(s))
+				return true;
 			r = store_body_read(s->body, s->body_off, srv->readbuf,
 			    (size_t)want);
 			if (r < 0) {
@@ -475,6 +504,29 @@ pop3_cmd_fetch_step(struct pop3_session *s)
 		pop3_session_cmd_done(s);
 		return true;
 	}
+	s->fetch_stall_ms = util_now_ms();	/* see stall.c */
+	return false;
+}
+
+/* Open the message again to read on from body_off; false: the session is
+ * closing (the response cannot be finished). */
+static bool
+pop3_cmd_fetch_reopen(struct pop3_session *s)
+{
+	struct pop3_server *srv = s->srv;
+	uint64_t size;
+
+	s->body = store_message_open(srv->store, s->msgs[s->fetch_idx].id,
+	    &size);
+	if (s->body != NULL && size == s->body_size)
+		return true;
+	log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
+	    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd),
+	    s->body == NULL ? store_error(srv->store) :
+	    "message size changed while it was sent");
+	store_body_close(s->body);
+	s->body = NULL;
+	pop3_session_close(s, "store_error");
 	return false;
 }
 
@@ -494,6 +546,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 		pop3_reply(s, "-ERR Invalid number of lines.");
 		return;
 	}
+	pop3_store_snapshot(s->srv);
 	s->body = store_message_open(s->srv->store, m->id, &size);
 	if (s->body == NULL && store_error_is_gone(s->srv->store)) {
 		/* Another session of this user deleted it since our login
@@ -515,6 +568,7 @@ pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
 	s->body_off = 0;
 	s->body_size = size;
 	s->fetch_idx = idx;
+	s->fetch_stall_ms = 0;
 	pop3_stuff_init(&s->stuff, top, lines);
 	s->multi = true;
 	stats_inc(STATS_POP3_RETR);

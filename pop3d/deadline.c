@@ -112,6 +112,7 @@ pop3_deadline_life_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	pop3_session_kick(s);
+	pop3_store_snapshot_end(s->srv);
 }
 
 bool

@@ -227,6 +227,7 @@ main(int argc, char **argv)
 	 * test hook for the interval). */
 	pop3_retention_start(&srv, (unsigned)pop3_main_env_int(
 	    "CARTEIRO_TEST_EXPIRE_SWEEP_MS", 0));
+	pop3_stall_start(&srv);
 	log_info("event=pop3.start listeners=%zu tls=%s lock_session=%s",
 	    srv.nlisteners, srv.tls ? "yes" : "no",
 	    cfg->pop3d.lock_session ? "yes" : "no");
@@ -249,6 +250,7 @@ main(int argc, char **argv)
 	free(srv.readbuf);
 	free(srv.scratch);
 	pop3_retention_stop(&srv);
+	pop3_stall_stop(&srv);
 	store_close(srv.store);
 	tls_ctx_free(srv.tls);
 	event_base_free(srv.base);

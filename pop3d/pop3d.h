@@ -41,6 +41,9 @@ struct listener;
 #define POP3_INPUT_PAUSE	(16 * 1024)
 /* Bytes read from the store per step of RETR/TOP. */
 #define POP3_READ_CHUNK		(16 * 1024)
+/* A RETR/TOP whose client has not read for this long lets go of its open
+ * message until it reads again (stall.c). */
+#define POP3_STALL_MS		1000
 /* Bodies freed by the store_gc after each QUIT (keeps the write short). */
 #define POP3_GC_BOUND		16
 
@@ -129,6 +132,9 @@ struct pop3_server {
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */
+	struct event *stall_ev;		/* stall.c sweep timer */
+	bool read_tx;			/* a read snapshot is open on store
+					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
 	char *readbuf;			/* store read buffer, POP3_READ_CHUNK */
 
@@ -196,6 +202,8 @@ struct pop3_session {
 	size_t cont_idx;		/* LIST/UIDL: next message index */
 	struct store_body *body;	/* RETR/TOP: open body */
 	uint64_t body_off, body_size;
+	uint64_t fetch_stall_ms;	/* RETR/TOP: waiting for LOWAT since
+					 * (util_now_ms), 0 = running */
 	struct pop3_stuff stuff;
 
 	/* retention.c (RFC 2449 EXPIRE) */
@@ -208,6 +216,18 @@ struct pop3_session {
 	unsigned retrieved;
 	uint64_t retrieved_bytes;
 };
+
+/* commands.c: one read snapshot (store_read_begin) for the RETR/TOP store
+ * reads of one connection callback, so that a pipelined RETR-all takes one
+ * WAL read lock per batch of messages instead of one per statement. Ended
+ * by pop3_store_snapshot_end: when the callback returns (session.c) and
+ * before anything is written (QUIT). */
+void pop3_store_snapshot(struct pop3_server *srv);
+void pop3_store_snapshot_end(struct pop3_server *srv);
+
+/* stall.c */
+void pop3_stall_start(struct pop3_server *srv);
+void pop3_stall_stop(struct pop3_server *srv);
 
 /* session.c */
 void pop3_session_accept(struct pop3_server *srv, int fd, bool implicit_tls);

@@ -27,6 +27,7 @@
 #include "common/util.h"
 
 static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
+static void pop3_session_conn_ev(struct conn *, enum conn_event, void *);
 static void pop3_session_input(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
@@ -176,11 +177,23 @@ pop3_session_user(struct pop3_session *s)
 }
 
 /*
- * The connection's one callback. The session may be freed here; nothing
- * touches it after pop3_session_free.
+ * The connection's one callback: the events, then the end of the read
+ * snapshot RETR/TOP may have opened (pop3_store_snapshot), so that none
+ * outlives the callback.
  */
 static void
 pop3_session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct pop3_server *srv = ((struct pop3_session *)arg)->srv;
+
+	pop3_session_conn_ev(c, ev, arg);
+	pop3_store_snapshot_end(srv);
+}
+
+/* The session may be freed here; nothing touches it after
+ * pop3_session_free. */
+static void
+pop3_session_conn_ev(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct pop3_session *s = arg;
 
@@ -538,7 +551,8 @@ pop3_session_auth_done(uint64_t token, enum auth_result res,
 		    "failure, try again later.");
 		break;
 	}
-	pop3_session_kick(s);
+	pop3_session_kick(s);	/* pipelined commands: RETR, ... */
+	pop3_store_snapshot_end(s->srv);
 }
 
 /* A failed login: answer at once, no hint whether the user exists (the

@@ -112,6 +112,34 @@ class Pop3Pipeline(unittest.TestCase):
         self.assertTrue(r.line().startswith(b"+OK"))
         self.assertNotIn("event=pop3.flood", self.env.pop3d.log())
 
+    def test_retr_dele_quit_in_one_packet(self):
+        """Login, RETRs, DELE and QUIT in one write: the RETRs' store
+        reads share one read snapshot, which ends before QUIT's delete
+        (pop3_store_snapshot); the deleted message is gone, byte-exact
+        RETRs before it."""
+        bob = "bob@example.test"
+        msgs = [pf.make_msg("b%d" % i, 3) for i in range(3)]
+        pf.deliver_many(self.env, bob, msgs)
+        r = pf.Raw(self.env)
+        r.line()
+        r.send(("USER %s\r\nPASS %s\r\nRETR 1\r\nRETR 3\r\nDELE 2\r\n"
+                "RETR 2\r\nQUIT\r\n" % (bob, ct.PASSWORD)).encode())
+        self.assertEqual(r.line(), b"+OK")
+        self.assertEqual(r.line(), b"+OK Logged in.")
+        self.assertEqual(r.line(), b"+OK %d octets" % len(msgs[0]))
+        self.assertEqual(pf.unstuff(r.multi()), msgs[0])
+        self.assertEqual(r.line(), b"+OK %d octets" % len(msgs[2]))
+        self.assertEqual(pf.unstuff(r.multi()), msgs[2])
+        self.assertEqual(r.line(), b"+OK Marked to be deleted.")
+        self.assertEqual(r.line(), b"-ERR Message is deleted.")
+        self.assertEqual(r.line(), b"+OK Logging out, messages deleted.")
+        self.assertTrue(r.closed())
+        r.close()
+        p = pf.pop3(self.env, "stls", user=bob)
+        self.assertEqual(p.stat(), (2, len(msgs[0]) + len(msgs[2])))
+        self.assertEqual(pf.unstuff(p.retr(2)[1]), msgs[2])
+        p.quit()
+
     def test_big_message_byte_exact(self):
         p = pf.pop3(self.env, "implicit", timeout=60)
         resp, lines, octets = p.retr(2)

@@ -27,6 +27,17 @@ int main(void);
 static const char weak_hash[] =
     "$argon2id$v=19$m=8,t=1,p=1$jkambtz9isATmSFKImCqVA$"
     "YuHweaWR0NTwZCMZdmT/ckS4MW2bJ2XTW/cdtFTggwE";
+/* crypto_pwhash_str("secret", 2, 64 MiB): libsodium's interactive limits,
+ * the default before OWASP's 19 MiB. */
+static const char heavy_hash[] =
+    "$argon2id$v=19$m=65536,t=2,p=1$wa/NX3vxYFLEPjXb0mnnMg$"
+    "LADTW28gJQ5tSHp0IJpQI7TlaZkHTjBHgOaUfuVRqhg";
+/* The same password with 19 MiB and 3 passes: more passes than ours. */
+static const char morepasses_hash[] =
+    "$argon2id$v=19$m=19456,t=3,p=1$zh7noUN4L6HVuIK2KQhe1w$"
+    "zBzLE87moqDxiN4xRvkm1ii2MuJohTvd0md+qGZZpxg";
+/* What every new hash starts with. */
+#define NEW_PARAMS "$argon2id$v=19$m=19456,t=2,p=1$"
 
 /* A client key for the text form (a ring: several may be live in one
  * expression). */
@@ -74,7 +85,9 @@ test_store(void)
 	    auth_hash_password("secret", &hash) != 0 ||
 	    store_user_add(st, "alice@example.test", hash) != 0 ||
 	    store_user_add(st, "carol@example.test", hash) != 0 ||
-	    store_user_add(st, "old@example.test", weak_hash) != 0) {
+	    store_user_add(st, "old@example.test", weak_hash) != 0 ||
+	    store_user_add(st, "heavy@example.test", heavy_hash) != 0 ||
+	    store_user_add(st, "passes@example.test", morepasses_hash) != 0) {
 		fprintf(stderr, "setup: %s\n", store_error(st));
 		exit(1);
 	}
@@ -107,6 +120,8 @@ test_hash(void)
 	t_assert(auth_hash_password("secret", &h2) == 0);
 	t_assert(strncmp(h1, "$argon2id$", 10) == 0);
 	t_assert(strcmp(h1, h2) != 0);
+	/* OWASP's minimum: 19 MiB, 2 passes, 1 lane */
+	t_assert(strncmp(h1, NEW_PARAMS, strlen(NEW_PARAMS)) == 0);
 	free(h1);
 	free(h2);
 	t_end();
@@ -179,11 +194,32 @@ test_rehash(struct store *st)
 	    AUTH_OK);
 	t_assert(store_user_get(st, "old@example.test", &u) == 0);
 	t_assert(strcmp(u.hash, weak_hash) != 0);
-	t_assert(strncmp(u.hash, "$argon2id$", 10) == 0);
-	t_assert(strstr(u.hash, "m=8,") == NULL);
+	t_assert(strncmp(u.hash, NEW_PARAMS, strlen(NEW_PARAMS)) == 0);
 	store_user_clear(&u);
 	t_assert_int(check(st, "old@example.test", "secret", NULL),
 	    AUTH_OK);
+	t_end();
+
+	/* Stronger ones too: every user then costs what an unknown one
+	 * costs (the dummy hash), so timing does not tell who exists. */
+	t_begin("rehash: older, stronger hashes verify, then get the default");
+	t_assert_int(check(st, "heavy@example.test", "wrong", NULL),
+	    AUTH_FAIL);
+	t_assert(store_user_get(st, "heavy@example.test", &u) == 0);
+	t_assert_str(u.hash, heavy_hash);	/* not on failure */
+	store_user_clear(&u);
+	t_assert_int(check(st, "heavy@example.test", "secret", NULL),
+	    AUTH_OK);
+	t_assert(store_user_get(st, "heavy@example.test", &u) == 0);
+	t_assert(strncmp(u.hash, NEW_PARAMS, strlen(NEW_PARAMS)) == 0);
+	store_user_clear(&u);
+	t_assert_int(check(st, "heavy@example.test", "secret", NULL),
+	    AUTH_OK);
+	t_assert_int(check(st, "passes@example.test", "secret", NULL),
+	    AUTH_OK);
+	t_assert(store_user_get(st, "passes@example.test", &u) == 0);
+	t_assert(strncmp(u.hash, NEW_PARAMS, strlen(NEW_PARAMS)) == 0);
+	store_user_clear(&u);
 	t_end();
 }
 

@@ -199,6 +199,48 @@ test_migrate(void)
 	t_end();
 }
 
+/* The login's listing (store_mailbox_list) reads the covering index
+ * mailbox_list (migration 11) alone: no table lookup per message and no
+ * sort. The plan is of the statement text the store itself prepared. */
+static void
+test_list_plan(void)
+{
+	struct store *st = t_open();
+	struct store_msg *msgs;
+	sqlite3_stmt *s;
+	size_t n;
+	char *sql;
+	int covering = 0, other = 0;
+
+	t_begin("mailbox list: covering index, no sort");
+	t_assert_int(store_domain_add(st, "example.test"), 0);
+	t_assert_int(store_user_add(st, "plan@example.test", "x"), 0);
+	t_assert_int(store_mailbox_list(st, "plan@example.test", &msgs, &n),
+	    0);
+	free(msgs);
+	t_assert(st->stmt_sql[STMT_MAILBOX_LIST] != NULL);
+	sql = xasprintf("EXPLAIN QUERY PLAN %s",
+	    st->stmt_sql[STMT_MAILBOX_LIST]);
+	t_assert(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(s, 3);
+
+		if (strstr(d, "USING COVERING INDEX mailbox_list") != NULL)
+			covering++;
+		else if (strstr(d, "users") == NULL &&
+		    strstr(d, "sqlite_autoindex_users") == NULL)
+			other++;	/* a table lookup, a temp b-tree */
+		if (covering == 0 && other > 0)
+			fprintf(stderr, "plan: %s\n", d);
+	}
+	sqlite3_finalize(s);
+	free(sql);
+	t_assert_int(covering, 1);
+	t_assert_int(other, 0);
+	t_close(st);
+	t_end();
+}
+
 static void
 test_open_errors(void)
 {
@@ -1401,6 +1443,7 @@ main(void)
 	/* First, so its peak RSS is not hidden behind earlier cases. */
 	test_big_body();
 	test_migrate();
+	test_list_plan();
 	test_open_errors();
 	test_domains();
 	test_users();
