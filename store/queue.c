@@ -29,6 +29,8 @@ enum store_queue_stmt {
 	STORE_QS_STATS,
 	STORE_QS_COUNT
 };
+/* store/queue_claim.c uses the slots from STORE_QC_BASE on. */
+_Static_assert(STORE_QS_COUNT <= 16, "queue slots overlap queue_claim.c's");
 
 static struct db_stmt *store_queue_stmt(struct store *, enum store_queue_stmt,
     const char *);
@@ -254,7 +256,8 @@ store_queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
 	struct db_stmt *s;
 
 	s = store_queue_stmt(st, STORE_QS_RESCHEDULE,
-	    "UPDATE queue SET next_attempt = ?2, attempts = ?3 WHERE id = ?1");
+	    "UPDATE queue SET next_attempt = ?2, attempts = ?3, "
+	    "claimed_by = NULL, lease_until = 0 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
 	db_bind_int64(s, 1, id);
