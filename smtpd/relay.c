@@ -338,6 +338,8 @@ relay_tick(evutil_socket_t fd, short what, void *arg)
 	if (++r->ticks % RELAY_GC_EVERY == 0) {
 		r->gc_due = true;
 		relay_flush(r);
+	} else if (r->nmsgs > 0 && util_time() >= r->renew_at) {
+		relay_flush(r);		/* the leases of our claims */
 	}
 	/* Domains whose throttling hold ran out. */
 	relay_start_waiting(r);

@@ -135,3 +135,24 @@ class Node:
         self.pop3d.start()
         self.env.daemons.append(self.pop3d)
         return self.pop3d
+
+
+def locator(env):
+    """What store_open takes for env's store (tests/tools/store_fixture's
+    DB argument): the SQLite path, or "postgresql:<conninfo>"."""
+    url = env.sections.get("store", {}).get("url")
+    if not url:
+        return env.db
+    return url if url.startswith(("postgresql://", "postgres://")) else (
+        "postgresql:" + url)
+
+
+def store_fixture(env, *args, input=b""):
+    """ct.Env.store_fixture on either backend."""
+    r = subprocess.run([ct.STORE_FIXTURE, locator(env)] + list(args),
+                       input=input, capture_output=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("store_fixture %s failed (%d): %s" % (
+            " ".join(args), r.returncode, r.stderr.decode(errors="replace")))
+    return [dict(kv.split("=", 1) for kv in line.split())
+            for line in r.stdout.decode().splitlines()]
