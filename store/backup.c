@@ -87,6 +87,8 @@ store_counts(struct store *st, struct store_counts *counts_r)
 
 	if (store_in_transaction(st))
 		return store_fail(st, "counts: inside a transaction");
+	if (db_kind(st->db) != DB_KIND_SQLITE)
+		return store_fail(st, "counts: SQLite stores only");
 	rc = store_backup_counts_db(db_sqlite_handle(st->db), counts_r);
 	if (rc != SQLITE_OK)
 		return store_fail_db(st, rc, "counts");
@@ -125,6 +127,9 @@ store_backup(struct store *st, const char *dest,
 
 	if (store_in_transaction(st))
 		return store_fail(st, "backup: inside a transaction");
+	if (db_kind(st->db) != DB_KIND_SQLITE)
+		return store_fail(st, "backup: the store is on PostgreSQL: "
+		    "back it up with pg_dump or pg_basebackup");
 	/* Our own 0600 file (the copy holds password hashes), and never
 	 * over an existing one. */
 	fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -713,14 +713,8 @@ def queue_ids(env):
 
 
 def db_exec(env, sql, args=()):
-    """One committed write to the store (Env.query is read-only)."""
-    import sqlite3
-    con = sqlite3.connect(env.db, timeout=30)
-    try:
-        with con:
-            con.execute(sql, args)
-    finally:
-        con.close()
+    """One committed write to the store (env.execute: either backend)."""
+    env.execute(sql, args)
 
 
 def main(argv):

@@ -8,7 +8,6 @@ re-run adds nothing; --uidl-map; the quota."""
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 import unittest

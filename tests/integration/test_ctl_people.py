@@ -7,7 +7,6 @@ command's usage from the dispatch table, without reading any config."""
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -25,15 +24,17 @@ class CtlPeopleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="carteiro-ctlpeople-")
-        cls.db = os.path.join(cls.dir, "carteiro.db")
+        cls.store = ct.TestStore(os.path.join(cls.dir, "carteiro.db"))
+        cls.db = cls.store.name
         cls.conf = os.path.join(cls.dir, "min.conf")
         # The smallest config there is: the default listeners (submission
         # on every address, POP3, implicit TLS) and no [tls] at all.
         with open(cls.conf, "w") as f:
-            f.write("[store]\npath = %s\n" % cls.db)
+            f.write(cls.store.conf_text())
 
     @classmethod
     def tearDownClass(cls):
+        cls.store.drop()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def run_ctl(self, *args, input=None, conf=None):
@@ -51,17 +52,19 @@ class CtlPeopleTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, (args, r.stdout))
         return lines[0]
 
-    def schema_version(self):
-        with sqlite3.connect(self.db) as c:
-            return c.execute("PRAGMA user_version").fetchone()[0]
-
     def test_1_changing_commands_say_what_they_did(self):
-        self.assertEqual(self.said("init"), "created database %s (schema "
-                         "version %d)" % (self.db, self.schema_version()))
-        self.assertGreater(self.schema_version(), 0)
+        created = self.said("init")
+        m = re.fullmatch(r"created database (.*) \(schema version (\d+)\)",
+                         created)
+        self.assertIsNotNone(m, created)
+        self.assertEqual(m.group(1), self.db)
+        version = int(m.group(2))
+        self.assertGreater(version, 0)
+        if self.store.backend == "sqlite":
+            self.assertEqual(self.store.query("PRAGMA user_version"),
+                             [(version,)])
         self.assertEqual(self.said("init"), "database %s is up to date "
-                         "(schema version %d)" % (self.db,
-                                                  self.schema_version()))
+                         "(schema version %d)" % (self.db, version))
         self.assertEqual(self.said("domain", "add", "Example.TEST"),
                          "added domain example.test")
         self.assertEqual(self.said("domain", "add", "b\u00fccher.test"),
@@ -117,9 +120,8 @@ class CtlPeopleTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout, r.stderr),
                          (0, "example.test\n", ""))
         # The store really changed.
-        with sqlite3.connect(self.db) as c:
-            self.assertEqual(c.execute("SELECT address FROM users").fetchall(),
-                             [("Alice@example.test",)])
+        self.assertEqual(self.store.query("SELECT address FROM users"),
+                         [("Alice@example.test",)])
 
     def test_2_daemons_still_want_tls(self):
         """The TLS checks moved, they did not go away."""
@@ -130,13 +132,15 @@ class CtlPeopleTest(unittest.TestCase):
             self.assertIn("needs [tls] cert and key", r.stderr, daemon)
         # Every other check still applies to the tool.
         bad = os.path.join(self.dir, "bad.conf")
+        text = self.store.conf_text() + "[tls]\ncert = /x.pem\n"
         with open(bad, "w") as f:
-            f.write("[store]\npath = %s\n[tls]\ncert = /x.pem\n" % self.db)
+            f.write(text)
         r = self.run_ctl("domain", "list", conf=bad)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stdout, "")
-        self.assertEqual(r.stderr, "carteiroctl: %s:4: [tls] cert: cert and "
-                         "key go together: set both or neither\n" % bad)
+        self.assertEqual(r.stderr, "carteiroctl: %s:%d: [tls] cert: cert and "
+                         "key go together: set both or neither\n" % (
+                             bad, len(text.splitlines())))
 
     def test_3_version(self):
         for args in (["--version"], ["-c", "/nonexistent.conf", "--version"]):

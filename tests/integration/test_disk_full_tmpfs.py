@@ -28,6 +28,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import carteiro_test as ct  # noqa: E402
+
+ct.sqlite_only("puts the SQLite file, its WAL and the spool on a small tmpfs "
+               "and checks the file with PRAGMA integrity_check; a "
+               "PostgreSQL server's disk is the server's")
+
 from test_disk_full import FULL, Client, message, state  # noqa: E402
 
 IN_MNTNS = "CARTEIRO_TEST_IN_MNTNS"

@@ -47,12 +47,8 @@ class ExpireTest(unittest.TestCase):
 
     def age(self, uidl, seconds):
         """Plant a first retrieval `seconds` ago."""
-        import sqlite3
-        con = sqlite3.connect(self.env.db, timeout=10)
-        con.execute("UPDATE mailbox SET first_retrieved = ? WHERE uidl = ?",
-                    (int(time.time()) - seconds, uidl))
-        con.commit()
-        con.close()
+        self.env.execute("UPDATE mailbox SET first_retrieved = ? "
+                         "WHERE uidl = ?", (int(time.time()) - seconds, uidl))
 
     def wait_for(self, cond, what, timeout=20):
         deadline = time.time() + timeout
@@ -119,12 +115,8 @@ class DaysTest(ExpireTest):
         p.top(3, 5)
         p.quit()
         # Message 4 arrived 1000 days ago but was never retrieved.
-        import sqlite3
-        con = sqlite3.connect(env.db, timeout=10)
-        con.execute("UPDATE mailbox SET arrived = arrived - ? WHERE uidl = ?",
+        env.execute("UPDATE mailbox SET arrived = arrived - ? WHERE uidl = ?",
                     (1000 * DAY, u[3]))
-        con.commit()
-        con.close()
         self.age(u[0], 2 * DAY + 5)     # due
         self.age(u[1], 2 * DAY - 3600)  # not yet
         self.wait_for(lambda: self.uidls() == u[1:], "the sweep")
@@ -160,12 +152,8 @@ class DaysTest(ExpireTest):
         env = self.env
         u = pf.deliver_many(env, ALICE, [pf.make_msg("b%d" % i)
                                          for i in range(150)])
-        import sqlite3
-        con = sqlite3.connect(env.db, timeout=10)
-        con.execute("UPDATE mailbox SET first_retrieved = ?",
+        env.execute("UPDATE mailbox SET first_retrieved = ?",
                     (int(time.time()) - 3 * DAY,))
-        con.commit()
-        con.close()
         pf.start(env)
         self.wait_for(lambda: self.uidls() == [], "the sweep", timeout=30)
         self.assertEqual(len(env.log_lines(env.pop3d, "pop3.expire")), 150)

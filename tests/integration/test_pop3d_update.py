@@ -140,14 +140,14 @@ class Pop3Update(unittest.TestCase):
             pf.deliver(env, ALICE, pf.make_msg("x"))
             pf.start(env)
             # Break the mailbox table under the daemon's feet.
-            env.query("ALTER TABLE mailbox RENAME TO mailbox_gone")
+            env.execute("ALTER TABLE mailbox RENAME TO mailbox_gone")
             r = pf.Raw(env)
             r.line()
             r.cmd("USER " + ALICE)
             reply = r.cmd("PASS " + ct.PASSWORD)
             self.assertTrue(reply.startswith(b"-ERR [SYS/TEMP] "), reply)
             r.close()
-            env.query("ALTER TABLE mailbox_gone RENAME TO mailbox")
+            env.execute("ALTER TABLE mailbox_gone RENAME TO mailbox")
         finally:
             env.stop()
 

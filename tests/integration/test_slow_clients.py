@@ -14,7 +14,6 @@ command, DATA and autologout timeouts to keep the test fast.
 import os
 import select
 import socket
-import sqlite3
 import time
 import unittest
 
@@ -319,8 +318,8 @@ class SmtpSessionTime(unittest.TestCase):
         self.assertEqual([r.reply()[0] for _ in range(4)],
                          [250, 250, 250, 354])
         body = b"Subject: committed late\r\n\r\nbody\r\n"
-        con = sqlite3.connect(self.env.db, timeout=10, isolation_level=None)
-        con.execute("BEGIN IMMEDIATE")
+        con = self.env.connect()
+        con.begin(lock=("bodies", "mailbox", "users"))
         try:
             r.send(body + b".\r\n")
             time.sleep(max(0.0, 4.0 - (time.time() - t0)))
@@ -331,7 +330,7 @@ class SmtpSessionTime(unittest.TestCase):
                 early = b""
             self.assertEqual(early, b"")
         finally:
-            con.execute("COMMIT")
+            con.commit()
             con.close()
         code, texts = r.reply()
         self.assertEqual(code, 250)
