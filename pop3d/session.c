@@ -167,6 +167,12 @@ pop3_session_close(struct pop3_session *s, const char *reason)
 	s->close_reason = reason;
 	/* No late login reply after the goodbye. */
 	sasl_reset(&s->sasl);
+	/* The maildrop is free before the goodbye goes out: a client that
+	 * logs in again at once, here or on another node, finds it so. */
+	if (s->locked) {
+		pop3_lock_release(s->srv, s->maildrop);
+		s->locked = false;
+	}
 	conn_close_after_flush(s->conn);
 }
 

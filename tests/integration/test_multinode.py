@@ -2,8 +2,8 @@
 3): mail accepted by either node is visible over POP3 on both with the
 same UIDLs; lock_session holds across the two pop3d (PostgreSQL's advisory
 locks); DELE on one node and RETR on the other never lose or resurrect a
-message. PostgreSQL with CARTEIRO_TEST_PG_URL (multinode.py), else both
-nodes on one SQLite file (the lock test needs PostgreSQL)."""
+message. Both backends (suite integration-pg: PostgreSQL); on SQLite both
+nodes open one file (the lock test needs PostgreSQL)."""
 
 import os
 import poplib
@@ -56,7 +56,7 @@ def subject_of(p, num):
 
 class MultiNode(unittest.TestCase):
     def start(self, conf=None):
-        self.env = ct.Env(conf=mn.store_conf(conf))
+        self.env = ct.Env(conf=conf)
         self.b = mn.Node(self.env, "b")
         self.env.start_smtpd()
         self.b.start_smtpd()
@@ -69,7 +69,6 @@ class MultiNode(unittest.TestCase):
         env = getattr(self, "env", None)
         if env is not None:
             env.stop()
-            mn.drop_store(env)
 
     def test_accepted_by_either_visible_on_both(self):
         self.start()
@@ -88,10 +87,10 @@ class MultiNode(unittest.TestCase):
         self.assertEqual(seen[0], seen[1])
 
     def test_lock_session_across_nodes(self):
-        if not mn.PG_URL:
+        if not mn.PG:
             self.skipTest("SQLite: lock_session guards one pop3d only "
-                          "(store_maildrop_lock is PostgreSQL's); "
-                          + mn.NEED_PG)
+                          "(store_maildrop_lock is PostgreSQL's); this one "
+                          "runs in suite integration-pg")
         self.start({"pop3d": {"lock_session": "yes"}})
         a = pop_login(self.pa)
         for port in (self.pb, self.pa):
