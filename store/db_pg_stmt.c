@@ -10,6 +10,7 @@
 #include "store/db.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ struct pg_param {
 	int length;		/* blobs (binary format) */
 	int format;		/* 0 text, 1 binary */
 	Oid type;		/* 0: let the server infer it */
+	bool unused;		/* the SQL never names it: typed text,
+				 * since the server cannot infer it */
 	char num[24];		/* int64 as text */
 };
 
@@ -109,6 +112,23 @@ pg_prepare(struct db_pg *db, const char *sql, bool persistent,
 		s->formats = xcalloc((size_t)n, sizeof(*s->formats));
 		s->types = xcalloc((size_t)n, sizeof(*s->types));
 	}
+	/* A statement may skip numbers (one text of two variants binding
+	 * the same slots): a parameter the SQL never names has no type the
+	 * server could infer. A "$N" inside a literal only counts as used. */
+	for (int i = 0; i < n; i++) {
+		char tag[16];
+		const char *p = text;
+		size_t tl = (size_t)snprintf(tag, sizeof(tag), "$%d", i + 1);
+
+		s->params[i].unused = true;
+		while ((p = strstr(p, tag)) != NULL) {
+			p += tl;
+			if (!isdigit((unsigned char)*p)) {
+				s->params[i].unused = false;
+				break;
+			}
+		}
+	}
 	*stmt_r = s;
 	return DB_OK;
 }
@@ -184,8 +204,11 @@ pg_clear_bindings(struct db_pg_stmt *s)
 	int i;
 
 	for (i = 0; i < s->nparams; i++) {
+		bool unused = s->params[i].unused;
+
 		free(s->params[i].owned);
 		memset(&s->params[i], 0, sizeof(s->params[i]));
+		s->params[i].unused = unused;
 	}
 }
 
@@ -204,7 +227,7 @@ pg_stmt_param(struct db_pg_stmt *s, int i)
 	}
 	p = &s->params[i - 1];
 	free(p->owned);
-	memset(p, 0, sizeof(*p));
+	*p = (struct pg_param){ .unused = p->unused };
 	return p;
 }
 
@@ -278,8 +301,8 @@ pg_stmt_fill(struct db_pg_stmt *s)
 		s->values[i] = p->value;
 		s->lengths[i] = p->length;
 		s->formats[i] = p->format;
-		s->types[i] = p->type == 0 && s->text_types ? PG_OID_TEXT :
-		    p->type;
+		s->types[i] = p->type == 0 && (s->text_types || p->unused) ?
+		    PG_OID_TEXT : p->type;
 	}
 }
 

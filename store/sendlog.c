@@ -2,6 +2,9 @@
  * Sending accounting for [smtpd] daily_send_limit: one send_log row per
  * accepted submission (count = its remote recipients), summed over a
  * rolling window by the caller's `since`. Old rows are pruned on insert.
+ * The column "user" is always quoted: USER is a reserved word in
+ * PostgreSQL (unquoted, `user = ?1` compares CURRENT_USER and matches
+ * nothing).
  */
 #include "store/store_internal.h"
 
@@ -40,7 +43,7 @@ store_sent_count(struct store *st, const char *user, int64_t since)
 {
 	return store_sendlog_scalar(st, STMT_SENT_COUNT,
 	    "SELECT coalesce(sum(count), 0) FROM send_log "
-	    "WHERE user = ?1 AND at >= ?2", user, since);
+	    "WHERE \"user\" = ?1 AND at >= ?2", user, since);
 }
 
 int64_t
@@ -48,7 +51,7 @@ store_sent_oldest(struct store *st, const char *user, int64_t since)
 {
 	return store_sendlog_scalar(st, STMT_SENT_OLDEST,
 	    "SELECT coalesce(min(at), 0) FROM send_log "
-	    "WHERE user = ?1 AND at >= ?2", user, since);
+	    "WHERE \"user\" = ?1 AND at >= ?2", user, since);
 }
 
 int
@@ -58,7 +61,7 @@ store_sent_add(struct store *st, const char *user, int64_t at,
 	struct db_stmt *s;
 
 	s = store_stmt(st, STMT_SENT_PRUNE,
-	    "DELETE FROM send_log WHERE user = ?1 AND at < ?2");
+	    "DELETE FROM send_log WHERE \"user\" = ?1 AND at < ?2");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, user);
@@ -66,7 +69,7 @@ store_sent_add(struct store *st, const char *user, int64_t at,
 	if (store_step_done(st, s, "send log") < 0)
 		return -1;
 	s = store_stmt(st, STMT_SENT_ADD,
-	    "INSERT INTO send_log(user, at, count) VALUES (?1, ?2, ?3)");
+	    "INSERT INTO send_log(\"user\", at, count) VALUES (?1, ?2, ?3)");
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, user);

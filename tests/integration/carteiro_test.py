@@ -298,9 +298,12 @@ _pg_databases = set()
 
 
 def _pg_admin(sql):
-    """One statement on CARTEIRO_TEST_PG_URL itself (CREATE/DROP
-    DATABASE cannot run in a transaction)."""
-    con = _psycopg2().connect(PG_URL, connect_timeout=30)
+    """One statement on CARTEIRO_TEST_PG_ADMIN_URL (a superuser: DROP
+    DATABASE ... WITH (FORCE) must be allowed to end every session on it),
+    else on CARTEIRO_TEST_PG_URL itself (CREATE/DROP DATABASE cannot run in
+    a transaction)."""
+    con = _psycopg2().connect(os.environ.get("CARTEIRO_TEST_PG_ADMIN_URL")
+                              or PG_URL, connect_timeout=30)
     try:
         con.autocommit = True
         with con.cursor() as cur:
@@ -359,8 +362,8 @@ class TestStore:
         # A URI when the cluster gave one: [store] url is one token.
         if PG_URL.startswith(("postgresql://", "postgres://")):
             u = urllib.parse.urlsplit(PG_URL)
-            self.url = urllib.parse.urlunsplit(
-                (u.scheme, u.netloc, "/" + self.dbname, u.query, u.fragment))
+            self.url = "%s://%s/%s%s" % (u.scheme, u.netloc, self.dbname,
+                                         "?" + u.query if u.query else "")
         else:
             self.url = pg.extensions.make_dsn(PG_URL, dbname=self.dbname)
 

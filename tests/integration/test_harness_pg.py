@@ -60,7 +60,10 @@ class HarnessPgTest(unittest.TestCase):
             store = dict(l.split(" = ", 1) for l in m.group(1).splitlines())
             self.assertEqual(store["backend"], "postgresql")
             self.assertEqual(store["path"], os.path.join(a.dir, "mail.db"))
-            self.assertIn("dbname=%s" % a.store.dbname, store["url"])
+            # A URI (postgresql:///<db>?host=...) or a conninfo.
+            self.assertTrue(
+                re.search(r"(/|dbname=)%s(\?|\s|$)" % a.store.dbname,
+                          store["url"]), store["url"])
             self.assertNotIn("password", store["url"])
             # The url reaches that database and no other.
             con = psycopg2.connect(store["url"])

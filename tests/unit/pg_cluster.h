@@ -58,6 +58,21 @@ t_pgcluster(const char *args)
 	return xstrdup(line);
 }
 
+/* scripts/pgcluster CMD DIR on this test's cluster (restart, halt,
+ * resume): 0, or -1 with a message. */
+static int
+t_pgcluster_cmd(const char *cmd)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "'%s' %s '%s'", t_script, cmd, t_cluster);
+	if (system(buf) != 0) {
+		fprintf(stderr, "%s failed\n", buf);
+		return -1;
+	}
+	return 0;
+}
+
 /* A new empty database; its connection string (caller frees). */
 static char *
 t_newdb(const char *name)

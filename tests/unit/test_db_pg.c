@@ -488,6 +488,60 @@ t_connection_lost(struct db_pg *a, struct db_pg *b)
 	t_end();
 }
 
+/*
+ * The server away (pg_ctl stop) and back: calls fail at once with DB_IOERR
+ * (one connection attempt each, no waiting), a transaction open when it
+ * went stays failed until rolled back, and the first call after it is
+ * back reconnects. Only on this test's own cluster.
+ */
+static void
+t_server_away(const char *url)
+{
+	struct db_pg *a = t_open(url);
+	struct db_pg_stmt *sel, *ins;
+	struct timespec t0, t1;
+	int i;
+
+	t_begin("server stopped and started again: fail fast, reconnect");
+	pg_prepare(a, "SELECT count(*) FROM t WHERE n = ?1", true, &sel);
+	pg_prepare(a, "INSERT INTO t (n, c) VALUES (?1, ?2)", true, &ins);
+	pg_bind_int64(sel, 1, 8);
+	t_assert_int(pg_step(sel), DB_ROW);
+	pg_reset(sel);
+	t_assert_int(pg_exec(a, "BEGIN"), DB_OK);
+	pg_bind_int64(ins, 1, 8);
+	pg_bind_text(ins, 2, "away1", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(t_pgcluster_cmd("halt"), 0);
+	pg_reset(ins);
+	pg_bind_text(ins, 2, "away2", -1);
+	t_assert_int(pg_step(ins), DB_IOERR);
+	t_assert(pg_in_transaction(a));
+	t_assert_int(pg_exec(a, "ROLLBACK"), DB_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 3; i++) {
+		t_assert_int(pg_step(sel), DB_IOERR);
+		pg_reset(sel);
+		t_assert_int(pg_exec(a, "BEGIN IMMEDIATE"), DB_IOERR);
+		t_assert(!pg_in_transaction(a));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t_assert(t1.tv_sec - t0.tv_sec < 20);	/* refused: no waiting */
+	t_assert(strstr(pg_errmsg(a), "reconnect") != NULL);
+	t_assert_int(t_pgcluster_cmd("resume"), 0);
+	t_assert_int(pg_exec(a, "BEGIN IMMEDIATE"), DB_OK);
+	pg_reset(ins);
+	pg_bind_text(ins, 2, "back", -1);
+	t_assert_int(pg_step(ins), DB_DONE);
+	t_assert_int(pg_exec(a, "COMMIT"), DB_OK);
+	t_assert_int(pg_step(sel), DB_ROW);
+	t_assert_int(pg_column_int64(sel, 0), 1);	/* "back" only */
+	pg_finalize(sel);
+	pg_finalize(ins);
+	pg_close(a);
+	t_end();
+}
+
 int
 main(void)
 {
@@ -518,6 +572,8 @@ main(void)
 	t_connection_lost(a, b);
 	pg_close(a);
 	pg_close(b);
+	if (t_own_cluster)
+		t_server_away(url);
 	free(url);
 	return t_exit();
 }

@@ -74,7 +74,8 @@ t_compare_columns(sqlite3 *lite, struct db_pg *db, const char *tab)
 			want = "bytea";
 		else
 			want = "text";
-		type = pg_column_text(pc, 2);
+		if ((type = pg_column_text(pc, 2)) == NULL)
+			type = "(null)";
 		if (strcmp(type, want) != 0)
 			fprintf(stderr, "%s.%s: %s, want %s\n", tab, col, type,
 			    want);
@@ -225,6 +226,286 @@ t_compare_sqlite(struct db_pg *db)
 	sqlite3_close(lite);
 }
 
+/* ---- SQL both backends run (the dialect fixes for store/) ---- */
+
+/*
+ * One statement on either backend: its ncols columns per row as "a|b\n"
+ * (NULL as "NULL"), "#changes" for a statement without rows, "ERROR"
+ * when it fails. binds: "i:123", "t:text", "n" (NULL), NULL-terminated.
+ */
+struct t_case {
+	const char *sql;	/* both backends, or SQLite only */
+	const char *pg_sql;	/* PostgreSQL's, if it differs */
+	const char *binds[6];
+	int ncols;
+	const char *want;
+};
+
+static void
+t_cat(char *out, size_t size, const char *s)
+{
+	snprintf(out + strlen(out), size - strlen(out), "%s", s);
+}
+
+static char *
+t_rows_lite(sqlite3 *lite, const struct t_case *c)
+{
+	char out[4096] = "";
+	sqlite3_stmt *s;
+	const char *v;
+	int i, rc, rows = 0;
+
+	if (sqlite3_prepare_v2(lite, c->sql, -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(lite));
+		return xstrdup("ERROR");
+	}
+	for (i = 0; c->binds[i] != NULL; i++) {
+		if (c->binds[i][0] == 'i')
+			sqlite3_bind_int64(s, i + 1, strtoll(c->binds[i] + 2,
+			    NULL, 10));
+		else if (c->binds[i][0] == 't')
+			sqlite3_bind_text(s, i + 1, c->binds[i] + 2, -1,
+			    SQLITE_STATIC);
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		rows++;
+		for (i = 0; i < c->ncols; i++) {
+			v = (const char *)sqlite3_column_text(s, i);
+			if (i > 0)
+				t_cat(out, sizeof(out), "|");
+			t_cat(out, sizeof(out), v != NULL ? v : "NULL");
+		}
+		t_cat(out, sizeof(out), "\n");
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(lite));
+		return xstrdup("ERROR");
+	}
+	if (rows == 0 && c->ncols == 0)
+		snprintf(out, sizeof(out), "#%d", sqlite3_changes(lite));
+	return xstrdup(out);
+}
+
+static char *
+t_rows_pg(struct db_pg *db, const struct t_case *c, const char *sql)
+{
+	char out[4096] = "";
+	struct db_pg_stmt *s;
+	const char *v;
+	int i, rc, rows = 0;
+
+	if (pg_prepare(db, sql, false, &s) != DB_OK)
+		return xstrdup("ERROR");
+	for (i = 0; c->binds[i] != NULL; i++) {
+		if (c->binds[i][0] == 'i')
+			pg_bind_int64(s, i + 1, strtoll(c->binds[i] + 2, NULL,
+			    10));
+		else if (c->binds[i][0] == 't')
+			pg_bind_text(s, i + 1, c->binds[i] + 2, -1);
+	}
+	while ((rc = pg_step(s)) == DB_ROW) {
+		rows++;
+		for (i = 0; i < c->ncols; i++) {
+			v = pg_column_text(s, i);
+			if (i > 0)
+				t_cat(out, sizeof(out), "|");
+			t_cat(out, sizeof(out), v != NULL ? v : "NULL");
+		}
+		t_cat(out, sizeof(out), "\n");
+	}
+	pg_finalize(s);
+	if (rc != DB_DONE) {
+		if (getenv("TEST_DEBUG") != NULL)
+			fprintf(stderr, "pg: %s\n", pg_errmsg(db));
+		return xstrdup("ERROR");
+	}
+	if (rows == 0 && c->ncols == 0)
+		snprintf(out, sizeof(out), "#%lld",
+		    (long long)pg_changes(db));
+	return xstrdup(out);
+}
+
+/* The same rows on both; a case with want "PG:..." is SQLite-only SQL
+ * (sql) that PostgreSQL answers differently (the ... part). */
+static void
+t_run_cases(sqlite3 *lite, struct db_pg *db, const struct t_case *cases,
+    size_t n)
+{
+	const struct t_case *c;
+	char *got;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = &cases[i];
+		if (strncmp(c->want, "PG:", 3) == 0) {
+			got = t_rows_pg(db, c, c->sql);
+			if (strcmp(got, c->want + 3) != 0)
+				fprintf(stderr, "case %zu (PostgreSQL): %s\n",
+				    i, c->sql);
+			t_assert_str(got, c->want + 3);
+			free(got);
+			continue;
+		}
+		got = t_rows_lite(lite, c);
+		if (strcmp(got, c->want) != 0)
+			fprintf(stderr, "case %zu (SQLite): %s\n", i, c->sql);
+		t_assert_str(got, c->want);
+		free(got);
+		got = t_rows_pg(db, c, c->pg_sql != NULL ? c->pg_sql : c->sql);
+		if (strcmp(got, c->want) != 0)
+			fprintf(stderr, "case %zu (PostgreSQL): %s\n", i,
+			    c->pg_sql != NULL ? c->pg_sql : c->sql);
+		t_assert_str(got, c->want);
+		free(got);
+	}
+}
+
+/* The same rows in both (explicit ids, as a copy from SQLite writes
+ * them); PostgreSQL's identities then move past them. */
+static const char t_seed[] =
+	"INSERT INTO domains (id, name) VALUES (1, 'Example.ORG'),"
+	"  (2, 'other.org');"
+	"INSERT INTO users (id, address, domain_id, hash, used, uid_epoch,"
+	"  next_uid) VALUES (1, 'Bob@Example.org', 1, 'h', 10, 26, 5),"
+	"  (2, 'amy@other.org', 2, 'h', 0, 27, 1);"
+	"INSERT INTO aliases (id, source, dest) VALUES (1, 'x@example.org',"
+	"  'a'), (2, '@EXAMPLE.org', 'b'), (3, 'y@other.org', 'c'),"
+	"  (4, 'z@sub.example.org', 'd'), (5, '@a.b', 'e');"
+	"INSERT INTO bodies (id, size, refs, created) VALUES (1, 3, 3, 0);"
+	"INSERT INTO mailbox (id, user_id, uidl, body_id, size, arrived)"
+	"  VALUES (1, 1, '1a.3', 1, 3, 0), (2, 1, '1a.9', 1, 3, 0),"
+	"  (3, 1, 'bad uidl', 1, 3, 0);";
+
+static const char t_seed_pg[] =
+	"SELECT setval(pg_get_serial_sequence(t, 'id'), 100) FROM"
+	"  unnest(ARRAY['domains', 'users', 'aliases', 'bodies', 'mailbox'])"
+	"  AS t;";
+
+static const struct t_case t_cases[] = {
+	/* directory.c domain delete: negative substr() start is SQLite's
+	 * "from the end"; length arithmetic works in both. */
+	{ "SELECT source FROM aliases WHERE lower(substr(source, "
+	  "length(source) - length(?1))) = '@' || lower(?1) ORDER BY id",
+	  NULL, { "t:Example.ORG" }, 1, "x@example.org\n@EXAMPLE.org\n" },
+	{ "SELECT source FROM aliases WHERE lower(substr(source, "
+	  "-(length(?1) + 1))) = '@' || ?1 ORDER BY id", NULL,
+	  { "t:example.org" }, 1, "PG:@EXAMPLE.org\n" },
+	/* mailbox.c: scalar max(a, b) is SQLite's; CASE is both's. */
+	{ "UPDATE users SET used = CASE WHEN used > ?2 THEN used - ?2 "
+	  "ELSE 0 END WHERE id = ?1", NULL, { "i:1", "i:3" }, 0, "#1" },
+	{ "SELECT used FROM users WHERE id = 1", NULL, { NULL }, 1, "7\n" },
+	{ "UPDATE users SET used = CASE WHEN used > ?2 THEN used - ?2 "
+	  "ELSE 0 END WHERE id = ?1", NULL, { "i:1", "i:15" }, 0, "#1" },
+	{ "SELECT used FROM users WHERE id = 1", NULL, { NULL }, 1, "0\n" },
+	{ "UPDATE users SET used = max(used - ?2, 0) WHERE id = ?1", NULL,
+	  { "i:1", "i:3" }, 0, "PG:ERROR" },
+	/* settings.c, monitor.c: INSERT OR IGNORE. */
+	{ "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT "
+	  "DO NOTHING", NULL, { "t:srs", "t:one" }, 0, "#1" },
+	{ "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT "
+	  "DO NOTHING", NULL, { "t:srs", "t:two" }, 0, "#0" },
+	{ "SELECT value FROM settings", NULL, { NULL }, 1, "one\n" },
+	{ "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+	  NULL, { "t:srs", "t:two" }, 0, "PG:ERROR" },
+	/* throttle.c, suppress.c, mta_sts.c: INSERT OR REPLACE. The key
+	 * keeps its first spelling (OR REPLACE took the new one). */
+	{ "INSERT INTO relay_throttle (domain, concurrency, held_until, "
+	  "since, reason) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain) "
+	  "DO UPDATE SET concurrency = excluded.concurrency, held_until = "
+	  "excluded.held_until, since = excluded.since, reason = "
+	  "excluded.reason", NULL,
+	  { "t:Mx.Example", "i:1", "i:2", "i:3", "t:first" }, 0, "#1" },
+	{ "INSERT INTO relay_throttle (domain, concurrency, held_until, "
+	  "since, reason) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain) "
+	  "DO UPDATE SET concurrency = excluded.concurrency, held_until = "
+	  "excluded.held_until, since = excluded.since, reason = "
+	  "excluded.reason", NULL,
+	  { "t:mx.example", "i:4", "i:5", "i:6", "t:second" }, 0, "#1" },
+	{ "SELECT domain, concurrency, held_until, reason FROM "
+	  "relay_throttle", NULL, { NULL }, 4, "Mx.Example|4|5|second\n" },
+	{ "INSERT OR REPLACE INTO relay_throttle (domain, concurrency, "
+	  "held_until, since, reason) VALUES ('a', 1, 1, 1, 'x')", NULL,
+	  { NULL }, 0, "PG:ERROR" },
+	/* sendlog.c: "user" is reserved in PostgreSQL; unquoted it is
+	 * CURRENT_USER (no error, no rows). */
+	{ "INSERT INTO send_log (\"user\", at, count) VALUES (?1, ?2, ?3)",
+	  NULL, { "t:Bob@Example.org", "i:100", "i:5" }, 0, "#1" },
+	{ "SELECT coalesce(sum(count), 0) FROM send_log WHERE \"user\" = ?1 "
+	  "AND at >= ?2", NULL, { "t:bob@EXAMPLE.org", "i:50" }, 1, "5\n" },
+	{ "SELECT coalesce(sum(count), 0) FROM send_log WHERE user = ?1 "
+	  "AND at >= ?2", NULL, { "t:bob@EXAMPLE.org", "i:50" }, 1,
+	  "PG:0\n" },
+	/* delivery.c, import.c: RETURNING id, not last_insert_rowid(). */
+	{ "INSERT INTO bodies (size, refs, created) VALUES (?1, 0, 0) "
+	  "RETURNING CASE WHEN id > 1 THEN size END", NULL, { "i:3" }, 1,
+	  "3\n" },
+	/* retention.c: INDEXED BY is SQLite's. */
+	{ "SELECT m.id FROM mailbox m JOIN users u ON u.id = m.user_id "
+	  "WHERE m.first_retrieved IS NOT NULL AND m.id > ?1 ORDER BY m.id "
+	  "LIMIT ?2", NULL, { "i:0", "i:10" }, 1, "" },
+	{ "SELECT m.id FROM mailbox m INDEXED BY mailbox_retrieved WHERE "
+	  "m.first_retrieved IS NOT NULL", NULL, { NULL }, 1, "PG:ERROR" },
+	/* verify.c: group by the key the selected columns depend on. */
+	{ "SELECT u.address, m.uidl, count(*) FROM mailbox m JOIN users u "
+	  "ON u.id = m.user_id GROUP BY u.id, m.uidl HAVING count(*) > 1 "
+	  "ORDER BY u.address, m.uidl", NULL, { NULL }, 3, "" },
+	{ "SELECT u.address, m.uidl, count(*) FROM mailbox m JOIN users u "
+	  "ON u.id = m.user_id GROUP BY m.user_id, m.uidl", NULL, { NULL },
+	  3, "PG:ERROR" },
+	/* verify.c: hex(), GLOB, printf() have no common spelling: one
+	 * text per backend, the same answers. */
+	{ "SELECT u.address, m.id, hex(m.uidl) FROM mailbox m JOIN users u "
+	  "ON u.id = m.user_id WHERE length(m.uidl) < 1 OR length(m.uidl) > "
+	  "70 OR m.uidl GLOB '*[^!-~]*' ORDER BY m.id",
+	  "SELECT u.address, m.id, upper(encode(convert_to(m.uidl, 'UTF8'), "
+	  "'hex')) FROM mailbox m JOIN users u ON u.id = m.user_id WHERE "
+	  "length(m.uidl) < 1 OR length(m.uidl) > 70 OR m.uidl ~ '[^!-~]' "
+	  "ORDER BY m.id", { NULL }, 3,
+	  "Bob@Example.org|3|626164207569646C\n" },
+	{ "SELECT u.address, m.uidl, u.next_uid FROM mailbox m JOIN users u "
+	  "ON u.id = m.user_id WHERE m.uidl = printf('%x.', u.uid_epoch) || "
+	  "substr(m.uidl, length(printf('%x.', u.uid_epoch)) + 1) AND "
+	  "substr(m.uidl, length(printf('%x.', u.uid_epoch)) + 1) NOT GLOB "
+	  "'*[^0-9]*' AND CAST(substr(m.uidl, length(printf('%x.', "
+	  "u.uid_epoch)) + 1) AS INTEGER) >= u.next_uid ORDER BY m.id",
+	  "SELECT address, uidl, next_uid FROM (SELECT u.address, m.id, "
+	  "m.uidl, u.next_uid, to_hex(u.uid_epoch) || '.' AS p FROM mailbox "
+	  "m JOIN users u ON u.id = m.user_id) x WHERE substr(uidl, 1, "
+	  "length(p)) = p AND CASE WHEN substr(uidl, length(p) + 1) !~ "
+	  "'^[0-9]*$' THEN false WHEN length(uidl) - length(p) > 18 THEN "
+	  "true ELSE CAST('0' || substr(uidl, length(p) + 1) AS BIGINT) >= "
+	  "next_uid END ORDER BY id", { NULL }, 3, "Bob@Example.org|1a.9|5\n" },
+	/* NOCASE and citext: lookups and order. */
+	{ "SELECT id FROM users WHERE address = ?1", NULL,
+	  { "t:BOB@EXAMPLE.ORG" }, 1, "1\n" },
+	{ "SELECT name FROM domains ORDER BY name", NULL, { NULL }, 1,
+	  "Example.ORG\nother.org\n" },
+};
+
+static void
+t_dialect(struct db_pg *db)
+{
+	sqlite3 *lite;
+	size_t v;
+
+	t_begin("the dialect fixes: the same answers on both backends");
+	t_assert_int(sqlite3_open(":memory:", &lite), SQLITE_OK);
+	for (v = 1; v <= store_schema_migration_count(); v++)
+		t_assert_int(sqlite3_exec(lite, store_schema_migration(v),
+		    NULL, NULL, NULL), SQLITE_OK);
+	t_assert_int(sqlite3_exec(lite, t_seed, NULL, NULL, NULL),
+	    SQLITE_OK);
+	t_assert_int(pg_exec(db, "DELETE FROM mailbox; DELETE FROM bodies; "
+	    "DELETE FROM users; DELETE FROM aliases; DELETE FROM send_log; "
+	    "DELETE FROM domains"), DB_OK);
+	t_assert_int(pg_exec(db, t_seed), DB_OK);
+	t_assert_int(pg_exec(db, t_seed_pg), DB_OK);
+	t_run_cases(lite, db, t_cases, sizeof(t_cases) / sizeof(t_cases[0]));
+	sqlite3_close(lite);
+	t_end();
+}
+
 static void
 t_schema(void)
 {
@@ -272,6 +553,7 @@ t_schema(void)
 	t_assert_int(t_int(db, "SELECT count(*) FROM send_log WHERE user = "
 	    "'a@B'"), 0);	/* unquoted: CURRENT_USER (the trap) */
 	t_end();
+	t_dialect(db);
 	pg_close(db);
 	free(url);
 }
