@@ -169,6 +169,35 @@ class MultiNode(unittest.TestCase):
         self.assertEqual(len(set(final[0]) - {u3}), 1)
         self.assertNotIn(next(iter(set(final[0]) - {u3})), (u1, u2, u3))
 
+    def test_daily_send_limit_counts_both_nodes(self):
+        """[smtpd] daily_send_limit is one count per user in the store
+        (send_log), whichever node took the mail."""
+        self.start({"smtpd": {"daily_send_limit": "2"}})
+        msg = b"From: alice@example.test\r\nSubject: s\r\n\r\nhi\r\n"
+        for port, rcpt in ((self.env.ports["submission"], "r1@remote.test"),
+                           (self.b.ports["submission"], "r2@remote.test")):
+            s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+            s.login(ALICE, ct.PASSWORD)
+            self.assertEqual(s.sendmail(ALICE, [rcpt], msg), {})
+            s.quit()
+        for port in (self.env.ports["submission"], self.b.ports["submission"]):
+            s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+            s.login(ALICE, ct.PASSWORD)
+            s.mail(ALICE)
+            code, text = s.rcpt("r3@remote.test")
+            self.assertEqual(code, 450)
+            self.assertTrue(text.startswith(
+                b"4.7.1 Daily sending limit of 2 recipients reached; "
+                b"capacity frees up at "), text)
+            s.quit()
+        # Local mail is not counted: bob still gets his.
+        s = smtplib.SMTP("127.0.0.1", self.b.ports["submission"], timeout=30)
+        s.login(ALICE, ct.PASSWORD)
+        self.assertEqual(s.sendmail(ALICE, ["bob@example.test"], msg), {})
+        s.quit()
+        self.assertEqual(self.env.query(
+            "SELECT count(*), sum(count) FROM send_log"), [(2, 2)])
+
 
 if __name__ == "__main__":
     ct.main()
