@@ -701,10 +701,15 @@ pop3_lock_release(struct pop3_server *srv, const char *maildrop)
 {
 	for (size_t i = 0; i < srv->nlocks; i++) {
 		if (strcasecmp(srv->locks[i], maildrop) == 0) {
-			if (store_maildrop_unlock(srv->store, maildrop) < 0)
+			int rc = store_maildrop_unlock(srv->store, maildrop);
+
+			if (rc < 0)
 				log_warn("event=pop3.unlock user=%s result=fail "
 				    "error=\"%s\"", maildrop,
 				    store_error(srv->store));
+			else if (rc > 0)	/* the database reconnected */
+				log_warn("event=pop3.unlock user=%s "
+				    "result=lost", maildrop);
 			free(srv->locks[i]);
 			srv->locks[i] = srv->locks[--srv->nlocks];
 			return;

@@ -61,10 +61,15 @@ store_maildrop_lock(struct store *st, const char *address)
 int
 store_maildrop_unlock(struct store *st, const char *address)
 {
+	int v;
+
 	if (db_kind(st->db) != DB_KIND_PG)
 		return 0;
-	return store_maildrop_lock_sql(st,
+	v = store_maildrop_lock_sql(st,
 	    "SELECT CASE WHEN pg_advisory_unlock(hashtextextended("
 	    "lower(?1), " STORE_MAILDROP_LOCK_SEED ")) THEN 1 ELSE 0 END",
-	    address, "maildrop unlock") < 0 ? -1 : 0;
+	    address, "maildrop unlock");
+	if (v < 0)
+		return -1;
+	return v == 1 ? 0 : 1;
 }

@@ -17,7 +17,9 @@ struct store;
  * list is the lock).
  */
 int store_maildrop_lock(struct store *st, const char *address);
-/* Release what store_maildrop_lock took. 0 or -1. */
+/* Release what store_maildrop_lock took. 0, 1 if this connection did not
+ * hold it (PostgreSQL: the connection was lost and made again since, and
+ * the lock with it), or -1. */
 int store_maildrop_unlock(struct store *st, const char *address);
 
 #endif
