@@ -62,6 +62,8 @@ struct store_queue_msg {
 	bool is_bounce;
 	int dsn_ret;			/* RFC 3461 RET (smtpd/dsn.h), 0 none */
 	char *dsn_envid;		/* ENVID xtext or NULL */
+	char *claimed_by;		/* the relay sending it, NULL: none */
+	int64_t lease_until;		/* its claim holds until (unix time) */
 	/* every recipient, in insertion order */
 	struct store_queue_rcpt *rcpts;
 	size_t nrcpts;

@@ -125,6 +125,9 @@ class TwoRelays(unittest.TestCase):
             self.assertEqual(len(owner), 1)
             self.assertRegex(owner[0][0], r"^[^:]+:%d:\d+$" %
                              self.a.smtpd.proc.pid)
+            self.assertRegex(self.env.ctl_ok("queue", "show", qid),
+                             r"\nclaimed-by: %s until \d{4}-\d\d-\d\dT" %
+                             re.escape(owner[0][0]))
             # b runs while a lives: a renews its lease, b never takes
             # the message (for twice the lease).
             self.b.start_smtpd()
