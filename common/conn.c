@@ -151,8 +151,9 @@ conn_free(struct conn *c)
 {
 	if (c == NULL || c->freed)
 		return;
-	if (c->in_frame > 0) {
-		/* Inside our own callback: the frame frees it on leaving. */
+	if (c->in_frame > 0 || c->tls_hs_busy) {
+		/* Inside our own callback: the frame frees it on leaving.
+		 * A handshake step on a worker: its result frees it. */
 		c->freed = true;
 		event_del(c->ev_read);
 		event_del(c->ev_kick);
@@ -273,6 +274,8 @@ conn_update(struct conn *c)
 		return;
 	if (c->failed) {
 		/* conn_fail removed everything. */
+	} else if (c->tls_hs_busy) {
+		/* A worker runs a handshake step on the fd. */
 	} else if (c->connecting) {
 		want_w = true;
 	} else {

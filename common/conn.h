@@ -149,6 +149,20 @@ int conn_starttls(struct conn *c, struct tls_ctx *ctx);
  * conn_tls_verified (may be NULL). Same discarding and events. */
 int conn_starttls_client(struct conn *c, struct tls_ctx *ctx,
     const char *server_name);
+/*
+ * TLS handshakes off the loop thread: from now on each handshake step of
+ * a conn on base (server or client side) runs on one of nthreads worker
+ * threads (0: one per CPU) while the conn does not watch its socket, and
+ * the result comes back on the loop (workq.h). Without it, or for a conn
+ * on another base, the steps run on the loop. Once per process, on the
+ * loop thread. conn_tls_offload_stop: after the sessions' conn_free (it
+ * completes frees deferred while a step was out; a live conn with a step
+ * out gets CONN_EV_ERROR) and before event_base_free.
+ */
+void conn_tls_offload_start(struct event_base *base, unsigned nthreads);
+void conn_tls_offload_stop(void);
+/* Tests: while held, steps submitted wait (the conns stay busy). */
+void conn_tls_offload_hold(bool hold);
 /* True once the handshake is done. */
 bool conn_is_tls(struct conn *c);
 /* Client side: the server's certificate verified for server_name. */

@@ -78,6 +78,13 @@ struct conn {
 	enum conn_tls_state tls_state;
 	struct tls_session *tls;
 	int tls_hs_want;	/* TLS_IO_WANT_* while handshaking */
+	/* A handshake step is on a worker (conn_tls.c): until its result is
+	 * back on the loop the worker owns tls and tls_hs_result, and the
+	 * loop neither watches the fd nor touches them; conn_free defers
+	 * the free to the result. */
+	bool tls_hs_busy;
+	bool tls_server;	/* conn_starttls (not _client) */
+	int tls_hs_result;	/* written by the worker */
 	bool tls_read_wants_write;
 	bool tls_write_wants_read;
 	size_t tls_wlen;	/* GnuTLS E_AGAIN: retry with this length */
@@ -140,6 +147,8 @@ void conn_on_write(evutil_socket_t fd, short what, void *arg);
 
 /* ---- conn_tls.c ---- */
 
+/* The plaintext before it is out: the handshake begins. */
+bool conn_handshake_start(struct conn *c);
 bool conn_handshake_step(struct conn *c);
 
 #endif

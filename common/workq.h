@@ -70,8 +70,10 @@ size_t workq_pending(struct workq *q);
  * that must see results before they go on). Not while held.
  */
 void workq_flush(struct workq *q);
-/* Batch mode, tests and benchmarks: while held the thread takes no job, so
- * that jobs submitted meanwhile make one batch. workq_free lifts it. */
+/* The number of CPUs online (at least 1): the size of a CPU-bound pool. */
+unsigned workq_ncpu(void);
+/* Tests and benchmarks: while held no thread takes a job (batch mode: so
+ * that jobs submitted meanwhile make one batch). workq_free lifts it. */
 void workq_hold(struct workq *q, bool hold);
 
 #endif

@@ -19,6 +19,7 @@
 #include "common/listener.h"
 #include "common/log.h"
 #include "common/stats.h"
+#include "common/conn.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "pop3d/pop3d.h"
@@ -205,6 +206,8 @@ main(int argc, char **argv)
 	    (unsigned)ncpu, 1024, cfg->pop3d.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=pop3.fatal reason=\"cannot start auth pool\"");
+	/* TLS handshakes on one thread per CPU. */
+	conn_tls_offload_start(srv.base, 0);
 	srv.readbuf = xmalloc(POP3_READ_CHUNK);
 	srv.scratch = xmalloc(2 * POP3_READ_CHUNK + 8);
 
@@ -239,6 +242,7 @@ main(int argc, char **argv)
 	ipcount_free(srv.ipcount);
 	daemon_signals_free(sigs);
 	auth_pool_free(srv.auth);
+	conn_tls_offload_stop();
 	for (size_t i = 0; i < srv.nlocks; i++)
 		free(srv.locks[i]);
 	free(srv.locks);

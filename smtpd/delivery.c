@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -85,8 +86,12 @@ delivery_free(struct delivery *d)
 	workq_free(d->writer);
 	/* Jobs per commit: how well group commit worked (the bench reads
 	 * it). */
-	log_info("event=delivery.stats batches=%" PRIu64 " jobs=%" PRIu64,
-	    d->n_batches, d->n_jobs);
+	log_info("event=delivery.stats batches=%" PRIu64 " jobs=%" PRIu64
+	    " wait_us=%" PRIu64 " batch_us=%" PRIu64 " return_us=%" PRIu64,
+	    d->n_batches, d->n_jobs,
+	    d->n_jobs != 0 ? d->us_wait / d->n_jobs : 0,
+	    d->n_jobs != 0 ? d->us_batch / d->n_jobs : 0,
+	    d->n_jobs != 0 ? d->us_return / d->n_jobs : 0);
 	delivery_ckpt_stop(d);
 	/* The last connection to close checkpoints what is left. */
 	store_close(d->ckpt_st);
@@ -145,6 +150,7 @@ delivery_submit(struct delivery *d, const struct delivery_job *job,
 		    xstrdup(job->dsn->envid) : NULL;
 	}
 	it->res = DELIVERY_TEMPFAIL;
+	it->t_submit = delivery_now_us();
 	/* The result comes back on this thread, so the token is set before
 	 * delivery_item_done can read it. */
 	it->token = workq_submit(d->writer, it, NULL, delivery_item_done);
@@ -232,6 +238,8 @@ delivery_item_done(void *job, bool cancelled)
 	struct delivery_item *it = job;
 	struct delivery *d = it->d;
 
+	if (it->t_commit != 0)
+		d->us_return += delivery_now_us() - it->t_commit;
 	if (!cancelled && it->cb != NULL)
 		it->cb(it->token, it->res, it->queue_id, it->arg);
 	/* Whoever sends the queue on hears it now, not at its next tick. */
@@ -242,6 +250,15 @@ delivery_item_done(void *job, bool cancelled)
 }
 
 /* ---- helpers ---- */
+
+uint64_t
+delivery_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void
 delivery_item_free(struct delivery_item *it)

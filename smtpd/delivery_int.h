@@ -58,6 +58,10 @@ struct delivery_item {
 	enum delivery_result res;
 	int64_t queue_id;
 	bool decided;			/* res is final (failed before commit) */
+
+	/* Latency (delivery_now_us): submitted on the loop, its batch taken
+	 * by the writer, that batch's commit returned. */
+	uint64_t t_submit, t_start, t_commit;
 };
 
 struct delivery {
@@ -82,10 +86,19 @@ struct delivery {
 	pthread_mutex_t mu;		/* the counters and full_until */
 	uint64_t n_batches;		/* committed transactions */
 	uint64_t n_jobs;		/* jobs finished (any result) */
+	/* Sums over finished jobs, microseconds: waiting for the writer
+	 * (mostly the batch before, in its commit), the job's own batch up
+	 * to the end of its commit (fsync included), and from there to its
+	 * result on the loop. Logged by delivery_free. */
+	uint64_t us_wait, us_batch;
+	uint64_t us_return;		/* loop thread only */
 	/* util_now_ms() until which the store counts as full (delivery.h),
 	 * 0 when it is not. */
 	uint64_t full_until;
 };
+
+/* delivery.c: CLOCK_MONOTONIC in microseconds. */
+uint64_t delivery_now_us(void);
 
 /* delivery_writer.c: the writer queue's batch function (arg: d). */
 void delivery_writer_batch(void *const *jobs, size_t n, void *arg);

@@ -49,10 +49,16 @@ delivery_writer_batch(void *const *jobs, size_t n, void *arg)
 {
 	struct delivery *d = arg;
 	struct delivery_item *items[DELIVERY_BATCH_MAX];
+	uint64_t now = delivery_now_us();
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		items[i] = jobs[i];
+		items[i]->t_start = now;
+	}
 	delivery_run_batch(d, items, n);
+	now = delivery_now_us();
+	for (size_t i = 0; i < n; i++)
+		items[i]->t_commit = now;
 	delivery_finish(d, items, n);
 }
 
@@ -278,6 +284,10 @@ delivery_finish(struct delivery *d, struct delivery_item **items, size_t n)
 	}
 	pthread_mutex_lock(&d->mu);
 	d->n_jobs += n;
+	for (size_t i = 0; i < n; i++) {
+		d->us_wait += items[i]->t_start - items[i]->t_submit;
+		d->us_batch += items[i]->t_commit - items[i]->t_start;
+	}
 	pthread_mutex_unlock(&d->mu);
 	/* Before the results reach the loop: the next RCPT already knows. */
 	if (full)

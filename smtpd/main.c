@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/notify.h"
+#include "common/conn.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "smtpd/delivery.h"
@@ -219,6 +220,8 @@ main(int argc, char **argv)
 	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING, cfg->smtpd.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");
+	/* TLS handshakes (ours and the relay's) on one thread per CPU. */
+	conn_tls_offload_start(srv.base, 0);
 	/* The delivery writer posts it, the relay listens: neither knows
 	 * the other. */
 	queue_changed = notify_new();
@@ -275,6 +278,7 @@ main(int argc, char **argv)
 	relay_free(srv.relay);
 	notify_free(queue_changed);
 	auth_pool_free(srv.auth);
+	conn_tls_offload_stop();
 	store_close(srv.store);
 	srs_clear(&srs);
 	tls_ctx_free(srv.tls);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,19 +81,61 @@ store_backup_counts_db(sqlite3 *db, struct store_counts *c)
 	return rc;
 }
 
+/*
+ * The same counts on any backend through the db layer (carteiroctl
+ * verify on PostgreSQL too), in one read snapshot.
+ */
 int
 store_counts(struct store *st, struct store_counts *counts_r)
 {
-	int rc;
+	static const struct {
+		const char *sql;
+		size_t off;
+	} counts[] = {
+		{ "SELECT count(*) FROM domains",
+		  offsetof(struct store_counts, domains) },
+		{ "SELECT count(*) FROM users",
+		  offsetof(struct store_counts, users) },
+		{ "SELECT count(*) FROM aliases",
+		  offsetof(struct store_counts, aliases) },
+		{ "SELECT count(*) FROM mailbox",
+		  offsetof(struct store_counts, messages) },
+		{ "SELECT count(*) FROM bodies",
+		  offsetof(struct store_counts, bodies) },
+		{ "SELECT count(*) FROM queue",
+		  offsetof(struct store_counts, queue) },
+	};
+	struct db_stmt *s;
+	int rc = DB_OK, ret = -1;
 
 	if (store_in_transaction(st))
 		return store_fail(st, "counts: inside a transaction");
-	if (db_kind(st->db) != DB_KIND_SQLITE)
-		return store_fail(st, "counts: SQLite stores only");
-	rc = store_backup_counts_db(db_sqlite_handle(st->db), counts_r);
-	if (rc != SQLITE_OK)
-		return store_fail_db(st, rc, "counts");
-	return 0;
+	memset(counts_r, 0, sizeof(*counts_r));
+	if (store_read_begin(st) < 0)
+		return -1;
+	if ((counts_r->schema = store_schema_version(st)) < 0)
+		goto out;
+	for (size_t i = 0; i < nitems(counts); i++) {
+		if ((rc = db_prepare(st->db, counts[i].sql, false, &s)) !=
+		    DB_OK)
+			break;
+		rc = db_step(s);
+		if (rc == DB_ROW) {
+			*(int64_t *)(void *)((char *)counts_r +
+			    counts[i].off) = db_column_int64(s, 0);
+			rc = DB_OK;
+		}
+		db_finalize(s);
+		if (rc != DB_OK)
+			break;
+	}
+	if (rc != DB_OK)
+		store_fail_db(st, rc, "counts");
+	else
+		ret = 0;
+out:
+	store_read_end(st);
+	return ret;
 }
 
 /* fsync the file and its directory (the new name is durable too). */

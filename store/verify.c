@@ -1,9 +1,11 @@
 /*
  * carteiroctl verify's checks: SQLite's integrity_check and
- * foreign_key_check, then carteiro's invariants (body refcounts against
+ * foreign_key_check (PostgreSQL: invalid indexes; it enforces foreign
+ * keys itself), then carteiro's invariants (body refcounts against
  * mailbox and queue rows, orphan and missing chunks, UIDLs unique, valid
- * and never to be given again, quota usage). Each check is one query; a
- * row it returns is one problem, described in plain words.
+ * and never to be given again, quota usage). Each check is one query, in
+ * each backend's dialect where they differ; a row it returns is one
+ * problem, described in plain words, the same on both.
  */
 #include "store/store_internal.h"
 #include "store/verify.h"
@@ -14,15 +16,14 @@
 #include <string.h>
 
 /*
- * A check: SQL whose every row is a problem, and how to word a row.
- * pg_sql: PostgreSQL's text where SQLite's is not PostgreSQL's (hex,
- * GLOB, printf); "" skips the check there (the PRAGMAs: the server keeps
- * its own files consistent and enforces foreign keys on every write).
+ * A check: SQL whose every row is a problem, and how to word a row. pg:
+ * the same check in PostgreSQL's dialect (NULL: not needed there), with
+ * the same columns, so that both backends print the same lines.
  */
 struct store_verify_check {
 	const char *sql;
+	const char *pg;
 	void (*word)(struct db_stmt *s, char *buf, size_t size);
-	const char *pg_sql;
 };
 
 static void store_verify_w_integrity(struct db_stmt *, char *, size_t);
@@ -40,47 +41,70 @@ static const char *store_verify_text(struct db_stmt *, int);
 
 #define I64(s, i) ((long long)db_column_int64((s), (i)))
 
+/* The refcount, chunk and quota checks are plain SQL both accept. */
+#define STORE_VERIFY_REFS \
+	"SELECT b.id, b.refs, " \
+	"(SELECT count(*) FROM mailbox m WHERE m.body_id = b.id), " \
+	"(SELECT count(*) FROM queue q WHERE q.body_id = b.id) " \
+	"FROM bodies b WHERE b.refs != " \
+	"(SELECT count(*) FROM mailbox m WHERE m.body_id = b.id) + " \
+	"(SELECT count(*) FROM queue q WHERE q.body_id = b.id) ORDER BY b.id"
+#define STORE_VERIFY_ORPHAN \
+	"SELECT c.body_id, count(*) FROM body_chunks c " \
+	"WHERE NOT EXISTS (SELECT 1 FROM bodies b WHERE b.id = c.body_id) " \
+	"GROUP BY c.body_id ORDER BY c.body_id"
+#define STORE_VERIFY_INLINE \
+	"SELECT b.id, count(*) FROM bodies b JOIN body_chunks c " \
+	"ON c.body_id = b.id WHERE b.data IS NOT NULL GROUP BY b.id " \
+	"ORDER BY b.id"
+#define STORE_VERIFY_CHUNKS \
+	"SELECT b.id, b.size, coalesce(sum(length(c.data)), 0), " \
+	"count(c.seq), coalesce(max(c.seq), -1) FROM bodies b " \
+	"LEFT JOIN body_chunks c ON c.body_id = b.id WHERE b.data IS NULL " \
+	"GROUP BY b.id HAVING coalesce(sum(length(c.data)), 0) != b.size " \
+	"OR count(c.seq) != coalesce(max(c.seq), -1) + 1 ORDER BY b.id"
+#define STORE_VERIFY_NOBODY \
+	"SELECT u.address, m.uidl, m.body_id FROM mailbox m " \
+	"JOIN users u ON u.id = m.user_id WHERE NOT EXISTS " \
+	"(SELECT 1 FROM bodies b WHERE b.id = m.body_id) ORDER BY m.id"
+#define STORE_VERIFY_USED \
+	"SELECT u.address, u.used, coalesce(sum(m.size), 0) FROM users u " \
+	"LEFT JOIN mailbox m ON m.user_id = u.id GROUP BY u.id " \
+	"HAVING u.used != coalesce(sum(m.size), 0) ORDER BY u.address"
+
 static const struct store_verify_check store_verify_checks[] = {
-	{ "PRAGMA integrity_check", store_verify_w_integrity, "" },
-	{ "PRAGMA foreign_key_check", store_verify_w_fk, "" },
-	{ "SELECT b.id, b.refs, "
-	  "(SELECT count(*) FROM mailbox m WHERE m.body_id = b.id), "
-	  "(SELECT count(*) FROM queue q WHERE q.body_id = b.id) "
-	  "FROM bodies b WHERE b.refs != "
-	  "(SELECT count(*) FROM mailbox m WHERE m.body_id = b.id) + "
-	  "(SELECT count(*) FROM queue q WHERE q.body_id = b.id) ORDER BY b.id",
-	  store_verify_w_refs, NULL },
-	{ "SELECT c.body_id, count(*) FROM body_chunks c "
-	  "WHERE NOT EXISTS (SELECT 1 FROM bodies b WHERE b.id = c.body_id) "
-	  "GROUP BY c.body_id ORDER BY c.body_id", store_verify_w_orphan,
-	  NULL },
-	{ "SELECT b.id, count(*) FROM bodies b JOIN body_chunks c "
-	  "ON c.body_id = b.id WHERE b.data IS NOT NULL GROUP BY b.id "
-	  "ORDER BY b.id", store_verify_w_inline, NULL },
-	{ "SELECT b.id, b.size, coalesce(sum(length(c.data)), 0), "
-	  "count(c.seq), coalesce(max(c.seq), -1) FROM bodies b "
-	  "LEFT JOIN body_chunks c ON c.body_id = b.id WHERE b.data IS NULL "
-	  "GROUP BY b.id HAVING coalesce(sum(length(c.data)), 0) != b.size "
-	  "OR count(c.seq) != coalesce(max(c.seq), -1) + 1 ORDER BY b.id",
-	  store_verify_w_chunks, NULL },
-	{ "SELECT u.address, m.uidl, m.body_id FROM mailbox m "
-	  "JOIN users u ON u.id = m.user_id WHERE NOT EXISTS "
-	  "(SELECT 1 FROM bodies b WHERE b.id = m.body_id) ORDER BY m.id",
-	  store_verify_w_nobody, NULL },
-	/* GROUP BY u.id: PostgreSQL lets u.address follow only the key
-	 * of its own table. */
+	/* PostgreSQL checks its pages itself (amcheck is an extension not
+	 * every server has): what it can leave behind cheaply seen is an
+	 * index a failed CREATE INDEX CONCURRENTLY left invalid. */
+	{ "PRAGMA integrity_check",
+	  "SELECT 'index ' || c.relname || ' is not valid' FROM pg_index i "
+	  "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n "
+	  "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+	  "AND NOT (i.indisvalid AND i.indisready) ORDER BY c.relname",
+	  store_verify_w_integrity },
+	/* PostgreSQL enforces foreign keys always; SQLite only where
+	 * PRAGMA foreign_keys was on. */
+	{ "PRAGMA foreign_key_check", NULL, store_verify_w_fk },
+	{ STORE_VERIFY_REFS, STORE_VERIFY_REFS, store_verify_w_refs },
+	{ STORE_VERIFY_ORPHAN, STORE_VERIFY_ORPHAN, store_verify_w_orphan },
+	{ STORE_VERIFY_INLINE, STORE_VERIFY_INLINE, store_verify_w_inline },
+	{ STORE_VERIFY_CHUNKS, STORE_VERIFY_CHUNKS, store_verify_w_chunks },
+	{ STORE_VERIFY_NOBODY, STORE_VERIFY_NOBODY, store_verify_w_nobody },
 	{ "SELECT u.address, m.uidl, count(*) FROM mailbox m "
-	  "JOIN users u ON u.id = m.user_id GROUP BY u.id, m.uidl "
+	  "JOIN users u ON u.id = m.user_id GROUP BY m.user_id, m.uidl "
 	  "HAVING count(*) > 1 ORDER BY u.address, m.uidl",
-	  store_verify_w_dup, NULL },
+	  "SELECT u.address, m.uidl, count(*) FROM mailbox m "
+	  "JOIN users u ON u.id = m.user_id GROUP BY m.user_id, u.address, "
+	  "m.uidl HAVING count(*) > 1 ORDER BY u.address, m.uidl",
+	  store_verify_w_dup },
 	{ "SELECT u.address, m.id, hex(m.uidl) FROM mailbox m "
 	  "JOIN users u ON u.id = m.user_id WHERE length(m.uidl) < 1 OR "
 	  "length(m.uidl) > 70 OR m.uidl GLOB '*[^!-~]*' ORDER BY m.id",
-	  store_verify_w_badu,
-	  "SELECT u.address, m.id, upper(encode(convert_to(m.uidl, 'UTF8'), "
-	  "'hex')) FROM mailbox m JOIN users u ON u.id = m.user_id WHERE "
-	  "length(m.uidl) < 1 OR length(m.uidl) > 70 OR m.uidl ~ '[^!-~]' "
-	  "ORDER BY m.id" },
+	  "SELECT u.address, m.id, "
+	  "upper(encode(convert_to(m.uidl, 'UTF8'), 'hex')) FROM mailbox m "
+	  "JOIN users u ON u.id = m.user_id WHERE length(m.uidl) < 1 OR "
+	  "length(m.uidl) > 70 OR m.uidl ~ '[^!-~]' ORDER BY m.id",
+	  store_verify_w_badu },
 	/* A generated UIDL is "<uid_epoch hex>.<uid>" (delivery.c); one at
 	 * or past next_uid would be handed out again. */
 	{ "SELECT u.address, m.uidl, u.next_uid FROM mailbox m "
@@ -90,20 +114,17 @@ static const struct store_verify_check store_verify_checks[] = {
 	  "AND substr(m.uidl, length(printf('%x.', u.uid_epoch)) + 1) "
 	  "NOT GLOB '*[^0-9]*' "
 	  "AND CAST(substr(m.uidl, length(printf('%x.', u.uid_epoch)) + 1) "
-	  "AS INTEGER) >= u.next_uid ORDER BY m.id", store_verify_w_reuse,
-	  /* CASE decides the order: CAST only sees digits (19 or more
-	   * digits saturate in SQLite: at or past any next_uid). */
-	  "SELECT address, uidl, next_uid FROM (SELECT u.address, m.id, "
-	  "m.uidl, u.next_uid, to_hex(u.uid_epoch) || '.' AS p FROM mailbox "
-	  "m JOIN users u ON u.id = m.user_id) x WHERE substr(uidl, 1, "
-	  "length(p)) = p AND CASE WHEN substr(uidl, length(p) + 1) !~ "
-	  "'^[0-9]*$' THEN false WHEN length(uidl) - length(p) > 18 THEN "
-	  "true ELSE CAST('0' || substr(uidl, length(p) + 1) AS BIGINT) >= "
-	  "next_uid END ORDER BY id" },
-	{ "SELECT u.address, u.used, coalesce(sum(m.size), 0) FROM users u "
-	  "LEFT JOIN mailbox m ON m.user_id = u.id GROUP BY u.id "
-	  "HAVING u.used != coalesce(sum(m.size), 0) ORDER BY u.address",
-	  store_verify_w_used, NULL },
+	  "AS INTEGER) >= u.next_uid ORDER BY m.id",
+	  /* CASE: the cast only of digits (PostgreSQL does not promise
+	   * the order in which AND evaluates). */
+	  "SELECT u.address, m.uidl, u.next_uid FROM mailbox m "
+	  "JOIN users u ON u.id = m.user_id "
+	  "CROSS JOIN LATERAL (SELECT to_hex(u.uid_epoch) || '.' AS p, "
+	  "substr(m.uidl, length(to_hex(u.uid_epoch)) + 2) AS n) x "
+	  "WHERE substr(m.uidl, 1, length(x.p)) = x.p AND "
+	  "CASE WHEN x.n ~ '^[0-9]+$' THEN CAST(x.n AS NUMERIC) >= "
+	  "u.next_uid ELSE false END ORDER BY m.id", store_verify_w_reuse },
+	{ STORE_VERIFY_USED, STORE_VERIFY_USED, store_verify_w_used },
 };
 
 /* Column i as text, "" for NULL (the statement owns it). */
@@ -215,12 +236,10 @@ store_verify(struct store *st, store_verify_cb *cb, void *arg,
 		return -1;
 	for (size_t i = 0; i < nitems(store_verify_checks); i++) {
 		const struct store_verify_check *c = &store_verify_checks[i];
-		const char *sql = c->sql;
+		const char *sql = store_sql(st, c->sql, c->pg);
 		struct db_stmt *s;
 
-		if (db_kind(st->db) == DB_KIND_PG && c->pg_sql != NULL)
-			sql = c->pg_sql;
-		if (*sql == '\0')
+		if (sql == NULL)
 			continue;
 		rc = db_prepare(st->db, sql, false, &s);
 		if (rc != DB_OK) {

@@ -135,6 +135,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  ctl_suppress_add, 0 },
 	{ "suppress", "del", 1, 1, "suppress del ADDRESS", ctl_suppress_del,
 	  0 },
+	/* issue 18: tools/ctl_store.c */
+	{ "store", "copy", 2, 2, "store copy --to URL  (this SQLite store, "
+	  "live, into an empty PostgreSQL store; URL: postgresql://... or "
+	  "service=NAME, no password)", ctl_store_copy, 0 },
 };
 
 void

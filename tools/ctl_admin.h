@@ -72,4 +72,7 @@ int ctl_suppress_del(struct ctl *ctl, int argc, char **argv);
 /* ctl_domain_source.c */
 int ctl_domain_set(struct ctl *ctl, int argc, char **argv);
 
+/* ctl_store.c */
+int ctl_store_copy(struct ctl *ctl, int argc, char **argv);
+
 #endif

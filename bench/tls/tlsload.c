@@ -8,10 +8,16 @@
  *       message, QUIT.
  *   tlsload hs HOST PORT [-c CONNS] [-s SECONDS]
  *       implicit TLS (port 465): connect, full handshake, read the 220
- *       greeting, close.
+ *       greeting (or POP3's +OK, port 995), close.
  *   tlsload resume HOST PORT [-c CONNS] [-s SECONDS]
  *       as hs, but each worker resumes the session (ticket) it got on its
  *       first connection; counts how many were resumed.
+ *   tlsload idle HOST PORT -n SESSIONS [-c CONNS] [-t]
+ *       opens SESSIONS TLS sessions that stay idle: implicit TLS (a full
+ *       handshake, the greeting) or with -t STARTTLS (greeting, EHLO,
+ *       STARTTLS, handshake, EHLO). Prints one JSON line {"mode", "open",
+ *       "errors", "first_error", "seconds"} once all are open, holds
+ *       them until its stdin ends, then closes them.
  *
  * CONNS workers (threads, default 10), each one connection at a time, for
  * SECONDS (default 10). Prints one JSON line: {"mode", "done",
@@ -30,17 +36,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
 
-enum mode { MODE_FLOW, MODE_HS, MODE_RESUME };
+enum mode { MODE_FLOW, MODE_HS, MODE_RESUME, MODE_IDLE };
 
 static enum mode mode;
 static const char *host, *user = "", *pass = "", *rcpt = "";
-static int port, nconns = 10;
+static int port, nconns = 10, nidle;
+static bool idle_starttls;
 static double seconds = 10;
 static gnutls_certificate_credentials_t cred;
 static volatile bool stopping;
@@ -55,6 +63,8 @@ struct worker {
 	char error[200];
 	gnutls_datum_t ticket;	/* resume mode */
 	bool asked;		/* ticket asked for (once per worker) */
+	struct io *held;	/* idle mode: the open sessions */
+	int nheld, want;
 };
 
 struct io {
@@ -155,7 +165,9 @@ io_reply(struct io *io)
 		}
 		size_t ll = (size_t)(nl - io->buf) + 1;
 		bool last = ll < 5 || io->buf[3] != '-';
-		int code = atoi(io->buf);
+		/* POP3's "+OK" greeting counts as SMTP's 220 (hs on 995). */
+		int code = strncmp(io->buf, "+OK", 3) == 0 ? 220 :
+		    atoi(io->buf);
 
 		memmove(io->buf, nl + 1, io->len - ll);
 		io->len -= ll;
@@ -289,6 +301,110 @@ out:
 	return rc;
 }
 
+/* Idle mode: open one session and keep it (io is the worker's). */
+static int
+idle_open(struct worker *w, struct io *io)
+{
+	int c;
+
+	memset(io, 0, sizeof(*io));
+	if ((io->fd = tcp_connect()) < 0) {
+		snprintf(w->error, sizeof(w->error), "connect: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (idle_starttls) {
+		if ((c = io_reply(io)) != 220 ||
+		    (c = io_cmd(io, "EHLO client.bench.test\r\n")) != 250 ||
+		    (c = io_cmd(io, "STARTTLS\r\n")) != 220) {
+			snprintf(w->error, sizeof(w->error), "plain %d", c);
+			goto fail;
+		}
+		if (tls_start(io, w) < 0)
+			goto fail;
+		if ((c = io_cmd(io, "EHLO client.bench.test\r\n")) != 250) {
+			snprintf(w->error, sizeof(w->error), "EHLO2 %d", c);
+			goto fail;
+		}
+	} else {
+		if (tls_start(io, w) < 0)
+			goto fail;
+		if ((c = io_reply(io)) != 220) {
+			snprintf(w->error, sizeof(w->error), "greeting %d", c);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	if (io->s != NULL)
+		gnutls_deinit(io->s);
+	close(io->fd);
+	return -1;
+}
+
+static void *
+worker_idle(void *arg)
+{
+	struct worker *w = arg;
+
+	w->held = calloc((size_t)w->want, sizeof(*w->held));
+	while (w->nheld < w->want && w->errors < 100) {
+		if (idle_open(w, &w->held[w->nheld]) < 0) {
+			w->errors++;
+			usleep(10000);
+			continue;
+		}
+		w->nheld++;
+	}
+	return NULL;
+}
+
+/* Idle mode: open them all, report, hold until stdin ends, close. */
+static int
+idle_main(void)
+{
+	struct worker *ws = calloc((size_t)nconns, sizeof(*ws));
+	unsigned long open = 0, errors = 0;
+	const char *err = NULL;
+	struct rlimit rl;
+	char buf[256];
+	double t0 = now_s();
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur < (rlim_t)nidle + 1000) {
+		rl.rlim_cur = (rlim_t)nidle + 1000;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;	/* root may */
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (int i = 0; i < nconns; i++) {
+		ws[i].want = nidle / nconns + (i < nidle % nconns);
+		pthread_create(&ws[i].th, NULL, worker_idle, &ws[i]);
+	}
+	for (int i = 0; i < nconns; i++) {
+		pthread_join(ws[i].th, NULL);
+		open += (unsigned long)ws[i].nheld;
+		errors += ws[i].errors;
+		if (err == NULL && ws[i].error[0] != '\0')
+			err = ws[i].error;
+	}
+	printf("{\"mode\": \"idle\", \"open\": %lu, \"errors\": %lu, "
+	    "\"first_error\": \"%s\", \"seconds\": %.2f}\n", open, errors,
+	    err ? err : "", now_s() - t0);
+	fflush(stdout);
+	while (read(0, buf, sizeof(buf)) > 0)
+		;
+	for (int i = 0; i < nconns; i++) {
+		for (int j = 0; j < ws[i].nheld; j++) {
+			gnutls_deinit(ws[i].held[j].s);
+			close(ws[i].held[j].fd);
+		}
+		free(ws[i].held);
+	}
+	free(ws);
+	return 0;
+}
+
 static void *
 worker_run(void *arg)
 {
@@ -334,17 +450,20 @@ main(int argc, char **argv)
 	int opt;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: tlsload flow|hs|resume HOST PORT "
-		    "[-c N] [-s S] [-u USER -p PASS -r RCPT]\n");
+		fprintf(stderr, "usage: tlsload flow|hs|resume|idle HOST PORT "
+		    "[-c N] [-s S] [-u USER -p PASS -r RCPT] [-n N -t]\n");
 		return 2;
 	}
 	mode = strcmp(argv[1], "flow") == 0 ? MODE_FLOW :
-	    strcmp(argv[1], "resume") == 0 ? MODE_RESUME : MODE_HS;
+	    strcmp(argv[1], "resume") == 0 ? MODE_RESUME :
+	    strcmp(argv[1], "idle") == 0 ? MODE_IDLE : MODE_HS;
 	host = argv[2];
 	port = atoi(argv[3]);
 	optind = 4;
-	while ((opt = getopt(argc, argv, "c:s:u:p:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:s:u:p:r:n:t")) != -1) {
 		switch (opt) {
+		case 'n': nidle = atoi(optarg); break;
+		case 't': idle_starttls = true; break;
 		case 'c': nconns = atoi(optarg); break;
 		case 's': seconds = atof(optarg); break;
 		case 'u': user = optarg; break;
@@ -375,6 +494,8 @@ main(int argc, char **argv)
 	gnutls_global_init();
 	gnutls_certificate_allocate_credentials(&cred);
 
+	if (mode == MODE_IDLE)
+		return idle_main();
 	ws = calloc((size_t)nconns, sizeof(*ws));
 	t0 = now_s();
 	for (int i = 0; i < nconns; i++)
@@ -403,5 +524,13 @@ main(int argc, char **argv)
 	    argv[1], done, errors, err ? err : "", dt, done / dt,
 	    nlat ? lat[nlat / 2] : 0, nlat ? lat[(size_t)(nlat * 0.99)] : 0,
 	    resumed);
+	for (int i = 0; i < nconns; i++) {
+		free(ws[i].lat);
+		gnutls_free(ws[i].ticket.data);
+	}
+	free(ws);
+	free(lat);
+	gnutls_certificate_free_credentials(cred);
+	gnutls_global_deinit();
 	return 0;
 }

@@ -355,9 +355,12 @@ class TestStore:
         # Unique across the parallel tests of one run, and short of
         # PostgreSQL's 63 bytes.
         self.dbname = "carteiro_t%d_%s" % (os.getpid(), secrets.token_hex(6))
-        # template0 with UTF8: whatever the cluster's default encoding.
+        # template0 with UTF8: whatever the cluster's default encoding;
+        # owned by the test role (it creates the citext extension).
+        owner = pg.extensions.parse_dsn(PG_URL).get("user")
         _pg_admin('CREATE DATABASE "%s" TEMPLATE template0 ENCODING '
-                  "'UTF8'" % self.dbname)
+                  "'UTF8'%s" % (self.dbname, ' OWNER "%s"' % owner
+                                if owner else ""))
         _pg_databases.add(self.dbname)
         # A URI when the cluster gave one: [store] url is one token.
         if PG_URL.startswith(("postgresql://", "postgres://")):

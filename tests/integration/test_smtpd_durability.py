@@ -8,6 +8,15 @@ be stored that was never sent, the restarted daemon must keep accepting and
 exit 0 on SIGTERM, and the database must pass PRAGMA integrity_check
 (SQLite; env.integrity_problems()).
 Group commit must never acknowledge before the commit.
+
+A kill -9 cannot show a missing fsync (the page cache outlives the
+process), so before the kill smtpd runs with tests/tools/acksync.c
+preloaded: it records every write to the WAL (with the Message-ID tags in
+the page), every WAL fsync and every "250 ... queued as" sent, and each
+acknowledged message's first WAL write must be covered by a WAL fsync that
+returned before its 250 was sent. ACKSYNC_DROP_SYNC=1 in the environment
+makes the shim skip those fsyncs (as synchronous=NORMAL would): the test
+must then fail.
 """
 
 import os
@@ -24,6 +33,7 @@ from smtpd_util import Env  # noqa: E402
 
 SENDERS = 8
 RCPTS = ("alice@example.test", "bob@example.test")
+ACKSYNC = os.path.join(ct.BUILD, "tests", "acksync.so")
 MSGID_RE = re.compile(rb"^Message-ID: <([^>]+)>\r$", re.M | re.I)
 
 
@@ -102,6 +112,52 @@ def acked_count(threads):
     return sum(len(t.acked) for t in threads)
 
 
+def start_smtpd_witnessed(env, log_path):
+    """env.start_smtpd() with acksync.so preloaded, logging to log_path."""
+    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ACKSYNC_LOG",
+                                             "ASAN_OPTIONS")}
+    os.environ["LD_PRELOAD"] = ACKSYNC
+    os.environ["ACKSYNC_LOG"] = log_path
+    # A sanitizer build: the shim is preloaded ahead of the runtime.
+    asan = saved["ASAN_OPTIONS"]
+    os.environ["ASAN_OPTIONS"] = ((asan + ":") if asan else "") + \
+        "verify_asan_link_order=0"
+    try:
+        env.start_smtpd()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_acks_synced(test, log_path, acked):
+    """Every acknowledged tag: its first WAL write <= the WAL fsync seq
+    recorded when its 250 was sent (acksync.c)."""
+    first_w, ack_seq, syncs = {}, {}, 0
+    with open(log_path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "W":
+                first_w.setdefault(parts[2], int(parts[1]))
+            elif len(parts) == 3 and parts[0] == "A":
+                ack_seq.setdefault(parts[2], int(parts[1]))
+            elif len(parts) == 2 and parts[0] == "S":
+                syncs += 1
+    missing = [t for t in acked if t not in first_w or t not in ack_seq]
+    test.assertEqual(missing, [], "acknowledged, but the witness saw no "
+                     "WAL write or no 250 for them (%d of %d)" % (
+                         len(missing), len(acked)))
+    early = ["%s (written at %d, 250 when synced to %d)" % (
+        t, first_w[t], ack_seq[t]) for t in acked
+        if ack_seq[t] < first_w[t]]
+    test.assertEqual(len(early), 0, "250 sent before the WAL write of the "
+                     "message was fsync'd (%d of %d; %d WAL fsyncs): %s" % (
+                         len(early), len(acked), syncs, early[:5]))
+    return syncs
+
+
 class DurabilityTest(unittest.TestCase):
     def setUp(self):
         self.env = Env()
@@ -115,7 +171,9 @@ class DurabilityTest(unittest.TestCase):
 
     def test_kill9_mid_load(self):
         env = self.env
-        env.start_smtpd()
+        witness = os.path.join(env.dir, "acksync.log")
+        self.assertTrue(os.path.exists(ACKSYNC), ACKSYNC)
+        start_smtpd_witnessed(env, witness)
         port = env.ports["mx"]
 
         # Phase 1: load, then SIGKILL while the senders are mid-stream.
@@ -141,6 +199,8 @@ class DurabilityTest(unittest.TestCase):
             tried |= t.tried
         self.assertGreater(len(acked), 10, "too few messages acknowledged "
                            "before the kill:\n%s" % env.logs()[-5000:])
+        # Each of those 250s came after an fsync that covered the message.
+        syncs = check_acks_synced(self, witness, acked)
 
         # Phase 2: restart on the crashed store; it must keep accepting.
         env.daemons.remove(env.smtpd)
@@ -185,8 +245,10 @@ class DurabilityTest(unittest.TestCase):
             for tag, msg in acked.items():
                 self.assertEqual(ct.strip_added_headers(seen[tag][0]), msg,
                                  "%s: message %s differs" % (user, tag))
-        sys.stderr.write("acked %d (%d after restart), tried %d\n" % (
-            len(acked), acked_count(threads2), len(tried)))
+        sys.stderr.write("acked %d (%d after restart), tried %d, %d WAL "
+                         "fsyncs witnessed before the kill\n" % (
+                             len(acked), acked_count(threads2), len(tried),
+                             syncs))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "common/conn.h"
+#include "common/conn_internal.h"
 #include "common/listener.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -1178,6 +1179,133 @@ test_tls_handshake_timeout(void)
 	t_end();
 }
 
+/* Loop until the server conn's handshake step is out on a worker. */
+static bool
+wait_hs_busy(struct conn *c)
+{
+	for (int i = 0; i < 5000 && !c->tls_hs_busy; i++)
+		run_briefly(1);
+	return c->tls_hs_busy;
+}
+
+/* A client's first flight (ClientHello), from a conn whose reply nobody
+ * reads. Its step runs on a worker too: call it while not held. */
+static size_t
+client_hello(unsigned char *buf, size_t cap)
+{
+	struct tside cli;
+	const char *err = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int cv[2];
+
+	memset(&cli, 0, sizeof(cli));
+	cli.ctx = tls_ctx_client_new(certfile, &err);
+	make_pair(cv);
+	cli.c = conn_new(base, cv[1], tside_cb, &cli);
+	t_assert(conn_starttls_client(cli.c, cli.ctx,
+	    "mail.example.test") == 0);
+	for (int i = 0; i < 5000 && got == 0; i++) {
+		run_briefly(1);
+		while (got < cap && (n = read(cv[0], buf + got,
+		    cap - got)) > 0)
+			got += (size_t)n;
+	}
+	t_assert(got > 0 && buf[0] == 0x16);
+	conn_free(cli.c);
+	close(cv[0]);
+	tls_ctx_free(cli.ctx);
+	return got;
+}
+
+/*
+ * conn_tls_offload_start: the steps run on workers. A conn freed, or
+ * timed out and closed, while its step is out must wait for the step (the
+ * worker owns the session and the fd): no use after free (ASan), no
+ * plaintext on the TLS port, the close completes once the step is back.
+ */
+static void
+test_tls_offload_lifetime(void)
+{
+	struct hs_timeout h;
+	struct tside srv;
+	struct tls_ctx *ctx;
+	const char *err = NULL;
+	struct conn *c;
+	unsigned char buf[4096], hello[4096];
+	size_t len;
+	int sv[2];
+	ssize_t n;
+
+	t_begin("TLS offload: free while a handshake step is on a worker");
+	len = client_hello(hello, sizeof(hello));
+	memset(&srv, 0, sizeof(srv));
+	srv.is_server = true;
+	ctx = tls_ctx_server_new(certfile, keyfile, &err);
+	make_pair(sv);
+	srv.c = conn_new(base, sv[0], tside_cb, &srv);
+	conn_tls_offload_hold(true);
+	t_assert(conn_starttls(srv.c, ctx) == 0);
+	write_all(sv[1], hello, len);
+	t_assert(wait_hs_busy(srv.c));
+	conn_free(srv.c);
+	/* Still held: the step has not run, the fd is still open. */
+	run_briefly(20);
+	n = read(sv[1], buf, sizeof(buf));
+	t_assert(n == -1 && errno == EAGAIN);
+	conn_tls_offload_hold(false);
+	/* The step runs (the server's flight goes out), comes back, and
+	 * the conn goes: then the socket closes. */
+	{
+		size_t total = 0;
+
+		for (int i = 0; i < 5000; i++) {
+			n = read(sv[1], buf, sizeof(buf));
+			if (n == 0)
+				break;
+			if (n > 0) {
+				if (total == 0)
+					t_assert(buf[0] == 0x16);
+				total += (size_t)n;
+				continue;
+			}
+			run_briefly(1);
+		}
+		t_assert(n == 0 && total > 0);
+	}
+	t_assert(!srv.ready);
+	close(sv[1]);
+	tls_ctx_free(ctx);
+	t_end();
+
+	t_begin("TLS offload: timeout while a step is out closes after it");
+	memset(&h, 0, sizeof(h));
+	len = client_hello(hello, sizeof(hello));
+	ctx = tls_ctx_server_new(certfile, keyfile, &err);
+	make_pair(sv);
+	c = conn_new(base, sv[0], hs_timeout_cb, &h);
+	conn_set_timeout(c, 30);
+	conn_tls_offload_hold(true);
+	t_assert(conn_starttls(c, ctx) == 0);
+	write_all(sv[1], hello, len);
+	t_assert(wait_hs_busy(c));
+	/* The idle timeout fires while the step is held. */
+	for (int i = 0; i < 5000 && h.timeouts == 0; i++)
+		run_briefly(1);
+	t_assert_int(h.timeouts, 1);
+	t_assert(!h.done);
+	conn_tls_offload_hold(false);
+	t_assert(run_until(&h.done));
+	t_assert_int(h.lowats, 1);
+	/* What the server sent is TLS (a handshake record, 0x16), never
+	 * the plaintext 421. */
+	n = read(sv[1], buf, sizeof(buf));
+	t_assert(n > 0 && buf[0] == 0x16);
+	close(sv[1]);
+	tls_ctx_free(ctx);
+	t_end();
+}
+
 /* ---- connect, listener ------------------------------------------------ */
 
 struct acc {
@@ -1467,6 +1595,14 @@ main(void)
 	test_tls_session(true);
 	test_tls_garbage();
 	test_tls_handshake_timeout();
+	/* The same with the handshake steps on two workers. */
+	conn_tls_offload_start(base, 2);
+	test_tls_session(false);
+	test_tls_session(true);
+	test_tls_garbage();
+	test_tls_handshake_timeout();
+	test_tls_offload_lifetime();
+	conn_tls_offload_stop();
 	test_listener_connect();
 	test_listener_emfile();
 	test_peer_loopback();
