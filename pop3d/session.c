@@ -25,6 +25,7 @@
 #include "common/stats.h"
 #include "common/sasl.h"
 #include "common/util.h"
+#include "store/maildrop_lock.h"
 
 static void pop3_session_conn_cb(struct conn *, enum conn_event, void *);
 static void pop3_session_conn_ev(struct conn *, enum conn_event, void *);
@@ -167,6 +168,12 @@ pop3_session_close(struct pop3_session *s, const char *reason)
 	s->close_reason = reason;
 	/* No late login reply after the goodbye. */
 	sasl_reset(&s->sasl);
+	/* The maildrop is free before the goodbye goes out: a client that
+	 * logs in again at once, here or on another node, finds it so. */
+	if (s->locked) {
+		pop3_lock_release(s->srv, s->maildrop);
+		s->locked = false;
+	}
 	conn_close_after_flush(s->conn);
 }
 
@@ -594,7 +601,12 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 	if (pop3_retention_login_check(s, canonical) < 0)
 		return;
 	if (srv->cfg->pop3d.lock_session) {
-		if (pop3_lock_take(srv, canonical) < 0) {
+		if ((r = pop3_lock_take(srv, canonical)) == -2) {
+			pop3_reply(s, "-ERR [SYS/TEMP] Couldn't open the "
+			    "mailbox, try again later.");
+			return;
+		}
+		if (r < 0) {
 			log_info("event=pop3.login sid=%s ip=%s user=%s "
 			    "mech=%s result=in-use", s->sid, s->ip, canonical,
 			    s->auth_mech);
@@ -672,12 +684,23 @@ pop3_session_sasl_line(struct pop3_session *s, const char *line, size_t len)
 
 /* ---- maildrop locks ---- */
 
+/* The in-process list guards this node; the store's lock (an advisory
+ * lock on PostgreSQL, nothing on SQLite) the other nodes on the same
+ * database. */
 int
 pop3_lock_take(struct pop3_server *srv, const char *maildrop)
 {
+	int rc;
+
 	for (size_t i = 0; i < srv->nlocks; i++)
 		if (strcasecmp(srv->locks[i], maildrop) == 0)
 			return -1;
+	if ((rc = store_maildrop_lock(srv->store, maildrop)) != 0) {
+		if (rc < 0)
+			log_error("event=pop3.lock user=%s result=fail "
+			    "error=\"%s\"", maildrop, store_error(srv->store));
+		return rc < 0 ? -2 : -1;
+	}
 	if (srv->nlocks == srv->locks_cap) {
 		srv->locks_cap = srv->locks_cap ? srv->locks_cap * 2 : 16;
 		srv->locks = xrealloc(srv->locks,
@@ -692,6 +715,15 @@ pop3_lock_release(struct pop3_server *srv, const char *maildrop)
 {
 	for (size_t i = 0; i < srv->nlocks; i++) {
 		if (strcasecmp(srv->locks[i], maildrop) == 0) {
+			int rc = store_maildrop_unlock(srv->store, maildrop);
+
+			if (rc < 0)
+				log_warn("event=pop3.unlock user=%s result=fail "
+				    "error=\"%s\"", maildrop,
+				    store_error(srv->store));
+			else if (rc > 0)	/* the database reconnected */
+				log_warn("event=pop3.unlock user=%s "
+				    "result=lost", maildrop);
 			free(srv->locks[i]);
 			srv->locks[i] = srv->locks[--srv->nlocks];
 			return;

@@ -44,8 +44,6 @@ static void relay_tick(evutil_socket_t, short, void *);
 static void relay_kick_event(evutil_socket_t, short, void *);
 static void relay_queue_changed(void *);
 static void relay_scan(struct relay *);
-static bool relay_is_active(struct relay *, int64_t);
-static void relay_msg_start(struct relay *, int64_t);
 static void relay_msg_identity(struct relay_msg *);
 static char *relay_read_password(const char *);
 static int relay_source_join(struct relay *);
@@ -143,7 +141,7 @@ relay_new(struct event_base *base, const struct cfg *cfg,
 	if ((env = getenv("CARTEIRO_RELAY_IDLE_MS")) != NULL)
 		p.idle_ms = atoi(env);
 	r->throttle_reset = true;
-	if (relay_source_join(r) < 0)
+	if (relay_source_join(r) < 0 || relay_claim_init(r) < 0)
 		goto fail;
 	if (cfg->relay.mta_sts && cfg->relay.smarthost == NULL) {
 		struct mta_sts_params sp = {
@@ -218,6 +216,7 @@ relay_shutdown(struct relay *r)
 	/* Results already known go to the store first (else delivered mail
 	 * would be sent again after the restart). */
 	relay_flush_sync(r);
+	relay_claim_release_all(r);
 	if (r->flush != NULL)
 		event_del(r->flush);
 	if (r->flush_retry != NULL)
@@ -267,6 +266,7 @@ relay_free(struct relay *r)
 		free(d);
 	}
 	free(r->source);
+	free(r->node);
 	free(r);
 }
 
@@ -338,6 +338,8 @@ relay_tick(evutil_socket_t fd, short what, void *arg)
 	if (++r->ticks % RELAY_GC_EVERY == 0) {
 		r->gc_due = true;
 		relay_flush(r);
+	} else if (r->nmsgs > 0 && util_time() >= r->renew_at) {
+		relay_flush(r);		/* the leases of our claims */
 	}
 	/* Domains whose throttling hold ran out. */
 	relay_start_waiting(r);
@@ -350,7 +352,7 @@ relay_kick_event(evutil_socket_t fd, short what, void *arg)
 	relay_scan(arg);
 }
 
-static bool
+bool
 relay_is_active(struct relay *r, int64_t id)
 {
 	struct relay_msg *rm;
@@ -361,34 +363,37 @@ relay_is_active(struct relay *r, int64_t id)
 	return false;
 }
 
-/* Start every due message we have room for. */
+/*
+ * Due mail we have room for: claim it on the writer (relay_claim.c), which
+ * starts what it got when the batch is back. A read first, so that an idle
+ * queue costs no write transaction: messages in flight are still due, so
+ * one more than those tells whether anything else is.
+ */
 static void
 relay_scan(struct relay *r)
 {
 	int64_t *ids = NULL;
-	size_t n = 0, i;
-	uint64_t t0 = util_now_ms();
+	size_t n = 0, i, other = 0;
 
 	if (r->stopping || r->nmsgs >= RELAY_MAX_MSGS)
 		return;
-	/* Messages in flight are still due: ask for that many more. */
-	if (store_queue_due(r->st, util_time(), RELAY_MAX_MSGS + r->nmsgs, &ids,
-	    &n) < 0) {
+	if (store_queue_due(r->st, util_time(), r->nmsgs + 1, &ids, &n) < 0) {
 		log_warn("event=relay.scan result=fail error=\"%s\"",
 		    store_error(r->st));
 		return;
 	}
-	for (i = 0; i < n && r->nmsgs < RELAY_MAX_MSGS; i++)
-		if (!relay_is_active(r, ids[i]))
-			relay_msg_start(r, ids[i]);
+	for (i = 0; i < n; i++)
+		other += !relay_is_active(r, ids[i]);
 	free(ids);
-	if (n > 0)
-		log_debug("event=relay.scan due=%zu active=%zu sessions=%u "
-		    "ms=%" PRIu64, n, r->nmsgs, r->sessions,
-		    util_now_ms() - t0);
+	if (other == 0)
+		return;
+	log_debug("event=relay.scan due=%zu active=%zu sessions=%u", n,
+	    r->nmsgs, r->sessions);
+	r->claim_due = true;
+	relay_flush(r);
 }
 
-static void
+void
 relay_msg_start(struct relay *r, int64_t id)
 {
 	struct relay_msg *rm;

@@ -51,6 +51,7 @@ struct relay_batch {
 	struct store_throttle *thr;
 	size_t nthr;
 	bool thr_reset;			/* delete every row first */
+	struct relay_claim_req claim;	/* after the finishes */
 	/* results */
 	bool upd_ok;
 	bool kick;			/* a DSN was queued */
@@ -108,7 +109,8 @@ relay_batch_make(struct relay *r)
 		nfin += rm->left == 0;
 	}
 	if (nupd == 0 && nfin == 0 && !r->gc_due && !r->throttle_dirty &&
-	    !r->throttle_reset)
+	    !r->throttle_reset && !r->claim_due && (r->nmsgs == 0 ||
+	    util_time() < r->renew_at))
 		return NULL;
 	b = xcalloc(1, sizeof(*b));
 	b->r = r;
@@ -143,6 +145,7 @@ relay_batch_make(struct relay *r)
 		if (rm->left == 0)
 			b->fin[b->nfin++] = rm;
 	}
+	relay_claim_make(r, &b->claim, b->fin, b->nfin);
 	return b;
 }
 
@@ -292,6 +295,7 @@ relay_batch_run(struct relay *r, struct store *st, struct relay_batch *b)
 			relay_defer_full(r, st, b, undone, now);
 		free(undone);
 	}
+	relay_claim_run(r, st, &b->claim);
 	if (b->gc && store_gc(st, RELAY_GC_BODIES, NULL) < 0)
 		log_warn("event=relay.gc result=fail error=\"%s\"",
 		    store_error(st));
@@ -353,6 +357,7 @@ relay_batch_apply(struct relay *r, struct relay_batch *b)
 	}
 	if (!b->upd_ok)
 		evtimer_add(r->flush_retry, &tv);
+	relay_claim_apply(r, &b->claim);
 	/* A DSN went into the queue: the same signal as any new mail. */
 	if (b->kick)
 		notify_post(r->queue_changed);
@@ -371,6 +376,7 @@ relay_batch_free(struct relay_batch *b)
 	}
 	free(b->upd);
 	free(b->fin);
+	relay_claim_clear(&b->claim);
 	store_throttle_free(b->thr, b->nthr);
 	free(b);
 }

@@ -65,6 +65,22 @@ struct relay_msg {
 	TAILQ_ENTRY(relay_msg) fentry;	/* r->flushq */
 };
 
+/*
+ * The claim part of one writer batch (relay_claim.c): which messages to
+ * claim, and whether to renew or drop this node's leases; the ids claimed
+ * come back in ids. Several relays on one database send only what they
+ * claimed (store/queue.h).
+ */
+struct relay_claim_req {
+	bool claim;
+	size_t max;			/* room for this many more */
+	int64_t *skip;			/* in flight: ours already */
+	size_t nskip;
+	bool renew;			/* extend every lease of this node */
+	int64_t *ids;			/* result: claimed, to start */
+	size_t n;
+};
+
 struct relay_domain {
 	char *name;
 	unsigned sessions;
@@ -113,6 +129,11 @@ struct relay {
 	char *source;			/* [relay] source_ip, "ip,ip" or NULL */
 	bool throttle_dirty;		/* some d->dirty */
 	bool throttle_reset;		/* clear the table (a new relay) */
+	/* Queue claims (relay_claim.c). */
+	char *node;			/* claimed_by: "host:pid:start" */
+	int64_t lease_s;		/* a claim lasts this long unrenewed */
+	int64_t renew_at;		/* unix time of the next renewal */
+	bool claim_due;			/* due mail seen: claim some */
 };
 
 /* relay.c */
@@ -123,6 +144,27 @@ struct relay_domain *relay_domain(struct relay *r, const char *name,
     bool create);
 /* Forget a message in flight (aborting its sessions, no callbacks). */
 void relay_msg_free(struct relay_msg *rm);
+/* Load message id (claimed by this node) and start its jobs. */
+void relay_msg_start(struct relay *r, int64_t id);
+bool relay_is_active(struct relay *r, int64_t id);
+
+/* relay_claim.c */
+/* Start: this node's id and lease, and the claims of dead relays of this
+ * host dropped (run before the writer has work). 0 or -1 (logged). */
+int relay_claim_init(struct relay *r);
+/* Loop: fill c for the next batch (fin: the messages the batch
+ * finishes, which leave the flight). false if there is nothing to do. */
+bool relay_claim_make(struct relay *r, struct relay_claim_req *c,
+    struct relay_msg *const *fin, size_t nfin);
+/* Writer thread: renew and claim. */
+void relay_claim_run(struct relay *r, struct store *st,
+    struct relay_claim_req *c);
+/* Loop: start what was claimed; frees c's arrays. */
+void relay_claim_apply(struct relay *r, struct relay_claim_req *c);
+void relay_claim_clear(struct relay_claim_req *c);
+/* Shutdown (the writer idle): drop every claim of this node, so another
+ * relay takes the aborted deliveries at once. */
+void relay_claim_release_all(struct relay *r);
 
 /* relay_attempt.c */
 /* Start the job's session now if the limits allow, else queue it. */

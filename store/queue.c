@@ -29,6 +29,8 @@ enum store_queue_stmt {
 	STORE_QS_STATS,
 	STORE_QS_COUNT
 };
+/* store/queue_claim.c uses the slots from STORE_QC_BASE on. */
+_Static_assert(STORE_QS_COUNT <= 16, "queue slots overlap queue_claim.c's");
 
 static struct db_stmt *store_queue_stmt(struct store *, enum store_queue_stmt,
     const char *);
@@ -79,6 +81,7 @@ store_queue_msg_clear(struct store_queue_msg *m)
 	free(m->mail_from);
 	free(m->auth_user);
 	free(m->dsn_envid);
+	free(m->claimed_by);
 	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].address);
 		free(m->rcpts[i].domain);
@@ -157,8 +160,8 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	memset(m, 0, sizeof(*m));
 	s = store_queue_stmt(st, STORE_QS_LOAD,
 	    "SELECT mail_from, body_id, auth_user, created, next_attempt, "
-	    "attempts, warned, smtputf8, is_bounce, dsn_ret, dsn_envid "
-	    "FROM queue WHERE id = ?1");
+	    "attempts, warned, smtputf8, is_bounce, dsn_ret, dsn_envid, "
+	    "claimed_by, lease_until FROM queue WHERE id = ?1");
 	if (s == NULL)
 		return -1;
 	db_bind_int64(s, 1, id);
@@ -183,6 +186,8 @@ store_queue_load(struct store *st, int64_t id, struct store_queue_msg *m)
 	m->is_bounce = db_column_int(s, 8) != 0;
 	m->dsn_ret = db_column_int(s, 9);
 	m->dsn_envid = store_queue_col_str(s, 10);
+	m->claimed_by = store_queue_col_str(s, 11);
+	m->lease_until = db_column_int64(s, 12);
 	db_reset(s);
 
 	s = store_queue_stmt(st, STORE_QS_LOAD_RCPTS,
@@ -254,7 +259,8 @@ store_queue_reschedule(struct store *st, int64_t id, int64_t next_attempt,
 	struct db_stmt *s;
 
 	s = store_queue_stmt(st, STORE_QS_RESCHEDULE,
-	    "UPDATE queue SET next_attempt = ?2, attempts = ?3 WHERE id = ?1");
+	    "UPDATE queue SET next_attempt = ?2, attempts = ?3, "
+	    "claimed_by = NULL, lease_until = 0 WHERE id = ?1");
 	if (s == NULL)
 		return -1;
 	db_bind_int64(s, 1, id);

@@ -62,6 +62,8 @@ struct store_queue_msg {
 	bool is_bounce;
 	int dsn_ret;			/* RFC 3461 RET (smtpd/dsn.h), 0 none */
 	char *dsn_envid;		/* ENVID xtext or NULL */
+	char *claimed_by;		/* the relay sending it, NULL: none */
+	int64_t lease_until;		/* its claim holds until (unix time) */
 	/* every recipient, in insertion order */
 	struct store_queue_rcpt *rcpts;
 	size_t nrcpts;
@@ -75,6 +77,32 @@ void store_queue_msg_clear(struct store_queue_msg *m);
  */
 int store_queue_due(struct store *st, int64_t now, size_t max, int64_t **ids_r,
     size_t *n_r);
+/*
+ * Claims (several relays on one database, store/queue_claim.c): a relay
+ * sends only messages it has claimed, and a claim holds until
+ * lease_until (unix time) unless renewed; reschedule and delete clear it.
+ *
+ * In one write transaction: the due messages (next_attempt <= now) that
+ * are unclaimed, whose lease ended, or that owner claimed before, earliest
+ * first, skipping the nskip ids in skip (those owner has in flight), at
+ * most max of them, get claimed_by = owner and lease_until. PostgreSQL
+ * picks them FOR UPDATE SKIP LOCKED. Caller frees *ids_r.
+ */
+int store_queue_claim(struct store *st, int64_t now, int64_t lease_until,
+    const char *owner, size_t max, const int64_t *skip, size_t nskip,
+    int64_t **ids_r, size_t *n_r);
+/* Every claim of owner lasts until lease_until; *n_r (may be NULL) = how
+ * many. */
+int store_queue_renew(struct store *st, const char *owner,
+    int64_t lease_until, size_t *n_r);
+/* Clear owner's claims (every one when id < 0, else message id only);
+ * *n_r (may be NULL) = how many. */
+int store_queue_release(struct store *st, const char *owner, int64_t id,
+    size_t *n_r);
+/* The distinct claimed_by values of the queue. Caller frees each and the
+ * array. */
+int store_queue_claimers(struct store *st, char ***owners_r, size_t *n_r);
+
 /* Every message id, oldest first. Caller frees *ids_r. */
 int store_queue_ids(struct store *st, int64_t **ids_r, size_t *n_r);
 /* Load one message with all its recipients. 1: no such message. */

@@ -228,6 +228,13 @@ static const char *const store_schema_migrations[] = {
 	"CREATE INDEX mailbox_list ON mailbox(user_id, id, body_id, size,"
 	"  arrived, uidl);"
 	"DROP INDEX mailbox_user;",
+
+	/* 12: queue claims (issue 18 item 3). A relay that takes a message
+	 *     sets claimed_by (its node id, "host:pid:start") and
+	 *     lease_until (unix time); no other relay takes it before the
+	 *     lease ends. Reschedule and delete clear the claim. */
+	"ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
 };
 
 size_t

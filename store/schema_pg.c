@@ -153,6 +153,19 @@ static const char *const store_schema_pg_migrations[] = {
 	"  reason TEXT NOT NULL,"
 	"  PRIMARY KEY (ip, zone)"
 	");",
+
+	/* 2: SQLite schema 12 (queue claims, issue 18 item 3): the node id
+	 *    of the relay that claimed a message and until when (unix
+	 *    time); store/queue_claim.c. */
+	"ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE queue ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
+
+	/* 3: SQLite schema 11: the login listing's covering index (an
+	 *    index-only scan once the visibility map is set), replacing
+	 *    mailbox_user, a prefix of it. */
+	"CREATE INDEX mailbox_list ON mailbox(user_id, id, body_id, size,"
+	"  arrived, uidl);"
+	"DROP INDEX mailbox_user;",
 };
 
 size_t

@@ -202,6 +202,12 @@ ctl_queue_show(struct ctl *ctl, const char *arg)
 	printf("smtputf8: %s\n", m.smtputf8 ? "yes" : "no");
 	printf("bounce: %s\n", m.is_bounce ? "yes" : "no");
 	printf("delay-warning-sent: %s\n", m.warned ? "yes" : "no");
+	/* The relay sending it now (several relays share a queue). */
+	if (m.claimed_by != NULL && m.lease_until > now)
+		printf("claimed-by: %s until %s\n", m.claimed_by,
+		    ctl_queue_time(m.lease_until, t1, sizeof(t1)));
+	else
+		printf("claimed-by: -\n");
 	for (i = 0; i < m.nrcpts; i++)
 		printf("rcpt: %s %s %s\n", m.rcpts[i].address,
 		    store_queue_rcpt_status_str(m.rcpts[i].status),

@@ -48,6 +48,8 @@ class RelayCtl(unittest.TestCase):
             self.assertIn("from: <alice@example.test>", show)
             self.assertIn("attempts: 1", show)
             self.assertIn("auth-user: alice@example.test", show)
+            # Rescheduled after its attempt: no relay holds it.
+            self.assertIn("\nclaimed-by: -\n", show)
             self.assertIn("rcpt: bob@remote.test pending " + REPLY, show)
             self.assertIn("rcpt: carol@remote.test pending " + REPLY, show)
             self.assertIn("Subject: queued for ctl", show)

@@ -349,6 +349,95 @@ test_dsn_columns(struct store *st)
 	t_end();
 }
 
+/* Claims (store/queue_claim.c): two connections to one file stand for
+ * two relays on one database. */
+static void
+test_claims(struct store *a)
+{
+	const char *rc[] = { "c@remote.test" };
+	const char *err = NULL;
+	char path[256], **owners;
+	struct store *b;
+	int64_t *ids, *ids2, q[3], now = time(NULL) + 1000, skip;
+	size_t n, n2, i;
+
+	snprintf(path, sizeof(path), "%s/mail.db", tmpdir);
+	b = store_open(path, &err);
+	t_begin("queue claims: one owner each, lease, release, reschedule");
+	t_assert(b != NULL);
+	/* Only the three messages of this test are due at now. */
+	t_assert_int(store_queue_ids(a, &ids, &n), 0);
+	for (i = 0; i < n; i++)
+		t_assert_int(store_queue_reschedule(a, ids[i], now + 5000, 0),
+		    0);
+	free(ids);
+	for (i = 0; i < 3; i++) {
+		q[i] = enqueue(a, "alice@ex.test", rc, 1, false);
+		t_assert_int(store_queue_reschedule(a, q[i], now - 10 + (int)i,
+		    0), 0);
+	}
+	/* A takes two, B gets the third only. */
+	t_assert_int(store_queue_claim(a, now, now + 60, "A", 2, NULL, 0,
+	    &ids, &n), 0);
+	t_assert(n == 2 && ids[0] == q[0] && ids[1] == q[1]);
+	free(ids);
+	t_assert_int(store_queue_claim(b, now, now + 60, "B", 10, NULL, 0,
+	    &ids, &n), 0);
+	t_assert(n == 1 && ids[0] == q[2]);
+	free(ids);
+	t_assert_int(store_queue_claim(b, now, now + 60, "B2", 10, NULL, 0,
+	    &ids, &n), 0);
+	t_assert(n == 0 && ids == NULL);
+	/* A's own claims are free to A again, less the ones it skips (in
+	 * flight). */
+	skip = q[0];
+	t_assert_int(store_queue_claim(a, now, now + 60, "A", 10, &skip, 1,
+	    &ids, &n), 0);
+	t_assert(n == 1 && ids[0] == q[1]);
+	free(ids);
+	/* The lease runs out: B takes them; renewing moves it. */
+	t_assert_int(store_queue_claim(b, now + 60, now + 120, "B", 10, NULL,
+	    0, &ids, &n), 0);
+	t_assert(n == 3 && ids[0] == q[0] && ids[1] == q[1] && ids[2] == q[2]);
+	free(ids);
+	t_assert_int(store_queue_renew(b, "B", now + 500, &n), 0);
+	t_assert(n == 3);
+	t_assert_int(store_queue_claim(a, now + 400, now + 460, "A", 10, NULL,
+	    0, &ids, &n), 0);
+	t_assert(n == 0);
+	t_assert_int(store_queue_claimers(a, &owners, &n), 0);
+	t_assert(n == 1 && strcmp(owners[0], "B") == 0);
+	for (i = 0; i < n; i++)
+		free(owners[i]);
+	free(owners);
+	/* Reschedule clears the claim (due again at once); release of one
+	 * and of all. */
+	t_assert_int(store_queue_reschedule(b, q[0], now, 1), 0);
+	t_assert_int(store_queue_release(b, "B", q[1], &n), 0);
+	t_assert(n == 1);
+	t_assert_int(store_queue_release(b, "A", -1, &n), 0);
+	t_assert(n == 0);
+	t_assert_int(store_queue_claim(a, now, now + 60, "A", 10, NULL, 0,
+	    &ids, &n), 0);
+	/* earliest next_attempt first: q[0] was rescheduled to now */
+	t_assert(n == 2 && ids[0] == q[1] && ids[1] == q[0]);
+	free(ids);
+	t_assert_int(store_queue_release(b, "B", -1, &n), 0);
+	t_assert(n == 1);
+	t_assert_int(store_queue_claim(b, now, now + 60, "B", 10, NULL, 0,
+	    &ids2, &n2), 0);
+	t_assert(n2 == 1 && ids2[0] == q[2]);
+	free(ids2);
+	/* Delete takes the claim with the row. */
+	for (i = 0; i < 3; i++)
+		t_assert_int(store_queue_delete(a, q[i]), 0);
+	t_assert_int(store_queue_claimers(a, &owners, &n), 0);
+	t_assert(n == 0);
+	free(owners);
+	store_close(b);
+	t_end();
+}
+
 int
 main(void)
 {
@@ -361,6 +450,7 @@ main(void)
 	test_queue(st);
 	test_bounce_send(st);
 	test_dsn_columns(st);
+	test_claims(st);
 	store_close(st);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
