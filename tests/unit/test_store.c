@@ -207,7 +207,7 @@ test_list_plan(void)
 {
 	struct store *st = t_open();
 	struct store_msg *msgs;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t n;
 	char *sql;
 	int covering = 0, other = 0;
@@ -221,9 +221,9 @@ test_list_plan(void)
 	t_assert(st->stmt_sql[STMT_MAILBOX_LIST] != NULL);
 	sql = xasprintf("EXPLAIN QUERY PLAN %s",
 	    st->stmt_sql[STMT_MAILBOX_LIST]);
-	t_assert(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *d = (const char *)sqlite3_column_text(s, 3);
+	t_assert(db_prepare(st->db, sql, false, &s) == DB_OK);
+	while (db_step(s) == DB_ROW) {
+		const char *d = (const char *)db_column_text(s, 3);
 
 		if (strstr(d, "USING COVERING INDEX mailbox_list") != NULL)
 			covering++;
@@ -233,7 +233,7 @@ test_list_plan(void)
 		if (covering == 0 && other > 0)
 			fprintf(stderr, "plan: %s\n", d);
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	free(sql);
 	t_assert_int(covering, 1);
 	t_assert_int(other, 0);
