@@ -29,23 +29,10 @@ struct tls_dane_rec {
 };
 
 static int tls_dane_parse(const char *, struct tls_dane_rec *);
-static int tls_dane_hex(int);
 static int tls_dane_verify(const gnutls_datum_t *, unsigned,
     struct tls_dane_rec *, size_t, unsigned);
 
 static dane_state_t tls_dane_state;	/* loop thread only */
-
-static int
-tls_dane_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* "U S M HEX" into rec (raw malloc'd). 0, or -1 if it does not parse. */
 static int
@@ -70,7 +57,7 @@ tls_dane_parse(const char *text, struct tls_dane_rec *rec)
 	rec->raw[1] = (unsigned char)rec->selector;
 	rec->raw[2] = (unsigned char)rec->mtype;
 	for (i = 0; i < hl / 2; i++) {
-		int h = tls_dane_hex(hex[2 * i]), l = tls_dane_hex(hex[2 * i +
+		int h = util_hexval(hex[2 * i]), l = util_hexval(hex[2 * i +
 		    1]);
 
 		if (h < 0 || l < 0) {

@@ -174,3 +174,15 @@ util_rfc5322_date(char *buf, size_t size, int64_t when)
 	localtime_r(&t, &tm);
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
+
+int
+util_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

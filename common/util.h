@@ -40,6 +40,9 @@ uint64_t util_unique_id64(void);
  * keys' worst case: callers bound their chains or table sizes). */
 unsigned util_str_hash(const char *s);
 
+/* The value of one hex digit (either case), -1 if c is none. */
+int util_hexval(int c);
+
 /* A new session id: 16 lower-case hex digits in buf[17]. */
 void util_session_id(char buf[17]);
 

@@ -407,18 +407,6 @@ pg_stmt_has_col(struct db_pg_stmt *s, int i)
 	    i < s->ncols && s->row >= 0 && s->row < s->nrows;
 }
 
-static int
-pg_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Column i (a non-NULL bytea of the current row) decoded from the hex
  * output format "\x0a1b..." (bytea_output = hex, set at connect). */
 static struct pg_col *
@@ -436,8 +424,8 @@ pg_stmt_bytea(struct db_pg_stmt *s, int i)
 	if (n >= 2 && v[0] == '\\' && v[1] == 'x') {
 		c->data = xmalloc((n - 2) / 2 + 1);
 		for (k = 0; 3 + 2 * k < n; k++) {
-			hi = pg_hexval(v[2 + 2 * k]);
-			lo = pg_hexval(v[3 + 2 * k]);
+			hi = util_hexval(v[2 + 2 * k]);
+			lo = util_hexval(v[3 + 2 * k]);
 			if (hi < 0 || lo < 0)
 				break;
 			c->data[k] = (unsigned char)(hi << 4 | lo);

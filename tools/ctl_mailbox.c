@@ -32,7 +32,6 @@ static void ctl_buf_append(struct ctl_buf *b, const void *p, size_t n);
 static char *ctl_header_value(const char *hdr, size_t len, const char *name);
 static bool ctl_append_charset(struct ctl_buf *out, const char *charset,
     const char *in, size_t len);
-static int ctl_hexval(char c);
 static size_t ctl_encoded_word(const char *s, struct ctl_buf *out);
 static char *ctl_display_text(const char *raw);
 static char *ctl_from_address(const char *from);
@@ -122,18 +121,6 @@ ctl_append_charset(struct ctl_buf *out, const char *charset,
 	return ok;
 }
 
-static int
-ctl_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Decode one RFC 2047 encoded-word "=?charset?B|Q?text?=" at s into out.
  * Returns its length in s, or 0 if s does not start a valid one (then
@@ -178,8 +165,8 @@ ctl_encoded_word(const char *s, struct ctl_buf *out)
 			if (text[i] == '_')
 				bin[o++] = ' ';
 			else if (text[i] == '=' && i + 2 < tlen &&
-			    (hi = ctl_hexval(text[i + 1])) >= 0 &&
-			    (lo = ctl_hexval(text[i + 2])) >= 0) {
+			    (hi = util_hexval(text[i + 1])) >= 0 &&
+			    (lo = util_hexval(text[i + 2])) >= 0) {
 				bin[o++] = (char)(hi << 4 | lo);
 				i += 2;
 			} else
