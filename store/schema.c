@@ -233,8 +233,8 @@ static const char *const store_schema_migrations[] = {
 	 *     sets claimed_by (its node id, "host:pid:start") and
 	 *     lease_until (unix time); no other relay takes it before the
 	 *     lease ends. Reschedule and delete clear the claim. */
-	"ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
-	"ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
+	("ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"),
 };
 
 size_t
