@@ -15,6 +15,7 @@
 
 static int store_maildrop_lock_sql(struct store *, const char *,
     const char *, const char *);
+static int store_maildrop_advisory(struct store *, const char *, bool);
 
 /* Run sql (one row, one 0/1 column) for address: the value, or -1. */
 static int
@@ -42,34 +43,34 @@ store_maildrop_lock_sql(struct store *st, const char *sql,
 	return v;
 }
 
-int
-store_maildrop_lock(struct store *st, const char *address)
+/* Take (lock) or drop one: 0, 1 when held elsewhere (lock) or not held
+ * (unlock), -1 on error. */
+static int
+store_maildrop_advisory(struct store *st, const char *address, bool lock)
 {
 	int v;
 
 	if (db_kind(st->db) != DB_KIND_PG)
 		return 0;
-	v = store_maildrop_lock_sql(st,
+	v = store_maildrop_lock_sql(st, lock ?
 	    "SELECT CASE WHEN pg_try_advisory_lock(hashtextextended("
+	    "lower(?1), " STORE_MAILDROP_LOCK_SEED ")) THEN 1 ELSE 0 END" :
+	    "SELECT CASE WHEN pg_advisory_unlock(hashtextextended("
 	    "lower(?1), " STORE_MAILDROP_LOCK_SEED ")) THEN 1 ELSE 0 END",
-	    address, "maildrop lock");
+	    address, lock ? "maildrop lock" : "maildrop unlock");
 	if (v < 0)
 		return -1;
 	return v == 1 ? 0 : 1;
 }
 
 int
+store_maildrop_lock(struct store *st, const char *address)
+{
+	return store_maildrop_advisory(st, address, true);
+}
+
+int
 store_maildrop_unlock(struct store *st, const char *address)
 {
-	int v;
-
-	if (db_kind(st->db) != DB_KIND_PG)
-		return 0;
-	v = store_maildrop_lock_sql(st,
-	    "SELECT CASE WHEN pg_advisory_unlock(hashtextextended("
-	    "lower(?1), " STORE_MAILDROP_LOCK_SEED ")) THEN 1 ELSE 0 END",
-	    address, "maildrop unlock");
-	if (v < 0)
-		return -1;
-	return v == 1 ? 0 : 1;
+	return store_maildrop_advisory(st, address, false);
 }

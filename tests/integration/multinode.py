@@ -9,6 +9,7 @@ stats files) under its own [store] path."""
 
 import copy
 import os
+import threading
 
 import carteiro_test as ct
 
@@ -73,3 +74,23 @@ class Node:
         self.env.daemons.append(self.pop3d)
         return self.pop3d
 
+
+class LoadThreads:
+    """n threads each running self.run(i) until stop() (join); the
+    subclass's run() checks self.stop and records under self.lock."""
+
+    def __init__(self, n):
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,),
+                                         daemon=True) for i in range(n)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)

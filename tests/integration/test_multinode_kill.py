@@ -8,7 +8,6 @@ import os
 import poplib
 import smtplib
 import sys
-import threading
 import time
 import unittest
 
@@ -20,7 +19,7 @@ ALICE = "alice@example.test"
 THREADS = 3                     # SMTP clients per node
 
 
-class Load:
+class Load(mn.LoadThreads):
     """THREADS clients sending to one MX port until stopped; acked holds
     (subject, time of the 250) of every accepted message."""
 
@@ -28,21 +27,7 @@ class Load:
         self.name, self.port = name, port
         self.acked = []
         self.errors = 0
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(i,),
-                                         daemon=True)
-                        for i in range(THREADS)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def join(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
+        super().__init__(THREADS)
 
     def run(self, i):
         seq = 0

@@ -15,7 +15,6 @@ import smtplib
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -47,27 +46,14 @@ def pgcluster(*args):
     return r.stdout.strip()
 
 
-class Load:
+class Load(mn.LoadThreads):
     """Clients sending to one MX port until stopped. acked: subjects that
     got a 250; replies: every other (code, text) heard."""
 
     def __init__(self, name, port, threads=2):
         self.name, self.port = name, port
         self.acked, self.replies, self.errors = [], [], []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(i,),
-                                         daemon=True) for i in range(threads)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def join(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
+        super().__init__(threads)
 
     def run(self, i):
         seq = 0
