@@ -7,6 +7,7 @@
  */
 #include "pop3d/pop3d.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "common/config.h"
@@ -80,8 +81,12 @@ pop3_deadline_timeout(struct pop3_session *s)
 		pop3_session_free(s, "max_session_time");
 		return true;
 	}
+	/* Nothing of the next line has come: that is plain inactivity
+	 * (the autologout timer and the line deadline end at the same
+	 * moment then, and either may fire first). */
 	if (!conn_deadline_passed(s->conn) ||
-	    s->line_deadline == POP3_DL_NONE)
+	    s->line_deadline == POP3_DL_NONE ||
+	    evbuffer_get_length(conn_input(s->conn)) == 0)
 		return false;
 	log_info("event=pop3.slow sid=%s ip=%s limit=command_line", s->sid,
 	    s->ip);
