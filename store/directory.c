@@ -190,9 +190,9 @@ store_list(struct store *st, const char *sql, const char *arg,
 	if (arg != NULL)
 		store_bind_text(s, 1, arg);
 	while ((rc = db_step(s)) == DB_ROW) {
-		const char *a = (const char *)db_column_text(s, 0);
+		const char *a = db_column_text(s, 0);
 		const char *b = pair_cb != NULL ?
-		    (const char *)db_column_text(s, 1) : NULL;
+		    db_column_text(s, 1) : NULL;
 
 		if (pair_cb != NULL)
 			pair_cb(a, b, cbarg);
@@ -320,8 +320,8 @@ store_user_get(struct store *st, const char *address, struct store_user *u)
 	rc = db_step(s);
 	if (rc == DB_ROW) {
 		u->id = db_column_int64(s, 0);
-		u->address = xstrdup((const char *)db_column_text(s, 1));
-		u->hash = xstrdup((const char *)db_column_text(s, 2));
+		u->address = xstrdup(db_column_text(s, 1));
+		u->hash = xstrdup(db_column_text(s, 2));
 		u->quota = (uint64_t)db_column_int64(s, 3);
 		u->used = (uint64_t)db_column_int64(s, 4);
 		u->enabled = db_column_int(s, 5) != 0;

@@ -194,10 +194,10 @@ store_message_origin(struct store *st, int64_t mailbox_id,
 	if (rc == DB_ROW) {
 		if (db_column_type(s, 0) != DB_NULL)
 			*return_path_r = xstrdup(
-			    (const char *)db_column_text(s, 0));
+			    db_column_text(s, 0));
 		if (db_column_type(s, 1) != DB_NULL)
 			*mbox_from_r = xstrdup(
-			    (const char *)db_column_text(s, 1));
+			    db_column_text(s, 1));
 	}
 	db_finalize(s);
 	if (rc == DB_ROW)

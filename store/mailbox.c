@@ -73,7 +73,7 @@ store_mailbox_list(struct store *st, const char *address,
 		m->body_id = db_column_int64(s, 2);
 		m->size = (uint64_t)db_column_int64(s, 3);
 		m->arrived = db_column_int64(s, 4);
-		util_strlcpy(m->uidl, (const char *)db_column_text(s, 5),
+		util_strlcpy(m->uidl, db_column_text(s, 5),
 		    sizeof(m->uidl));
 	}
 	db_reset(s);
@@ -333,7 +333,7 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	 * sender as the first line; "" is the null sender <>. */
 	if (db_column_type(s, 0) != DB_NULL)
 		head = xasprintf("Return-Path: <%s>\r\n",
-		    (const char *)db_column_text(s, 0));
+		    db_column_text(s, 0));
 	if ((b = store_body_row(st, s, 1)) == NULL) {
 		free(head);
 		return NULL;

@@ -54,9 +54,9 @@ store_mta_sts_list(struct store *st, int64_t now,
 	while ((rc = db_step(s)) == DB_ROW) {
 		rows = xrealloc(rows, (n + 1) * sizeof(*rows));
 		r = &rows[n++];
-		r->domain = xstrdup((const char *)db_column_text(s, 0));
-		r->id = xstrdup((const char *)db_column_text(s, 1));
-		r->policy = xstrdup((const char *)db_column_text(s, 2));
+		r->domain = xstrdup(db_column_text(s, 0));
+		r->id = xstrdup(db_column_text(s, 1));
+		r->policy = xstrdup(db_column_text(s, 2));
 		r->fetched = db_column_int64(s, 3);
 		r->expires = db_column_int64(s, 4);
 	}

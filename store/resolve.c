@@ -77,7 +77,7 @@ store_resolve_dests(struct store *st, const char *source,
 			l->cap = l->cap ? l->cap * 2 : 4;
 			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 		}
-		l->v[l->n++] = xstrdup((const char *)db_column_text(s,
+		l->v[l->n++] = xstrdup(db_column_text(s,
 		    0));
 	}
 	db_reset(s);
@@ -219,7 +219,7 @@ store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
 	rc = db_step(s);
 	if (rc == DB_ROW)
 		store_resolve_list_add(&c->local,
-		    (const char *)db_column_text(s, 0));
+		    db_column_text(s, 0));
 	db_reset(s);
 	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(c->st, rc, "postmaster");

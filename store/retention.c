@@ -148,9 +148,9 @@ store_expire_candidates(struct store *st, int64_t default_s, int64_t now,
 	v = xcalloc(max, sizeof(*v));
 	while (n < max && (rc = db_step(s)) == DB_ROW) {
 		v[n].id = db_column_int64(s, 0);
-		util_strlcpy(v[n].address, (const char *)db_column_text(s,
+		util_strlcpy(v[n].address, db_column_text(s,
 		    1), sizeof(v[n].address));
-		util_strlcpy(v[n].uidl, (const char *)db_column_text(s, 2),
+		util_strlcpy(v[n].uidl, db_column_text(s, 2),
 		    sizeof(v[n].uidl));
 		v[n].first_retrieved = db_column_int64(s, 3);
 		n++;

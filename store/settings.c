@@ -20,7 +20,7 @@ store_setting_get(struct store *st, const char *name, char **value_r)
 	store_bind_text(s, 1, name);
 	rc = db_step(s);
 	if (rc == DB_ROW) {
-		*value_r = xstrdup((const char *)db_column_text(s, 0));
+		*value_r = xstrdup(db_column_text(s, 0));
 		ret = 0;
 	} else if (rc == DB_DONE)
 		ret = 1;

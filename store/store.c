@@ -113,7 +113,7 @@ store_pragmas(struct store *st, bool memory, const char **error_r)
 	if (rc == DB_OK) {
 		rc = db_step(s);
 		mode = rc == DB_ROW ?
-		    (const char *)db_column_text(s, 0) : NULL;
+		    db_column_text(s, 0) : NULL;
 		ok = mode != NULL && strcmp(mode, memory ? "memory" : "wal")
 		    == 0;
 		db_finalize(s);

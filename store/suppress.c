@@ -56,10 +56,10 @@ store_suppress_del(struct store *st, const char *address)
 static void
 store_suppress_row(struct db_stmt *s, struct store_suppress *row)
 {
-	row->address = xstrdup((const char *)db_column_text(s, 0));
+	row->address = xstrdup(db_column_text(s, 0));
 	row->created = db_column_int64(s, 1);
-	row->reason = xstrdup((const char *)db_column_text(s, 2));
-	row->origin = xstrdup((const char *)db_column_text(s, 3));
+	row->reason = xstrdup(db_column_text(s, 2));
+	row->origin = xstrdup(db_column_text(s, 3));
 }
 
 int

@@ -76,11 +76,11 @@ store_throttle_list(struct store *st, struct store_throttle **rows_r,
 			rows = xrealloc(rows, cap * sizeof(*rows));
 		}
 		t = &rows[n++];
-		t->domain = xstrdup((const char *)db_column_text(s, 0));
+		t->domain = xstrdup(db_column_text(s, 0));
 		t->concurrency = (unsigned)db_column_int64(s, 1);
 		t->held_until = db_column_int64(s, 2);
 		t->since = db_column_int64(s, 3);
-		t->reason = xstrdup((const char *)db_column_text(s, 4));
+		t->reason = xstrdup(db_column_text(s, 4));
 	}
 	db_finalize(s);
 	if (rc != DB_DONE) {

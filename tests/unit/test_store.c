@@ -223,7 +223,7 @@ test_list_plan(void)
 	    st->stmt_sql[STMT_MAILBOX_LIST]);
 	t_assert(db_prepare(st->db, sql, false, &s) == DB_OK);
 	while (db_step(s) == DB_ROW) {
-		const char *d = (const char *)db_column_text(s, 3);
+		const char *d = db_column_text(s, 3);
 
 		if (strstr(d, "USING COVERING INDEX mailbox_list") != NULL)
 			covering++;

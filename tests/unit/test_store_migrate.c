@@ -125,7 +125,7 @@ q_return_path(struct store *st, int64_t id)
 		if (db_step(s) == DB_ROW) {
 			free(v);
 			v = xstrdup(db_column_type(s, 0) == DB_NULL ?
-			    "(null)" : (const char *)db_column_text(s, 0));
+			    "(null)" : db_column_text(s, 0));
 		}
 		db_finalize(s);
 	}
