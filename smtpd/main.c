@@ -220,6 +220,7 @@ main(int argc, char **argv)
 	    SMTPD_AUTH_THREADS, SMTPD_AUTH_PENDING, cfg->smtpd.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=smtpd.start error=\"auth pool failed\"");
+	smtp_rcpt_pool_start(&srv);
 	/* TLS handshakes (ours and the relay's) on one thread per CPU. */
 	conn_tls_offload_start(srv.base, 0);
 	/* The delivery writer posts it, the relay listens: neither knows
@@ -278,6 +279,7 @@ main(int argc, char **argv)
 	relay_free(srv.relay);
 	notify_free(queue_changed);
 	auth_pool_free(srv.auth);
+	smtp_rcpt_pool_stop(&srv);
 	conn_tls_offload_stop();
 	store_close(srv.store);
 	srs_clear(&srs);

@@ -448,6 +448,7 @@ smtp_session_free(struct smtp_session *s, const char *reason)
 	    conn_peer_ip(s->conn), reason,
 	    (unsigned long long)(util_now_ms() - s->start_ms),
 	    conn_bytes_in(s->conn), conn_bytes_out(s->conn));
+	smtp_rcpt_cancel(s);
 	smtp_tx_reset(s);
 	sasl_clear(&s->sasl);
 	dnsbl_check_cancel(s->dnsbl);

@@ -27,6 +27,7 @@ struct tls_ctx;
 struct store;
 struct delivery;
 struct auth_pool;
+struct workq;
 struct relay;
 struct listener;
 struct dns;
@@ -90,6 +91,9 @@ struct smtp_server {
 					 * sent counters (short statements) */
 	struct delivery *delivery;
 	struct auth_pool *auth;
+	/* PostgreSQL: RCPT's lookups on threads with a connection each
+	 * (rcpt.c); NULL on SQLite, where they run on the loop. */
+	struct workq *lookup;
 	struct relay *relay;
 	struct dns *dns;		/* DNSBL and inbound-check lookups */
 	struct inbound *inbound;	/* SPF/DKIM/DMARC on MX, or NULL */
@@ -317,6 +321,7 @@ struct smtp_session {
 	struct client_key key;		/* the client, for limits and penalty */
 	struct ipcount_entry *ipc;	/* this client's counter (shared) */
 	struct smtp_tx *tx;		/* NULL outside a transaction */
+	uint64_t rcpt_token;		/* RCPT's lookup job, 0 if none */
 	struct sasl sasl;		/* AUTH exchange and penalty wait */
 	struct dnsbl_check *dnsbl;	/* before the greeting, or NULL */
 	struct event *greet_timer;	/* [smtpd] greet_pause, or NULL */
@@ -425,8 +430,23 @@ void smtp_sasl_line(struct smtp_session *s, const char *line, size_t len);
 /* End the exchange (line too long, close): wipes, cancels the check. */
 void smtp_sasl_free(struct smtp_session *s);
 
-/* tx.c (MAIL, RCPT), tx_data.c (DATA, BDAT), tx_end.c (end of data) */
+/* rcpt.c: the lookup pool (PostgreSQL only; no-op otherwise) and the
+ * cancel of a session's pending lookup (smtp_session_free). */
+void smtp_rcpt_pool_start(struct smtp_server *srv);
+void smtp_rcpt_pool_stop(struct smtp_server *srv);
+void smtp_rcpt_cancel(struct smtp_session *s);
+
+/* tx.c (MAIL), rcpt.c (RCPT), tx_data.c (DATA, BDAT), tx_end.c (end of
+ * data) */
 void smtp_tx_free(struct smtp_tx *tx);
+/* Add addr to a deduplicated list (case-insensitive), with its DSN
+ * parameters in the parallel list dv (the first RCPT naming it wins). */
+void smtp_tx_list_add(char ***v, struct dsn_rcpt **dv, size_t *n,
+    const char *addr, const struct dsn_rcpt *dsn);
+/* Reply for a MAIL/RCPT path parser error; is_mail picks the address
+ * code. */
+void smtp_tx_path_error(struct smtp_session *s, enum smtp_path_err err,
+    const char *error, bool is_mail);
 /* Destroy the session's transaction (RSET, EHLO, end of data, close). A
  * pending commit keeps running; its callback is cancelled. */
 void smtp_tx_reset(struct smtp_session *s);

@@ -5,25 +5,22 @@
  * keeps mailing a dead address stops before the queue and the remote
  * server see it again (the reputation of the sending address).
  */
-#include "smtpd/smtpd.h"
 #include "smtpd/tx_suppress.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "common/config.h"
-#include "common/log.h"
 #include "common/util.h"
 #include "store/suppress.h"
 
 #define SMTP_SUPPRESS_REASON_MAX	200	/* bytes of the reason quoted */
 
 int
-smtp_tx_suppressed(struct smtp_session *s, const char *addr)
+smtp_tx_suppressed(struct store *st, unsigned days, const char *addr,
+    char *reply, size_t reply_len)
 {
-	struct smtp_server *srv = s->lst->srv;
-	unsigned days = srv->cfg->relay.suppress_days;
 	struct store_suppress row;
 	struct tm tm;
 	time_t t;
@@ -33,7 +30,7 @@ smtp_tx_suppressed(struct smtp_session *s, const char *addr)
 
 	if (days == 0)
 		return 0;
-	rc = store_suppress_find(srv->store, addr, util_time() -
+	rc = store_suppress_find(st, addr, util_time() -
 	    (int64_t)days * 86400, &row);
 	if (rc != 0)
 		return rc < 0 ? -1 : 0;
@@ -46,7 +43,8 @@ smtp_tx_suppressed(struct smtp_session *s, const char *addr)
 		reason[i] = (unsigned char)row.reason[i] < 0x20 ||
 		    row.reason[i] == 0x7f ? ' ' : row.reason[i];
 	reason[i] = '\0';
-	smtp_reply(s, "550 5.1.1 <%s>: Recipient address suppressed since %s "
+	snprintf(reply, reply_len, "550 5.1.1 <%s>: Recipient address "
+	    "suppressed since %s "
 	    "%s: %s", addr, date, strcmp(row.origin, "admin") == 0 ?
 	    "by the administrator" : "after a hard bounce", reason);
 	store_suppress_clear(&row);

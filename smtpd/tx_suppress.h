@@ -1,15 +1,19 @@
 /*
- * The RCPT-time bounce suppression check (smtpd/tx.c calls it for a
- * remote recipient): store/suppress.h's list, [relay] suppress_days.
+ * The RCPT-time bounce suppression check (smtpd/rcpt.c calls it for a
+ * remote recipient, on the loop or a lookup thread): store/suppress.h's
+ * list, [relay] suppress_days.
  */
 #ifndef CARTEIRO_TX_SUPPRESS_H
 #define CARTEIRO_TX_SUPPRESS_H
 
-struct smtp_session;
+#include <stddef.h>
 
-/* 0: not suppressed; 1: refused with "550 5.1.1 <addr>: ... suppressed
- * since DATE after a hard bounce: REPLY" (reply sent); -1: store error
- * (nothing sent). */
-int smtp_tx_suppressed(struct smtp_session *s, const char *addr);
+struct store;
+
+/* 0: not suppressed (days 0: never); 1: refused, reply holds "550 5.1.1
+ * <addr>: ... suppressed since DATE after a hard bounce: REASON"; -1:
+ * store error. */
+int smtp_tx_suppressed(struct store *st, unsigned days, const char *addr,
+    char *reply, size_t reply_len);
 
 #endif

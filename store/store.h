@@ -23,6 +23,10 @@ struct store;
  * (static string) on failure. */
 struct store *store_open(const char *path, const char **error_r);
 void store_close(struct store *st);
+/* Whether store_open(locator) talks to a database server (PostgreSQL):
+ * each statement is then a network round trip, which a daemon keeps off
+ * its event loop. */
+bool store_locator_is_server(const char *locator);
 /* Last error text of this connection (borrowed). */
 const char *store_error(struct store *st);
 /* 1 if the last failure was SQLITE_BUSY/LOCKED (temporary). */

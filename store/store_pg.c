@@ -33,6 +33,12 @@ store_pg_locator(const char *locator)
 	return NULL;
 }
 
+bool
+store_locator_is_server(const char *locator)
+{
+	return store_pg_locator(locator) != NULL;
+}
+
 struct store *
 store_pg_open(const char *conninfo, const char **error_r)
 {
