@@ -1,7 +1,7 @@
 /*
  * RCPT TO: the checks that need no store on the loop, then the recipient
- * policy lookups (SRS, resolution, the forwarding sender, suppression,
- * the daily limit, quota) as one job that knows nothing of the session,
+ * policy lookups (SRS, resolution with the quota of the users it finds,
+ * the forwarding sender, suppression, the daily limit) as one job that knows nothing of the session,
  * then the reply and the transaction's update on the loop.
  *
  * Where the job runs depends on the store. On SQLite the lookups are a
@@ -75,7 +75,6 @@ static void smtp_rcpt_lookup(struct store *, struct smtp_rcpt_job *);
 static int smtp_rcpt_forwarding(struct store *, struct smtp_rcpt_job *,
     bool);
 static int smtp_rcpt_check_limit(struct store *, struct smtp_rcpt_job *);
-static int smtp_rcpt_check_quota(struct store *, struct smtp_rcpt_job *);
 static void smtp_rcpt_apply(struct smtp_session *, struct smtp_rcpt_job *);
 static void smtp_rcpt_job_free(struct smtp_rcpt_job *);
 static void smtp_rcpt_work(void *, void *);
@@ -242,7 +241,7 @@ smtp_rcpt_lookup(struct store *st, struct smtp_rcpt_job *j)
 	enum store_rcpt_kind kind;
 	enum srs_result res;
 	const char *addr;
-	bool snap = false;
+	bool snap = false, full = false;
 	int rc;
 
 	j->accept = SMTP_RCPT_REFUSED;
@@ -267,8 +266,8 @@ smtp_rcpt_lookup(struct store *st, struct smtp_rcpt_job *j)
 		}
 	}
 	addr = j->orig != NULL ? j->orig : j->p.addr;
-	if (store_resolve(st, addr, j->cfg->server.postmaster, &kind,
-	    &j->local, &j->nlocal, &j->remote, &j->nremote) != 0 ||
+	if (store_resolve_quota(st, addr, j->cfg->server.postmaster, &kind,
+	    &j->local, &j->nlocal, &j->remote, &j->nremote, &full) != 0 ||
 	    smtp_rcpt_forwarding(st, j, (kind == STORE_RCPT_REMOTE &&
 	    j->orig != NULL) || (kind == STORE_RCPT_LOCAL &&
 	    j->nremote > 0)) != 0)
@@ -301,9 +300,10 @@ smtp_rcpt_lookup(struct store *st, struct smtp_rcpt_job *j)
 		j->accept = SMTP_RCPT_TO_REMOTE;
 		break;
 	case STORE_RCPT_LOCAL:
-		if ((rc = smtp_rcpt_check_quota(st, j)) != 0) {
-			if (rc < 0)
-				goto tempfail;
+		/* Quota at RCPT time: a mailbox already full. */
+		if (full) {
+			snprintf(j->reply, sizeof(j->reply),
+			    "452 4.2.2 Mailbox full");
 			j->result = "quota";
 			goto out;
 		}
@@ -372,28 +372,6 @@ smtp_rcpt_check_limit(struct store *st, struct smtp_rcpt_job *j)
 	snprintf(j->reply, sizeof(j->reply), "450 4.7.1 Daily sending limit "
 	    "of %u recipients reached; capacity frees up at %s", limit, date);
 	return 1;
-}
-
-/* Quota at RCPT time: 1 when a mailbox is already full (reply set). */
-static int
-smtp_rcpt_check_quota(struct store *st, struct smtp_rcpt_job *j)
-{
-	struct store_user u;
-	size_t i;
-	int rc, full = 0;
-
-	for (i = 0; i < j->nlocal && !full; i++) {
-		memset(&u, 0, sizeof(u));
-		rc = store_user_get(st, j->local[i], &u);
-		if (rc < 0)
-			return -1;
-		if (rc == 0 && u.quota != 0 && u.used >= u.quota)
-			full = 1;
-		store_user_clear(&u);
-	}
-	if (full)
-		snprintf(j->reply, sizeof(j->reply), "452 4.2.2 Mailbox full");
-	return full;
 }
 
 /* ---- back on the loop ---- */

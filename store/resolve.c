@@ -27,6 +27,11 @@ struct store_resolve_ctx {
 	struct store_resolve_list local, remote;
 	const char *path[RESOLVE_MAX_DEPTH + 1];	/* borrowed, current chain */
 	unsigned nodes;
+	/* The last domain found local, not asked again: the address's own
+	 * domain is checked before the expansion starts, and on PostgreSQL
+	 * every question is a round trip. "" none. */
+	char local_domain[256];
+	bool full;		/* a user reached is at or over its quota */
 };
 
 static void store_resolve_list_add(struct store_resolve_list *,
@@ -99,9 +104,26 @@ store_resolve_user(struct store_resolve_ctx *c, const char *addr, bool *found_r)
 	*found_r = rc == 0;
 	if (rc == 0) {
 		store_resolve_list_add(&c->local, u.address);
+		c->full |= u.quota != 0 && u.used >= u.quota;
 		store_user_clear(&u);
 	}
 	return 0;
+}
+
+/* store_domain_is_local through the one-entry memo. */
+static int
+store_resolve_domain_is_local(struct store_resolve_ctx *c,
+    const char *domain)
+{
+	int rc;
+
+	if (c->local_domain[0] != '\0' &&
+	    strcasecmp(c->local_domain, domain) == 0)
+		return 1;
+	rc = store_domain_is_local(c->st, domain);
+	if (rc == 1 && strlen(domain) < sizeof(c->local_domain))
+		memcpy(c->local_domain, domain, strlen(domain) + 1);
+	return rc;
 }
 
 static bool
@@ -150,7 +172,7 @@ store_resolve_expand(struct store_resolve_ctx *c, const char *addr,
 	domain = store_addr_domain(addr);
 	if (domain == NULL || domain == addr + 1)
 		return 0;	/* not an address: nothing to deliver to */
-	rc = store_domain_is_local(c->st, domain);
+	rc = store_resolve_domain_is_local(c, domain);
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
@@ -208,18 +230,21 @@ store_resolve_postmaster_fallback(struct store_resolve_ctx *c,
 	int rc;
 
 	s = domain != NULL ? store_stmt(c->st, STMT_POSTMASTER_DOMAIN,
-	    "SELECT u.address FROM users u JOIN domains d "
+	    "SELECT u.address, u.quota, u.used FROM users u JOIN domains d "
 	    "ON d.id = u.domain_id WHERE d.name = ?1 ORDER BY u.id LIMIT 1") :
 	    store_stmt(c->st, STMT_POSTMASTER_ANY,
-	    "SELECT address FROM users ORDER BY id LIMIT 1");
+	    "SELECT address, quota, used FROM users ORDER BY id LIMIT 1");
 	if (s == NULL)
 		return -1;
 	if (domain != NULL)
 		store_bind_text(s, 1, domain);
 	rc = db_step(s);
-	if (rc == DB_ROW)
+	if (rc == DB_ROW) {
 		store_resolve_list_add(&c->local,
 		    db_column_text(s, 0));
+		c->full |= db_column_int64(s, 1) != 0 &&
+		    db_column_int64(s, 2) >= db_column_int64(s, 1);
+	}
 	db_reset(s);
 	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(c->st, rc, "postmaster");
@@ -232,6 +257,15 @@ int
 store_resolve(struct store *st, const char *address, const char *postmaster,
     enum store_rcpt_kind *kind_r, char ***local_r, size_t *nlocal_r,
     char ***remote_r, size_t *nremote_r)
+{
+	return store_resolve_quota(st, address, postmaster, kind_r, local_r,
+	    nlocal_r, remote_r, nremote_r, NULL);
+}
+
+int
+store_resolve_quota(struct store *st, const char *address,
+    const char *postmaster, enum store_rcpt_kind *kind_r, char ***local_r,
+    size_t *nlocal_r, char ***remote_r, size_t *nremote_r, bool *full_r)
 {
 	struct store_resolve_ctx c = { .st = st, .postmaster = postmaster };
 	const char *domain = store_addr_domain(address);
@@ -253,11 +287,13 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 		if (rc == 0 && c.local.n + c.remote.n == 0)
 			rc = store_resolve_postmaster_fallback(&c, NULL);
 	} else {
-		rc = store_domain_is_local(st, domain);
+		rc = store_resolve_domain_is_local(&c, domain);
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
 			*kind_r = STORE_RCPT_REMOTE;
+			if (full_r != NULL)
+				*full_r = false;
 			return 0;
 		}
 		rc = domain == address + 1 ? 0 :
@@ -270,6 +306,8 @@ store_resolve(struct store *st, const char *address, const char *postmaster,
 	}
 	*kind_r = c.local.n + c.remote.n > 0 ? STORE_RCPT_LOCAL :
 	    STORE_RCPT_NOUSER;
+	if (full_r != NULL)
+		*full_r = c.full;
 	*local_r = c.local.v;
 	*nlocal_r = c.local.n;
 	*remote_r = c.remote.v;

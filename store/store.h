@@ -174,6 +174,11 @@ enum store_rcpt_kind {
 int store_resolve(struct store *st, const char *address, const char *postmaster,
     enum store_rcpt_kind *kind_r, char ***local_r, size_t *nlocal_r,
     char ***remote_r, size_t *nremote_r);
+/* store_resolve, and *full_r: whether a local user it reached is at or
+ * over a quota (the RCPT-time check, without asking for each user again). */
+int store_resolve_quota(struct store *st, const char *address,
+    const char *postmaster, enum store_rcpt_kind *kind_r, char ***local_r,
+    size_t *nlocal_r, char ***remote_r, size_t *nremote_r, bool *full_r);
 void store_rcpt_free_list(char **list, size_t n);
 
 /* ---- delivery ---- */

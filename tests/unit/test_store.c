@@ -576,6 +576,56 @@ test_resolve(void)
 		store_rcpt_free_list(remote, nremote);
 		t_end();
 	}
+
+	/* store_resolve_quota: full when any user the resolution reaches is
+	 * at or over a quota (directly, through an alias, as the postmaster
+	 * fallback); the domain memo does not confuse two domains. */
+	{
+		static const char *const zed[] = { "zed@ex3.test" };
+		static const struct { const char *address; bool full; } q[] = {
+			{ "zed@ex3.test", true },
+			{ "yan@ex3.test", false },
+			{ "postmaster@ex3.test", true },   /* fallback: zed */
+			{ "team@ex.test", false },
+			{ "someone@remote.test", false },
+		};
+		enum store_rcpt_kind kind;
+		char **local, **remote;
+		size_t nlocal, nremote;
+		bool full;
+
+		t_begin("resolve_quota: full users reached");
+		t_assert_int(t_deliver(st, "0123456789\r\n", zed, 1, NULL, 0,
+		    NULL, NULL), 0);
+		t_assert_int(store_user_set_quota(st, "zed@ex3.test", 10), 0);
+		t_assert_int(store_user_set_quota(st, "yan@ex3.test", 10), 0);
+		for (size_t i = 0; i < nitems(q); i++) {
+			full = !q[i].full;
+			t_assert_int(store_resolve_quota(st, q[i].address, NULL,
+			    &kind, &local, &nlocal, &remote, &nremote, &full),
+			    0);
+			if (full != q[i].full)
+				fprintf(stderr, "%s: full=%d\n", q[i].address,
+				    full);
+			t_assert(full == q[i].full);
+			store_rcpt_free_list(local, nlocal);
+			store_rcpt_free_list(remote, nremote);
+		}
+		/* Through an alias: erin's chain reaches ping, not zed;
+		 * an alias to zed does. */
+		t_assert_int(store_alias_add(st, "z@ex2.test", "yan@ex3.test"),
+		    0);
+		t_assert_int(store_alias_add(st, "z@ex2.test", "zed@ex3.test"),
+		    0);
+		t_assert_int(store_resolve_quota(st, "z@ex2.test", NULL, &kind,
+		    &local, &nlocal, &remote, &nremote, &full), 0);
+		t_assert_int(kind, STORE_RCPT_LOCAL);
+		t_assert_int((int)nlocal, 2);
+		t_assert(full);
+		store_rcpt_free_list(local, nlocal);
+		store_rcpt_free_list(remote, nremote);
+		t_end();
+	}
 	t_close(st);
 }
 
