@@ -32,12 +32,10 @@ static int store_delivery_mailbox(struct store *,
     const struct store_delivery *, const char *, int64_t, uint64_t, int64_t);
 static int store_delivery_no_user_row(struct store *, const char *, bool);
 static int store_delivery_mailbox_pg(struct store *,
-    const struct store_delivery *, const char *, int64_t, uint64_t, int64_t);
+    const struct store_delivery *, const char *, uint64_t, int64_t,
+    int64_t *);
 static int store_delivery_inline_fill(struct store *,
     const struct store_delivery *, const struct store_delivery_src *);
-static int store_delivery_first_pg(struct store *,
-    const struct store_delivery *, const struct store_delivery_src *,
-    uint64_t, int64_t, int64_t *);
 static int store_delivery_queue(struct store *, const struct store_delivery *,
     int64_t, int64_t, int64_t *);
 static int store_delivery_run(struct store *, const struct store_delivery *,
@@ -206,8 +204,8 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 	int rc;
 
 	if (db_kind(st->db) == DB_KIND_PG)
-		return store_delivery_mailbox_pg(st, d, address, body_id, size,
-		    now);
+		return store_delivery_mailbox_pg(st, d, address, size, now,
+		    &body_id);
 	s = quota ? store_stmt(st, STMT_DELIVER_USER_QUOTA,
 	    "UPDATE users SET next_uid = next_uid + 1, used = used + ?2 "
 	    "WHERE address = ?1 AND (quota = 0 OR used + ?2 <= quota) "
@@ -260,95 +258,69 @@ store_delivery_mailbox(struct store *st, const struct store_delivery *d,
 /*
  * PostgreSQL: the same as one statement, the UPDATE in a CTE feeding the
  * INSERT, so a recipient costs one round trip to the server instead of
- * two. The UIDL is made as above: the epoch in hex, a dot, the uid.
+ * two; the UIDL is made as above (the epoch in hex, a dot, the uid).
+ * *body_id_r 0: a small body's row (st->chunk, filled by the caller) is
+ * inserted by a second CTE of the same statement, one round trip for
+ * what is otherwise three, and *body_id_r is set. No row back means the
+ * UPDATE matched nothing (no user, or over quota): a body row inserted
+ * goes with the unit's rollback, as on any failure.
  */
 static int
 store_delivery_mailbox_pg(struct store *st, const struct store_delivery *d,
-    const char *address, int64_t body_id, uint64_t size, int64_t now)
+    const char *address, uint64_t size, int64_t now, int64_t *body_id_r)
 {
-	bool quota = d->check_quota;
+	bool quota = d->check_quota, with_body = *body_id_r == 0;
+	size_t total = d->prefix_len + (size_t)d->data_size;
 	struct db_stmt *s;
 	int rc;
 
-#define STORE_DELIVER_PG(where) \
-	"WITH u AS (UPDATE users SET next_uid = next_uid + 1, " \
-	"used = used + ?2 WHERE address = ?1" where " RETURNING id, " \
-	"next_uid - 1 AS uid, uid_epoch) " \
+#define STORE_PG_USER(where) \
+	"u AS (UPDATE users SET next_uid = next_uid + 1, used = used + ?2 " \
+	"WHERE address = ?1" where " RETURNING id, next_uid - 1 AS uid, " \
+	"uid_epoch) "
+#define STORE_PG_QUOTA " AND (quota = 0 OR used + ?2 <= quota)"
+#define STORE_PG_MAILBOX(body, from) \
 	"INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, " \
-	"return_path) SELECT id, COALESCE(?6, to_hex(uid_epoch) || '.' || " \
-	"uid), ?3, ?2, ?4, ?5 FROM u RETURNING id"
-	s = quota ? store_stmt(st, STMT_DELIVER_PG_QUOTA,
-	    STORE_DELIVER_PG(" AND (quota = 0 OR used + ?2 <= quota)")) :
-	    store_stmt(st, STMT_DELIVER_PG, STORE_DELIVER_PG(""));
-#undef STORE_DELIVER_PG
+	"return_path) SELECT u.id, COALESCE(?5, to_hex(u.uid_epoch) || " \
+	"'.' || u.uid), " body ", ?2, ?3, ?4 FROM u" from \
+	" RETURNING id, body_id"
+#define STORE_PG_BODY \
+	"b AS (INSERT INTO bodies(size, refs, created, data) " \
+	"VALUES (?6, ?7, ?3, ?8) RETURNING id), "
+	if (with_body)
+		s = quota ? store_stmt(st, STMT_DELIVER_FIRST_PG_QUOTA,
+		    "WITH " STORE_PG_BODY STORE_PG_USER(STORE_PG_QUOTA)
+		    STORE_PG_MAILBOX("b.id", ", b")) :
+		    store_stmt(st, STMT_DELIVER_FIRST_PG,
+		    "WITH " STORE_PG_BODY STORE_PG_USER("")
+		    STORE_PG_MAILBOX("b.id", ", b"));
+	else
+		s = quota ? store_stmt(st, STMT_DELIVER_PG_QUOTA,
+		    "WITH " STORE_PG_USER(STORE_PG_QUOTA)
+		    STORE_PG_MAILBOX("?6", "")) :
+		    store_stmt(st, STMT_DELIVER_PG,
+		    "WITH " STORE_PG_USER("") STORE_PG_MAILBOX("?6", ""));
+#undef STORE_PG_USER
+#undef STORE_PG_QUOTA
+#undef STORE_PG_MAILBOX
+#undef STORE_PG_BODY
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	db_bind_int64(s, 2, (int64_t)size);
-	db_bind_int64(s, 3, body_id);
-	db_bind_int64(s, 4, now);
-	if (d->mail_from != NULL)
-		store_bind_text(s, 5, d->mail_from);
-	if (d->uidl != NULL)
-		store_bind_text(s, 6, d->uidl);
-	rc = db_step(s);
-	if (rc == DB_ROW) {
-		st->last_mailbox_id = db_column_int64(s, 0);
-		rc = db_step(s);
-		db_reset(s);
-		return rc == DB_DONE ? 0 : store_fail_db(st, rc, "deliver");
-	}
-	db_reset(s);
-	if (rc == DB_DONE)
-		return store_delivery_no_user_row(st, address, quota);
-	return store_fail_db(st, rc, "deliver");
-}
-
-/*
- * PostgreSQL, a small body and at least one local recipient: the body row
- * and the first recipient's mailbox row in one statement (two CTEs
- * feeding the INSERT), one round trip for what is otherwise three. No row
- * back means the UPDATE matched nothing (no user, or over quota): the
- * body row it inserted goes with the unit's rollback, as any failure's.
- */
-static int
-store_delivery_first_pg(struct store *st, const struct store_delivery *d,
-    const struct store_delivery_src *src, uint64_t size, int64_t now,
-    int64_t *body_id_r)
-{
-	size_t total = d->prefix_len + (size_t)d->data_size;
-	bool quota = d->check_quota;
-	struct db_stmt *s;
-	int rc;
-
-	if (store_delivery_inline_fill(st, d, src) < 0)
-		return -1;
-#define STORE_DELIVER_FIRST_PG(where) \
-	"WITH b AS (INSERT INTO bodies(size, refs, created, data) " \
-	"VALUES (?6, ?7, ?3, ?8) RETURNING id), " \
-	"u AS (UPDATE users SET next_uid = next_uid + 1, " \
-	"used = used + ?2 WHERE address = ?1" where " RETURNING id, " \
-	"next_uid - 1 AS uid, uid_epoch) " \
-	"INSERT INTO mailbox(user_id, uidl, body_id, size, arrived, " \
-	"return_path) SELECT u.id, COALESCE(?5, to_hex(u.uid_epoch) || " \
-	"'.' || u.uid), b.id, ?2, ?3, ?4 FROM u, b RETURNING id, body_id"
-	s = quota ? store_stmt(st, STMT_DELIVER_FIRST_PG_QUOTA,
-	    STORE_DELIVER_FIRST_PG(" AND (quota = 0 OR used + ?2 <= quota)")) :
-	    store_stmt(st, STMT_DELIVER_FIRST_PG, STORE_DELIVER_FIRST_PG(""));
-#undef STORE_DELIVER_FIRST_PG
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, d->local[0]);
 	db_bind_int64(s, 2, (int64_t)size);
 	db_bind_int64(s, 3, now);
 	if (d->mail_from != NULL)
 		store_bind_text(s, 4, d->mail_from);
 	if (d->uidl != NULL)
 		store_bind_text(s, 5, d->uidl);
-	db_bind_int64(s, 6, (int64_t)total);
-	db_bind_int64(s, 7, (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
-	/* A zero-length blob, not NULL: NULL means "in chunks". */
-	db_bind_blob(s, 8, st->chunk, total);
+	if (with_body) {
+		db_bind_int64(s, 6, (int64_t)total);
+		db_bind_int64(s, 7,
+		    (int64_t)(d->nlocal + (d->nremote ? 1 : 0)));
+		/* A zero-length blob, not NULL: NULL means "in chunks". */
+		db_bind_blob(s, 8, st->chunk, total);
+	} else
+		db_bind_int64(s, 6, *body_id_r);
 	rc = db_step(s);
 	if (rc == DB_ROW) {
 		st->last_mailbox_id = db_column_int64(s, 0);
@@ -359,7 +331,7 @@ store_delivery_first_pg(struct store *st, const struct store_delivery *d,
 	}
 	db_reset(s);
 	if (rc == DB_DONE)
-		return store_delivery_no_user_row(st, d->local[0], quota);
+		return store_delivery_no_user_row(st, address, quota);
 	return store_fail_db(st, rc, "deliver");
 }
 
@@ -449,7 +421,8 @@ store_delivery_run(struct store *st, const struct store_delivery *d,
 		return -1;
 	if (db_kind(st->db) == DB_KIND_PG && d->nlocal > 0 &&
 	    size <= STORE_INLINE_MAX) {
-		if (store_delivery_first_pg(st, d, src, msize, now,
+		if (store_delivery_inline_fill(st, d, src) < 0 ||
+		    store_delivery_mailbox_pg(st, d, d->local[0], msize, now,
 		    &body_id) < 0)
 			goto out;
 		first = 1;
