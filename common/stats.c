@@ -229,22 +229,30 @@ stats_path(const char *store_path, const char *role)
 	    (int)(slash - store_path), store_path, role);
 }
 
+/*
+ * The file is never truncated, only grown: another process may have it
+ * mapped (webd reading it, a second daemon on the same store path, the
+ * last instance while a restart begins), and a mapping touched past the
+ * end of its file is SIGBUS. So the counters are zeroed in place.
+ */
 int
 stats_open(const char *store_path, const char *role, const char **error_r)
 {
 	char *path = stats_path(store_path, role);
+	struct stat st;
 	void *p;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	free(path);
 	if (fd < 0) {
 		*error_r = strerror(errno);
 		return -1;
 	}
 	(void)fchmod(fd, 0644);		/* webd reads it; umask 077 in units */
-	if (ftruncate(fd, sizeof(struct stats_file)) < 0) {
+	if (fstat(fd, &st) < 0 || ((size_t)st.st_size <
+	    sizeof(struct stats_file) &&
+	    ftruncate(fd, sizeof(struct stats_file)) < 0)) {
 		*error_r = strerror(errno);
 		close(fd);
 		return -1;
@@ -257,6 +265,9 @@ stats_open(const char *store_path, const char *role, const char **error_r)
 		return -1;
 	}
 	stats_mem = p;
+	/* A reader skips a file without the magic: clear it first. */
+	__atomic_store_n(&stats_mem->magic, 0, __ATOMIC_RELEASE);
+	memset(stats_mem->v, 0, sizeof(stats_mem->v));
 	stats_mem->count = STATS_COUNT;
 	__atomic_store_n(&stats_mem->magic, STATS_MAGIC, __ATOMIC_RELEASE);
 	return 0;
