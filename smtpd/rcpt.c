@@ -203,10 +203,10 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	j->srs = srv->srs;
 	j->mx = mx;
 	/* SQLite: one WAL read lock for all the lookups instead of one
-	 * each. PostgreSQL: BEGIN and COMMIT would be two more round trips
-	 * of about six, for nothing a recipient needs (each statement sees
-	 * what was committed; a user deleted between two of them is the
-	 * same race as one deleted just after the RCPT). */
+	 * each. PostgreSQL: BEGIN and COMMIT would be two round trips on
+	 * top of the three lookups, for nothing a recipient needs (each
+	 * statement sees what was committed; a user deleted between two of
+	 * them is the same race as one deleted just after the RCPT). */
 	j->snapshot = srv->lookup == NULL;
 	j->fwd_fixed = tx->fwd_domain != NULL;
 	j->tx_nremote = tx->nremote;
