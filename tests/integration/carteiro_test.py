@@ -431,6 +431,16 @@ class TestStore:
             _pg_drop(self.dbname)
 
 
+def write_conf(path, sections):
+    """A carteiro.conf from {section: {key: value}}."""
+    with open(path, "w") as f:
+        for sec, kv in sections.items():
+            f.write("[%s]\n" % sec)
+            for k, v in kv.items():
+                f.write("%s = %s\n" % (k, v))
+            f.write("\n")
+
+
 class Env:
     """A temp dir with certs, a config, an initialised store (a
     TestStore: self.store) and users."""
@@ -494,12 +504,7 @@ class Env:
         self.store.path = path
 
     def write_conf(self):
-        with open(self.conf, "w") as f:
-            for sec, kv in self.sections.items():
-                f.write("[%s]\n" % sec)
-                for k, v in kv.items():
-                    f.write("%s = %s\n" % (k, v))
-                f.write("\n")
+        write_conf(self.conf, self.sections)
 
     # -- carteiroctl --
     def ctl(self, *args, input=None):

@@ -42,12 +42,7 @@ class Node:
             self.sections["store"]["path"] = os.path.join(self.dir,
                                                           "mail.db")
         self.conf = os.path.join(self.dir, "carteiro.conf")
-        with open(self.conf, "w") as f:
-            for sec, kv in self.sections.items():
-                f.write("[%s]\n" % sec)
-                for k, v in kv.items():
-                    f.write("%s = %s\n" % (k, v))
-                f.write("\n")
+        ct.write_conf(self.conf, self.sections)
         self.smtpd = None
         self.pop3d = None
 
