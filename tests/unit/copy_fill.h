@@ -24,6 +24,21 @@
 #define BOB "bob@example.test"
 #define CAROL "carol@other.test"
 
+/* One integer from a query on st, -1 when there is none. */
+static int64_t
+cf_int(struct store *st, const char *sql)
+{
+	struct db_stmt *s;
+	int64_t v = -1;
+
+	if (db_prepare(st->db, sql, false, &s) != DB_OK)
+		return -1;
+	if (db_step(s) == DB_ROW)
+		v = db_column_int64(s, 0);
+	db_finalize(s);
+	return v;
+}
+
 static void
 cf_cat(char **buf, size_t *len, const void *p, size_t n)
 {

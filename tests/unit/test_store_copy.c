@@ -51,21 +51,6 @@ t_store(const char *name, bool migrate)
 	return st;
 }
 
-/* One integer from a query. */
-static int64_t
-t_int(struct store *st, const char *sql)
-{
-	struct db_stmt *s;
-	int64_t v = -1;
-
-	if (db_prepare(st->db, sql, false, &s) != DB_OK)
-		return -1;
-	if (db_step(s) == DB_ROW)
-		v = db_column_int64(s, 0);
-	db_finalize(s);
-	return v;
-}
-
 /* Every row of every table, every value with its type: the whole
  * database as one string (caller frees). *tables_r: tables, *empty_r:
  * tables without rows. */
@@ -175,7 +160,7 @@ test_copy(void)
 	t_assert_int(tb, ta);
 	t_assert_int(eb, 0);
 	t_assert_str(a, b);
-	t_assert_int(c.rows, t_int(src, "SELECT (SELECT count(*) FROM "
+	t_assert_int(c.rows, cf_int(src, "SELECT (SELECT count(*) FROM "
 	    "domains) + (SELECT count(*) FROM users) + (SELECT count(*) FROM "
 	    "aliases) + (SELECT count(*) FROM bodies) + (SELECT count(*) "
 	    "FROM body_chunks) + (SELECT count(*) FROM mailbox) + (SELECT "
@@ -185,7 +170,7 @@ test_copy(void)
 	    "FROM suppress) + (SELECT count(*) FROM relay_throttle) + "
 	    "(SELECT count(*) FROM mta_sts) + (SELECT count(*) FROM "
 	    "monitor_listing)"));
-	t_assert_int(t_int(dst, "SELECT count(*) FROM body_chunks"), 4);
+	t_assert_int(cf_int(dst, "SELECT count(*) FROM body_chunks"), 4);
 	t_assert_int(store_verify(dst, t_no_problem, NULL, &problems), 0);
 	t_assert_int(problems, 0);
 	t_end();
@@ -207,7 +192,7 @@ test_copy(void)
 	t_assert_int(n, 4);
 	if (n == 4) {
 		t_assert(strcmp(msgs[3].uidl, msgs[2].uidl) != 0);
-		t_assert(msgs[3].id > t_int(src, "SELECT max(id) FROM "
+		t_assert(msgs[3].id > cf_int(src, "SELECT max(id) FROM "
 		    "mailbox"));
 		t_assert(strtoll(strchr(msgs[3].uidl, '.') + 1, NULL, 10) >
 		    strtoll(strchr(msgs[2].uidl, '.') + 1, NULL, 10));
@@ -240,7 +225,7 @@ test_copy(void)
 	t_assert_int(store_copy(src, bad, &c), -1);
 	t_assert_str(store_error(bad), "source table later is not known to "
 	    "store copy (store/copy.c)");
-	t_assert_int(t_int(bad, "SELECT count(*) FROM domains"), 0);
+	t_assert_int(cf_int(bad, "SELECT count(*) FROM domains"), 0);
 	store_close(bad);
 	t_end();
 

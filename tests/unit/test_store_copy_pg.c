@@ -132,20 +132,6 @@ t_problem(const char *problem, void *arg)
 	fprintf(stderr, "verify: %s\n", problem);
 }
 
-static int64_t
-t_one(struct store *st, const char *sql)
-{
-	struct db_stmt *s;
-	int64_t v = -1;
-
-	if (db_prepare(st->db, sql, false, &s) != DB_OK)
-		return -1;
-	if (db_step(s) == DB_ROW)
-		v = db_column_int64(s, 0);
-	db_finalize(s);
-	return v;
-}
-
 static void
 test_copy_pg(struct store *src)
 {
@@ -169,13 +155,13 @@ test_copy_pg(struct store *src)
 	t_end();
 
 	t_begin("copy into PostgreSQL: new rows get ids past the copied");
-	max_mailbox = t_one(src, "SELECT max(id) FROM mailbox");
-	max_body = t_one(src, "SELECT max(id) FROM bodies");
+	max_mailbox = cf_int(src, "SELECT max(id) FROM mailbox");
+	max_body = cf_int(src, "SELECT max(id) FROM bodies");
 	t_assert_int(cf_deliver(dst, "Subject: new\r\n\r\nnew\r\n", 20, a, 1,
 	    NULL, 0), 0);
-	t_assert_int(t_one(dst, "SELECT max(id) FROM mailbox"),
+	t_assert_int(cf_int(dst, "SELECT max(id) FROM mailbox"),
 	    max_mailbox + 1);
-	t_assert_int(t_one(dst, "SELECT max(id) FROM bodies"), max_body + 1);
+	t_assert_int(cf_int(dst, "SELECT max(id) FROM bodies"), max_body + 1);
 	t_assert_int(store_alias_add(dst, "new@example.test", ALICE), 0);
 	t_assert_int(store_domain_add(dst, "third.test"), 0);
 	t_assert_int(store_mailbox_list(dst, ALICE, &msgs, &n), 0);
@@ -212,7 +198,7 @@ test_fail_pg(struct store *src)
 	t_assert(strstr(store_error(dst), "copy queue_rcpt") != NULL);
 	t_assert(strstr(store_error(dst), "refused here") != NULL);
 	t_assert_int(store_in_transaction(dst), 0);
-	t_assert_int(t_one(dst, "SELECT (SELECT count(*) FROM domains) + "
+	t_assert_int(cf_int(dst, "SELECT (SELECT count(*) FROM domains) + "
 	    "(SELECT count(*) FROM users) + (SELECT count(*) FROM bodies) + "
 	    "(SELECT count(*) FROM body_chunks) + (SELECT count(*) FROM "
 	    "mailbox) + (SELECT count(*) FROM queue) + (SELECT count(*) FROM "
@@ -227,7 +213,7 @@ test_fail_pg(struct store *src)
 	t_assert_int(store_copy(src, dst, &c), -1);
 	t_assert_str(store_error(dst), "target table later is not known to "
 	    "store copy (store/copy.c)");
-	t_assert_int(t_one(dst, "SELECT count(*) FROM users"), 0);
+	t_assert_int(cf_int(dst, "SELECT count(*) FROM users"), 0);
 	t_end();
 	store_close(dst);
 }
