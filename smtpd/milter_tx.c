@@ -383,7 +383,7 @@ smtp_milter_may_send(struct smtp_session *s)
 		return true;
 	if (tx->sent_base < 0)
 		tx->sent_base = store_sent_count(srv->store, s->auth_user,
-		    util_time() - 24 * 60 * 60);
+		    util_time() - SMTP_SEND_WINDOW);
 	return tx->sent_base >= 0 &&
 	    (uint64_t)tx->sent_base + tx->nremote + 1 <= limit;
 }

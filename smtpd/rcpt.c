@@ -30,7 +30,6 @@
 #include "smtpd/tx_suppress.h"
 #include "store/store.h"
 
-#define SMTP_DAY	(24 * 60 * 60)
 /* PostgreSQL: lookup threads (one connection each) and jobs queued at
  * most; past that an RCPT gets 451 at once rather than waiting. */
 #define SMTP_RCPT_THREADS	4
@@ -366,15 +365,15 @@ smtp_rcpt_check_limit(struct store *st, struct smtp_rcpt_job *j)
 		return 0;
 	if (j->sent_base < 0) {
 		j->sent_base = store_sent_count(st, j->auth_user,
-		    now - SMTP_DAY);
+		    now - SMTP_SEND_WINDOW);
 		if (j->sent_base < 0)
 			return -1;
 	}
 	if ((uint64_t)j->sent_base + j->tx_nremote + 1 <= limit)
 		return 0;
-	oldest = store_sent_oldest(st, j->auth_user, now - SMTP_DAY);
+	oldest = store_sent_oldest(st, j->auth_user, now - SMTP_SEND_WINDOW);
 	util_rfc5322_date(date, sizeof(date), (oldest > 0 ? oldest : now) +
-	    SMTP_DAY);
+	    SMTP_SEND_WINDOW);
 	snprintf(j->reply, sizeof(j->reply), "450 4.7.1 Daily sending limit "
 	    "of %u recipients reached; capacity frees up at %s", limit, date);
 	return 1;

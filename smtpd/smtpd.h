@@ -154,6 +154,10 @@ enum smtp_tx_err {
  * (at RCPT while delivery_is_full, or at the end of data). */
 #define SMTP_REPLY_FULL	"452 4.3.1 Insufficient system storage"
 
+/* [smtpd] daily_send_limit counts the remote recipients of this many
+ * seconds back (rcpt.c at RCPT, milter_tx.c for a milter's additions). */
+#define SMTP_SEND_WINDOW	(24 * 60 * 60)
+
 /* ---- pure DATA/BDAT decoder (data.c) ------------------------------------- */
 
 enum smtp_data_state {
