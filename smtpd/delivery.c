@@ -61,6 +61,7 @@ delivery_new(struct event_base *base, const struct cfg *cfg)
 		goto fail;
 	}
 	store_set_autocheckpoint(d->st, 0);
+	d->flat_units = store_set_flat_units(d->st, true);
 	if (delivery_ckpt_start(d) != 0)
 		goto fail;
 	/* No limit on queued jobs: each one is a transaction the client

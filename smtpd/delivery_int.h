@@ -71,6 +71,9 @@ struct delivery {
 	 * transaction; the results come back to the loop in one wake-up. */
 	struct workq *writer;
 	struct store *st;		/* writer thread only once started */
+	/* st has flat units (PostgreSQL): a job that fails takes the
+	 * batch's transaction with it, so the batch is redone without it. */
+	bool flat_units;
 	/*
 	 * The writer's connection never checkpoints (that would put the copy
 	 * from the WAL into the database on the commit path, in front of the

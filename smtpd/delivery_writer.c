@@ -28,6 +28,8 @@
 enum delivery_try {
 	DELIVERY_TRY_OK,
 	DELIVERY_TRY_RETRY,		/* busy/locked: back off, run again */
+	DELIVERY_TRY_REDO,		/* a job decided, transaction lost
+					 * (flat units): run again at once */
 	DELIVERY_TRY_BADJOB,		/* one job failed: drop it, run again */
 	DELIVERY_TRY_SPLIT,		/* commit failed: deliver one by one */
 	DELIVERY_TRY_FULL,		/* one job's commit found no space */
@@ -94,6 +96,9 @@ delivery_run_batch(struct delivery *d, struct delivery_item **items,
 			log_debug("event=delivery.commit jobs=%zu ms=%" PRIu64,
 			    ok, util_now_ms() - t0);
 			return;
+		case DELIVERY_TRY_REDO:
+			/* Ends: each redo decides one more job. */
+			continue;
 		case DELIVERY_TRY_BADJOB:
 			log_warn("event=delivery.fail msgid=%s error=\"%s\"",
 			    items[bad]->msgid, store_error(d->st));
@@ -188,7 +193,13 @@ delivery_try_batch(struct delivery *d, struct delivery_item **items,
 		    util_time(), (unsigned)it->nremote) != 0)) {
 			if (store_error_is_quota(d->st)) {
 				it->res = DELIVERY_QUOTA;
-				continue;
+				if (!d->flat_units)
+					continue;
+				/* Without its savepoint the refused job's
+				 * first rows are still in the transaction. */
+				it->decided = true;
+				store_rollback(d->st);
+				return DELIVERY_TRY_REDO;
 			}
 			store_rollback(d->st);
 			if (store_error_is_busy(d->st))
@@ -239,8 +250,12 @@ delivery_notify_success(struct delivery *d, struct delivery_item *it,
 		n++;
 	}
 	if (n > 0) {
+		bool flat = store_set_flat_units(d->st, false);
+
 		/* Not a queued message: id 0 (no queue id in the report);
-		 * the strings stay owned by the item. */
+		 * the strings stay owned by the item. A real savepoint
+		 * around it: a notice that fails must not take the
+		 * delivery with it. */
 		memset(&m, 0, sizeof(m));
 		m.mail_from = it->mail_from;
 		m.body_id = body_id;
@@ -255,6 +270,7 @@ delivery_notify_success(struct delivery *d, struct delivery_item *it,
 			    "error=\"%s\"", it->msgid, store_error(d->st));
 		else if (rc == 0)
 			it->notice_queued = true;
+		store_set_flat_units(d->st, flat);
 	}
 	free(br);
 }

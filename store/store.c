@@ -363,6 +363,9 @@ store_tx_start(struct store *st, enum store_tx_kind kind)
 			rc = kind == STORE_TX_WRITE ?
 			    store_run(st, STMT_TX_BEGIN, "BEGIN IMMEDIATE") :
 			    store_run(st, STMT_TX_BEGIN_READ, "BEGIN");
+	} else if (kind == STORE_TX_WRITE && st->flat_units) {
+		kind = STORE_TX_FLAT;
+		rc = 0;
 	} else if (kind == STORE_TX_WRITE) {
 		kind = STORE_TX_SAVEPOINT;
 		rc = store_run(st, STMT_TX_SAVEPOINT, "SAVEPOINT store_unit");
@@ -389,6 +392,12 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 	switch (kind) {
 	case STORE_TX_JOINED:
 		return 0;
+	case STORE_TX_FLAT:
+		/* Nothing to undo it alone with: what it wrote stays in the
+		 * transaction, so none of it may commit. */
+		if (!ok)
+			st->tx_lost = true;
+		return ok && st->tx_lost ? -1 : 0;
 	case STORE_TX_SAVEPOINT:
 		if (ok && st->tx_lost)
 			return -1;
@@ -420,8 +429,11 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 		return 0;
 	}
 	if (st->tx_lost) {
-		/* The error that ended it is still in store_error(). */
+		/* The error that ended it is still in store_error(). A flat
+		 * unit's failure left the transaction open: end it. */
 		st->tx_lost = false;
+		if (db_in_transaction(st->db))
+			db_exec(st->db, "ROLLBACK");
 		return -1;
 	}
 	if ((s = store_stmt(st, STMT_TX_COMMIT, "COMMIT")) != NULL) {
@@ -436,6 +448,13 @@ store_tx_end(struct store *st, enum store_tx_kind kind, bool ok)
 	if (db_in_transaction(st->db))
 		db_exec(st->db, "ROLLBACK");
 	return -1;
+}
+
+bool
+store_set_flat_units(struct store *st, bool on)
+{
+	st->flat_units = on && db_kind(st->db) == DB_KIND_PG;
+	return st->flat_units;
 }
 
 int

@@ -83,6 +83,19 @@ int store_end(struct store *st, int ret);
  * Inside a transaction it joins that one. Pairs with store_read_end. */
 int store_read_begin(struct store *st);
 void store_read_end(struct store *st);
+/*
+ * Nested units without savepoints, for a caller that redoes a whole
+ * transaction when one unit fails (the delivery writer's group commit).
+ * On PostgreSQL each SAVEPOINT and RELEASE is a round trip to the server
+ * and a subtransaction in it; with flat units a nested store_begin and
+ * its commit cost nothing, and a unit that fails loses the whole
+ * transaction instead: until the outermost level ends, store_begin fails
+ * and the outermost store_commit rolls back and returns -1 (store_error()
+ * still says what failed first). On SQLite a savepoint is a few
+ * microseconds in process, so this stays off there. Returns whether flat
+ * units are now in effect.
+ */
+bool store_set_flat_units(struct store *st, bool on);
 /* true between store_begin and store_commit/rollback. */
 bool store_in_transaction(struct store *st);
 /* Change the busy wait (default 5000 ms; 0 = fail at once, for tests). */

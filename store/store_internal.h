@@ -76,7 +76,6 @@ enum store_stmt_id {
 	STMT_TX_COMMIT,
 	STMT_TX_SAVEPOINT,
 	STMT_TX_RELEASE,
-	STMT_TX_LOCK,
 	STMT_QUEUE_BASE,
 #define STMT_QUEUE_SLOTS 32
 	STMT_COUNT = STMT_QUEUE_BASE + STMT_QUEUE_SLOTS
@@ -100,6 +99,7 @@ enum store_tx_kind {
 	STORE_TX_READ,		/* BEGIN (store_read_begin, outermost) */
 	STORE_TX_SAVEPOINT,	/* store_begin inside a transaction */
 	STORE_TX_JOINED,	/* store_read_begin inside one: nothing */
+	STORE_TX_FLAT,		/* store_begin inside one, flat units: nothing */
 };
 #define STORE_TX_DEPTH_MAX 16
 
@@ -124,6 +124,9 @@ struct store {
 	 * fail (store_begin, the outermost commit) until the outermost
 	 * level ends. */
 	bool tx_lost;
+	/* store_set_flat_units: nested write levels take no savepoint; a
+	 * failed one sets tx_lost. */
+	bool flat_units;
 };
 
 /*

@@ -56,17 +56,19 @@ store_pg_open(const char *conninfo, const char **error_r)
 int
 store_pg_begin(struct store *st, bool write)
 {
-	struct db_stmt *s;
+	int rc;
 
 	if (!write)
 		return store_run(st, STMT_TX_BEGIN_READ,
 		    "BEGIN ISOLATION LEVEL REPEATABLE READ");
-	if (store_run(st, STMT_TX_BEGIN, "BEGIN") < 0)
-		return -1;
-	s = store_stmt(st, STMT_TX_LOCK,
-	    "SELECT pg_advisory_xact_lock(" STORE_PG_WRITER_LOCK ")");
-	if (s == NULL || store_step_done(st, s, "begin") < 0) {
-		db_exec(st->db, "ROLLBACK");
+	/* Both in one round trip (the simple query protocol runs a list of
+	 * statements): the delivery writer begins one per batch. */
+	rc = db_exec(st->db, "BEGIN; SELECT pg_advisory_xact_lock("
+	    STORE_PG_WRITER_LOCK ")");
+	if (rc != DB_OK) {
+		store_fail_db(st, rc, "begin");
+		if (db_in_transaction(st->db))
+			db_exec(st->db, "ROLLBACK");
 		return -1;
 	}
 	return 0;

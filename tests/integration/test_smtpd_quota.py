@@ -1,8 +1,11 @@
 """Quotas: a message that would pass the recipient's quota gets 552 5.2.2
 at the end of data (nothing stored); once the mailbox is over quota, RCPT
-gets 452 4.2.2; other recipients are unaffected."""
+gets 452 4.2.2; other recipients are unaffected, also when the refused
+message shares the writer's transaction with theirs (group commit; on
+PostgreSQL without savepoints, so the batch is redone without it)."""
 
 import smtplib
+import threading
 import unittest
 
 import carteiro_test as ct
@@ -50,6 +53,44 @@ class Quota(unittest.TestCase):
         self.assertTrue(msg.startswith(b"4.2.2"), msg)
         self.assertRegex(self.env.smtpd.log(),
                          r'reply="552 5.2.2 Mailbox full')
+
+    def test_quota_refused_in_a_batch(self):
+        self.env.ctl_ok("user", "add", "carol@example.test",
+                        input=ct.PASSWORD + "\n")
+        self.env.ctl_ok("user", "quota", "carol@example.test", "3000")
+        self.assertEqual(self.send("carol@example.test", 1500)[0], 250)
+        before = len(self.env.mailbox_bodies("bob@example.test"))
+        rounds, senders = 4, 6
+        results = []
+        lock = threading.Lock()
+
+        def one(rcpt, size, barrier):
+            barrier.wait()
+            r = self.send(rcpt, size)
+            with lock:
+                results.append((rcpt, r[0]))
+
+        for _ in range(rounds):
+            barrier = threading.Barrier(senders + 1)
+            threads = [threading.Thread(target=one, args=(
+                "bob@example.test", 100, barrier)) for _ in range(senders)]
+            threads.append(threading.Thread(target=one, args=(
+                "carol@example.test", 2000, barrier)))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.assertEqual(sorted(c for r, c in results if r[0] == "b"),
+                         [250] * (rounds * senders))
+        self.assertEqual([c for r, c in results if r[0] == "c"],
+                         [552] * rounds)
+        self.assertEqual(len(self.env.mailbox_bodies("bob@example.test")),
+                         before + rounds * senders)
+        self.assertEqual(len(self.env.mailbox_bodies("carol@example.test")),
+                         1)
+        # No rows of the refused messages left behind (bodies, counts).
+        out = self.env.ctl_ok("verify")
+        self.assertTrue(out.startswith("ok: schema "), out)
 
 
 if __name__ == "__main__":

@@ -224,6 +224,79 @@ t_scenario(struct store *st, const char *backend)
 	t_end();
 }
 
+/*
+ * Flat units (the delivery writer's mode on PostgreSQL): no savepoints,
+ * so a refused delivery takes the whole transaction with it and leaves
+ * nothing, not even the body row its statement inserted; on SQLite the
+ * mode stays off and the refused unit alone is undone.
+ */
+static void
+t_flat_units(struct store *st, bool pg)
+{
+	static const char small[] = "Subject: f\r\n\r\nflat\r\n";
+	const char *local[] = { "dee@flat.test" };
+	struct store_delivery d;
+	struct store_msg *msgs = NULL;
+	struct store_user u;
+	unsigned problems = 0, nproblems = 0;
+	unsigned char *big = xmalloc(T_BIG);
+	size_t n = 0;
+
+	t_begin(pg ? "flat units on PostgreSQL: a refused unit loses the "
+	    "transaction" : "flat units stay off on SQLite");
+	memset(big, 'q', T_BIG);
+	t_assert_int(store_domain_add(st, "flat.test"), 0);
+	t_assert_int(store_user_add(st, "dee@flat.test", "h"), 0);
+	t_assert_int(store_user_set_quota(st, "dee@flat.test", 1000), 0);
+	t_assert(store_set_flat_units(st, true) == pg);
+	memset(&d, 0, sizeof(d));
+	d.prefix = "";
+	d.mail_from = "s@x.test";
+	d.local = local;
+	d.nlocal = 1;
+	d.check_quota = true;
+
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_deliver_mem(st, &d, small, sizeof(small) - 1,
+	    NULL, NULL), 0);
+	t_assert_int(store_deliver_mem(st, &d, big, T_BIG, NULL, NULL), -1);
+	t_assert(store_error_is_quota(st));
+	if (pg) {
+		/* Nothing more runs in it, and it cannot commit. */
+		t_assert_int(store_begin(st), -1);
+		t_assert_int(store_commit(st), -1);
+		t_assert(store_error_is_quota(st));
+	} else
+		t_assert_int(store_commit(st), 0);
+	t_assert(!store_in_transaction(st));
+	t_assert_int(store_mailbox_list(st, "dee@flat.test", &msgs, &n), 0);
+	t_assert_int(n, pg ? 0 : 1);
+	free(msgs);
+
+	/* Redone without the refused one, as the writer does. */
+	t_assert_int(store_begin(st), 0);
+	t_assert_int(store_deliver_mem(st, &d, small, sizeof(small) - 1,
+	    NULL, NULL), 0);
+	t_assert_int(store_commit(st), 0);
+	t_assert_int(store_mailbox_list(st, "dee@flat.test", &msgs, &n), 0);
+	t_assert_int(n, pg ? 1 : 2);
+	free(msgs);
+	memset(&u, 0, sizeof(u));
+	t_assert_int(store_user_get(st, "dee@flat.test", &u), 0);
+	t_assert_int(u.used, (pg ? 1 : 2) * (STORE_RETURN_PATH_LEN(8) +
+	    sizeof(small) - 1));
+	store_user_clear(&u);
+	/* No body row left over from the lost transaction. */
+	t_assert_int(store_verify(st, t_count_cb, &nproblems, &problems), 0);
+	t_assert_int(problems, 0);
+
+	t_assert(!store_set_flat_units(st, false));
+	t_assert_int(store_user_del(st, "dee@flat.test"), 0);
+	t_assert_int(store_domain_del(st, "flat.test"), 0);
+	free(big);
+	t_end();
+}
+
 static void
 t_lines_cb(const char *s, void *arg)
 {
@@ -296,6 +369,7 @@ main(void)
 		return 1;
 	}
 	t_scenario(st, "SQLite");
+	t_flat_units(st, false);
 	store_close(st);
 	unlink(path);
 	snprintf(locator, sizeof(locator), "%s-wal", path);
@@ -311,6 +385,7 @@ main(void)
 		return 1;
 	}
 	t_scenario(st, "PostgreSQL");
+	t_flat_units(st, true);
 	t_verify_finds(st, url);
 	store_close(st);
 	free(url);
