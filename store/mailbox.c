@@ -33,7 +33,7 @@ struct store_body {
 
 static int store_body_load(struct store_body *, int64_t);
 static struct store_body *store_body_row(struct store *, struct db_stmt *,
-    int);
+    int, int);
 static ssize_t store_body_read_stored(struct store_body *, uint64_t,
     unsigned char *, size_t);
 
@@ -90,6 +90,88 @@ store_mailbox_list(struct store *st, const char *address,
 	return 0;
 }
 
+/* SQLite: the rows one by one (each statement is microseconds in
+ * process). Ids already gone are skipped. */
+static int
+store_mailbox_delete_rows(struct store *st, int64_t user_id,
+    const int64_t *ids, size_t n, size_t *deleted_r, uint64_t *freed_r)
+{
+	struct db_stmt *s;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t body_id;
+
+		s = store_stmt(st, STMT_MAILBOX_DEL,
+		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2 "
+		    "RETURNING body_id, size");
+		if (s == NULL)
+			return -1;
+		db_bind_int64(s, 1, ids[i]);
+		db_bind_int64(s, 2, user_id);
+		rc = db_step(s);
+		if (rc == DB_DONE) {
+			db_reset(s);
+			continue;	/* another session removed it */
+		}
+		if (rc != DB_ROW) {
+			store_fail_db(st, rc, "mailbox delete");
+			db_reset(s);
+			return -1;
+		}
+		body_id = db_column_int64(s, 0);
+		*freed_r += (uint64_t)db_column_int64(s, 1);
+		if (store_step_done(st, s, "mailbox delete") < 0)
+			return -1;
+		(*deleted_r)++;
+
+		s = store_stmt(st, STMT_BODY_UNREF,
+		    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1");
+		if (s == NULL)
+			return -1;
+		db_bind_int64(s, 1, body_id);
+		if (store_step_done(st, s, "mailbox delete") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* PostgreSQL: every row in one statement, one round trip instead of two
+ * per row (a DELE of a whole maildrop at QUIT). */
+static int
+store_mailbox_delete_pg(struct store *st, int64_t user_id,
+    const int64_t *ids, size_t n, size_t *deleted_r, uint64_t *freed_r)
+{
+	struct db_stmt *s;
+	char *list;
+	int ret;
+
+	s = store_stmt(st, STMT_MAILBOX_DEL_PG,
+	    "WITH d AS (DELETE FROM mailbox WHERE id = ANY(CAST(?1 AS "
+	    "bigint[])) AND user_id = ?2 RETURNING body_id, size), "
+	    "c AS (SELECT body_id, count(*) AS n, sum(size) AS bytes "
+	    "FROM d GROUP BY body_id), "
+	    "r AS (UPDATE bodies SET refs = refs - c.n FROM c "
+	    "WHERE bodies.id = c.body_id) "
+	    "SELECT coalesce(sum(n), 0), coalesce(sum(bytes), 0) FROM c");
+	if (s == NULL)
+		return -1;
+	list = store_pg_id_array(ids, n);
+	store_bind_text(s, 1, list);
+	db_bind_int64(s, 2, user_id);
+	if ((ret = db_step(s)) != DB_ROW) {
+		free(list);
+		store_fail_db(st, ret, "mailbox delete");
+		db_reset(s);
+		return -1;
+	}
+	*deleted_r = (size_t)db_column_int64(s, 0);
+	*freed_r = (uint64_t)db_column_int64(s, 1);
+	ret = store_step_done(st, s, "mailbox delete");
+	free(list);
+	return ret;
+}
+
 int
 store_mailbox_delete(struct store *st, const char *address,
     const int64_t *ids, size_t n, size_t *deleted_r)
@@ -104,9 +186,10 @@ store_mailbox_delete(struct store *st, const char *address,
 	if (n == 0)
 		return 0;
 	/*
-	 * Per row: one indexed DELETE ... RETURNING and one refs update; the
-	 * bodies themselves are left to store_gc, so 10,000 rows keep the
-	 * write lock for tens of milliseconds, not seconds.
+	 * The rows and their bodies' refs (per row on SQLite, one statement
+	 * on PostgreSQL); the bodies themselves are left to store_gc, so
+	 * 10,000 rows keep the write lock for tens of milliseconds, not
+	 * seconds.
 	 */
 	if (store_begin(st) < 0)
 		return -1;
@@ -116,40 +199,11 @@ store_mailbox_delete(struct store *st, const char *address,
 			store_fail(st, "no such user");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int64_t body_id;
-
-		s = store_stmt(st, STMT_MAILBOX_DEL,
-		    "DELETE FROM mailbox WHERE id = ?1 AND user_id = ?2 "
-		    "RETURNING body_id, size");
-		if (s == NULL)
-			goto out;
-		db_bind_int64(s, 1, ids[i]);
-		db_bind_int64(s, 2, user_id);
-		rc = db_step(s);
-		if (rc == DB_DONE) {
-			db_reset(s);
-			continue;	/* another session removed it */
-		}
-		if (rc != DB_ROW) {
-			store_fail_db(st, rc, "mailbox delete");
-			db_reset(s);
-			goto out;
-		}
-		body_id = db_column_int64(s, 0);
-		freed += (uint64_t)db_column_int64(s, 1);
-		if (store_step_done(st, s, "mailbox delete") < 0)
-			goto out;
-		deleted++;
-
-		s = store_stmt(st, STMT_BODY_UNREF,
-		    "UPDATE bodies SET refs = refs - 1 WHERE id = ?1");
-		if (s == NULL)
-			goto out;
-		db_bind_int64(s, 1, body_id);
-		if (store_step_done(st, s, "mailbox delete") < 0)
-			goto out;
-	}
+	if ((db_kind(st->db) == DB_KIND_PG ?
+	    store_mailbox_delete_pg(st, user_id, ids, n, &deleted, &freed) :
+	    store_mailbox_delete_rows(st, user_id, ids, n, &deleted,
+	    &freed)) < 0)
+		goto out;
 	s = store_stmt(st, STMT_USER_USED_SUB,
 	    "UPDATE users SET used = CASE WHEN used > ?2 THEN used - ?2 "
 	    "ELSE 0 END WHERE id = ?1");
@@ -227,11 +281,12 @@ out:
 
 /*
  * A reader from the current row of s: columns col.. are bodies.id, size,
- * data_offset, data. Resets s (its values are copied). NULL (error set)
- * if the row is inconsistent.
+ * data_offset, data, and column chunk0 (if >= 0) the first chunk of a
+ * body stored in chunks, or NULL. Resets s (its values are copied). NULL
+ * (error set) if the row is inconsistent.
  */
 static struct store_body *
-store_body_row(struct store *st, struct db_stmt *s, int col)
+store_body_row(struct store *st, struct db_stmt *s, int col, int chunk0)
 {
 	struct store_body *b;
 	int64_t skip = db_column_int64(s, col + 2);
@@ -266,6 +321,23 @@ store_body_row(struct store *st, struct db_stmt *s, int col)
 			memcpy(b->buf, data, (size_t)len);
 		b->seq = 0;
 		b->len = (size_t)len;
+	} else if (chunk0 >= 0 && db_column_type(s, chunk0) != DB_NULL) {
+		size_t want = b->size < STORE_CHUNK_SIZE ? (size_t)b->size :
+		    STORE_CHUNK_SIZE;
+		int len = db_column_bytes(s, chunk0);
+
+		if (len < 0 || (size_t)len != want) {
+			store_fail(st, "message body %lld chunk 0 has %d "
+			    "bytes, expected %zu", (long long)b->id, len,
+			    want);
+			goto fail;
+		}
+		/* A body of one chunk is never reloaded: no 64 KB buffer. */
+		b->buf = xmalloc(b->size <= STORE_CHUNK_SIZE ? want + 1 :
+		    STORE_CHUNK_SIZE);
+		memcpy(b->buf, db_column_blob(s, chunk0), want);
+		b->seq = 0;
+		b->len = want;
 	}
 	db_reset(s);
 	return b;
@@ -296,7 +368,7 @@ store_body_open(struct store *st, int64_t body_id, uint64_t *size_r)
 			store_fail_db(st, rc, "body open");
 		return NULL;
 	}
-	if ((b = store_body_row(st, s, 0)) == NULL)
+	if ((b = store_body_row(st, s, 0, -1)) == NULL)
 		return NULL;
 	if (size_r != NULL)
 		*size_r = b->size - b->skip;
@@ -311,11 +383,14 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	char *head = NULL;
 	int rc;
 
-	/* One statement: the row and its body from one snapshot. */
+	/* One statement: the row, its body and the body's first chunk
+	 * from one snapshot (most messages are one chunk, so a RETR is one
+	 * statement; on PostgreSQL one round trip). */
 	s = store_stmt(st, STMT_MESSAGE_OPEN,
-	    "SELECT m.return_path, b.id, b.size, b.data_offset, b.data "
-	    "FROM mailbox m JOIN bodies b ON b.id = m.body_id "
-	    "WHERE m.id = ?1");
+	    "SELECT m.return_path, b.id, b.size, b.data_offset, b.data, "
+	    "c.data FROM mailbox m JOIN bodies b ON b.id = m.body_id "
+	    "LEFT JOIN body_chunks c ON c.body_id = b.id AND c.seq = 0 "
+	    "AND b.data IS NULL WHERE m.id = ?1");
 	if (s == NULL)
 		return NULL;
 	db_bind_int64(s, 1, mailbox_id);
@@ -334,7 +409,7 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	if (db_column_type(s, 0) != DB_NULL)
 		head = xasprintf("Return-Path: <%s>\r\n",
 		    db_column_text(s, 0));
-	if ((b = store_body_row(st, s, 1)) == NULL) {
+	if ((b = store_body_row(st, s, 1, 5)) == NULL) {
 		free(head);
 		return NULL;
 	}

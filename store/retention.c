@@ -55,6 +55,32 @@ store_user_get_expire(struct store *st, const char *address,
 	return store_fail_db(st, rc, "user expire");
 }
 
+/* PostgreSQL: all the rows in one statement (a round trip per row was
+ * most of a QUIT after retrieving a large maildrop). */
+static int
+store_mailbox_retrieved_pg(struct store *st, const char *address,
+    const int64_t *ids, size_t n, int64_t now)
+{
+	struct db_stmt *s;
+	char *list;
+	int rc;
+
+	rc = db_prepare(st->db, "UPDATE mailbox SET first_retrieved = ?3 "
+	    "WHERE id = ANY(CAST(?2 AS bigint[])) AND first_retrieved IS NULL "
+	    "AND user_id = (SELECT id FROM users WHERE address = ?1)", false,
+	    &s);
+	if (rc != DB_OK)
+		return store_fail_db(st, rc, "retrieved");
+	list = store_pg_id_array(ids, n);
+	store_bind_text(s, 1, address);
+	store_bind_text(s, 2, list);
+	db_bind_int64(s, 3, now);
+	rc = db_step(s);
+	db_finalize(s);
+	free(list);
+	return rc == DB_DONE ? 0 : store_fail_db(st, rc, "retrieved");
+}
+
 int
 store_mailbox_retrieved(struct store *st, const char *address,
     const int64_t *ids, size_t n, int64_t now)
@@ -64,6 +90,8 @@ store_mailbox_retrieved(struct store *st, const char *address,
 
 	if (n == 0)
 		return 0;
+	if (db_kind(st->db) == DB_KIND_PG)
+		return store_mailbox_retrieved_pg(st, address, ids, n, now);
 	rc = db_prepare(st->db, "UPDATE mailbox SET first_retrieved "
 	    "= ?3 WHERE id = ?2 AND first_retrieved IS NULL AND user_id = "
 	    "(SELECT id FROM users WHERE address = ?1)", false, &s);

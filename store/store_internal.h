@@ -71,6 +71,7 @@ enum store_stmt_id {
 	STMT_SENT_OLDEST,
 	STMT_SENT_ADD,
 	STMT_SENT_PRUNE,
+	STMT_MAILBOX_DEL_PG,
 	STMT_TX_BEGIN,
 	STMT_TX_BEGIN_READ,
 	STMT_TX_COMMIT,
@@ -194,6 +195,9 @@ struct store *store_pg_open(const char *conninfo, const char **error_r);
 /* BEGIN a transaction: write (serialised with every other writer of the
  * database, as SQLite's BEGIN IMMEDIATE) or one read snapshot. */
 int store_pg_begin(struct store *st, bool write);
+/* ids as a PostgreSQL array literal ("{1,2,3}") for ANY(CAST(? AS
+ * bigint[])): a set of rows in one statement. Caller frees. */
+char *store_pg_id_array(const int64_t *ids, size_t n);
 /* schema_version.version, 0 for an empty database. */
 int store_pg_version(struct store *st, int *version_r);
 /* This backend's migrations (store/schema.c or store/schema_pg.c). */

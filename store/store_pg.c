@@ -15,6 +15,7 @@
 #include "store/schema_pg.h"
 #include "common/util.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,20 @@ store_pg_begin(struct store *st, bool write)
 		return -1;
 	}
 	return 0;
+}
+
+char *
+store_pg_id_array(const int64_t *ids, size_t n)
+{
+	/* "-9223372036854775808," is 21 bytes at most per id. */
+	char *list = xmalloc(n * 21 + 3), *p = list;
+
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%" PRId64, i > 0 ? "," : "", ids[i]);
+	*p++ = '}';
+	*p = '\0';
+	return list;
 }
 
 int

@@ -297,6 +297,56 @@ t_flat_units(struct store *st, bool pg)
 	t_end();
 }
 
+/*
+ * RETR's one statement: store_message_open brings the first chunk with
+ * the row. Bodies at the edges (inline, one chunk, exactly one chunk,
+ * one byte into the second) read back byte for byte on both engines.
+ */
+static void
+t_chunk_edges(struct store *st, const char *backend)
+{
+	static const size_t sizes[] = { 100, STORE_INLINE_MAX + 1, 5000,
+	    STORE_CHUNK_SIZE, STORE_CHUNK_SIZE + 1 };
+	const size_t nsizes = sizeof(sizes) / sizeof(sizes[0]);
+	const char *local[] = { "eve@edge.test" };
+	struct store_delivery d;
+	struct store_msg *msgs = NULL;
+	unsigned char *data = xmalloc(STORE_CHUNK_SIZE + 1), *got;
+	size_t rp = STORE_RETURN_PATH_LEN(8), n = 0;
+	uint64_t size;
+	char name[96];
+
+	snprintf(name, sizeof(name), "message bodies at the chunk edges read "
+	    "back whole (%s)", backend);
+	t_begin(name);
+	for (size_t i = 0; i < STORE_CHUNK_SIZE + 1; i++)
+		data[i] = (unsigned char)('a' + i % 26);
+	t_assert_int(store_domain_add(st, "edge.test"), 0);
+	t_assert_int(store_user_add(st, "eve@edge.test", "h"), 0);
+	memset(&d, 0, sizeof(d));
+	d.prefix = "";
+	d.mail_from = "s@x.test";
+	d.local = local;
+	d.nlocal = 1;
+	for (size_t i = 0; i < nsizes; i++)
+		t_assert_int(store_deliver_mem(st, &d, data, sizes[i], NULL,
+		    NULL), 0);
+	t_assert_int(store_mailbox_list(st, "eve@edge.test", &msgs, &n), 0);
+	t_assert_int(n, nsizes);
+	for (size_t i = 0; i < n && i < nsizes; i++) {
+		got = t_retr(st, msgs[i].id, &size);
+		t_assert(got != NULL && size == rp + sizes[i] &&
+		    memcmp(got, "Return-Path: <s@x.test>\r\n", rp) == 0 &&
+		    memcmp(got + rp, data, sizes[i]) == 0);
+		free(got);
+	}
+	free(msgs);
+	t_assert_int(store_user_del(st, "eve@edge.test"), 0);
+	t_assert_int(store_domain_del(st, "edge.test"), 0);
+	free(data);
+	t_end();
+}
+
 static void
 t_lines_cb(const char *s, void *arg)
 {
@@ -370,6 +420,7 @@ main(void)
 	}
 	t_scenario(st, "SQLite");
 	t_flat_units(st, false);
+	t_chunk_edges(st, "SQLite");
 	store_close(st);
 	unlink(path);
 	snprintf(locator, sizeof(locator), "%s-wal", path);
@@ -386,6 +437,7 @@ main(void)
 	}
 	t_scenario(st, "PostgreSQL");
 	t_flat_units(st, true);
+	t_chunk_edges(st, "PostgreSQL");
 	t_verify_finds(st, url);
 	store_close(st);
 	free(url);
