@@ -130,6 +130,10 @@ pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len)
 		    "-ERR Unknown command in TRANSACTION state.");
 		return;
 	}
+	/* QUIT asks the server first: its deletions need the lock held. */
+	if ((s->locked || s->lock_lost) && !pop3_lock_check(s,
+	    cmd->handler == pop3_cmd_quit && s->state == POP3_ST_TRANS))
+		return;
 	/* Trailing spaces are noise some clients send, not arguments. */
 	if (args != NULL && !cmd->secret) {
 		size_t alen = strlen(args);

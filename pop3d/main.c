@@ -245,7 +245,7 @@ main(int argc, char **argv)
 	auth_pool_free(srv.auth);
 	conn_tls_offload_stop();
 	for (size_t i = 0; i < srv.nlocks; i++)
-		free(srv.locks[i]);
+		free(srv.locks[i].maildrop);
 	free(srv.locks);
 	free(srv.readbuf);
 	free(srv.scratch);

@@ -116,6 +116,13 @@ struct pop3_session;
 struct ipcount;
 struct ipcount_entry;
 
+/* One locked maildrop, and the store_maildrop_lock_epoch it was taken
+ * under (the store's lock is gone once that changes). */
+struct pop3_lock {
+	char *maildrop;
+	unsigned epoch;
+};
+
 struct pop3_server {
 	struct event_base *base;
 	struct cfg *cfg;
@@ -127,7 +134,7 @@ struct pop3_server {
 	struct pop3_session *sessions;	/* doubly linked, newest first */
 	unsigned nsessions;
 	struct ipcount *ipcount;	/* sessions per client key */
-	char **locks;			/* lock_session: locked maildrops */
+	struct pop3_lock *locks;	/* lock_session: locked maildrops */
 	size_t nlocks, locks_cap;
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
@@ -184,6 +191,9 @@ struct pop3_session {
 	 * the session. */
 	char *maildrop;			/* canonical address, owned */
 	bool locked;			/* holds srv lock on maildrop */
+	/* The store's lock went with its connection and another node has
+	 * the maildrop now: the next command ends the session. */
+	bool lock_lost;
 	struct store_msg *msgs;
 	size_t nmsgs;
 	uint8_t *deleted;		/* deleted[i]: msgs[i] marked by DELE */
@@ -273,6 +283,12 @@ void pop3_server_close_all(struct pop3_server *srv);
  * on PostgreSQL, by another node), -2 on a store error (logged). */
 int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
 void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
+/* Before a command of a session that holds a lock: take again what a
+ * reconnected store connection lost (store_maildrop_lock_epoch); probe
+ * first asks the server whether the connection is still there (QUIT,
+ * before its deletions). false if this session's maildrop went to
+ * another node meanwhile: it has been told so and is closing. */
+bool pop3_lock_check(struct pop3_session *s, bool probe);
 
 /* deadline.c: slow clients (per-line deadline, max_session_time). */
 /* Accept: start the max_session_time timer. */

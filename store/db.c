@@ -122,6 +122,12 @@ db_in_transaction(struct db *db)
 	    !sqlite3_get_autocommit(db->sq);
 }
 
+unsigned
+db_generation(struct db *db)
+{
+	return db->pg != NULL ? pg_generation(db->pg) : 1;
+}
+
 void
 db_set_busy_timeout(struct db *db, int ms)
 {

@@ -83,6 +83,10 @@ int db_exec(struct db *db, const char *sql);
 int64_t db_changes(struct db *db);
 /* true inside BEGIN ... COMMIT. */
 bool db_in_transaction(struct db *db);
+/* Which connection this is: 1, and on PostgreSQL +1 each time it was made
+ * again after a loss. What the server kept for the old one (session
+ * advisory locks) went with it. */
+unsigned db_generation(struct db *db);
 /* SQLite: busy_timeout; PostgreSQL: lock_timeout for the session. */
 void db_set_busy_timeout(struct db *db, int ms);
 

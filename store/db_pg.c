@@ -174,6 +174,12 @@ pg_changes(struct db_pg *db)
 	return db->changes;
 }
 
+unsigned
+pg_generation(struct db_pg *db)
+{
+	return db->generation;
+}
+
 bool
 pg_conn_tx_open(struct db_pg *db)
 {

@@ -77,6 +77,8 @@ const char *pg_errmsg(struct db_pg *db);
 int pg_exec(struct db_pg *db, const char *sql);
 /* Rows of the last INSERT/UPDATE/DELETE/MERGE (PQcmdTuples). */
 int64_t pg_changes(struct db_pg *db);
+/* 1 for the first connection, +1 for each reconnect. */
+unsigned pg_generation(struct db_pg *db);
 /* PQtransactionStatus: in a transaction (also an aborted one, and one
  * lost with the connection, until the caller rolls back). */
 bool pg_in_transaction(struct db_pg *db);

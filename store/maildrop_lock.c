@@ -70,6 +70,24 @@ store_maildrop_lock(struct store *st, const char *address)
 }
 
 int
+store_maildrop_lock_probe(struct store *st)
+{
+	int rc;
+
+	if (db_kind(st->db) != DB_KIND_PG)
+		return 0;
+	if ((rc = db_exec(st->db, "SELECT 1")) != DB_OK)
+		return store_fail_db(st, rc, "maildrop lock probe");
+	return 0;
+}
+
+unsigned
+store_maildrop_lock_epoch(struct store *st)
+{
+	return db_generation(st->db);
+}
+
+int
 store_maildrop_unlock(struct store *st, const char *address)
 {
 	return store_maildrop_advisory(st, address, false);

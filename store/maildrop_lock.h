@@ -21,5 +21,19 @@ int store_maildrop_lock(struct store *st, const char *address);
  * hold it (PostgreSQL: the connection was lost and made again since, and
  * the lock with it), or -1. */
 int store_maildrop_unlock(struct store *st, const char *address);
+/*
+ * The locks this connection holds are held as long as this number stays
+ * what it was when they were taken. It changes when the store made its
+ * PostgreSQL connection again (a server restart, a dropped connection):
+ * the server freed every lock with the old one, and another node may
+ * have taken them since, so each must be taken again (or given up).
+ * Always 1 on SQLite.
+ */
+unsigned store_maildrop_lock_epoch(struct store *st);
+/* One round trip to the server, so that a lost connection is found (and
+ * made again, the epoch with it) now rather than by the next statement:
+ * before acting on a lock that must still be held. 0, or -1 on error.
+ * Nothing on SQLite. */
+int store_maildrop_lock_probe(struct store *st);
 
 #endif

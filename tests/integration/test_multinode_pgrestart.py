@@ -5,7 +5,9 @@ stopping the server touches no other test: while the server is away the
 sessions get exactly 451 4.3.0 (never a 250, never another reply);
 nothing acknowledged with 250 is lost; and both nodes' smtpd and pop3d
 recover by themselves once the server is back (mail accepted with 250 and
-the maildrop listed within a few seconds, no daemon restarted).
+the maildrop listed within a few seconds, no daemon restarted). And
+lock_session across a restart: pop3d takes its maildrop locks again or
+gives the session up (issue 18 item 3).
 PostgreSQL only: under the SQLite backend it is skipped (exit 77)."""
 
 import os
@@ -210,6 +212,68 @@ class PgRestart(unittest.TestCase):
         # No daemon restarted: the same processes from the start.
         for d in env.daemons:
             self.assertIsNone(d.proc.poll(), d.name)
+
+    def test_maildrop_lock_after_restart(self):
+        """lock_session across a restart: the server frees the advisory
+        locks with the old connections, so pop3d takes them again (or
+        gives the session up) instead of holding a lock it no longer
+        has."""
+        env = self.env = ct.Env(conf={"pop3d": {"lock_session": "yes"}})
+        b = mn.Node(env, "b")
+        env.start_smtpd()
+        env.start_pop3d()
+        b.start_pop3d()
+        for i in range(3):
+            send_one(env.ports["mx"], "m%d" % i)
+
+        def login(port):
+            p = poplib.POP3("127.0.0.1", port, timeout=30)
+            p.user(ALICE)
+            p.pass_(ct.PASSWORD)
+            return p
+
+        def refused(port):
+            p = poplib.POP3("127.0.0.1", port, timeout=30)
+            p.user(ALICE)
+            with self.assertRaises(poplib.error_proto) as cm:
+                p.pass_(ct.PASSWORD)
+            p.quit()
+            return cm.exception.args[0]
+
+        in_use = b"-ERR [IN-USE] Mailbox is locked by another POP3 session."
+
+        # 1. The holder touches the database first after the restart: it
+        # takes its lock again, and the other node still finds it held.
+        a = login(env.ports["pop3"])
+        pgcluster("restart", self.pgdir)
+        # RETR's statement finds the connection lost and makes it again.
+        self.assertTrue(until(lambda: a.retr(1), 10)[0].startswith(b"+OK"))
+        self.assertTrue(a.noop().startswith(b"+OK"))   # takes it again
+        self.assertEqual(refused(b.ports["pop3"]), in_use)
+        self.assertRegex(env.pop3d.log(), r"event=pop3.lock "
+                         r"user=alice@example.test result=renewed")
+        self.assertEqual(a.stat()[0], 3)
+        a.quit()
+
+        # 2. The other node gets there first: the holder's QUIT asks the
+        # server, finds the maildrop taken, and changes nothing.
+        a = login(env.ports["pop3"])
+        self.assertTrue(a.dele(1).startswith(b"+OK"))
+        pgcluster("restart", self.pgdir)
+        other = until(lambda: login(b.ports["pop3"]), 10)
+        with self.assertRaises(poplib.error_proto) as cm:
+            a.quit()
+        self.assertEqual(cm.exception.args[0],
+                         b"-ERR [IN-USE] The mailbox lock was lost and "
+                         b"another POP3 session has the mailbox; nothing "
+                         b"was changed.")
+        self.assertRegex(env.pop3d.log(), r"event=pop3.lock "
+                         r"user=alice@example.test result=lost")
+        # Message 1 is still there, and the other session keeps the lock.
+        self.assertEqual(other.stat()[0], 3)
+        self.assertEqual(refused(env.ports["pop3"]), in_use)
+        other.quit()
+        self.assertEqual(login(env.ports["pop3"]).stat()[0], 3)
 
 
 if __name__ == "__main__":
