@@ -224,6 +224,20 @@ t_scenario(struct store *st, const char *backend)
 	t_end();
 }
 
+/* A domain with one user, and d set to deliver to that user alone. */
+static void
+t_one_user(struct store *st, const char *domain, const char **local,
+    const char *mail_from, struct store_delivery *d)
+{
+	t_assert_int(store_domain_add(st, domain), 0);
+	t_assert_int(store_user_add(st, local[0], "h"), 0);
+	memset(d, 0, sizeof(*d));
+	d->prefix = "";
+	d->mail_from = mail_from;
+	d->local = local;
+	d->nlocal = 1;
+}
+
 /*
  * Flat units (the delivery writer's mode on PostgreSQL): no savepoints,
  * so a refused delivery takes the whole transaction with it and leaves
@@ -245,15 +259,9 @@ t_flat_units(struct store *st, bool pg)
 	t_begin(pg ? "flat units on PostgreSQL: a refused unit loses the "
 	    "transaction" : "flat units stay off on SQLite");
 	memset(big, 'q', T_BIG);
-	t_assert_int(store_domain_add(st, "flat.test"), 0);
-	t_assert_int(store_user_add(st, "dee@flat.test", "h"), 0);
+	t_one_user(st, "flat.test", local, "s@x.test", &d);
 	t_assert_int(store_user_set_quota(st, "dee@flat.test", 1000), 0);
 	t_assert(store_set_flat_units(st, true) == pg);
-	memset(&d, 0, sizeof(d));
-	d.prefix = "";
-	d.mail_from = "s@x.test";
-	d.local = local;
-	d.nlocal = 1;
 	d.check_quota = true;
 
 	t_assert_int(store_begin(st), 0);
@@ -321,13 +329,7 @@ t_chunk_edges(struct store *st, const char *backend)
 	t_begin(name);
 	for (size_t i = 0; i < STORE_CHUNK_SIZE + 1; i++)
 		data[i] = (unsigned char)('a' + i % 26);
-	t_assert_int(store_domain_add(st, "edge.test"), 0);
-	t_assert_int(store_user_add(st, "eve@edge.test", "h"), 0);
-	memset(&d, 0, sizeof(d));
-	d.prefix = "";
-	d.mail_from = "s@x.test";
-	d.local = local;
-	d.nlocal = 1;
+	t_one_user(st, "edge.test", local, "s@x.test", &d);
 	for (size_t i = 0; i < nsizes; i++)
 		t_assert_int(store_deliver_mem(st, &d, data, sizes[i], NULL,
 		    NULL), 0);
@@ -368,13 +370,7 @@ t_verify_finds(struct store *st, const char *url)
 	size_t n = 0;
 
 	t_begin("verify on PostgreSQL finds each kind of damage");
-	t_assert_int(store_domain_add(st, "example.org"), 0);
-	t_assert_int(store_user_add(st, "carl@example.org", "h"), 0);
-	memset(&d, 0, sizeof(d));
-	d.prefix = "";
-	d.mail_from = "";
-	d.local = local;
-	d.nlocal = 1;
+	t_one_user(st, "example.org", local, "", &d);
 	t_assert_int(store_deliver_mem(st, &d, "a\r\n", 3, NULL, NULL), 0);
 	t_assert_int(store_deliver_mem(st, &d, "b\r\n", 3, NULL, NULL), 0);
 	t_assert_int(store_mailbox_list(st, "carl@example.org", &msgs, &n),
