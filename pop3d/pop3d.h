@@ -279,8 +279,9 @@ void pop3_session_kick(struct pop3_session *s);
 /* Shut every session down (SIGTERM). */
 void pop3_server_close_all(struct pop3_server *srv);
 
-/* Maildrop locks (lock_session = yes). 0, -1 if already locked (here or,
- * on PostgreSQL, by another node), -2 on a store error (logged). */
+/* lock.c: maildrop locks (lock_session = yes). 0, -1 if already locked
+ * (here or, on PostgreSQL, by another node), -2 on a store error
+ * (logged). */
 int pop3_lock_take(struct pop3_server *srv, const char *maildrop);
 void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
 /* Before a command of a session that holds a lock: take again what a
