@@ -634,12 +634,7 @@ class Env:
         sections = dict(self.sections)
         sections["store"] = st.section()
         path = os.path.join(self.dir, name + ".conf")
-        with open(path, "w") as f:
-            for sec, kv in sections.items():
-                f.write("[%s]\n" % sec)
-                for k, v in kv.items():
-                    f.write("%s = %s\n" % (k, v))
-                f.write("\n")
+        write_conf(path, sections)
         return path, st
 
     # -- store inspection, on either backend ("?" placeholders; rows as
