@@ -27,9 +27,13 @@
 static void
 pop3_locks_renew(struct pop3_server *srv)
 {
+	unsigned epoch = store_maildrop_lock_epoch(srv->store);
 	size_t i = 0;
 	int rc;
 
+	/* Before every command of a locked session: mostly this. */
+	if (srv->locks_epoch == epoch)
+		return;
 	while (i < srv->nlocks) {
 		struct pop3_lock *l = &srv->locks[i];
 
@@ -63,6 +67,9 @@ pop3_locks_renew(struct pop3_server *srv)
 		free(l->maildrop);
 		srv->locks[i] = srv->locks[--srv->nlocks];
 	}
+	/* All current, unless a call above reconnected once more. */
+	if (store_maildrop_lock_epoch(srv->store) == epoch)
+		srv->locks_epoch = epoch;
 }
 
 bool

@@ -136,6 +136,8 @@ struct pop3_server {
 	struct ipcount *ipcount;	/* sessions per client key */
 	struct pop3_lock *locks;	/* lock_session: locked maildrops */
 	size_t nlocks, locks_cap;
+	/* Every lock's epoch is this one (0: not known, check them). */
+	unsigned locks_epoch;
 	bool nonlocal;			/* CARTEIRO_TEST_NONLOCAL: no loopback trust */
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */

@@ -32,6 +32,7 @@ struct store_body {
 };
 
 static int store_body_load(struct store_body *, int64_t);
+static int store_body_take(struct store_body *, int64_t, const void *, int);
 static struct store_body *store_body_row(struct store *, struct db_stmt *,
     int, int);
 static ssize_t store_body_read_stored(struct store_body *, uint64_t,
@@ -160,9 +161,9 @@ store_mailbox_delete_pg(struct store *st, int64_t user_id,
 	store_bind_text(s, 1, list);
 	db_bind_int64(s, 2, user_id);
 	if ((ret = db_step(s)) != DB_ROW) {
-		free(list);
 		store_fail_db(st, ret, "mailbox delete");
 		db_reset(s);
+		free(list);
 		return -1;
 	}
 	*deleted_r = (size_t)db_column_int64(s, 0);
@@ -321,24 +322,10 @@ store_body_row(struct store *st, struct db_stmt *s, int col, int chunk0)
 			memcpy(b->buf, data, (size_t)len);
 		b->seq = 0;
 		b->len = (size_t)len;
-	} else if (chunk0 >= 0 && db_column_type(s, chunk0) != DB_NULL) {
-		size_t want = b->size < STORE_CHUNK_SIZE ? (size_t)b->size :
-		    STORE_CHUNK_SIZE;
-		int len = db_column_bytes(s, chunk0);
-
-		if (len < 0 || (size_t)len != want) {
-			store_fail(st, "message body %lld chunk 0 has %d "
-			    "bytes, expected %zu", (long long)b->id, len,
-			    want);
-			goto fail;
-		}
-		/* A body of one chunk is never reloaded: no 64 KB buffer. */
-		b->buf = xmalloc(b->size <= STORE_CHUNK_SIZE ? want + 1 :
-		    STORE_CHUNK_SIZE);
-		memcpy(b->buf, db_column_blob(s, chunk0), want);
-		b->seq = 0;
-		b->len = want;
-	}
+	} else if (chunk0 >= 0 && db_column_type(s, chunk0) != DB_NULL &&
+	    store_body_take(b, 0, db_column_blob(s, chunk0),
+	    db_column_bytes(s, chunk0)) < 0)
+		goto fail;
 	db_reset(s);
 	return b;
 fail:
@@ -420,19 +407,39 @@ store_message_open(struct store *st, int64_t mailbox_id, uint64_t *size_r)
 	return b;
 }
 
+/*
+ * Chunk seq's len bytes into b->buf, checked against the body's size.
+ * The buffer comes on first use: a body of one chunk is never reloaded,
+ * so it gets just its bytes, not STORE_CHUNK_SIZE.
+ */
+static int
+store_body_take(struct store_body *b, int64_t seq, const void *data, int len)
+{
+	uint64_t start = (uint64_t)seq * STORE_CHUNK_SIZE;
+	size_t want = b->size - start < STORE_CHUNK_SIZE ?
+	    (size_t)(b->size - start) : STORE_CHUNK_SIZE;
+
+	if (len < 0 || (size_t)len != want)
+		return store_fail(b->st, "message body %lld chunk %lld has %d "
+		    "bytes, expected %zu", (long long)b->id, (long long)seq,
+		    len, want);
+	if (b->buf == NULL)
+		b->buf = xmalloc(b->size <= STORE_CHUNK_SIZE ? want + 1 :
+		    STORE_CHUNK_SIZE);
+	memcpy(b->buf, data, want);
+	b->seq = seq;
+	b->len = want;
+	return 0;
+}
+
 /* Load chunk seq into b->buf; each load is its own short read. */
 static int
 store_body_load(struct store_body *b, int64_t seq)
 {
 	struct store *st = b->st;
-	uint64_t start = (uint64_t)seq * STORE_CHUNK_SIZE;
-	size_t want = b->size - start < STORE_CHUNK_SIZE ?
-	    (size_t)(b->size - start) : STORE_CHUNK_SIZE;
 	struct db_stmt *s;
-	int rc, len;
+	int rc;
 
-	if (b->buf == NULL)
-		b->buf = xmalloc(STORE_CHUNK_SIZE);
 	b->seq = -1;
 	s = store_stmt(st, STMT_CHUNK_READ,
 	    "SELECT data FROM body_chunks WHERE body_id = ?1 AND seq = ?2");
@@ -447,18 +454,10 @@ store_body_load(struct store_body *b, int64_t seq)
 			return store_fail(st, "message body is gone");
 		return store_fail_db(st, rc, "body read");
 	}
-	len = db_column_bytes(s, 0);
-	if (len < 0 || (size_t)len != want) {
-		db_reset(s);
-		return store_fail(st, "message body %lld chunk %lld has %d "
-		    "bytes, expected %zu", (long long)b->id, (long long)seq,
-		    len, want);
-	}
-	memcpy(b->buf, db_column_blob(s, 0), want);
+	rc = store_body_take(b, seq, db_column_blob(s, 0),
+	    db_column_bytes(s, 0));
 	db_reset(s);
-	b->seq = seq;
-	b->len = want;
-	return 0;
+	return rc;
 }
 
 /* Bytes of the stored body from offset (stored offsets, skip included). */
