@@ -2,7 +2,8 @@
  * The POP3 verb table and one handler per verb (RFC 1939, RFC 2449 CAPA,
  * RFC 2595 STLS, RFC 5034 AUTH). The dispatcher checks state and argument
  * policy once; handlers never re-check the sequence. Long responses (LIST,
- * UIDL, RETR, TOP) are resumable steps run by session.c on LOWAT.
+ * UIDL here, RETR and TOP in fetch.c) are resumable steps run by session.c
+ * on LOWAT.
  */
 #include "pop3d/pop3d.h"
 
@@ -39,17 +40,14 @@ static void pop3_cmd_capa(struct pop3_session *, char *);
 static void pop3_cmd_stat(struct pop3_session *, char *);
 static void pop3_cmd_list(struct pop3_session *, char *);
 static void pop3_cmd_uidl(struct pop3_session *, char *);
+static void pop3_cmd_dele(struct pop3_session *, char *);
 static void pop3_cmd_retr(struct pop3_session *, char *);
 static void pop3_cmd_top(struct pop3_session *, char *);
-static void pop3_cmd_dele(struct pop3_session *, char *);
 static void pop3_cmd_rset(struct pop3_session *, char *);
 static void pop3_cmd_noop(struct pop3_session *, char *);
 static void pop3_cmd_quit(struct pop3_session *, char *);
 static bool pop3_cmd_list_step(struct pop3_session *);
 static bool pop3_cmd_uidl_step(struct pop3_session *);
-static bool pop3_cmd_fetch_step(struct pop3_session *);
-static bool pop3_cmd_fetch_reopen(struct pop3_session *);
-static void pop3_cmd_fetch(struct pop3_session *, char *, bool);
 
 #define A POP3_ST_AUTH
 #define T POP3_ST_TRANS
@@ -322,11 +320,7 @@ pop3_cmd_quit(struct pop3_session *s, char *args)
 
 /* ---- TRANSACTION ---- */
 
-/*
- * The message for a number argument, or NULL after replying -ERR
- * (RFC 1939: a deleted message may not be referred to).
- */
-static struct store_msg *
+struct store_msg *
 pop3_cmd_msg(struct pop3_session *s, const char *arg, const char **rest_r,
     size_t *idx_r)
 {
@@ -444,155 +438,16 @@ pop3_store_snapshot_end(struct pop3_server *srv)
 	store_read_end(srv->store);
 }
 
-/*
- * RETR/TOP body streaming: read POP3_READ_CHUNK bytes, stuff, write, until
- * the output reaches POP3_OUT_HIGH; resumed on LOWAT. A store error in the
- * middle of a response cannot be reported any more: hang up, so the client
- * sees a truncated response rather than a wrong message.
- */
-static bool
-pop3_cmd_fetch_step(struct pop3_session *s)
-{
-	struct pop3_server *srv = s->srv;
-	size_t n;
-
-	s->fetch_stall_ms = 0;
-	while (conn_output_len(s->conn) < POP3_OUT_HIGH) {
-		if (!s->stuff.done && s->body_off < s->body_size) {
-			uint64_t want = s->body_size - s->body_off;
-			ssize_t r;
-
-			if (want > POP3_READ_CHUNK)
-				want = POP3_READ_CHUNK;
-			pop3_store_snapshot(srv);
-			/* stall.c closed it while the client did not
-			 * read: open it again and read on. */
-			if (s->body == NULL && !pop3_cmd_fetch_reopen(s))
-				return true;
-			r = store_body_read(s->body, s->body_off, srv->readbuf,
-			    (size_t)want);
-			if (r < 0) {
-				log_error("event=pop3.cmd sid=%s user=%s "
-				    "cmd=%s result=err error=\"%s\"", s->sid,
-				    LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd),
-				    store_error(srv->store));
-				store_body_close(s->body);
-				s->body = NULL;
-				pop3_session_close(s, "store_error");
-				return true;
-			}
-			if (r == 0) {
-				/* shorter than recorded: end it here */
-				s->body_size = s->body_off;
-				continue;
-			}
-			n = pop3_stuff_run(&s->stuff, srv->readbuf, (size_t)r,
-			    srv->scratch);
-			conn_write(s->conn, srv->scratch, n);
-			s->cmd_bytes += n;
-			s->body_off += (uint64_t)r;
-			continue;
-		}
-		n = pop3_stuff_end(&s->stuff, srv->scratch);
-		conn_write(s->conn, srv->scratch, n);
-		store_body_close(s->body);
-		s->body = NULL;
-		s->cmd_bytes += n;
-		/* pop3.disconnect counts TOP as RETR: fetchmail downloads
-		 * through TOP (issue #11 item 12). Bytes of the whole
-		 * response, as sent. */
-		s->retrieved++;
-		s->retrieved_bytes += s->cmd_bytes;
-		if (!s->stuff.top)
-			pop3_retention_retrieved(s);
-		pop3_session_cmd_done(s);
-		return true;
-	}
-	s->fetch_stall_ms = util_now_ms();	/* see stall.c */
-	return false;
-}
-
-/* Open the message again to read on from body_off; false: the session is
- * closing (the response cannot be finished). */
-static bool
-pop3_cmd_fetch_reopen(struct pop3_session *s)
-{
-	struct pop3_server *srv = s->srv;
-	uint64_t size;
-
-	s->body = store_message_open(srv->store, s->msgs[s->fetch_idx].id,
-	    &size);
-	if (s->body != NULL && size == s->body_size)
-		return true;
-	log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
-	    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd),
-	    s->body == NULL ? store_error(srv->store) :
-	    "message size changed while it was sent");
-	store_body_close(s->body);
-	s->body = NULL;
-	pop3_session_close(s, "store_error");
-	return false;
-}
-
-static void
-pop3_cmd_fetch(struct pop3_session *s, char *args, bool top)
-{
-	struct store_msg *m;
-	const char *rest = NULL;
-	uint32_t lines = 0;
-	size_t idx;
-	uint64_t size;
-
-	if ((m = pop3_cmd_msg(s, args, top ? &rest : NULL, &idx)) == NULL)
-		return;
-	if (top && (rest == NULL || pop3_parse_number(rest, &lines,
-	    NULL) < 0)) {
-		pop3_reply(s, "-ERR Invalid number of lines.");
-		return;
-	}
-	pop3_store_snapshot(s->srv);
-	s->body = store_message_open(s->srv->store, m->id, &size);
-	if (s->body == NULL && store_error_is_gone(s->srv->store)) {
-		/* Another session of this user deleted it since our login
-		 * (lock_session = no): a race, not a fault, and final. */
-		log_info("event=pop3.cmd sid=%s user=%s cmd=%s result=gone",
-		    s->sid, LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd));
-		pop3_reply(s, "-ERR Message was deleted by another session.");
-		return;
-	}
-	if (s->body == NULL) {
-		log_error("event=pop3.cmd sid=%s user=%s cmd=%s result=err "
-		    "error=\"%s\"", s->sid, LOG_VALUE(s->maildrop),
-		    LOG_VALUE(s->cmd),
-		    store_error(s->srv->store));
-		pop3_reply(s, "-ERR [SYS/TEMP] Couldn't read the message, try "
-		    "again later.");
-		return;
-	}
-	s->body_off = 0;
-	s->body_size = size;
-	s->fetch_idx = idx;
-	s->fetch_stall_ms = 0;
-	pop3_stuff_init(&s->stuff, top, lines);
-	s->multi = true;
-	stats_inc(STATS_POP3_RETR);
-	if (top)
-		pop3_reply(s, "+OK");
-	else
-		pop3_reply(s, "+OK %llu octets", (unsigned long long)m->size);
-	pop3_session_start_cont(s, pop3_cmd_fetch_step);
-}
-
 static void
 pop3_cmd_retr(struct pop3_session *s, char *args)
 {
-	pop3_cmd_fetch(s, args, false);
+	pop3_fetch_cmd(s, args, false);
 }
 
 static void
 pop3_cmd_top(struct pop3_session *s, char *args)
 {
-	pop3_cmd_fetch(s, args, true);
+	pop3_fetch_cmd(s, args, true);
 }
 
 static void

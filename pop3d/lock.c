@@ -72,6 +72,19 @@ pop3_locks_renew(struct pop3_server *srv)
 		srv->locks_epoch = epoch;
 }
 
+void
+pop3_locks_recheck(struct pop3_server *srv)
+{
+	if (srv->nlocks == 0)
+		return;
+	if (store_maildrop_lock_probe(srv->store) < 0) {
+		log_warn("event=pop3.lock result=fail error=\"%s\"",
+		    store_error(srv->store));
+		return;
+	}
+	pop3_locks_renew(srv);
+}
+
 bool
 pop3_lock_check(struct pop3_session *s, bool probe)
 {

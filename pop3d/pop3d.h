@@ -22,6 +22,7 @@ struct event_base;
 struct auth_pool;
 struct tls_ctx;
 struct listener;
+struct workq;
 
 /* RFC 2449: a command line is at most 255 octets including CRLF; we accept
  * a little more for lenient clients. SASL responses (base64) may be longer. */
@@ -41,6 +42,9 @@ struct listener;
 #define POP3_INPUT_PAUSE	(16 * 1024)
 /* Bytes read from the store per step of RETR/TOP. */
 #define POP3_READ_CHUNK		(16 * 1024)
+/* PostgreSQL: RETR/TOP reads this much of a message on a pool thread
+ * (fetch.c), the rest on the loop. */
+#define POP3_FETCH_MEM		(256 * 1024)
 /* A RETR/TOP whose client has not read for this long lets go of its open
  * message until it reads again (stall.c). */
 #define POP3_STALL_MS		1000
@@ -64,8 +68,8 @@ enum pop3_line_deadline {
 enum pop3_input {
 	POP3_IN_CMD,		/* command lines */
 	POP3_IN_SASL,		/* SASL continuation ("+ " sent) */
-	POP3_IN_WAIT,		/* auth check waiting or running, input
-				 * paused */
+	POP3_IN_WAIT,		/* auth check or RETR's read (fetch.c)
+				 * waiting or running, input paused */
 };
 
 /*
@@ -142,6 +146,9 @@ struct pop3_server {
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */
 	struct event *stall_ev;		/* stall.c sweep timer */
+	/* PostgreSQL: RETR/TOP's reads on threads with a connection each
+	 * (fetch.c); NULL on SQLite. */
+	struct workq *fetchq;
 	bool read_tx;			/* a read snapshot is open on store
 					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
@@ -217,6 +224,9 @@ struct pop3_session {
 	uint64_t fetch_stall_ms;	/* RETR/TOP: waiting for LOWAT since
 					 * (util_now_ms), 0 = running */
 	struct pop3_stuff stuff;
+	uint64_t fetch_token;		/* fetch.c's read job, 0 if none */
+	unsigned char *fetch_mem;	/* its result: the message's first */
+	size_t fetch_mem_len;		/* fetch_mem_len bytes, or NULL */
 
 	/* retention.c (RFC 2449 EXPIRE) */
 	int64_t expire_s;		/* this user's: seconds, -1 = never */
@@ -292,6 +302,10 @@ void pop3_lock_release(struct pop3_server *srv, const char *maildrop);
  * before its deletions). false if this session's maildrop went to
  * another node meanwhile: it has been told so and is closing. */
 bool pop3_lock_check(struct pop3_session *s, bool probe);
+/* Another connection to the store found the server gone and came back
+ * (fetch.c's threads): ask the server on the loop's connection too, and
+ * take again what it lost, now rather than at a later command. */
+void pop3_locks_recheck(struct pop3_server *srv);
 
 /* deadline.c: slow clients (per-line deadline, max_session_time). */
 /* Accept: start the max_session_time timer. */
@@ -333,5 +347,18 @@ int pop3_retention_quit(struct pop3_session *s, size_t *deleted_r,
 /* commands.c */
 /* Dispatch one command line (borrowed, may be modified). */
 void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len);
+/* The message for a number argument (*idx_r its index), or NULL after
+ * replying -ERR (RFC 1939: a deleted message may not be referred to).
+ * rest_r: the text after the number, or NULL if none may follow. */
+struct store_msg *pop3_cmd_msg(struct pop3_session *s, const char *arg,
+    const char **rest_r, size_t *idx_r);
+
+/* fetch.c: RETR and TOP, their reads on srv->fetchq on PostgreSQL. */
+void pop3_fetch_pool_start(struct pop3_server *srv);
+void pop3_fetch_pool_stop(struct pop3_server *srv);
+void pop3_fetch_cmd(struct pop3_session *s, char *args, bool top);
+/* A pending read's result goes nowhere, and its buffer is freed
+ * (pop3_session_free). */
+void pop3_fetch_cancel(struct pop3_session *s);
 
 #endif

@@ -134,6 +134,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	pop3_deadline_stop(s);
 	if (s->body != NULL)
 		store_body_close(s->body);
+	pop3_fetch_cancel(s);
 	if (s->locked)
 		pop3_lock_release(srv, s->maildrop);
 	conn_free(s->conn);

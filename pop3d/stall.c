@@ -1,10 +1,11 @@
 /*
  * RETR/TOP to a client that does not read: after POP3_STALL_MS without a
  * LOWAT, the session lets go of its open message (the store's chunk
- * buffer: STORE_CHUNK_SIZE, 64 KB, for a body stored in chunks) and keeps
+ * buffer: STORE_CHUNK_SIZE, 64 KB, for a body stored in chunks; on
+ * PostgreSQL fetch.c's read-ahead, up to POP3_FETCH_MEM) and keeps
  * only its output, at most POP3_OUT_HIGH plus one stuffed POP3_READ_CHUNK;
  * its next step opens the message again and reads on from body_off
- * (commands.c pop3_cmd_fetch_step). A client that keeps reading is never
+ * (fetch.c pop3_fetch_step). A client that keeps reading is never
  * touched: opening the message again at every stop would cost a query and
  * a reread of the chunk each time (measured: 2-2.5x the CPU of a 1 MB
  * RETR). One timer for the server walks the sessions every POP3_STALL_MS
@@ -33,11 +34,17 @@ pop3_stall_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (struct pop3_session *s = srv->sessions; s != NULL; s = s->next) {
-		if (s->body == NULL || s->fetch_stall_ms == 0 ||
+		if ((s->body == NULL && s->fetch_mem == NULL) ||
+		    s->fetch_stall_ms == 0 ||
 		    now - s->fetch_stall_ms < POP3_STALL_MS)
 			continue;
 		store_body_close(s->body);
 		s->body = NULL;
+		/* fetch.c's read-ahead on PostgreSQL: the rest comes from
+		 * the store on the loop. */
+		free(s->fetch_mem);
+		s->fetch_mem = NULL;
+		s->fetch_mem_len = 0;
 		n++;
 	}
 	if (n == 0)

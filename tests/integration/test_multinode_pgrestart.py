@@ -246,9 +246,11 @@ class PgRestart(unittest.TestCase):
         # takes its lock again, and the other node still finds it held.
         a = login(env.ports["pop3"])
         pgcluster("restart", self.pgdir)
-        # RETR's statement finds the connection lost and makes it again.
+        # RETR's read finds the connection lost and makes it again (on
+        # PostgreSQL a read thread's: pop3d then asks the server on its
+        # own connection too, and takes the lock again).
         self.assertTrue(until(lambda: a.retr(1), 10)[0].startswith(b"+OK"))
-        self.assertTrue(a.noop().startswith(b"+OK"))   # takes it again
+        self.assertTrue(a.noop().startswith(b"+OK"))
         self.assertEqual(refused(b.ports["pop3"]), in_use)
         self.assertRegex(env.pop3d.log(), r"event=pop3.lock "
                          r"user=alice@example.test result=renewed")
