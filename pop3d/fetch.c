@@ -1,37 +1,23 @@
 /*
  * RETR and TOP: the message read from the store, dot-stuffed, and written
  * in steps as the client drains its output (session.c resumes the step on
- * LOWAT).
- *
- * Where the reads run depends on the store, as for smtpd's RCPT lookups
- * (smtpd/rcpt.c). On SQLite a read is microseconds of local work and runs
- * on the loop, on its connection, in one read snapshot per callback
- * (pop3_store_snapshot). On PostgreSQL every read is a round trip to the
- * server, and on the loop each RETR would stall every other session for
- * as long as the network and the server take: the first POP3_FETCH_MEM
- * bytes of the message are read by srv->fetchq, a small pool of threads
- * with a connection each, while the session waits (POP3_IN_WAIT, as for
- * a password check). Most mail fits; the rest of a bigger message is read
- * on the loop as before (64 KB chunks: one round trip per chunk), and so
- * is everything after a stall (stall.c lets go of the buffer).
+ * LOWAT). On SQLite every read runs on the loop, in one read snapshot per
+ * callback (pop3_store_snapshot). On PostgreSQL the first POP3_FETCH_MEM
+ * bytes (64 KB) are read on srv->readq (readq.c), in one statement, while
+ * the session waits: most mail fits. The rest of a bigger message is read on the loop as before
+ * (64 KB chunks, a round trip each), and so is everything after a stall
+ * (stall.c lets go of the read-ahead).
  */
 #include "pop3d/pop3d.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/config.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "common/util.h"
-#include "common/workq.h"
 #include "store/maildrop_lock.h"
 #include "store/store.h"
-
-/* PostgreSQL: read threads (one connection each), and jobs queued at most;
- * past that a RETR gets -ERR [SYS/TEMP] at once rather than waiting. */
-#define POP3_FETCH_THREADS	4
-#define POP3_FETCH_PENDING	4096
 
 /* One RETR/TOP read: copies in, results out; the session is not touched
  * off the loop. */
@@ -54,62 +40,18 @@ static void pop3_fetch_begin(struct pop3_session *, uint64_t);
 static bool pop3_fetch_step(struct pop3_session *);
 static bool pop3_fetch_reopen(struct pop3_session *);
 static void pop3_fetch_failed(struct pop3_session *, bool, const char *);
-static void *pop3_fetch_thread_init(void *);
-static void pop3_fetch_thread_fini(void *);
 static void pop3_fetch_work(void *, void *);
 static void pop3_fetch_done(void *, bool);
 
-/* ---- the pool ---- */
-
 void
-pop3_fetch_pool_start(struct pop3_server *srv)
+pop3_fetch_free(struct pop3_session *s)
 {
-	if (store_locator_is_server(srv->cfg->store.locator))
-		srv->fetchq = workq_new(srv->base, POP3_FETCH_THREADS,
-		    POP3_FETCH_PENDING, pop3_fetch_thread_init,
-		    pop3_fetch_thread_fini, (void *)srv->cfg);
-}
-
-void
-pop3_fetch_pool_stop(struct pop3_server *srv)
-{
-	workq_free(srv->fetchq);
-	srv->fetchq = NULL;
-}
-
-void
-pop3_fetch_cancel(struct pop3_session *s)
-{
-	if (s->fetch_token != 0)
-		workq_cancel(s->srv->fetchq, s->fetch_token);
-	s->fetch_token = 0;
 	free(s->fetch_mem);
 	s->fetch_mem = NULL;
 	s->fetch_mem_len = 0;
 }
 
-/* A thread's connection. NULL when it cannot be opened: every read on that
- * thread then fails with [SYS/TEMP], and the next thread may do better. */
-static void *
-pop3_fetch_thread_init(void *arg)
-{
-	const struct cfg *cfg = arg;
-	const char *error = NULL;
-	struct store *st;
-
-	if ((st = store_open(cfg->store.locator, &error)) == NULL)
-		log_error("event=pop3.fetch error=\"store: %s\"",
-		    error != NULL ? error : "unknown");
-	return st;
-}
-
-static void
-pop3_fetch_thread_fini(void *ctx)
-{
-	store_close(ctx);
-}
-
-/* On a pool thread. */
+/* On a readq thread. */
 static void
 pop3_fetch_work(void *arg, void *ctx)
 {
@@ -175,23 +117,20 @@ pop3_fetch_cmd(struct pop3_session *s, char *args, bool top)
 	}
 	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
-	if (s->srv->fetchq != NULL) {
+	if (s->srv->readq != NULL) {
 		job = xcalloc(1, sizeof(*job));
 		job->s = s;
 		job->id = m->id;
 		job->want = POP3_FETCH_MEM;
-		s->fetch_token = workq_submit(s->srv->fetchq, job,
-		    pop3_fetch_work, pop3_fetch_done);
-		if (s->fetch_token == 0) {
+		if (!pop3_readq_submit(s, job, pop3_fetch_work,
+		    pop3_fetch_done)) {
 			free(job);
 			log_warn("event=pop3.cmd sid=%s user=%s cmd=%s "
 			    "result=tempfail error=pool_full", s->sid,
 			    LOG_VALUE(s->maildrop), LOG_VALUE(s->cmd));
 			pop3_reply(s, "-ERR [SYS/TEMP] Couldn't read the "
 			    "message, try again later.");
-			return;
 		}
-		s->input = POP3_IN_WAIT;
 		return;
 	}
 	pop3_store_snapshot(s->srv);
@@ -204,7 +143,7 @@ pop3_fetch_cmd(struct pop3_session *s, char *args, bool top)
 	pop3_fetch_begin(s, size);
 }
 
-/* Runs on the loop; not after pop3_fetch_cancel (pop3_session_free). */
+/* Runs on the loop; cancelled after pop3_readq_cancel (pop3_session_free). */
 static void
 pop3_fetch_done(void *arg, bool cancelled)
 {
@@ -216,10 +155,7 @@ pop3_fetch_done(void *arg, bool cancelled)
 		free(job);
 		return;
 	}
-	s->fetch_token = 0;
-	s->input = POP3_IN_CMD;
-	if (job->reconnected)
-		pop3_locks_recheck(s->srv);
+	pop3_readq_done(s, job->reconnected);
 	if (conn_is_closing(s->conn)) {
 		/* pop3_session_close came first: nothing more is sent. */
 		free(job->data);

@@ -206,7 +206,7 @@ main(int argc, char **argv)
 	    (unsigned)ncpu, 1024, cfg->pop3d.auth_cache_ttl);
 	if (srv.auth == NULL)
 		log_fatal("event=pop3.fatal reason=\"cannot start auth pool\"");
-	pop3_fetch_pool_start(&srv);
+	pop3_readq_start(&srv);
 	/* TLS handshakes on one thread per CPU. */
 	conn_tls_offload_start(srv.base, 0);
 	srv.readbuf = xmalloc(POP3_READ_CHUNK);
@@ -244,7 +244,7 @@ main(int argc, char **argv)
 	ipcount_free(srv.ipcount);
 	daemon_signals_free(sigs);
 	auth_pool_free(srv.auth);
-	pop3_fetch_pool_stop(&srv);
+	pop3_readq_stop(&srv);
 	conn_tls_offload_stop();
 	for (size_t i = 0; i < srv.nlocks; i++)
 		free(srv.locks[i].maildrop);

@@ -14,6 +14,7 @@
 #include "common/clientkey.h"
 #include "common/conn.h"
 #include "common/sasl.h"
+#include "common/workq.h"
 #include "store/store.h"
 
 struct cfg;
@@ -22,7 +23,6 @@ struct event_base;
 struct auth_pool;
 struct tls_ctx;
 struct listener;
-struct workq;
 
 /* RFC 2449: a command line is at most 255 octets including CRLF; we accept
  * a little more for lenient clients. SASL responses (base64) may be longer. */
@@ -42,9 +42,11 @@ struct workq;
 #define POP3_INPUT_PAUSE	(16 * 1024)
 /* Bytes read from the store per step of RETR/TOP. */
 #define POP3_READ_CHUNK		(16 * 1024)
-/* PostgreSQL: RETR/TOP reads this much of a message on a pool thread
- * (fetch.c), the rest on the loop. */
-#define POP3_FETCH_MEM		(256 * 1024)
+/* PostgreSQL: RETR/TOP reads this much of a message on a readq thread
+ * (fetch.c), the rest on the loop. One chunk: one statement (the body's
+ * first chunk comes with the message's row), and as much memory as an
+ * open body's chunk buffer on the loop path. */
+#define POP3_FETCH_MEM		STORE_CHUNK_SIZE
 /* A RETR/TOP whose client has not read for this long lets go of its open
  * message until it reads again (stall.c). */
 #define POP3_STALL_MS		1000
@@ -146,9 +148,9 @@ struct pop3_server {
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */
 	struct event *stall_ev;		/* stall.c sweep timer */
-	/* PostgreSQL: RETR/TOP's reads on threads with a connection each
-	 * (fetch.c); NULL on SQLite. */
-	struct workq *fetchq;
+	/* PostgreSQL: the login's listing and RETR/TOP's reads on threads
+	 * with a connection each (readq.c); NULL on SQLite. */
+	struct workq *readq;
 	bool read_tx;			/* a read snapshot is open on store
 					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
@@ -224,8 +226,8 @@ struct pop3_session {
 	uint64_t fetch_stall_ms;	/* RETR/TOP: waiting for LOWAT since
 					 * (util_now_ms), 0 = running */
 	struct pop3_stuff stuff;
-	uint64_t fetch_token;		/* fetch.c's read job, 0 if none */
-	unsigned char *fetch_mem;	/* its result: the message's first */
+	uint64_t read_token;		/* readq.c's job, 0 if none */
+	unsigned char *fetch_mem;	/* PostgreSQL: the message's first */
 	size_t fetch_mem_len;		/* fetch_mem_len bytes, or NULL */
 
 	/* retention.c (RFC 2449 EXPIRE) */
@@ -334,8 +336,11 @@ void pop3_retention_capa(struct pop3_session *s);
  * [pop3d] login_delay after the last one (-ERR [LOGIN-DELAY] sent). */
 int pop3_retention_login_check(struct pop3_session *s,
     const char *canonical);
-/* After the login snapshot: the user's EXPIRE and the RETR marks. */
-void pop3_retention_login(struct pop3_session *s);
+/* After the login snapshot: the user's EXPIRE (store_user_get_expire's
+ * result: expire_rc, expire, and its error when it failed) and the RETR
+ * marks. */
+void pop3_retention_login(struct pop3_session *s, int expire_rc,
+    int64_t expire, const char *error);
 /* A RETR of msgs[s->fetch_idx] was sent whole. */
 void pop3_retention_retrieved(struct pop3_session *s);
 /* QUIT's store work in one transaction: DELE marks, EXPIRE 0 deletions,
@@ -353,12 +358,28 @@ void pop3_cmd_dispatch(struct pop3_session *s, char *line, size_t len);
 struct store_msg *pop3_cmd_msg(struct pop3_session *s, const char *arg,
     const char **rest_r, size_t *idx_r);
 
-/* fetch.c: RETR and TOP, their reads on srv->fetchq on PostgreSQL. */
-void pop3_fetch_pool_start(struct pop3_server *srv);
-void pop3_fetch_pool_stop(struct pop3_server *srv);
+/* fetch.c: RETR and TOP. */
 void pop3_fetch_cmd(struct pop3_session *s, char *args, bool top);
-/* A pending read's result goes nowhere, and its buffer is freed
- * (pop3_session_free). */
-void pop3_fetch_cancel(struct pop3_session *s);
+/* Frees the read-ahead (pop3_session_free). */
+void pop3_fetch_free(struct pop3_session *s);
+
+/* readq.c: reads on threads, PostgreSQL only (srv->readq NULL: none). */
+void pop3_readq_start(struct pop3_server *srv);
+void pop3_readq_stop(struct pop3_server *srv);
+/* work(job, store) on a thread, then done(job, cancelled) on the loop,
+ * which calls pop3_readq_done first unless cancelled. The session waits
+ * (POP3_IN_WAIT) meanwhile. false: the queue is full, nothing submitted. */
+bool pop3_readq_submit(struct pop3_session *s, void *job,
+    workq_work_fn *work, workq_done_fn *done);
+/* The read is back: input resumes; reconnected: the thread found the
+ * server restarted (pop3_locks_recheck). */
+void pop3_readq_done(struct pop3_session *s, bool reconnected);
+/* Its done() gets cancelled = true (pop3_session_free). */
+void pop3_readq_cancel(struct pop3_session *s);
+
+/* login.c: authenticated as canonical: lock (if configured), take the
+ * snapshot (on readq on PostgreSQL) and enter TRANSACTION, or reply -ERR
+ * and stay in AUTHORIZATION. */
+void pop3_session_login(struct pop3_session *s, const char *canonical);
 
 #endif

@@ -137,18 +137,16 @@ pop3_retention_login_check(struct pop3_session *s, const char *canonical)
 }
 
 void
-pop3_retention_login(struct pop3_session *s)
+pop3_retention_login(struct pop3_session *s, int expire_rc, int64_t expire,
+    const char *error)
 {
-	struct pop3_server *srv = s->srv;
-	int64_t e;
-
 	s->retrieved_msg = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
-	s->expire_s = pop3_retention_default(srv);
-	if (store_user_get_expire(srv->store, s->maildrop, &e) < 0)
+	s->expire_s = pop3_retention_default(s->srv);
+	if (expire_rc < 0)
 		log_warn("event=pop3.expire sid=%s user=%s error=\"%s\"",
-		    s->sid, s->maildrop, store_error(srv->store));
-	else if (e != STORE_EXPIRE_DEFAULT)
-		s->expire_s = e;
+		    s->sid, s->maildrop, error);
+	else if (expire != STORE_EXPIRE_DEFAULT)
+		s->expire_s = expire;
 }
 
 void

@@ -32,7 +32,6 @@ static void pop3_session_input(struct pop3_session *);
 static void pop3_session_auth_done(uint64_t, enum auth_result, const char *,
     void *);
 static void pop3_session_auth_fail(struct pop3_session *);
-static void pop3_session_login(struct pop3_session *, const char *);
 static void pop3_session_log_cmd(struct pop3_session *, bool, const char *);
 static size_t pop3_format_line(char *, size_t, const char *, va_list)
     __attribute__((format(printf, 3, 0)));
@@ -134,7 +133,8 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	pop3_deadline_stop(s);
 	if (s->body != NULL)
 		store_body_close(s->body);
-	pop3_fetch_cancel(s);
+	pop3_readq_cancel(s);
+	pop3_fetch_free(s);
 	if (s->locked)
 		pop3_lock_release(srv, s->maildrop);
 	conn_free(s->conn);
@@ -582,68 +582,6 @@ pop3_session_auth_fail(struct pop3_session *s)
 		pop3_reply(s, "-ERR Too many failed logins.");
 		pop3_session_close(s, "too_many_auth_failures");
 	}
-}
-
-/* Authenticated as canonical: lock (if configured), take the snapshot and
- * enter TRANSACTION, or reply -ERR and stay in AUTHORIZATION. */
-static void
-pop3_session_login(struct pop3_session *s, const char *canonical)
-{
-	struct pop3_server *srv = s->srv;
-	int r;
-
-	s->input = POP3_IN_CMD;
-	sasl_reset(&s->sasl);
-	if (s->user != NULL) {
-		free(s->user);
-		s->user = NULL;
-	}
-	if (pop3_retention_login_check(s, canonical) < 0)
-		return;
-	if (srv->cfg->pop3d.lock_session) {
-		if ((r = pop3_lock_take(srv, canonical)) == -2) {
-			pop3_reply(s, "-ERR [SYS/TEMP] Couldn't open the "
-			    "mailbox, try again later.");
-			return;
-		}
-		if (r < 0) {
-			log_info("event=pop3.login sid=%s ip=%s user=%s "
-			    "mech=%s result=in-use", s->sid, s->ip, canonical,
-			    s->auth_mech);
-			pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by "
-			    "another POP3 session.");
-			return;
-		}
-		s->locked = true;
-	}
-	s->maildrop = xstrdup(canonical);
-	r = store_mailbox_list(srv->store, canonical, &s->msgs, &s->nmsgs);
-	if (r != 0) {
-		/* Never an empty maildrop on a store error: clients forget
-		 * every UIDL when STAT says 0. */
-		log_error("event=pop3.login sid=%s ip=%s user=%s mech=%s "
-		    "result=tempfail error=\"%s\"", s->sid, s->ip, canonical,
-		    s->auth_mech, r < 0 ? store_error(srv->store) :
-		    "no such user");
-		if (s->locked)
-			pop3_lock_release(srv, s->maildrop);
-		s->locked = false;
-		free(s->maildrop);
-		s->maildrop = NULL;
-		s->msgs = NULL;
-		s->nmsgs = 0;
-		pop3_reply(s, "-ERR [SYS/TEMP] Couldn't open the mailbox, try "
-		    "again later.");
-		return;
-	}
-	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
-	pop3_retention_login(s);
-	pop3_session_enter(s, POP3_ST_TRANS);
-	log_info("event=pop3.login sid=%s ip=%s user=%s mech=%s result=ok "
-	    "tls=%s messages=%zu", s->sid, s->ip, canonical, s->auth_mech,
-	    conn_is_tls(s->conn) ? "yes" : "no", s->nmsgs);
-	stats_inc(STATS_POP3_LOGIN_OK);
-	pop3_reply(s, "+OK Logged in.");
 }
 
 /* ---- SASL (RFC 5034) ---- */

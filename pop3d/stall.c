@@ -2,7 +2,7 @@
  * RETR/TOP to a client that does not read: after POP3_STALL_MS without a
  * LOWAT, the session lets go of its open message (the store's chunk
  * buffer: STORE_CHUNK_SIZE, 64 KB, for a body stored in chunks; on
- * PostgreSQL fetch.c's read-ahead, up to POP3_FETCH_MEM) and keeps
+ * PostgreSQL fetch.c's read-ahead, POP3_FETCH_MEM) and keeps
  * only its output, at most POP3_OUT_HIGH plus one stuffed POP3_READ_CHUNK;
  * its next step opens the message again and reads on from body_off
  * (fetch.c pop3_fetch_step). A client that keeps reading is never

@@ -1,14 +1,15 @@
-"""On PostgreSQL, RETR and TOP read the message off pop3d's event loop
-(pop3d/fetch.c): a read that waits on the database holds up only its own
+"""On PostgreSQL, pop3d reads off its event loop (pop3d/readq.c): the
+login's listing of the maildrop (login.c) and RETR and TOP's message
+(fetch.c). A read that waits on the database holds up only its own
 session. The test holds ACCESS EXCLUSIVE locks on the tables a message is
-read from, so one session's RETR waits on the server, and checks that
-another logged-in session is served meanwhile (NOOP, STAT and LIST
-answered at once) while the RETR is still unanswered; that the RETR then
-brings the message byte for byte; that a message bigger than the
-read-ahead (POP3_FETCH_MEM, 256 KB: the rest is read on the loop) and TOP
-come through whole; and that a client that hangs up while its read waits
-costs nothing. On SQLite the reads are local and stay on the loop: the
-test runs only in suite integration-pg."""
+read from, so one session's RETR (or login) waits on the server, and
+checks that another logged-in session is served meanwhile (NOOP, STAT and
+LIST answered at once) while the first is still unanswered; that the RETR
+then brings the message byte for byte (and the login its listing); that a
+message bigger than the read-ahead (POP3_FETCH_MEM, 64 KB: the rest is
+read on the loop) and TOP come through whole; and that a client that hangs
+up while its read waits costs nothing. On SQLite the reads are local and
+stay on the loop: the test runs only in suite integration-pg."""
 
 import select
 import sys
@@ -47,7 +48,7 @@ def big_message(size):
     return head + b"\r\n".join(lines) + b"\r\n"
 
 
-class FetchOffLoop(unittest.TestCase):
+class ReadsOffLoop(unittest.TestCase):
     def setUp(self):
         self.env = ct.Env()
         self.alice_msgs = [pf.make_msg("first"), big_message(600 * 1024)]
@@ -99,6 +100,30 @@ class FetchOffLoop(unittest.TestCase):
         self.assertEqual(a.cmd("QUIT"), b"+OK Logging out.")
         self.assertEqual(b.cmd("QUIT"), b"+OK Logging out.")
 
+    def test_other_sessions_served_while_a_login_waits(self):
+        b = pf.Raw(self.env, timeout=30)
+        b.login(BOB)
+        self.lock_bodies()
+        a = pf.Raw(self.env, timeout=30)
+        self.assertTrue(a.line().startswith(b"+OK"))
+        self.assertEqual(a.cmd("USER " + ALICE), b"+OK")
+        a.send(b"PASS %s\r\nSTAT\r\n" % ct.PASSWORD.encode())
+        time.sleep(0.5)          # the listing reaches the lock
+        self.assertTrue(pending(a), "PASS answered under the lock")
+
+        t0 = time.monotonic()
+        self.assertEqual(b.cmd("NOOP"), b"+OK")
+        self.assertTrue(b.cmd("STAT").startswith(b"+OK 1 "))
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertTrue(pending(a), "PASS answered under the lock")
+
+        self.locker.commit()
+        self.assertEqual(a.line(), b"+OK Logged in.")
+        self.assertEqual(a.line(), b"+OK 2 %d" %
+                         sum(len(m) for m in self.alice_msgs))
+        self.assertEqual(a.cmd("QUIT"), b"+OK Logging out.")
+        self.assertEqual(b.cmd("QUIT"), b"+OK Logging out.")
+
     def test_client_gone_while_its_read_waits(self):
         clients = []
         for _ in range(5):
@@ -107,6 +132,12 @@ class FetchOffLoop(unittest.TestCase):
         self.lock_bodies()
         for c in clients:
             c.send(b"RETR 2\r\n")
+            c.close()
+        for _ in range(5):       # and while their listing waits
+            c = pf.Raw(self.env, timeout=30)
+            self.assertTrue(c.line().startswith(b"+OK"))
+            c.send(b"USER %s\r\nPASS %s\r\n" % (
+                ALICE.encode(), ct.PASSWORD.encode()))
             c.close()
         time.sleep(0.5)
         self.locker.commit()

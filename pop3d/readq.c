@@ -1,0 +1,90 @@
+/*
+ * pop3d's store reads off the loop, on PostgreSQL: a small pool of threads
+ * with a connection each (srv->readq), as smtpd's RCPT lookups have
+ * (smtpd/rcpt.c). On SQLite a read is microseconds of local work and runs
+ * on the loop, on its connection; on PostgreSQL every read is a round trip
+ * to the server, and on the loop it would stall every other session for
+ * as long as the network and the server take. Two reads go there: the
+ * login's listing of the maildrop (login.c; 10,000 rows for a big one)
+ * and the start of each RETR/TOP (fetch.c). A session waits for its read
+ * in POP3_IN_WAIT, as it does for a password check; it has one at most.
+ */
+#include "pop3d/pop3d.h"
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/workq.h"
+#include "store/store.h"
+
+/* Threads (one connection each), and reads queued at most; past that the
+ * command fails with [SYS/TEMP] at once rather than waiting. */
+#define POP3_READQ_THREADS	4
+#define POP3_READQ_PENDING	4096
+
+static void *pop3_readq_thread_init(void *);
+static void pop3_readq_thread_fini(void *);
+
+void
+pop3_readq_start(struct pop3_server *srv)
+{
+	if (store_locator_is_server(srv->cfg->store.locator))
+		srv->readq = workq_new(srv->base, POP3_READQ_THREADS,
+		    POP3_READQ_PENDING, pop3_readq_thread_init,
+		    pop3_readq_thread_fini, (void *)srv->cfg);
+}
+
+void
+pop3_readq_stop(struct pop3_server *srv)
+{
+	workq_free(srv->readq);
+	srv->readq = NULL;
+}
+
+bool
+pop3_readq_submit(struct pop3_session *s, void *job, workq_work_fn *work,
+    workq_done_fn *done)
+{
+	s->read_token = workq_submit(s->srv->readq, job, work, done);
+	if (s->read_token == 0)
+		return false;
+	s->input = POP3_IN_WAIT;
+	return true;
+}
+
+void
+pop3_readq_done(struct pop3_session *s, bool reconnected)
+{
+	s->read_token = 0;
+	s->input = POP3_IN_CMD;
+	if (reconnected)
+		pop3_locks_recheck(s->srv);
+}
+
+void
+pop3_readq_cancel(struct pop3_session *s)
+{
+	if (s->read_token != 0)
+		workq_cancel(s->srv->readq, s->read_token);
+	s->read_token = 0;
+}
+
+/* A thread's connection. NULL when it cannot be opened: every read on that
+ * thread then fails with [SYS/TEMP], and the next thread may do better. */
+static void *
+pop3_readq_thread_init(void *arg)
+{
+	const struct cfg *cfg = arg;
+	const char *error = NULL;
+	struct store *st;
+
+	if ((st = store_open(cfg->store.locator, &error)) == NULL)
+		log_error("event=pop3.readq error=\"store: %s\"",
+		    error != NULL ? error : "unknown");
+	return st;
+}
+
+static void
+pop3_readq_thread_fini(void *ctx)
+{
+	store_close(ctx);
+}
