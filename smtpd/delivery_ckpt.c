@@ -59,7 +59,10 @@ delivery_ckpt_tick(evutil_socket_t fd, short what, void *arg)
 int
 delivery_ckpt_start(struct delivery *d)
 {
-	struct timeval tv = { 0, DELIVERY_CKPT_MS * 1000 };
+	/* Normalised: libevent asserts on a persistent timer whose
+	 * tv_usec is 2^20 or more. */
+	struct timeval tv = { DELIVERY_CKPT_MS / 1000,
+	    (DELIVERY_CKPT_MS % 1000) * 1000 };
 
 	d->ckpt = workq_new_batch(d->base, DELIVERY_CKPT_PENDING,
 	    DELIVERY_CKPT_PENDING, delivery_ckpt_batch, NULL, NULL, NULL, d);
