@@ -3,7 +3,7 @@
  * in steps as the client drains its output (session.c resumes the step on
  * LOWAT). On SQLite every read runs on the loop, in one read snapshot per
  * callback (pop3_store_snapshot). On PostgreSQL the first POP3_FETCH_MEM
- * bytes (64 KB) are read on srv->readq (readq.c), in one statement, while
+ * bytes (64 KB) are read on a readq thread (readq.c), in one statement, while
  * the session waits: most mail fits. The rest of a bigger message is read on the loop as before
  * (64 KB chunks, a round trip each), and so is everything after a stall
  * (stall.c lets go of the read-ahead).
@@ -117,13 +117,13 @@ pop3_fetch_cmd(struct pop3_session *s, char *args, bool top)
 	}
 	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
-	if (s->srv->readq != NULL) {
+	if (s->srv->reads_off_loop) {
 		job = xcalloc(1, sizeof(*job));
 		job->s = s;
 		job->id = m->id;
 		job->want = POP3_FETCH_MEM;
-		if (!pop3_readq_submit(s, job, pop3_fetch_work,
-		    pop3_fetch_done)) {
+		if (!pop3_readq_submit(s, POP3_READQ_FETCH, job,
+		    pop3_fetch_work, pop3_fetch_done)) {
 			free(job);
 			log_warn("event=pop3.cmd sid=%s user=%s cmd=%s "
 			    "result=tempfail error=pool_full", s->sid,

@@ -53,6 +53,13 @@ struct listener;
 /* Bodies freed by the store_gc after each QUIT (keeps the write short). */
 #define POP3_GC_BOUND		16
 
+/* readq.c: the pools of reads off the loop (PostgreSQL). */
+enum pop3_readq_kind {
+	POP3_READQ_LOGIN,	/* login.c: the maildrop's listing */
+	POP3_READQ_FETCH,	/* fetch.c: RETR/TOP */
+	POP3_READQ_NKINDS
+};
+
 enum pop3_state {
 	POP3_ST_AUTH = 1 << 0,		/* AUTHORIZATION */
 	POP3_ST_TRANS = 1 << 1,		/* TRANSACTION */
@@ -149,8 +156,9 @@ struct pop3_server {
 	bool stopping;			/* SIGTERM seen */
 	struct event *stall_ev;		/* stall.c sweep timer */
 	/* PostgreSQL: the login's listing and RETR/TOP's reads on threads
-	 * with a connection each (readq.c); NULL on SQLite. */
-	struct workq *readq;
+	 * with a connection each (readq.c); NULL and false on SQLite. */
+	struct workq *readq[POP3_READQ_NKINDS];
+	bool reads_off_loop;
 	bool read_tx;			/* a read snapshot is open on store
 					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
@@ -227,6 +235,7 @@ struct pop3_session {
 					 * (util_now_ms), 0 = running */
 	struct pop3_stuff stuff;
 	uint64_t read_token;		/* readq.c's job, 0 if none */
+	enum pop3_readq_kind read_kind;	/* its pool */
 	unsigned char *fetch_mem;	/* PostgreSQL: the message's first */
 	size_t fetch_mem_len;		/* fetch_mem_len bytes, or NULL */
 
@@ -363,14 +372,14 @@ void pop3_fetch_cmd(struct pop3_session *s, char *args, bool top);
 /* Frees the read-ahead (pop3_session_free). */
 void pop3_fetch_free(struct pop3_session *s);
 
-/* readq.c: reads on threads, PostgreSQL only (srv->readq NULL: none). */
+/* readq.c: reads on threads, PostgreSQL only (srv->reads_off_loop). */
 void pop3_readq_start(struct pop3_server *srv);
 void pop3_readq_stop(struct pop3_server *srv);
 /* work(job, store) on a thread, then done(job, cancelled) on the loop,
  * which calls pop3_readq_done first unless cancelled. The session waits
  * (POP3_IN_WAIT) meanwhile. false: the queue is full, nothing submitted. */
-bool pop3_readq_submit(struct pop3_session *s, void *job,
-    workq_work_fn *work, workq_done_fn *done);
+bool pop3_readq_submit(struct pop3_session *s, enum pop3_readq_kind kind,
+    void *job, workq_work_fn *work, workq_done_fn *done);
 /* The read is back: input resumes; reconnected: the thread found the
  * server restarted (pop3_locks_recheck). */
 void pop3_readq_done(struct pop3_session *s, bool reconnected);

@@ -4,7 +4,8 @@
  * (smtpd/rcpt.c). On SQLite a read is microseconds of local work and runs
  * on the loop, on its connection; on PostgreSQL every read is a round trip
  * to the server, and on the loop it would stall every other session for
- * as long as the network and the server take. Two reads go there: the
+ * as long as the network and the server take. Two reads go there, each to
+ * a pool of its own (srv->readq[kind]): the
  * login's listing of the maildrop (login.c; 10,000 rows for a big one)
  * and the start of each RETR/TOP (fetch.c). A session waits for its read
  * in POP3_IN_WAIT, as it does for a password check; it has one at most.
@@ -16,9 +17,17 @@
 #include "common/workq.h"
 #include "store/store.h"
 
-/* Threads (one connection each), and reads queued at most; past that the
- * command fails with [SYS/TEMP] at once rather than waiting. */
-#define POP3_READQ_THREADS	4
+/*
+ * One pool per kind of read, threads with a connection each: a RETR is
+ * one short statement, a big maildrop's listing thousands of rows, and
+ * a storm of polling logins must not put every RETR behind its listings.
+ * Reads queued at most per pool; past that the command fails with
+ * [SYS/TEMP] at once rather than waiting.
+ */
+static const unsigned pop3_readq_threads[POP3_READQ_NKINDS] = {
+	[POP3_READQ_LOGIN] = 3,
+	[POP3_READQ_FETCH] = 2,
+};
 #define POP3_READQ_PENDING	4096
 
 static void *pop3_readq_thread_init(void *);
@@ -27,26 +36,33 @@ static void pop3_readq_thread_fini(void *);
 void
 pop3_readq_start(struct pop3_server *srv)
 {
-	if (store_locator_is_server(srv->cfg->store.locator))
-		srv->readq = workq_new(srv->base, POP3_READQ_THREADS,
+	if (!store_locator_is_server(srv->cfg->store.locator))
+		return;
+	for (unsigned k = 0; k < POP3_READQ_NKINDS; k++)
+		srv->readq[k] = workq_new(srv->base, pop3_readq_threads[k],
 		    POP3_READQ_PENDING, pop3_readq_thread_init,
 		    pop3_readq_thread_fini, (void *)srv->cfg);
+	srv->reads_off_loop = true;
 }
 
 void
 pop3_readq_stop(struct pop3_server *srv)
 {
-	workq_free(srv->readq);
-	srv->readq = NULL;
+	for (unsigned k = 0; k < POP3_READQ_NKINDS; k++) {
+		workq_free(srv->readq[k]);
+		srv->readq[k] = NULL;
+	}
+	srv->reads_off_loop = false;
 }
 
 bool
-pop3_readq_submit(struct pop3_session *s, void *job, workq_work_fn *work,
-    workq_done_fn *done)
+pop3_readq_submit(struct pop3_session *s, enum pop3_readq_kind kind,
+    void *job, workq_work_fn *work, workq_done_fn *done)
 {
-	s->read_token = workq_submit(s->srv->readq, job, work, done);
+	s->read_token = workq_submit(s->srv->readq[kind], job, work, done);
 	if (s->read_token == 0)
 		return false;
+	s->read_kind = kind;
 	s->input = POP3_IN_WAIT;
 	return true;
 }
@@ -64,7 +80,7 @@ void
 pop3_readq_cancel(struct pop3_session *s)
 {
 	if (s->read_token != 0)
-		workq_cancel(s->srv->readq, s->read_token);
+		workq_cancel(s->srv->readq[s->read_kind], s->read_token);
 	s->read_token = 0;
 }
 
