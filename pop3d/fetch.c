@@ -117,7 +117,7 @@ pop3_fetch_cmd(struct pop3_session *s, char *args, bool top)
 	}
 	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
-	if (s->srv->reads_off_loop) {
+	if (s->srv->readq[POP3_READQ_FETCH] != NULL) {
 		job = xcalloc(1, sizeof(*job));
 		job->s = s;
 		job->id = m->id;

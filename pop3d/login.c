@@ -2,11 +2,11 @@
  * The login's second half, once the credentials are checked: LOGIN-DELAY,
  * the maildrop lock (lock_session), then the snapshot of the maildrop
  * (every message's id, size and UIDL, in arrival order) and the user's
- * EXPIRE, then TRANSACTION. On PostgreSQL the snapshot is read on a
- * readq thread (readq.c): for a maildrop of 10,000 messages it is that many
- * rows, and on the loop a storm of polling clients would keep every other
- * session waiting. The lock stays on the loop's connection, whose locks
- * lock.c keeps.
+ * EXPIRE, then TRANSACTION. The snapshot is read on a readq thread
+ * (readq.c): for a maildrop of 10,000 messages it is that many rows, and
+ * on the loop a storm of polling clients would keep every other session
+ * waiting. The lock stays on the loop's connection, whose locks lock.c
+ * keeps.
  */
 #include "pop3d/pop3d.h"
 
@@ -77,7 +77,7 @@ pop3_session_login(struct pop3_session *s, const char *canonical)
 		s->locked = true;
 	}
 	s->maildrop = xstrdup(canonical);
-	if (!srv->reads_off_loop) {
+	if (srv->readq[POP3_READQ_LOGIN] == NULL) {
 		pop3_login_read(srv->store, canonical, &r);
 		pop3_login_listed(s, &r);
 		return;

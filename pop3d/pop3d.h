@@ -53,7 +53,7 @@ struct listener;
 /* Bodies freed by the store_gc after each QUIT (keeps the write short). */
 #define POP3_GC_BOUND		16
 
-/* readq.c: the pools of reads off the loop (PostgreSQL). */
+/* readq.c: the pools of reads off the loop. */
 enum pop3_readq_kind {
 	POP3_READQ_LOGIN,	/* login.c: the maildrop's listing */
 	POP3_READQ_FETCH,	/* fetch.c: RETR/TOP */
@@ -155,10 +155,9 @@ struct pop3_server {
 	int timeout_ms;			/* autologout (CARTEIRO_TEST_TIMEOUT_MS) */
 	bool stopping;			/* SIGTERM seen */
 	struct event *stall_ev;		/* stall.c sweep timer */
-	/* PostgreSQL: the login's listing and RETR/TOP's reads on threads
-	 * with a connection each (readq.c); NULL and false on SQLite. */
+	/* The login's listing and (PostgreSQL) RETR/TOP's reads on threads
+	 * with a connection each (readq.c); NULL: on the loop. */
 	struct workq *readq[POP3_READQ_NKINDS];
-	bool reads_off_loop;
 	bool read_tx;			/* a read snapshot is open on store
 					 * (pop3_store_snapshot) */
 	char *scratch;			/* stuffing buffer, 2*POP3_READ_CHUNK+8 */
@@ -372,7 +371,7 @@ void pop3_fetch_cmd(struct pop3_session *s, char *args, bool top);
 /* Frees the read-ahead (pop3_session_free). */
 void pop3_fetch_free(struct pop3_session *s);
 
-/* readq.c: reads on threads, PostgreSQL only (srv->reads_off_loop). */
+/* readq.c: reads on threads (srv->readq[kind] NULL: on the loop). */
 void pop3_readq_start(struct pop3_server *srv);
 void pop3_readq_stop(struct pop3_server *srv);
 /* work(job, store) on a thread, then done(job, cancelled) on the loop,
@@ -387,7 +386,7 @@ void pop3_readq_done(struct pop3_session *s, bool reconnected);
 void pop3_readq_cancel(struct pop3_session *s);
 
 /* login.c: authenticated as canonical: lock (if configured), take the
- * snapshot (on readq on PostgreSQL) and enter TRANSACTION, or reply -ERR
+ * snapshot (on a readq thread) and enter TRANSACTION, or reply -ERR
  * and stay in AUTHORIZATION. */
 void pop3_session_login(struct pop3_session *s, const char *canonical);
 

@@ -1,16 +1,18 @@
 /*
- * pop3d's store reads off the loop, on PostgreSQL: a small pool of threads
- * with a connection each (srv->readq), as smtpd's RCPT lookups have
- * (smtpd/rcpt.c). On SQLite a read is microseconds of local work and runs
- * on the loop, on its connection; on PostgreSQL every read is a round trip
- * to the server, and on the loop it would stall every other session for
- * as long as the network and the server take. Two reads go there, each to
- * a pool of its own (srv->readq[kind]): the
- * login's listing of the maildrop (login.c; 10,000 rows for a big one)
- * and the start of each RETR/TOP (fetch.c). A session waits for its read
- * in POP3_IN_WAIT, as it does for a password check; it has one at most.
+ * pop3d's store reads off the loop: pools of threads with a connection
+ * each (srv->readq[kind]), as smtpd's RCPT lookups have on PostgreSQL
+ * (smtpd/rcpt.c). A read on the loop stalls every other session for as
+ * long as it takes. The login's listing of the maildrop (login.c) is
+ * thousands of rows for a big one, on either store: a storm of polling
+ * clients would keep the loop listing. The start of each RETR/TOP
+ * (fetch.c) goes to a thread on PostgreSQL only, where it is a round trip
+ * to the server; on SQLite it is microseconds of local reads, less than
+ * the hop, and stays on the loop. A session waits for its read in
+ * POP3_IN_WAIT, as it does for a password check; it has one at most.
  */
 #include "pop3d/pop3d.h"
+
+#include <stdbool.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -36,13 +38,17 @@ static void pop3_readq_thread_fini(void *);
 void
 pop3_readq_start(struct pop3_server *srv)
 {
-	if (!store_locator_is_server(srv->cfg->store.locator))
-		return;
-	for (unsigned k = 0; k < POP3_READQ_NKINDS; k++)
+	bool server = store_locator_is_server(srv->cfg->store.locator);
+
+	for (unsigned k = 0; k < POP3_READQ_NKINDS; k++) {
+		/* SQLite: a RETR's read is microseconds, less than the
+		 * hop to a thread and back; a listing is not. */
+		if (!server && k != POP3_READQ_LOGIN)
+			continue;
 		srv->readq[k] = workq_new(srv->base, pop3_readq_threads[k],
 		    POP3_READQ_PENDING, pop3_readq_thread_init,
 		    pop3_readq_thread_fini, (void *)srv->cfg);
-	srv->reads_off_loop = true;
+	}
 }
 
 void
@@ -52,7 +58,6 @@ pop3_readq_stop(struct pop3_server *srv)
 		workq_free(srv->readq[k]);
 		srv->readq[k] = NULL;
 	}
-	srv->reads_off_loop = false;
 }
 
 bool
