@@ -2,11 +2,12 @@
  * RETR and TOP: the message read from the store, dot-stuffed, and written
  * in steps as the client drains its output (session.c resumes the step on
  * LOWAT). On SQLite every read runs on the loop, in one read snapshot per
- * callback (pop3_store_snapshot). On PostgreSQL the first POP3_FETCH_MEM
- * bytes (64 KB) are read on a readq thread (readq.c), in one statement, while
- * the session waits: most mail fits. The rest of a bigger message is read on the loop as before
- * (64 KB chunks, a round trip each), and so is everything after a stall
- * (stall.c lets go of the read-ahead).
+ * callback (pop3_store_snapshot). On PostgreSQL a message of at most
+ * POP3_FETCH_MEM bytes (64 KB, one chunk: most mail) is read whole on a
+ * readq thread (readq.c), in one statement, while the session waits. A
+ * bigger one is read on the loop as before (64 KB chunks, a round trip
+ * each), and so is anything after a stall (stall.c lets go of the
+ * read-ahead).
  */
 #include "pop3d/pop3d.h"
 
@@ -117,7 +118,11 @@ pop3_fetch_cmd(struct pop3_session *s, char *args, bool top)
 	}
 	s->fetch_idx = idx;
 	pop3_stuff_init(&s->stuff, top, lines);
-	if (s->srv->readq[POP3_READQ_FETCH] != NULL) {
+	/* A bigger message stays on the loop: a read-ahead held by a
+	 * client that does not read would cost memory on top of the open
+	 * body that reads the rest. */
+	if (s->srv->readq[POP3_READQ_FETCH] != NULL &&
+	    m->size <= POP3_FETCH_MEM) {
 		job = xcalloc(1, sizeof(*job));
 		job->s = s;
 		job->id = m->id;

@@ -42,10 +42,9 @@ struct listener;
 #define POP3_INPUT_PAUSE	(16 * 1024)
 /* Bytes read from the store per step of RETR/TOP. */
 #define POP3_READ_CHUNK		(16 * 1024)
-/* PostgreSQL: RETR/TOP reads this much of a message on a readq thread
- * (fetch.c), the rest on the loop. One chunk: one statement (the body's
- * first chunk comes with the message's row), and as much memory as an
- * open body's chunk buffer on the loop path. */
+/* PostgreSQL: RETR/TOP reads a message of at most this size on a readq
+ * thread (fetch.c), a bigger one on the loop. One chunk: one statement
+ * (the body's first chunk comes with the message's row). */
 #define POP3_FETCH_MEM		STORE_CHUNK_SIZE
 /* A RETR/TOP whose client has not read for this long lets go of its open
  * message until it reads again (stall.c). */

@@ -6,9 +6,9 @@ read from, so one session's RETR (or login) waits on the server, and
 checks that another logged-in session is served meanwhile (NOOP, STAT and
 LIST answered at once) while the first is still unanswered; that the RETR
 then brings the message byte for byte (and the login its listing); that a
-message bigger than the read-ahead (POP3_FETCH_MEM, 64 KB: the rest is
-read on the loop) and TOP come through whole; and that a client that hangs
-up while its read waits costs nothing. On SQLite the reads are local and
+message bigger than POP3_FETCH_MEM (64 KB, read on the loop) and TOP come
+through whole after it; and that a client that hangs up while its read
+waits costs nothing. On SQLite the reads are local and
 stay on the loop: the test runs only in suite integration-pg."""
 
 import select
@@ -131,7 +131,7 @@ class ReadsOffLoop(unittest.TestCase):
             clients[-1].login(ALICE)
         self.lock_bodies()
         for c in clients:
-            c.send(b"RETR 2\r\n")
+            c.send(b"RETR 1\r\n")
             c.close()
         for _ in range(5):       # and while their listing waits
             c = pf.Raw(self.env, timeout=30)
