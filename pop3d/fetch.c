@@ -45,7 +45,7 @@ static void pop3_fetch_work(void *, void *);
 static void pop3_fetch_done(void *, bool);
 
 void
-pop3_fetch_free(struct pop3_session *s)
+pop3_fetch_readahead_free(struct pop3_session *s)
 {
 	free(s->fetch_mem);
 	s->fetch_mem = NULL;
@@ -279,9 +279,7 @@ pop3_fetch_step(struct pop3_session *s)
 		conn_write(s->conn, srv->scratch, n);
 		store_body_close(s->body);
 		s->body = NULL;
-		free(s->fetch_mem);
-		s->fetch_mem = NULL;
-		s->fetch_mem_len = 0;
+		pop3_fetch_readahead_free(s);
 		s->cmd_bytes += n;
 		/* pop3.disconnect counts TOP as RETR: fetchmail downloads
 		 * through TOP (issue #11 item 12). Bytes of the whole

@@ -367,8 +367,9 @@ struct store_msg *pop3_cmd_msg(struct pop3_session *s, const char *arg,
 
 /* fetch.c: RETR and TOP. */
 void pop3_fetch_cmd(struct pop3_session *s, char *args, bool top);
-/* Frees the read-ahead (pop3_session_free). */
-void pop3_fetch_free(struct pop3_session *s);
+/* Frees the read-ahead, s->fetch_mem (the response's end, a stall,
+ * pop3_session_free). */
+void pop3_fetch_readahead_free(struct pop3_session *s);
 
 /* readq.c: reads on threads (srv->readq[kind] NULL: on the loop). */
 void pop3_readq_start(struct pop3_server *srv);

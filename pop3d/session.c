@@ -134,7 +134,7 @@ pop3_session_free(struct pop3_session *s, const char *reason)
 	if (s->body != NULL)
 		store_body_close(s->body);
 	pop3_readq_cancel(s);
-	pop3_fetch_free(s);
+	pop3_fetch_readahead_free(s);
 	if (s->locked)
 		pop3_lock_release(srv, s->maildrop);
 	conn_free(s->conn);

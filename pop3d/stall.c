@@ -42,9 +42,7 @@ pop3_stall_cb(evutil_socket_t fd, short what, void *arg)
 		s->body = NULL;
 		/* fetch.c's read-ahead on PostgreSQL: the rest comes from
 		 * the store on the loop. */
-		free(s->fetch_mem);
-		s->fetch_mem = NULL;
-		s->fetch_mem_len = 0;
+		pop3_fetch_readahead_free(s);
 		n++;
 	}
 	if (n == 0)
